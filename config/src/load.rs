@@ -1,0 +1,261 @@
+//! Reading a TOML file into the [`Config`] model, with positions in errors.
+//!
+//! The text is parsed twice: once into toml's spanned document, which gives
+//! the source span of every key, and once by serde into the model. Any error
+//! (syntax, unknown key, wrong type, an address that does not parse, or a
+//! semantic check from [`Config::validate`]) is mapped back to the field
+//! path and the line and column where that field is written.
+use crate::error::{ConfigError, ConfigErrors};
+use crate::model::{Config, Strictness};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// Reads and validates a configuration file.
+pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError { file: Some(name.clone()), line: None, column: None, field: String::new(), message: format!("cannot read: {e}") })?;
+    from_str(&text, &name)
+}
+
+/// Parses and validates configuration text; `file` names it in errors.
+pub fn from_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    let locate = |span: Option<Range<usize>>, field: String, message: String| {
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = line_col(text, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError { file: Some(file.to_string()), line, column, field, message }
+    };
+
+    let doc = DeTable::parse(text).map_err(|e| locate(e.span(), String::new(), e.message().trim().to_string()))?;
+    let mut index = Index::new();
+    walk_table(doc.get_ref(), "", &mut index);
+
+    let mut cfg: Config = toml::from_str(text).map_err(|e| {
+        let span = e.span();
+        let field = span.as_ref().map(|s| innermost(&index, s)).unwrap_or_default();
+        locate(span, field, e.message().trim().to_string())
+    })?;
+
+    for (i, p) in cfg.ports.iter_mut().enumerate() {
+        p.device_line = index.get(&format!("ports[{i}].device")).map(|(s, _)| line_col(text, s.start).0);
+    }
+
+    cfg.validate(Strictness::File).map_err(|errs| {
+        ConfigErrors(
+            errs.0
+                .into_iter()
+                .map(|e| {
+                    let span = lookup(&index, &e.field);
+                    locate(span, e.field, e.message)
+                })
+                .collect(),
+        )
+    })?;
+    Ok(cfg)
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, col)
+}
+
+/// Field path -> (where to report it, the whole extent of key and value).
+type Index = BTreeMap<String, (Range<usize>, Range<usize>)>;
+
+/// Records the spans of every key and array element under `prefix`.
+fn walk_table(t: &DeTable<'_>, prefix: &str, index: &mut Index) {
+    for (k, v) in t.iter() {
+        let path = if prefix.is_empty() { k.get_ref().to_string() } else { format!("{prefix}.{}", k.get_ref()) };
+        // Report scalars at their value, tables and arrays at their key
+        // (where an operator looks); match errors against the whole extent.
+        let report = match v.get_ref() {
+            DeValue::Table(_) | DeValue::Array(_) => k.span(),
+            _ => v.span(),
+        };
+        let whole = k.span().start.min(v.span().start)..k.span().end.max(v.span().end);
+        index.insert(path.clone(), (report, whole));
+        walk_value(v, &path, index);
+    }
+}
+
+fn walk_value(v: &Spanned<DeValue<'_>>, path: &str, index: &mut Index) {
+    match v.get_ref() {
+        DeValue::Table(t) => walk_table(t, path, index),
+        DeValue::Array(a) => {
+            for (i, item) in a.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                index.insert(p.clone(), (item.span(), item.span()));
+                walk_value(item, &p, index);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The deepest recorded path whose extent contains `span`.
+fn innermost(index: &Index, span: &Range<usize>) -> String {
+    index
+        .iter()
+        .filter(|(_, (_, w))| w.start <= span.start && span.start < w.end.max(w.start + 1))
+        .max_by_key(|(p, (_, w))| (p.matches(['.', '[']).count(), usize::MAX - (w.end - w.start)))
+        .map(|(p, _)| p.clone())
+        .unwrap_or_default()
+}
+
+/// The report span of `field`, or of its nearest written ancestor (a
+/// missing key is reported at the table that lacks it).
+fn lookup(index: &Index, field: &str) -> Option<Range<usize>> {
+    let mut f = field.to_string();
+    loop {
+        if let Some((s, _)) = index.get(&f) {
+            return Some(s.clone());
+        }
+        let cut = f.rfind(['.', '['])?;
+        f.truncate(cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    const GOOD: &str = r#"
+[dataplane]
+workers = 1
+idle_backoff_us = 200
+
+[[ports]]
+name = "client"
+device = "net_tap0,iface=rvsc"
+addresses = ["198.18.0.1/24"]
+
+[[ports]]
+name = "server"
+device = "net_tap1,iface=rvss"
+addresses = ["198.18.1.1/24"]
+
+[[services]]
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+scheduler = "wrr"
+forwarding = "nat"
+
+[[services.real_servers]]
+address = "198.18.1.11"
+port = 8080
+weight = 2
+
+[[services.real_servers]]
+address = "198.18.1.12"
+port = 8080
+"#;
+
+    fn refuse(text: &str) -> ConfigError {
+        from_str(text, "rvs.toml").expect_err("config should be refused").0.remove(0)
+    }
+
+    #[test]
+    fn accepts_a_good_file() {
+        let c = from_str(GOOD, "rvs.toml").unwrap();
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.ports[0].device_line, Some(8));
+        let s = &c.services[0];
+        assert_eq!(s.scheduler, SchedulerKind::Wrr);
+        assert_eq!(s.real_servers[0].weight, 2);
+        assert_eq!(s.real_servers[1].weight, 1);
+        assert_eq!(c.dataplane.idle_backoff_us, 200);
+        assert_eq!(c.egress_for("198.18.1.11".parse().unwrap()), Some((1, "198.18.1.11".parse().unwrap())));
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let e = refuse("[dataplane\nworkers = 1\n");
+        assert_eq!(e.line, Some(1));
+        assert_eq!(e.file.as_deref(), Some("rvs.toml"));
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_line() {
+        let text = GOOD.replace("weight = 2", "wieght = 2");
+        let e = refuse(&text);
+        assert!(e.message.contains("wieght"), "{e}");
+        assert_eq!(e.line, Some(26), "{e}");
+        assert!(e.field.starts_with("services[0].real_servers[0]"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_names_the_field() {
+        let text = GOOD.replace("198.18.1.12", "198.18.1.x");
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[0].real_servers[1].address", "{e}");
+        assert_eq!(e.line, Some(29), "{e}");
+        let s = e.to_string();
+        assert!(s.starts_with("rvs.toml:29:"), "{s}");
+    }
+
+    #[test]
+    fn service_without_real_servers_is_refused() {
+        let cut = GOOD.find("[[services.real_servers]]").unwrap();
+        let e = refuse(&GOOD[..cut]);
+        assert_eq!(e.field, "services[0].real_servers");
+        assert!(e.message.contains("no real servers"), "{e}");
+        assert_eq!(e.line, Some(16), "{e}"); // reported at the service's [[services]] header
+    }
+
+    #[test]
+    fn semantic_errors_have_lines() {
+        let text = GOOD.replace("address = \"198.18.1.11\"", "address = \"203.0.113.5\"");
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[0].real_servers[0].address");
+        assert!(e.message.contains("not reachable"), "{e}");
+        assert_eq!(e.line, Some(24), "{e}");
+
+        let text = GOOD.replace("scheduler = \"wrr\"", "scheduler = \"fastest\"");
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[0].scheduler", "{e}");
+        assert_eq!(e.line, Some(20));
+
+        let text = GOOD.replace("addresses = [\"198.18.1.1/24\"]", "addresses = [\"198.18.1.1/40\"]");
+        let e = refuse(&text);
+        assert!(e.field.starts_with("ports[1].addresses"), "{e}");
+        assert_eq!(e.line, Some(14));
+    }
+
+    #[test]
+    fn neighbor_on_missing_port() {
+        let text = format!("{GOOD}\n[[neighbors]]\naddress = \"198.18.1.11\"\nmac = \"02:00:00:00:00:0b\"\nport = \"nope\"\n");
+        let e = refuse(&text);
+        assert_eq!(e.field, "neighbors[0].port");
+        assert!(e.message.contains("no port named"));
+    }
+
+    #[test]
+    fn dr_cannot_change_port_and_families_must_match() {
+        let text = GOOD.replace("forwarding = \"nat\"", "forwarding = \"dr\"");
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[0].real_servers[0].port", "{e}");
+        let text = GOOD.replace("address = \"198.18.1.11\"", "address = \"2001:db8::11\"");
+        let e = refuse(&text);
+        assert!(e.message.contains("family"), "{e}");
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let text = GOOD.replace("weight = 2", "weight = 70000").replace("port = 80\n", "port = 0\n");
+        let errs = from_str(&text, "rvs.toml").unwrap_err();
+        assert!(errs.0.len() >= 2, "{errs}");
+    }
+}

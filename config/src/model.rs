@@ -1,0 +1,956 @@
+//! The typed configuration: what rvsd runs and what the control socket edits.
+//!
+//! Everything here is already parsed (addresses, prefixes, enums). The same
+//! types travel over the control socket as JSON, so they derive serde with
+//! the names an operator writes in the TOML file.
+use crate::error::{ConfigError, ConfigErrors};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Management: control socket, metrics.
+    #[serde(default)]
+    pub daemon: Daemon,
+    /// Worker cores, buffers, session tables.
+    #[serde(default)]
+    pub dataplane: Dataplane,
+    /// Network ports (DPDK devices) and their addresses.
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    /// Static neighbour entries (MAC addresses that are never resolved).
+    #[serde(default)]
+    pub neighbors: Vec<StaticNeighbor>,
+    /// Static routes beyond each port's connected networks and gateway.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Virtual services and their real servers.
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+/// Management-thread settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Daemon {
+    /// Unix control socket path.
+    pub control_socket: PathBuf,
+    /// Socket file mode (octal in TOML as a string, e.g. "0600").
+    #[serde(with = "octal_mode")]
+    pub socket_mode: u32,
+    /// Group owning the socket (name or number); none keeps root's.
+    pub socket_group: Option<String>,
+    /// Peer uids allowed to use the socket (root is always allowed).
+    pub allowed_uids: Vec<u32>,
+    /// Peer gids allowed to use the socket.
+    pub allowed_gids: Vec<u32>,
+    /// Prometheus listener; `None` disables it.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon {
+            control_socket: PathBuf::from("/run/rvs/rvsd.sock"),
+            socket_mode: 0o600,
+            socket_group: None,
+            allowed_uids: Vec::new(),
+            allowed_gids: Vec::new(),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9580))),
+        }
+    }
+}
+
+mod octal_mode {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:04o}"))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let s = String::deserialize(d)?;
+        u32::from_str_radix(s.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an octal file mode such as \"0600\"")))
+    }
+}
+
+/// What a full session table does with a new flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenFull {
+    /// Drop the new flow (counted as `session_table_full`).
+    #[default]
+    Refuse,
+    /// Forward it without a session, by a Maglev hash of its 5-tuple
+    /// (Katran's approach); full-NAT services refuse instead.
+    Stateless,
+}
+
+/// Dataplane settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dataplane {
+    /// Number of worker lcores; each owns one RX and one TX queue per port.
+    pub workers: u16,
+    /// EAL `--lcores` map (e.g. "0@0,1@1,2@1"); default: main on lcore 0 and
+    /// workers on lcores 1..=workers.
+    pub lcores: Option<String>,
+    /// When a worker finds no packet for this many microseconds in a row it
+    /// sleeps that long between polls. 0 polls flat out (production); tests
+    /// and shared machines set e.g. 200.
+    pub idle_backoff_us: u32,
+    /// Mbufs in the pool (shared by all ports and workers).
+    pub mbufs: u32,
+    /// RX and TX descriptors per queue.
+    pub descriptors: u16,
+    /// IPv4 sessions per worker (preallocated).
+    pub sessions_per_worker: u32,
+    /// IPv6 sessions per worker (preallocated).
+    pub sessions_v6_per_worker: u32,
+    /// Default behaviour of a full session table.
+    pub when_full: WhenFull,
+    /// Use hugepages (false runs EAL with `--no-huge`).
+    pub hugepages: bool,
+    /// Extra EAL arguments, appended last.
+    pub eal_args: Vec<String>,
+    /// TTL / hop limit of tunnel outer headers.
+    pub tunnel_ttl: u8,
+    /// Maximum number of real servers (sizes per-core counter arrays).
+    pub max_real_servers: u32,
+    /// Maximum number of virtual services.
+    pub max_services: u32,
+    /// First port of the full-NAT local port range (split among workers).
+    pub fullnat_port_min: u16,
+    /// Last port of the full-NAT local port range.
+    pub fullnat_port_max: u16,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            workers: 1,
+            lcores: None,
+            idle_backoff_us: 0,
+            mbufs: 16383,
+            descriptors: 1024,
+            sessions_per_worker: 1 << 20,
+            sessions_v6_per_worker: 1 << 16,
+            when_full: WhenFull::Refuse,
+            hugepages: true,
+            eal_args: Vec::new(),
+            tunnel_ttl: 64,
+            max_real_servers: 4096,
+            max_services: 1024,
+            fullnat_port_min: 1024,
+            fullnat_port_max: 32767,
+        }
+    }
+}
+
+/// An address with its prefix length, written "198.18.0.1/24".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InterfaceAddr {
+    /// The address.
+    pub addr: IpAddr,
+    /// Prefix length of the connected network.
+    pub prefix: u8,
+}
+
+impl InterfaceAddr {
+    /// True when `ip` is on this connected network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        prefix_contains(self.addr, self.prefix, ip)
+    }
+}
+
+/// True when `ip` lies in `net/prefix` (same family).
+pub fn prefix_contains(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
+            u32::from(n) & m == u32::from(a) & m
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix.min(128))) };
+            u128::from(n) & m == u128::from(a) & m
+        }
+        _ => false,
+    }
+}
+
+impl fmt::Display for InterfaceAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for InterfaceAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} is not address/prefix (e.g. \"198.18.0.1/24\")"))?;
+        let addr: IpAddr = a.parse().map_err(|_| format!("{a:?} is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = p.parse().ok().filter(|p| *p <= max).ok_or_else(|| format!("prefix length {p:?} is not 0..={max}"))?;
+        Ok(InterfaceAddr { addr, prefix })
+    }
+}
+
+macro_rules! serde_via_string {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_via_string!(InterfaceAddr);
+
+/// A MAC address, written "02:00:00:00:00:01".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
+}
+
+impl FromStr for Mac {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in &mut out {
+            let p = parts.next().ok_or_else(|| format!("{s:?} is not a MAC address (six hex octets)"))?;
+            if p.len() != 2 {
+                return Err(format!("{s:?} is not a MAC address (six hex octets)"));
+            }
+            *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?} is not a MAC address (six hex octets)"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("{s:?} is not a MAC address (six hex octets)"));
+        }
+        Ok(Mac(out))
+    }
+}
+serde_via_string!(Mac);
+
+/// A network port: one DPDK device and the addresses rvs owns on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    /// Port name used in logs, statistics and references.
+    pub name: String,
+    /// DPDK device: a PCI address ("0000:03:00.0") or a vdev with its
+    /// arguments ("net_tap0,iface=rvs0").
+    pub device: String,
+    /// The balancer's own addresses on this port, with prefix lengths.
+    #[serde(default)]
+    pub addresses: Vec<InterfaceAddr>,
+    /// Override the port's MAC address.
+    #[serde(default)]
+    pub mac: Option<Mac>,
+    /// IP MTU of the link.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// IPv4 default gateway reached through this port.
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    /// IPv6 default gateway reached through this port.
+    #[serde(default)]
+    pub gateway6: Option<IpAddr>,
+    /// Name of a kernel interface (TAP) that carries the balancer's own
+    /// traffic (health checks, SSH, ...) between this port and the kernel.
+    #[serde(default)]
+    pub kernel_interface: Option<String>,
+    /// Line of the `device` key in the file, for error messages.
+    #[serde(skip)]
+    pub device_line: Option<usize>,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+impl Port {
+    /// True for a PCI address (domain:bus:dev.fn or bus:dev.fn).
+    pub fn is_pci(&self) -> bool {
+        let d = self.device.split(',').next().unwrap_or("");
+        let parts: Vec<&str> = d.split(':').collect();
+        (parts.len() == 2 || parts.len() == 3) && d.contains('.') && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit() || c == '.'))
+    }
+}
+
+/// A neighbour whose MAC is configured, never resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticNeighbor {
+    /// The neighbour's IP address.
+    pub address: IpAddr,
+    /// Its MAC address.
+    pub mac: Mac,
+    /// The port it is on.
+    pub port: String,
+}
+
+/// A static route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Destination prefix.
+    pub prefix: InterfaceAddr,
+    /// Next hop (on a connected network of some port).
+    pub via: IpAddr,
+}
+
+/// L4 protocol of a virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP (`ipvsadm -t`).
+    Tcp,
+    /// UDP (`ipvsadm -u`).
+    Udp,
+}
+
+impl Protocol {
+    /// IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        })
+    }
+}
+
+/// How packets reach a real server (LVS's forwarding methods plus full NAT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forwarding {
+    /// Destination NAT; real servers route replies through rvs (`-m`).
+    #[serde(alias = "masq", alias = "masquerading")]
+    Nat,
+    /// Direct routing: only the MAC changes; replies bypass rvs (`-g`).
+    #[serde(alias = "route", alias = "gate", alias = "direct")]
+    Dr,
+    /// IP-in-IP tunnel; replies bypass rvs (`-i`).
+    #[serde(alias = "tun", alias = "ipip")]
+    Tunnel,
+    /// Destination plus source NAT to a local address (DPVS's FNAT).
+    #[serde(alias = "fnat")]
+    FullNat,
+}
+
+impl Forwarding {
+    /// ipvsadm's "Forward" column word.
+    pub fn ipvsadm_name(self) -> &'static str {
+        match self {
+            Forwarding::Nat => "Masq",
+            Forwarding::Dr => "Route",
+            Forwarding::Tunnel => "Tunnel",
+            Forwarding::FullNat => "FullNat",
+        }
+    }
+}
+
+impl fmt::Display for Forwarding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Forwarding::Nat => "nat",
+            Forwarding::Dr => "dr",
+            Forwarding::Tunnel => "tunnel",
+            Forwarding::FullNat => "fullnat",
+        })
+    }
+}
+
+/// Scheduler, by its ipvsadm name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerKind {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connections.
+    Lc,
+    /// Weighted least connections (ipvsadm's default).
+    Wlc,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Source hashing.
+    Sh,
+    /// Destination hashing.
+    Dh,
+    /// Maglev hashing.
+    Mh,
+}
+
+impl SchedulerKind {
+    /// Every scheduler.
+    pub const ALL: [SchedulerKind; 9] = [
+        SchedulerKind::Rr,
+        SchedulerKind::Wrr,
+        SchedulerKind::Lc,
+        SchedulerKind::Wlc,
+        SchedulerKind::Sed,
+        SchedulerKind::Nq,
+        SchedulerKind::Sh,
+        SchedulerKind::Dh,
+        SchedulerKind::Mh,
+    ];
+    /// The ipvsadm name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Rr => "rr",
+            SchedulerKind::Wrr => "wrr",
+            SchedulerKind::Lc => "lc",
+            SchedulerKind::Wlc => "wlc",
+            SchedulerKind::Sed => "sed",
+            SchedulerKind::Nq => "nq",
+            SchedulerKind::Sh => "sh",
+            SchedulerKind::Dh => "dh",
+            SchedulerKind::Mh => "mh",
+        }
+    }
+}
+
+impl fmt::Display for SchedulerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SchedulerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SchedulerKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown scheduler {s:?} (one of rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"))
+    }
+}
+
+/// Client persistence (`ipvsadm -p timeout -M netmask`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persistence {
+    /// Seconds a client keeps its real server after its last connection ends.
+    pub timeout: u32,
+    /// Prefix length grouping clients (`-M`): 24 keeps a whole IPv4 /24 on
+    /// one real server. Absent: the full address (one client).
+    #[serde(default)]
+    pub netmask: Option<u8>,
+}
+
+impl Persistence {
+    /// The effective prefix length for a service of the given family.
+    pub fn prefix(&self, v6: bool) -> u8 {
+        let max = if v6 { 128 } else { 32 };
+        self.netmask.unwrap_or(max).min(max)
+    }
+}
+
+/// Session timeouts in seconds (IPVS defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Established TCP.
+    pub tcp_established: u32,
+    /// Half-open TCP (SYN seen).
+    pub tcp_syn: u32,
+    /// Half-open TCP when the session table is over 3/4 full.
+    pub tcp_syn_under_pressure: u32,
+    /// Closing TCP (FIN seen).
+    pub tcp_fin: u32,
+    /// Closed TCP (RST, or FIN both ways and the last ACK).
+    pub tcp_close: u32,
+    /// UDP.
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { tcp_established: 900, tcp_syn: 120, tcp_syn_under_pressure: 3, tcp_fin: 120, tcp_close: 10, udp: 300 }
+    }
+}
+
+/// A real server behind a virtual service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServer {
+    /// Its address.
+    pub address: IpAddr,
+    /// Its port (defaults to the service's port).
+    #[serde(default)]
+    pub port: u16,
+    /// Scheduling weight; 0 drains (no new connections).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Forwarding method; defaults to the service's.
+    #[serde(default)]
+    pub forwarding: Option<Forwarding>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// The identity of a virtual service, as ipvsadm prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServiceKey {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Virtual IP.
+    pub vip: IpAddr,
+    /// Virtual port.
+    pub port: u16,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.vip {
+            IpAddr::V4(a) => write!(f, "{} {}:{}", self.protocol, a, self.port),
+            IpAddr::V6(a) => write!(f, "{} [{}]:{}", self.protocol, a, self.port),
+        }
+    }
+}
+
+/// A virtual service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Optional name for logs and metrics.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Virtual IP address.
+    pub vip: IpAddr,
+    /// Virtual port.
+    pub port: u16,
+    /// L4 protocol.
+    pub protocol: Protocol,
+    /// Scheduler.
+    #[serde(default = "default_scheduler")]
+    pub scheduler: SchedulerKind,
+    /// Maglev lookup table size (a prime).
+    #[serde(default = "default_mh_table_size")]
+    pub mh_table_size: u32,
+    /// sh/dh/mh: when the chosen real server is unavailable, use the next one.
+    #[serde(default)]
+    pub hash_fallback: bool,
+    /// sh/mh: hash the source port as well as the source address.
+    #[serde(default)]
+    pub hash_port: bool,
+    /// Default forwarding method of its real servers.
+    #[serde(default = "default_forwarding")]
+    pub forwarding: Forwarding,
+    /// Client persistence.
+    #[serde(default)]
+    pub persistence: Option<Persistence>,
+    /// Session timeouts.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Full NAT: source addresses for the server side (default: the
+    /// address of the port that reaches the real server).
+    #[serde(default)]
+    pub local_addresses: Vec<IpAddr>,
+    /// Overrides `dataplane.when_full` for this service.
+    #[serde(default)]
+    pub when_full: Option<WhenFull>,
+    /// Create sessions for TCP packets other than SYN (like IPVS's
+    /// `sloppy_tcp`); useful after a failover.
+    #[serde(default)]
+    pub sloppy_tcp: bool,
+    /// Real servers.
+    #[serde(default)]
+    pub real_servers: Vec<RealServer>,
+}
+
+fn default_scheduler() -> SchedulerKind {
+    SchedulerKind::Wlc
+}
+fn default_mh_table_size() -> u32 {
+    65537
+}
+fn default_forwarding() -> Forwarding {
+    Forwarding::Nat
+}
+
+impl Service {
+    /// A service with defaults for everything but its identity.
+    pub fn new(protocol: Protocol, vip: IpAddr, port: u16) -> Self {
+        Service {
+            name: None,
+            vip,
+            port,
+            protocol,
+            scheduler: default_scheduler(),
+            mh_table_size: default_mh_table_size(),
+            hash_fallback: false,
+            hash_port: false,
+            forwarding: default_forwarding(),
+            persistence: None,
+            timeouts: Timeouts::default(),
+            local_addresses: Vec::new(),
+            when_full: None,
+            sloppy_tcp: false,
+            real_servers: Vec::new(),
+        }
+    }
+
+    /// The service's identity.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey { protocol: self.protocol, vip: self.vip, port: self.port }
+    }
+
+    /// The forwarding method a real server uses.
+    pub fn forwarding_of(&self, rs: &RealServer) -> Forwarding {
+        rs.forwarding.unwrap_or(self.forwarding)
+    }
+
+    /// The real server's effective port (0 means "the service's").
+    pub fn port_of(&self, rs: &RealServer) -> u16 {
+        if rs.port == 0 {
+            self.port
+        } else {
+            rs.port
+        }
+    }
+}
+
+/// True when `n` is prime (for Maglev table sizes).
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let mut d = 2u64;
+    while d * d <= u64::from(n) {
+        if u64::from(n) % d == 0 {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}
+
+/// How strict [`Config::validate`] is about incomplete services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strictness {
+    /// A configuration file: every service needs real servers.
+    File,
+    /// Live changes through the control socket: a service may be empty for a
+    /// while (as with `ipvsadm -A` before `-a`); its packets are dropped as
+    /// `no_backend`.
+    Live,
+}
+
+impl Config {
+    /// Checks everything that involves more than one field. Errors carry the
+    /// field path; the file loader adds lines.
+    pub fn validate(&self, strictness: Strictness) -> Result<(), ConfigErrors> {
+        let mut errs = Vec::new();
+        let mut err = |field: String, msg: String| errs.push(ConfigError::new(field, msg));
+        let dp = &self.dataplane;
+        if dp.workers == 0 || dp.workers > 64 {
+            err("dataplane.workers".into(), format!("{} is not 1..=64", dp.workers));
+        }
+        if dp.mbufs < 1024 {
+            err("dataplane.mbufs".into(), format!("{} is too few (at least 1024)", dp.mbufs));
+        }
+        if !dp.descriptors.is_power_of_two() || dp.descriptors < 64 {
+            err("dataplane.descriptors".into(), format!("{} is not a power of two >= 64", dp.descriptors));
+        }
+        if dp.sessions_per_worker < 1024 {
+            err("dataplane.sessions_per_worker".into(), format!("{} is too few (at least 1024)", dp.sessions_per_worker));
+        }
+        if dp.sessions_v6_per_worker < 1024 {
+            err("dataplane.sessions_v6_per_worker".into(), format!("{} is too few (at least 1024)", dp.sessions_v6_per_worker));
+        }
+        if dp.tunnel_ttl == 0 {
+            err("dataplane.tunnel_ttl".into(), "must be at least 1".into());
+        }
+        if dp.fullnat_port_min == 0 || dp.fullnat_port_min > dp.fullnat_port_max {
+            err("dataplane.fullnat_port_min".into(), format!("range {}..={} is empty or starts at 0", dp.fullnat_port_min, dp.fullnat_port_max));
+        } else if u32::from(dp.fullnat_port_max - dp.fullnat_port_min) + 1 < u32::from(dp.workers) * 64 {
+            err("dataplane.fullnat_port_max".into(), "range gives fewer than 64 ports per worker".into());
+        }
+        if dp.max_real_servers == 0 || dp.max_real_servers > 1 << 16 {
+            err("dataplane.max_real_servers".into(), format!("{} is not 1..=65536", dp.max_real_servers));
+        }
+        if dp.max_services == 0 || dp.max_services > 1 << 16 {
+            err("dataplane.max_services".into(), format!("{} is not 1..=65536", dp.max_services));
+        }
+
+        if self.ports.is_empty() {
+            err("ports".into(), "at least one port is required".into());
+        }
+        let mut names = HashSet::new();
+        let mut own = HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let f = |k: &str| format!("ports[{i}].{k}");
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                err(f("name"), format!("{:?} must be non-empty letters, digits, '-' or '_'", p.name));
+            } else if !names.insert(p.name.as_str()) {
+                err(f("name"), format!("port name {:?} is used twice", p.name));
+            }
+            if p.device.trim().is_empty() {
+                err(f("device"), "must name a PCI address or a vdev (e.g. \"net_tap0,iface=rvs0\")".into());
+            }
+            if p.addresses.is_empty() {
+                err(f("addresses"), "a port needs at least one address (it is the source of ARP and ND)".into());
+            }
+            for (j, a) in p.addresses.iter().enumerate() {
+                if !own.insert(a.addr) {
+                    err(format!("ports[{i}].addresses[{j}]"), format!("{} is configured twice", a.addr));
+                }
+                if a.addr.is_multicast() || a.addr.is_unspecified() || a.addr.is_loopback() {
+                    err(format!("ports[{i}].addresses[{j}]"), format!("{} cannot be a port address", a.addr));
+                }
+            }
+            if !(1280..=9000).contains(&p.mtu) {
+                err(f("mtu"), format!("{} is not 1280..=9000", p.mtu));
+            }
+            for (k, gw, v6) in [("gateway", p.gateway, false), ("gateway6", p.gateway6, true)] {
+                if let Some(g) = gw {
+                    if g.is_ipv6() != v6 {
+                        err(f(k), format!("{g} is not an IPv{} address", if v6 { 6 } else { 4 }));
+                    } else if !p.addresses.iter().any(|a| a.contains(g)) {
+                        err(f(k), format!("{g} is not on a network of this port"));
+                    }
+                }
+            }
+            if let Some(k) = &p.kernel_interface {
+                if k.is_empty() || k.len() > 15 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+                    err(f("kernel_interface"), format!("{k:?} is not a valid interface name (1-15 characters)"));
+                }
+            }
+        }
+        for (i, n) in self.neighbors.iter().enumerate() {
+            match self.ports.iter().find(|p| p.name == n.port) {
+                None => err(format!("neighbors[{i}].port"), format!("no port named {:?}", n.port)),
+                Some(p) if !p.addresses.iter().any(|a| a.contains(n.address)) => {
+                    err(format!("neighbors[{i}].address"), format!("{} is not on a network of port {:?}", n.address, n.port))
+                }
+                Some(_) => {}
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.prefix.addr.is_ipv4() != r.via.is_ipv4() {
+                err(format!("routes[{i}].via"), format!("{} is not of the prefix's address family", r.via));
+            } else if self.connected_port(r.via).is_none() {
+                err(format!("routes[{i}].via"), format!("{} is not on a network of any port", r.via));
+            }
+        }
+
+        if self.services.len() > dp.max_services as usize {
+            err("services".into(), format!("{} services exceed dataplane.max_services = {}", self.services.len(), dp.max_services));
+        }
+        let total_rs: usize = self.services.iter().map(|s| s.real_servers.len()).sum();
+        if total_rs > dp.max_real_servers as usize {
+            err("services".into(), format!("{total_rs} real servers exceed dataplane.max_real_servers = {}", dp.max_real_servers));
+        }
+        let mut keys = HashSet::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let f = |k: &str| format!("services[{i}].{k}");
+            if !keys.insert(s.key()) {
+                err(f("vip"), format!("service {} is defined twice", s.key()));
+            }
+            if s.port == 0 {
+                err(f("port"), "must be 1..=65535".into());
+            }
+            if s.vip.is_multicast() || s.vip.is_unspecified() || s.vip.is_loopback() {
+                err(f("vip"), format!("{} cannot be a virtual address", s.vip));
+            }
+            if own.contains(&s.vip) {
+                err(f("vip"), format!("{} is a port address; a VIP must be an address of its own", s.vip));
+            }
+            if s.scheduler == SchedulerKind::Mh && (!is_prime(s.mh_table_size) || !(7..=10_000_019).contains(&s.mh_table_size)) {
+                err(f("mh_table_size"), format!("{} is not a prime in 7..=10000019", s.mh_table_size));
+            }
+            if let Some(p) = s.persistence {
+                let max = if s.vip.is_ipv4() { 32 } else { 128 };
+                if let Some(m) = p.netmask.filter(|m| *m > max) {
+                    err(f("persistence.netmask"), format!("{m} is not a prefix length 0..={max}"));
+                }
+                if p.timeout == 0 {
+                    err(f("persistence.timeout"), "must be at least 1 second".into());
+                }
+            }
+            let t = s.timeouts;
+            for (k, v) in [
+                ("tcp_established", t.tcp_established),
+                ("tcp_syn", t.tcp_syn),
+                ("tcp_syn_under_pressure", t.tcp_syn_under_pressure),
+                ("tcp_fin", t.tcp_fin),
+                ("tcp_close", t.tcp_close),
+                ("udp", t.udp),
+            ] {
+                if v == 0 || v > 7 * 86400 {
+                    err(f(&format!("timeouts.{k}")), format!("{v} is not 1..=604800 seconds"));
+                }
+            }
+            for (j, a) in s.local_addresses.iter().enumerate() {
+                if !own.contains(a) && self.connected_port(*a).is_none() {
+                    err(format!("services[{i}].local_addresses[{j}]"), format!("{a} is neither a port address nor on a port's network"));
+                }
+            }
+            if strictness == Strictness::File && s.real_servers.is_empty() {
+                err(f("real_servers"), format!("service {} has no real servers", s.key()));
+            }
+            let mut seen = HashSet::new();
+            for (j, rs) in s.real_servers.iter().enumerate() {
+                let g = |k: &str| format!("services[{i}].real_servers[{j}].{k}");
+                let fwd = s.forwarding_of(rs);
+                let port = s.port_of(rs);
+                if !seen.insert((rs.address, port)) {
+                    err(g("address"), format!("{}:{} appears twice in this service", rs.address, port));
+                }
+                if rs.weight > 65535 {
+                    err(g("weight"), format!("{} is not 0..=65535", rs.weight));
+                }
+                if rs.address.is_multicast() || rs.address.is_unspecified() || rs.address.is_loopback() {
+                    err(g("address"), format!("{} cannot be a real server", rs.address));
+                    continue;
+                }
+                if rs.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
+                    err(g("address"), format!("{} is not of the VIP's address family ({fwd} forwarding cannot translate families; tunnel can)", rs.address));
+                }
+                if matches!(fwd, Forwarding::Dr | Forwarding::Tunnel) && port != s.port {
+                    err(g("port"), format!("{fwd} forwarding cannot change the port ({port} != {})", s.port));
+                }
+                if fwd == Forwarding::Dr {
+                    if self.connected_port(rs.address).is_none() {
+                        err(g("address"), format!("{} is not on a network of any port (direct routing needs the real server on the same link)", rs.address));
+                    }
+                } else if self.egress_for(rs.address).is_none() {
+                    err(g("address"), format!("{} is not reachable: no port network, gateway or route covers it", rs.address));
+                }
+                if fwd == Forwarding::FullNat {
+                    let fam_ok = s.local_addresses.iter().any(|a| a.is_ipv4() == rs.address.is_ipv4())
+                        || self.ports.iter().flat_map(|p| &p.addresses).any(|a| a.addr.is_ipv4() == rs.address.is_ipv4());
+                    if !fam_ok {
+                        err(g("address"), "full NAT needs a local address of this real server's family".into());
+                    }
+                }
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errs))
+        }
+    }
+
+    /// The index of the port whose connected network holds `ip`.
+    pub fn connected_port(&self, ip: IpAddr) -> Option<usize> {
+        self.ports.iter().position(|p| p.addresses.iter().any(|a| a.contains(ip)))
+    }
+
+    /// Egress decision for `ip`: (port index, next hop). Connected networks
+    /// first, then the longest matching static route, then a gateway.
+    pub fn egress_for(&self, ip: IpAddr) -> Option<(usize, IpAddr)> {
+        if let Some(p) = self.connected_port(ip) {
+            return Some((p, ip));
+        }
+        let best = self
+            .routes
+            .iter()
+            .filter(|r| r.prefix.contains(ip))
+            .max_by_key(|r| r.prefix.prefix);
+        if let Some(r) = best {
+            return self.connected_port(r.via).map(|p| (p, r.via));
+        }
+        self.ports.iter().enumerate().find_map(|(i, p)| {
+            let gw = if ip.is_ipv4() { p.gateway } else { p.gateway6 };
+            gw.map(|g| (i, g))
+        })
+    }
+
+    /// Finds a service by its identity.
+    pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
+        self.services.iter().find(|s| s.key() == *key)
+    }
+
+    /// Finds a service by its identity, mutably.
+    pub fn service_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
+        self.services.iter_mut().find(|s| s.key() == *key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_addr_parses() {
+        let a: InterfaceAddr = "198.18.0.1/24".parse().unwrap();
+        assert_eq!(a.prefix, 24);
+        assert!(a.contains("198.18.0.77".parse().unwrap()));
+        assert!("198.18.0.1".parse::<InterfaceAddr>().is_err());
+        assert!("198.18.0.1/33".parse::<InterfaceAddr>().is_err());
+        assert!("2001:db8::1/64".parse::<InterfaceAddr>().is_ok());
+        assert!("2001:db8::1/129".parse::<InterfaceAddr>().is_err());
+    }
+
+    #[test]
+    fn mac_parses() {
+        assert_eq!("02:00:00:00:00:0a".parse::<Mac>().unwrap(), Mac([2, 0, 0, 0, 0, 10]));
+        assert!("02:00:00:00:00".parse::<Mac>().is_err());
+        assert!("02:00:00:00:00:0g".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn primes() {
+        assert!(is_prime(65537));
+        assert!(is_prime(655373));
+        assert!(!is_prime(65536));
+        assert!(!is_prime(1));
+    }
+
+    #[test]
+    fn pci_detection() {
+        let mut p = Port {
+            name: "a".into(),
+            device: "0000:03:00.0".into(),
+            addresses: vec![],
+            mac: None,
+            mtu: 1500,
+            gateway: None,
+            gateway6: None,
+            kernel_interface: None,
+            device_line: None,
+        };
+        assert!(p.is_pci());
+        p.device = "03:00.1".into();
+        assert!(p.is_pci());
+        p.device = "net_tap0,iface=x".into();
+        assert!(!p.is_pci());
+    }
+}

@@ -1,0 +1,102 @@
+//! Why a packet was not forwarded: one counter per reason.
+//!
+//! Every parser and every forwarding decision that refuses a packet returns a
+//! [`DropReason`]; the worker counts it in its per-core array and frees the
+//! packet. Names are stable: they appear in `rvsadm`'s output, the control
+//! protocol and the Prometheus metric `rvs_drops_total{reason="..."}`.
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $help:literal;)*) => {
+        /// The reason a packet was dropped.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason { $( #[doc = $help] $variant, )* }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant),*];
+            /// Number of reasons (size of a counter array).
+            pub const COUNT: usize = Self::ALL.len();
+            /// Stable snake_case name.
+            pub fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+            /// One-line explanation for operators.
+            pub fn help(self) -> &'static str {
+                match self { $(DropReason::$variant => $help,)* }
+            }
+            /// Index into a counter array.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    EthTruncated => "eth_truncated", "frame shorter than an Ethernet header";
+    EthNotForUs => "eth_not_for_us", "destination MAC is neither ours, broadcast nor multicast";
+    EthUnsupported => "eth_unsupported", "EtherType rvs does not handle (VLAN tags, LLDP, ...)";
+    MultiSegment => "multi_segment", "chained mbuf (jumbo frame larger than one buffer)";
+    ArpMalformed => "arp_malformed", "ARP packet truncated or not Ethernet/IPv4";
+    ArpNotForUs => "arp_not_for_us", "ARP request for an address that is neither a VIP nor ours";
+    Ipv4Truncated => "ipv4_truncated", "shorter than an IPv4 header";
+    Ipv4BadVersion => "ipv4_bad_version", "IP version field is not 4";
+    Ipv4BadHeaderLen => "ipv4_bad_header_len", "IHL below 5 or past the end of the packet";
+    Ipv4BadTotalLen => "ipv4_bad_total_len", "total length below the header length or past the end of the frame";
+    Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum does not verify";
+    Ipv4BadSource => "ipv4_bad_source", "source is multicast, broadcast, loopback or unspecified";
+    Ipv6Truncated => "ipv6_truncated", "shorter than an IPv6 header or its payload length";
+    Ipv6BadVersion => "ipv6_bad_version", "IP version field is not 6";
+    Ipv6BadSource => "ipv6_bad_source", "source is multicast, loopback or unspecified";
+    Ipv6ExtHeader => "ipv6_ext_header", "extension header chain rvs does not forward (routing, hop-by-hop, unknown)";
+    Fragment => "fragment", "IP fragment (policy: fragments are dropped, see README)";
+    IpOptions => "ip_options", "IPv4 header with options (policy: dropped, see README)";
+    TtlExceeded => "ttl_exceeded", "TTL or hop limit would reach zero (ICMP time exceeded sent)";
+    TcpTruncated => "tcp_truncated", "segment shorter than a TCP header";
+    TcpBadHeaderLen => "tcp_bad_header_len", "TCP data offset below 5 or past the segment";
+    TcpBadChecksum => "tcp_bad_checksum", "TCP checksum does not verify";
+    TcpNoSession => "tcp_no_session", "TCP segment other than SYN with no session (stray or after expiry)";
+    TcpBadFlags => "tcp_bad_flags", "impossible TCP flag combination (SYN+FIN, SYN+RST, none)";
+    UdpTruncated => "udp_truncated", "datagram shorter than a UDP header";
+    UdpBadLen => "udp_bad_len", "UDP length field below 8 or past the datagram";
+    UdpBadChecksum => "udp_bad_checksum", "UDP checksum does not verify";
+    IcmpTruncated => "icmp_truncated", "ICMP message shorter than its header";
+    IcmpBadChecksum => "icmp_bad_checksum", "ICMP checksum does not verify";
+    IcmpUnhandled => "icmp_unhandled", "ICMP type rvs neither answers nor forwards";
+    IcmpErrorNoSession => "icmp_error_no_session", "ICMP error about a flow with no session";
+    IcmpErrorBadInner => "icmp_error_bad_inner", "ICMP error whose quoted packet does not parse";
+    IpipUnexpected => "ipip_unexpected", "IP-in-IP packet addressed to the balancer (it encapsulates, it does not decapsulate)";
+    NdMalformed => "nd_malformed", "neighbour discovery message malformed (hop limit != 255, bad option)";
+    NdNotForUs => "nd_not_for_us", "neighbour solicitation for an address that is neither a VIP nor ours";
+    UnknownProtocol => "unknown_protocol", "L4 protocol with no virtual service (not TCP, UDP or ICMP)";
+    NoService => "no_service", "destination is a VIP but no service matches the port and protocol";
+    NotForUs => "not_for_us", "destination is not a VIP, a local address nor a known session";
+    NoBackend => "no_backend", "service has no available real server";
+    SessionTableFull => "session_table_full", "session table full and the service refuses new flows";
+    NeighUnresolved => "neigh_unresolved", "next hop MAC not (yet) resolved";
+    NoRoute => "no_route", "no port reaches the destination";
+    MtuExceeded => "mtu_exceeded", "packet larger than the egress MTU (ICMP too-big sent when allowed)";
+    NoHeadroom => "no_headroom", "no buffer headroom to encapsulate";
+    LocalUnhandled => "local_unhandled", "packet for the balancer's own address with no kernel path";
+    LocalPortsExhausted => "local_ports_exhausted", "full-NAT local address/port pool exhausted";
+    HandoverFull => "handover_full", "ring to the owning core full";
+    TxFull => "tx_full", "transmit queue full";
+    KernelPathFull => "kernel_path_full", "kernel exception path queue full";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_indices_dense() {
+        let names: HashSet<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::COUNT);
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert!(!r.help().is_empty());
+        }
+    }
+}

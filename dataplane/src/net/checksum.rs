@@ -1,0 +1,201 @@
+//! Internet checksums: RFC 1071 sums, pseudo-headers, RFC 1624 updates.
+//!
+//! Sums are kept unfolded in a `u64` and folded once at the end; the ones'
+//! complement sum is byte-order independent (RFC 1071 section 2(B)), so data
+//! is summed in 32-bit native-endian words and converted once. NAT rewrites
+//! never re-sum a packet: they apply [`update16`]/[`update32`]/[`update_bytes`]
+//! (RFC 1624 eqn. 3, `HC' = ~(~HC + ~m + m')`), which stays correct for the
+//! `0x0000`/`0xffff` corner RFC 1141's formula gets wrong.
+
+/// Adds `data` to a running, unfolded ones' complement sum (RFC 1071).
+/// The sum is over big-endian 16-bit words; an odd last byte is padded.
+#[inline]
+pub fn sum(data: &[u8], mut acc: u64) -> u64 {
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+    }
+    let rest = chunks.remainder();
+    let mut i = 0;
+    while i + 1 < rest.len() {
+        acc += u64::from(u16::from_be_bytes([rest[i], rest[i + 1]]));
+        i += 2;
+    }
+    if i < rest.len() {
+        acc += u64::from(rest[i]) << 8;
+    }
+    acc
+}
+
+/// Folds an unfolded sum to 16 bits with end-around carry.
+#[inline]
+pub fn fold(mut acc: u64) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "folded to 16 bits above")]
+    let v = acc as u16;
+    v
+}
+
+/// The checksum field value for `data` (the complement of its folded sum).
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    !fold(sum(data, 0))
+}
+
+/// Unfolded sum of the IPv4 pseudo-header (RFC 793 / RFC 768).
+#[inline]
+pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, l4_len: u16) -> u64 {
+    u64::from(u32::from_be_bytes(src))
+        + u64::from(u32::from_be_bytes(dst))
+        + u64::from(proto)
+        + u64::from(l4_len)
+}
+
+/// Unfolded sum of the IPv6 pseudo-header (RFC 8200 section 8.1).
+#[inline]
+pub fn pseudo_v6(src: &[u8; 16], dst: &[u8; 16], next_header: u8, l4_len: u32) -> u64 {
+    sum(src, 0) + sum(dst, 0) + u64::from(next_header) + u64::from(l4_len >> 16) + u64::from(l4_len & 0xffff)
+}
+
+/// Full L4 checksum: pseudo-header sum plus the segment (whose checksum field
+/// must be zero when computing, or as received when verifying: a correct
+/// segment then folds to `0xffff` and this returns 0).
+#[inline]
+pub fn l4_checksum(pseudo: u64, segment: &[u8]) -> u16 {
+    !fold(sum(segment, pseudo))
+}
+
+/// RFC 1624 eqn. 3: the checksum after a 16-bit field changed from `old` to `new`.
+#[inline]
+pub fn update16(cksum: u16, old: u16, new: u16) -> u16 {
+    let acc = u64::from(!cksum) + u64::from(!old) + u64::from(new);
+    !fold(acc)
+}
+
+/// RFC 1624 for a 32-bit field (an IPv4 address), as two 16-bit updates.
+#[inline]
+pub fn update32(cksum: u16, old: u32, new: u32) -> u16 {
+    let acc = u64::from(!cksum)
+        + u64::from(!(old >> 16) & 0xffff)
+        + u64::from(!old & 0xffff)
+        + (u64::from(new) >> 16)
+        + (u64::from(new) & 0xffff);
+    !fold(acc)
+}
+
+/// RFC 1624 for an arbitrary even-length field (an IPv6 address).
+#[inline]
+pub fn update_bytes(cksum: u16, old: &[u8], new: &[u8]) -> u16 {
+    debug_assert_eq!(old.len(), new.len());
+    // ~m summed is the complement of the sum of m (ones' complement algebra).
+    let old_sum = u64::from(!fold(sum(old, 0)));
+    let acc = u64::from(!cksum) + old_sum + sum(new, 0);
+    !fold(acc)
+}
+
+/// Updates a UDP-over-IPv4 checksum field, honouring RFC 768: a zero field
+/// means "no checksum" and stays zero; a computed zero is sent as `0xffff`.
+#[inline]
+pub fn udp_update(cksum: u16, f: impl FnOnce(u16) -> u16) -> u16 {
+    if cksum == 0 {
+        return 0;
+    }
+    match f(cksum) {
+        0 => 0xffff,
+        v => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rfc1071_worked_example() {
+        // RFC 1071 section 3: bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(&data, 0)), 0xddf2);
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn ipv4_header_example() {
+        // A classic IPv4 header whose checksum is b861.
+        let mut h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(checksum(&h), 0xb861);
+        h[10] = 0xb8;
+        h[11] = 0x61;
+        assert_eq!(checksum(&h), 0);
+    }
+
+    #[test]
+    fn odd_length_is_padded() {
+        assert_eq!(fold(sum(&[0x12, 0x34, 0x56], 0)), 0x1234 + 0x5600);
+    }
+
+    #[test]
+    fn rfc1624_corner_case() {
+        // RFC 1624 section 4: a header summing to 0xcd7a with the field
+        // changing 0x5555 -> 0x3285; eqn. 3 must yield 0x0000, not 0xffff.
+        assert_eq!(update16(0xdd2f, 0x5555, 0x3285), 0x0000);
+    }
+
+    #[test]
+    fn udp_zero_checksum_stays_zero() {
+        assert_eq!(udp_update(0, |c| update16(c, 1, 2)), 0);
+        assert_eq!(udp_update(0x1234, |_| 0), 0xffff);
+    }
+
+    fn with_field(data: &[u8], at: usize, v: &[u8]) -> Vec<u8> {
+        let mut d = data.to_vec();
+        d[at..at + v.len()].copy_from_slice(v);
+        d
+    }
+
+    proptest! {
+        #[test]
+        fn incremental16_matches_full(mut data in prop::collection::vec(any::<u8>(), 4..200), at in 0usize..100, new in any::<u16>()) {
+            if data.len() % 2 == 1 { data.pop(); }
+            let at = (at * 2) % (data.len() - 1) & !1;
+            let before = checksum(&data);
+            let old = u16::from_be_bytes([data[at], data[at + 1]]);
+            let after = with_field(&data, at, &new.to_be_bytes());
+            let full = checksum(&after);
+            let inc = update16(before, old, new);
+            // Ones' complement has two zeros; both encodings verify the same.
+            prop_assert!(inc == full || (inc == 0xffff && full == 0) || (inc == 0 && full == 0xffff));
+        }
+
+        #[test]
+        fn incremental32_and_bytes_match_full(data in prop::collection::vec(any::<u8>(), 40..41), new in any::<u32>(), new6 in any::<[u8; 16]>()) {
+            let before = checksum(&data);
+            let old = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+            let after = with_field(&data, 8, &new.to_be_bytes());
+            let full = checksum(&after);
+            let inc = update32(before, old, new);
+            prop_assert!(inc == full || (inc ^ full) == 0xffff && (inc == 0 || full == 0));
+
+            let after6 = with_field(&data, 16, &new6);
+            let full6 = checksum(&after6);
+            let inc6 = update_bytes(before, &data[16..32], &new6);
+            prop_assert!(inc6 == full6 || (inc6 ^ full6) == 0xffff && (inc6 == 0 || full6 == 0));
+        }
+
+        #[test]
+        fn verify_of_correct_segment_is_zero(seg in prop::collection::vec(any::<u8>(), 8..300), src in any::<[u8;4]>(), dst in any::<[u8;4]>()) {
+            let mut seg = seg;
+            seg[6] = 0; seg[7] = 0;
+            #[expect(clippy::cast_possible_truncation, reason = "test lengths < 300")]
+            let ph = pseudo_v4(src, dst, 17, seg.len() as u16);
+            let c = l4_checksum(ph, &seg);
+            seg[6..8].copy_from_slice(&c.to_be_bytes());
+            prop_assert_eq!(l4_checksum(ph, &seg), 0);
+        }
+    }
+}
