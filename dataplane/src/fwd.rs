@@ -1,0 +1,1022 @@
+//! The per-core forwarding engine: one packet in, one verdict out.
+//!
+//! [`Forwarder::process`] takes a frame in any [`PacketBuf`] and the index of
+//! the port it arrived on, and returns a [`Verdict`]: transmit on a port
+//! (the frame rewritten in place), hand to another core, pass to the kernel,
+//! or drop for a counted [`DropReason`]. It has no I/O and no clock of its
+//! own: the worker loop sets the time with [`Forwarder::set_now`] once per
+//! burst. This is what the DPDK worker runs, and what unit and golden tests
+//! drive with byte buffers.
+//!
+//! Per packet: Ethernet -> ARP/ND (answer for VIPs and own addresses, learn
+//! neighbours) or IPv4/IPv6 (validate) -> TCP/UDP (validate) -> session
+//! lookup with the packet's own 5-tuple (which finds client packets and
+//! real-server replies alike) -> on a miss, match a virtual service, check
+//! that the packet may open a session, schedule a real server and insert
+//! the session -> update the TCP state and expiry -> rewrite per mode:
+//!
+//! | mode | client -> server | server -> client |
+//! |------|------------------|------------------|
+//! | NAT      | dst := RS:port | src := VIP:vport |
+//! | full NAT | src := local:lport, dst := RS:port | src := VIP:vport, dst := client:cport |
+//! | DR       | dst MAC := RS's MAC | (bypasses rvs) |
+//! | tunnel   | outer IP header to RS | (bypasses rvs) |
+//!
+//! Every rewrite decrements the TTL / hop limit (rvs routes); a packet that
+//! would leave with TTL 0 is answered with ICMP time exceeded. Checksums are
+//! updated incrementally (RFC 1624). Replies go back to the MAC address the
+//! client's packets came from ("auto last hop"), so clients behind a router
+//! need no route on rvs.
+use crate::conn::{self, State};
+use crate::drop::DropReason;
+use crate::net::ip::{proto, Addr};
+use crate::net::{arp, checksum, ether, icmp, ipv4, ipv6, tcp, udp, MacAddr, PacketBuf};
+use crate::sched::{stable_hash, Flow, Load, Scheduler};
+use crate::session::{self, Dir, FlowKey, Session, SessionTable, FLAG_FULLNAT, FLAG_HAS_REPLY};
+use crate::stats::{Counter, CoreStats};
+use crate::table::{AddrKind, BackendView, Family, Mode, NeighborRef, ServiceView, Snapshot};
+use config::WhenFull;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What to do with a processed packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) frame on this port.
+    Tx(u8),
+    /// Drop it; the reason has been counted.
+    Drop(DropReason),
+    /// Pass it to the kernel interface of this port.
+    Kernel(u8),
+    /// Another core owns its session: hand it over.
+    Handover(u16),
+    /// Fully handled (e.g. an ARP reply that was learned); free it.
+    Consumed,
+}
+
+/// Static settings of one forwarder.
+#[derive(Clone, Debug)]
+pub struct ForwarderConfig {
+    /// This worker's index (0-based).
+    pub core: u16,
+    /// Number of workers.
+    pub cores: u16,
+    /// IPv4 session capacity.
+    pub sessions_v4: u32,
+    /// IPv6 session capacity.
+    pub sessions_v6: u32,
+    /// Hash keys (random at start-up).
+    pub seeds: [u64; 4],
+    /// Tunnel outer TTL / hop limit.
+    pub tunnel_ttl: u8,
+    /// This core's full-NAT local port range (inclusive).
+    pub fullnat_ports: (u16, u16),
+    /// Most ICMP errors generated per second by this core.
+    pub icmp_rate: u32,
+}
+
+impl ForwarderConfig {
+    /// Settings for a single-core forwarder with the given capacities.
+    pub fn single(sessions_v4: u32, sessions_v6: u32, seeds: [u64; 4]) -> ForwarderConfig {
+        ForwarderConfig { core: 0, cores: 1, sessions_v4, sessions_v6, seeds, tunnel_ttl: 64, fullnat_ports: (1024, 32767), icmp_rate: 1000 }
+    }
+}
+
+/// Per-backend connection counts as this core sees them (for the
+/// least-connection schedulers), tagged with the backend generation so a
+/// reused slot starts from zero.
+#[derive(Debug)]
+struct LoadTable {
+    gen: Vec<u16>,
+    active: Vec<u32>,
+    inactive: Vec<u32>,
+}
+
+impl Load for LoadTable {
+    #[inline]
+    fn conns(&self, slot: u16) -> (u32, u32) {
+        let i = usize::from(slot);
+        (self.active.get(i).copied().unwrap_or(0), self.inactive.get(i).copied().unwrap_or(0))
+    }
+}
+
+/// A token bucket limiting generated ICMP errors.
+#[derive(Debug)]
+struct RateLimit {
+    per_sec: u32,
+    tokens: u32,
+    last: u32,
+}
+
+impl RateLimit {
+    fn allow(&mut self, now: u32) -> bool {
+        let elapsed = now.wrapping_sub(self.last);
+        if elapsed >= 1000 / self.per_sec.max(1) {
+            let add = u64::from(elapsed) * u64::from(self.per_sec) / 1000;
+            self.tokens = u32::try_from((u64::from(self.tokens) + add).min(u64::from(self.per_sec))).unwrap_or(self.per_sec);
+            self.last = now;
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Read-only context of one packet.
+struct Ctx<'a> {
+    snap: &'a Snapshot,
+    stats: &'a CoreStats,
+    now: u32,
+    tunnel_ttl: u8,
+}
+
+/// Mutable per-core state.
+#[derive(Debug)]
+struct St {
+    s4: SessionTable<u32>,
+    s6: SessionTable<u128>,
+    scheds: Vec<Option<(u64, Box<dyn Scheduler>)>>,
+    load: LoadTable,
+    icmp: RateLimit,
+    fnat_range: (u16, u16),
+    fnat_next: u16,
+}
+
+/// Family-specific pieces of per-core state.
+trait Fam: Family {
+    fn table(st: &mut St) -> &mut SessionTable<Self>;
+    fn table_ref(st: &St) -> &SessionTable<Self>;
+    fn gauge(stats: &CoreStats) -> &Counter;
+}
+
+impl Fam for u32 {
+    #[inline(always)]
+    fn table(st: &mut St) -> &mut SessionTable<u32> {
+        &mut st.s4
+    }
+    #[inline(always)]
+    fn table_ref(st: &St) -> &SessionTable<u32> {
+        &st.s4
+    }
+    #[inline(always)]
+    fn gauge(stats: &CoreStats) -> &Counter {
+        &stats.sessions_v4
+    }
+}
+
+impl Fam for u128 {
+    #[inline(always)]
+    fn table(st: &mut St) -> &mut SessionTable<u128> {
+        &mut st.s6
+    }
+    #[inline(always)]
+    fn table_ref(st: &St) -> &SessionTable<u128> {
+        &st.s6
+    }
+    #[inline(always)]
+    fn gauge(stats: &CoreStats) -> &Counter {
+        &stats.sessions_v6
+    }
+}
+
+/// The validated L3/L4 facts of a TCP or UDP packet. Offsets are from the
+/// start of the frame.
+#[derive(Clone, Copy, Debug)]
+struct Pkt<A: Addr> {
+    l4: usize,
+    end: usize,
+    src: A,
+    dst: A,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    tcp_flags: u8,
+}
+
+/// The per-core forwarding engine.
+#[derive(Debug)]
+pub struct Forwarder {
+    snap: Arc<Snapshot>,
+    stats: Arc<CoreStats>,
+    now: u32,
+    core: u16,
+    cores: u16,
+    tunnel_ttl: u8,
+    st: St,
+}
+
+impl Forwarder {
+    /// A forwarder over `snap`, counting into `stats`.
+    pub fn new(cfg: &ForwarderConfig, snap: Arc<Snapshot>, stats: Arc<CoreStats>) -> Forwarder {
+        let nb = snap.backends.len();
+        let ns = snap.services.len();
+        let mut f = Forwarder {
+            snap: snap.clone(),
+            stats,
+            now: 0,
+            core: cfg.core,
+            cores: cfg.cores.max(1),
+            tunnel_ttl: cfg.tunnel_ttl,
+            st: St {
+                s4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
+                s6: SessionTable::new(cfg.sessions_v6, [cfg.seeds[1], cfg.seeds[2], cfg.seeds[3], cfg.seeds[0]]),
+                scheds: (0..ns).map(|_| None).collect(),
+                load: LoadTable { gen: vec![0; nb], active: vec![0; nb], inactive: vec![0; nb] },
+                icmp: RateLimit { per_sec: cfg.icmp_rate.max(1), tokens: cfg.icmp_rate.max(1), last: 0 },
+                fnat_range: cfg.fullnat_ports,
+                fnat_next: cfg.fullnat_ports.0,
+            },
+        };
+        f.install(snap);
+        f
+    }
+
+    /// The snapshot in use.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<CoreStats> {
+        &self.stats
+    }
+
+    /// Sets the current time (milliseconds, wrapping); call once per burst.
+    #[inline]
+    pub fn set_now(&mut self, now: u32) {
+        self.now = now;
+    }
+
+    /// The current time.
+    pub fn now(&self) -> u32 {
+        self.now
+    }
+
+    /// Switches to a new snapshot between bursts. Sessions are kept;
+    /// per-service scheduler state is kept where the scheduler is unchanged.
+    pub fn install(&mut self, snap: Arc<Snapshot>) {
+        for (slot, svc) in snap.services.iter().enumerate() {
+            let keep = matches!((svc, &self.st.scheds.get(slot)), (Some(s), Some(Some((sig, _)))) if *sig == s.sched_sig);
+            if !keep {
+                if let Some(x) = self.st.scheds.get_mut(slot) {
+                    *x = svc.as_ref().map(|s| (s.sched_sig, s.sched.instantiate()));
+                }
+            }
+        }
+        for (slot, b) in snap.backends.iter().enumerate() {
+            if let Some(b) = b {
+                if self.st.load.gen.get(slot) != Some(&b.gen) {
+                    self.st.load.gen[slot] = b.gen;
+                    self.st.load.active[slot] = 0;
+                    self.st.load.inactive[slot] = 0;
+                }
+            }
+        }
+        self.stats.generation.set(snap.generation);
+        self.snap = snap;
+    }
+
+    /// IPv4 sessions in use.
+    pub fn sessions_v4(&self) -> usize {
+        self.st.s4.len()
+    }
+
+    /// IPv6 sessions in use.
+    pub fn sessions_v6(&self) -> usize {
+        self.st.s6.len()
+    }
+
+    /// Memory held by both session tables.
+    pub fn session_memory(&self) -> usize {
+        self.st.s4.memory_bytes() + self.st.s6.memory_bytes()
+    }
+
+    /// IPv4 sessions, for listing (`rvsadm -c`).
+    pub fn sessions4(&self) -> impl Iterator<Item = &Session<u32>> {
+        self.st.s4.iter().map(|(_, s)| s)
+    }
+
+    /// IPv6 sessions, for listing.
+    pub fn sessions6(&self) -> impl Iterator<Item = &Session<u128>> {
+        self.st.s6.iter().map(|(_, s)| s)
+    }
+
+    /// Processes one frame that arrived on port `in_port`.
+    #[inline]
+    pub fn process<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8) -> Verdict {
+        let cx = Ctx { snap: &self.snap, stats: &self.stats, now: self.now, tunnel_ttl: self.tunnel_ttl };
+        let r = frame(&cx, &mut self.st, buf, in_port);
+        match r {
+            Ok(v) => v,
+            Err(reason) => {
+                self.stats.count_drop(reason);
+                Verdict::Drop(reason)
+            }
+        }
+    }
+
+    /// Periodic work between bursts: expire up to `budget` sessions of each
+    /// family. Returns how many expired.
+    pub fn sweep(&mut self, budget: usize) -> usize {
+        let cx = Ctx { snap: &self.snap, stats: &self.stats, now: self.now, tunnel_ttl: self.tunnel_ttl };
+        let (st, now) = (&mut self.st, self.now);
+        let load = &mut st.load;
+        let mut n = st.s4.sweep(now, budget, |_, s| account_end(&cx, load, s));
+        n += st.s6.sweep(now, budget, |_, s| account_end(&cx, load, s));
+        if n > 0 {
+            cx.stats.sessions_v4.set(st.s4.len() as u64);
+            cx.stats.sessions_v6.set(st.s6.len() as u64);
+        }
+        n
+    }
+
+    /// Neighbours this core should probe now (it owns slots `slot % cores`).
+    pub fn neighbour_probes(&self, out: &mut Vec<(NeighborRef, Option<MacAddr>)>) {
+        for n in &self.snap.neighbors {
+            if n.slot % u32::from(self.cores) != u32::from(self.core) {
+                continue;
+            }
+            if let Some(unicast) = self.snap.neigh.probe_due(n.slot, self.now) {
+                out.push((*n, unicast));
+            }
+        }
+    }
+
+    /// Writes the ARP request or neighbour solicitation for a probe into
+    /// `frame` (at least 128 bytes); returns (length, egress port) or None
+    /// when the port has no address of the neighbour's family.
+    pub fn build_probe(&self, n: &NeighborRef, unicast: Option<MacAddr>, frame: &mut [u8]) -> Option<(usize, u8)> {
+        let port = self.snap.port(n.port)?;
+        let len = match n.addr {
+            IpAddr::V4(t) => {
+                let src = port.source_for(n.addr)?;
+                let IpAddr::V4(src) = src else { return None };
+                arp::write_request(frame, port.mac, src, t, unicast.unwrap_or(MacAddr::BROADCAST))
+            }
+            IpAddr::V6(t) => {
+                let IpAddr::V6(src) = port.source_for(n.addr)? else { return None };
+                icmp::write_neighbor_solicit(frame, port.mac, u128::from(src), u128::from(t), unicast)
+            }
+        };
+        self.stats.neigh_probes.inc();
+        Some((len, n.port))
+    }
+}
+
+/// Undoes a session's contribution to gauges and load when it ends.
+fn account_end<A: Addr>(cx: &Ctx<'_>, load: &mut LoadTable, s: &Session<A>) {
+    cx.stats.sessions_expired.inc();
+    let slot = usize::from(s.backend_slot());
+    #[expect(clippy::cast_possible_truncation, reason = "high half is the generation")]
+    let gen = (s.backend >> 16) as u16;
+    if load.gen.get(slot) != Some(&gen) {
+        return; // the backend was removed or replaced: its gauges were rebased
+    }
+    let active = State::from_u8(s.state).is_some_and(State::is_active);
+    if let Some(b) = cx.stats.backends.get(slot) {
+        if active {
+            b.active.dec();
+            load.active[slot] = load.active[slot].saturating_sub(1);
+        } else {
+            b.inactive.dec();
+            load.inactive[slot] = load.inactive[slot].saturating_sub(1);
+        }
+    }
+}
+
+/// Moves a session's gauges from one state to another.
+fn account_transition(cx: &Ctx<'_>, load: &mut LoadTable, tag: u32, from: State, to: State) {
+    if from.is_active() == to.is_active() {
+        return;
+    }
+    let slot = usize::from(u16::try_from(tag & 0xffff).unwrap_or(0));
+    let Some(b) = cx.stats.backends.get(slot) else { return };
+    if to.is_active() {
+        b.inactive.dec();
+        b.active.inc();
+        load.inactive[slot] = load.inactive[slot].saturating_sub(1);
+        load.active[slot] += 1;
+    } else {
+        b.active.dec();
+        b.inactive.inc();
+        load.active[slot] = load.active[slot].saturating_sub(1);
+        load.inactive[slot] += 1;
+    }
+}
+
+fn frame<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
+    let d = buf.data();
+    ether::check(d)?;
+    let port = cx.snap.port(in_port).ok_or(DropReason::NotForUs)?;
+    let dst = ether::dst(d);
+    if dst != port.mac && !dst.is_multicast() {
+        return Err(DropReason::EthNotForUs);
+    }
+    let pc = &cx.stats.ports[usize::from(in_port) % crate::stats::MAX_PORTS];
+    pc.rx_pkts.inc();
+    pc.rx_bytes.add(d.len() as u64);
+    match ether::ethertype(d) {
+        ether::ethertype::IPV4 => ipv4_packet(cx, st, buf, in_port),
+        ether::ethertype::IPV6 => ipv6_packet(cx, st, buf, in_port),
+        ether::ethertype::ARP => arp_packet(cx, buf, in_port),
+        _ => Err(DropReason::EthUnsupported),
+    }
+}
+
+fn arp_packet<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
+    let a = arp::Arp::parse(&buf.data()[ether::HEADER_LEN..])?;
+    if let Some(slot) = cx.snap.neigh_slot(u32::from(a.spa)) {
+        cx.snap.neigh.learn(slot, a.sha, cx.now);
+    }
+    if a.op != arp::OP_REQUEST {
+        return Ok(Verdict::Consumed);
+    }
+    match cx.snap.addr_kind(u32::from(a.tpa)) {
+        Some(AddrKind::Vip | AddrKind::Local) => {}
+        Some(AddrKind::Own(p)) if p == in_port => {}
+        _ => return Err(DropReason::ArpNotForUs),
+    }
+    let mac = cx.snap.port(in_port).map(|p| p.mac).ok_or(DropReason::ArpNotForUs)?;
+    arp::answer_in_place(buf.data_mut(), &a, mac);
+    cx.stats.neigh_answers.inc();
+    Ok(Verdict::Tx(in_port))
+}
+
+fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
+    const L3: usize = ether::HEADER_LEN;
+    let h = ipv4::Ipv4Header::parse(&buf.data()[L3..], true)?;
+    buf.truncate(L3 + h.total_len);
+    if ipv4::is_martian_source(h.src) {
+        return Err(DropReason::Ipv4BadSource);
+    }
+    if h.is_fragment() {
+        return Err(DropReason::Fragment);
+    }
+    if h.header_len != ipv4::MIN_HEADER_LEN {
+        return Err(DropReason::IpOptions);
+    }
+    let l4 = L3 + h.header_len;
+    let end = L3 + h.total_len;
+    match h.proto {
+        proto::TCP | proto::UDP => {
+            let p = l4_facts::<u32>(&buf.data()[l4..end], h.proto, l4, end, h.src, h.dst)?;
+            transport(cx, st, buf, in_port, p)
+        }
+        proto::ICMP => icmp4(cx, buf, in_port, &h),
+        proto::IPIP | proto::IPV6 if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::IpipUnexpected),
+        _ if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::UnknownProtocol),
+        _ => Err(DropReason::NotForUs),
+    }
+}
+
+fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
+    const L3: usize = ether::HEADER_LEN;
+    let h = ipv6::Ipv6Header::parse(&buf.data()[L3..])?;
+    buf.truncate(L3 + h.total_len);
+    if ipv6::is_martian_source(h.src) && !(h.src == 0 && h.proto == proto::ICMPV6) {
+        return Err(DropReason::Ipv6BadSource);
+    }
+    let l4 = L3 + h.header_len;
+    let end = L3 + h.total_len;
+    match h.proto {
+        proto::TCP | proto::UDP => {
+            let p = l4_facts::<u128>(&buf.data()[l4..end], h.proto, l4, end, h.src, h.dst)?;
+            if p.proto == proto::UDP && checksum_field(&buf.data()[l4..end], proto::UDP) == 0 {
+                return Err(DropReason::UdpBadChecksum); // RFC 8200 8.1: mandatory over IPv6
+            }
+            transport(cx, st, buf, in_port, p)
+        }
+        proto::ICMPV6 => icmp6(cx, buf, in_port, &h),
+        proto::IPIP | proto::IPV6 if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::IpipUnexpected),
+        _ if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::UnknownProtocol),
+        _ => Err(DropReason::NotForUs),
+    }
+}
+
+fn checksum_field(seg: &[u8], proto: u8) -> u16 {
+    let at = if proto == proto::TCP { tcp::CHECKSUM_AT } else { udp::CHECKSUM_AT };
+    u16::from_be_bytes([seg[at], seg[at + 1]])
+}
+
+/// Validates the TCP/UDP header of `seg` (the L4 bytes) into a [`Pkt`].
+#[inline]
+fn l4_facts<A: Addr>(seg: &[u8], l4proto: u8, l4: usize, end: usize, src: A, dst: A) -> Result<Pkt<A>, DropReason> {
+    if l4proto == proto::TCP {
+        let t = tcp::TcpHeader::parse(seg)?;
+        Ok(Pkt { l4, end, src, dst, proto: l4proto, sport: t.sport, dport: t.dport, tcp_flags: t.flags })
+    } else {
+        let u = udp::UdpHeader::parse(seg)?;
+        if u.len != seg.len() {
+            return Err(DropReason::UdpBadLen);
+        }
+        Ok(Pkt { l4, end, src, dst, proto: l4proto, sport: u.sport, dport: u.dport, tcp_flags: 0 })
+    }
+}
+
+/// Verifies the L4 checksum in software.
+fn l4_checksum_ok<A: Addr>(seg: &[u8], p: &Pkt<A>) -> bool {
+    if p.proto == proto::UDP && !A::V6 && checksum_field(seg, proto::UDP) == 0 {
+        return true; // no checksum over IPv4
+    }
+    let len = seg.len();
+    let ph = if A::V6 {
+        let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
+        p.src.write(&mut s);
+        p.dst.write(&mut d);
+        checksum::pseudo_v6(&s, &d, p.proto, u32::try_from(len).unwrap_or(u32::MAX))
+    } else {
+        let (mut s, mut d) = ([0u8; 4], [0u8; 4]);
+        p.src.write(&mut s);
+        p.dst.write(&mut d);
+        checksum::pseudo_v4(s, d, p.proto, u16::try_from(len).unwrap_or(u16::MAX))
+    };
+    checksum::l4_checksum(ph, seg) == 0
+}
+
+/// TCP and UDP: find the session or make one, then forward.
+fn transport<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, p: Pkt<A>) -> Result<Verdict, DropReason> {
+    let key = FlowKey { src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, proto: p.proto };
+    let table = A::table(st);
+    let h = table.hash(&key);
+    if let Some((idx, dir)) = table.lookup(&key, h) {
+        let s = *table.get(idx);
+        let state = State::from_u8(s.state).unwrap_or(State::Close);
+        let reuse = p.proto == proto::TCP
+            && dir == Dir::Forward
+            && p.tcp_flags & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN
+            && state.is_closing();
+        if s.expired(cx.now) || reuse {
+            table.remove(idx);
+            account_end(cx, &mut st.load, &s);
+            A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
+            if reuse {
+                cx.stats.sessions_reused.inc();
+            }
+        } else {
+            return forward(cx, st, buf, in_port, idx, dir, &p);
+        }
+    }
+    let Some(svc) = cx.snap.service(p.dst, p.dport, p.proto) else {
+        return match cx.snap.addr_kind(p.dst) {
+            Some(AddrKind::Vip) => Err(DropReason::NoService),
+            Some(AddrKind::Own(port)) => match cx.snap.port(port).and_then(|pv| pv.kernel) {
+                Some(_) => Ok(Verdict::Kernel(port)),
+                None => Err(DropReason::LocalUnhandled),
+            },
+            Some(AddrKind::Local) => Err(DropReason::LocalUnhandled),
+            None if p.proto == proto::TCP => Err(DropReason::TcpNoSession),
+            None => Err(DropReason::NotForUs),
+        };
+    };
+    let idx = new_session(cx, st, buf, in_port, &p, svc, h)?;
+    forward(cx, st, buf, in_port, idx, Dir::Forward, &p)
+}
+
+/// Creates the session for the first packet of a flow to `svc`.
+fn new_session<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &B, in_port: u8, p: &Pkt<A>, svc: &ServiceView, _h: u64) -> Result<u32, DropReason> {
+    let state = if p.proto == proto::TCP {
+        let t = tcp::TcpHeader { sport: p.sport, dport: p.dport, seq: 0, ack: 0, header_len: 20, flags: p.tcp_flags };
+        if t.flags_invalid() {
+            return Err(DropReason::TcpBadFlags);
+        }
+        if !t.is_syn() && !svc.sloppy_tcp {
+            return Err(DropReason::TcpNoSession);
+        }
+        if t.is_syn() {
+            State::SynRecv
+        } else {
+            State::Established
+        }
+    } else {
+        State::Udp
+    };
+    if !l4_checksum_ok(&buf.data()[p.l4..p.end], p) {
+        return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
+    }
+
+    let flow = flow_hashes(p, svc.hash_port);
+    let Some(Some((_, sched))) = st.scheds.get_mut(usize::from(svc.slot)) else { return Err(DropReason::NoBackend) };
+    let pick = sched.pick(&svc.cands, &st.load, &flow).ok_or(DropReason::NoBackend)?;
+    let b = svc
+        .backends
+        .get(pick)
+        .and_then(|&slot| cx.snap.backends.get(usize::from(slot)))
+        .and_then(Option::as_ref)
+        .ok_or(DropReason::NoBackend)?;
+
+    let mut s = Session {
+        client: p.src,
+        vip: p.dst,
+        rs: A::from_ip(b.addr).unwrap_or_default(),
+        local: A::default(),
+        cport: p.sport,
+        vport: p.dport,
+        rport: b.port,
+        lport: 0,
+        expires: 0,
+        backend: b.tag(),
+        service: svc.slot,
+        proto: p.proto,
+        state: state as u8,
+        mode: b.mode as u8,
+        flags: 0,
+        client_port: in_port,
+        reserved: 0,
+        client_mac: ether::src(buf.data()).0,
+    };
+    match b.mode {
+        Mode::Nat => s.flags |= FLAG_HAS_REPLY,
+        Mode::FullNat => {
+            s.flags |= FLAG_HAS_REPLY | FLAG_FULLNAT;
+            let (local, lport) = alloc_local_port::<A>(cx, st, svc, b, p.proto)?;
+            s.local = local;
+            s.lport = lport;
+        }
+        Mode::Dr | Mode::Tunnel => {}
+    }
+    let table = A::table(st);
+    let pressure = table.len() * 4 > table.capacity() * 3;
+    s.expires = cx.now.wrapping_add(state.timeout(&svc.timeouts, pressure));
+    let idx = match table.insert(s) {
+        Ok(i) => i,
+        Err(session::InsertError::Full | session::InsertError::IndexOverflow) => {
+            return Err(match svc.when_full {
+                WhenFull::Refuse => DropReason::SessionTableFull,
+                WhenFull::Stateless => DropReason::SessionTableFull,
+            })
+        }
+    };
+    A::gauge(cx.stats).set(table.len() as u64);
+    cx.stats.sessions_created.inc();
+    let slot = usize::from(b.slot);
+    if let Some(bs) = cx.stats.backends.get(slot) {
+        bs.conns.inc();
+        if state.is_active() {
+            bs.active.inc();
+            st.load.active[slot] += 1;
+        } else {
+            bs.inactive.inc();
+            st.load.inactive[slot] += 1;
+        }
+    }
+    if let Some(ss) = cx.stats.services.get(usize::from(svc.slot)) {
+        ss.conns.inc();
+    }
+    Ok(idx)
+}
+
+/// Hashes a scheduler may use: source (and port) and destination, stable
+/// across restarts and balancers.
+fn flow_hashes<A: Addr>(p: &Pkt<A>, with_port: bool) -> Flow {
+    let mut b = [0u8; 18];
+    p.src.write(&mut b);
+    let n = if with_port {
+        b[A::LEN..A::LEN + 2].copy_from_slice(&p.sport.to_be_bytes());
+        A::LEN + 2
+    } else {
+        A::LEN
+    };
+    let src = stable_hash(&b[..n], 0x7372_63);
+    let mut d = [0u8; 16];
+    p.dst.write(&mut d);
+    Flow { src, dst: stable_hash(&d[..A::LEN], 0x647374) }
+}
+
+/// Picks a full-NAT local address and port whose reply key is free. The
+/// core's port range is walked from a cursor; local addresses are the
+/// service's, else the egress port's address of the real server's family.
+fn alloc_local_port<A: Fam>(cx: &Ctx<'_>, st: &mut St, svc: &ServiceView, b: &BackendView, l4proto: u8) -> Result<(A, u16), DropReason> {
+    let locals: Vec<A> = if svc.locals.is_empty() {
+        cx.snap.port(b.egress).and_then(|p| p.source_for(b.addr)).and_then(A::from_ip).into_iter().collect()
+    } else {
+        svc.locals.iter().filter_map(|&a| A::from_ip(a)).collect()
+    };
+    let rs = A::from_ip(b.addr).ok_or(DropReason::LocalPortsExhausted)?;
+    let (lo, hi) = st.fnat_range;
+    let span = u32::from(hi - lo) + 1;
+    for &local in &locals {
+        for _ in 0..span.min(4096) {
+            let port = st.fnat_next;
+            st.fnat_next = if port >= hi { lo } else { port + 1 };
+            let key = FlowKey { src: rs, dst: local, sport: b.port, dport: port, proto: l4proto };
+            let t = A::table_ref(st);
+            if t.lookup(&key, t.hash(&key)).is_none() {
+                return Ok((local, port));
+            }
+        }
+    }
+    Err(DropReason::LocalPortsExhausted)
+}
+
+/// Forwards a packet of an existing session.
+fn forward<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, idx: u32, dir: Dir, p: &Pkt<A>) -> Result<Verdict, DropReason> {
+    let s = *A::table_ref(st).get(idx);
+    let Some(b) = cx.snap.backend(s.backend) else {
+        // The real server was removed: end the session (IPVS
+        // expire_nodest_conn); the client's next packet finds no session.
+        A::table(st).remove(idx);
+        account_end(cx, &mut st.load, &s);
+        A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
+        return Err(DropReason::NoBackend);
+    };
+    let svc_timeouts = cx.snap.services.get(usize::from(s.service)).and_then(Option::as_ref).map(|v| v.timeouts);
+
+    // Forwarding decision first: nothing is written before we know the
+    // packet can go.
+    let (out_port, dst_mac) = match dir {
+        Dir::Forward => {
+            let mac = cx.snap.neigh.mac(b.neigh).ok_or(DropReason::NeighUnresolved)?;
+            (b.egress, mac)
+        }
+        Dir::Reply => (s.client_port, MacAddr(s.client_mac)),
+    };
+    let out = cx.snap.port(out_port).ok_or(DropReason::NoRoute)?;
+    let ttl_at = ether::HEADER_LEN + if A::V6 { 7 } else { 8 };
+    if buf.data()[ttl_at] <= 1 {
+        return time_exceeded::<A, B>(cx, st, buf, in_port);
+    }
+    if matches!((s.mode, dir), (m, Dir::Forward) if m == Mode::Nat as u8 || m == Mode::FullNat as u8) && !l4_checksum_ok(&buf.data()[p.l4..p.end], p) {
+        return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
+    }
+
+    // State and expiry.
+    let t = A::table(st);
+    let e = t.get_mut(idx);
+    let old = State::from_u8(e.state).unwrap_or(State::Close);
+    let new = if p.proto == proto::TCP { conn::tcp_next(old, p.tcp_flags, dir, &mut e.flags) } else { old };
+    e.state = new as u8;
+    if let Some(tm) = svc_timeouts {
+        e.expires = cx.now.wrapping_add(new.timeout(&tm, false));
+    }
+    if new != old {
+        account_transition(cx, &mut st.load, s.backend, old, new);
+    }
+
+    let len = buf.len() as u64;
+    let bs = cx.stats.backends.get(usize::from(b.slot));
+    let ss = cx.stats.services.get(usize::from(s.service));
+    match (Mode::from_u8(s.mode), dir) {
+        (Some(Mode::Nat), Dir::Forward) => nat_rewrite(buf, p, None, Some((s.rs, s.rport))),
+        (Some(Mode::Nat), Dir::Reply) => nat_rewrite(buf, p, Some((s.vip, s.vport)), None),
+        (Some(Mode::FullNat), Dir::Forward) => nat_rewrite(buf, p, Some((s.local, s.lport)), Some((s.rs, s.rport))),
+        (Some(Mode::FullNat), Dir::Reply) => nat_rewrite(buf, p, Some((s.vip, s.vport)), Some((s.client, s.cport))),
+        (Some(Mode::Dr), Dir::Forward) => decrement_ttl::<A>(buf.data_mut()),
+        (Some(Mode::Tunnel), Dir::Forward) => {
+            decrement_ttl::<A>(buf.data_mut());
+            encapsulate::<A, B>(cx, buf, b, out.mtu)?;
+        }
+        _ => return Err(DropReason::NotForUs),
+    }
+    ether::set_macs(buf.data_mut(), dst_mac, out.mac);
+    match dir {
+        Dir::Forward => {
+            if let Some(bs) = bs {
+                bs.pkts_in.inc();
+                bs.bytes_in.add(len);
+            }
+            if let Some(ss) = ss {
+                ss.pkts_in.inc();
+                ss.bytes_in.add(len);
+            }
+        }
+        Dir::Reply => {
+            if let Some(bs) = bs {
+                bs.pkts_out.inc();
+                bs.bytes_out.add(len);
+            }
+            if let Some(ss) = ss {
+                ss.pkts_out.inc();
+                ss.bytes_out.add(len);
+            }
+        }
+    }
+    Ok(Verdict::Tx(out_port))
+}
+
+/// Decrements the TTL (IPv4, with checksum) or hop limit (IPv6).
+#[inline]
+fn decrement_ttl<A: Addr>(frame: &mut [u8]) {
+    let ip = &mut frame[ether::HEADER_LEN..];
+    if A::V6 {
+        ipv6::decrement_hop_limit(ip);
+    } else {
+        ipv4::decrement_ttl(ip);
+    }
+}
+
+/// Rewrites source and/or destination address and port, with the TTL, and
+/// updates the IP and L4 checksums incrementally.
+#[inline]
+fn nat_rewrite<A: Addr, B: PacketBuf>(buf: &mut B, p: &Pkt<A>, src: Option<(A, u16)>, dst: Option<(A, u16)>) {
+    let d = buf.data_mut();
+    decrement_ttl::<A>(d);
+    let ip = &mut d[ether::HEADER_LEN..];
+    let at = if p.proto == proto::TCP { tcp::CHECKSUM_AT } else { udp::CHECKSUM_AT };
+    let seg_off = p.l4 - ether::HEADER_LEN;
+    let mut c = u16::from_be_bytes([ip[seg_off + at], ip[seg_off + at + 1]]);
+    let no_udp_sum = p.proto == proto::UDP && !A::V6 && c == 0;
+    if let Some((a, port)) = src {
+        if A::V6 {
+            ipv6::set_src(ip, u128::from_be_bytes(a_bytes16(a)));
+        } else {
+            ipv4::set_src(ip, u32::from_be_bytes(a_bytes4(a)));
+        }
+        c = A::csum_update(c, p.src, a);
+        c = checksum::update16(c, p.sport, port);
+        ip[seg_off..seg_off + 2].copy_from_slice(&port.to_be_bytes());
+    }
+    if let Some((a, port)) = dst {
+        if A::V6 {
+            ipv6::set_dst(ip, u128::from_be_bytes(a_bytes16(a)));
+        } else {
+            ipv4::set_dst(ip, u32::from_be_bytes(a_bytes4(a)));
+        }
+        c = A::csum_update(c, p.dst, a);
+        c = checksum::update16(c, p.dport, port);
+        ip[seg_off + 2..seg_off + 4].copy_from_slice(&port.to_be_bytes());
+    }
+    if !no_udp_sum {
+        if p.proto == proto::UDP && c == 0 {
+            c = 0xffff;
+        }
+        ip[seg_off + at..seg_off + at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+fn a_bytes4<A: Addr>(a: A) -> [u8; 4] {
+    let mut b = [0u8; 4];
+    if !A::V6 {
+        a.write(&mut b);
+    }
+    b
+}
+
+fn a_bytes16<A: Addr>(a: A) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    if A::V6 {
+        a.write(&mut b);
+    }
+    b
+}
+
+/// Tunnel mode: wraps the IP packet in an outer IPv4 or IPv6 header to the
+/// real server (RFC 2003 / RFC 2473). The outer TOS/traffic class is copied
+/// from the inner header; DF is set on the outer IPv4 header when the inner
+/// packet has DF or is IPv6. A packet that would exceed the egress MTU is
+/// refused here; see [`too_big`] for the ICMP answer.
+fn encapsulate<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, b: &BackendView, mtu: u16) -> Result<(), DropReason> {
+    let src = b.tunnel_src.ok_or(DropReason::NoRoute)?;
+    let inner_len = buf.len() - ether::HEADER_LEN;
+    let d = buf.data();
+    let (tos, inner_df) = if A::V6 {
+        let ip = &d[ether::HEADER_LEN..];
+        (((ip[0] & 0x0f) << 4) | (ip[1] >> 4), true)
+    } else {
+        let ip = &d[ether::HEADER_LEN..];
+        (ip[1], u16::from_be_bytes([ip[6], ip[7]]) & ipv4::FLAG_DF != 0)
+    };
+    let inner_proto = if A::V6 { proto::IPV6 } else { proto::IPIP };
+    let overhead = if b.addr.is_ipv6() { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
+    if inner_len + overhead > usize::from(mtu) {
+        return Err(DropReason::MtuExceeded);
+    }
+    if !buf.prepend(overhead) {
+        return Err(DropReason::NoHeadroom);
+    }
+    let d = buf.data_mut();
+    d.copy_within(overhead..overhead + ether::HEADER_LEN, 0);
+    let outer = &mut d[ether::HEADER_LEN..];
+    match (src, b.addr) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => {
+            let total = u16::try_from(inner_len + overhead).map_err(|_| DropReason::MtuExceeded)?;
+            let df = if inner_df { ipv4::FLAG_DF } else { 0 };
+            ipv4::write_header(outer, tos, total, 0, df, cx.tunnel_ttl, inner_proto, u32::from(s), u32::from(t));
+            d[12..14].copy_from_slice(&ether::ethertype::IPV4.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(t)) => {
+            let plen = u16::try_from(inner_len).map_err(|_| DropReason::MtuExceeded)?;
+            ipv6::write_header(outer, tos, 0, plen, inner_proto, cx.tunnel_ttl, u128::from(s), u128::from(t));
+            d[12..14].copy_from_slice(&ether::ethertype::IPV6.to_be_bytes());
+        }
+        _ => return Err(DropReason::NoRoute),
+    }
+    Ok(())
+}
+
+/// Turns the packet into ICMP time exceeded back to its sender (rate
+/// limited), counting the drop of the original.
+fn time_exceeded<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
+    cx.stats.count_drop(DropReason::TtlExceeded);
+    let port = cx.snap.port(in_port).ok_or(DropReason::TtlExceeded)?;
+    if !st.icmp.allow(cx.now) {
+        return Err(DropReason::TtlExceeded);
+    }
+    let ok = if A::V6 {
+        let from = port.first::<u128>().ok_or(DropReason::TtlExceeded)?;
+        icmp::error_v6(buf, port.mac, from, icmp::v6::TIME_EXCEEDED, 0, 0)
+    } else {
+        let from = port.first::<u32>().ok_or(DropReason::TtlExceeded)?;
+        icmp::error_v4(buf, port.mac, from, icmp::v4::TIME_EXCEEDED, 0, 0)
+    };
+    if !ok {
+        return Err(DropReason::NoHeadroom);
+    }
+    cx.stats.icmp_errors_sent.inc();
+    // The original was counted as a drop above; the error itself is sent.
+    Ok(Verdict::Tx(in_port))
+}
+
+fn icmp4<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, h: &ipv4::Ipv4Header) -> Result<Verdict, DropReason> {
+    let l4 = ether::HEADER_LEN + h.header_len;
+    let end = ether::HEADER_LEN + h.total_len;
+    let m = icmp::IcmpHeader::parse_v4(&buf.data()[l4..end])?;
+    let kind = cx.snap.addr_kind(h.dst);
+    match (m.ty, kind) {
+        (icmp::v4::ECHO_REQUEST, Some(AddrKind::Vip | AddrKind::Local)) => echo4(cx, buf, in_port, h.header_len),
+        (icmp::v4::ECHO_REQUEST, Some(AddrKind::Own(p))) => match cx.snap.port(p).and_then(|v| v.kernel) {
+            Some(_) => Ok(Verdict::Kernel(p)),
+            None => echo4(cx, buf, in_port, h.header_len),
+        },
+        (_, Some(AddrKind::Own(p))) if cx.snap.port(p).and_then(|v| v.kernel).is_some() => Ok(Verdict::Kernel(p)),
+        (_, None) if m.is_error_v4() => Err(DropReason::IcmpErrorNoSession),
+        (_, None) => Err(DropReason::NotForUs),
+        _ => Err(DropReason::IcmpUnhandled),
+    }
+}
+
+fn echo4<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, header_len: usize) -> Result<Verdict, DropReason> {
+    let mac = cx.snap.port(in_port).ok_or(DropReason::NotForUs)?.mac;
+    let d = buf.data_mut();
+    icmp::echo_reply_v4(&mut d[ether::HEADER_LEN..], header_len);
+    ether::reply_macs(d, mac);
+    Ok(Verdict::Tx(in_port))
+}
+
+fn icmp6<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, h: &ipv6::Ipv6Header) -> Result<Verdict, DropReason> {
+    let l4 = ether::HEADER_LEN + h.header_len;
+    let end = ether::HEADER_LEN + h.total_len;
+    let m = icmp::IcmpHeader::parse_v6(&buf.data()[l4..end], h.src, h.dst)?;
+    let port = cx.snap.port(in_port).ok_or(DropReason::NotForUs)?;
+    match m.ty {
+        icmp::v6::NEIGHBOR_SOLICIT => {
+            let ns = icmp::parse_neighbor(&buf.data()[l4..end], h.hop_limit)?;
+            let peer_mac = ns.lla.unwrap_or_else(|| ether::src(buf.data()));
+            if h.src != 0 {
+                if let Some(slot) = cx.snap.neigh_slot(h.src) {
+                    cx.snap.neigh.learn(slot, peer_mac, cx.now);
+                }
+            }
+            match cx.snap.addr_kind(ns.target) {
+                Some(AddrKind::Vip | AddrKind::Local) => {}
+                Some(AddrKind::Own(p)) if p == in_port => {}
+                _ => return Err(DropReason::NdNotForUs),
+            }
+            // Answer in place: an NA with our link-layer address is 86 bytes.
+            let need = 86usize;
+            if buf.len() < need && !buf.append(need - buf.len()) {
+                return Err(DropReason::NoHeadroom);
+            }
+            buf.truncate(need);
+            let (to, to_mac, solicited) = if h.src == 0 {
+                let all_nodes = 0xff02_u128 << 112 | 1;
+                (all_nodes, MacAddr::ipv6_multicast(&all_nodes.to_be_bytes()), false)
+            } else {
+                (h.src, peer_mac, true)
+            };
+            icmp::write_neighbor_advert(buf.data_mut(), port.mac, to_mac, ns.target, to, solicited);
+            cx.stats.neigh_answers.inc();
+            Ok(Verdict::Tx(in_port))
+        }
+        icmp::v6::NEIGHBOR_ADVERT => {
+            let na = icmp::parse_neighbor(&buf.data()[l4..end], h.hop_limit)?;
+            if let (Some(slot), Some(mac)) = (cx.snap.neigh_slot(na.target), na.lla) {
+                cx.snap.neigh.learn(slot, mac, cx.now);
+            }
+            Ok(Verdict::Consumed)
+        }
+        icmp::v6::ECHO_REQUEST => match cx.snap.addr_kind(h.dst) {
+            Some(AddrKind::Vip | AddrKind::Local) => echo6(buf, port.mac, h.header_len, in_port),
+            Some(AddrKind::Own(p)) => match cx.snap.port(p).and_then(|v| v.kernel) {
+                Some(_) => Ok(Verdict::Kernel(p)),
+                None => echo6(buf, port.mac, h.header_len, in_port),
+            },
+            None => Err(DropReason::NotForUs),
+        },
+        _ if m.is_error_v6() && cx.snap.addr_kind(h.dst).is_none() => Err(DropReason::IcmpErrorNoSession),
+        _ => Err(DropReason::IcmpUnhandled),
+    }
+}
+
+fn echo6<B: PacketBuf>(buf: &mut B, mac: MacAddr, header_len: usize, in_port: u8) -> Result<Verdict, DropReason> {
+    let d = buf.data_mut();
+    icmp::echo_reply_v6(&mut d[ether::HEADER_LEN..], header_len);
+    ether::reply_macs(d, mac);
+    Ok(Verdict::Tx(in_port))
+}
+
+#[cfg(test)]
+#[path = "fwd_tests.rs"]
+mod tests;

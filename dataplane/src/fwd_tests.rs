@@ -1,0 +1,427 @@
+//! Forwarder tests driven by byte buffers: NAT both ways, ARP and echo,
+//! connection reuse, and a drop reason for every kind of malformed input.
+use super::*;
+use crate::net::{VecBuf, ether};
+use crate::stats::CoreStats;
+use crate::table::{Compiler, Health};
+use crate::testpkt::{self, Tcp};
+use std::net::Ipv4Addr;
+
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 2]);
+const P0_MAC: MacAddr = MacAddr([0x02, 0x00, 0, 0, 0, 0xa0]);
+const P1_MAC: MacAddr = MacAddr([0x02, 0x00, 0, 0, 0, 0xa1]);
+
+fn ip(s: &str) -> u32 {
+    u32::from(s.parse::<Ipv4Addr>().unwrap())
+}
+
+fn rs_mac(i: u8) -> MacAddr {
+    MacAddr([0x02, 0x5e, 0, 0, 0, 10 + i])
+}
+
+fn cfg_text(fwd: &str, sched: &str) -> String {
+    format!(
+        r#"
+[[ports]]
+name = "client"
+device = "net_null0"
+addresses = ["198.18.0.1/24", "2001:db8::1/64"]
+[[ports]]
+name = "server"
+device = "net_null1"
+addresses = ["198.18.1.1/24", "2001:db8:1::1/64"]
+[[neighbors]]
+address = "198.18.1.11"
+mac = "{m1}"
+port = "server"
+[[neighbors]]
+address = "198.18.1.12"
+mac = "{m2}"
+port = "server"
+[[neighbors]]
+address = "198.18.1.13"
+mac = "{m3}"
+port = "server"
+[[services]]
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+scheduler = "{sched}"
+forwarding = "{fwd}"
+[[services.real_servers]]
+address = "198.18.1.11"
+port = {p}
+[[services.real_servers]]
+address = "198.18.1.12"
+port = {p}
+[[services.real_servers]]
+address = "198.18.1.13"
+port = {p}
+[[services]]
+vip = "198.18.0.100"
+port = 53
+protocol = "udp"
+scheduler = "rr"
+forwarding = "{fwd}"
+[[services.real_servers]]
+address = "198.18.1.11"
+[[services.real_servers]]
+address = "198.18.1.12"
+"#,
+        m1 = rs_mac(1),
+        m2 = rs_mac(2),
+        m3 = rs_mac(3),
+        p = if fwd == "nat" || fwd == "fullnat" { 8080 } else { 80 },
+    )
+}
+
+fn forwarder(fwd: &str, sched: &str) -> Forwarder {
+    let c = config::from_str(&cfg_text(fwd, sched), "t.toml").unwrap();
+    let mut comp = Compiler::new(&c);
+    let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
+    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
+    let mut f = Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats);
+    f.set_now(1000);
+    f
+}
+
+fn syn(client: u32, cport: u16) -> Vec<u8> {
+    testpkt::tcp4(CLIENT_MAC, P0_MAC, client, ip("198.18.0.100"), &Tcp { sport: cport, dport: 80, flags: tcp::flags::SYN, seq: 1, payload: &[] })
+}
+
+fn drops(f: &Forwarder, r: DropReason) -> u64 {
+    f.stats().drops[r.index()].get()
+}
+
+#[test]
+fn nat_forward_and_reply() {
+    let mut f = forwarder("nat", "rr");
+    let client = ip("198.18.0.2");
+    let mut b = VecBuf::new(&syn(client, 40000));
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+    let out = b.data();
+    assert!(testpkt::checksums_ok(out));
+    assert_eq!(ether::dst(out), rs_mac(1));
+    assert_eq!(ether::src(out), P1_MAC);
+    let h = ipv4::Ipv4Header::parse(&out[14..], true).unwrap();
+    assert_eq!((h.src, h.dst, h.ttl), (client, ip("198.18.1.11"), 63));
+    let t = tcp::TcpHeader::parse(&out[34..]).unwrap();
+    assert_eq!((t.sport, t.dport), (40000, 8080));
+
+    // The real server's SYN-ACK comes back through rvs and is un-NATed.
+    let reply = testpkt::tcp4(rs_mac(1), P1_MAC, ip("198.18.1.11"), client, &Tcp { sport: 8080, dport: 40000, flags: tcp::flags::SYN | tcp::flags::ACK, seq: 9, payload: &[] });
+    let mut b = VecBuf::new(&reply);
+    assert_eq!(f.process(&mut b, 1), Verdict::Tx(0));
+    let out = b.data();
+    assert!(testpkt::checksums_ok(out));
+    assert_eq!(ether::dst(out), CLIENT_MAC);
+    assert_eq!(ether::src(out), P0_MAC);
+    let h = ipv4::Ipv4Header::parse(&out[14..], true).unwrap();
+    assert_eq!((h.src, h.dst), (ip("198.18.0.100"), client));
+    let t = tcp::TcpHeader::parse(&out[34..]).unwrap();
+    assert_eq!((t.sport, t.dport), (80, 40000));
+
+    // The client's ACK establishes; counters follow.
+    let ack = testpkt::tcp4(CLIENT_MAC, P0_MAC, client, ip("198.18.0.100"), &Tcp { sport: 40000, dport: 80, flags: tcp::flags::ACK, seq: 2, payload: b"GET /" });
+    let mut b = VecBuf::new(&ack);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+    let s = f.stats();
+    let slot = f.snapshot().services.iter().flatten().next().unwrap().backends[0];
+    let bs = &s.backends[usize::from(slot)];
+    assert_eq!((bs.conns.get(), bs.active.get(), bs.inactive.get(), bs.pkts_in.get(), bs.pkts_out.get()), (1, 1, 0, 2, 1));
+    assert_eq!(f.sessions_v4(), 1);
+}
+
+#[test]
+fn round_robin_spreads_new_flows_and_sessions_stick() {
+    let mut f = forwarder("nat", "rr");
+    let mut seen = Vec::new();
+    for i in 0..6u16 {
+        let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 40000 + i));
+        assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+        seen.push(ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap().dst);
+    }
+    assert_eq!(seen[..3], [ip("198.18.1.11"), ip("198.18.1.12"), ip("198.18.1.13")]);
+    assert_eq!(seen[..3], seen[3..]);
+    // A retransmitted SYN stays on its server.
+    let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 40001));
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+    assert_eq!(ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap().dst, ip("198.18.1.12"));
+}
+
+#[test]
+fn weighted_round_robin_via_forwarder() {
+    let c = cfg_text("nat", "wrr").replacen("port = 8080\n", "port = 8080\nweight = 1\n", 1).replacen(
+        "address = \"198.18.1.12\"\nport = 8080\n",
+        "address = \"198.18.1.12\"\nport = 8080\nweight = 2\n",
+        1,
+    ).replacen("address = \"198.18.1.13\"\nport = 8080\n", "address = \"198.18.1.13\"\nport = 8080\nweight = 3\n", 1);
+    let c = config::from_str(&c, "t.toml").unwrap();
+    let mut comp = Compiler::new(&c);
+    let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
+    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
+    let mut f = Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats);
+    let mut n = std::collections::HashMap::new();
+    for i in 0..600u16 {
+        let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 1000 + i));
+        assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+        *n.entry(ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap().dst).or_insert(0) += 1;
+    }
+    assert_eq!((n[&ip("198.18.1.11")], n[&ip("198.18.1.12")], n[&ip("198.18.1.13")]), (100, 200, 300));
+}
+
+#[test]
+fn udp_nat_and_zero_checksum() {
+    let mut f = forwarder("nat", "rr");
+    let mut frame = testpkt::udp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), 5353, 53, b"query");
+    let mut b = VecBuf::new(&frame);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+    assert!(testpkt::checksums_ok(b.data()));
+    // RFC 768: a zero UDP checksum stays zero after NAT.
+    frame[40] = 0;
+    frame[41] = 0;
+    let frame2 = {
+        let mut g = frame.clone();
+        g[35] = 0x36; // another source port: a new flow
+        g
+    };
+    let mut b = VecBuf::new(&frame2);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+    assert_eq!(&b.data()[40..42], &[0, 0]);
+}
+
+#[test]
+fn dr_rewrites_only_macs_and_ttl() {
+    let mut f = forwarder("dr", "rr");
+    let frame = syn(ip("198.18.0.2"), 40000);
+    let mut b = VecBuf::new(&frame);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+    let out = b.data();
+    assert_eq!(ether::dst(out), rs_mac(1));
+    assert_eq!(&out[14 + 12..14 + 20], &frame[14 + 12..14 + 20]); // addresses untouched
+    assert_eq!(&out[34..], &frame[34..]); // TCP untouched
+    assert_eq!(out[22], 63);
+    assert!(testpkt::checksums_ok(out));
+}
+
+#[test]
+fn new_syn_on_closing_session_starts_afresh() {
+    let mut f = forwarder("nat", "rr");
+    let client = ip("198.18.0.2");
+    let mut b = VecBuf::new(&syn(client, 40000));
+    f.process(&mut b, 0);
+    let first = ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap().dst;
+    let rst = testpkt::tcp4(CLIENT_MAC, P0_MAC, client, ip("198.18.0.100"), &Tcp { sport: 40000, dport: 80, flags: tcp::flags::RST, seq: 2, payload: &[] });
+    let mut b = VecBuf::new(&rst);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+    let mut b = VecBuf::new(&syn(client, 40000));
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+    let second = ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap().dst;
+    assert_ne!(first, second, "the reused 5-tuple was scheduled anew");
+    assert_eq!(f.stats().sessions_reused.get(), 1);
+    assert_eq!(f.sessions_v4(), 1);
+}
+
+#[test]
+fn sessions_expire_and_sweep_releases_gauges() {
+    let mut f = forwarder("nat", "rr");
+    let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 40000));
+    f.process(&mut b, 0);
+    assert_eq!(f.sessions_v4(), 1);
+    f.set_now(1000 + 121_000); // past tcp_syn (120 s)
+    let mut n = 0;
+    for _ in 0..200 {
+        n += f.sweep(64);
+    }
+    assert_eq!(n, 1);
+    assert_eq!(f.sessions_v4(), 0);
+    let total: u64 = f.stats().backends.iter().map(|b| b.inactive.get()).sum();
+    assert_eq!(total, 0);
+}
+
+#[test]
+fn answers_arp_for_vip_and_own_address_only() {
+    let mut f = forwarder("nat", "rr");
+    let mut frame = vec![0u8; 60];
+    arp::write_request(&mut frame, CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 100), MacAddr::BROADCAST);
+    let mut b = VecBuf::new(&frame);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(0));
+    let a = arp::Arp::parse(&b.data()[14..]).unwrap();
+    assert_eq!((a.op, a.sha, a.spa), (arp::OP_REPLY, P0_MAC, Ipv4Addr::new(198, 18, 0, 100)));
+    // Own address of port 0, asked on port 0: answered.
+    arp::write_request(&mut frame, CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1), MacAddr::BROADCAST);
+    let mut b = VecBuf::new(&frame);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(0));
+    // Port 1's address asked on port 0, or a stranger: refused.
+    arp::write_request(&mut frame, CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 1, 1), MacAddr::BROADCAST);
+    assert_eq!(f.process(&mut VecBuf::new(&frame), 0), Verdict::Drop(DropReason::ArpNotForUs));
+    arp::write_request(&mut frame, CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 77), MacAddr::BROADCAST);
+    assert_eq!(f.process(&mut VecBuf::new(&frame), 0), Verdict::Drop(DropReason::ArpNotForUs));
+}
+
+#[test]
+fn learns_neighbours_from_arp() {
+    // The same configuration without static neighbours.
+    let text = cfg_text("nat", "rr");
+    let start = text.find("[[neighbors]]").unwrap();
+    let end = text.find("[[services]]").unwrap();
+    let text = format!("{}{}", &text[..start], &text[end..]);
+    let c = config::from_str(&text, "t.toml").unwrap();
+    let mut comp = Compiler::new(&c);
+    let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
+    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
+    let mut f = Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats);
+    f.set_now(5);
+    // Unresolved: the SYN is dropped and counted, and a probe is due.
+    assert_eq!(f.process(&mut VecBuf::new(&syn(ip("198.18.0.2"), 1)), 0), Verdict::Drop(DropReason::NeighUnresolved));
+    let mut probes = Vec::new();
+    f.neighbour_probes(&mut probes);
+    assert_eq!(probes.len(), 3);
+    let mut frame = [0u8; 128];
+    let (len, port) = f.build_probe(&probes[0].0, probes[0].1, &mut frame).unwrap();
+    assert_eq!(port, 1);
+    let req = arp::Arp::parse(&frame[14..len]).unwrap();
+    assert_eq!(req.spa, Ipv4Addr::new(198, 18, 1, 1));
+    // The real server answers; the next SYN goes through.
+    for i in 1..=3u8 {
+        let mut reply = vec![0u8; 60];
+        ether::write_header(&mut reply, P1_MAC, rs_mac(i), ether::ethertype::ARP);
+        arp::Arp { op: arp::OP_REPLY, sha: rs_mac(i), spa: Ipv4Addr::new(198, 18, 1, 10 + i), tha: P1_MAC, tpa: Ipv4Addr::new(198, 18, 1, 1) }.write(&mut reply[14..]);
+        assert_eq!(f.process(&mut VecBuf::new(&reply), 1), Verdict::Consumed);
+    }
+    assert_eq!(f.process(&mut VecBuf::new(&syn(ip("198.18.0.2"), 2)), 0), Verdict::Tx(1));
+}
+
+#[test]
+fn answers_echo_to_vip() {
+    let mut f = forwarder("nat", "rr");
+    let p = testpkt::ping4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), 7, 1);
+    let mut b = VecBuf::new(&p);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(0));
+    let h = ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap();
+    assert_eq!((h.src, h.dst), (ip("198.18.0.100"), ip("198.18.0.2")));
+    let m = icmp::IcmpHeader::parse_v4(&b.data()[34..]).unwrap();
+    assert_eq!(m.ty, icmp::v4::ECHO_REPLY);
+    assert_eq!(ether::dst(b.data()), CLIENT_MAC);
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded() {
+    let mut f = forwarder("nat", "rr");
+    let mut frame = syn(ip("198.18.0.2"), 40000);
+    frame[22] = 1;
+    frame[24] = 0;
+    frame[25] = 0;
+    let c = checksum::checksum(&frame[14..34]);
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut b = VecBuf::new(&frame);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(0));
+    let h = ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap();
+    assert_eq!((h.src, h.dst, h.proto), (ip("198.18.0.1"), ip("198.18.0.2"), 1));
+    assert_eq!(icmp::IcmpHeader::parse_v4(&b.data()[34..]).unwrap().ty, icmp::v4::TIME_EXCEEDED);
+    assert_eq!(drops(&f, DropReason::TtlExceeded), 1);
+}
+
+/// Every malformation is dropped with its own reason and nothing panics.
+#[test]
+fn malformed_frames_are_dropped_per_reason() {
+    let mut f = forwarder("nat", "rr");
+    let good = syn(ip("198.18.0.2"), 40000);
+    let mut cases: Vec<(Vec<u8>, DropReason)> = Vec::new();
+    cases.push((good[..13].to_vec(), DropReason::EthTruncated));
+    cases.push((good[..30].to_vec(), DropReason::Ipv4Truncated));
+    let mut v = good.clone();
+    v[14] = 0x65;
+    cases.push((v, DropReason::Ipv4BadVersion));
+    let mut v = good.clone();
+    v[14] = 0x44;
+    cases.push((v, DropReason::Ipv4BadHeaderLen));
+    let mut v = good.clone();
+    v[16..18].copy_from_slice(&200u16.to_be_bytes());
+    cases.push((v, DropReason::Ipv4BadTotalLen));
+    let mut v = good.clone();
+    v[16..18].copy_from_slice(&10u16.to_be_bytes());
+    cases.push((v, DropReason::Ipv4BadTotalLen));
+    let mut v = good.clone();
+    v[24] ^= 0x55;
+    cases.push((v, DropReason::Ipv4BadChecksum));
+    let mut v = good.clone();
+    v[34 + 12] = 0xf0; // data offset 15 words: past the segment
+    cases.push((v, DropReason::TcpBadHeaderLen));
+    let mut v = good.clone();
+    v[34 + 16] ^= 0x01; // TCP checksum
+    cases.push((v, DropReason::TcpBadChecksum));
+    let mut v = good.clone();
+    v.truncate(34 + 10);
+    v[16..18].copy_from_slice(&30u16.to_be_bytes());
+    let c = {
+        v[24] = 0;
+        v[25] = 0;
+        checksum::checksum(&v[14..34])
+    };
+    v[24..26].copy_from_slice(&c.to_be_bytes());
+    cases.push((v, DropReason::TcpTruncated));
+    let mut v = good.clone();
+    v[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+    cases.push((v, DropReason::EthNotForUs));
+    let mut v = good.clone();
+    v[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+    cases.push((v, DropReason::EthUnsupported));
+    let mut v = good.clone();
+    v[26..30].copy_from_slice(&[224, 0, 0, 1]);
+    let c = {
+        v[24] = 0;
+        v[25] = 0;
+        checksum::checksum(&v[14..34])
+    };
+    v[24..26].copy_from_slice(&c.to_be_bytes());
+    cases.push((v, DropReason::Ipv4BadSource));
+    // A non-SYN with no session, a SYN+FIN, a port with no service.
+    let ack = testpkt::tcp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), &Tcp { sport: 1, dport: 80, flags: tcp::flags::ACK, seq: 1, payload: &[] });
+    cases.push((ack, DropReason::TcpNoSession));
+    let synfin = testpkt::tcp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), &Tcp { sport: 2, dport: 80, flags: tcp::flags::SYN | tcp::flags::FIN, seq: 1, payload: &[] });
+    cases.push((synfin, DropReason::TcpBadFlags));
+    let other = testpkt::tcp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), &Tcp { sport: 3, dport: 81, flags: tcp::flags::SYN, seq: 1, payload: &[] });
+    cases.push((other, DropReason::NoService));
+    let stray = testpkt::tcp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.7.7"), &Tcp { sport: 3, dport: 81, flags: tcp::flags::SYN, seq: 1, payload: &[] });
+    cases.push((stray, DropReason::TcpNoSession));
+    let mut udp = testpkt::udp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), 5, 53, b"x");
+    udp[38..40].copy_from_slice(&4u16.to_be_bytes());
+    cases.push((udp.clone(), DropReason::UdpBadLen));
+    udp[38..40].copy_from_slice(&9u16.to_be_bytes());
+    udp[41] ^= 0xff;
+    cases.push((udp, DropReason::UdpBadChecksum));
+    let mut frag = good.clone();
+    frag[20] = 0x20; // MF
+    let c = {
+        frag[24] = 0;
+        frag[25] = 0;
+        checksum::checksum(&frag[14..34])
+    };
+    frag[24..26].copy_from_slice(&c.to_be_bytes());
+    cases.push((frag, DropReason::Fragment));
+
+    for (i, (frame, want)) in cases.iter().enumerate() {
+        let before = drops(&f, *want);
+        let got = f.process(&mut VecBuf::new(frame), 0);
+        assert_eq!(got, Verdict::Drop(*want), "case {i}");
+        assert_eq!(drops(&f, *want), before + 1, "case {i} counted");
+    }
+    assert_eq!(f.sessions_v4(), 0, "no malformed packet created a session");
+}
+
+#[test]
+fn fuzzed_frames_never_panic() {
+    use proptest::prelude::*;
+    let f = std::cell::RefCell::new(forwarder("nat", "rr"));
+    let good = syn(ip("198.18.0.2"), 40000);
+    proptest!(ProptestConfig { cases: 4000, ..ProptestConfig::default() }, |(flips in prop::collection::vec((0usize..80, any::<u8>()), 0..6), cut in 0usize..80)| {
+        let mut v = good.clone();
+        for (at, x) in flips {
+            if at < v.len() { v[at] ^= x; }
+        }
+        v.truncate(cut.max(1).min(v.len()));
+        let _ = f.borrow_mut().process(&mut VecBuf::new(&v), 0);
+        let _ = f.borrow_mut().process(&mut VecBuf::new(&v), 1);
+    });
+}

@@ -1,0 +1,210 @@
+//! Per-core counters, written by one worker and read by management.
+//!
+//! Each worker owns a [`CoreStats`]; it is the only writer. A [`Counter`]
+//! is an `AtomicU64` updated with a relaxed load and store (no
+//! read-modify-write, so no locked instruction on the fast path); the
+//! management thread sums the cores with relaxed loads. Gauges (active
+//! sessions) are counters that also go down; summed across cores they are
+//! read as wrapping differences. Management never writes here: "zeroing"
+//! (`rvsadm -Z`) and slot reuse are done by remembering a base value.
+use crate::DropReason;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A single-writer counter.
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n` (owner core only).
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+    /// Adds one (owner core only).
+    #[inline(always)]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    /// Subtracts one, for gauges (owner core only).
+    #[inline(always)]
+    pub fn dec(&self) {
+        self.0.store(self.0.load(Relaxed).wrapping_sub(1), Relaxed);
+    }
+    /// Sets an absolute value, for gauges the owner recomputes.
+    #[inline(always)]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+    /// Reads the value (any thread).
+    #[inline(always)]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Per real-server counters on one core (one cache line).
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub struct BackendStats {
+    /// Sessions created.
+    pub conns: Counter,
+    /// Gauge: established TCP sessions.
+    pub active: Counter,
+    /// Gauge: other sessions (half-open, closing, UDP).
+    pub inactive: Counter,
+    /// Packets client -> real server.
+    pub pkts_in: Counter,
+    /// Packets real server -> client (NAT and full NAT only).
+    pub pkts_out: Counter,
+    /// Bytes client -> real server.
+    pub bytes_in: Counter,
+    /// Bytes real server -> client.
+    pub bytes_out: Counter,
+}
+
+/// Per virtual-service counters on one core.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub struct ServiceStats {
+    /// Sessions created.
+    pub conns: Counter,
+    /// Packets in.
+    pub pkts_in: Counter,
+    /// Packets out.
+    pub pkts_out: Counter,
+    /// Bytes in.
+    pub bytes_in: Counter,
+    /// Bytes out.
+    pub bytes_out: Counter,
+    /// New flows sent to the fallback ("sorry") server.
+    pub fallback_conns: Counter,
+    /// New flows forwarded without a session (table full, stateless policy).
+    pub stateless: Counter,
+}
+
+/// Per-port counters on one core.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub struct PortCounters {
+    /// Packets received.
+    pub rx_pkts: Counter,
+    /// Bytes received.
+    pub rx_bytes: Counter,
+    /// Packets transmitted.
+    pub tx_pkts: Counter,
+    /// Bytes transmitted.
+    pub tx_bytes: Counter,
+    /// Packets passed to the kernel interface.
+    pub to_kernel: Counter,
+    /// Packets from the kernel interface sent out of this port.
+    pub from_kernel: Counter,
+}
+
+/// Most ports a configuration may have.
+pub const MAX_PORTS: usize = 16;
+
+/// Everything one worker counts.
+#[derive(Debug)]
+pub struct CoreStats {
+    /// Drops by reason.
+    pub drops: [Counter; DropReason::COUNT],
+    /// Per port.
+    pub ports: [PortCounters; MAX_PORTS],
+    /// Per backend slot.
+    pub backends: Box<[BackendStats]>,
+    /// Per service slot.
+    pub services: Box<[ServiceStats]>,
+    /// Gauge: IPv4 sessions in the table.
+    pub sessions_v4: Counter,
+    /// Gauge: IPv6 sessions in the table.
+    pub sessions_v6: Counter,
+    /// Sessions created.
+    pub sessions_created: Counter,
+    /// Sessions expired or removed.
+    pub sessions_expired: Counter,
+    /// A new SYN replaced a closing session on the same 5-tuple.
+    pub sessions_reused: Counter,
+    /// Packets handed to another core's ring.
+    pub handover_out: Counter,
+    /// Packets received from other cores' rings.
+    pub handover_in: Counter,
+    /// ICMP/ICMPv6 errors generated (time exceeded, too big).
+    pub icmp_errors_sent: Counter,
+    /// ICMP errors about sessions forwarded to the other party.
+    pub icmp_errors_forwarded: Counter,
+    /// ARP replies and neighbour advertisements sent.
+    pub neigh_answers: Counter,
+    /// ARP requests and neighbour solicitations sent.
+    pub neigh_probes: Counter,
+    /// Poll-loop iterations.
+    pub loops: Counter,
+    /// Iterations that found no packet.
+    pub idle_loops: Counter,
+    /// Snapshot generation this core runs (for quiescence checks).
+    pub generation: Counter,
+}
+
+impl CoreStats {
+    /// Counters sized for `backends` backend slots and `services` service slots.
+    pub fn new(backends: usize, services: usize) -> CoreStats {
+        CoreStats {
+            drops: std::array::from_fn(|_| Counter::default()),
+            ports: std::array::from_fn(|_| PortCounters::default()),
+            backends: (0..backends).map(|_| BackendStats::default()).collect(),
+            services: (0..services).map(|_| ServiceStats::default()).collect(),
+            sessions_v4: Counter::default(),
+            sessions_v6: Counter::default(),
+            sessions_created: Counter::default(),
+            sessions_expired: Counter::default(),
+            sessions_reused: Counter::default(),
+            handover_out: Counter::default(),
+            handover_in: Counter::default(),
+            icmp_errors_sent: Counter::default(),
+            icmp_errors_forwarded: Counter::default(),
+            neigh_answers: Counter::default(),
+            neigh_probes: Counter::default(),
+            loops: Counter::default(),
+            idle_loops: Counter::default(),
+            generation: Counter::default(),
+        }
+    }
+
+    /// Counts a drop.
+    #[inline(always)]
+    pub fn count_drop(&self, r: DropReason) {
+        self.drops[r.index()].inc();
+    }
+}
+
+/// Sums a counter over cores as a signed value (gauges may have moved
+/// between cores' halves: one core incremented, another never decrements,
+/// but the sum of wrapping differences is exact).
+pub fn sum_gauge<'a>(cores: impl IntoIterator<Item = &'a Counter>) -> i64 {
+    #[expect(clippy::cast_possible_wrap, reason = "wrapping gauge arithmetic")]
+    let s = cores.into_iter().fold(0u64, |a, c| a.wrapping_add(c.get())) as i64;
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_gauges() {
+        let s = CoreStats::new(4, 2);
+        s.backends[1].active.inc();
+        s.backends[1].active.inc();
+        s.backends[1].active.dec();
+        s.count_drop(DropReason::NoService);
+        assert_eq!(s.backends[1].active.get(), 1);
+        assert_eq!(s.drops[DropReason::NoService.index()].get(), 1);
+        let a = Counter::default();
+        a.dec();
+        let b = Counter::default();
+        b.inc();
+        b.inc();
+        assert_eq!(sum_gauge([&a, &b]), 1);
+        assert_eq!(size_of::<BackendStats>(), 64);
+    }
+}

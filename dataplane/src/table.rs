@@ -1,0 +1,792 @@
+//! The compiled configuration workers forward with: an immutable [`Snapshot`].
+//!
+//! Management compiles the [`config::Config`] (plus health state and the
+//! ports' MACs) into a snapshot and publishes it atomically; each worker
+//! picks the new one up between bursts. Sessions survive a publish: they
+//! refer to services and real servers by *slot*, and a real server keeps
+//! its slot across publishes for as long as it exists. A slot's
+//! *generation* changes when it is reused for a different real server, so a
+//! session can tell that its real server was removed (and a re-added server
+//! never inherits stale sessions).
+//!
+//! [`Compiler`] owns the slot assignments and the neighbour table and
+//! caches Maglev tables, so publishing a weight change on one service does
+//! not rebuild every table.
+use crate::neigh::NeighTable;
+use crate::net::ip::Addr;
+use crate::net::MacAddr;
+use crate::sched::{stable_hash, Candidate, SchedSpec};
+use config::{Config, Forwarding, Protocol, ServiceKey, WhenFull};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Forwarding mode as stored in a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Mode {
+    /// Destination NAT.
+    Nat = 1,
+    /// Direct routing.
+    Dr = 2,
+    /// IP-in-IP tunnel.
+    Tunnel = 3,
+    /// Full NAT.
+    FullNat = 4,
+}
+
+impl From<Forwarding> for Mode {
+    fn from(f: Forwarding) -> Mode {
+        match f {
+            Forwarding::Nat => Mode::Nat,
+            Forwarding::Dr => Mode::Dr,
+            Forwarding::Tunnel => Mode::Tunnel,
+            Forwarding::FullNat => Mode::FullNat,
+        }
+    }
+}
+
+impl Mode {
+    /// From the byte stored in a session.
+    pub fn from_u8(v: u8) -> Option<Mode> {
+        match v {
+            1 => Some(Mode::Nat),
+            2 => Some(Mode::Dr),
+            3 => Some(Mode::Tunnel),
+            4 => Some(Mode::FullNat),
+            _ => None,
+        }
+    }
+    /// True for modes whose replies come back through rvs.
+    pub fn has_reply(self) -> bool {
+        matches!(self, Mode::Nat | Mode::FullNat)
+    }
+}
+
+/// A port as workers see it.
+#[derive(Clone, Debug)]
+pub struct PortView {
+    /// Index in the configuration (what sessions and verdicts use).
+    pub index: u8,
+    /// Name.
+    pub name: String,
+    /// MAC address.
+    pub mac: MacAddr,
+    /// IPv4 addresses and prefix lengths.
+    pub v4: Vec<(u32, u8)>,
+    /// IPv6 addresses and prefix lengths.
+    pub v6: Vec<(u128, u8)>,
+    /// IP MTU.
+    pub mtu: u16,
+    /// Index of the kernel exception port, if configured.
+    pub kernel: Option<u8>,
+}
+
+impl PortView {
+    /// The port's first address of family `A` (the source of ICMP errors
+    /// and probes), if any.
+    pub fn first<A: Addr>(&self) -> Option<A> {
+        if A::V6 {
+            self.v6.first().and_then(|&(a, _)| A::from_ip(a.to_ip()))
+        } else {
+            self.v4.first().and_then(|&(a, _)| A::from_ip(a.to_ip()))
+        }
+    }
+
+    /// The port's address on the network holding `ip`, else its first one.
+    pub fn source_for(&self, ip: IpAddr) -> Option<IpAddr> {
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.iter().find(|&&(p, l)| p.mask(l) == a.mask(l)).or(self.v4.first()).map(|&(p, _)| p.to_ip())
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6.iter().find(|&&(p, l)| p.mask(l) == a.mask(l)).or(self.v6.first()).map(|&(p, _)| p.to_ip())
+            }
+        }
+    }
+}
+
+/// A real server as workers see it.
+#[derive(Clone, Debug)]
+pub struct BackendView {
+    /// Slot (index into `Snapshot::backends` and counter arrays).
+    pub slot: u16,
+    /// Generation of the slot.
+    pub gen: u16,
+    /// Service slot.
+    pub service: u16,
+    /// Address.
+    pub addr: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Configured weight.
+    pub weight: u32,
+    /// Effective weight (0 when down or draining).
+    pub effective_weight: u32,
+    /// Forwarding mode.
+    pub mode: Mode,
+    /// Port it is reached through.
+    pub egress: u8,
+    /// Neighbour slot of its next hop.
+    pub neigh: u32,
+    /// Source address for the tunnel's outer header (tunnel mode).
+    pub tunnel_src: Option<IpAddr>,
+    /// Health: false when a checker marked it down.
+    pub up: bool,
+}
+
+impl BackendView {
+    /// Slot and generation packed as sessions store them.
+    #[inline]
+    pub fn tag(&self) -> u32 {
+        u32::from(self.slot) | (u32::from(self.gen) << 16)
+    }
+}
+
+/// Session timeouts in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeoutsMs {
+    /// Established TCP.
+    pub tcp_established: u32,
+    /// Half-open TCP.
+    pub tcp_syn: u32,
+    /// Half-open TCP when the table is over 3/4 full.
+    pub tcp_syn_pressure: u32,
+    /// Closing TCP.
+    pub tcp_fin: u32,
+    /// Closed TCP.
+    pub tcp_close: u32,
+    /// UDP.
+    pub udp: u32,
+}
+
+impl From<config::Timeouts> for TimeoutsMs {
+    fn from(t: config::Timeouts) -> Self {
+        let ms = |s: u32| s.saturating_mul(1000);
+        TimeoutsMs {
+            tcp_established: ms(t.tcp_established),
+            tcp_syn: ms(t.tcp_syn),
+            tcp_syn_pressure: ms(t.tcp_syn_under_pressure),
+            tcp_fin: ms(t.tcp_fin),
+            tcp_close: ms(t.tcp_close),
+            udp: ms(t.udp),
+        }
+    }
+}
+
+/// A virtual service as workers see it.
+#[derive(Clone, Debug)]
+pub struct ServiceView {
+    /// Slot.
+    pub slot: u16,
+    /// Identity.
+    pub key: ServiceKey,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Backend slots, in configuration order (parallel to `cands`).
+    pub backends: Vec<u16>,
+    /// Scheduler candidates (effective weights).
+    pub cands: Vec<Candidate>,
+    /// Scheduler kind and prebuilt tables.
+    pub sched: SchedSpec,
+    /// Identity of `sched` (unchanged spec: workers keep their state).
+    pub sched_sig: u64,
+    /// Hash the source port too (sh, mh).
+    pub hash_port: bool,
+    /// Timeouts.
+    pub timeouts: TimeoutsMs,
+    /// Persistence: (timeout ms, prefix length).
+    pub persistence: Option<(u32, u8)>,
+    /// Full-table behaviour.
+    pub when_full: WhenFull,
+    /// Maglev table for stateless forwarding when the table is full.
+    pub stateless: Option<Arc<crate::sched::MaglevTable>>,
+    /// Create sessions on non-SYN TCP.
+    pub sloppy_tcp: bool,
+    /// Full-NAT local addresses.
+    pub locals: Vec<IpAddr>,
+}
+
+/// What an address is to the balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrKind {
+    /// A virtual IP (some service uses it).
+    Vip,
+    /// One of the balancer's own addresses, on this port.
+    Own(u8),
+    /// A full-NAT local address (not a port address).
+    Local,
+}
+
+/// Per-family lookup maps.
+#[derive(Clone, Debug, Default)]
+pub struct FamilyMaps<A: Addr> {
+    services: HashMap<(A, u16, u8), u16, ahash::RandomState>,
+    addrs: HashMap<A, AddrKind, ahash::RandomState>,
+    neigh: HashMap<A, u32, ahash::RandomState>,
+}
+
+/// Selects the per-family maps of a snapshot.
+pub trait Family: Addr {
+    /// The maps of this family.
+    fn maps(s: &Snapshot) -> &FamilyMaps<Self>;
+}
+
+impl Family for u32 {
+    #[inline(always)]
+    fn maps(s: &Snapshot) -> &FamilyMaps<u32> {
+        &s.v4
+    }
+}
+
+impl Family for u128 {
+    #[inline(always)]
+    fn maps(s: &Snapshot) -> &FamilyMaps<u128> {
+        &s.v6
+    }
+}
+
+/// A neighbour to keep resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighborRef {
+    /// Slot in the neighbour table.
+    pub slot: u32,
+    /// Its address.
+    pub addr: IpAddr,
+    /// The port it is on.
+    pub port: u8,
+}
+
+/// The immutable forwarding state.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases with every publish.
+    pub generation: u64,
+    /// Ports by index.
+    pub ports: Vec<PortView>,
+    /// Services by slot.
+    pub services: Vec<Option<ServiceView>>,
+    /// Backends by slot.
+    pub backends: Vec<Option<BackendView>>,
+    /// Neighbour resolution state (shared, updated by workers).
+    pub neigh: Arc<NeighTable>,
+    /// Neighbours to keep resolved.
+    pub neighbors: Vec<NeighborRef>,
+    v4: FamilyMaps<u32>,
+    v6: FamilyMaps<u128>,
+}
+
+impl Snapshot {
+    /// The service for (vip, port, proto).
+    #[inline]
+    pub fn service<A: Family>(&self, vip: A, port: u16, proto: u8) -> Option<&ServiceView> {
+        let slot = *A::maps(self).services.get(&(vip, port, proto))?;
+        self.services.get(usize::from(slot))?.as_ref()
+    }
+
+    /// What `a` is to the balancer, if anything.
+    #[inline]
+    pub fn addr_kind<A: Family>(&self, a: A) -> Option<AddrKind> {
+        A::maps(self).addrs.get(&a).copied()
+    }
+
+    /// The neighbour slot for `a`, if it is a known neighbour.
+    #[inline]
+    pub fn neigh_slot<A: Family>(&self, a: A) -> Option<u32> {
+        A::maps(self).neigh.get(&a).copied()
+    }
+
+    /// The backend in `slot` if its generation is still `gen`.
+    #[inline]
+    pub fn backend(&self, tag: u32) -> Option<&BackendView> {
+        #[expect(clippy::cast_possible_truncation, reason = "unpacking slot and generation")]
+        let (slot, gen) = (tag as u16, (tag >> 16) as u16);
+        self.backends.get(usize::from(slot))?.as_ref().filter(|b| b.gen == gen)
+    }
+
+    /// The port with this index.
+    #[inline]
+    pub fn port(&self, i: u8) -> Option<&PortView> {
+        self.ports.get(usize::from(i))
+    }
+
+    /// An empty snapshot (no services), for start-up and tests.
+    pub fn empty(ports: Vec<PortView>, max_services: usize, max_backends: usize, neigh: Arc<NeighTable>) -> Snapshot {
+        let mut s = Snapshot {
+            generation: 0,
+            ports,
+            services: vec![None; max_services],
+            backends: vec![None; max_backends],
+            neigh,
+            neighbors: Vec::new(),
+            v4: FamilyMaps::default(),
+            v6: FamilyMaps::default(),
+        };
+        s.index_ports();
+        s
+    }
+
+    fn index_ports(&mut self) {
+        for p in &self.ports {
+            for &(a, _) in &p.v4 {
+                self.v4.addrs.insert(a, AddrKind::Own(p.index));
+            }
+            for &(a, _) in &p.v6 {
+                self.v6.addrs.insert(a, AddrKind::Own(p.index));
+            }
+        }
+    }
+}
+
+/// Identity of a real server within a service.
+pub type BackendKey = (ServiceKey, IpAddr, u16);
+
+/// Why compilation failed (a configuration that validated but cannot be
+/// mapped onto the running dataplane).
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Out of service slots.
+    #[error("more than {0} services")]
+    TooManyServices(usize),
+    /// Out of backend slots.
+    #[error("more than {0} real servers")]
+    TooManyBackends(usize),
+    /// Out of neighbour slots.
+    #[error("more than {0} neighbours")]
+    TooManyNeighbours(usize),
+    /// More ports than the dataplane has.
+    #[error("the configuration has {want} ports, the dataplane {have}")]
+    Ports {
+        /// Configured.
+        want: usize,
+        /// Running.
+        have: usize,
+    },
+    /// An address that validation should have refused.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Slots with generations, reused oldest-freed first.
+#[derive(Debug)]
+struct Slots<K: std::hash::Hash + Eq + Clone> {
+    assigned: HashMap<K, (u16, u16)>,
+    gens: Vec<u16>,
+    free: VecDeque<u16>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
+    fn new(n: usize) -> Self {
+        let n = n.min(usize::from(u16::MAX));
+        Slots { assigned: HashMap::new(), gens: vec![0; n], free: (0..u16::try_from(n).unwrap_or(u16::MAX)).collect() }
+    }
+
+    /// Keeps the slots of `keep`, frees the others, assigns new ones.
+    fn sync<'a>(&mut self, keep: impl IntoIterator<Item = &'a K>) -> Result<(), ()>
+    where
+        K: 'a,
+    {
+        let keep: std::collections::HashSet<&K> = keep.into_iter().collect();
+        let gone: Vec<K> = self.assigned.keys().filter(|k| !keep.contains(k)).cloned().collect();
+        for k in gone {
+            if let Some((slot, _)) = self.assigned.remove(&k) {
+                self.free.push_back(slot);
+            }
+        }
+        for k in keep {
+            if !self.assigned.contains_key(k) {
+                let slot = self.free.pop_front().ok_or(())?;
+                let g = &mut self.gens[usize::from(slot)];
+                *g = g.wrapping_add(1);
+                self.assigned.insert(k.clone(), (slot, *g));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, k: &K) -> Option<(u16, u16)> {
+        self.assigned.get(k).copied()
+    }
+}
+
+/// Turns configurations into snapshots, keeping slots stable.
+#[derive(Debug)]
+pub struct Compiler {
+    services: Slots<ServiceKey>,
+    backends: Slots<BackendKey>,
+    neigh_slots: Slots<(IpAddr, u8)>,
+    neigh: Arc<NeighTable>,
+    generation: u64,
+    max_services: usize,
+    max_backends: usize,
+    sched_cache: HashMap<ServiceKey, (u64, SchedSpec, Option<Arc<crate::sched::MaglevTable>>)>,
+}
+
+/// Health of real servers as management knows it (absent = up).
+pub type Health = HashMap<BackendKey, bool>;
+
+impl Compiler {
+    /// A compiler for a dataplane sized by `cfg.dataplane`.
+    pub fn new(cfg: &Config) -> Compiler {
+        let max_services = cfg.dataplane.max_services as usize;
+        let max_backends = cfg.dataplane.max_real_servers as usize;
+        let max_neigh = max_backends + 256;
+        Compiler {
+            services: Slots::new(max_services),
+            backends: Slots::new(max_backends),
+            neigh_slots: Slots::new(max_neigh),
+            neigh: Arc::new(NeighTable::new(max_neigh)),
+            generation: 0,
+            max_services,
+            max_backends,
+            sched_cache: HashMap::new(),
+        }
+    }
+
+    /// The shared neighbour table.
+    pub fn neigh(&self) -> Arc<NeighTable> {
+        self.neigh.clone()
+    }
+
+    /// The slot and generation of a backend, if it exists.
+    pub fn backend_slot(&self, k: &BackendKey) -> Option<(u16, u16)> {
+        self.backends.get(k)
+    }
+
+    /// The slot of a service, if it exists.
+    pub fn service_slot(&self, k: &ServiceKey) -> Option<u16> {
+        self.services.get(k).map(|(s, _)| s)
+    }
+
+    /// Compiles `cfg` with the ports' MACs and the health state.
+    pub fn compile(&mut self, cfg: &Config, macs: &[MacAddr], health: &Health) -> Result<Arc<Snapshot>, CompileError> {
+        if macs.len() < cfg.ports.len() {
+            return Err(CompileError::Ports { want: cfg.ports.len(), have: macs.len() });
+        }
+        let ports = port_views(cfg, macs);
+        let mut snap = Snapshot::empty(ports, self.max_services, self.max_backends, self.neigh.clone());
+
+        // Slots.
+        let skeys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key()).collect();
+        self.services.sync(skeys.iter()).map_err(|()| CompileError::TooManyServices(self.max_services))?;
+        let bkeys: Vec<BackendKey> = cfg
+            .services
+            .iter()
+            .flat_map(|s| s.real_servers.iter().map(move |r| (s.key(), r.address, s.port_of(r))))
+            .collect();
+        self.backends.sync(bkeys.iter()).map_err(|()| CompileError::TooManyBackends(self.max_backends))?;
+
+        // Neighbours: every real server's next hop, every gateway, every
+        // static entry.
+        let mut wanted: Vec<(IpAddr, u8)> = Vec::new();
+        for s in &cfg.services {
+            for r in &s.real_servers {
+                if let Some((p, hop)) = cfg.egress_for(r.address) {
+                    wanted.push((hop, port_u8(p)));
+                }
+            }
+        }
+        for (i, p) in cfg.ports.iter().enumerate() {
+            for g in [p.gateway, p.gateway6].into_iter().flatten() {
+                wanted.push((g, port_u8(i)));
+            }
+        }
+        for n in &cfg.neighbors {
+            if let Some(p) = cfg.ports.iter().position(|p| p.name == n.port) {
+                wanted.push((n.address, port_u8(p)));
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        let before: HashMap<(IpAddr, u8), (u16, u16)> = self.neigh_slots.assigned.clone();
+        self.neigh_slots.sync(wanted.iter()).map_err(|()| CompileError::TooManyNeighbours(self.neigh.len()))?;
+        for (k, (slot, _)) in &self.neigh_slots.assigned {
+            if before.get(k).map(|x| x.0) != Some(*slot) {
+                self.neigh.clear(u32::from(*slot));
+            }
+        }
+        for n in &cfg.neighbors {
+            if let Some(p) = cfg.ports.iter().position(|p| p.name == n.port) {
+                if let Some((slot, _)) = self.neigh_slots.get(&(n.address, port_u8(p))) {
+                    self.neigh.set_static(u32::from(slot), MacAddr(n.mac.0));
+                }
+            }
+        }
+        for (&(addr, port), &(slot, _)) in &self.neigh_slots.assigned {
+            let slot = u32::from(slot);
+            snap.neighbors.push(NeighborRef { slot, addr, port });
+            match addr {
+                IpAddr::V4(a) => {
+                    snap.v4.neigh.insert(u32::from(a), slot);
+                }
+                IpAddr::V6(a) => {
+                    snap.v6.neigh.insert(u128::from(a), slot);
+                }
+            }
+        }
+        snap.neighbors.sort_by_key(|n| n.slot);
+
+        // Services and backends.
+        for s in &cfg.services {
+            let key = s.key();
+            let (sslot, _) = self.services.get(&key).ok_or_else(|| CompileError::Invalid(format!("no slot for {key}")))?;
+            let mut backends = Vec::new();
+            let mut cands = Vec::new();
+            let mut ids = Vec::new();
+            for r in &s.real_servers {
+                let port = s.port_of(r);
+                let bkey = (key, r.address, port);
+                let (slot, gen) = self.backends.get(&bkey).ok_or_else(|| CompileError::Invalid(format!("no slot for {}", r.address)))?;
+                let (egress, hop) = cfg
+                    .egress_for(r.address)
+                    .ok_or_else(|| CompileError::Invalid(format!("{} is not reachable from any port", r.address)))?;
+                let egress = port_u8(egress);
+                let neigh = self
+                    .neigh_slots
+                    .get(&(hop, egress))
+                    .map(|(n, _)| u32::from(n))
+                    .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
+                let up = health.get(&bkey).copied().unwrap_or(true);
+                let mode = Mode::from(s.forwarding_of(r));
+                let effective_weight = if up { r.weight } else { 0 };
+                let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(r.address)).flatten();
+                snap.backends[usize::from(slot)] = Some(BackendView {
+                    slot,
+                    gen,
+                    service: sslot,
+                    addr: r.address,
+                    port,
+                    weight: r.weight,
+                    effective_weight,
+                    mode,
+                    egress,
+                    neigh,
+                    tunnel_src,
+                    up,
+                });
+                backends.push(slot);
+                cands.push(Candidate { slot, weight: effective_weight });
+                ids.push(backend_id(r.address, port));
+            }
+            let when_full = s.when_full.unwrap_or(cfg.dataplane.when_full);
+            // The scheduler spec (and Maglev tables) only change when the
+            // candidates or the algorithm do.
+            let sig = {
+                let mut b = Vec::new();
+                b.extend_from_slice(s.scheduler.name().as_bytes());
+                b.extend_from_slice(&s.mh_table_size.to_le_bytes());
+                b.push(u8::from(s.hash_fallback));
+                b.push(u8::from(when_full == WhenFull::Stateless));
+                for (c, id) in cands.iter().zip(&ids) {
+                    b.extend_from_slice(&c.weight.to_le_bytes());
+                    b.extend_from_slice(&id.to_le_bytes());
+                }
+                stable_hash(&b, 0)
+            };
+            let (sched, stateless) = match self.sched_cache.get(&key) {
+                Some((old, spec, st)) if *old == sig => (spec.clone(), st.clone()),
+                _ => {
+                    let spec = SchedSpec::build(s.scheduler, &cands, &ids, s.mh_table_size, s.hash_fallback);
+                    let st = match (&spec, when_full) {
+                        (SchedSpec::Mh { table, .. }, _) => Some(table.clone()),
+                        (_, WhenFull::Stateless) => Some(Arc::new(crate::sched::MaglevTable::build(&cands, &ids, s.mh_table_size))),
+                        _ => None,
+                    };
+                    self.sched_cache.insert(key, (sig, spec.clone(), st.clone()));
+                    (spec, st)
+                }
+            };
+            let persistence = s.persistence.map(|p| (p.timeout.saturating_mul(1000), p.prefix(s.vip.is_ipv6())));
+            snap.services[usize::from(sslot)] = Some(ServiceView {
+                slot: sslot,
+                key,
+                proto: s.protocol.number(),
+                backends,
+                cands,
+                sched,
+                sched_sig: sig,
+                hash_port: s.hash_port,
+                timeouts: s.timeouts.into(),
+                persistence,
+                when_full,
+                stateless,
+                sloppy_tcp: s.sloppy_tcp,
+                locals: s.local_addresses.clone(),
+            });
+            let proto = match s.protocol {
+                Protocol::Tcp => 6,
+                Protocol::Udp => 17,
+            };
+            match s.vip {
+                IpAddr::V4(a) => {
+                    let a = u32::from(a);
+                    snap.v4.services.insert((a, s.port, proto), sslot);
+                    snap.v4.addrs.insert(a, AddrKind::Vip);
+                }
+                IpAddr::V6(a) => {
+                    let a = u128::from(a);
+                    snap.v6.services.insert((a, s.port, proto), sslot);
+                    snap.v6.addrs.insert(a, AddrKind::Vip);
+                }
+            }
+            for l in &s.local_addresses {
+                match *l {
+                    IpAddr::V4(a) => {
+                        snap.v4.addrs.entry(u32::from(a)).or_insert(AddrKind::Local);
+                    }
+                    IpAddr::V6(a) => {
+                        snap.v6.addrs.entry(u128::from(a)).or_insert(AddrKind::Local);
+                    }
+                }
+            }
+        }
+        self.sched_cache.retain(|k, _| skeys.contains(k));
+        self.generation += 1;
+        snap.generation = self.generation;
+        Ok(Arc::new(snap))
+    }
+}
+
+fn port_u8(i: usize) -> u8 {
+    u8::try_from(i).unwrap_or(u8::MAX)
+}
+
+/// A real server's stable identity for hashing schedulers.
+pub fn backend_id(addr: IpAddr, port: u16) -> u64 {
+    let mut b = match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    b.extend_from_slice(&port.to_be_bytes());
+    stable_hash(&b, 0x7276_735f_6964)
+}
+
+/// Builds the port views of a configuration.
+pub fn port_views(cfg: &Config, macs: &[MacAddr]) -> Vec<PortView> {
+    cfg.ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortView {
+            index: port_u8(i),
+            name: p.name.clone(),
+            mac: macs.get(i).copied().unwrap_or_default(),
+            v4: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a.addr {
+                    IpAddr::V4(v) => Some((u32::from(v), a.prefix)),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+            v6: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a.addr {
+                    IpAddr::V6(v) => Some((u128::from(v), a.prefix)),
+                    IpAddr::V4(_) => None,
+                })
+                .collect(),
+            mtu: p.mtu,
+            kernel: None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn cfg() -> Config {
+        config::from_str(
+            r#"
+[[ports]]
+name = "client"
+device = "net_null0"
+addresses = ["198.18.0.1/24", "2001:db8::1/64"]
+[[ports]]
+name = "server"
+device = "net_null1"
+addresses = ["198.18.1.1/24", "2001:db8:1::1/64"]
+gateway = "198.18.1.254"
+[[services]]
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+scheduler = "wrr"
+[[services.real_servers]]
+address = "198.18.1.11"
+port = 8080
+weight = 1
+[[services.real_servers]]
+address = "198.18.1.12"
+port = 8080
+weight = 2
+[[services.real_servers]]
+address = "203.0.113.7"
+port = 8080
+"#,
+            "t.toml",
+        )
+        .unwrap()
+    }
+
+    fn macs() -> Vec<MacAddr> {
+        vec![MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])]
+    }
+
+    #[test]
+    fn compiles_services_backends_and_neighbours() {
+        let c = cfg();
+        let mut comp = Compiler::new(&c);
+        let s = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let vip = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 100));
+        let svc = s.service(vip, 80, 6).unwrap();
+        assert_eq!(svc.backends.len(), 3);
+        assert_eq!(s.addr_kind(vip), Some(AddrKind::Vip));
+        assert_eq!(s.addr_kind(u32::from(std::net::Ipv4Addr::new(198, 18, 1, 1))), Some(AddrKind::Own(1)));
+        assert!(s.service(vip, 81, 6).is_none());
+        // Two direct neighbours and the gateway (shared by 203.0.113.7).
+        assert_eq!(s.neighbors.len(), 3);
+        let b = s.backends[usize::from(svc.backends[2])].as_ref().unwrap();
+        assert_eq!(b.egress, 1);
+        let gw = s.neigh_slot(u32::from(std::net::Ipv4Addr::new(198, 18, 1, 254))).unwrap();
+        assert_eq!(b.neigh, gw);
+        assert_eq!(s.backend(b.tag()).unwrap().addr, b.addr);
+    }
+
+    #[test]
+    fn slots_are_stable_and_generations_change_on_reuse() {
+        let mut c = cfg();
+        let mut comp = Compiler::new(&c);
+        let s1 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let svc1 = s1.services.iter().flatten().next().unwrap().clone();
+        let tag_b = s1.backends[usize::from(svc1.backends[1])].as_ref().unwrap().tag();
+        // Change a weight: same slots, same generations, new generation number.
+        c.services[0].real_servers[0].weight = 5;
+        let s2 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(s2.generation > s1.generation);
+        assert_eq!(s2.backend(tag_b).unwrap().weight, 2);
+        // Remove the second server: its tag no longer resolves.
+        let removed = c.services[0].real_servers.remove(1);
+        let s3 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(s3.backend(tag_b).is_none());
+        // Re-add it: a new slot or generation, never the old tag.
+        c.services[0].real_servers.push(removed);
+        let s4 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(s4.backend(tag_b).is_none());
+    }
+
+    #[test]
+    fn health_zeroes_effective_weight() {
+        let c = cfg();
+        let mut comp = Compiler::new(&c);
+        let key = c.services[0].key();
+        let mut h = Health::new();
+        h.insert((key, "198.18.1.12".parse().unwrap(), 8080), false);
+        let s = comp.compile(&c, &macs(), &h).unwrap();
+        let svc = s.services.iter().flatten().next().unwrap();
+        assert_eq!(svc.cands.iter().map(|c| c.weight).collect::<Vec<_>>(), [1, 0, 1]);
+    }
+}

@@ -1,0 +1,204 @@
+//! The worker poll loop: DPDK queues in, a [`Forwarder`] in the middle,
+//! DPDK queues out.
+//!
+//! One loop iteration: pick up a newly published snapshot if the
+//! generation changed (one relaxed load when it did not), read the clock,
+//! then for each RX queue: receive a burst, prefetch its packet headers,
+//! run each packet through the forwarder and sort it by verdict into a
+//! per-port TX burst, a drop burst (freed in bulk) or a hand-over ring; flush
+//! the TX bursts. Every 1024 iterations it sweeps a slice of the session
+//! tables and sends due neighbour probes.
+//!
+//! With `idle_backoff_us` > 0 a worker that has seen no packet for that
+//! long sleeps that long between polls (tests and shared machines); 0 polls
+//! flat out, as a production appliance should.
+use crate::dpdk::{self, Burst, Clock, Mbuf, Mempool, RxQueue, TxQueue};
+use crate::fwd::{Forwarder, Verdict};
+use crate::net::PacketBuf;
+use crate::stats::MAX_PORTS;
+use crate::table::Snapshot;
+use crate::DropReason;
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every worker shares with management.
+#[derive(Debug)]
+pub struct Shared {
+    /// The published snapshot.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Generation of the published snapshot (checked once per iteration).
+    pub generation: AtomicU64,
+    /// Set to stop the workers.
+    pub stop: AtomicBool,
+}
+
+impl Shared {
+    /// Shared state starting with `snap`.
+    pub fn new(snap: Arc<Snapshot>) -> Shared {
+        let g = snap.generation;
+        Shared { snapshot: ArcSwap::new(snap), generation: AtomicU64::new(g), stop: AtomicBool::new(false) }
+    }
+
+    /// Publishes a snapshot; workers switch to it between bursts.
+    pub fn publish(&self, snap: Arc<Snapshot>) {
+        let g = snap.generation;
+        self.snapshot.store(snap);
+        self.generation.store(g, Ordering::Release);
+    }
+}
+
+/// The queues one worker owns.
+#[derive(Debug)]
+pub struct WorkerQueues {
+    /// (port index, its RX queue for this worker).
+    pub rx: Vec<(u8, RxQueue)>,
+    /// TX queue for this worker, by port index.
+    pub tx: Vec<TxQueue>,
+}
+
+/// Tunables of the loop.
+#[derive(Clone, Copy, Debug)]
+pub struct LoopConfig {
+    /// Idle back-off in microseconds (0: busy poll).
+    pub idle_backoff_us: u32,
+    /// Sessions examined per family per sweep.
+    pub sweep_budget: usize,
+}
+
+/// Runs the loop until `shared.stop` is set.
+pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: Arc<Mempool>, clock: Clock, cfg: LoopConfig) {
+    let stats = fwd.stats().clone();
+    let nports = q.tx.len();
+    let mut rx = Burst::new();
+    let mut tx: Vec<Burst> = (0..nports).map(|_| Burst::new()).collect();
+    let mut tx_bytes = vec![0u64; nports];
+    let mut dead = Burst::new();
+    let mut seen_gen = shared.generation.load(Ordering::Acquire);
+    let mut iter: u64 = 0;
+    let mut idle_since: Option<u32> = None;
+    let mut probes = Vec::new();
+    let mut verdicts = [Verdict::Consumed; dpdk::BURST];
+
+    while !shared.stop.load(Ordering::Relaxed) {
+        iter += 1;
+        let g = shared.generation.load(Ordering::Acquire);
+        if g != seen_gen {
+            fwd.install(shared.snapshot.load_full());
+            seen_gen = g;
+        }
+        let now = clock.now_ms();
+        fwd.set_now(now);
+
+        let mut got = 0usize;
+        for (port, rxq) in &mut q.rx {
+            let n = rxq.rx(&mut rx);
+            if n == 0 {
+                continue;
+            }
+            got += n;
+            let pkts = rx.as_mut_slice();
+            for m in pkts.iter() {
+                if let Some(b) = m.data().first() {
+                    dpdk::prefetch(b);
+                }
+            }
+            for (m, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+                *v = if m.is_contiguous() {
+                    fwd.process(m, *port)
+                } else {
+                    stats.count_drop(DropReason::MultiSegment);
+                    Verdict::Drop(DropReason::MultiSegment)
+                };
+            }
+            for (m, v) in rx.drain().zip(verdicts.iter()) {
+                match *v {
+                    Verdict::Tx(p) if usize::from(p) < nports => {
+                        let p = usize::from(p);
+                        tx_bytes[p] += m.len() as u64;
+                        if let Err(m) = tx[p].push(m) {
+                            flush(&mut q.tx[p], &mut tx[p], &stats, p);
+                            let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
+                        }
+                    }
+                    _ => push_dead(&mut dead, m),
+                }
+            }
+        }
+        for p in 0..nports {
+            if !tx[p].is_empty() {
+                flush(&mut q.tx[p], &mut tx[p], &stats, p);
+            }
+            if tx_bytes[p] != 0 {
+                stats.ports[p % MAX_PORTS].tx_bytes.add(tx_bytes[p]);
+                tx_bytes[p] = 0;
+            }
+        }
+        dead.free_all();
+
+        stats.loops.inc();
+        if iter % 1024 == 0 {
+            fwd.sweep(cfg.sweep_budget);
+            probes.clear();
+            fwd.neighbour_probes(&mut probes);
+            for (n, unicast) in &probes {
+                send_probe(&fwd, &pool, &mut q.tx, n, *unicast);
+            }
+        }
+        if got == 0 {
+            stats.idle_loops.inc();
+            if cfg.idle_backoff_us > 0 {
+                let since = *idle_since.get_or_insert(now);
+                if now.wrapping_sub(since).saturating_mul(1000) >= cfg.idle_backoff_us {
+                    // Sweep while idle too, so sessions expire on a quiet box.
+                    fwd.sweep(cfg.sweep_budget);
+                    std::thread::sleep(Duration::from_micros(u64::from(cfg.idle_backoff_us)));
+                    iter = iter.wrapping_add(127);
+                }
+            }
+        } else {
+            idle_since = None;
+        }
+    }
+    for b in &mut tx {
+        b.free_all();
+    }
+}
+
+#[inline]
+fn push_dead(dead: &mut Burst, m: Mbuf) {
+    if let Err(m) = dead.push(m) {
+        dead.free_all();
+        let _ = dead.push(m);
+    }
+}
+
+/// Sends a TX burst; what the queue refuses is freed and counted.
+#[inline]
+fn flush(q: &mut TxQueue, b: &mut Burst, stats: &crate::stats::CoreStats, port: usize) {
+    let sent = q.tx(b);
+    stats.ports[port % MAX_PORTS].tx_pkts.add(sent as u64);
+    if !b.is_empty() {
+        for _ in 0..b.len() {
+            stats.count_drop(DropReason::TxFull);
+        }
+        b.free_all();
+    }
+}
+
+fn send_probe(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], n: &crate::table::NeighborRef, unicast: Option<crate::net::MacAddr>) {
+    let Some(mut m) = pool.alloc() else { return };
+    m.reset_empty();
+    if !m.append(128) {
+        return;
+    }
+    let Some((len, port)) = fwd.build_probe(n, unicast, m.data_mut()) else { return };
+    m.truncate(len);
+    let Some(q) = tx.get_mut(usize::from(port)) else { return };
+    let mut b = Burst::new();
+    if b.push(m).is_ok() {
+        let sent = q.tx(&mut b);
+        fwd.stats().ports[usize::from(port) % MAX_PORTS].tx_pkts.add(sent as u64);
+    }
+}
