@@ -6,8 +6,9 @@
 //! then for each RX queue: receive a burst, prefetch its packet headers,
 //! run each packet through the forwarder and sort it by verdict into a
 //! per-port TX burst, a drop burst (freed in bulk) or a hand-over ring; flush
-//! the TX bursts. Every 1024 iterations it sweeps a slice of the session
-//! tables and sends due neighbour probes.
+//! the TX bursts. Each iteration sweeps a bounded slice of the session
+//! tables; every 100 ms (and on the first iteration) it sends the neighbour
+//! probes that are due.
 //!
 //! With `idle_backoff_us` > 0 a worker that has seen no packet for that
 //! long sleeps that long between polls (tests and shared machines); 0 polls
@@ -22,6 +23,9 @@ use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Interval of neighbour probing, in milliseconds.
+const HOUSEKEEPING_MS: u32 = 100;
 
 /// What every worker shares with management.
 #[derive(Debug)]
@@ -76,13 +80,12 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
     let mut tx_bytes = vec![0u64; nports];
     let mut dead = Burst::new();
     let mut seen_gen = shared.generation.load(Ordering::Acquire);
-    let mut iter: u64 = 0;
     let mut idle_since: Option<u32> = None;
+    let mut housekeeping_at: Option<u32> = None;
     let mut probes = Vec::new();
     let mut verdicts = [Verdict::Consumed; dpdk::BURST];
 
     while !shared.stop.load(Ordering::Relaxed) {
-        iter += 1;
         let g = shared.generation.load(Ordering::Acquire);
         if g != seen_gen {
             fwd.install(shared.snapshot.load_full());
@@ -138,8 +141,9 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
         dead.free_all();
 
         stats.loops.inc();
-        if iter % 1024 == 0 {
-            fwd.sweep(cfg.sweep_budget);
+        fwd.sweep(cfg.sweep_budget);
+        if housekeeping_at.is_none_or(|t| now.wrapping_sub(t) >= HOUSEKEEPING_MS) {
+            housekeeping_at = Some(now);
             probes.clear();
             fwd.neighbour_probes(&mut probes);
             for (n, unicast) in &probes {
@@ -151,10 +155,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             if cfg.idle_backoff_us > 0 {
                 let since = *idle_since.get_or_insert(now);
                 if now.wrapping_sub(since).saturating_mul(1000) >= cfg.idle_backoff_us {
-                    // Sweep while idle too, so sessions expire on a quiet box.
-                    fwd.sweep(cfg.sweep_budget);
                     std::thread::sleep(Duration::from_micros(u64::from(cfg.idle_backoff_us)));
-                    iter = iter.wrapping_add(127);
                 }
             }
         } else {

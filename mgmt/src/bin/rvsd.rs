@@ -1,0 +1,138 @@
+//! rvsd: the rvs daemon.
+//!
+//! `rvsd -c /etc/rvs/rvs.toml` validates the configuration (refusing a bad
+//! one with file:line: field: message, exit status 2), starts the DPDK
+//! dataplane (exit status 3 if DPDK fails), serves the control socket, and
+//! runs until SIGINT or SIGTERM, when it stops the workers and prints its
+//! final counters. SIGHUP re-reads the configuration file and applies the
+//! difference (an invalid file is refused and the running state kept).
+use clap::Parser;
+use mgmt::control::{Access, ControlServer};
+use mgmt::daemon::Daemon;
+use mgmt::ipvsadm::{self, Format, Options};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(name = "rvsd", version, about = "rvs: a DPDK Layer-4 load balancer (IPVS-compatible)")]
+struct Args {
+    /// Configuration file.
+    #[arg(short, long, default_value = "/etc/rvs/rvs.toml")]
+    config: PathBuf,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+    /// Write the final statistics report (JSON) to this file at exit.
+    #[arg(long)]
+    final_stats: Option<PathBuf>,
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("rvsd: {}", msg.as_ref());
+}
+
+fn main() {
+    let args = Args::parse();
+    let file = args.config.display().to_string();
+    let cfg = match config::from_file(&args.config) {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("rvsd: {e}");
+            }
+            eprintln!("rvsd: configuration refused; nothing started");
+            std::process::exit(2);
+        }
+    };
+    if args.check {
+        println!("{file}: configuration OK ({} ports, {} services)", cfg.ports.len(), cfg.services.len());
+        return;
+    }
+    let daemon_cfg = cfg.daemon.clone();
+    let daemon = match Daemon::start(cfg, Some(args.config.clone()), &file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            eprintln!("rvsd: start-up failed; nothing is forwarding");
+            std::process::exit(e.exit_code());
+        }
+    };
+    let access = Access { uids: daemon_cfg.allowed_uids.clone(), gids: daemon_cfg.allowed_gids.clone() };
+    let control = match ControlServer::start(&daemon_cfg.control_socket, daemon_cfg.socket_mode, daemon_cfg.socket_group.as_deref(), access, daemon.manager.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvsd: daemon.control_socket: {e}");
+            let _ = daemon.shutdown();
+            std::process::exit(2);
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            log(format!("cannot handle signal {sig}: {e}"));
+        }
+    }
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
+        log(format!("cannot handle SIGHUP: {e}"));
+    }
+    log(format!("forwarding; control socket {}", control.path().display()));
+
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if hup.swap(false, Ordering::Relaxed) {
+            let r = daemon.manager.lock().map(|mut m| m.reload());
+            match r {
+                Ok(Ok(())) => log("SIGHUP: configuration reloaded"),
+                Ok(Err(e)) => log(format!("SIGHUP: reload refused, running configuration kept: {}", e.message)),
+                Err(_) => log("SIGHUP: management state unavailable"),
+            }
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            daemon.refresh_port_stats();
+            if let Ok(mut m) = daemon.manager.lock() {
+                m.tick();
+            }
+            last = Instant::now();
+        }
+    }
+    log("stopping");
+    drop(control);
+    let size = daemon.table_size;
+    let report = daemon.shutdown();
+    let opts = Options { format: Format::Stats, exact: true, nosort: false };
+    print!("{}", ipvsadm::list(&report, size, opts));
+    println!("Drops:");
+    let mut any = false;
+    for (k, v) in &report.drops {
+        if *v > 0 {
+            println!("  {k:<28} {v}");
+            any = true;
+        }
+    }
+    if !any {
+        println!("  (none)");
+    }
+    println!("Ports:");
+    for p in &report.ports {
+        println!("  {:<12} rx {} pkts {} bytes, tx {} pkts {} bytes, missed {}", p.name, p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes, p.rx_missed);
+    }
+    println!(
+        "Sessions: created {}, expired {}, reused {}, open v4 {} v6 {}",
+        report.sessions.created, report.sessions.expired, report.sessions.reused, report.sessions.v4, report.sessions.v6
+    );
+    if let Some(path) = args.final_stats {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => {
+                if let Err(e) = std::fs::write(&path, s) {
+                    log(format!("cannot write {}: {e}", path.display()));
+                }
+            }
+            Err(e) => log(format!("cannot encode final stats: {e}")),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! rvsd start-up and shutdown.
+//!
+//! Start-up, in order; any failure stops it with a message that names the
+//! configuration field (and line) and starts nothing:
+//! 1. EAL, with `--no-pci` unless the configuration names PCI devices (then
+//!    exactly those are allow-listed with `-a`), hugepages or `--no-huge`,
+//!    one lcore per worker plus the main lcore;
+//! 2. one mbuf pool;
+//! 3. each port: probe the device (vdevs are hot-plugged one by one, so a bad
+//!    one is reported by name), one RX and one TX queue per worker, RSS with
+//!    rvs's key, MTU, MAC, start;
+//! 4. the first snapshot, then the workers on their lcores.
+//!
+//! Shutdown: stop flag, join the workers, read the final counters, close
+//! the ports, free the pool, clean EAL up.
+use crate::manager::Manager;
+use config::Config;
+use dataplane::dpdk::port::{self, PortSetup};
+use dataplane::dpdk::{self, Clock, Eal, Mempool, RxQueue, TxQueue};
+use dataplane::fwd::{Forwarder, ForwarderConfig};
+use dataplane::net::MacAddr;
+use dataplane::stats::CoreStats;
+use dataplane::table::Compiler;
+use dataplane::worker::{self, LoopConfig, Shared, WorkerQueues};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// rvs's Toeplitz RSS key (40 bytes). It is the well-known symmetric
+/// pattern (0x6d5a repeated): a flow and its reverse hash alike, which keeps
+/// both directions of a DR/tunnel flow seen twice (e.g. ICMP errors) on one
+/// queue, and lets software predict queues for hand-over decisions.
+pub const RSS_KEY: [u8; 40] = [
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+];
+
+/// Why rvsd could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid, or a device it names cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// EAL or DPDK resources failed.
+    #[error("{0}")]
+    Dpdk(String),
+}
+
+impl StartError {
+    /// Process exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Config(_) => 2,
+            StartError::Dpdk(_) => 3,
+        }
+    }
+}
+
+/// The EAL command line for a configuration.
+pub fn eal_args(cfg: &Config, ncpu: usize, pid: u32) -> Vec<String> {
+    let dp = &cfg.dataplane;
+    let mut a = vec!["rvsd".to_string()];
+    match &dp.lcores {
+        Some(l) => a.push(format!("--lcores={l}")),
+        None => {
+            let ncpu = ncpu.max(1);
+            let map: Vec<String> = (0..=usize::from(dp.workers)).map(|i| format!("{i}@{}", i % ncpu)).collect();
+            a.push(format!("--lcores={}", map.join(",")));
+        }
+    }
+    a.push("--main-lcore=0".into());
+    let pci: Vec<&config::Port> = cfg.ports.iter().filter(|p| p.is_pci()).collect();
+    if pci.is_empty() {
+        a.push("--no-pci".into());
+    } else {
+        for p in pci {
+            a.push("-a".into());
+            a.push(p.device.clone());
+        }
+    }
+    if dp.hugepages {
+        a.push("--in-memory".into());
+    } else {
+        let mb = (u64::from(dp.mbufs) * 2560) / (1 << 20) + 256;
+        a.push("--no-huge".into());
+        a.push("--no-shconf".into());
+        a.push(format!("-m{mb}"));
+    }
+    a.push(format!("--file-prefix=rvs{pid}"));
+    a.push("--no-telemetry".into());
+    a.push("--log-level=lib.eal:warning".into());
+    a.extend(dp.eal_args.iter().cloned());
+    a
+}
+
+fn random_seeds() -> [u64; 4] {
+    let mut b = [0u8; 32];
+    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok();
+    if !ok {
+        let t = dpdk::tsc();
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (t >> ((i % 8) * 8)) as u8 ^ (i as u8).wrapping_mul(0x9d);
+        }
+    }
+    let mut s = [0u64; 4];
+    for (i, c) in b.chunks_exact(8).enumerate() {
+        s[i] = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+    }
+    s
+}
+
+fn port_error(file: &str, cfg: &Config, i: usize, what: &str) -> StartError {
+    let p = &cfg.ports[i];
+    let at = p.device_line.map(|l| format!("{file}:{l}: ")).unwrap_or_default();
+    StartError::Config(format!("{at}ports[{i}].device: {what}"))
+}
+
+/// A running dataplane plus its management state.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Management state shared with the control socket.
+    pub manager: Arc<Mutex<Manager>>,
+    shared: Arc<Shared>,
+    lcores: Vec<u32>,
+    port_ids: Vec<u16>,
+    /// Session capacity per worker (ipvsadm's "size").
+    pub table_size: u64,
+    pool: Option<Arc<Mempool>>,
+    eal: Option<Eal>,
+}
+
+impl Daemon {
+    /// Starts everything for `cfg` (already validated) read from `file`.
+    pub fn start(cfg: Config, path: Option<PathBuf>, file: &str) -> Result<Daemon, StartError> {
+        let ncpu = std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1);
+        let args = eal_args(&cfg, ncpu, std::process::id());
+        let eal = Eal::init(&args).map_err(|e| StartError::Dpdk(format!("{e}\nEAL arguments: {}", args.join(" "))))?;
+        let workers = usize::from(cfg.dataplane.workers);
+        let lcores = eal.worker_lcores();
+        if lcores.len() < workers {
+            return Err(StartError::Config(format!("dataplane.workers: {workers} workers need {workers} worker lcores, EAL has {}", lcores.len())));
+        }
+        let pool = Arc::new(
+            Mempool::new("rvs_mbufs", cfg.dataplane.mbufs, 256, 2048 + 128).map_err(|e| StartError::Dpdk(format!("dataplane.mbufs: {e}")))?,
+        );
+        let mut port_ids = Vec::new();
+        let mut macs = Vec::new();
+        let nq = u16::try_from(workers).unwrap_or(1);
+        for (i, p) in cfg.ports.iter().enumerate() {
+            let id = port::probe(&p.device, p.is_pci()).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
+            if port_ids.contains(&id) {
+                return Err(port_error(file, &cfg, i, "names a device already used by another port"));
+            }
+            let setup = PortSetup { rx_queues: nq, tx_queues: nq, descriptors: cfg.dataplane.descriptors, mtu: p.mtu, rss_key: RSS_KEY, mac: p.mac.map(|m| m.0) };
+            let info = port::setup(id, &setup, &pool).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
+            port_ids.push(id);
+            macs.push(MacAddr(info.mac));
+        }
+
+        let mut compiler = Compiler::new(&cfg);
+        let snap = compiler.compile(&cfg, &macs, &Default::default()).map_err(|e| StartError::Config(e.to_string()))?;
+        let shared = Arc::new(Shared::new(snap.clone()));
+        let clock = Clock::new(eal.tsc_hz());
+        let nb = snap.backends.len();
+        let ns = snap.services.len();
+        let (pmin, pmax) = (cfg.dataplane.fullnat_port_min, cfg.dataplane.fullnat_port_max);
+        let per = (u32::from(pmax - pmin) + 1) / u32::try_from(workers).unwrap_or(1);
+        let seeds = random_seeds();
+        let mut cores = Vec::new();
+        for (w, &lcore) in lcores.iter().take(workers).enumerate() {
+            let stats = Arc::new(CoreStats::new(nb, ns));
+            cores.push(stats.clone());
+            let core = u16::try_from(w).unwrap_or(0);
+            let lo = u32::from(pmin) + per * u32::from(core);
+            let fcfg = ForwarderConfig {
+                core,
+                cores: nq,
+                sessions_v4: cfg.dataplane.sessions_per_worker,
+                sessions_v6: cfg.dataplane.sessions_v6_per_worker,
+                seeds,
+                tunnel_ttl: cfg.dataplane.tunnel_ttl,
+                fullnat_ports: (u16::try_from(lo).unwrap_or(pmin), u16::try_from(lo + per - 1).unwrap_or(pmax)),
+                icmp_rate: 1000,
+            };
+            let fwd = Forwarder::new(&fcfg, snap.clone(), stats);
+            let queues = WorkerQueues {
+                rx: port_ids.iter().enumerate().map(|(pi, &id)| (u8::try_from(pi).unwrap_or(0), RxQueue::new(id, core))).collect(),
+                tx: port_ids.iter().map(|&id| TxQueue::new(id, core)).collect(),
+            };
+            let lc = LoopConfig { idle_backoff_us: cfg.dataplane.idle_backoff_us, sweep_budget: 64 };
+            let (sh, pl) = (shared.clone(), pool.clone());
+            dpdk::launch(lcore, move || worker::run(fwd, queues, sh, pl, clock, lc)).map_err(|e| StartError::Dpdk(e.to_string()))?;
+        }
+        let table_size = u64::from(cfg.dataplane.sessions_per_worker);
+        let manager = Manager::new(cfg, path, compiler, macs, shared.clone(), cores);
+        Ok(Daemon {
+            manager: Arc::new(Mutex::new(manager)),
+            shared,
+            lcores: lcores.into_iter().take(workers).collect(),
+            port_ids,
+            table_size,
+            pool: Some(pool),
+            eal: Some(eal),
+        })
+    }
+
+    /// Reads device counters into the manager (missed packets).
+    pub fn refresh_port_stats(&self) {
+        let missed = self.port_ids.iter().map(|&id| port::stats(id).imissed).collect();
+        if let Ok(mut m) = self.manager.lock() {
+            m.set_port_missed(missed);
+        }
+    }
+
+    /// Stops the workers and releases DPDK. Returns the final report.
+    pub fn shutdown(mut self) -> crate::report::Report {
+        self.shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for &l in &self.lcores {
+            dpdk::wait_lcore(l);
+        }
+        self.refresh_port_stats();
+        let report = self.manager.lock().map(|m| m.report()).unwrap_or_default();
+        for &id in &self.port_ids {
+            port::close(id);
+        }
+        self.pool.take();
+        self.eal.take();
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(device: &str, hugepages: bool) -> Config {
+        let text = format!(
+            "[dataplane]\nworkers = 2\nhugepages = {hugepages}\n[[ports]]\nname = \"a\"\ndevice = \"{device}\"\naddresses = [\"198.18.0.1/24\"]\n[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\n[[services.real_servers]]\naddress = \"198.18.0.11\"\n"
+        );
+        config::from_str(&text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn eal_args_never_probe_pci_unless_named() {
+        let a = eal_args(&cfg("net_tap0,iface=x", false), 2, 42);
+        assert!(a.contains(&"--no-pci".to_string()));
+        assert!(a.contains(&"--no-huge".to_string()));
+        assert!(a.contains(&"--lcores=0@0,1@1,2@0".to_string()));
+        assert!(!a.iter().any(|x| x == "-a"));
+        let a = eal_args(&cfg("0000:03:00.0", true), 4, 42);
+        assert!(!a.contains(&"--no-pci".to_string()));
+        assert!(a.windows(2).any(|w| w[0] == "-a" && w[1] == "0000:03:00.0"));
+        assert!(a.contains(&"--in-memory".to_string()));
+    }
+}

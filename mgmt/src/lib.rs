@@ -1,0 +1,16 @@
+//! rvs management: everything around the dataplane.
+//!
+//! * [`daemon`]: start-up and shutdown of rvsd (EAL, ports, workers).
+//! * [`manager`]: the running configuration, compiled and published to the
+//!   workers atomically.
+//! * [`control`] and [`proto`]: the Unix control socket and its JSON-lines
+//!   protocol; [`commands`]: what it can do.
+//! * [`report`]: statistics summed from the per-core counters.
+//! * [`ipvsadm`]: ipvsadm-compatible text output.
+pub mod commands;
+pub mod control;
+pub mod daemon;
+pub mod ipvsadm;
+pub mod manager;
+pub mod proto;
+pub mod report;

@@ -1,0 +1,398 @@
+//! Statistics: summing the per-core counters into one report.
+//!
+//! Workers write their own counters; management only reads them (relaxed
+//! loads, no locks on the fast path) and keeps *bases*: the raw sums at the
+//! moment a real server got its slot, or when an operator zeroed counters
+//! (`rvsadm -Z`). A reported value is raw minus base. Rates are estimated
+//! every two seconds from the difference of totals, as IPVS's estimator
+//! does, and smoothed (new = old + (sample - old) / 4).
+use config::{Forwarding, Persistence, SchedulerKind};
+use dataplane::stats::{sum_gauge, CoreStats};
+use dataplane::table::Snapshot;
+use dataplane::DropReason;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Cumulative counters of a service or real server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Connections (sessions) created.
+    pub conns: u64,
+    /// Packets client -> server.
+    pub pkts_in: u64,
+    /// Packets server -> client.
+    pub pkts_out: u64,
+    /// Bytes client -> server.
+    pub bytes_in: u64,
+    /// Bytes server -> client.
+    pub bytes_out: u64,
+}
+
+impl Totals {
+    fn minus(self, b: Totals) -> Totals {
+        Totals {
+            conns: self.conns.wrapping_sub(b.conns),
+            pkts_in: self.pkts_in.wrapping_sub(b.pkts_in),
+            pkts_out: self.pkts_out.wrapping_sub(b.pkts_out),
+            bytes_in: self.bytes_in.wrapping_sub(b.bytes_in),
+            bytes_out: self.bytes_out.wrapping_sub(b.bytes_out),
+        }
+    }
+}
+
+/// Per-second rates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Connections per second.
+    pub cps: f64,
+    /// Packets per second in.
+    pub inpps: f64,
+    /// Packets per second out.
+    pub outpps: f64,
+    /// Bytes per second in.
+    pub inbps: f64,
+    /// Bytes per second out.
+    pub outbps: f64,
+}
+
+/// A real server in a report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RealServerReport {
+    /// Address.
+    pub address: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Forwarding method.
+    pub forwarding: Forwarding,
+    /// Configured weight.
+    pub weight: u32,
+    /// Effective weight (0 when down).
+    pub effective_weight: u32,
+    /// Health (false: marked down by a checker).
+    pub up: bool,
+    /// Established connections.
+    pub active: i64,
+    /// Other connections.
+    pub inactive: i64,
+    /// Counters.
+    pub totals: Totals,
+    /// Rates.
+    pub rates: Rates,
+}
+
+/// A service in a report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceReport {
+    /// Protocol ("tcp"/"udp").
+    pub protocol: config::Protocol,
+    /// VIP.
+    pub vip: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Scheduler.
+    pub scheduler: SchedulerKind,
+    /// Persistence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+    /// Counters.
+    pub totals: Totals,
+    /// Rates.
+    pub rates: Rates,
+    /// Real servers.
+    pub real_servers: Vec<RealServerReport>,
+}
+
+/// A port in a report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortReport {
+    /// Name.
+    pub name: String,
+    /// Packets received (by rvs's workers).
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets the device dropped for lack of descriptors or buffers.
+    pub rx_missed: u64,
+}
+
+/// Session-table counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionReport {
+    /// IPv4 sessions now.
+    pub v4: i64,
+    /// IPv6 sessions now.
+    pub v6: i64,
+    /// Created since start.
+    pub created: u64,
+    /// Expired or removed since start.
+    pub expired: u64,
+    /// Closing sessions replaced by a new SYN.
+    pub reused: u64,
+}
+
+/// A neighbour in a report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighborReport {
+    /// Address.
+    pub address: IpAddr,
+    /// Port name.
+    pub port: String,
+    /// MAC, when resolved.
+    pub mac: Option<String>,
+    /// Configured statically.
+    pub is_static: bool,
+}
+
+/// Everything `rvsadm --stats` and the metrics endpoint show.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Snapshot generation running.
+    pub generation: u64,
+    /// Worker cores.
+    pub workers: usize,
+    /// Session capacity per worker (ipvsadm's "size").
+    pub session_capacity: u64,
+    /// Services.
+    pub services: Vec<ServiceReport>,
+    /// Drops by reason (every reason, zero or not).
+    pub drops: BTreeMap<String, u64>,
+    /// Ports.
+    pub ports: Vec<PortReport>,
+    /// Sessions.
+    pub sessions: SessionReport,
+    /// Packets handed to another core.
+    pub handover_out: u64,
+    /// Packets received from another core.
+    pub handover_in: u64,
+    /// ICMP errors generated.
+    pub icmp_errors_sent: u64,
+    /// ICMP errors forwarded along a session.
+    pub icmp_errors_forwarded: u64,
+    /// ARP/ND answers sent.
+    pub neigh_answers: u64,
+    /// ARP/ND probes sent.
+    pub neigh_probes: u64,
+    /// Neighbours.
+    pub neighbors: Vec<NeighborReport>,
+}
+
+impl Report {
+    /// Total drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.values().sum()
+    }
+}
+
+/// Raw (un-based) totals of a backend slot over all cores.
+fn backend_raw(cores: &[Arc<CoreStats>], slot: usize) -> (Totals, i64, i64) {
+    let mut t = Totals::default();
+    let mut act = Vec::new();
+    let mut inact = Vec::new();
+    for c in cores {
+        if let Some(b) = c.backends.get(slot) {
+            t.conns = t.conns.wrapping_add(b.conns.get());
+            t.pkts_in = t.pkts_in.wrapping_add(b.pkts_in.get());
+            t.pkts_out = t.pkts_out.wrapping_add(b.pkts_out.get());
+            t.bytes_in = t.bytes_in.wrapping_add(b.bytes_in.get());
+            t.bytes_out = t.bytes_out.wrapping_add(b.bytes_out.get());
+            act.push(&b.active);
+            inact.push(&b.inactive);
+        }
+    }
+    (t, sum_gauge(act), sum_gauge(inact))
+}
+
+fn service_raw(cores: &[Arc<CoreStats>], slot: usize) -> Totals {
+    let mut t = Totals::default();
+    for c in cores {
+        if let Some(s) = c.services.get(slot) {
+            t.conns = t.conns.wrapping_add(s.conns.get());
+            t.pkts_in = t.pkts_in.wrapping_add(s.pkts_in.get());
+            t.pkts_out = t.pkts_out.wrapping_add(s.pkts_out.get());
+            t.bytes_in = t.bytes_in.wrapping_add(s.bytes_in.get());
+            t.bytes_out = t.bytes_out.wrapping_add(s.bytes_out.get());
+        }
+    }
+    t
+}
+
+/// Bases and rate estimates, kept by management.
+#[derive(Debug, Default)]
+pub struct Accounting {
+    backend_base: HashMap<(u16, u16), (Totals, i64, i64)>,
+    service_base: HashMap<(u16, config::ServiceKey), Totals>,
+    backend_rate: HashMap<(u16, u16), (Totals, Rates)>,
+    service_rate: HashMap<u16, (Totals, Rates)>,
+}
+
+fn ewma(old: f64, sample: f64) -> f64 {
+    if old == 0.0 {
+        sample
+    } else {
+        old + (sample - old) / 4.0
+    }
+}
+
+fn update_rate(prev: &mut (Totals, Rates), now: Totals, secs: f64) {
+    let d = now.minus(prev.0);
+    #[expect(clippy::cast_precision_loss, reason = "rates are estimates")]
+    let r = Rates {
+        cps: ewma(prev.1.cps, d.conns as f64 / secs),
+        inpps: ewma(prev.1.inpps, d.pkts_in as f64 / secs),
+        outpps: ewma(prev.1.outpps, d.pkts_out as f64 / secs),
+        inbps: ewma(prev.1.inbps, d.bytes_in as f64 / secs),
+        outbps: ewma(prev.1.outbps, d.bytes_out as f64 / secs),
+    };
+    *prev = (now, r);
+}
+
+impl Accounting {
+    /// Records bases for backend slots and services that are new in
+    /// `snap` (call before publishing it, so no traffic is missed).
+    pub fn rebase_new(&mut self, snap: &Snapshot, cores: &[Arc<CoreStats>]) {
+        let mut live = std::collections::HashSet::new();
+        for b in snap.backends.iter().flatten() {
+            live.insert((b.slot, b.gen));
+            self.backend_base.entry((b.slot, b.gen)).or_insert_with(|| backend_raw(cores, usize::from(b.slot)));
+        }
+        self.backend_base.retain(|k, _| live.contains(k));
+        self.backend_rate.retain(|k, _| live.contains(k));
+        let mut svc_live = std::collections::HashSet::new();
+        for s in snap.services.iter().flatten() {
+            svc_live.insert((s.slot, s.key));
+            self.service_base.entry((s.slot, s.key)).or_insert_with(|| service_raw(cores, usize::from(s.slot)));
+        }
+        self.service_base.retain(|k, _| svc_live.contains(k));
+        self.service_rate.retain(|k, _| svc_live.iter().any(|(s, _)| s == k));
+    }
+
+    /// Zeroes the reported counters of every service and real server
+    /// (`ipvsadm -Z`); gauges are not zeroed.
+    pub fn zero(&mut self, snap: &Snapshot, cores: &[Arc<CoreStats>]) {
+        for b in snap.backends.iter().flatten() {
+            let (t, _, _) = backend_raw(cores, usize::from(b.slot));
+            if let Some(base) = self.backend_base.get_mut(&(b.slot, b.gen)) {
+                base.0 = t;
+            }
+        }
+        for s in snap.services.iter().flatten() {
+            self.service_base.insert((s.slot, s.key), service_raw(cores, usize::from(s.slot)));
+        }
+    }
+
+    /// Updates the rate estimates (call every ~2 s with the elapsed time).
+    pub fn tick(&mut self, snap: &Snapshot, cores: &[Arc<CoreStats>], secs: f64) {
+        if secs <= 0.0 {
+            return;
+        }
+        for b in snap.backends.iter().flatten() {
+            let (raw, _, _) = backend_raw(cores, usize::from(b.slot));
+            let e = self.backend_rate.entry((b.slot, b.gen)).or_insert((raw, Rates::default()));
+            update_rate(e, raw, secs);
+        }
+        for s in snap.services.iter().flatten() {
+            let raw = service_raw(cores, usize::from(s.slot));
+            let e = self.service_rate.entry(s.slot).or_insert((raw, Rates::default()));
+            update_rate(e, raw, secs);
+        }
+    }
+
+    /// Builds the report for the running configuration.
+    pub fn report(&self, cfg: &config::Config, snap: &Snapshot, cores: &[Arc<CoreStats>], port_missed: &[u64]) -> Report {
+        let mut services = Vec::new();
+        for s in &cfg.services {
+            let key = s.key();
+            let Some(view) = snap.services.iter().flatten().find(|v| v.key == key) else { continue };
+            let raw = service_raw(cores, usize::from(view.slot));
+            let base = self.service_base.get(&(view.slot, key)).copied().unwrap_or_default();
+            let mut rs = Vec::new();
+            for (r, &slot) in s.real_servers.iter().zip(&view.backends) {
+                let Some(b) = snap.backends.get(usize::from(slot)).and_then(Option::as_ref) else { continue };
+                let (t, a, i) = backend_raw(cores, usize::from(slot));
+                let (bt, ba, bi) = self.backend_base.get(&(b.slot, b.gen)).copied().unwrap_or_default();
+                rs.push(RealServerReport {
+                    address: r.address,
+                    port: b.port,
+                    forwarding: s.forwarding_of(r),
+                    weight: r.weight,
+                    effective_weight: b.effective_weight,
+                    up: b.up,
+                    active: a - ba,
+                    inactive: i - bi,
+                    totals: t.minus(bt),
+                    rates: self.backend_rate.get(&(b.slot, b.gen)).map(|x| x.1).unwrap_or_default(),
+                });
+            }
+            services.push(ServiceReport {
+                protocol: s.protocol,
+                vip: s.vip,
+                port: s.port,
+                name: s.name.clone(),
+                scheduler: s.scheduler,
+                persistence: s.persistence,
+                totals: raw.minus(base),
+                rates: self.service_rate.get(&view.slot).map(|x| x.1).unwrap_or_default(),
+                real_servers: rs,
+            });
+        }
+        let sum = |f: &dyn Fn(&CoreStats) -> u64| cores.iter().map(|c| f(c)).fold(0u64, u64::wrapping_add);
+        let drops = DropReason::ALL.iter().map(|r| (r.name().to_string(), sum(&|c| c.drops[r.index()].get()))).collect();
+        let ports = cfg
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortReport {
+                name: p.name.clone(),
+                rx_packets: sum(&|c| c.ports[i].rx_pkts.get()),
+                rx_bytes: sum(&|c| c.ports[i].rx_bytes.get()),
+                tx_packets: sum(&|c| c.ports[i].tx_pkts.get()),
+                tx_bytes: sum(&|c| c.ports[i].tx_bytes.get()),
+                rx_missed: port_missed.get(i).copied().unwrap_or(0),
+            })
+            .collect();
+        let neighbors = snap
+            .neighbors
+            .iter()
+            .map(|n| {
+                let st = snap.neigh.state(n.slot);
+                NeighborReport {
+                    address: n.addr,
+                    port: cfg.ports.get(usize::from(n.port)).map(|p| p.name.clone()).unwrap_or_default(),
+                    mac: st.and_then(|s| s.mac).map(|m| m.to_string()),
+                    is_static: st.is_some_and(|s| s.is_static),
+                }
+            })
+            .collect();
+        Report {
+            generation: snap.generation,
+            workers: cores.len(),
+            session_capacity: u64::from(cfg.dataplane.sessions_per_worker),
+            services,
+            drops,
+            ports,
+            sessions: SessionReport {
+                v4: sum_gauge(cores.iter().map(|c| &c.sessions_v4)),
+                v6: sum_gauge(cores.iter().map(|c| &c.sessions_v6)),
+                created: sum(&|c| c.sessions_created.get()),
+                expired: sum(&|c| c.sessions_expired.get()),
+                reused: sum(&|c| c.sessions_reused.get()),
+            },
+            handover_out: sum(&|c| c.handover_out.get()),
+            handover_in: sum(&|c| c.handover_in.get()),
+            icmp_errors_sent: sum(&|c| c.icmp_errors_sent.get()),
+            icmp_errors_forwarded: sum(&|c| c.icmp_errors_forwarded.get()),
+            neigh_answers: sum(&|c| c.neigh_answers.get()),
+            neigh_probes: sum(&|c| c.neigh_probes.get()),
+            neighbors,
+        }
+    }
+}

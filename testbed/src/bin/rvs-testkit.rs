@@ -1,0 +1,351 @@
+//! rvs-testkit: real servers and clients for rvs's end-to-end tests and demo.
+//!
+//! All traffic uses ordinary kernel sockets, run inside the bed's network
+//! namespaces with `ip netns exec`.
+//!
+//! * `serve --name rs1 --http ADDR --udp ADDR --tcp-echo ADDR` - an HTTP/1.1
+//!   server (keep-alive; `GET /status/NNN` answers with that status; every
+//!   response carries `X-Real-Server: rs1` and the body `rs1\n`), a UDP echo
+//!   (`rs1 <payload>`) and a line-oriented TCP responder (`PING` -> `PONG rs1`).
+//!   It exits when its parent does.
+//! * `http --url URL --count N [--concurrency C]` - N requests, each on a new
+//!   connection; prints JSON `{ok, failed, by_server, errors}`.
+//! * `udp --target ADDR --count N` - N echoes, each from a new socket (a new
+//!   flow); prints the same JSON.
+//! * `hold --url URL --conns N --seconds S` - N keep-alive connections, each
+//!   sending a request every 200 ms for S seconds; prints per-connection
+//!   results and which server each stayed on.
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn die(msg: &str) -> ! {
+    eprintln!("rvs-testkit: {msg}");
+    std::process::exit(2)
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn flags(args: &[String], name: &str) -> Vec<String> {
+    args.iter().enumerate().filter(|(_, a)| *a == name).filter_map(|(i, _)| args.get(i + 1).cloned()).collect()
+}
+
+fn num(args: &[String], name: &str, default: u64) -> u64 {
+    flag(args, name).map(|v| v.parse().unwrap_or_else(|_| die(&format!("{name} {v}: not a number")))).unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(&args),
+        Some("http") => http(&args),
+        Some("udp") => udp(&args),
+        Some("hold") => hold(&args),
+        _ => die("usage: rvs-testkit serve|http|udp|hold ..."),
+    }
+}
+
+fn parse_addr(s: &str) -> SocketAddr {
+    s.to_socket_addrs().ok().and_then(|mut a| a.next()).unwrap_or_else(|| die(&format!("{s}: not an address")))
+}
+
+fn serve(args: &[String]) {
+    let name = flag(args, "--name").unwrap_or_else(|| "rs".into());
+    let parent = std::os::unix::process::parent_id();
+    for a in flags(args, "--http") {
+        let l = TcpListener::bind(parse_addr(&a)).unwrap_or_else(|e| die(&format!("bind {a}: {e}")));
+        let name = name.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let name = name.clone();
+                std::thread::spawn(move || http_conn(s, &name));
+            }
+        });
+    }
+    for a in flags(args, "--udp") {
+        let s = UdpSocket::bind(parse_addr(&a)).unwrap_or_else(|e| die(&format!("bind {a}: {e}")));
+        let name = name.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = s.recv_from(&mut buf) {
+                let mut reply = format!("{name} ").into_bytes();
+                reply.extend_from_slice(&buf[..n]);
+                let _ = s.send_to(&reply, from);
+            }
+        });
+    }
+    for a in flags(args, "--tcp-echo") {
+        let l = TcpListener::bind(parse_addr(&a)).unwrap_or_else(|e| die(&format!("bind {a}: {e}")));
+        let name = name.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let name = name.clone();
+                std::thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                    let mut w = match s.try_clone() {
+                        Ok(w) => w,
+                        Err(_) => return,
+                    };
+                    for line in BufReader::new(s).lines() {
+                        let Ok(line) = line else { return };
+                        let out = if line.trim() == "PING" { format!("PONG {name}\n") } else { format!("ECHO {name} {line}\n") };
+                        if w.write_all(out.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    println!("{name} serving");
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if std::os::unix::process::parent_id() != parent {
+            std::process::exit(0);
+        }
+    }
+}
+
+fn http_conn(s: TcpStream, name: &str) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+    let Ok(mut w) = s.try_clone() else { return };
+    let mut r = BufReader::new(s);
+    loop {
+        let mut request = String::new();
+        match r.read_line(&mut request) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut close = false;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let t = h.trim();
+            if t.is_empty() {
+                break;
+            }
+            if t.eq_ignore_ascii_case("connection: close") {
+                close = true;
+            }
+        }
+        let path = request.split_whitespace().nth(1).unwrap_or("/");
+        let status: u16 = path.strip_prefix("/status/").and_then(|c| c.parse().ok()).unwrap_or(200);
+        let body = format!("{name}\n");
+        let resp = format!(
+            "HTTP/1.1 {status} X\r\nX-Real-Server: {name}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{body}",
+            body.len(),
+            if close { "close" } else { "keep-alive" }
+        );
+        if w.write_all(resp.as_bytes()).is_err() || close {
+            return;
+        }
+    }
+}
+
+/// Splits "http://host:port/path".
+fn split_url(url: &str) -> (SocketAddr, String) {
+    let rest = url.strip_prefix("http://").unwrap_or_else(|| die("only http:// URLs"));
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let hp = if hostport.starts_with('[') || hostport.matches(':').count() == 1 { hostport.to_string() } else { format!("{hostport}:80") };
+    let hp = if hp.starts_with('[') && !hp.contains("]:") { format!("{hp}:80") } else { hp };
+    (parse_addr(&hp), path)
+}
+
+/// One request on an open connection; returns the X-Real-Server value.
+fn request(s: &mut BufReader<TcpStream>, path: &str, keep: bool) -> Result<String, String> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: rvs\r\nConnection: {}\r\n\r\n", if keep { "keep-alive" } else { "close" });
+    s.get_mut().write_all(req.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    let mut status = String::new();
+    s.read_line(&mut status).map_err(|e| format!("status: {e}"))?;
+    if !status.starts_with("HTTP/1.1 ") {
+        return Err(format!("bad status line {status:?}"));
+    }
+    let mut server = String::new();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        if s.read_line(&mut h).map_err(|e| format!("header: {e}"))? == 0 {
+            return Err("connection closed in headers".into());
+        }
+        let t = h.trim();
+        if t.is_empty() {
+            break;
+        }
+        if let Some(v) = t.strip_prefix("X-Real-Server: ") {
+            server = v.to_string();
+        }
+        if let Some(v) = t.strip_prefix("Content-Length: ") {
+            len = v.parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).map_err(|e| format!("body: {e}"))?;
+    let code = status.split_whitespace().nth(1).unwrap_or("");
+    if code != "200" {
+        return Err(format!("HTTP {code} from {server}"));
+    }
+    Ok(server)
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    failed: u64,
+    by: BTreeMap<String, u64>,
+    errors: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, r: Result<String, String>) {
+        match r {
+            Ok(s) => {
+                self.ok += 1;
+                *self.by.entry(s).or_insert(0) += 1;
+            }
+            Err(e) => {
+                self.failed += 1;
+                if self.errors.len() < 10 {
+                    self.errors.push(e);
+                }
+            }
+        }
+    }
+    fn print(&self, extra: serde_json::Value) {
+        let mut v = serde_json::json!({"ok": self.ok, "failed": self.failed, "by_server": self.by, "errors": self.errors});
+        if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in e {
+                m.insert(k.clone(), x.clone());
+            }
+        }
+        println!("{v}");
+    }
+}
+
+fn http(args: &[String]) {
+    let url = flag(args, "--url").unwrap_or_else(|| die("--url required"));
+    let count = num(args, "--count", 100);
+    let conc = num(args, "--concurrency", 1).max(1);
+    let timeout = Duration::from_millis(num(args, "--timeout-ms", 3000));
+    let gap = Duration::from_millis(num(args, "--gap-ms", 0));
+    let (addr, path) = split_url(&url);
+    let next = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..conc)
+        .map(|_| {
+            let (next, tally, order, path) = (next.clone(), tally.clone(), order.clone(), path.clone());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let r = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}")).and_then(|s| {
+                    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                    request(&mut BufReader::new(s), &path, false)
+                });
+                if let Ok(s) = &r {
+                    if let Ok(mut o) = order.lock() {
+                        o.push(s.clone());
+                    }
+                }
+                if let Ok(mut t) = tally.lock() {
+                    t.add(r);
+                }
+                if !gap.is_zero() {
+                    std::thread::sleep(gap);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let order = order.lock().map(|o| o.clone()).unwrap_or_default();
+    let t = tally.lock().unwrap_or_else(|e| e.into_inner());
+    t.print(serde_json::json!({"seconds": start.elapsed().as_secs_f64(), "order": order}));
+}
+
+fn udp(args: &[String]) {
+    let target = parse_addr(&flag(args, "--target").unwrap_or_else(|| die("--target required")));
+    let count = num(args, "--count", 100);
+    let timeout = Duration::from_millis(num(args, "--timeout-ms", 2000));
+    let tries = num(args, "--tries", 3).max(1);
+    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse().unwrap_or_else(|_| die("bind")) } else { "[::]:0".parse().unwrap_or_else(|_| die("bind")) };
+    let mut t = Tally::default();
+    let start = Instant::now();
+    // Sockets stay open until the end, so every echo has its own source
+    // port (a closed socket's port could be reused: the same flow twice).
+    let mut open = Vec::new();
+    for i in 0..count {
+        let r = (|| -> Result<String, String> {
+            let s = UdpSocket::bind(bind).map_err(|e| format!("bind: {e}"))?;
+            let s = { open.push(s); open.last().ok_or("socket")? };
+            s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+            let msg = format!("echo-{i}");
+            let mut buf = [0u8; 2048];
+            for _ in 0..tries {
+                s.send_to(msg.as_bytes(), target).map_err(|e| format!("send: {e}"))?;
+                if let Ok((n, _)) = s.recv_from(&mut buf) {
+                    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let (server, payload) = reply.split_once(' ').ok_or_else(|| format!("bad reply {reply:?}"))?;
+                    if payload != msg {
+                        return Err(format!("reply {payload:?} to {msg:?}"));
+                    }
+                    return Ok(server.to_string());
+                }
+            }
+            Err(format!("no reply to {msg} after {tries} tries"))
+        })();
+        t.add(r);
+    }
+    t.print(serde_json::json!({"seconds": start.elapsed().as_secs_f64()}));
+}
+
+fn hold(args: &[String]) {
+    let url = flag(args, "--url").unwrap_or_else(|| die("--url required"));
+    let conns = num(args, "--conns", 10);
+    let secs = num(args, "--seconds", 5);
+    let (addr, path) = split_url(&url);
+    let handles: Vec<_> = (0..conns)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || -> serde_json::Value {
+                let s = match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+                    Ok(s) => s,
+                    Err(e) => return serde_json::json!({"ok": false, "error": format!("connect: {e}")}),
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                let mut r = BufReader::new(s);
+                let end = Instant::now() + Duration::from_secs(secs);
+                let mut servers = std::collections::BTreeSet::new();
+                let mut requests = 0u64;
+                while Instant::now() < end {
+                    match request(&mut r, &path, true) {
+                        Ok(s) => {
+                            servers.insert(s);
+                            requests += 1;
+                        }
+                        Err(e) => return serde_json::json!({"ok": false, "error": e, "requests": requests, "servers": servers}),
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                serde_json::json!({"ok": true, "requests": requests, "servers": servers})
+            })
+        })
+        .collect();
+    let results: Vec<serde_json::Value> = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| serde_json::json!({"ok": false}))).collect();
+    let ok = results.iter().filter(|r| r["ok"] == true).count();
+    println!("{}", serde_json::json!({"ok": ok, "failed": results.len() - ok, "conns": results}));
+}
