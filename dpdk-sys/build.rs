@@ -9,6 +9,7 @@
 //!   and rvs parses headers in Rust anyway.
 //! * `-march` from pkg-config is dropped: the binary must not depend on the
 //!   build machine's CPU beyond what DPDK itself requires.
+#![allow(clippy::panic, clippy::expect_used, reason = "a build script fails by panicking with a message")]
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
@@ -79,9 +80,7 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
         .expect("bindgen failed to generate DPDK bindings");
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .expect("writing bindings.rs");
+    bindings.write_to_file(out.join("bindings.rs")).expect("writing bindings.rs");
 
     let mut build = cc::Build::new();
     build

@@ -79,6 +79,7 @@ impl From<ConfigError> for ConfigErrors {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -16,8 +16,13 @@ use toml::Spanned;
 /// Reads and validates a configuration file.
 pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError { file: Some(name.clone()), line: None, column: None, field: String::new(), message: format!("cannot read: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: Some(name.clone()),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
     from_str(&text, &name)
 }
 
@@ -127,6 +132,7 @@ fn lookup(index: &Index, field: &str) -> Option<Range<usize>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::model::*;
@@ -178,6 +184,16 @@ port = 8080
         assert_eq!(s.real_servers[1].weight, 1);
         assert_eq!(c.dataplane.idle_backoff_us, 200);
         assert_eq!(c.egress_for("198.18.1.11".parse().unwrap()), Some((1, "198.18.1.11".parse().unwrap())));
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rvs.example.toml");
+        let c = from_file(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.services.len(), 2);
+        assert_eq!(c.services[0].real_servers.len(), 3);
+        // The server behind the gateway is reached through the static route.
+        assert_eq!(c.egress_for("198.19.5.7".parse().unwrap()), Some((1, "198.18.1.254".parse().unwrap())));
     }
 
     #[test]

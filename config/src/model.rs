@@ -292,7 +292,9 @@ impl Port {
     pub fn is_pci(&self) -> bool {
         let d = self.device.split(',').next().unwrap_or("");
         let parts: Vec<&str> = d.split(':').collect();
-        (parts.len() == 2 || parts.len() == 3) && d.contains('.') && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit() || c == '.'))
+        (parts.len() == 2 || parts.len() == 3)
+            && d.contains('.')
+            && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit() || c == '.'))
     }
 }
 
@@ -697,7 +699,10 @@ impl Config {
             err("dataplane.tunnel_ttl".into(), "must be at least 1".into());
         }
         if dp.fullnat_port_min == 0 || dp.fullnat_port_min > dp.fullnat_port_max {
-            err("dataplane.fullnat_port_min".into(), format!("range {}..={} is empty or starts at 0", dp.fullnat_port_min, dp.fullnat_port_max));
+            err(
+                "dataplane.fullnat_port_min".into(),
+                format!("range {}..={} is empty or starts at 0", dp.fullnat_port_min, dp.fullnat_port_max),
+            );
         } else if u32::from(dp.fullnat_port_max - dp.fullnat_port_min) + 1 < u32::from(dp.workers) * 64 {
             err("dataplane.fullnat_port_max".into(), "range gives fewer than 64 ports per worker".into());
         }
@@ -840,14 +845,26 @@ impl Config {
                     continue;
                 }
                 if rs.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
-                    err(g("address"), format!("{} is not of the VIP's address family ({fwd} forwarding cannot translate families; tunnel can)", rs.address));
+                    err(
+                        g("address"),
+                        format!(
+                            "{} is not of the VIP's address family ({fwd} forwarding cannot translate families; tunnel can)",
+                            rs.address
+                        ),
+                    );
                 }
                 if matches!(fwd, Forwarding::Dr | Forwarding::Tunnel) && port != s.port {
                     err(g("port"), format!("{fwd} forwarding cannot change the port ({port} != {})", s.port));
                 }
                 if fwd == Forwarding::Dr {
                     if self.connected_port(rs.address).is_none() {
-                        err(g("address"), format!("{} is not on a network of any port (direct routing needs the real server on the same link)", rs.address));
+                        err(
+                            g("address"),
+                            format!(
+                                "{} is not on a network of any port (direct routing needs the real server on the same link)",
+                                rs.address
+                            ),
+                        );
                     }
                 } else if self.egress_for(rs.address).is_none() {
                     err(g("address"), format!("{} is not reachable: no port network, gateway or route covers it", rs.address));
@@ -879,11 +896,7 @@ impl Config {
         if let Some(p) = self.connected_port(ip) {
             return Some((p, ip));
         }
-        let best = self
-            .routes
-            .iter()
-            .filter(|r| r.prefix.contains(ip))
-            .max_by_key(|r| r.prefix.prefix);
+        let best = self.routes.iter().filter(|r| r.prefix.contains(ip)).max_by_key(|r| r.prefix.prefix);
         if let Some(r) = best {
             return self.connected_port(r.via).map(|p| (p, r.via));
         }
@@ -905,6 +918,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -116,6 +116,7 @@ pub fn tcp_next(state: State, tcp_flags: u8, dir: Dir, sflags: &mut u8) -> State
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -148,7 +149,14 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        let t = TimeoutsMs { tcp_established: 900_000, tcp_syn: 120_000, tcp_syn_pressure: 3_000, tcp_fin: 120_000, tcp_close: 10_000, udp: 300_000 };
+        let t = TimeoutsMs {
+            tcp_established: 900_000,
+            tcp_syn: 120_000,
+            tcp_syn_pressure: 3_000,
+            tcp_fin: 120_000,
+            tcp_close: 10_000,
+            udp: 300_000,
+        };
         assert_eq!(State::SynRecv.timeout(&t, false), 120_000);
         assert_eq!(State::SynRecv.timeout(&t, true), 3_000);
         assert_eq!(State::TimeWait.timeout(&t, false), 10_000);

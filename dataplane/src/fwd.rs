@@ -33,7 +33,7 @@ use crate::net::ip::{proto, Addr};
 use crate::net::{arp, checksum, ether, icmp, ipv4, ipv6, tcp, udp, MacAddr, PacketBuf};
 use crate::sched::{stable_hash, Flow, Load, Scheduler};
 use crate::session::{self, Dir, FlowKey, Session, SessionTable, FLAG_FULLNAT, FLAG_HAS_REPLY};
-use crate::stats::{Counter, CoreStats};
+use crate::stats::{CoreStats, Counter};
 use crate::table::{AddrKind, BackendView, Family, Mode, NeighborRef, ServiceView, Snapshot};
 use config::WhenFull;
 use std::net::IpAddr;
@@ -78,7 +78,16 @@ pub struct ForwarderConfig {
 impl ForwarderConfig {
     /// Settings for a single-core forwarder with the given capacities.
     pub fn single(sessions_v4: u32, sessions_v6: u32, seeds: [u64; 4]) -> ForwarderConfig {
-        ForwarderConfig { core: 0, cores: 1, sessions_v4, sessions_v6, seeds, tunnel_ttl: 64, fullnat_ports: (1024, 32767), icmp_rate: 1000 }
+        ForwarderConfig {
+            core: 0,
+            cores: 1,
+            sessions_v4,
+            sessions_v6,
+            seeds,
+            tunnel_ttl: 64,
+            fullnat_ports: (1024, 32767),
+            icmp_rate: 1000,
+        }
     }
 }
 
@@ -370,7 +379,6 @@ impl Forwarder {
 fn account_end<A: Addr>(cx: &Ctx<'_>, load: &mut LoadTable, s: &Session<A>) {
     cx.stats.sessions_expired.inc();
     let slot = usize::from(s.backend_slot());
-    #[expect(clippy::cast_possible_truncation, reason = "high half is the generation")]
     let gen = (s.backend >> 16) as u16;
     if load.gen.get(slot) != Some(&gen) {
         return; // the backend was removed or replaced: its gauges were rebased
@@ -576,7 +584,15 @@ fn transport<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_po
 }
 
 /// Creates the session for the first packet of a flow to `svc`.
-fn new_session<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &B, in_port: u8, p: &Pkt<A>, svc: &ServiceView, _h: u64) -> Result<u32, DropReason> {
+fn new_session<A: Fam, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    st: &mut St,
+    buf: &B,
+    in_port: u8,
+    p: &Pkt<A>,
+    svc: &ServiceView,
+    _h: u64,
+) -> Result<u32, DropReason> {
     let state = if p.proto == proto::TCP {
         let t = tcp::TcpHeader { sport: p.sport, dport: p.dport, seq: 0, ack: 0, header_len: 20, flags: p.tcp_flags };
         if t.flags_invalid() {
@@ -679,7 +695,7 @@ fn flow_hashes<A: Addr>(p: &Pkt<A>, with_port: bool) -> Flow {
     } else {
         A::LEN
     };
-    let src = stable_hash(&b[..n], 0x7372_63);
+    let src = stable_hash(&b[..n], 0x0073_7263);
     let mut d = [0u8; 16];
     p.dst.write(&mut d);
     Flow { src, dst: stable_hash(&d[..A::LEN], 0x647374) }
@@ -712,7 +728,15 @@ fn alloc_local_port<A: Fam>(cx: &Ctx<'_>, st: &mut St, svc: &ServiceView, b: &Ba
 }
 
 /// Forwards a packet of an existing session.
-fn forward<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, idx: u32, dir: Dir, p: &Pkt<A>) -> Result<Verdict, DropReason> {
+fn forward<A: Fam, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    st: &mut St,
+    buf: &mut B,
+    in_port: u8,
+    idx: u32,
+    dir: Dir,
+    p: &Pkt<A>,
+) -> Result<Verdict, DropReason> {
     let s = *A::table_ref(st).get(idx);
     let Some(b) = cx.snap.backend(s.backend) else {
         // The real server was removed: end the session (IPVS
@@ -738,7 +762,9 @@ fn forward<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port
     if buf.data()[ttl_at] <= 1 {
         return time_exceeded::<A, B>(cx, st, buf, in_port);
     }
-    if matches!((s.mode, dir), (m, Dir::Forward) if m == Mode::Nat as u8 || m == Mode::FullNat as u8) && !l4_checksum_ok(&buf.data()[p.l4..p.end], p) {
+    if matches!((s.mode, dir), (m, Dir::Forward) if m == Mode::Nat as u8 || m == Mode::FullNat as u8)
+        && !l4_checksum_ok(&buf.data()[p.l4..p.end], p)
+    {
         return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
     }
 

@@ -1,7 +1,8 @@
 //! Forwarder tests driven by byte buffers: NAT both ways, ARP and echo,
 //! connection reuse, and a drop reason for every kind of malformed input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use super::*;
-use crate::net::{VecBuf, ether};
+use crate::net::{ether, VecBuf};
 use crate::stats::CoreStats;
 use crate::table::{Compiler, Health};
 use crate::testpkt::{self, Tcp};
@@ -86,7 +87,13 @@ fn forwarder(fwd: &str, sched: &str) -> Forwarder {
 }
 
 fn syn(client: u32, cport: u16) -> Vec<u8> {
-    testpkt::tcp4(CLIENT_MAC, P0_MAC, client, ip("198.18.0.100"), &Tcp { sport: cport, dport: 80, flags: tcp::flags::SYN, seq: 1, payload: &[] })
+    testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        client,
+        ip("198.18.0.100"),
+        &Tcp { sport: cport, dport: 80, flags: tcp::flags::SYN, seq: 1, payload: &[] },
+    )
 }
 
 fn drops(f: &Forwarder, r: DropReason) -> u64 {
@@ -109,7 +116,13 @@ fn nat_forward_and_reply() {
     assert_eq!((t.sport, t.dport), (40000, 8080));
 
     // The real server's SYN-ACK comes back through rvs and is un-NATed.
-    let reply = testpkt::tcp4(rs_mac(1), P1_MAC, ip("198.18.1.11"), client, &Tcp { sport: 8080, dport: 40000, flags: tcp::flags::SYN | tcp::flags::ACK, seq: 9, payload: &[] });
+    let reply = testpkt::tcp4(
+        rs_mac(1),
+        P1_MAC,
+        ip("198.18.1.11"),
+        client,
+        &Tcp { sport: 8080, dport: 40000, flags: tcp::flags::SYN | tcp::flags::ACK, seq: 9, payload: &[] },
+    );
     let mut b = VecBuf::new(&reply);
     assert_eq!(f.process(&mut b, 1), Verdict::Tx(0));
     let out = b.data();
@@ -122,7 +135,13 @@ fn nat_forward_and_reply() {
     assert_eq!((t.sport, t.dport), (80, 40000));
 
     // The client's ACK establishes; counters follow.
-    let ack = testpkt::tcp4(CLIENT_MAC, P0_MAC, client, ip("198.18.0.100"), &Tcp { sport: 40000, dport: 80, flags: tcp::flags::ACK, seq: 2, payload: b"GET /" });
+    let ack = testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        client,
+        ip("198.18.0.100"),
+        &Tcp { sport: 40000, dport: 80, flags: tcp::flags::ACK, seq: 2, payload: b"GET /" },
+    );
     let mut b = VecBuf::new(&ack);
     assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
     let s = f.stats();
@@ -151,11 +170,10 @@ fn round_robin_spreads_new_flows_and_sessions_stick() {
 
 #[test]
 fn weighted_round_robin_via_forwarder() {
-    let c = cfg_text("nat", "wrr").replacen("port = 8080\n", "port = 8080\nweight = 1\n", 1).replacen(
-        "address = \"198.18.1.12\"\nport = 8080\n",
-        "address = \"198.18.1.12\"\nport = 8080\nweight = 2\n",
-        1,
-    ).replacen("address = \"198.18.1.13\"\nport = 8080\n", "address = \"198.18.1.13\"\nport = 8080\nweight = 3\n", 1);
+    let c = cfg_text("nat", "wrr")
+        .replacen("port = 8080\n", "port = 8080\nweight = 1\n", 1)
+        .replacen("address = \"198.18.1.12\"\nport = 8080\n", "address = \"198.18.1.12\"\nport = 8080\nweight = 2\n", 1)
+        .replacen("address = \"198.18.1.13\"\nport = 8080\n", "address = \"198.18.1.13\"\nport = 8080\nweight = 3\n", 1);
     let c = config::from_str(&c, "t.toml").unwrap();
     let mut comp = Compiler::new(&c);
     let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
@@ -211,7 +229,13 @@ fn new_syn_on_closing_session_starts_afresh() {
     let mut b = VecBuf::new(&syn(client, 40000));
     f.process(&mut b, 0);
     let first = ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap().dst;
-    let rst = testpkt::tcp4(CLIENT_MAC, P0_MAC, client, ip("198.18.0.100"), &Tcp { sport: 40000, dport: 80, flags: tcp::flags::RST, seq: 2, payload: &[] });
+    let rst = testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        client,
+        ip("198.18.0.100"),
+        &Tcp { sport: 40000, dport: 80, flags: tcp::flags::RST, seq: 2, payload: &[] },
+    );
     let mut b = VecBuf::new(&rst);
     assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
     let mut b = VecBuf::new(&syn(client, 40000));
@@ -286,7 +310,14 @@ fn learns_neighbours_from_arp() {
     for i in 1..=3u8 {
         let mut reply = vec![0u8; 60];
         ether::write_header(&mut reply, P1_MAC, rs_mac(i), ether::ethertype::ARP);
-        arp::Arp { op: arp::OP_REPLY, sha: rs_mac(i), spa: Ipv4Addr::new(198, 18, 1, 10 + i), tha: P1_MAC, tpa: Ipv4Addr::new(198, 18, 1, 1) }.write(&mut reply[14..]);
+        arp::Arp {
+            op: arp::OP_REPLY,
+            sha: rs_mac(i),
+            spa: Ipv4Addr::new(198, 18, 1, 10 + i),
+            tha: P1_MAC,
+            tpa: Ipv4Addr::new(198, 18, 1, 1),
+        }
+        .write(&mut reply[14..]);
         assert_eq!(f.process(&mut VecBuf::new(&reply), 1), Verdict::Consumed);
     }
     assert_eq!(f.process(&mut VecBuf::new(&syn(ip("198.18.0.2"), 2)), 0), Verdict::Tx(1));
@@ -377,13 +408,37 @@ fn malformed_frames_are_dropped_per_reason() {
     v[24..26].copy_from_slice(&c.to_be_bytes());
     cases.push((v, DropReason::Ipv4BadSource));
     // A non-SYN with no session, a SYN+FIN, a port with no service.
-    let ack = testpkt::tcp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), &Tcp { sport: 1, dport: 80, flags: tcp::flags::ACK, seq: 1, payload: &[] });
+    let ack = testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        ip("198.18.0.2"),
+        ip("198.18.0.100"),
+        &Tcp { sport: 1, dport: 80, flags: tcp::flags::ACK, seq: 1, payload: &[] },
+    );
     cases.push((ack, DropReason::TcpNoSession));
-    let synfin = testpkt::tcp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), &Tcp { sport: 2, dport: 80, flags: tcp::flags::SYN | tcp::flags::FIN, seq: 1, payload: &[] });
+    let synfin = testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        ip("198.18.0.2"),
+        ip("198.18.0.100"),
+        &Tcp { sport: 2, dport: 80, flags: tcp::flags::SYN | tcp::flags::FIN, seq: 1, payload: &[] },
+    );
     cases.push((synfin, DropReason::TcpBadFlags));
-    let other = testpkt::tcp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), &Tcp { sport: 3, dport: 81, flags: tcp::flags::SYN, seq: 1, payload: &[] });
+    let other = testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        ip("198.18.0.2"),
+        ip("198.18.0.100"),
+        &Tcp { sport: 3, dport: 81, flags: tcp::flags::SYN, seq: 1, payload: &[] },
+    );
     cases.push((other, DropReason::NoService));
-    let stray = testpkt::tcp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.7.7"), &Tcp { sport: 3, dport: 81, flags: tcp::flags::SYN, seq: 1, payload: &[] });
+    let stray = testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        ip("198.18.0.2"),
+        ip("198.18.7.7"),
+        &Tcp { sport: 3, dport: 81, flags: tcp::flags::SYN, seq: 1, payload: &[] },
+    );
     cases.push((stray, DropReason::TcpNoSession));
     let mut udp = testpkt::udp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), 5, 53, b"x");
     udp[38..40].copy_from_slice(&4u16.to_be_bytes());

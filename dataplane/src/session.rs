@@ -283,9 +283,16 @@ impl<A: Addr> SessionTable<A> {
 
     #[inline(always)]
     fn sig_of(h: u64) -> u32 {
-        #[expect(clippy::cast_possible_truncation, reason = "high half of the hash")]
         let s = (h >> 32) as u32;
         s | 1
+    }
+
+    /// The primary bucket of a hash (its low bits).
+    #[inline(always)]
+    fn bucket_of(&self, h: u64) -> usize {
+        #[expect(clippy::cast_possible_truncation, reason = "only the low, masked bits are used")]
+        let b = h as usize & self.mask;
+        b
     }
 
     #[inline(always)]
@@ -297,7 +304,7 @@ impl<A: Addr> SessionTable<A> {
     /// before looking any of it up).
     #[inline]
     pub fn prefetch(&self, h: u64) {
-        crate::dpdk::prefetch(&self.buckets[h as usize & self.mask]);
+        crate::dpdk::prefetch(&self.buckets[self.bucket_of(h)]);
     }
 
     /// Prefetches an entry (after a lookup, before using it).
@@ -312,7 +319,7 @@ impl<A: Addr> SessionTable<A> {
     #[inline]
     pub fn lookup(&self, key: &FlowKey<A>, h: u64) -> Option<(u32, Dir)> {
         let sig = Self::sig_of(h);
-        let b1 = h as usize & self.mask;
+        let b1 = self.bucket_of(h);
         if let Some(r) = self.find_in(b1, sig, key) {
             return Some(r);
         }
@@ -440,7 +447,7 @@ impl<A: Addr> SessionTable<A> {
     /// Puts (sig(h), val) into one of its two buckets, displacing if needed.
     fn place(&mut self, h: u64, val: u32) -> bool {
         let sig = Self::sig_of(h);
-        let b1 = h as usize & self.mask;
+        let b1 = self.bucket_of(h);
         let b2 = self.alt(b1, sig);
         for b in [b1, b2] {
             if let Some(i) = self.buckets[b].sig.iter().position(|&s| s == 0) {
@@ -453,10 +460,10 @@ impl<A: Addr> SessionTable<A> {
         // swap so a failed walk can be undone.
         let mut path: [(usize, usize); MAX_KICKS] = [(0, 0); MAX_KICKS];
         let (mut b, mut cur_sig, mut cur_val) = (b1, sig, val);
-        for step in 0..MAX_KICKS {
+        for (step, rec) in path.iter_mut().enumerate() {
             self.kick = self.kick.wrapping_add(1);
             let i = (self.kick.wrapping_mul(7) + step) % BUCKET_SLOTS;
-            path[step] = (b, i);
+            *rec = (b, i);
             let bk = &mut self.buckets[b];
             std::mem::swap(&mut bk.sig[i], &mut cur_sig);
             std::mem::swap(&mut bk.val[i], &mut cur_val);
@@ -479,7 +486,7 @@ impl<A: Addr> SessionTable<A> {
 
     fn unplace(&mut self, h: u64, val: u32) {
         let sig = Self::sig_of(h);
-        let b1 = h as usize & self.mask;
+        let b1 = self.bucket_of(h);
         for b in [b1, self.alt(b1, sig)] {
             let bk = &mut self.buckets[b];
             for i in 0..BUCKET_SLOTS {
@@ -494,6 +501,7 @@ impl<A: Addr> SessionTable<A> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -552,13 +560,11 @@ mod tests {
         let cap = 50_000;
         let mut t = SessionTable::<u32>::new(cap, [9, 8, 7, 6]);
         for i in 0..cap {
-            #[expect(clippy::cast_possible_truncation, reason = "test")]
             t.insert(sess(i, (i % 60000) as u16, 7, true, 0)).unwrap();
         }
         assert_eq!(t.len(), cap as usize);
         assert_eq!(t.insert(sess(u32::MAX, 1, 7, true, 0)), Err(InsertError::Full));
         for i in (0..cap).step_by(997) {
-            #[expect(clippy::cast_possible_truncation, reason = "test")]
             let k = sess(i, (i % 60000) as u16, 7, true, 0).forward_key();
             assert!(t.lookup(&k, t.hash(&k)).is_some());
         }
@@ -602,17 +608,15 @@ mod tests {
         let mut i = 0u32;
         while colliders.len() < 64 {
             let k = sess(i, 1000, 1, false, 0).forward_key();
-            if attacker.hash(&k) as usize & attacker.mask == target_bucket {
+            if attacker.bucket_of(attacker.hash(&k)) == target_bucket {
                 colliders.push(i);
             }
             i += 1;
         }
         // Under the victim's (different, secret) seeds they scatter.
         let mut victim = SessionTable::<u32>::new(1 << 16, [55, 66, 77, 88]);
-        let buckets: std::collections::HashSet<usize> = colliders
-            .iter()
-            .map(|&c| victim.hash(&sess(c, 1000, 1, false, 0).forward_key()) as usize & victim.mask)
-            .collect();
+        let buckets: std::collections::HashSet<usize> =
+            colliders.iter().map(|&c| victim.bucket_of(victim.hash(&sess(c, 1000, 1, false, 0).forward_key()))).collect();
         assert!(buckets.len() > 48, "colliders stayed together: {} buckets", buckets.len());
         // Fed into the attacker's own table: at most 16 fit in the target
         // bucket pair; inserts beyond fail cleanly instead of forming a chain,

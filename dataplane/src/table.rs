@@ -471,11 +471,8 @@ impl Compiler {
         // Slots.
         let skeys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key()).collect();
         self.services.sync(skeys.iter()).map_err(|()| CompileError::TooManyServices(self.max_services))?;
-        let bkeys: Vec<BackendKey> = cfg
-            .services
-            .iter()
-            .flat_map(|s| s.real_servers.iter().map(move |r| (s.key(), r.address, s.port_of(r))))
-            .collect();
+        let bkeys: Vec<BackendKey> =
+            cfg.services.iter().flat_map(|s| s.real_servers.iter().map(move |r| (s.key(), r.address, s.port_of(r)))).collect();
         self.backends.sync(bkeys.iter()).map_err(|()| CompileError::TooManyBackends(self.max_backends))?;
 
         // Neighbours: every real server's next hop, every gateway, every
@@ -695,6 +692,7 @@ pub fn port_views(cfg: &Config, macs: &[MacAddr]) -> Vec<PortView> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

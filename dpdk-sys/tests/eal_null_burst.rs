@@ -3,6 +3,7 @@
 //!
 //! `rte_eal_init` succeeds once per process, so this file holds one test and
 //! cargo-nextest runs it in a process of its own.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, clippy::cast_possible_wrap, clippy::multiple_unsafe_ops_per_block)]
 use dpdk_sys as sys;
 use std::ffi::CString;
 use std::os::raw::c_char;
@@ -39,9 +40,7 @@ fn eal_init_null_pmd_rx_tx_burst() {
 
     let name = CString::new("test_pool").unwrap();
     // SAFETY: EAL is up; the name is a valid C string.
-    let pool = unsafe {
-        sys::rte_pktmbuf_pool_create(name.as_ptr(), 1023, 0, 0, 2048 + 128, sys::rte_socket_id() as i32)
-    };
+    let pool = unsafe { sys::rte_pktmbuf_pool_create(name.as_ptr(), 1023, 0, 0, 2048 + 128, sys::rte_socket_id() as i32) };
     assert!(!pool.is_null(), "mempool creation failed");
 
     let port: u16 = 0;

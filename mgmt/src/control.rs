@@ -71,7 +71,10 @@ impl ControlServer {
         if let Some(g) = group {
             let gid = match g.parse::<u32>() {
                 Ok(n) => n,
-                Err(_) => nix::unistd::Group::from_name(g)?.ok_or_else(|| anyhow::anyhow!("daemon.socket_group: no group named {g:?}"))?.gid.as_raw(),
+                Err(_) => nix::unistd::Group::from_name(g)?
+                    .ok_or_else(|| anyhow::anyhow!("daemon.socket_group: no group named {g:?}"))?
+                    .gid
+                    .as_raw(),
             };
             std::os::unix::fs::chown(path, None, Some(gid))?;
         }
@@ -154,7 +157,13 @@ fn read_line(r: &mut BufReader<&UnixStream>, stop: &AtomicBool) -> Result<Option
             Err(_) => return Err(false),
         };
         if buf.is_empty() {
-            return if line.is_empty() && !too_long { Ok(None) } else if too_long { Err(true) } else { Ok(Some(line)) };
+            return if line.is_empty() && !too_long {
+                Ok(None)
+            } else if too_long {
+                Err(true)
+            } else {
+                Ok(Some(line))
+            };
         }
         started.get_or_insert_with(Instant::now);
         let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
@@ -229,7 +238,12 @@ pub fn handle_line(line: &[u8], mgr: &Mutex<Manager>) -> Response {
         Err(e) => return Response::err(id, ErrorCode::BadRequest, format!("not a request: {e}"), None),
     };
     if req.v != VERSION {
-        return Response::err(req.id, ErrorCode::UnsupportedVersion, format!("protocol version {} is not supported (this rvsd speaks {VERSION})", req.v), Some("v".into()));
+        return Response::err(
+            req.id,
+            ErrorCode::UnsupportedVersion,
+            format!("protocol version {} is not supported (this rvsd speaks {VERSION})", req.v),
+            Some("v".into()),
+        );
     }
     let Ok(mut m) = mgr.lock() else {
         return Response::err(req.id, ErrorCode::Internal, "management state poisoned", None);

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex};
 /// both directions of a DR/tunnel flow seen twice (e.g. ICMP errors) on one
 /// queue, and lets software predict queues for hand-over decisions.
 pub const RSS_KEY: [u8; 40] = [
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
 ];
 
 /// Why rvsd could not start.
@@ -96,9 +96,9 @@ fn random_seeds() -> [u64; 4] {
     let mut b = [0u8; 32];
     let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok();
     if !ok {
-        let t = dpdk::tsc();
+        let t = dpdk::tsc().to_le_bytes();
         for (i, x) in b.iter_mut().enumerate() {
-            *x = (t >> ((i % 8) * 8)) as u8 ^ (i as u8).wrapping_mul(0x9d);
+            *x = t[i % 8] ^ u8::try_from(i).unwrap_or(0).wrapping_mul(0x9d);
         }
     }
     let mut s = [0u64; 4];
@@ -137,10 +137,14 @@ impl Daemon {
         let workers = usize::from(cfg.dataplane.workers);
         let lcores = eal.worker_lcores();
         if lcores.len() < workers {
-            return Err(StartError::Config(format!("dataplane.workers: {workers} workers need {workers} worker lcores, EAL has {}", lcores.len())));
+            return Err(StartError::Config(format!(
+                "dataplane.workers: {workers} workers need {workers} worker lcores, EAL has {}",
+                lcores.len()
+            )));
         }
         let pool = Arc::new(
-            Mempool::new("rvs_mbufs", cfg.dataplane.mbufs, 256, 2048 + 128).map_err(|e| StartError::Dpdk(format!("dataplane.mbufs: {e}")))?,
+            Mempool::new("rvs_mbufs", cfg.dataplane.mbufs, 256, 2048 + 128)
+                .map_err(|e| StartError::Dpdk(format!("dataplane.mbufs: {e}")))?,
         );
         let mut port_ids = Vec::new();
         let mut macs = Vec::new();
@@ -150,7 +154,14 @@ impl Daemon {
             if port_ids.contains(&id) {
                 return Err(port_error(file, &cfg, i, "names a device already used by another port"));
             }
-            let setup = PortSetup { rx_queues: nq, tx_queues: nq, descriptors: cfg.dataplane.descriptors, mtu: p.mtu, rss_key: RSS_KEY, mac: p.mac.map(|m| m.0) };
+            let setup = PortSetup {
+                rx_queues: nq,
+                tx_queues: nq,
+                descriptors: cfg.dataplane.descriptors,
+                mtu: p.mtu,
+                rss_key: RSS_KEY,
+                mac: p.mac.map(|m| m.0),
+            };
             let info = port::setup(id, &setup, &pool).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
             port_ids.push(id);
             macs.push(MacAddr(info.mac));
@@ -229,6 +240,7 @@ impl Daemon {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

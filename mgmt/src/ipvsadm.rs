@@ -131,7 +131,9 @@ pub fn title(out: &mut String, f: Format) {
             "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
             "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
         ),
-        Format::Plain => writeln!(out, "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"),
+        Format::Plain => {
+            writeln!(out, "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn")
+        }
         Format::Rule => Ok(()),
     };
 }
@@ -219,6 +221,7 @@ pub fn service(out: &mut String, s: &ServiceReport, o: Options) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -228,7 +231,7 @@ mod tests {
         largenum(&mut s, 42, false);
         largenum(&mut s, 123_456_789, false);
         largenum(&mut s, 12_345_678_901, false);
-        assert_eq!(s, "       42   123456K    12345M");
+        assert_eq!(s, "       42  123456K   12345M");
         let mut s = String::new();
         largenum(&mut s, 123_456_789_012, true);
         assert_eq!(s, " 123456789012");

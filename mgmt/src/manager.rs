@@ -38,7 +38,14 @@ pub struct Manager {
 impl Manager {
     /// Management for a running dataplane whose first snapshot was
     /// compiled by `compiler` from `config`.
-    pub fn new(config: Config, config_path: Option<PathBuf>, compiler: Compiler, macs: Vec<MacAddr>, shared: Arc<Shared>, cores: Vec<Arc<CoreStats>>) -> Manager {
+    pub fn new(
+        config: Config,
+        config_path: Option<PathBuf>,
+        compiler: Compiler,
+        macs: Vec<MacAddr>,
+        shared: Arc<Shared>,
+        cores: Vec<Arc<CoreStats>>,
+    ) -> Manager {
         let mut accounting = Accounting::default();
         accounting.rebase_new(&shared.snapshot.load(), &cores);
         Manager {
@@ -93,9 +100,15 @@ impl Manager {
             } else {
                 "daemon"
             };
-            return Err(CmdError::field(ErrorCode::Invalid, what, format!("[{what}] cannot change while rvsd runs; restart rvsd to apply it")));
+            return Err(CmdError::field(
+                ErrorCode::Invalid,
+                what,
+                format!("[{what}] cannot change while rvsd runs; restart rvsd to apply it"),
+            ));
         }
-        self.health.retain(|k, _| next.services.iter().any(|s| s.key() == k.0 && s.real_servers.iter().any(|r| r.address == k.1 && s.port_of(r) == k.2)));
+        self.health.retain(|k, _| {
+            next.services.iter().any(|s| s.key() == k.0 && s.real_servers.iter().any(|r| r.address == k.1 && s.port_of(r) == k.2))
+        });
         let snap = self.compiler.compile(&next, &self.macs, &self.health).map_err(|e| CmdError::new(ErrorCode::Invalid, e.to_string()))?;
         self.accounting.rebase_new(&snap, &self.cores);
         self.shared.publish(snap);
@@ -110,7 +123,8 @@ impl Manager {
             return Ok(false);
         }
         self.health.insert(key, up);
-        let snap = self.compiler.compile(&self.config, &self.macs, &self.health).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
+        let snap =
+            self.compiler.compile(&self.config, &self.macs, &self.health).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
         self.accounting.rebase_new(&snap, &self.cores);
         self.shared.publish(snap);
         Ok(true)
@@ -118,7 +132,8 @@ impl Manager {
 
     /// Re-reads the configuration file and applies it.
     pub fn reload(&mut self) -> Result<(), CmdError> {
-        let path = self.config_path.clone().ok_or_else(|| CmdError::new(ErrorCode::Invalid, "rvsd was started without a configuration file"))?;
+        let path =
+            self.config_path.clone().ok_or_else(|| CmdError::new(ErrorCode::Invalid, "rvsd was started without a configuration file"))?;
         let next = config::from_file(&path)?;
         self.apply(next, Strictness::File)
     }

@@ -49,7 +49,13 @@ pub fn run(cmd: &[&str], timeout: Duration) -> Result<Output> {
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("{} failed ({}): {}{}", cmd.join(" "), out.status, String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        bail!(
+            "{} failed ({}): {}{}",
+            cmd.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     Ok(out)
 }
@@ -103,7 +109,12 @@ impl Netns {
         ip(&["netns", "add", name])?;
         let ns = Netns { name: name.to_string() };
         ns.sh(&["ip", "link", "set", "lo", "up"])?;
-        for k in ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.dad_transmits=0", "net.ipv6.conf.default.dad_transmits=0"] {
+        for k in [
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.all.dad_transmits=0",
+            "net.ipv6.conf.default.dad_transmits=0",
+        ] {
             let _ = ns.sh(&["sysctl", "-qw", k]);
         }
         Ok(ns)
@@ -280,7 +291,18 @@ impl Bed {
         std::fs::create_dir_all(&dir)?;
         let lb = Netns::new(&format!("{id}-lb"))?;
         let sw = Netns::new(&format!("{id}-sw"))?;
-        Ok(Bed { id, dir, procs: Vec::new(), rvsd: None, hosts: Vec::new(), segments: Vec::new(), ports: Vec::new(), sw, lb, keep_dir: false })
+        Ok(Bed {
+            id,
+            dir,
+            procs: Vec::new(),
+            rvsd: None,
+            hosts: Vec::new(),
+            segments: Vec::new(),
+            ports: Vec::new(),
+            sw,
+            lb,
+            keep_dir: false,
+        })
     }
 
     /// Keeps the bed's directory (logs) after drop, for debugging.
@@ -354,7 +376,12 @@ impl Bed {
         let mut s = String::new();
         for (i, p) in self.ports.iter().enumerate() {
             let addrs: Vec<String> = p.addresses.iter().map(|a| format!("\"{a}\"")).collect();
-            s.push_str(&format!("[[ports]]\nname = \"{}\"\ndevice = \"net_tap{i},iface={}\"\naddresses = [{}]\n\n", p.name, p.tap, addrs.join(", ")));
+            s.push_str(&format!(
+                "[[ports]]\nname = \"{}\"\ndevice = \"net_tap{i},iface={}\"\naddresses = [{}]\n\n",
+                p.name,
+                p.tap,
+                addrs.join(", ")
+            ));
         }
         s
     }
@@ -404,7 +431,13 @@ impl Bed {
             // The TAP PMD gives the kernel side of the TAP the DPDK port's
             // MAC; as a bridge port, that MAC would count as the bridge's
             // own and frames to rvsd would never leave the bridge.
-            let mac = format!("02:b5:{:02x}:{:02x}:{:02x}:{:02x}", std::process::id() >> 8 & 0xff, std::process::id() & 0xff, SEQ.load(Ordering::Relaxed) & 0xff, i);
+            let mac = format!(
+                "02:b5:{:02x}:{:02x}:{:02x}:{:02x}",
+                std::process::id() >> 8 & 0xff,
+                std::process::id() & 0xff,
+                SEQ.load(Ordering::Relaxed) & 0xff,
+                i
+            );
             self.sw.sh(&["ip", "link", "set", &p.tap, "address", &mac])?;
             let br = &self.segments[p.segment];
             self.sw.sh(&["ip", "link", "set", &p.tap, "master", br])?;
@@ -479,7 +512,8 @@ impl Bed {
         if !clean {
             bail!("rvsd did not exit cleanly on SIGTERM:\n{log}");
         }
-        let stats = std::fs::read_to_string(self.dir.join("final-stats.json")).with_context(|| format!("no final stats; rvsd output:\n{log}"))?;
+        let stats =
+            std::fs::read_to_string(self.dir.join("final-stats.json")).with_context(|| format!("no final stats; rvsd output:\n{log}"))?;
         Ok((serde_json::from_str(&stats)?, log))
     }
 }
@@ -517,14 +551,12 @@ impl Drop for Bed {
 pub fn tally(v: &serde_json::Value) -> (u64, u64, std::collections::BTreeMap<String, u64>) {
     let ok = v["ok"].as_u64().unwrap_or(0);
     let failed = v["failed"].as_u64().unwrap_or(0);
-    let by = v["by_server"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0))).collect())
-        .unwrap_or_default();
+    let by = v["by_server"].as_object().map(|m| m.iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0))).collect()).unwrap_or_default();
     (ok, failed, by)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

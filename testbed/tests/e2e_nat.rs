@@ -9,7 +9,9 @@ use testbed::tally;
 fn services(sched: &str, weights: [u32; 3]) -> String {
     let mut s = String::new();
     for (proto, port, rport) in [("tcp", 80, 8080), ("udp", 53, 9000)] {
-        s.push_str(&format!("[[services]]\nvip = \"{VIP}\"\nport = {port}\nprotocol = \"{proto}\"\nscheduler = \"{sched}\"\nforwarding = \"nat\"\n"));
+        s.push_str(&format!(
+            "[[services]]\nvip = \"{VIP}\"\nport = {port}\nprotocol = \"{proto}\"\nscheduler = \"{sched}\"\nforwarding = \"nat\"\n"
+        ));
         for (i, w) in weights.iter().enumerate() {
             s.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = {rport}\nweight = {w}\n", 11 + i));
         }

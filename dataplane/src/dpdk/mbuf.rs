@@ -152,18 +152,22 @@ impl PacketBuf for Mbuf {
     #[inline(always)]
     fn data(&self) -> &[u8] {
         let m = self.m();
+        // SAFETY: data_off lies inside the mbuf's buf_len-byte buffer.
+        let start = unsafe { m.buf_addr.cast::<u8>().add(usize::from(m.data_off)) };
         // SAFETY: a single-segment mbuf holds data_len initialised bytes at
-        // buf_addr + data_off, inside its buf_len buffer; the slice borrows
-        // self, so the mbuf outlives it.
-        unsafe { std::slice::from_raw_parts(m.buf_addr.cast::<u8>().add(usize::from(m.data_off)), usize::from(m.data_len)) }
+        // buf_addr + data_off, inside its buffer; the slice borrows self, so
+        // the mbuf outlives it.
+        unsafe { std::slice::from_raw_parts(start, usize::from(m.data_len)) }
     }
 
     #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
         let m = self.m_mut();
+        // SAFETY: data_off lies inside the mbuf's buf_len-byte buffer.
+        let start = unsafe { m.buf_addr.cast::<u8>().add(usize::from(m.data_off)) };
         // SAFETY: as in `data`, and the exclusive borrow of self makes the
         // slice the only access to the bytes.
-        unsafe { std::slice::from_raw_parts_mut(m.buf_addr.cast::<u8>().add(usize::from(m.data_off)), usize::from(m.data_len)) }
+        unsafe { std::slice::from_raw_parts_mut(start, usize::from(m.data_len)) }
     }
 
     #[inline(always)]

@@ -4,6 +4,9 @@ use super::mbuf::{Burst, Mempool, BURST};
 use dpdk_sys as sys;
 use std::ffi::{CStr, CString};
 
+#[expect(clippy::cast_possible_truncation, reason = "BURST is 32")]
+const BURST_U16: u16 = BURST as u16;
+
 /// Why a port could not be brought up.
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
@@ -349,7 +352,7 @@ impl RxQueue {
         let (ptrs, _) = b.raw_parts();
         // SAFETY: the queue belongs to this RxQueue alone (one owner per
         // queue), the port is started and `ptrs` has room for BURST mbufs.
-        let n = unsafe { sys::rte_eth_rx_burst(self.port, self.queue, ptrs, BURST as u16) };
+        let n = unsafe { sys::rte_eth_rx_burst(self.port, self.queue, ptrs, BURST_U16) };
         b.set_len(usize::from(n));
         usize::from(n)
     }

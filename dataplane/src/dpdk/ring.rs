@@ -39,7 +39,8 @@ impl MbufRing {
         // SAFETY: ptrs holds `len` owned mbufs; the ring takes ownership of
         // the ones it accepts, which `consume_front` then forgets. Only the
         // single producer core calls enqueue on this ring.
-        let done = unsafe { sys::rte_ring_enqueue_burst(self.0.as_ptr(), ptrs.cast::<*mut std::ffi::c_void>(), n, std::ptr::null_mut()) } as usize;
+        let done =
+            unsafe { sys::rte_ring_enqueue_burst(self.0.as_ptr(), ptrs.cast::<*mut std::ffi::c_void>(), n, std::ptr::null_mut()) } as usize;
         b.consume_front(done);
         done
     }
@@ -52,7 +53,8 @@ impl MbufRing {
         let n = u32::try_from(super::BURST).unwrap_or(32);
         // SAFETY: ptrs has room for BURST pointers; dequeued mbufs become
         // owned by the burst. Only the single consumer core calls dequeue.
-        let got = unsafe { sys::rte_ring_dequeue_burst(self.0.as_ptr(), ptrs.cast::<*mut std::ffi::c_void>(), n, std::ptr::null_mut()) } as usize;
+        let got =
+            unsafe { sys::rte_ring_dequeue_burst(self.0.as_ptr(), ptrs.cast::<*mut std::ffi::c_void>(), n, std::ptr::null_mut()) } as usize;
         b.set_len(got);
         got
     }

@@ -47,10 +47,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// Unfolded sum of the IPv4 pseudo-header (RFC 793 / RFC 768).
 #[inline]
 pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, l4_len: u16) -> u64 {
-    u64::from(u32::from_be_bytes(src))
-        + u64::from(u32::from_be_bytes(dst))
-        + u64::from(proto)
-        + u64::from(l4_len)
+    u64::from(u32::from_be_bytes(src)) + u64::from(u32::from_be_bytes(dst)) + u64::from(proto) + u64::from(l4_len)
 }
 
 /// Unfolded sum of the IPv6 pseudo-header (RFC 8200 section 8.1).
@@ -109,6 +106,7 @@ pub fn udp_update(cksum: u16, f: impl FnOnce(u16) -> u16) -> u16 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -124,10 +122,8 @@ mod tests {
     #[test]
     fn ipv4_header_example() {
         // A classic IPv4 header whose checksum is b861.
-        let mut h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
-        ];
+        let mut h =
+            [0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7];
         assert_eq!(checksum(&h), 0xb861);
         h[10] = 0xb8;
         h[11] = 0x61;
@@ -162,7 +158,7 @@ mod tests {
         #[test]
         fn incremental16_matches_full(mut data in prop::collection::vec(any::<u8>(), 4..200), at in 0usize..100, new in any::<u16>()) {
             if data.len() % 2 == 1 { data.pop(); }
-            let at = (at * 2) % (data.len() - 1) & !1;
+            let at = ((at * 2) % (data.len() - 1)) & !1;
             let before = checksum(&data);
             let old = u16::from_be_bytes([data[at], data[at + 1]]);
             let after = with_field(&data, at, &new.to_be_bytes());

@@ -295,6 +295,7 @@ pub fn write_neighbor_solicit(frame: &mut [u8], ours: MacAddr, src: u128, target
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::net::VecBuf;

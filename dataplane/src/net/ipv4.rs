@@ -137,13 +137,13 @@ pub fn write_header(h: &mut [u8], tos: u8, total_len: u16, ident: u16, flags_fra
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     /// 198.18.0.2 -> 198.18.0.100, TCP, 40 bytes total, DF, TTL 64.
-    pub(crate) const HDR: [u8; 20] = [
-        0x45, 0x00, 0x00, 0x28, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 198, 18, 0, 2, 198, 18, 0, 100,
-    ];
+    pub(crate) const HDR: [u8; 20] =
+        [0x45, 0x00, 0x00, 0x28, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 198, 18, 0, 2, 198, 18, 0, 100];
 
     fn valid() -> Vec<u8> {
         let mut h = HDR.to_vec();

@@ -81,9 +81,7 @@ impl Ipv6Header {
                     off += len;
                 }
                 nh::FRAGMENT => return Err(DropReason::Fragment),
-                nh::HOP_BY_HOP | nh::ROUTING | 50 | 51 | 135 | 139 | 140 | 253 | 254 => {
-                    return Err(DropReason::Ipv6ExtHeader)
-                }
+                nh::HOP_BY_HOP | nh::ROUTING | 50 | 51 | 135 | 139 | 140 | 253 | 254 => return Err(DropReason::Ipv6ExtHeader),
                 _ => break,
             }
         }
@@ -139,9 +137,17 @@ pub fn decrement_hop_limit(h: &mut [u8]) {
 }
 
 /// Writes a fixed header with no extension headers.
-pub fn write_header(h: &mut [u8], traffic_class: u8, flow_label: u32, payload_len: u16, next_header: u8, hop_limit: u8, src: u128, dst: u128) {
+pub fn write_header(
+    h: &mut [u8],
+    traffic_class: u8,
+    flow_label: u32,
+    payload_len: u16,
+    next_header: u8,
+    hop_limit: u8,
+    src: u128,
+    dst: u128,
+) {
     h[0] = 0x60 | (traffic_class >> 4);
-    #[expect(clippy::cast_possible_truncation, reason = "flow label is 20 bits")]
     let fl_hi = ((flow_label >> 16) & 0x0f) as u8;
     h[1] = (traffic_class << 4) | fl_hi;
     #[expect(clippy::cast_possible_truncation, reason = "low 16 bits of the flow label")]
@@ -160,6 +166,7 @@ pub fn pseudo(src: u128, dst: u128, proto: u8, l4_len: u32) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -47,14 +47,7 @@ impl TcpHeader {
         if header_len < MIN_HEADER_LEN || header_len > seg.len() {
             return Err(DropReason::TcpBadHeaderLen);
         }
-        Ok(TcpHeader {
-            sport: be16(h, 0),
-            dport: be16(h, 2),
-            seq: be32(h, 4),
-            ack: be32(h, 8),
-            header_len,
-            flags: h[13],
-        })
+        Ok(TcpHeader { sport: be16(h, 0), dport: be16(h, 2), seq: be32(h, 4), ack: be32(h, 8), header_len, flags: h[13] })
     }
 
     /// True for a plain SYN (connection request): SYN without ACK.
@@ -91,6 +84,7 @@ pub fn set_dport(seg: &mut [u8], new: u16) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -45,7 +45,7 @@ impl BucketTable {
             let mut filled = 0;
             'outer: loop {
                 for (i, c) in cands.iter().enumerate() {
-                    for _ in 0..c.weight.min(BUCKETS as u32) {
+                    for _ in 0..c.weight.min(u32::try_from(BUCKETS).unwrap_or(u32::MAX)) {
                         buckets[filled] = u16::try_from(i).unwrap_or(EMPTY);
                         filled += 1;
                         if filled == BUCKETS {
@@ -78,6 +78,7 @@ impl BucketTable {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

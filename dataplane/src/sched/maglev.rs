@@ -32,7 +32,8 @@ fn apportion(weights: &[u64], total: u64) -> Vec<u64> {
     if sum == 0 {
         return vec![0; weights.len()];
     }
-    let mut q: Vec<u64> = weights.iter().map(|&w| u64::try_from(u128::from(total) * u128::from(w) / u128::from(sum)).unwrap_or(0)).collect();
+    let mut q: Vec<u64> =
+        weights.iter().map(|&w| u64::try_from(u128::from(total) * u128::from(w) / u128::from(sum)).unwrap_or(0)).collect();
     let mut rest = total - q.iter().sum::<u64>();
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse((u128::from(total) * u128::from(weights[i])) % u128::from(sum)));
@@ -146,6 +147,7 @@ impl MaglevTable {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

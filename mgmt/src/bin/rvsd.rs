@@ -60,7 +60,13 @@ fn main() {
         }
     };
     let access = Access { uids: daemon_cfg.allowed_uids.clone(), gids: daemon_cfg.allowed_gids.clone() };
-    let control = match ControlServer::start(&daemon_cfg.control_socket, daemon_cfg.socket_mode, daemon_cfg.socket_group.as_deref(), access, daemon.manager.clone()) {
+    let control = match ControlServer::start(
+        &daemon_cfg.control_socket,
+        daemon_cfg.socket_mode,
+        daemon_cfg.socket_group.as_deref(),
+        access,
+        daemon.manager.clone(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rvsd: daemon.control_socket: {e}");
@@ -119,7 +125,10 @@ fn main() {
     }
     println!("Ports:");
     for p in &report.ports {
-        println!("  {:<12} rx {} pkts {} bytes, tx {} pkts {} bytes, missed {}", p.name, p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes, p.rx_missed);
+        println!(
+            "  {:<12} rx {} pkts {} bytes, tx {} pkts {} bytes, missed {}",
+            p.name, p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes, p.rx_missed
+        );
     }
     println!(
         "Sessions: created {}, expired {}, reused {}, open v4 {} v6 {}",

@@ -282,7 +282,11 @@ fn udp(args: &[String]) {
     let count = num(args, "--count", 100);
     let timeout = Duration::from_millis(num(args, "--timeout-ms", 2000));
     let tries = num(args, "--tries", 3).max(1);
-    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse().unwrap_or_else(|_| die("bind")) } else { "[::]:0".parse().unwrap_or_else(|_| die("bind")) };
+    let bind: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap_or_else(|_| die("bind"))
+    } else {
+        "[::]:0".parse().unwrap_or_else(|_| die("bind"))
+    };
     let mut t = Tally::default();
     let start = Instant::now();
     // Sockets stay open until the end, so every echo has its own source
@@ -291,7 +295,10 @@ fn udp(args: &[String]) {
     for i in 0..count {
         let r = (|| -> Result<String, String> {
             let s = UdpSocket::bind(bind).map_err(|e| format!("bind: {e}"))?;
-            let s = { open.push(s); open.last().ok_or("socket")? };
+            let s = {
+                open.push(s);
+                open.last().ok_or("socket")?
+            };
             s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
             let msg = format!("echo-{i}");
             let mut buf = [0u8; 2048];
@@ -345,7 +352,8 @@ fn hold(args: &[String]) {
             })
         })
         .collect();
-    let results: Vec<serde_json::Value> = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| serde_json::json!({"ok": false}))).collect();
+    let results: Vec<serde_json::Value> =
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| serde_json::json!({"ok": false}))).collect();
     let ok = results.iter().filter(|r| r["ok"] == true).count();
     println!("{}", serde_json::json!({"ok": ok, "failed": results.len() - ok, "conns": results}));
 }

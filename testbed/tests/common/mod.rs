@@ -19,7 +19,9 @@ pub fn nat_bed(tag: &str, clients: usize, servers: usize, dataplane: &str, servi
     bed.rvsd_port("client", c, &["198.18.0.1/24", "2001:db8::1/64"]);
     bed.rvsd_port("server", s, &["198.18.1.1/24", "2001:db8:1::1/64"]);
     let cl: Vec<usize> = (0..clients)
-        .map(|i| bed.host(&format!("c{i}"), c, &[&format!("198.18.0.{}/24", 10 + i), &format!("2001:db8::{:x}/64", 0x10 + i)], &[]).unwrap())
+        .map(|i| {
+            bed.host(&format!("c{i}"), c, &[&format!("198.18.0.{}/24", 10 + i), &format!("2001:db8::{:x}/64", 0x10 + i)], &[]).unwrap()
+        })
         .collect();
     let sv: Vec<usize> = (0..servers)
         .map(|i| {
@@ -43,7 +45,11 @@ pub fn start_servers(bed: &mut Bed, hosts: &[usize]) {
     let kit = bin("rvs-testkit").unwrap();
     for (i, &h) in hosts.iter().enumerate() {
         let name = format!("rs{}", i + 1);
-        bed.spawn(h, &[kit.to_str().unwrap(), "serve", "--name", &name, "--http", "[::]:8080", "--udp", "[::]:9000", "--tcp-echo", "[::]:7000"]).unwrap();
+        bed.spawn(
+            h,
+            &[kit.to_str().unwrap(), "serve", "--name", &name, "--http", "[::]:8080", "--udp", "[::]:9000", "--tcp-echo", "[::]:7000"],
+        )
+        .unwrap();
     }
     std::thread::sleep(Duration::from_millis(300));
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what rvs needs on a Debian 12 machine and reserves hugepages.
+# Idempotent: installs only what is missing. Run as root.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: run as root (sudo bash scripts/setup.sh)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian packages: DPDK 22.11 (headers, PMDs, dpdk-testpmd), libclang for
+# bindgen, iproute2 for the namespace test beds, python3 + scapy for the
+# golden packet generator, procps for sysctl.
+pkgs=(libdpdk-dev dpdk clang libclang-dev pkg-config iproute2 procps python3 python3-scapy libpcap-dev ca-certificates curl)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup.sh: installing ${missing[*]}"
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Rust (rustup) and cargo-nextest, when absent.
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        echo "setup.sh: installing Rust with rustup"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "setup.sh: installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+# Hugepages, as an operator sets them up: 512 x 2 MiB, hugetlbfs mounted.
+hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+if [ -w "$hp" ] && [ "$(cat "$hp")" -lt 512 ]; then
+    echo 512 > "$hp" || true
+fi
+mkdir -p /dev/hugepages
+mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages || true
+echo "setup.sh: ready ($(pkg-config --modversion libdpdk 2>/dev/null | sed 's/^/DPDK /'), $(cargo --version), hugepages free: $(awk '/HugePages_Free/ {print $2}' /proc/meminfo))"

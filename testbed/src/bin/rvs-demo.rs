@@ -1,0 +1,190 @@
+//! rvs-demo: rvsd balancing real traffic, end to end, on this machine.
+//!
+//! Builds a namespace world (two clients on 198.18.0.0/24, three real
+//! servers on 198.18.1.0/24 that route back through rvsd), starts rvsd on
+//! two DPDK TAP ports with the embedded configuration (`src/demo.toml`:
+//! HTTP weighted 1:2:3, UDP echo round robin, NAT), runs 300 HTTP requests
+//! and 300 UDP echoes from each client, prints how they were spread and
+//! rvsd's counters, and tears everything down. Needs root.
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use testbed::{bin, tally, Bed};
+
+const CONFIG: &str = include_str!("../demo.toml");
+
+fn hugepages_free() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:").and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+fn bar(frac: f64) -> String {
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a bar length")]
+    let n = (frac * 40.0).round() as usize;
+    "#".repeat(n)
+}
+
+fn print_spread(title: &str, by: &BTreeMap<String, u64>, addrs: &[&str], weights: &[u32]) {
+    let total: u64 = by.values().sum();
+    let wsum: u32 = weights.iter().sum();
+    println!("{title}");
+    for (i, a) in addrs.iter().enumerate() {
+        let name = format!("rs{}", i + 1);
+        let n = by.get(&name).copied().unwrap_or(0);
+        #[expect(clippy::cast_precision_loss, reason = "percentages")]
+        let frac = if total == 0 { 0.0 } else { n as f64 / total as f64 };
+        let want = f64::from(weights[i]) / f64::from(wsum);
+        println!("  {name} {a:<18} {n:>5}  {:>5.1}%  (weight {}, expect {:>4.1}%)  {}", frac * 100.0, weights[i], want * 100.0, bar(frac));
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let huge = hugepages_free() >= 128;
+    let mut bed = Bed::new("demo")?;
+    let c = bed.segment("c")?;
+    let s = bed.segment("s")?;
+    bed.rvsd_port("client", c, &["198.18.0.1/24", "2001:db8::1/64"]);
+    bed.rvsd_port("server", s, &["198.18.1.1/24", "2001:db8:1::1/64"]);
+    let clients: Vec<usize> =
+        (0..2).map(|i| bed.host(&format!("c{i}"), c, &[&format!("198.18.0.{}/24", 10 + i)], &[])).collect::<Result<_, _>>()?;
+    let servers: Vec<usize> = (0..3)
+        .map(|i| bed.host(&format!("s{i}"), s, &[&format!("198.18.1.{}/24", 11 + i)], &[("198.18.0.0/24", "198.18.1.1")]))
+        .collect::<Result<_, _>>()?;
+    let cfg = CONFIG.replace("SOCKET", &bed.socket().display().to_string()).replace("HUGEPAGES", if huge { "true" } else { "false" });
+    let path = bed.dir.join("rvs.toml");
+    std::fs::write(&path, cfg)?;
+    println!("rvs demo: 2 clients -> VIP 198.18.0.100 (NAT) -> 3 real servers, all in network namespaces");
+    println!(
+        "  rvsd: 1 worker on {} with 2 TAP PMD ports, {}",
+        dataplane::dpdk::Eal::version(),
+        if huge { "hugepages" } else { "no hugepages (run scripts/setup.sh to reserve them)" }
+    );
+    bed.start_rvsd_with(&path)?;
+    let kit = bin("rvs-testkit")?;
+    let kit = kit.to_str().unwrap_or("rvs-testkit");
+    for (i, &h) in servers.iter().enumerate() {
+        bed.spawn(h, &[kit, "serve", "--name", &format!("rs{}", i + 1), "--http", "0.0.0.0:8080", "--udp", "0.0.0.0:9000"])?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    bed.wait_neighbors(Duration::from_secs(10))?;
+
+    // Both clients at once: HTTP, then UDP.
+    let t0 = Instant::now();
+    let http: Vec<serde_json::Value> = std::thread::scope(|sc| {
+        let hs: Vec<_> = clients
+            .iter()
+            .map(|&c| {
+                let bed = &bed;
+                sc.spawn(move || {
+                    bed.json(
+                        c,
+                        &[kit, "http", "--url", "http://198.18.0.100/", "--count", "300", "--concurrency", "4"],
+                        Duration::from_secs(120),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("client thread"))?).collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let http_secs = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let udp: Vec<serde_json::Value> = std::thread::scope(|sc| {
+        let hs: Vec<_> = clients
+            .iter()
+            .map(|&c| {
+                let bed = &bed;
+                sc.spawn(move || bed.json(c, &[kit, "udp", "--target", "198.18.0.100:53", "--count", "300"], Duration::from_secs(120)))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("client thread"))?).collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let udp_secs = t1.elapsed().as_secs_f64();
+
+    let merge = |vs: &[serde_json::Value]| {
+        let mut ok = 0;
+        let mut failed = 0;
+        let mut by = BTreeMap::new();
+        for v in vs {
+            let (o, f, b) = tally(v);
+            ok += o;
+            failed += f;
+            for (k, n) in b {
+                *by.entry(k).or_insert(0) += n;
+            }
+        }
+        (ok, failed, by)
+    };
+    let (hok, hfail, hby) = merge(&http);
+    let (uok, ufail, uby) = merge(&udp);
+    let addrs = ["198.18.1.11:8080", "198.18.1.12:8080", "198.18.1.13:8080"];
+    let uaddrs = ["198.18.1.11:9000", "198.18.1.12:9000", "198.18.1.13:9000"];
+    println!();
+    print_spread(
+        &format!("HTTP tcp/80, wrr 1:2:3: {} requests from 2 clients, {hok} ok, {hfail} failed, {http_secs:.2} s", hok + hfail),
+        &hby,
+        &addrs,
+        &[1, 2, 3],
+    );
+    print_spread(
+        &format!("UDP  udp/53, rr:        {} echoes from 2 clients, {uok} ok, {ufail} failed, {udp_secs:.2} s", uok + ufail),
+        &uby,
+        &uaddrs,
+        &[1, 1, 1],
+    );
+
+    let r = bed.stats()?;
+    println!();
+    println!("rvsadm -L -n --stats (rvsd's own counters):");
+    print!(
+        "{}",
+        mgmt::ipvsadm::list(
+            &r,
+            r.session_capacity,
+            mgmt::ipvsadm::Options { format: mgmt::ipvsadm::Format::Stats, exact: false, nosort: false }
+        )
+    );
+    println!();
+    println!("rvsadm -L -n:");
+    print!(
+        "{}",
+        mgmt::ipvsadm::list(
+            &r,
+            r.session_capacity,
+            mgmt::ipvsadm::Options { format: mgmt::ipvsadm::Format::Plain, exact: false, nosort: false }
+        )
+    );
+    let drops: Vec<String> = r.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
+    println!();
+    println!(
+        "sessions created {}, open {}; ARP/ND answers {}, probes {}",
+        r.sessions.created,
+        r.sessions.v4 + r.sessions.v6,
+        r.neigh_answers,
+        r.neigh_probes
+    );
+    println!("drops by reason: {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
+    println!("  (on TAP links the kernel's own IPv6 router solicitations and MLD reports reach rvsd; it drops and counts them)");
+    for p in &r.ports {
+        println!(
+            "port {:<7} rx {:>6} pkts {:>9} bytes   tx {:>6} pkts {:>9} bytes",
+            p.name, p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes
+        );
+    }
+    let tcp_sessions: u64 = r.services.iter().filter(|s| s.protocol == config::Protocol::Tcp).map(|s| s.totals.conns).sum();
+    let udp_sessions: u64 = r.services.iter().filter(|s| s.protocol == config::Protocol::Udp).map(|s| s.totals.conns).sum();
+    let agree = tcp_sessions == hok && udp_sessions == uok;
+    println!(
+        "client view vs rvsd: {hok} HTTP ok / {tcp_sessions} TCP sessions, {uok} UDP ok / {udp_sessions} UDP sessions: {}",
+        if agree { "agree" } else { "DISAGREE" }
+    );
+    let (_, _) = bed.stop_rvsd()?;
+    println!("rvsd stopped cleanly; namespaces removed. Demo took {:.1} s.", started.elapsed().as_secs_f64());
+    drop(bed);
+    if hfail + ufail > 0 || !agree {
+        anyhow::bail!("demo saw failures");
+    }
+    Ok(())
+}
