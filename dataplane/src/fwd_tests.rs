@@ -145,7 +145,7 @@ fn nat_forward_and_reply() {
     let mut b = VecBuf::new(&ack);
     assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
     let s = f.stats();
-    let slot = f.snapshot().services.iter().flatten().next().unwrap().backends[0];
+    let slot = f.snapshot().service(ip("198.18.0.100"), 80, 6).unwrap().backends[0];
     let bs = &s.backends[usize::from(slot)];
     assert_eq!((bs.conns.get(), bs.active.get(), bs.inactive.get(), bs.pkts_in.get(), bs.pkts_out.get()), (1, 1, 0, 2, 1));
     assert_eq!(f.sessions_v4(), 1);

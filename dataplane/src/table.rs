@@ -388,14 +388,17 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
     where
         K: 'a,
     {
-        let keep: std::collections::HashSet<&K> = keep.into_iter().collect();
-        let gone: Vec<K> = self.assigned.keys().filter(|k| !keep.contains(k)).cloned().collect();
-        for k in gone {
+        // Configuration order, so slot numbers are reproducible.
+        let order: Vec<&K> = keep.into_iter().collect();
+        let keep: std::collections::HashSet<&K> = order.iter().copied().collect();
+        let mut gone: Vec<(u16, K)> = self.assigned.iter().filter(|(k, _)| !keep.contains(k)).map(|(k, (s, _))| (*s, k.clone())).collect();
+        gone.sort_by_key(|(s, _)| *s);
+        for (_, k) in gone {
             if let Some((slot, _)) = self.assigned.remove(&k) {
                 self.free.push_back(slot);
             }
         }
-        for k in keep {
+        for k in order {
             if !self.assigned.contains_key(k) {
                 let slot = self.free.pop_front().ok_or(())?;
                 let g = &mut self.gens[usize::from(slot)];
