@@ -9,9 +9,14 @@
 //! probes it: broadcast or multicast while unresolved, unicast to refresh
 //! once the entry is older than [`REACHABLE_MS`].
 //!
-//! A learned MAC is kept until another replaces it (a real server that stops
-//! answering ARP is a health-check matter, not a reason to stop forwarding
-//! established flows to the MAC it had).
+//! Entry life cycle (Linux's NUD in miniature): a confirmed entry is used
+//! without probing for [`REACHABLE_MS`]; then its owner re-confirms it with
+//! unicast probes, one per [`PROBE_INTERVAL_MS`], still forwarding to the
+//! known MAC; after [`UNICAST_PROBES`] unanswered ones it probes by
+//! broadcast; an entry unconfirmed for [`EXPIRE_MS`] expires (packets to it
+//! are dropped as `neigh_unresolved` until it answers again). Any ARP or ND
+//! message from the neighbour confirms it at once. Static entries never
+//! expire and are never probed.
 use crate::net::MacAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -19,6 +24,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 pub const REACHABLE_MS: u32 = 30_000;
 /// Gap between probes of one neighbour.
 pub const PROBE_INTERVAL_MS: u32 = 1_000;
+/// Unicast re-confirmation probes before falling back to broadcast.
+pub const UNICAST_PROBES: u32 = 3;
+/// An entry unconfirmed this long expires.
+pub const EXPIRE_MS: u32 = 60_000;
 
 const VALID: u64 = 1 << 63;
 const STATIC: u64 = 1 << 62;
@@ -124,12 +133,18 @@ impl NeighTable {
         if since_probe < PROBE_INTERVAL_MS && s.probed.load(Relaxed) != 0 {
             return None;
         }
+        let age = now.wrapping_sub(s.confirmed.load(Relaxed));
         let target = if v & VALID == 0 {
             None
-        } else if now.wrapping_sub(s.confirmed.load(Relaxed)) < REACHABLE_MS {
+        } else if age < REACHABLE_MS {
             return None;
-        } else {
+        } else if age >= EXPIRE_MS {
+            s.mac.store(0, Relaxed);
+            None
+        } else if age < REACHABLE_MS + UNICAST_PROBES * PROBE_INTERVAL_MS {
             Some(MacAddr::from_u64(v))
+        } else {
+            None
         };
         s.probed.store(now.max(1), Relaxed);
         Some(target)
@@ -152,6 +167,14 @@ mod tests {
         assert_eq!(t.mac(0), Some(m));
         assert_eq!(t.probe_due(0, 2000), None); // fresh
         assert_eq!(t.probe_due(0, 600 + REACHABLE_MS), Some(Some(m))); // refresh by unicast
+        assert_eq!(t.mac(0), Some(m), "still forwarding while re-confirming");
+        let late = 600 + REACHABLE_MS + UNICAST_PROBES * PROBE_INTERVAL_MS;
+        assert_eq!(t.probe_due(0, late), Some(None)); // unanswered: broadcast
+        assert_eq!(t.mac(0), Some(m));
+        assert_eq!(t.probe_due(0, 600 + EXPIRE_MS), Some(None));
+        assert_eq!(t.mac(0), None, "expired after EXPIRE_MS without confirmation");
+        t.learn(0, m, 600 + EXPIRE_MS + 5);
+        assert_eq!(t.mac(0), Some(m), "an answer revives it");
         t.set_static(1, m);
         t.learn(1, MacAddr([2; 6]), 1);
         assert_eq!(t.mac(1), Some(m));
