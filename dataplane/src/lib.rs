@@ -8,7 +8,7 @@
 //! * [`neigh`]: next-hop MAC resolution shared by workers.
 //! * [`fwd`]: the forwarding engine (one packet in, one verdict out).
 //! * [`stats`]: per-core counters read by management without locks.
-//! * [`dpdk`]: the one safe wrapper over DPDK, and the only `unsafe` code.
+//! * [`dpdk`]: the one safe wrapper over DPDK (the only module with raw-pointer code).
 //! * [`worker`]: the poll loop that ties DPDK queues to a [`fwd::Forwarder`].
 pub mod conn;
 pub mod dpdk;
