@@ -423,9 +423,6 @@ fn frame<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> R
     if dst != port.mac && !dst.is_multicast() {
         return Err(DropReason::EthNotForUs);
     }
-    let pc = &cx.stats.ports[usize::from(in_port) % crate::stats::MAX_PORTS];
-    pc.rx_pkts.inc();
-    pc.rx_bytes.add(d.len() as u64);
     match ether::ethertype(d) {
         ether::ethertype::IPV4 => ipv4_packet(cx, st, buf, in_port),
         ether::ethertype::IPV6 => ipv6_packet(cx, st, buf, in_port),
@@ -473,7 +470,7 @@ fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
             let p = l4_facts::<u32>(&buf.data()[l4..end], h.proto, l4, end, h.src, h.dst)?;
             transport(cx, st, buf, in_port, p)
         }
-        proto::ICMP => icmp4(cx, buf, in_port, &h),
+        proto::ICMP => icmp4(cx, st, buf, in_port, &h),
         proto::IPIP | proto::IPV6 if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::IpipUnexpected),
         _ if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::UnknownProtocol),
         _ => Err(DropReason::NotForUs),
@@ -497,7 +494,7 @@ fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
             }
             transport(cx, st, buf, in_port, p)
         }
-        proto::ICMPV6 => icmp6(cx, buf, in_port, &h),
+        proto::ICMPV6 => icmp6(cx, st, buf, in_port, &h),
         proto::IPIP | proto::IPV6 if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::IpipUnexpected),
         _ if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::UnknownProtocol),
         _ => Err(DropReason::NotForUs),
@@ -579,6 +576,10 @@ fn transport<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_po
             None => Err(DropReason::NotForUs),
         };
     };
+    // A packet that cannot leave (TTL) must not open a session.
+    if buf.data()[ether::HEADER_LEN + if A::V6 { 7 } else { 8 }] <= 1 {
+        return time_exceeded::<A, B>(cx, st, buf, in_port);
+    }
     let idx = new_session(cx, st, buf, in_port, &p, svc, h)?;
     forward(cx, st, buf, in_port, idx, Dir::Forward, &p)
 }
@@ -762,6 +763,12 @@ fn forward<A: Fam, B: PacketBuf>(
     if buf.data()[ttl_at] <= 1 {
         return time_exceeded::<A, B>(cx, st, buf, in_port);
     }
+    if s.mode == Mode::Tunnel as u8 && dir == Dir::Forward {
+        let overhead = tunnel_overhead(b.addr);
+        if buf.len() - ether::HEADER_LEN + overhead > usize::from(out.mtu) {
+            return too_big::<A, B>(cx, st, buf, in_port, usize::from(out.mtu).saturating_sub(overhead));
+        }
+    }
     if matches!((s.mode, dir), (m, Dir::Forward) if m == Mode::Nat as u8 || m == Mode::FullNat as u8)
         && !l4_checksum_ok(&buf.data()[p.l4..p.end], p)
     {
@@ -905,7 +912,7 @@ fn encapsulate<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, b: &BackendView
         (ip[1], u16::from_be_bytes([ip[6], ip[7]]) & ipv4::FLAG_DF != 0)
     };
     let inner_proto = if A::V6 { proto::IPV6 } else { proto::IPIP };
-    let overhead = if b.addr.is_ipv6() { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
+    let overhead = tunnel_overhead(b.addr);
     if inner_len + overhead > usize::from(mtu) {
         return Err(DropReason::MtuExceeded);
     }
@@ -932,6 +939,217 @@ fn encapsulate<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, b: &BackendView
     Ok(())
 }
 
+/// Bytes a tunnel adds: an outer IPv4 or IPv6 header.
+fn tunnel_overhead(rs: IpAddr) -> usize {
+    if rs.is_ipv6() {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::MIN_HEADER_LEN
+    }
+}
+
+/// A packet too big for the tunnel: ICMP "fragmentation needed" (IPv4 with
+/// DF) or "packet too big" (IPv6) back to the sender, announcing the egress
+/// MTU less the tunnel overhead (RFC 2003 5.1, RFC 2473 7). An IPv4 packet
+/// without DF that does not fit is dropped (`mtu_exceeded`): rvs does not
+/// fragment.
+fn too_big<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, mtu: usize) -> Result<Verdict, DropReason> {
+    let df = A::V6 || u16::from_be_bytes([buf.data()[ether::HEADER_LEN + 6], buf.data()[ether::HEADER_LEN + 7]]) & ipv4::FLAG_DF != 0;
+    if !df {
+        return Err(DropReason::MtuExceeded);
+    }
+    cx.stats.count_drop(DropReason::MtuExceeded);
+    let port = cx.snap.port(in_port).ok_or(DropReason::MtuExceeded)?;
+    if !st.icmp.allow(cx.now) {
+        return Err(DropReason::MtuExceeded);
+    }
+    let ok = if A::V6 {
+        let from = port.first::<u128>().ok_or(DropReason::MtuExceeded)?;
+        let mtu = u32::try_from(mtu.max(icmp::v6::MAX_ERROR_LEN)).unwrap_or(1280);
+        icmp::error_v6(buf, port.mac, from, icmp::v6::PACKET_TOO_BIG, 0, mtu)
+    } else {
+        let from = port.first::<u32>().ok_or(DropReason::MtuExceeded)?;
+        icmp::error_v4(buf, port.mac, from, icmp::v4::DEST_UNREACH, icmp::v4::CODE_FRAG_NEEDED, u32::try_from(mtu & 0xffff).unwrap_or(0))
+    };
+    if !ok {
+        return Err(DropReason::NoHeadroom);
+    }
+    cx.stats.icmp_errors_sent.inc();
+    Ok(Verdict::Tx(in_port))
+}
+
+/// The packet quoted in an ICMP error (offsets from the frame start).
+#[derive(Clone, Copy, Debug)]
+struct Quoted<A: Addr> {
+    l3: usize,
+    l4: usize,
+    end: usize,
+    proto: u8,
+    src: A,
+    dst: A,
+    sport: u16,
+    dport: u16,
+}
+
+/// Reads the IP header and the first 8 L4 bytes quoted in an ICMP error
+/// starting at `at`. The quoted packet is usually truncated, so its total
+/// length is not checked against the buffer; only TCP and UDP are matched.
+fn parse_quoted<A: Addr>(d: &[u8], at: usize, end: usize) -> Result<Quoted<A>, DropReason> {
+    let q = d.get(at..end).ok_or(DropReason::IcmpErrorBadInner)?;
+    let (hlen, l4proto, src, dst) = if A::V6 {
+        if q.len() < ipv6::HEADER_LEN || q[0] >> 4 != 6 {
+            return Err(DropReason::IcmpErrorBadInner);
+        }
+        let src = u128::from_be_bytes(q[8..24].try_into().map_err(|_| DropReason::IcmpErrorBadInner)?);
+        let dst = u128::from_be_bytes(q[24..40].try_into().map_err(|_| DropReason::IcmpErrorBadInner)?);
+        (ipv6::HEADER_LEN, q[6], A::from_ip(src.to_ip()), A::from_ip(dst.to_ip()))
+    } else {
+        if q.len() < ipv4::MIN_HEADER_LEN || q[0] >> 4 != 4 {
+            return Err(DropReason::IcmpErrorBadInner);
+        }
+        let hlen = usize::from(q[0] & 0x0f) * 4;
+        if hlen < ipv4::MIN_HEADER_LEN {
+            return Err(DropReason::IcmpErrorBadInner);
+        }
+        let src = u32::from_be_bytes([q[12], q[13], q[14], q[15]]);
+        let dst = u32::from_be_bytes([q[16], q[17], q[18], q[19]]);
+        (hlen, q[9], A::from_ip(src.to_ip()), A::from_ip(dst.to_ip()))
+    };
+    if q.len() < hlen + 8 || !(l4proto == proto::TCP || l4proto == proto::UDP) {
+        return Err(DropReason::IcmpErrorBadInner);
+    }
+    let (Some(src), Some(dst)) = (src, dst) else { return Err(DropReason::IcmpErrorBadInner) };
+    let l4 = &q[hlen..];
+    Ok(Quoted {
+        l3: at,
+        l4: at + hlen,
+        end,
+        proto: l4proto,
+        src,
+        dst,
+        sport: u16::from_be_bytes([l4[0], l4[1]]),
+        dport: u16::from_be_bytes([l4[2], l4[3]]),
+    })
+}
+
+/// Rewrites the quoted packet's addresses and ports, keeping its IPv4
+/// header checksum and (when quoted whole enough to include it) its L4
+/// checksum consistent.
+fn rewrite_quoted<A: Addr>(d: &mut [u8], q: &Quoted<A>, src: Option<(A, u16)>, dst: Option<(A, u16)>) {
+    let csum_at = q.l4 + if q.proto == proto::TCP { tcp::CHECKSUM_AT } else { udp::CHECKSUM_AT };
+    let has_csum = csum_at + 2 <= q.end;
+    let mut c = if has_csum { u16::from_be_bytes([d[csum_at], d[csum_at + 1]]) } else { 0 };
+    let no_udp_sum = q.proto == proto::UDP && !A::V6 && c == 0;
+    if let Some((a, port)) = src {
+        if A::V6 {
+            ipv6::set_src(&mut d[q.l3..], u128::from_be_bytes(a_bytes16(a)));
+        } else {
+            ipv4::set_src(&mut d[q.l3..], u32::from_be_bytes(a_bytes4(a)));
+        }
+        c = A::csum_update(c, q.src, a);
+        c = checksum::update16(c, q.sport, port);
+        d[q.l4..q.l4 + 2].copy_from_slice(&port.to_be_bytes());
+    }
+    if let Some((a, port)) = dst {
+        if A::V6 {
+            ipv6::set_dst(&mut d[q.l3..], u128::from_be_bytes(a_bytes16(a)));
+        } else {
+            ipv4::set_dst(&mut d[q.l3..], u32::from_be_bytes(a_bytes4(a)));
+        }
+        c = A::csum_update(c, q.dst, a);
+        c = checksum::update16(c, q.dport, port);
+        d[q.l4 + 2..q.l4 + 4].copy_from_slice(&port.to_be_bytes());
+    }
+    if has_csum && !no_udp_sum {
+        if q.proto == proto::UDP && c == 0 {
+            c = 0xffff;
+        }
+        d[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// Forwards an ICMP/ICMPv6 error about a session to the other party.
+///
+/// The quoted packet, reversed, is a session key: an error from the client
+/// side (a router in front of the client complaining about a packet rvs or
+/// the real server sent to the client) quotes `VIP -> client` and matches the
+/// session's forward key, so it goes to the real server; an error from the
+/// server side (NAT and full NAT) quotes what rvs sent to the real server and
+/// matches the reply key, so it goes to the client. Outer and quoted headers
+/// are translated exactly as the session translates its packets, and every
+/// checksum (outer IPv4 header, ICMP, quoted IPv4 header, quoted L4 when
+/// present) is kept valid. An error is never answered with an error.
+fn icmp_error<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, icmp_at: usize, end: usize) -> Result<Verdict, DropReason> {
+    let q = parse_quoted::<A>(buf.data(), icmp_at + icmp::HEADER_LEN, end)?;
+    let key = FlowKey { src: q.dst, dst: q.src, sport: q.dport, dport: q.sport, proto: q.proto };
+    let t = A::table_ref(st);
+    let (idx, dir) = t.lookup(&key, t.hash(&key)).ok_or(DropReason::IcmpErrorNoSession)?;
+    let s = *t.get(idx);
+    if s.expired(cx.now) {
+        return Err(DropReason::IcmpErrorNoSession);
+    }
+    let b = cx.snap.backend(s.backend).ok_or(DropReason::NoBackend)?;
+    let mode = Mode::from_u8(s.mode).ok_or(DropReason::NotForUs)?;
+    let (out_port, dst_mac) = match dir {
+        Dir::Forward => (b.egress, cx.snap.neigh.mac(b.neigh).ok_or(DropReason::NeighUnresolved)?),
+        Dir::Reply => (s.client_port, MacAddr(s.client_mac)),
+    };
+    let out = cx.snap.port(out_port).ok_or(DropReason::NoRoute)?;
+    let ttl_at = ether::HEADER_LEN + if A::V6 { 7 } else { 8 };
+    if buf.data()[ttl_at] <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    #[derive(Default)]
+    struct Plan<A> {
+        outer_src: Option<A>,
+        outer_dst: Option<A>,
+        inner_src: Option<(A, u16)>,
+        inner_dst: Option<(A, u16)>,
+    }
+    let plan: Plan<A> = match (mode, dir) {
+        (Mode::Nat, Dir::Forward) => Plan { outer_dst: Some(s.rs), inner_src: Some((s.rs, s.rport)), ..Plan::default() },
+        (Mode::FullNat, Dir::Forward) => {
+            Plan { outer_src: Some(s.local), outer_dst: Some(s.rs), inner_src: Some((s.rs, s.rport)), inner_dst: Some((s.local, s.lport)) }
+        }
+        (Mode::Dr | Mode::Tunnel, Dir::Forward) => Plan::default(),
+        (Mode::Nat, Dir::Reply) => Plan { outer_src: Some(s.vip), inner_dst: Some((s.vip, s.vport)), ..Plan::default() },
+        (Mode::FullNat, Dir::Reply) => {
+            Plan { outer_src: Some(s.vip), outer_dst: Some(s.client), inner_src: Some((s.client, s.cport)), inner_dst: Some((s.vip, s.vport)) }
+        }
+        _ => return Err(DropReason::IcmpErrorNoSession),
+    };
+    let d = buf.data_mut();
+    rewrite_quoted(d, &q, plan.inner_src, plan.inner_dst);
+    let ip = &mut d[ether::HEADER_LEN..];
+    if A::V6 {
+        ipv6::decrement_hop_limit(ip);
+        if let Some(a) = plan.outer_src {
+            ipv6::set_src(ip, u128::from_be_bytes(a_bytes16(a)));
+        }
+        if let Some(a) = plan.outer_dst {
+            ipv6::set_dst(ip, u128::from_be_bytes(a_bytes16(a)));
+        }
+        let src = u128::from_be_bytes(ip[8..24].try_into().unwrap_or([0; 16]));
+        let dst = u128::from_be_bytes(ip[24..40].try_into().unwrap_or([0; 16]));
+        icmp::fill_checksum_v6(&mut d[icmp_at..end], src, dst);
+    } else {
+        ipv4::decrement_ttl(ip);
+        if let Some(a) = plan.outer_src {
+            ipv4::set_src(ip, u32::from_be_bytes(a_bytes4(a)));
+        }
+        if let Some(a) = plan.outer_dst {
+            ipv4::set_dst(ip, u32::from_be_bytes(a_bytes4(a)));
+        }
+        icmp::fill_checksum_v4(&mut d[icmp_at..end]);
+    }
+    if mode == Mode::Tunnel && dir == Dir::Forward {
+        encapsulate::<A, B>(cx, buf, b, out.mtu)?;
+    }
+    ether::set_macs(buf.data_mut(), dst_mac, out.mac);
+    cx.stats.icmp_errors_forwarded.inc();
+    Ok(Verdict::Tx(out_port))
+}
+
 /// Turns the packet into ICMP time exceeded back to its sender (rate
 /// limited), counting the drop of the original.
 fn time_exceeded<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
@@ -955,11 +1173,24 @@ fn time_exceeded<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, 
     Ok(Verdict::Tx(in_port))
 }
 
-fn icmp4<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, h: &ipv4::Ipv4Header) -> Result<Verdict, DropReason> {
+/// An ICMP error not matching a session goes to the kernel when it is for
+/// one of the balancer's own addresses (its own connections), else is
+/// dropped.
+fn unmatched_error(cx: &Ctx<'_>, kind: Option<AddrKind>, e: DropReason) -> Result<Verdict, DropReason> {
+    match (e, kind) {
+        (DropReason::IcmpErrorNoSession, Some(AddrKind::Own(p))) if cx.snap.port(p).and_then(|v| v.kernel).is_some() => Ok(Verdict::Kernel(p)),
+        _ => Err(e),
+    }
+}
+
+fn icmp4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, h: &ipv4::Ipv4Header) -> Result<Verdict, DropReason> {
     let l4 = ether::HEADER_LEN + h.header_len;
     let end = ether::HEADER_LEN + h.total_len;
     let m = icmp::IcmpHeader::parse_v4(&buf.data()[l4..end])?;
     let kind = cx.snap.addr_kind(h.dst);
+    if m.is_error_v4() {
+        return icmp_error::<u32, B>(cx, st, buf, l4, end).or_else(|e| unmatched_error(cx, kind, e));
+    }
     match (m.ty, kind) {
         (icmp::v4::ECHO_REQUEST, Some(AddrKind::Vip | AddrKind::Local)) => echo4(cx, buf, in_port, h.header_len),
         (icmp::v4::ECHO_REQUEST, Some(AddrKind::Own(p))) => match cx.snap.port(p).and_then(|v| v.kernel) {
@@ -967,7 +1198,6 @@ fn icmp4<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, h: &ipv4::Ipv4Hea
             None => echo4(cx, buf, in_port, h.header_len),
         },
         (_, Some(AddrKind::Own(p))) if cx.snap.port(p).and_then(|v| v.kernel).is_some() => Ok(Verdict::Kernel(p)),
-        (_, None) if m.is_error_v4() => Err(DropReason::IcmpErrorNoSession),
         (_, None) => Err(DropReason::NotForUs),
         _ => Err(DropReason::IcmpUnhandled),
     }
@@ -981,11 +1211,15 @@ fn echo4<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, header_len: usize
     Ok(Verdict::Tx(in_port))
 }
 
-fn icmp6<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, h: &ipv6::Ipv6Header) -> Result<Verdict, DropReason> {
+fn icmp6<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, h: &ipv6::Ipv6Header) -> Result<Verdict, DropReason> {
     let l4 = ether::HEADER_LEN + h.header_len;
     let end = ether::HEADER_LEN + h.total_len;
     let m = icmp::IcmpHeader::parse_v6(&buf.data()[l4..end], h.src, h.dst)?;
     let port = cx.snap.port(in_port).ok_or(DropReason::NotForUs)?;
+    if m.is_error_v6() {
+        let kind = cx.snap.addr_kind(h.dst);
+        return icmp_error::<u128, B>(cx, st, buf, l4, end).or_else(|e| unmatched_error(cx, kind, e));
+    }
     match m.ty {
         icmp::v6::NEIGHBOR_SOLICIT => {
             let ns = icmp::parse_neighbor(&buf.data()[l4..end], h.hop_limit)?;
@@ -1031,7 +1265,6 @@ fn icmp6<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, h: &ipv6::Ipv6Hea
             },
             None => Err(DropReason::NotForUs),
         },
-        _ if m.is_error_v6() && cx.snap.addr_kind(h.dst).is_none() => Err(DropReason::IcmpErrorNoSession),
         _ => Err(DropReason::IcmpUnhandled),
     }
 }

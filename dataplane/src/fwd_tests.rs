@@ -351,6 +351,7 @@ fn ttl_one_gets_time_exceeded() {
     assert_eq!((h.src, h.dst, h.proto), (ip("198.18.0.1"), ip("198.18.0.2"), 1));
     assert_eq!(icmp::IcmpHeader::parse_v4(&b.data()[34..]).unwrap().ty, icmp::v4::TIME_EXCEEDED);
     assert_eq!(drops(&f, DropReason::TtlExceeded), 1);
+    assert_eq!(f.sessions_v4(), 0, "a packet that cannot leave opens no session");
 }
 
 /// Every malformation is dropped with its own reason and nothing panics.

@@ -102,11 +102,16 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             }
             got += n;
             let pkts = rx.as_mut_slice();
+            let mut bytes = 0u64;
             for m in pkts.iter() {
+                bytes += m.len() as u64;
                 if let Some(b) = m.data().first() {
                     dpdk::prefetch(b);
                 }
             }
+            let pc = &stats.ports[usize::from(*port) % MAX_PORTS];
+            pc.rx_pkts.add(n as u64);
+            pc.rx_bytes.add(bytes);
             for (m, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
                 *v = if m.is_contiguous() {
                     fwd.process(m, *port)

@@ -14,6 +14,8 @@
 //! creating process's PID (`rvt<pid>-<n>-<role>`), so two runs never
 //! collide, and a new bed first removes what a killed earlier run left
 //! behind. Every command and wait has a deadline.
+pub mod pcap;
+
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
