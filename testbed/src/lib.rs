@@ -358,6 +358,26 @@ impl Bed {
         Ok(self.hosts.len() - 1)
     }
 
+    /// Plugs an existing host into another segment as `ifname` with more
+    /// addresses (routers, multi-homed hosts).
+    pub fn attach(&mut self, host: usize, segment: usize, ifname: &str, addresses: &[&str]) -> Result<()> {
+        let br = self.segments.get(segment).ok_or_else(|| anyhow!("no segment {segment}"))?.clone();
+        let h = &self.hosts[host];
+        let sw_if = format!("v-{}-{ifname}", h.name);
+        self.sw.sh(&["ip", "link", "add", &sw_if, "type", "veth", "peer", "name", ifname, "netns", h.ns.name()])?;
+        self.sw.sh(&["ip", "link", "set", &sw_if, "master", &br])?;
+        self.sw.sh(&["ip", "link", "set", &sw_if, "up"])?;
+        h.ns.sh(&["ip", "link", "set", ifname, "up"])?;
+        for a in addresses {
+            if a.contains(':') {
+                h.ns.sh(&["ip", "-6", "addr", "add", a, "dev", ifname, "nodad"])?;
+            } else {
+                h.ns.sh(&["ip", "addr", "add", a, "dev", ifname])?;
+            }
+        }
+        Ok(())
+    }
+
     /// A host by index.
     pub fn h(&self, i: usize) -> &Host {
         &self.hosts[i]

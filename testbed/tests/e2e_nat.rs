@@ -41,6 +41,7 @@ fn run(sched: &str, weights: [u32; 3], expected: &[(&str, f64)]) {
     // HTTP request (each on a new connection) and per UDP echo (each from
     // a new source port), per real server.
     let live = bed.stats().unwrap();
+    print_drops(&format!("nat-{sched}"), &live);
     assert_eq!(rs_conns(&live, config::Protocol::Tcp), by_http, "TCP sessions per real server");
     assert_eq!(rs_conns(&live, config::Protocol::Udp), by_udp, "UDP sessions per real server");
     let tcp = live.services.iter().find(|s| s.protocol == config::Protocol::Tcp).unwrap();

@@ -15,6 +15,14 @@
 //! * `hold --url URL --conns N --seconds S` - N keep-alive connections, each
 //!   sending a request every 200 ms for S seconds; prints per-connection
 //!   results and which server each stayed on.
+//! * `decap` - a userspace IP-in-IP decapsulator for a real server in tunnel
+//!   mode (these kernels have no ipip/ip6_tunnel modules): raw sockets
+//!   receive protocol 4 and 41 over IPv4 and IPv6, and the inner packet is
+//!   re-sent with IP_HDRINCL / IPV6_HDRINCL to its destination (the VIP,
+//!   held on the server's loopback), which delivers it to the local stack.
+//!
+//! The HTTP server answers `GET /bytes/N` with an N-byte body and reads a
+//! request body (Content-Length); `http --post-bytes N` sends one.
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
@@ -46,7 +54,8 @@ fn main() {
         Some("http") => http(&args),
         Some("udp") => udp(&args),
         Some("hold") => hold(&args),
-        _ => die("usage: rvs-testkit serve|http|udp|hold ..."),
+        Some("decap") => decap(),
+        _ => die("usage: rvs-testkit serve|http|udp|hold|decap ..."),
     }
 }
 
@@ -122,6 +131,7 @@ fn http_conn(s: TcpStream, name: &str) {
             Ok(_) => {}
         }
         let mut close = false;
+        let mut content_length = 0usize;
         loop {
             let mut h = String::new();
             if r.read_line(&mut h).unwrap_or(0) == 0 {
@@ -134,10 +144,26 @@ fn http_conn(s: TcpStream, name: &str) {
             if t.eq_ignore_ascii_case("connection: close") {
                 close = true;
             }
+            if let Some(v) = t.strip_prefix("Content-Length: ") {
+                content_length = v.parse().unwrap_or(0);
+            }
+        }
+        if content_length > 0 {
+            let mut body = vec![0u8; content_length];
+            if r.read_exact(&mut body).is_err() {
+                return;
+            }
         }
         let path = request.split_whitespace().nth(1).unwrap_or("/");
         let status: u16 = path.strip_prefix("/status/").and_then(|c| c.parse().ok()).unwrap_or(200);
-        let body = format!("{name}\n");
+        let body = match path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => {
+                let mut b = format!("{name}\n").into_bytes();
+                b.resize(n.max(b.len()), b'.');
+                String::from_utf8(b).unwrap_or_default()
+            }
+            None => format!("{name}\n"),
+        };
         let resp = format!(
             "HTTP/1.1 {status} X\r\nX-Real-Server: {name}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{body}",
             body.len(),
@@ -163,8 +189,19 @@ fn split_url(url: &str) -> (SocketAddr, String) {
 
 /// One request on an open connection; returns the X-Real-Server value.
 fn request(s: &mut BufReader<TcpStream>, path: &str, keep: bool) -> Result<String, String> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: rvs\r\nConnection: {}\r\n\r\n", if keep { "keep-alive" } else { "close" });
-    s.get_mut().write_all(req.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    request_body(s, path, keep, 0)
+}
+
+/// One request, with a `post` -byte body when `post` > 0.
+fn request_body(s: &mut BufReader<TcpStream>, path: &str, keep: bool, post: usize) -> Result<String, String> {
+    let method = if post > 0 { "POST" } else { "GET" };
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: rvs\r\nConnection: {}\r\n", if keep { "keep-alive" } else { "close" }).into_bytes();
+    if post > 0 {
+        req.extend_from_slice(format!("Content-Length: {post}\r\n").as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    req.resize(req.len() + post, b'p');
+    s.get_mut().write_all(&req).map_err(|e| format!("send: {e}"))?;
     let mut status = String::new();
     s.read_line(&mut status).map_err(|e| format!("status: {e}"))?;
     if !status.starts_with("HTTP/1.1 ") {
@@ -237,6 +274,7 @@ fn http(args: &[String]) {
     let conc = num(args, "--concurrency", 1).max(1);
     let timeout = Duration::from_millis(num(args, "--timeout-ms", 3000));
     let gap = Duration::from_millis(num(args, "--gap-ms", 0));
+    let post = usize::try_from(num(args, "--post-bytes", 0)).unwrap_or(0);
     let (addr, path) = split_url(&url);
     let next = Arc::new(AtomicU64::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -245,6 +283,7 @@ fn http(args: &[String]) {
     let threads: Vec<_> = (0..conc)
         .map(|_| {
             let (next, tally, order, path) = (next.clone(), tally.clone(), order.clone(), path.clone());
+            let post = post;
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
@@ -253,7 +292,7 @@ fn http(args: &[String]) {
                 let r = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}")).and_then(|s| {
                     s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
                     s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-                    request(&mut BufReader::new(s), &path, false)
+                    request_body(&mut BufReader::new(s), &path, false, post)
                 });
                 if let Ok(s) = &r {
                     if let Ok(mut o) = order.lock() {
@@ -356,4 +395,57 @@ fn hold(args: &[String]) {
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| serde_json::json!({"ok": false}))).collect();
     let ok = results.iter().filter(|r| r["ok"] == true).count();
     println!("{}", serde_json::json!({"ok": ok, "failed": results.len() - ok, "conns": results}));
+}
+
+fn decap() {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    let inj4 = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))).unwrap_or_else(|e| die(&format!("raw v4: {e}")));
+    let inj6 = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(255))).unwrap_or_else(|e| die(&format!("raw v6: {e}")));
+    inj6.set_header_included_v6(true).unwrap_or_else(|e| die(&format!("IPV6_HDRINCL: {e}")));
+    let inj = Arc::new((inj4, inj6));
+    let count = Arc::new(AtomicU64::new(0));
+    for (domain, proto) in [(Domain::IPV4, 4), (Domain::IPV4, 41), (Domain::IPV6, 4), (Domain::IPV6, 41)] {
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(proto))).unwrap_or_else(|e| die(&format!("raw socket for protocol {proto}: {e}")));
+        let (inj, count) = (inj.clone(), count.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let Ok(n) = (&sock).read(&mut buf) else { return };
+                // IPv4 raw sockets deliver the outer header, IPv6 ones do not.
+                let inner = if domain == Domain::IPV4 {
+                    let hl = usize::from(buf[0] & 0x0f) * 4;
+                    if n <= hl {
+                        continue;
+                    }
+                    &buf[hl..n]
+                } else {
+                    &buf[..n]
+                };
+                let sent = match inner.first().map(|b| b >> 4) {
+                    Some(4) if inner.len() >= 20 => {
+                        let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+                        inj.0.send_to(inner, &SockAddr::from(SocketAddrV4::new(dst, 0)))
+                    }
+                    Some(6) if inner.len() >= 40 => {
+                        let mut a = [0u8; 16];
+                        a.copy_from_slice(&inner[24..40]);
+                        inj.1.send_to(inner, &SockAddr::from(SocketAddrV6::new(Ipv6Addr::from(a), 0, 0, 0)))
+                    }
+                    _ => continue,
+                };
+                if sent.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    println!("decapsulating");
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if std::os::unix::process::parent_id() != parent {
+            std::process::exit(0);
+        }
+    }
 }
