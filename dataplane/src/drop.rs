@@ -69,6 +69,7 @@ drop_reasons! {
     IpipUnexpected => "ipip_unexpected", "IP-in-IP packet addressed to the balancer (it encapsulates, it does not decapsulate)";
     NdMalformed => "nd_malformed", "neighbour discovery message malformed (hop limit != 255, bad option)";
     NdNotForUs => "nd_not_for_us", "neighbour solicitation for an address that is neither a VIP nor ours";
+    Multicast => "multicast", "multicast or broadcast IP packet rvs has no use for (IGMP, MLD, router solicitations...)";
     UnknownProtocol => "unknown_protocol", "L4 protocol with no virtual service (not TCP, UDP or ICMP)";
     NoService => "no_service", "destination is a VIP but no service matches the port and protocol";
     NotForUs => "not_for_us", "destination is not a VIP, a local address nor a known session";

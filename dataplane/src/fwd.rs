@@ -454,6 +454,9 @@ fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
     const L3: usize = ether::HEADER_LEN;
     let h = ipv4::Ipv4Header::parse(&buf.data()[L3..], true)?;
     buf.truncate(L3 + h.total_len);
+    if h.dst >> 28 == 0xe || h.dst == u32::MAX {
+        return Err(DropReason::Multicast);
+    }
     if ipv4::is_martian_source(h.src) {
         return Err(DropReason::Ipv4BadSource);
     }
@@ -479,6 +482,12 @@ fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
 
 fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
     const L3: usize = ether::HEADER_LEN;
+    // Of all multicast, rvs only listens to neighbour solicitations (sent to
+    // solicited-node groups, with no extension header).
+    let d = &buf.data()[L3..];
+    if d.len() > ipv6::HEADER_LEN && d[0] >> 4 == 6 && d[24] == 0xff && !(d[6] == proto::ICMPV6 && d[ipv6::HEADER_LEN] == icmp::v6::NEIGHBOR_SOLICIT) {
+        return Err(DropReason::Multicast);
+    }
     let h = ipv6::Ipv6Header::parse(&buf.data()[L3..])?;
     buf.truncate(L3 + h.total_len);
     if ipv6::is_martian_source(h.src) && !(h.src == 0 && h.proto == proto::ICMPV6) {
