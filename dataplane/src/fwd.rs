@@ -485,7 +485,11 @@ fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
     // Of all multicast, rvs only listens to neighbour solicitations (sent to
     // solicited-node groups, with no extension header).
     let d = &buf.data()[L3..];
-    if d.len() > ipv6::HEADER_LEN && d[0] >> 4 == 6 && d[24] == 0xff && !(d[6] == proto::ICMPV6 && d[ipv6::HEADER_LEN] == icmp::v6::NEIGHBOR_SOLICIT) {
+    if d.len() > ipv6::HEADER_LEN
+        && d[0] >> 4 == 6
+        && d[24] == 0xff
+        && !(d[6] == proto::ICMPV6 && d[ipv6::HEADER_LEN] == icmp::v6::NEIGHBOR_SOLICIT)
+    {
         return Err(DropReason::Multicast);
     }
     let h = ipv6::Ipv6Header::parse(&buf.data()[L3..])?;
@@ -1122,9 +1126,12 @@ fn icmp_error<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, icmp
         }
         (Mode::Dr | Mode::Tunnel, Dir::Forward) => Plan::default(),
         (Mode::Nat, Dir::Reply) => Plan { outer_src: Some(s.vip), inner_dst: Some((s.vip, s.vport)), ..Plan::default() },
-        (Mode::FullNat, Dir::Reply) => {
-            Plan { outer_src: Some(s.vip), outer_dst: Some(s.client), inner_src: Some((s.client, s.cport)), inner_dst: Some((s.vip, s.vport)) }
-        }
+        (Mode::FullNat, Dir::Reply) => Plan {
+            outer_src: Some(s.vip),
+            outer_dst: Some(s.client),
+            inner_src: Some((s.client, s.cport)),
+            inner_dst: Some((s.vip, s.vport)),
+        },
         _ => return Err(DropReason::IcmpErrorNoSession),
     };
     let d = buf.data_mut();
@@ -1187,7 +1194,9 @@ fn time_exceeded<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, 
 /// dropped.
 fn unmatched_error(cx: &Ctx<'_>, kind: Option<AddrKind>, e: DropReason) -> Result<Verdict, DropReason> {
     match (e, kind) {
-        (DropReason::IcmpErrorNoSession, Some(AddrKind::Own(p))) if cx.snap.port(p).and_then(|v| v.kernel).is_some() => Ok(Verdict::Kernel(p)),
+        (DropReason::IcmpErrorNoSession, Some(AddrKind::Own(p))) if cx.snap.port(p).and_then(|v| v.kernel).is_some() => {
+            Ok(Verdict::Kernel(p))
+        }
         _ => Err(e),
     }
 }

@@ -63,7 +63,13 @@ pub fn write(path: &Path, frames: &[Vec<u8>]) -> Result<()> {
 /// A hex dump of two frames with the first differing byte marked.
 pub fn diff(a: &[u8], b: &[u8]) -> String {
     let first = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-    let dump = |f: &[u8]| f.chunks(16).enumerate().map(|(i, c)| format!("  {:04x}: {}", i * 16, c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" "))).collect::<Vec<_>>().join("\n");
+    let dump = |f: &[u8]| {
+        f.chunks(16)
+            .enumerate()
+            .map(|(i, c)| format!("  {:04x}: {}", i * 16, c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     format!("lengths {} vs {}, first difference at byte {first}\nrvsd:\n{}\nexpected:\n{}", a.len(), b.len(), dump(a), dump(b))
 }
 

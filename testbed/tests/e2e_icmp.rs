@@ -26,7 +26,9 @@ fn router_in_front(fwd: &str, v6: bool) {
     let s = bed.segment("s").unwrap();
     bed.rvsd_port("client", c, &["198.18.0.1/24", "2001:db8::1/64"]);
     bed.rvsd_port("server", s, &["198.18.1.1/24", "2001:db8:1::1/64"]);
-    let client = bed.host("c0", e, &["198.18.2.10/24", "2001:db8:2::10/64"], &[("198.18.0.0/24", "198.18.2.1"), ("2001:db8::/64", "2001:db8:2::1")]).unwrap();
+    let client = bed
+        .host("c0", e, &["198.18.2.10/24", "2001:db8:2::10/64"], &[("198.18.0.0/24", "198.18.2.1"), ("2001:db8::/64", "2001:db8:2::1")])
+        .unwrap();
     let r1 = bed.host("r1", e, &["198.18.2.1/24", "2001:db8:2::1/64"], &[]).unwrap();
     bed.attach(r1, c, "eth1", &["198.18.0.254/24", "2001:db8::fe/64"]).unwrap();
     bed.attach(r1, s, "eth2", &["198.18.1.254/24", "2001:db8:1::fe/64"]).unwrap();
@@ -39,8 +41,13 @@ fn router_in_front(fwd: &str, v6: bool) {
     let (gw4, gw6) = if dr { ("198.18.1.254", "2001:db8:1::fe") } else { ("198.18.1.1", "2001:db8:1::1") };
     let servers: Vec<usize> = (0..3)
         .map(|i| {
-            bed.host(&format!("s{i}"), s, &[&format!("198.18.1.{}/24", 11 + i), &format!("2001:db8:1::{:x}/64", 0x11 + i)], &[("198.18.2.0/24", gw4), ("2001:db8:2::/64", gw6)])
-                .unwrap()
+            bed.host(
+                &format!("s{i}"),
+                s,
+                &[&format!("198.18.1.{}/24", 11 + i), &format!("2001:db8:1::{:x}/64", 0x11 + i)],
+                &[("198.18.2.0/24", gw4), ("2001:db8:2::/64", gw6)],
+            )
+            .unwrap()
         })
         .collect();
     if dr {

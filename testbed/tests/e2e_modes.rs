@@ -46,7 +46,11 @@ fn run(mode: Mode, v6: bool) {
         }
         Mode::FullNat | Mode::Nat => assert!(out_pkts >= 300, "{tag}: {out_pkts} packets back through rvsd"),
     }
-    let drops: Vec<_> = st.drops.iter().filter(|(k, v)| **v > 0 && !matches!(k.as_str(), "multicast" | "nd_not_for_us" | "eth_not_for_us" | "arp_not_for_us")).collect();
+    let drops: Vec<_> = st
+        .drops
+        .iter()
+        .filter(|(k, v)| **v > 0 && !matches!(k.as_str(), "multicast" | "nd_not_for_us" | "eth_not_for_us" | "arp_not_for_us"))
+        .collect();
     assert!(drops.is_empty(), "{tag}: unexpected drops {drops:?}");
     let (fin, _) = bed.stop_rvsd().unwrap();
     assert_eq!(fin.services[0].totals.conns, 100);

@@ -61,7 +61,16 @@ fn run_case(root: &Path, name: &str, n_in: u64) -> Result<(), String> {
                     if rx >= n_in {
                         // Let the last burst drain to the TX queue.
                         std::thread::sleep(Duration::from_millis(200));
-                        drops = res["drops"].as_object().map(|m| m.iter().filter(|(_, v)| v.as_u64() != Some(0)).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+                        drops = res["drops"]
+                            .as_object()
+                            .map(|m| {
+                                m.iter()
+                                    .filter(|(_, v)| v.as_u64() != Some(0))
+                                    .map(|(k, v)| format!("{k}={v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            })
+                            .unwrap_or_default();
                         let _ = tx;
                         break true;
                     }
@@ -120,5 +129,11 @@ fn golden_packets_every_mode_both_families() {
     if failures.is_empty() {
         let _ = std::fs::remove_dir_all(&root);
     }
-    assert!(failures.is_empty(), "{} golden case(s) failed (files kept in {}):\n\n{}", failures.len(), root.display(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden case(s) failed (files kept in {}):\n\n{}",
+        failures.len(),
+        root.display(),
+        failures.join("\n\n")
+    );
 }

@@ -195,7 +195,8 @@ fn request(s: &mut BufReader<TcpStream>, path: &str, keep: bool) -> Result<Strin
 /// One request, with a `post` -byte body when `post` > 0.
 fn request_body(s: &mut BufReader<TcpStream>, path: &str, keep: bool, post: usize) -> Result<String, String> {
     let method = if post > 0 { "POST" } else { "GET" };
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: rvs\r\nConnection: {}\r\n", if keep { "keep-alive" } else { "close" }).into_bytes();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: rvs\r\nConnection: {}\r\n", if keep { "keep-alive" } else { "close" }).into_bytes();
     if post > 0 {
         req.extend_from_slice(format!("Content-Length: {post}\r\n").as_bytes());
     }
@@ -406,7 +407,8 @@ fn decap() {
     let inj = Arc::new((inj4, inj6));
     let count = Arc::new(AtomicU64::new(0));
     for (domain, proto) in [(Domain::IPV4, 4), (Domain::IPV4, 41), (Domain::IPV6, 4), (Domain::IPV6, 41)] {
-        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(proto))).unwrap_or_else(|e| die(&format!("raw socket for protocol {proto}: {e}")));
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(proto)))
+            .unwrap_or_else(|e| die(&format!("raw socket for protocol {proto}: {e}")));
         let (inj, count) = (inj.clone(), count.clone());
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];

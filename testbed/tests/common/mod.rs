@@ -112,7 +112,9 @@ pub fn routed_bed(tag: &str, mode: Mode, services: &str) -> (Bed, usize, Vec<usi
         Mode::FullNat => &[],
     };
     let servers: Vec<usize> = (0..3)
-        .map(|i| bed.host(&format!("s{i}"), s, &[&format!("198.18.1.{}/24", 11 + i), &format!("2001:db8:1::{:x}/64", 0x11 + i)], routes).unwrap())
+        .map(|i| {
+            bed.host(&format!("s{i}"), s, &[&format!("198.18.1.{}/24", 11 + i), &format!("2001:db8:1::{:x}/64", 0x11 + i)], routes).unwrap()
+        })
         .collect();
     for &h in &servers {
         let ns = &bed.h(h).ns;
@@ -124,12 +126,22 @@ pub fn routed_bed(tag: &str, mode: Mode, services: &str) -> (Bed, usize, Vec<usi
             // only for addresses on the receiving interface, and lo is not it.
             ns.sh(&["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
             ns.sh(&["ip", "-6", "addr", "add", &format!("{VIP6}/128"), "dev", "lo"]).unwrap();
-            for k in ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2", "net.ipv4.conf.eth0.arp_ignore=1", "net.ipv4.conf.eth0.arp_announce=2"] {
+            for k in [
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+                "net.ipv4.conf.eth0.arp_ignore=1",
+                "net.ipv4.conf.eth0.arp_announce=2",
+            ] {
                 ns.sh(&["sysctl", "-qw", k]).unwrap();
             }
         }
         if mode == Mode::Tunnel {
-            for k in ["net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.lo.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"] {
+            for k in [
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.default.rp_filter=0",
+                "net.ipv4.conf.lo.rp_filter=0",
+                "net.ipv4.conf.eth0.rp_filter=0",
+            ] {
                 ns.sh(&["sysctl", "-qw", k]).unwrap();
             }
         }
