@@ -41,9 +41,7 @@ pub fn read(path: &Path) -> Result<Vec<Vec<u8>>> {
 /// Writes frames as a classic little-endian pcap file (Ethernet).
 pub fn write(path: &Path, frames: &[Vec<u8>]) -> Result<()> {
     let mut b = Vec::with_capacity(24 + frames.iter().map(|f| f.len() + 16).sum::<usize>());
-    for v in [0xa1b2_c3d4u32] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     b.extend_from_slice(&2u16.to_le_bytes());
     b.extend_from_slice(&4u16.to_le_bytes());
     for v in [0u32, 0, 65535, 1] {

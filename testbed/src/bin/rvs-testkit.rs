@@ -284,7 +284,6 @@ fn http(args: &[String]) {
     let threads: Vec<_> = (0..conc)
         .map(|_| {
             let (next, tally, order, path) = (next.clone(), tally.clone(), order.clone(), path.clone());
-            let post = post;
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
