@@ -93,6 +93,19 @@ pub enum WhenFull {
     Stateless,
 }
 
+/// What happens to a removed real server's sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRemove {
+    /// End them: a client's next TCP segment is answered with a reset (as
+    /// IPVS's `expire_nodest_conn=1` leads to), UDP is dropped.
+    #[default]
+    Reset,
+    /// Keep forwarding them to the removed server until they end; the
+    /// server only stops getting new connections.
+    Keep,
+}
+
 /// Dataplane settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -590,6 +603,9 @@ pub struct Service {
     /// `sloppy_tcp`); useful after a failover.
     #[serde(default)]
     pub sloppy_tcp: bool,
+    /// What happens to the sessions of a real server removed from it.
+    #[serde(default)]
+    pub on_remove: OnRemove,
     /// Real servers.
     #[serde(default)]
     pub real_servers: Vec<RealServer>,
@@ -623,6 +639,7 @@ impl Service {
             local_addresses: Vec::new(),
             when_full: None,
             sloppy_tcp: false,
+            on_remove: OnRemove::Reset,
             real_servers: Vec::new(),
         }
     }

@@ -36,6 +36,9 @@ pub enum State {
     Close = 5,
     /// UDP flow.
     Udp = 6,
+    /// Tombstone of a TCP session whose real server was removed: holds no
+    /// reference to it, answers the client's next segment with a reset.
+    Reset = 7,
 }
 
 /// Session flag: the client sent FIN.
@@ -53,6 +56,7 @@ impl State {
             4 => State::TimeWait,
             5 => State::Close,
             6 => State::Udp,
+            7 => State::Reset,
             _ => return None,
         })
     }
@@ -66,6 +70,7 @@ impl State {
             State::TimeWait => "TIME_WAIT",
             State::Close => "CLOSE",
             State::Udp => "UDP",
+            State::Reset => "RESET",
         }
     }
 
@@ -76,7 +81,7 @@ impl State {
 
     /// True for a TCP session that is going away (a new SYN replaces it).
     pub fn is_closing(self) -> bool {
-        matches!(self, State::FinWait | State::TimeWait | State::Close)
+        matches!(self, State::FinWait | State::TimeWait | State::Close | State::Reset)
     }
 
     /// The idle timeout for this state.
@@ -86,7 +91,7 @@ impl State {
             State::SynRecv => t.tcp_syn,
             State::Established => t.tcp_established,
             State::FinWait => t.tcp_fin,
-            State::TimeWait | State::Close => t.tcp_close,
+            State::TimeWait | State::Close | State::Reset => t.tcp_close,
             State::Udp => t.udp,
         }
     }

@@ -99,13 +99,17 @@ struct LoadTable {
     gen: Vec<u16>,
     active: Vec<u32>,
     inactive: Vec<u32>,
+    /// The other cores' counts, refreshed every housekeeping period from
+    /// their counters (relaxed loads; no lock, no shared write).
+    remote: Vec<(u32, u32)>,
 }
 
 impl Load for LoadTable {
     #[inline]
     fn conns(&self, slot: u16) -> (u32, u32) {
         let i = usize::from(slot);
-        (self.active.get(i).copied().unwrap_or(0), self.inactive.get(i).copied().unwrap_or(0))
+        let (ra, ri) = self.remote.get(i).copied().unwrap_or((0, 0));
+        (self.active.get(i).copied().unwrap_or(0).saturating_add(ra), self.inactive.get(i).copied().unwrap_or(0).saturating_add(ri))
     }
 }
 
@@ -147,6 +151,15 @@ struct Ctx<'a> {
 struct St {
     s4: SessionTable<u32>,
     s6: SessionTable<u128>,
+    /// Persistence templates: (client network, VIP, port, protocol) ->
+    /// real server; `rport` counts the sessions created under a template.
+    p4: SessionTable<u32>,
+    p6: SessionTable<u128>,
+    /// Per family: generation at the start of the current sweep pass, the
+    /// one at the start of the last complete pass, and passes seen.
+    pass_gen: [u64; 2],
+    swept_gen: [u64; 2],
+    passes: [u64; 2],
     scheds: Vec<Option<(u64, Box<dyn Scheduler>)>>,
     load: LoadTable,
     icmp: RateLimit,
@@ -158,6 +171,8 @@ struct St {
 trait Fam: Family {
     fn table(st: &mut St) -> &mut SessionTable<Self>;
     fn table_ref(st: &St) -> &SessionTable<Self>;
+    fn persist(st: &mut St) -> &mut SessionTable<Self>;
+    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<Self>);
     fn gauge(stats: &CoreStats) -> &Counter;
 }
 
@@ -169,6 +184,14 @@ impl Fam for u32 {
     #[inline(always)]
     fn table_ref(st: &St) -> &SessionTable<u32> {
         &st.s4
+    }
+    #[inline(always)]
+    fn persist(st: &mut St) -> &mut SessionTable<u32> {
+        &mut st.p4
+    }
+    #[inline(always)]
+    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<u32>) {
+        (&mut st.load, &mut st.p4)
     }
     #[inline(always)]
     fn gauge(stats: &CoreStats) -> &Counter {
@@ -184,6 +207,14 @@ impl Fam for u128 {
     #[inline(always)]
     fn table_ref(st: &St) -> &SessionTable<u128> {
         &st.s6
+    }
+    #[inline(always)]
+    fn persist(st: &mut St) -> &mut SessionTable<u128> {
+        &mut st.p6
+    }
+    #[inline(always)]
+    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<u128>) {
+        (&mut st.load, &mut st.p6)
     }
     #[inline(always)]
     fn gauge(stats: &CoreStats) -> &Counter {
@@ -210,6 +241,8 @@ struct Pkt<A: Addr> {
 pub struct Forwarder {
     snap: Arc<Snapshot>,
     stats: Arc<CoreStats>,
+    /// Every worker's counters (this one's included), for load aggregation.
+    peers: Vec<Arc<CoreStats>>,
     now: u32,
     core: u16,
     cores: u16,
@@ -225,6 +258,7 @@ impl Forwarder {
         let mut f = Forwarder {
             snap: snap.clone(),
             stats,
+            peers: Vec::new(),
             now: 0,
             core: cfg.core,
             cores: cfg.cores.max(1),
@@ -232,8 +266,13 @@ impl Forwarder {
             st: St {
                 s4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
                 s6: SessionTable::new(cfg.sessions_v6, [cfg.seeds[1], cfg.seeds[2], cfg.seeds[3], cfg.seeds[0]]),
+                p4: SessionTable::new((cfg.sessions_v4 / 8).max(1024), [cfg.seeds[2], cfg.seeds[0], cfg.seeds[3], cfg.seeds[1]]),
+                p6: SessionTable::new((cfg.sessions_v6 / 8).max(1024), [cfg.seeds[3], cfg.seeds[1], cfg.seeds[0], cfg.seeds[2]]),
+                pass_gen: [snap.generation; 2],
+                swept_gen: [0; 2],
+                passes: [0; 2],
                 scheds: (0..ns).map(|_| None).collect(),
-                load: LoadTable { gen: vec![0; nb], active: vec![0; nb], inactive: vec![0; nb] },
+                load: LoadTable { gen: vec![0; nb], active: vec![0; nb], inactive: vec![0; nb], remote: vec![(0, 0); nb] },
                 icmp: RateLimit { per_sec: cfg.icmp_rate.max(1), tokens: cfg.icmp_rate.max(1), last: 0 },
                 fnat_range: cfg.fullnat_ports,
                 fnat_next: cfg.fullnat_ports.0,
@@ -332,14 +371,60 @@ impl Forwarder {
     pub fn sweep(&mut self, budget: usize) -> usize {
         let cx = Ctx { snap: &self.snap, stats: &self.stats, now: self.now, tunnel_ttl: self.tunnel_ttl };
         let (st, now) = (&mut self.st, self.now);
-        let load = &mut st.load;
-        let mut n = st.s4.sweep(now, budget, |_, s| account_end(&cx, load, s));
-        n += st.s6.sweep(now, budget, |_, s| account_end(&cx, load, s));
+        // Sessions expire, and sessions of removed real servers go too (so
+        // their slots can be reused once every core has swept), TCP ones
+        // leaving a tombstone that resets the client's next segment.
+        let (load, p4, p6) = (&mut st.load, &mut st.p4, &mut st.p6);
+        let mut n = st.s4.sweep_by(budget, |s| sweep_decide(&cx, load, p4, s), |_, _| {});
+        n += st.s6.sweep_by(budget, |s| sweep_decide(&cx, load, p6, s), |_, _| {});
         if n > 0 {
             cx.stats.sessions_v4.set(st.s4.len() as u64);
             cx.stats.sessions_v6.set(st.s6.len() as u64);
         }
+        // Persistence templates go when expired and childless.
+        let alive = |t: &mut Session<u32>| t.rport > 0 || !t.expired(now);
+        st.p4.sweep_by(budget, |t| !alive(t), |_, _| {});
+        st.p6.sweep_by(budget, |t| !(t.rport > 0 || !t.expired(now)), |_, _| {});
+        // Record complete passes over both session tables.
+        let g = cx.snap.generation;
+        for (i, passes) in [st.s4.sweep_passes(), st.s6.sweep_passes()].into_iter().enumerate() {
+            if passes != st.passes[i] {
+                st.passes[i] = passes;
+                st.swept_gen[i] = st.pass_gen[i];
+                st.pass_gen[i] = g;
+            }
+        }
+        cx.stats.swept_generation.set(st.swept_gen[0].min(st.swept_gen[1]));
         n
+    }
+
+    /// Gives this forwarder every worker's counters (its own included), so
+    /// the least-connection schedulers can see the other cores' load.
+    pub fn set_peers(&mut self, peers: Vec<Arc<CoreStats>>) {
+        self.peers = peers;
+    }
+
+    /// Refreshes the other cores' connection counts (call every ~100 ms).
+    pub fn refresh_load(&mut self) {
+        for b in self.snap.backends.iter().flatten() {
+            let slot = usize::from(b.slot);
+            let (mut a, mut i) = (0i64, 0i64);
+            for p in &self.peers {
+                if Arc::ptr_eq(p, &self.stats) {
+                    continue;
+                }
+                if let Some(c) = p.backends.get(slot) {
+                    #[expect(clippy::cast_possible_wrap, reason = "gauges are read as wrapping differences")]
+                    {
+                        a += c.active.get() as i64;
+                        i += c.inactive.get() as i64;
+                    }
+                }
+            }
+            if let Some(r) = self.st.load.remote.get_mut(slot) {
+                *r = (u32::try_from(a.max(0)).unwrap_or(u32::MAX), u32::try_from(i.max(0)).unwrap_or(u32::MAX));
+            }
+        }
     }
 
     /// Neighbours this core should probe now (it owns slots `slot % cores`).
@@ -375,14 +460,55 @@ impl Forwarder {
     }
 }
 
-/// Undoes a session's contribution to gauges and load when it ends.
-fn account_end<A: Addr>(cx: &Ctx<'_>, load: &mut LoadTable, s: &Session<A>) {
-    cx.stats.sessions_expired.inc();
-    let slot = usize::from(s.backend_slot());
-    let gen = (s.backend >> 16) as u16;
-    if load.gen.get(slot) != Some(&gen) {
-        return; // the backend was removed or replaced: its gauges were rebased
+/// Session kept as a tombstone: no backend.
+const NO_BACKEND: u32 = u32::MAX;
+
+/// What the sweep does with one session: true to remove it (accounted
+/// here). A live TCP session whose real server was removed becomes a
+/// tombstone: accounted as ended now, no longer referring to the server,
+/// kept for `tcp_close` to reset the client's next segment.
+fn sweep_decide<A: Addr>(cx: &Ctx<'_>, load: &mut LoadTable, persist: &mut SessionTable<A>, s: &mut Session<A>) -> bool {
+    let tomb = s.state == State::Reset as u8;
+    if s.expired(cx.now) {
+        if !tomb {
+            account_end(cx, load, persist, s);
+        }
+        return true;
     }
+    if tomb || cx.snap.backend(s.backend).is_some() {
+        return false;
+    }
+    account_end(cx, load, persist, s);
+    let state = State::from_u8(s.state).unwrap_or(State::Close);
+    if s.proto == proto::TCP && !state.is_closing() {
+        s.state = State::Reset as u8;
+        s.backend = NO_BACKEND;
+        let close = cx.snap.services.get(usize::from(s.service)).and_then(Option::as_ref).map_or(10_000, |v| v.timeouts.tcp_close);
+        s.expires = cx.now.wrapping_add(close);
+        return false;
+    }
+    true
+}
+
+/// Undoes a session's contribution to gauges and load when it ends, and
+/// releases its persistence template. Exact even for removed real servers:
+/// their slots are only reused once every core has swept their sessions out.
+fn account_end<A: Addr>(cx: &Ctx<'_>, load: &mut LoadTable, persist: &mut SessionTable<A>, s: &Session<A>) {
+    cx.stats.sessions_expired.inc();
+    if let Some((timeout, prefix)) = cx.snap.services.get(usize::from(s.service)).and_then(Option::as_ref).and_then(|v| v.persistence) {
+        let key = template_key(s.client, s.vip, s.vport, s.proto, prefix);
+        if let Some((t, _)) = persist.lookup(&key, persist.hash(&key)) {
+            let tpl = persist.get_mut(t);
+            tpl.rport = tpl.rport.saturating_sub(1);
+            if tpl.rport == 0 {
+                // A session that timed out ended at its expiry, whenever the
+                // sweep notices it.
+                let ended = if s.expired(cx.now) { s.expires } else { cx.now };
+                tpl.expires = ended.wrapping_add(timeout);
+            }
+        }
+    }
+    let slot = usize::from(s.backend_slot());
     let active = State::from_u8(s.state).is_some_and(State::is_active);
     if let Some(b) = cx.stats.backends.get(slot) {
         if active {
@@ -568,7 +694,10 @@ fn transport<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_po
             && state.is_closing();
         if s.expired(cx.now) || reuse {
             table.remove(idx);
-            account_end(cx, &mut st.load, &s);
+            if s.state != State::Reset as u8 {
+                let (load, persist) = A::load_persist(st);
+                account_end(cx, load, persist, &s);
+            }
             A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
             if reuse {
                 cx.stats.sessions_reused.inc();
@@ -593,8 +722,15 @@ fn transport<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_po
     if buf.data()[ether::HEADER_LEN + if A::V6 { 7 } else { 8 }] <= 1 {
         return time_exceeded::<A, B>(cx, st, buf, in_port);
     }
-    let idx = new_session(cx, st, buf, in_port, &p, svc, h)?;
-    forward(cx, st, buf, in_port, idx, Dir::Forward, &p)
+    match new_session(cx, st, buf, in_port, &p, svc, h) {
+        Ok(idx) => forward(cx, st, buf, in_port, idx, Dir::Forward, &p),
+        // With the stateless policy, a flow that got no session (its SYN
+        // came while the table was full) keeps being forwarded by Maglev.
+        Err(e @ (DropReason::SessionTableFull | DropReason::TcpNoSession)) if svc.when_full == WhenFull::Stateless => {
+            stateless(cx, st, buf, in_port, &p, svc).map_err(|r| if r == DropReason::SessionTableFull { e } else { r })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Creates the session for the first packet of a flow to `svc`.
@@ -627,15 +763,43 @@ fn new_session<A: Fam, B: PacketBuf>(
         return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
     }
 
-    let flow = flow_hashes(p, svc.hash_port);
-    let Some(Some((_, sched))) = st.scheds.get_mut(usize::from(svc.slot)) else { return Err(DropReason::NoBackend) };
-    let pick = sched.pick(&svc.cands, &st.load, &flow).ok_or(DropReason::NoBackend)?;
-    let b = svc
-        .backends
-        .get(pick)
-        .and_then(|&slot| cx.snap.backends.get(usize::from(slot)))
-        .and_then(Option::as_ref)
-        .ok_or(DropReason::NoBackend)?;
+    // A full table: refuse the flow, or (DR and tunnel services with the
+    // stateless policy) forward it by Maglev hash of its 5-tuple, which
+    // every packet of the flow hashes alike.
+    let table = A::table_ref(st);
+    if table.len() >= table.capacity() {
+        return Err(DropReason::SessionTableFull);
+    }
+
+    // Persistence: a live template for the client's network decides.
+    let tpl_key = svc.persistence.map(|(_, prefix)| template_key(p.src, p.dst, p.dport, p.proto, prefix));
+    let mut chosen: Option<&BackendView> = None;
+    if let Some(k) = &tpl_key {
+        let pt = A::persist(st);
+        if let Some((t, _)) = pt.lookup(k, pt.hash(k)) {
+            let tpl = *pt.get(t);
+            let live = tpl.rport > 0 || !tpl.expired(cx.now);
+            // A template whose server is down, drained or gone is dropped
+            // (IPVS's expire_quiescent_template), not obeyed.
+            match cx.snap.backend(tpl.backend).filter(|b| live && b.effective_weight > 0 && !b.retired && b.service == svc.slot) {
+                Some(b) => chosen = Some(b),
+                None => pt.remove(t),
+            }
+        }
+    }
+    let b = match chosen {
+        Some(b) => b,
+        None => {
+            let flow = flow_hashes(p, svc.hash_port);
+            let Some(Some((_, sched))) = st.scheds.get_mut(usize::from(svc.slot)) else { return Err(DropReason::NoBackend) };
+            let pick = sched.pick(&svc.cands, &st.load, &flow).ok_or(DropReason::NoBackend)?;
+            svc.backends
+                .get(pick)
+                .and_then(|&slot| cx.snap.backends.get(usize::from(slot)))
+                .and_then(Option::as_ref)
+                .ok_or(DropReason::NoBackend)?
+        }
+    };
 
     let mut s = Session {
         client: p.src,
@@ -672,14 +836,36 @@ fn new_session<A: Fam, B: PacketBuf>(
     s.expires = cx.now.wrapping_add(state.timeout(&svc.timeouts, pressure));
     let idx = match table.insert(s) {
         Ok(i) => i,
-        Err(session::InsertError::Full | session::InsertError::IndexOverflow) => {
-            return Err(match svc.when_full {
-                WhenFull::Refuse => DropReason::SessionTableFull,
-                WhenFull::Stateless => DropReason::SessionTableFull,
-            })
-        }
+        Err(session::InsertError::Full | session::InsertError::IndexOverflow) => return Err(DropReason::SessionTableFull),
     };
-    A::gauge(cx.stats).set(table.len() as u64);
+    if let Some(k) = tpl_key {
+        let timeout = svc.persistence.map_or(0, |(t, _)| t);
+        let pt = A::persist(st);
+        match pt.lookup(&k, pt.hash(&k)) {
+            Some((t, _)) => {
+                let tpl = pt.get_mut(t);
+                tpl.rport = tpl.rport.saturating_add(1);
+                tpl.expires = cx.now.wrapping_add(timeout);
+            }
+            None => {
+                let tpl = Session {
+                    client: k.src,
+                    vip: k.dst,
+                    vport: k.dport,
+                    proto: k.proto,
+                    backend: b.tag(),
+                    service: svc.slot,
+                    state: State::Established as u8,
+                    rport: 1,
+                    expires: cx.now.wrapping_add(timeout),
+                    ..Session::default()
+                };
+                // A full template table only costs persistence for this client.
+                let _ = pt.insert(tpl);
+            }
+        }
+    }
+    A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
     cx.stats.sessions_created.inc();
     let slot = usize::from(b.slot);
     if let Some(bs) = cx.stats.backends.get(slot) {
@@ -696,6 +882,118 @@ fn new_session<A: Fam, B: PacketBuf>(
         ss.conns.inc();
     }
     Ok(idx)
+}
+
+/// The persistence template key of a client for a service.
+#[inline]
+fn template_key<A: Addr>(client: A, vip: A, vport: u16, l4proto: u8, prefix: u8) -> FlowKey<A> {
+    FlowKey { src: client.mask(prefix), dst: vip, sport: 0, dport: vport, proto: l4proto }
+}
+
+/// Forwards a new flow without a session (the table is full and the service
+/// is `when_full = "stateless"`): the real server comes from a Maglev table
+/// over the flow's 5-tuple, so the flow's later packets, which find no
+/// session either, land on the same server. DR and tunnel only: NAT replies
+/// need a session (or a route and MAC for the client), so NAT and full-NAT
+/// services refuse instead.
+fn stateless<A: Fam, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    st: &mut St,
+    buf: &mut B,
+    in_port: u8,
+    p: &Pkt<A>,
+    svc: &ServiceView,
+) -> Result<Verdict, DropReason> {
+    let Some(table) = &svc.stateless else { return Err(DropReason::SessionTableFull) };
+    let mut k = [0u8; 37];
+    p.src.write(&mut k);
+    p.dst.write(&mut k[16..]);
+    k[32..34].copy_from_slice(&p.sport.to_be_bytes());
+    k[34..36].copy_from_slice(&p.dport.to_be_bytes());
+    k[36] = p.proto;
+    let pick = table.lookup(stable_hash(&k, 0x5354_4154), &svc.cands, true).ok_or(DropReason::NoBackend)?;
+    let b = svc
+        .backends
+        .get(pick)
+        .and_then(|&slot| cx.snap.backends.get(usize::from(slot)))
+        .and_then(Option::as_ref)
+        .ok_or(DropReason::NoBackend)?;
+    if !matches!(b.mode, Mode::Dr | Mode::Tunnel) {
+        return Err(DropReason::SessionTableFull);
+    }
+    let mac = cx.snap.neigh.mac(b.neigh).ok_or(DropReason::NeighUnresolved)?;
+    let out = cx.snap.port(b.egress).ok_or(DropReason::NoRoute)?;
+    if b.mode == Mode::Tunnel {
+        let overhead = tunnel_overhead(b.addr);
+        if buf.len() - ether::HEADER_LEN + overhead > usize::from(out.mtu) {
+            return too_big::<A, B>(cx, st, buf, in_port, usize::from(out.mtu).saturating_sub(overhead));
+        }
+        decrement_ttl::<A>(buf.data_mut());
+        encapsulate::<A, B>(cx, buf, b, out.mtu)?;
+    } else {
+        decrement_ttl::<A>(buf.data_mut());
+    }
+    ether::set_macs(buf.data_mut(), mac, out.mac);
+    cx.stats.stateless_flows.inc();
+    if let Some(ss) = cx.stats.services.get(usize::from(svc.slot)) {
+        ss.stateless.inc();
+        ss.pkts_in.inc();
+        ss.bytes_in.add(buf.len() as u64);
+    }
+    Ok(Verdict::Tx(b.egress))
+}
+
+/// Answers a client's TCP segment with a reset from the VIP, in place
+/// (RFC 9293 3.10.7.1: with the segment's ACK as sequence number, or
+/// acknowledging it when it carried no ACK).
+fn reset_to_sender<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, p: &Pkt<A>) -> Result<Verdict, DropReason> {
+    let port = cx.snap.port(in_port).ok_or(DropReason::NoBackend)?;
+    let d = buf.data();
+    let t = tcp::TcpHeader::parse(&d[p.l4..p.end])?;
+    let seg_len = u32::try_from(p.end - p.l4 - t.header_len).unwrap_or(0)
+        + u32::from(t.flags & tcp::flags::SYN != 0)
+        + u32::from(t.flags & tcp::flags::FIN != 0);
+    let (seq, ack, flags) = if t.flags & tcp::flags::ACK != 0 {
+        (t.ack, 0, tcp::flags::RST)
+    } else {
+        (0, t.seq.wrapping_add(seg_len), tcp::flags::RST | tcp::flags::ACK)
+    };
+    buf.truncate(p.l4 + tcp::MIN_HEADER_LEN);
+    let d = buf.data_mut();
+    ether::reply_macs(d, port.mac);
+    let ip = &mut d[ether::HEADER_LEN..];
+    if A::V6 {
+        ipv6::write_header(ip, 0, 0, 20, proto::TCP, 64, u128::from_be_bytes(a_bytes16(p.dst)), u128::from_be_bytes(a_bytes16(p.src)));
+    } else {
+        ipv4::write_header(
+            ip,
+            0,
+            40,
+            0,
+            ipv4::FLAG_DF,
+            64,
+            proto::TCP,
+            u32::from_be_bytes(a_bytes4(p.dst)),
+            u32::from_be_bytes(a_bytes4(p.src)),
+        );
+    }
+    let seg = &mut d[p.l4..p.l4 + tcp::MIN_HEADER_LEN];
+    seg.fill(0);
+    seg[0..2].copy_from_slice(&p.dport.to_be_bytes());
+    seg[2..4].copy_from_slice(&p.sport.to_be_bytes());
+    seg[4..8].copy_from_slice(&seq.to_be_bytes());
+    seg[8..12].copy_from_slice(&ack.to_be_bytes());
+    seg[12] = 5 << 4;
+    seg[13] = flags;
+    let ph = if A::V6 {
+        checksum::pseudo_v6(&a_bytes16(p.dst), &a_bytes16(p.src), proto::TCP, 20)
+    } else {
+        checksum::pseudo_v4(a_bytes4(p.dst), a_bytes4(p.src), proto::TCP, 20)
+    };
+    let c = checksum::l4_checksum(ph, seg);
+    seg[tcp::CHECKSUM_AT..tcp::CHECKSUM_AT + 2].copy_from_slice(&c.to_be_bytes());
+    cx.stats.resets_sent.inc();
+    Ok(Verdict::Tx(in_port))
 }
 
 /// Hashes a scheduler may use: source (and port) and destination, stable
@@ -753,11 +1051,19 @@ fn forward<A: Fam, B: PacketBuf>(
 ) -> Result<Verdict, DropReason> {
     let s = *A::table_ref(st).get(idx);
     let Some(b) = cx.snap.backend(s.backend) else {
-        // The real server was removed: end the session (IPVS
-        // expire_nodest_conn); the client's next packet finds no session.
+        // The real server was removed (and its service does not keep
+        // removed servers' sessions): end the session, and tell a TCP
+        // client at once with a reset rather than let it time out.
         A::table(st).remove(idx);
-        account_end(cx, &mut st.load, &s);
+        if s.state != State::Reset as u8 {
+            let (load, persist) = A::load_persist(st);
+            account_end(cx, load, persist, &s);
+        }
         A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
+        if p.proto == proto::TCP && dir == Dir::Forward && p.tcp_flags & tcp::flags::RST == 0 {
+            cx.stats.count_drop(DropReason::NoBackend);
+            return reset_to_sender::<A, B>(cx, buf, in_port, p);
+        }
         return Err(DropReason::NoBackend);
     };
     let svc_timeouts = cx.snap.services.get(usize::from(s.service)).and_then(Option::as_ref).map(|v| v.timeouts);
@@ -790,12 +1096,13 @@ fn forward<A: Fam, B: PacketBuf>(
 
     // State and expiry.
     let t = A::table(st);
+    let pressure = t.len() * 4 > t.capacity() * 3;
     let e = t.get_mut(idx);
     let old = State::from_u8(e.state).unwrap_or(State::Close);
     let new = if p.proto == proto::TCP { conn::tcp_next(old, p.tcp_flags, dir, &mut e.flags) } else { old };
     e.state = new as u8;
     if let Some(tm) = svc_timeouts {
-        e.expires = cx.now.wrapping_add(new.timeout(&tm, false));
+        e.expires = cx.now.wrapping_add(new.timeout(&tm, pressure));
     }
     if new != old {
         account_transition(cx, &mut st.load, s.backend, old, new);

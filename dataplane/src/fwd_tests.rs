@@ -545,3 +545,232 @@ fn fuzzed_frames_never_panic() {
 }
 
 static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A forwarder over a configuration text.
+fn forwarder_from(text: &str, cap: u32) -> (Forwarder, Compiler, config::Config) {
+    let c = config::from_str(text, "t.toml").unwrap();
+    let mut comp = Compiler::new(&c);
+    let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
+    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
+    let mut f = Forwarder::new(&ForwarderConfig::single(cap, 1024, [5, 6, 7, 8]), snap, stats);
+    f.set_now(1000);
+    (f, comp, c)
+}
+
+fn dst_of(b: &VecBuf) -> u32 {
+    ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap().dst
+}
+
+#[test]
+fn persistence_keeps_a_client_network_on_one_server() {
+    let text = cfg_text("nat", "rr").replacen(
+        "forwarding = \"nat\"\n",
+        "forwarding = \"nat\"\npersistence = { timeout = 300, netmask = 24 }\n",
+        1,
+    );
+    let (mut f, _, _) = forwarder_from(&text, 4096);
+    let mut first = None;
+    for (i, client) in ["198.18.0.2", "198.18.0.3", "198.18.0.2", "198.18.0.77"].iter().cycle().take(40).enumerate() {
+        let mut b = VecBuf::new(&syn(ip(client), 10_000 + u16::try_from(i).unwrap()));
+        assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+        let d = dst_of(&b);
+        assert_eq!(*first.get_or_insert(d), d, "connection {i} from {client} left its server");
+    }
+    // Without persistence, round robin would have used all three.
+    let (mut g, _, _) = forwarder_from(&cfg_text("nat", "rr"), 4096);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..6u16 {
+        let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 10_000 + i));
+        g.process(&mut b, 0);
+        seen.insert(dst_of(&b));
+    }
+    assert_eq!(seen.len(), 3);
+}
+
+#[test]
+fn persistence_template_expires_after_the_last_connection() {
+    let text = cfg_text("nat", "rr").replacen("forwarding = \"nat\"\n", "forwarding = \"nat\"\npersistence = { timeout = 60 }\n", 1);
+    let (mut f, _, _) = forwarder_from(&text, 4096);
+    let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 1));
+    f.process(&mut b, 0);
+    let server = dst_of(&b);
+    // The session times out (SYN 120 s) and is swept; the template then
+    // lives 60 s more.
+    f.set_now(1000 + 121_000);
+    for _ in 0..200 {
+        f.sweep(64);
+    }
+    f.set_now(1000 + 121_000 + 30_000);
+    let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 2));
+    f.process(&mut b, 0);
+    assert_eq!(dst_of(&b), server, "template still alive 30 s after the last connection");
+    f.set_now(1000 + 121_000 + 30_000 + 121_000 + 61_000);
+    for _ in 0..200 {
+        f.sweep(64);
+    }
+    let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 3));
+    f.process(&mut b, 0);
+    assert_ne!(dst_of(&b), server, "after the timeout the client is scheduled anew (round robin moves on)");
+}
+
+fn without(text: &str, addr: &str, port: u16) -> String {
+    text.replacen(&format!("[[services.real_servers]]\naddress = \"{addr}\"\nport = {port}\n"), "", 1)
+}
+
+#[test]
+fn removed_server_resets_or_keeps_sessions() {
+    for keep in [false, true] {
+        let mut text = cfg_text("nat", "rr");
+        if keep {
+            text = text.replacen("forwarding = \"nat\"\n", "forwarding = \"nat\"\non_remove = \"keep\"\n", 1);
+        }
+        let (mut f, mut comp, _) = forwarder_from(&text, 4096);
+        let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 40000));
+        f.process(&mut b, 0);
+        assert_eq!(dst_of(&b), ip("198.18.1.11"));
+        let c2 = config::from_str(&without(&text, "198.18.1.11", 8080), "t.toml").unwrap();
+        f.install(comp.compile(&c2, &[P0_MAC, P1_MAC], &Health::new()).unwrap());
+        let ack = testpkt::tcp4(
+            CLIENT_MAC,
+            P0_MAC,
+            ip("198.18.0.2"),
+            ip("198.18.0.100"),
+            &Tcp { sport: 40000, dport: 80, flags: tcp::flags::ACK, seq: 2, payload: b"more" },
+        );
+        let mut b = VecBuf::new(&ack);
+        let v = f.process(&mut b, 0);
+        if keep {
+            assert_eq!(v, Verdict::Tx(1), "kept sessions still reach the removed server");
+            assert_eq!(dst_of(&b), ip("198.18.1.11"));
+            // New connections never go to it.
+            for i in 0..6u16 {
+                let mut b = VecBuf::new(&syn(ip("198.18.0.9"), 2000 + i));
+                f.process(&mut b, 0);
+                assert_ne!(dst_of(&b), ip("198.18.1.11"));
+            }
+        } else {
+            assert_eq!(v, Verdict::Tx(0), "the client gets a reset");
+            let d = b.data();
+            assert_eq!(ether::dst(d), CLIENT_MAC);
+            let h = ipv4::Ipv4Header::parse(&d[14..], true).unwrap();
+            assert_eq!((h.src, h.dst), (ip("198.18.0.100"), ip("198.18.0.2")));
+            assert!(testpkt::checksums_ok(d));
+            let t = tcp::TcpHeader::parse(&d[34..]).unwrap();
+            assert_eq!((t.sport, t.dport, t.flags, t.seq), (80, 40000, tcp::flags::RST, 0), "RST with the segment's ACK number");
+            assert_eq!(f.sessions_v4(), 0);
+            assert_eq!(f.stats().resets_sent.get(), 1);
+        }
+    }
+}
+
+#[test]
+fn sweep_purges_sessions_of_removed_servers_and_reports_passes() {
+    let text = cfg_text("nat", "rr");
+    let (mut f, mut comp, _) = forwarder_from(&text, 1024);
+    for i in 0..6u16 {
+        let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 3000 + i));
+        f.process(&mut b, 0);
+    }
+    assert_eq!(f.sessions_v4(), 6);
+    let c2 = config::from_str(&without(&text, "198.18.1.11", 8080), "t.toml").unwrap();
+    let snap = comp.compile(&c2, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
+    let g = snap.generation;
+    f.install(snap);
+    for _ in 0..40 {
+        f.sweep(64);
+    }
+    assert!(f.stats().swept_generation.get() >= g, "a full pass since the removal is reported");
+    let total: u64 = f.stats().backends.iter().map(|b| b.inactive.get()).sum();
+    assert_eq!(total, 4, "gauges stay exact");
+    // The removed server's two TCP sessions are tombstones that refer to no
+    // server and reset the client's next segment.
+    let tombs: Vec<u16> = f.sessions4().filter(|s| s.state == crate::conn::State::Reset as u8).map(|s| s.cport).collect();
+    assert_eq!(tombs.len(), 2);
+    assert!(f.sessions4().all(|s| s.state == crate::conn::State::Reset as u8 || f.snapshot().backend(s.backend).is_some()));
+    let ack = testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        ip("198.18.0.2"),
+        ip("198.18.0.100"),
+        &Tcp { sport: tombs[0], dport: 80, flags: tcp::flags::ACK, seq: 9, payload: &[] },
+    );
+    let mut b = VecBuf::new(&ack);
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(0));
+    assert_eq!(tcp::TcpHeader::parse(&b.data()[34..]).unwrap().flags, tcp::flags::RST);
+    assert_eq!(f.sessions_v4(), 5);
+    // The other tombstone times out (tcp_close, 10 s).
+    f.set_now(1000 + 11_000);
+    for _ in 0..40 {
+        f.sweep(64);
+    }
+    assert_eq!(f.sessions_v4(), 4);
+    let total: u64 = f.stats().backends.iter().map(|b| b.inactive.get()).sum();
+    assert_eq!(total, 4, "tombstones never touch the gauges again");
+}
+
+#[test]
+fn full_table_refuses_or_forwards_statelessly() {
+    // DR so that stateless forwarding is possible.
+    for stateless in [false, true] {
+        let mut text = cfg_text("dr", "rr");
+        if stateless {
+            text = text.replacen("forwarding = \"dr\"\n", "forwarding = \"dr\"\nwhen_full = \"stateless\"\n", 1);
+        }
+        let (mut f, _, _) = forwarder_from(&text, 1024);
+        for i in 0..1024u32 {
+            let client = 0xc612_0000 | (i + 2);
+            let mut b = VecBuf::new(&syn(client, 5000));
+            assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+        }
+        assert_eq!(f.sessions_v4(), 1024);
+        let newcomer = syn(ip("198.18.7.7"), 7777);
+        let v = f.process(&mut VecBuf::new(&newcomer), 0);
+        if stateless {
+            assert_eq!(v, Verdict::Tx(1));
+            // Its next segment has no session either, and follows the same
+            // Maglev choice.
+            let mut b1 = VecBuf::new(&newcomer);
+            f.process(&mut b1, 0);
+            let ack = testpkt::tcp4(
+                CLIENT_MAC,
+                P0_MAC,
+                ip("198.18.7.7"),
+                ip("198.18.0.100"),
+                &Tcp { sport: 7777, dport: 80, flags: tcp::flags::ACK, seq: 2, payload: b"x" },
+            );
+            let mut b2 = VecBuf::new(&ack);
+            assert_eq!(f.process(&mut b2, 0), Verdict::Tx(1));
+            assert_eq!(ether::dst(b1.data()), ether::dst(b2.data()));
+            assert!(f.stats().stateless_flows.get() >= 3);
+        } else {
+            assert_eq!(v, Verdict::Drop(DropReason::SessionTableFull));
+        }
+    }
+}
+
+#[test]
+fn least_connection_sees_the_other_cores() {
+    let text = cfg_text("nat", "lc");
+    let c = config::from_str(&text, "t.toml").unwrap();
+    let mut comp = Compiler::new(&c);
+    let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
+    let peers: Vec<Arc<CoreStats>> = (0..2).map(|_| Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()))).collect();
+    let mut cfg0 = ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]);
+    cfg0.cores = 2;
+    let mut cfg1 = cfg0.clone();
+    cfg1.core = 1;
+    let mut a = Forwarder::new(&cfg0, snap.clone(), peers[0].clone());
+    let mut b = Forwarder::new(&cfg1, snap, peers[1].clone());
+    a.set_peers(peers.clone());
+    b.set_peers(peers.clone());
+    // Core A opens two connections: lc gives them to rs1 and rs2.
+    for port in [1u16, 2] {
+        a.process(&mut VecBuf::new(&syn(ip("198.18.0.2"), port)), 0);
+    }
+    // Core B, once it has refreshed the other cores' counts, sends its new
+    // connection to the idle rs3 rather than to rs1.
+    b.refresh_load();
+    let mut x = VecBuf::new(&syn(ip("198.18.0.3"), 3));
+    b.process(&mut x, 0);
+    assert_eq!(dst_of(&x), ip("198.18.1.13"));
+}

@@ -143,6 +143,14 @@ pub struct CoreStats {
     pub idle_loops: Counter,
     /// Snapshot generation this core runs (for quiescence checks).
     pub generation: Counter,
+    /// The snapshot generation at the start of this core's last complete
+    /// sweep of its session tables: no session of a real server removed by
+    /// that generation remains (management may reuse its slot).
+    pub swept_generation: Counter,
+    /// TCP resets sent for sessions whose real server was removed.
+    pub resets_sent: Counter,
+    /// New flows forwarded without a session (full table, stateless policy).
+    pub stateless_flows: Counter,
 }
 
 impl CoreStats {
@@ -167,6 +175,9 @@ impl CoreStats {
             loops: Counter::default(),
             idle_loops: Counter::default(),
             generation: Counter::default(),
+            swept_generation: Counter::default(),
+            resets_sent: Counter::default(),
+            stateless_flows: Counter::default(),
         }
     }
 

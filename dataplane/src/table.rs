@@ -135,6 +135,9 @@ pub struct BackendView {
     pub tunnel_src: Option<IpAddr>,
     /// Health: false when a checker marked it down.
     pub up: bool,
+    /// Removed from its service but kept for its sessions (`on_remove =
+    /// "keep"`): forwarded to, never scheduled.
+    pub retired: bool,
 }
 
 impl BackendView {
@@ -207,6 +210,8 @@ pub struct ServiceView {
     pub sloppy_tcp: bool,
     /// Full-NAT local addresses.
     pub locals: Vec<IpAddr>,
+    /// What happens to sessions of real servers removed from it.
+    pub on_remove: config::OnRemove,
 }
 
 /// What an address is to the balancer.
@@ -369,22 +374,27 @@ pub enum CompileError {
     Invalid(String),
 }
 
-/// Slots with generations, reused oldest-freed first.
+/// Slots with generations, reused oldest-freed first, and only once no
+/// worker can still hold a session that refers to the old occupant.
 #[derive(Debug)]
 struct Slots<K: std::hash::Hash + Eq + Clone> {
     assigned: HashMap<K, (u16, u16)>,
     gens: Vec<u16>,
-    free: VecDeque<u16>,
+    /// Free slots with the first snapshot generation that no longer used
+    /// them; FIFO, so the front is always the oldest.
+    free: VecDeque<(u16, u64)>,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
     fn new(n: usize) -> Self {
         let n = n.min(usize::from(u16::MAX));
-        Slots { assigned: HashMap::new(), gens: vec![0; n], free: (0..u16::try_from(n).unwrap_or(u16::MAX)).collect() }
+        Slots { assigned: HashMap::new(), gens: vec![0; n], free: (0..u16::try_from(n).unwrap_or(u16::MAX)).map(|s| (s, 0)).collect() }
     }
 
-    /// Keeps the slots of `keep`, frees the others, assigns new ones.
-    fn sync<'a>(&mut self, keep: impl IntoIterator<Item = &'a K>) -> Result<(), ()>
+    /// Keeps the slots of `keep`, frees the others (as of generation
+    /// `now_gen`), assigns new ones from slots freed no later than
+    /// `safe_gen`.
+    fn sync<'a>(&mut self, keep: impl IntoIterator<Item = &'a K>, now_gen: u64, safe_gen: u64) -> Result<(), ()>
     where
         K: 'a,
     {
@@ -395,12 +405,16 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
         gone.sort_by_key(|(s, _)| *s);
         for (_, k) in gone {
             if let Some((slot, _)) = self.assigned.remove(&k) {
-                self.free.push_back(slot);
+                self.free.push_back((slot, now_gen));
             }
         }
         for k in order {
             if !self.assigned.contains_key(k) {
-                let slot = self.free.pop_front().ok_or(())?;
+                match self.free.front() {
+                    Some(&(_, freed)) if freed <= safe_gen => {}
+                    _ => return Err(()),
+                }
+                let (slot, _) = self.free.pop_front().ok_or(())?;
                 let g = &mut self.gens[usize::from(slot)];
                 *g = g.wrapping_add(1);
                 self.assigned.insert(k.clone(), (slot, *g));
@@ -425,6 +439,14 @@ pub struct Compiler {
     max_services: usize,
     max_backends: usize,
     sched_cache: HashMap<ServiceKey, (u64, SchedSpec, Option<Arc<crate::sched::MaglevTable>>)>,
+    /// Removed real servers kept for their sessions (`on_remove = "keep"`),
+    /// with their configuration.
+    retired: HashMap<BackendKey, (config::RealServer, Forwarding)>,
+    /// The previous compile's real servers.
+    previous: HashMap<BackendKey, (config::RealServer, Forwarding)>,
+    /// Slots freed in snapshots up to this generation may be reused: every
+    /// worker has since swept its whole session table.
+    safe_generation: u64,
 }
 
 /// Health of real servers as management knows it (absent = up).
@@ -445,7 +467,36 @@ impl Compiler {
             max_services,
             max_backends,
             sched_cache: HashMap::new(),
+            retired: HashMap::new(),
+            previous: HashMap::new(),
+            safe_generation: 0,
         }
+    }
+
+    /// Declares that every worker has swept its whole session table since
+    /// installing snapshot `g`: slots freed up to `g` may be reused.
+    pub fn set_safe_generation(&mut self, g: u64) {
+        self.safe_generation = self.safe_generation.max(g);
+    }
+
+    /// The generation of the last compiled snapshot.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Slots of retired real servers (for `reap`).
+    pub fn retired_slots(&self) -> Vec<u16> {
+        self.retired.keys().filter_map(|k| self.backends.get(k).map(|(s, _)| s)).collect()
+    }
+
+    /// Forgets retired real servers whose sessions have all ended
+    /// (`has_sessions(slot)` false). Returns true when any was forgotten
+    /// (recompile and publish to free their slots).
+    pub fn reap(&mut self, has_sessions: impl Fn(u16) -> bool) -> bool {
+        let before = self.retired.len();
+        let backends = &self.backends;
+        self.retired.retain(|k, _| backends.get(k).is_some_and(|(slot, _)| has_sessions(slot)));
+        self.retired.len() != before
     }
 
     /// The shared neighbour table.
@@ -471,12 +522,33 @@ impl Compiler {
         let ports = port_views(cfg, macs);
         let mut snap = Snapshot::empty(ports, self.max_services, self.max_backends, self.neigh.clone());
 
+        // Real servers removed since the last compile: retired when their
+        // service keeps removed servers' sessions, else gone (their sessions
+        // are reset by the workers).
+        let now_gen = self.generation + 1;
+        let current: HashMap<BackendKey, (config::RealServer, Forwarding)> = cfg
+            .services
+            .iter()
+            .flat_map(|s| s.real_servers.iter().map(move |r| ((s.key(), r.address, s.port_of(r)), (r.clone(), s.forwarding_of(r)))))
+            .collect();
+        for (k, v) in std::mem::take(&mut self.previous) {
+            let keeps = cfg.service(&k.0).is_some_and(|s| s.on_remove == config::OnRemove::Keep);
+            if !current.contains_key(&k) && keeps {
+                self.retired.insert(k, v);
+            }
+        }
+        self.retired.retain(|k, _| !current.contains_key(k) && cfg.service(&k.0).is_some_and(|s| s.on_remove == config::OnRemove::Keep));
+        self.previous = current;
+
         // Slots.
         let skeys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key()).collect();
-        self.services.sync(skeys.iter()).map_err(|()| CompileError::TooManyServices(self.max_services))?;
-        let bkeys: Vec<BackendKey> =
+        self.services.sync(skeys.iter(), now_gen, self.safe_generation).map_err(|()| CompileError::TooManyServices(self.max_services))?;
+        let mut bkeys: Vec<BackendKey> =
             cfg.services.iter().flat_map(|s| s.real_servers.iter().map(move |r| (s.key(), r.address, s.port_of(r)))).collect();
-        self.backends.sync(bkeys.iter()).map_err(|()| CompileError::TooManyBackends(self.max_backends))?;
+        let mut retired_keys: Vec<BackendKey> = self.retired.keys().copied().collect();
+        retired_keys.sort();
+        bkeys.extend(retired_keys.iter().copied());
+        self.backends.sync(bkeys.iter(), now_gen, self.safe_generation).map_err(|()| CompileError::TooManyBackends(self.max_backends))?;
 
         // Neighbours: every real server's next hop, every gateway, every
         // static entry.
@@ -498,10 +570,17 @@ impl Compiler {
                 wanted.push((n.address, port_u8(p)));
             }
         }
+        for (r, _) in self.retired.values() {
+            if let Some((p, hop)) = cfg.egress_for(r.address) {
+                wanted.push((hop, port_u8(p)));
+            }
+        }
         wanted.sort();
         wanted.dedup();
         let before: HashMap<(IpAddr, u8), (u16, u16)> = self.neigh_slots.assigned.clone();
-        self.neigh_slots.sync(wanted.iter()).map_err(|()| CompileError::TooManyNeighbours(self.neigh.len()))?;
+        self.neigh_slots
+            .sync(wanted.iter(), now_gen, self.safe_generation)
+            .map_err(|()| CompileError::TooManyNeighbours(self.neigh.len()))?;
         for (k, (slot, _)) in &self.neigh_slots.assigned {
             if before.get(k).map(|x| x.0) != Some(*slot) {
                 self.neigh.clear(u32::from(*slot));
@@ -565,6 +644,7 @@ impl Compiler {
                     neigh,
                     tunnel_src,
                     up,
+                    retired: false,
                 });
                 backends.push(slot);
                 cands.push(Candidate { slot, weight: effective_weight });
@@ -614,6 +694,7 @@ impl Compiler {
                 stateless,
                 sloppy_tcp: s.sloppy_tcp,
                 locals: s.local_addresses.clone(),
+                on_remove: s.on_remove,
             });
             let proto = match s.protocol {
                 Protocol::Tcp => 6,
@@ -641,6 +722,31 @@ impl Compiler {
                     }
                 }
             }
+        }
+        // Retired real servers: forwarded to for their sessions, never
+        // scheduled (not among their service's candidates).
+        for (key, (r, fwd)) in &self.retired {
+            let (Some((slot, gen)), Some(sslot)) = (self.backends.get(key), self.services.get(&key.0).map(|(s, _)| s)) else { continue };
+            let Some((egress, hop)) = cfg.egress_for(r.address) else { continue };
+            let egress = port_u8(egress);
+            let Some((neigh, _)) = self.neigh_slots.get(&(hop, egress)) else { continue };
+            let mode = Mode::from(*fwd);
+            let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(r.address)).flatten();
+            snap.backends[usize::from(slot)] = Some(BackendView {
+                slot,
+                gen,
+                service: sslot,
+                addr: r.address,
+                port: key.2,
+                weight: 0,
+                effective_weight: 0,
+                mode,
+                egress,
+                neigh: u32::from(neigh),
+                tunnel_src,
+                up: true,
+                retired: true,
+            });
         }
         self.sched_cache.retain(|k, _| skeys.contains(k));
         self.generation += 1;
@@ -777,6 +883,50 @@ port = 8080
         c.services[0].real_servers.push(removed);
         let s4 = comp.compile(&c, &macs(), &Health::new()).unwrap();
         assert!(s4.backend(tag_b).is_none());
+    }
+
+    #[test]
+    fn freed_slots_wait_for_the_safe_generation() {
+        let mut c = cfg();
+        c.dataplane.max_real_servers = 3;
+        let mut comp = Compiler::new(&c);
+        let s1 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let svc = s1.services.iter().flatten().next().unwrap().clone();
+        let old = s1.backends[usize::from(svc.backends[1])].as_ref().unwrap().tag();
+        // Replace one server: its slot would be the only one left, and it is
+        // not reusable until the workers have swept past the removal.
+        c.services[0].real_servers[1].address = "198.18.1.99".parse().unwrap();
+        assert!(matches!(comp.compile(&c, &macs(), &Health::new()), Err(CompileError::TooManyBackends(3))));
+        let mut c2 = c.clone();
+        c2.services[0].real_servers.remove(1);
+        let s2 = comp.compile(&c2, &macs(), &Health::new()).unwrap();
+        assert!(s2.backend(old).is_none());
+        assert!(comp.compile(&c, &macs(), &Health::new()).is_err());
+        comp.set_safe_generation(s2.generation);
+        let s3 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let reused = s3.backends.iter().flatten().find(|b| b.addr == "198.18.1.99".parse::<IpAddr>().unwrap()).unwrap();
+        assert_eq!(reused.slot, u16::try_from(old & 0xffff).unwrap());
+        assert_ne!(reused.tag(), old, "a reused slot has a new generation");
+    }
+
+    #[test]
+    fn removed_server_is_retired_when_the_service_keeps_sessions() {
+        let mut c = cfg();
+        c.services[0].on_remove = config::OnRemove::Keep;
+        let mut comp = Compiler::new(&c);
+        let s1 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let tag = s1.backends.iter().flatten().find(|b| b.addr == "198.18.1.12".parse::<IpAddr>().unwrap()).unwrap().tag();
+        c.services[0].real_servers.remove(1);
+        let s2 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let b = s2.backend(tag).expect("retired backend still resolves");
+        assert!(b.retired);
+        assert_eq!(b.effective_weight, 0);
+        let svc = s2.services.iter().flatten().next().unwrap();
+        assert_eq!(svc.backends.len(), 2, "a retired server is not scheduled");
+        assert!(!comp.reap(|_| true));
+        assert!(comp.reap(|_| false));
+        let s3 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(s3.backend(tag).is_none());
     }
 
     #[test]

@@ -149,6 +149,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
         fwd.sweep(cfg.sweep_budget);
         if housekeeping_at.is_none_or(|t| now.wrapping_sub(t) >= HOUSEKEEPING_MS) {
             housekeeping_at = Some(now);
+            fwd.refresh_load();
             probes.clear();
             fwd.neighbour_probes(&mut probes);
             for (n, unicast) in &probes {

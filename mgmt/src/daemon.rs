@@ -176,10 +176,9 @@ impl Daemon {
         let (pmin, pmax) = (cfg.dataplane.fullnat_port_min, cfg.dataplane.fullnat_port_max);
         let per = (u32::from(pmax - pmin) + 1) / u32::try_from(workers).unwrap_or(1);
         let seeds = random_seeds();
-        let mut cores = Vec::new();
+        let cores: Vec<Arc<CoreStats>> = (0..workers).map(|_| Arc::new(CoreStats::new(nb, ns))).collect();
         for (w, &lcore) in lcores.iter().take(workers).enumerate() {
-            let stats = Arc::new(CoreStats::new(nb, ns));
-            cores.push(stats.clone());
+            let stats = cores[w].clone();
             let core = u16::try_from(w).unwrap_or(0);
             let lo = u32::from(pmin) + per * u32::from(core);
             let fcfg = ForwarderConfig {
@@ -192,7 +191,8 @@ impl Daemon {
                 fullnat_ports: (u16::try_from(lo).unwrap_or(pmin), u16::try_from(lo + per - 1).unwrap_or(pmax)),
                 icmp_rate: 1000,
             };
-            let fwd = Forwarder::new(&fcfg, snap.clone(), stats);
+            let mut fwd = Forwarder::new(&fcfg, snap.clone(), stats);
+            fwd.set_peers(cores.clone());
             let queues = WorkerQueues {
                 rx: port_ids.iter().enumerate().map(|(pi, &id)| (u8::try_from(pi).unwrap_or(0), RxQueue::new(id, core))).collect(),
                 tx: port_ids.iter().map(|&id| TxQueue::new(id, core)).collect(),

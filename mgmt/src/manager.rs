@@ -149,12 +149,36 @@ impl Manager {
         self.port_missed = missed;
     }
 
-    /// Updates rate estimates if two seconds have passed.
+    /// Periodic work (call about once a second): rate estimates every two
+    /// seconds; tell the compiler which freed slots are safe to reuse (every
+    /// worker has swept its sessions since); forget retired real servers
+    /// whose sessions have all ended, republishing without them.
     pub fn tick(&mut self) {
         let secs = self.last_tick.elapsed().as_secs_f64();
         if secs >= 2.0 {
             self.accounting.tick(&self.shared.snapshot.load(), &self.cores, secs);
             self.last_tick = Instant::now();
+        }
+        let safe = self.cores.iter().map(|c| c.swept_generation.get()).min().unwrap_or(0);
+        self.compiler.set_safe_generation(safe);
+        let cores = &self.cores;
+        let has_sessions = |slot: u16| {
+            let n: i64 = cores
+                .iter()
+                .filter_map(|c| c.backends.get(usize::from(slot)))
+                .map(|b| {
+                    #[expect(clippy::cast_possible_wrap, reason = "gauges are wrapping differences")]
+                    let x = b.active.get().wrapping_add(b.inactive.get()) as i64;
+                    x
+                })
+                .sum();
+            n > 0
+        };
+        if self.compiler.reap(has_sessions) {
+            if let Ok(snap) = self.compiler.compile(&self.config, &self.macs, &self.health) {
+                self.accounting.rebase_new(&snap, &self.cores);
+                self.shared.publish(snap);
+            }
         }
     }
 

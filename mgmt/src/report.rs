@@ -193,6 +193,8 @@ impl Report {
 }
 
 /// Raw (un-based) totals of a backend slot over all cores.
+/// The session gauges are exact (a backend slot is only reused once no
+/// session of its previous occupant remains), so they need no base.
 fn backend_raw(cores: &[Arc<CoreStats>], slot: usize) -> (Totals, i64, i64) {
     let mut t = Totals::default();
     let mut act = Vec::new();
@@ -228,7 +230,7 @@ fn service_raw(cores: &[Arc<CoreStats>], slot: usize) -> Totals {
 /// Bases and rate estimates, kept by management.
 #[derive(Debug, Default)]
 pub struct Accounting {
-    backend_base: HashMap<(u16, u16), (Totals, i64, i64)>,
+    backend_base: HashMap<(u16, u16), Totals>,
     service_base: HashMap<(u16, config::ServiceKey), Totals>,
     backend_rate: HashMap<(u16, u16), (Totals, Rates)>,
     service_rate: HashMap<u16, (Totals, Rates)>,
@@ -262,7 +264,7 @@ impl Accounting {
         let mut live = std::collections::HashSet::new();
         for b in snap.backends.iter().flatten() {
             live.insert((b.slot, b.gen));
-            self.backend_base.entry((b.slot, b.gen)).or_insert_with(|| backend_raw(cores, usize::from(b.slot)));
+            self.backend_base.entry((b.slot, b.gen)).or_insert_with(|| backend_raw(cores, usize::from(b.slot)).0);
         }
         self.backend_base.retain(|k, _| live.contains(k));
         self.backend_rate.retain(|k, _| live.contains(k));
@@ -281,7 +283,7 @@ impl Accounting {
         for b in snap.backends.iter().flatten() {
             let (t, _, _) = backend_raw(cores, usize::from(b.slot));
             if let Some(base) = self.backend_base.get_mut(&(b.slot, b.gen)) {
-                base.0 = t;
+                *base = t;
             }
         }
         for s in snap.services.iter().flatten() {
@@ -318,7 +320,7 @@ impl Accounting {
             for (r, &slot) in s.real_servers.iter().zip(&view.backends) {
                 let Some(b) = snap.backends.get(usize::from(slot)).and_then(Option::as_ref) else { continue };
                 let (t, a, i) = backend_raw(cores, usize::from(slot));
-                let (bt, ba, bi) = self.backend_base.get(&(b.slot, b.gen)).copied().unwrap_or_default();
+                let bt = self.backend_base.get(&(b.slot, b.gen)).copied().unwrap_or_default();
                 rs.push(RealServerReport {
                     address: r.address,
                     port: b.port,
@@ -326,8 +328,8 @@ impl Accounting {
                     weight: r.weight,
                     effective_weight: b.effective_weight,
                     up: b.up,
-                    active: a - ba,
-                    inactive: i - bi,
+                    active: a,
+                    inactive: i,
                     totals: t.minus(bt),
                     rates: self.backend_rate.get(&(b.slot, b.gen)).map(|x| x.1).unwrap_or_default(),
                 });

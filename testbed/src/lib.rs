@@ -254,6 +254,7 @@ pub struct Bed {
     sw: Netns,
     lb: Netns,
     keep_dir: bool,
+    dataplane: String,
 }
 
 /// Where the workspace's binaries are (`target/<profile>/`).
@@ -304,6 +305,7 @@ impl Bed {
             sw,
             lb,
             keep_dir: false,
+            dataplane: String::new(),
         })
     }
 
@@ -413,6 +415,20 @@ impl Bed {
     /// rvsd in `lb`, waits for its control socket, and wires its TAP
     /// interfaces into their segments.
     pub fn start_rvsd(&mut self, dataplane: &str, rest: &str) -> Result<()> {
+        self.dataplane = dataplane.to_string();
+        let path = self.write_config(rest)?;
+        self.start_rvsd_with(&path)
+    }
+
+    /// Rewrites the configuration file with new `rest` (services...) and
+    /// has rvsd reload it (the control socket's `reload`).
+    pub fn reload_with(&mut self, rest: &str) -> Result<()> {
+        self.write_config(rest)?;
+        self.call("reload", serde_json::Value::Null).map(|_| ())
+    }
+
+    fn write_config(&self, rest: &str) -> Result<PathBuf> {
+        let dataplane = &self.dataplane;
         let cfg = format!(
             "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n\n[dataplane]\nhugepages = false\nidle_backoff_us = 200\nmbufs = 8191\nsessions_per_worker = 65536\nsessions_v6_per_worker = 16384\n{dataplane}\n\n{}{rest}\n",
             self.socket().display(),
@@ -420,7 +436,7 @@ impl Bed {
         );
         let path = self.dir.join("rvs.toml");
         std::fs::write(&path, &cfg)?;
-        self.start_rvsd_with(&path)
+        Ok(path)
     }
 
     /// Starts rvsd with an existing configuration file.
@@ -518,6 +534,21 @@ impl Bed {
     /// A started process.
     pub fn proc(&mut self, i: usize) -> &mut Proc {
         &mut self.procs[i]
+    }
+
+    /// Waits for a started process to exit (killing it after `timeout`)
+    /// and returns its output.
+    pub fn wait(&mut self, i: usize, timeout: Duration) -> Result<String> {
+        let p = &mut self.procs[i];
+        let deadline = Instant::now() + timeout;
+        while p.running() {
+            if Instant::now() > deadline {
+                p.stop(Duration::from_secs(1));
+                bail!("{} did not finish in {timeout:?}", p.what());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(p.log())
     }
 
     /// Runs a command on a host and parses its stdout as JSON.

@@ -405,6 +405,85 @@ mod tests {
         }
     }
 
+    fn src_flow(src: u32, port: Option<u16>) -> Flow {
+        let mut b = src.to_be_bytes().to_vec();
+        if let Some(p) = port {
+            b.extend_from_slice(&p.to_be_bytes());
+        }
+        Flow { src: stable_hash(&b, 0x0073_7263), dst: stable_hash(&[9, 9, 9, 9], 0x0064_7374) }
+    }
+
+    #[test]
+    fn source_hashing_is_sticky_and_weighted() {
+        let c = cands(&[1, 1, 2]);
+        let ids: Vec<u64> = (0..3).collect();
+        for kind in [SchedulerKind::Sh, SchedulerKind::Mh] {
+            let spec = SchedSpec::build(kind, &c, &ids, 65537, false);
+            let (mut a, mut b) = (spec.instantiate(), spec.instantiate());
+            let mut counts = [0u32; 3];
+            for src in 0..4000u32 {
+                let f = src_flow(src, None);
+                let x = a.pick(&c, &NoLoad, &f).unwrap();
+                // The same source always gets the same server, on any core.
+                assert_eq!(b.pick(&c, &NoLoad, &f), Some(x), "{kind}");
+                assert_eq!(a.pick(&c, &NoLoad, &f), Some(x), "{kind}");
+                counts[x] += 1;
+            }
+            // Weights 1:1:2 -> about 1000:1000:2000.
+            for (i, want) in [1000.0, 1000.0, 2000.0].iter().enumerate() {
+                assert!((f64::from(counts[i]) - want).abs() < 0.1 * want, "{kind}: {counts:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn hashing_on_the_port_spreads_one_client() {
+        let c = cands(&[1, 1, 1]);
+        let ids: Vec<u64> = (0..3).collect();
+        let spec = SchedSpec::build(SchedulerKind::Mh, &c, &ids, 65537, false);
+        let mut s = spec.instantiate();
+        let without: std::collections::HashSet<usize> = (0..50u16).map(|_| s.pick(&c, &NoLoad, &src_flow(7, None)).unwrap()).collect();
+        assert_eq!(without.len(), 1, "without the port, one client is one server");
+        let with: std::collections::HashSet<usize> =
+            (0..50u16).map(|p| s.pick(&c, &NoLoad, &src_flow(7, Some(40000 + p))).unwrap()).collect();
+        assert_eq!(with.len(), 3, "with the port, one client's connections spread");
+    }
+
+    #[test]
+    fn destination_hashing_follows_the_destination() {
+        let c = cands(&[1, 1, 1]);
+        let spec = SchedSpec::build(SchedulerKind::Dh, &c, &[0, 1, 2], 65537, false);
+        let mut s = spec.instantiate();
+        let f1 = Flow { src: 1, dst: stable_hash(&[198, 18, 9, 1], 1) };
+        let f2 = Flow { src: 99, dst: f1.dst };
+        assert_eq!(s.pick(&c, &NoLoad, &f1), s.pick(&c, &NoLoad, &f2));
+    }
+
+    #[test]
+    fn hash_fallback_only_when_asked() {
+        let c = cands(&[1, 1, 1]);
+        let ids: Vec<u64> = (0..3).collect();
+        for kind in [SchedulerKind::Sh, SchedulerKind::Dh, SchedulerKind::Mh] {
+            // Tables built while all were up; then server 1 is drained.
+            let strict = SchedSpec::build(kind, &c, &ids, 65537, false).instantiate();
+            let lenient = SchedSpec::build(kind, &c, &ids, 65537, true).instantiate();
+            let drained = cands(&[1, 0, 1]);
+            let (mut strict, mut lenient) = (strict, lenient);
+            let mut none = 0;
+            for src in 0..300u32 {
+                let f = src_flow(src, None);
+                let f = Flow { dst: f.src, ..f };
+                match strict.pick(&drained, &NoLoad, &f) {
+                    None => none += 1,
+                    Some(x) => assert_ne!(x, 1),
+                }
+                assert_ne!(lenient.pick(&drained, &NoLoad, &f), Some(1));
+                assert!(lenient.pick(&drained, &NoLoad, &f).is_some(), "{kind} with fallback always finds one");
+            }
+            assert!(none > 50, "{kind}: without fallback the drained server's share finds nothing ({none})");
+        }
+    }
+
     #[test]
     fn weight_zero_gets_nothing_from_any_scheduler() {
         let c = cands(&[3, 0, 2]);
