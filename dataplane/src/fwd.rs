@@ -382,9 +382,8 @@ impl Forwarder {
             cx.stats.sessions_v6.set(st.s6.len() as u64);
         }
         // Persistence templates go when expired and childless.
-        let alive = |t: &mut Session<u32>| t.rport > 0 || !t.expired(now);
-        st.p4.sweep_by(budget, |t| !alive(t), |_, _| {});
-        st.p6.sweep_by(budget, |t| !(t.rport > 0 || !t.expired(now)), |_, _| {});
+        st.p4.sweep_by(budget, |t| t.rport == 0 && t.expired(now), |_, _| {});
+        st.p6.sweep_by(budget, |t| t.rport == 0 && t.expired(now), |_, _| {});
         // Record complete passes over both session tables.
         let g = cx.snap.generation;
         for (i, passes) in [st.s4.sweep_passes(), st.s6.sweep_passes()].into_iter().enumerate() {
@@ -948,8 +947,7 @@ fn stateless<A: Fam, B: PacketBuf>(
 /// acknowledging it when it carried no ACK).
 fn reset_to_sender<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, p: &Pkt<A>) -> Result<Verdict, DropReason> {
     let port = cx.snap.port(in_port).ok_or(DropReason::NoBackend)?;
-    let d = buf.data();
-    let t = tcp::TcpHeader::parse(&d[p.l4..p.end])?;
+    let t = tcp::TcpHeader::parse(&buf.data()[p.l4..p.end])?;
     let seg_len = u32::try_from(p.end - p.l4 - t.header_len).unwrap_or(0)
         + u32::from(t.flags & tcp::flags::SYN != 0)
         + u32::from(t.flags & tcp::flags::FIN != 0);
@@ -958,12 +956,44 @@ fn reset_to_sender<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8
     } else {
         (0, t.seq.wrapping_add(seg_len), tcp::flags::RST | tcp::flags::ACK)
     };
-    buf.truncate(p.l4 + tcp::MIN_HEADER_LEN);
+    let peer = ether::src(buf.data());
+    write_reset(buf, p.l4, (p.dst, p.dport), (p.src, p.sport), seq, ack, flags, peer, port.mac);
+    cx.stats.resets_sent.inc();
+    Ok(Verdict::Tx(in_port))
+}
+
+/// Turns a real server's segment for a session whose server was removed
+/// into a reset to the client, from the VIP, carrying the server's sequence
+/// number (what the client expects next): the client learns at once instead
+/// of waiting for a reply that will not come.
+fn reset_reply_to_client<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, s: &Session<A>, p: &Pkt<A>) -> Result<Verdict, DropReason> {
+    let port = cx.snap.port(s.client_port).ok_or(DropReason::NoBackend)?;
+    let t = tcp::TcpHeader::parse(&buf.data()[p.l4..p.end])?;
+    write_reset(buf, p.l4, (s.vip, s.vport), (s.client, s.cport), t.seq, 0, tcp::flags::RST, MacAddr(s.client_mac), port.mac);
+    cx.stats.resets_sent.inc();
+    Ok(Verdict::Tx(s.client_port))
+}
+
+/// Rewrites the frame in place into a bare TCP segment `src -> dst` with the
+/// given sequence, acknowledgement and flags (IPv4 DF, TTL 64).
+#[allow(clippy::too_many_arguments)]
+fn write_reset<A: Addr, B: PacketBuf>(
+    buf: &mut B,
+    l4: usize,
+    src: (A, u16),
+    dst: (A, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    to: MacAddr,
+    from: MacAddr,
+) {
+    buf.truncate(l4 + tcp::MIN_HEADER_LEN);
     let d = buf.data_mut();
-    ether::reply_macs(d, port.mac);
+    ether::set_macs(d, to, from);
     let ip = &mut d[ether::HEADER_LEN..];
     if A::V6 {
-        ipv6::write_header(ip, 0, 0, 20, proto::TCP, 64, u128::from_be_bytes(a_bytes16(p.dst)), u128::from_be_bytes(a_bytes16(p.src)));
+        ipv6::write_header(ip, 0, 0, 20, proto::TCP, 64, u128::from_be_bytes(a_bytes16(src.0)), u128::from_be_bytes(a_bytes16(dst.0)));
     } else {
         ipv4::write_header(
             ip,
@@ -973,27 +1003,25 @@ fn reset_to_sender<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8
             ipv4::FLAG_DF,
             64,
             proto::TCP,
-            u32::from_be_bytes(a_bytes4(p.dst)),
-            u32::from_be_bytes(a_bytes4(p.src)),
+            u32::from_be_bytes(a_bytes4(src.0)),
+            u32::from_be_bytes(a_bytes4(dst.0)),
         );
     }
-    let seg = &mut d[p.l4..p.l4 + tcp::MIN_HEADER_LEN];
+    let seg = &mut d[l4..l4 + tcp::MIN_HEADER_LEN];
     seg.fill(0);
-    seg[0..2].copy_from_slice(&p.dport.to_be_bytes());
-    seg[2..4].copy_from_slice(&p.sport.to_be_bytes());
+    seg[0..2].copy_from_slice(&src.1.to_be_bytes());
+    seg[2..4].copy_from_slice(&dst.1.to_be_bytes());
     seg[4..8].copy_from_slice(&seq.to_be_bytes());
     seg[8..12].copy_from_slice(&ack.to_be_bytes());
     seg[12] = 5 << 4;
     seg[13] = flags;
     let ph = if A::V6 {
-        checksum::pseudo_v6(&a_bytes16(p.dst), &a_bytes16(p.src), proto::TCP, 20)
+        checksum::pseudo_v6(&a_bytes16(src.0), &a_bytes16(dst.0), proto::TCP, 20)
     } else {
-        checksum::pseudo_v4(a_bytes4(p.dst), a_bytes4(p.src), proto::TCP, 20)
+        checksum::pseudo_v4(a_bytes4(src.0), a_bytes4(dst.0), proto::TCP, 20)
     };
     let c = checksum::l4_checksum(ph, seg);
     seg[tcp::CHECKSUM_AT..tcp::CHECKSUM_AT + 2].copy_from_slice(&c.to_be_bytes());
-    cx.stats.resets_sent.inc();
-    Ok(Verdict::Tx(in_port))
 }
 
 /// Hashes a scheduler may use: source (and port) and destination, stable
@@ -1060,9 +1088,12 @@ fn forward<A: Fam, B: PacketBuf>(
             account_end(cx, load, persist, &s);
         }
         A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
-        if p.proto == proto::TCP && dir == Dir::Forward && p.tcp_flags & tcp::flags::RST == 0 {
+        if p.proto == proto::TCP && p.tcp_flags & tcp::flags::RST == 0 {
             cx.stats.count_drop(DropReason::NoBackend);
-            return reset_to_sender::<A, B>(cx, buf, in_port, p);
+            return match dir {
+                Dir::Forward => reset_to_sender::<A, B>(cx, buf, in_port, p),
+                Dir::Reply => reset_reply_to_client::<A, B>(cx, buf, &s, p),
+            };
         }
         return Err(DropReason::NoBackend);
     };

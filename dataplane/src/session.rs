@@ -299,7 +299,6 @@ impl<A: Addr> SessionTable<A> {
     /// Maps 32 random bits onto a bucket (Lemire's multiply-shift).
     #[inline(always)]
     fn reduce(&self, x: u32) -> usize {
-        #[expect(clippy::cast_possible_truncation, reason = "the product >> 32 is below nbuckets")]
         let b = ((u64::from(x) * self.nbuckets) >> 32) as usize;
         b
     }
