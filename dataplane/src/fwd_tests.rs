@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use super::*;
 use crate::net::{ether, VecBuf};
+use crate::conn::State;
 use crate::stats::CoreStats;
 use crate::table::{Compiler, Health};
 use crate::testpkt::{self, Tcp};
@@ -684,9 +685,9 @@ fn sweep_purges_sessions_of_removed_servers_and_reports_passes() {
     assert_eq!(total, 4, "gauges stay exact");
     // The removed server's two TCP sessions are tombstones that refer to no
     // server and reset the client's next segment.
-    let tombs: Vec<u16> = f.sessions4().filter(|s| s.state == conn::State::Reset as u8).map(|s| s.cport).collect();
+    let tombs: Vec<u16> = f.sessions4().filter(|s| s.state == State::Reset as u8).map(|s| s.cport).collect();
     assert_eq!(tombs.len(), 2);
-    assert!(f.sessions4().all(|s| s.state == conn::State::Reset as u8 || f.snapshot().backend(s.backend).is_some()));
+    assert!(f.sessions4().all(|s| s.state == State::Reset as u8 || f.snapshot().backend(s.backend).is_some()));
     let ack = testpkt::tcp4(
         CLIENT_MAC,
         P0_MAC,

@@ -299,8 +299,7 @@ impl<A: Addr> SessionTable<A> {
     /// Maps 32 random bits onto a bucket (Lemire's multiply-shift).
     #[inline(always)]
     fn reduce(&self, x: u32) -> usize {
-        let b = ((u64::from(x) * self.nbuckets) >> 32) as usize;
-        b
+        ((u64::from(x) * self.nbuckets) >> 32) as usize
     }
 
     /// The primary bucket of a hash (from its low half).
