@@ -538,6 +538,152 @@ fn default_weight() -> u32 {
     1
 }
 
+/// What a health check does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// A TCP connection is accepted.
+    #[default]
+    Tcp,
+    /// An HTTP GET answers with an expected status (and body).
+    Http,
+    /// The same over TLS (the server's certificate is not verified, as
+    /// keepalived's SSL_GET by default).
+    Https,
+    /// A string is sent and an expected string comes back (Piranha's
+    /// send/expect).
+    SendExpect,
+    /// An external command exits with status 0 (keepalived's MISC_CHECK).
+    Command,
+}
+
+/// What a failed health check does to a real server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDown {
+    /// Weight 0 until it recovers: existing sessions continue (ldirectord's
+    /// `quiescent = yes`).
+    #[default]
+    Quiesce,
+    /// Removed from the service until it recovers: its sessions end per
+    /// the service's `on_remove` (ldirectord's `quiescent = no`).
+    Remove,
+}
+
+fn default_interval() -> f64 {
+    2.0
+}
+fn default_check_timeout() -> f64 {
+    1.0
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_path() -> String {
+    "/".into()
+}
+fn default_status() -> Vec<u16> {
+    vec![200]
+}
+
+/// A health check of every real server of a service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// What the check does.
+    #[serde(default)]
+    pub kind: CheckKind,
+    /// Seconds between checks of one real server.
+    #[serde(default = "default_interval")]
+    pub interval: f64,
+    /// Seconds a check may take.
+    #[serde(default = "default_check_timeout")]
+    pub timeout: f64,
+    /// Consecutive successes that bring a down server back.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that take an up server down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Port to check (default: the real server's).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Source address of the check's connections (an address of rvs).
+    #[serde(default)]
+    pub source: Option<IpAddr>,
+    /// HTTP(S): the path to GET.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// HTTP(S): the Host header (default: the real server's address).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// HTTP(S): acceptable status codes.
+    #[serde(default = "default_status")]
+    pub expect_status: Vec<u16>,
+    /// HTTP(S): a string the body must contain.
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    /// send_expect: what to send.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// send_expect: what must come back (a substring).
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// command: program and arguments; `{address}` and `{port}` are
+    /// replaced, and RVS_ADDRESS / RVS_PORT are set.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// What a failure does.
+    #[serde(default)]
+    pub on_down: OnDown,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            kind: CheckKind::Tcp,
+            interval: default_interval(),
+            timeout: default_check_timeout(),
+            rise: default_rise(),
+            fall: default_fall(),
+            port: None,
+            source: None,
+            path: default_path(),
+            host: None,
+            expect_status: default_status(),
+            expect_body: None,
+            send: None,
+            expect: None,
+            command: Vec::new(),
+            on_down: OnDown::Quiesce,
+        }
+    }
+}
+
+fn default_feedback_interval() -> f64 {
+    5.0
+}
+
+/// Dynamic weights from the real servers' own report of their load (an
+/// agent on each server answers a TCP connection with one line, as
+/// HAProxy's agent-check): `NN%` scales the configured weight, `drain` and
+/// `down`/`fail`/`maint`/`stopped` set it to 0, `up`/`ready` restore it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feedback {
+    /// The agent's TCP port on each real server.
+    pub port: u16,
+    /// Seconds between queries.
+    #[serde(default = "default_feedback_interval")]
+    pub interval: f64,
+    /// Seconds a query may take.
+    #[serde(default = "default_check_timeout")]
+    pub timeout: f64,
+}
+
 /// The identity of a virtual service, as ipvsadm prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceKey {
@@ -606,6 +752,16 @@ pub struct Service {
     /// What happens to the sessions of a real server removed from it.
     #[serde(default)]
     pub on_remove: OnRemove,
+    /// Health check of its real servers.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// Dynamic weights reported by the real servers.
+    #[serde(default)]
+    pub feedback: Option<Feedback>,
+    /// The "sorry server": takes new connections while every real server
+    /// is down.
+    #[serde(default)]
+    pub fallback: Option<RealServer>,
     /// Real servers.
     #[serde(default)]
     pub real_servers: Vec<RealServer>,
@@ -640,6 +796,9 @@ impl Service {
             when_full: None,
             sloppy_tcp: false,
             on_remove: OnRemove::Reset,
+            health_check: None,
+            feedback: None,
+            fallback: None,
             real_servers: Vec::new(),
         }
     }
@@ -841,6 +1000,71 @@ impl Config {
             for (j, a) in s.local_addresses.iter().enumerate() {
                 if !own.contains(a) && self.connected_port(*a).is_none() {
                     err(format!("services[{i}].local_addresses[{j}]"), format!("{a} is neither a port address nor on a port's network"));
+                }
+            }
+            if let Some(h) = &s.health_check {
+                if !(h.interval >= 0.05 && h.interval <= 3600.0) {
+                    err(f("health_check.interval"), format!("{} is not 0.05..=3600 seconds", h.interval));
+                }
+                if !(h.timeout > 0.0 && h.timeout <= 60.0) {
+                    err(f("health_check.timeout"), format!("{} is not (0, 60] seconds", h.timeout));
+                }
+                if h.rise == 0 || h.rise > 100 {
+                    err(f("health_check.rise"), format!("{} is not 1..=100", h.rise));
+                }
+                if h.fall == 0 || h.fall > 100 {
+                    err(f("health_check.fall"), format!("{} is not 1..=100", h.fall));
+                }
+                match h.kind {
+                    CheckKind::Http | CheckKind::Https => {
+                        if !h.path.starts_with('/') {
+                            err(f("health_check.path"), format!("{:?} must start with '/'", h.path));
+                        }
+                        if h.expect_status.is_empty() || h.expect_status.iter().any(|c| !(100..=599).contains(c)) {
+                            err(f("health_check.expect_status"), "must list HTTP status codes (100..=599)".into());
+                        }
+                    }
+                    CheckKind::SendExpect => {
+                        if h.send.as_deref().is_none_or(str::is_empty) {
+                            err(f("health_check.send"), "send_expect needs a non-empty `send`".into());
+                        }
+                        if h.expect.as_deref().is_none_or(str::is_empty) {
+                            err(f("health_check.expect"), "send_expect needs a non-empty `expect`".into());
+                        }
+                    }
+                    CheckKind::Command => {
+                        if h.command.is_empty() {
+                            err(f("health_check.command"), "a command check needs the program to run".into());
+                        }
+                    }
+                    CheckKind::Tcp => {}
+                }
+                if let Some(src) = h.source {
+                    if !own.contains(&src) {
+                        err(f("health_check.source"), format!("{src} is not an address of a port"));
+                    }
+                }
+            }
+            if let Some(fb) = &s.feedback {
+                if fb.port == 0 {
+                    err(f("feedback.port"), "must be 1..=65535".into());
+                }
+                if !(fb.interval >= 0.1 && fb.interval <= 3600.0) {
+                    err(f("feedback.interval"), format!("{} is not 0.1..=3600 seconds", fb.interval));
+                }
+                if !(fb.timeout > 0.0 && fb.timeout <= 60.0) {
+                    err(f("feedback.timeout"), format!("{} is not (0, 60] seconds", fb.timeout));
+                }
+            }
+            if let Some(fb) = &s.fallback {
+                let fwd = s.forwarding_of(fb);
+                if fb.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
+                    err(f("fallback.address"), format!("{} is not of the VIP's address family", fb.address));
+                } else if self.egress_for(fb.address).is_none() {
+                    err(f("fallback.address"), format!("{} is not reachable: no port network, gateway or route covers it", fb.address));
+                }
+                if s.real_servers.iter().any(|r| r.address == fb.address && s.port_of(r) == s.port_of(fb)) {
+                    err(f("fallback.address"), "the fallback server cannot also be a real server of the service".into());
                 }
             }
             if strictness == Strictness::File && s.real_servers.is_empty() {

@@ -54,6 +54,29 @@ pub enum Verdict {
     Consumed,
 }
 
+/// A session as listed by `rvsadm -c`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// IP protocol.
+    pub proto: u8,
+    /// Client address and port.
+    pub client: (IpAddr, u16),
+    /// Virtual address and port.
+    pub vip: (IpAddr, u16),
+    /// Real server address and port.
+    pub server: (IpAddr, u16),
+    /// Full-NAT local address and port.
+    pub local: Option<(IpAddr, u16)>,
+    /// State name (ipvsadm's).
+    pub state: &'static str,
+    /// Milliseconds until expiry.
+    pub expires_ms: u32,
+    /// Forwarding mode.
+    pub mode: Option<Mode>,
+    /// The worker holding it.
+    pub core: u16,
+}
+
 /// Static settings of one forwarder.
 #[derive(Clone, Debug)]
 pub struct ForwarderConfig {
@@ -282,6 +305,11 @@ impl Forwarder {
         f
     }
 
+    /// This worker's index.
+    pub fn core(&self) -> u16 {
+        self.core
+    }
+
     /// The snapshot in use.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snap
@@ -340,6 +368,46 @@ impl Forwarder {
     /// Memory held by both session tables.
     pub fn session_memory(&self) -> usize {
         self.st.s4.memory_bytes() + self.st.s6.memory_bytes()
+    }
+
+    /// Copies sessions into `out` starting at entry `*cursor` (IPv4 entries
+    /// first, then IPv6), visiting at most `visit` entries and stopping at
+    /// `max` sessions in `out`. Returns true when the scan is complete.
+    pub fn dump(&self, cursor: &mut usize, visit: usize, max: usize, out: &mut Vec<SessionInfo>) -> bool {
+        let n4 = self.st.s4.capacity();
+        let total = n4 + self.st.s6.capacity();
+        let end = (*cursor + visit).min(total);
+        while *cursor < end && out.len() < max {
+            let i = *cursor;
+            *cursor += 1;
+            if i < n4 {
+                if let Some(s) = self.st.s4.entry_at(i) {
+                    out.push(self.info(s));
+                }
+            } else if let Some(s) = self.st.s6.entry_at(i - n4) {
+                out.push(self.info(s));
+            }
+        }
+        *cursor >= total || out.len() >= max
+    }
+
+    fn info<A: Addr>(&self, s: &Session<A>) -> SessionInfo {
+        let mode = Mode::from_u8(s.mode);
+        let server = match self.snap.backend(s.backend) {
+            Some(b) => (b.addr, b.port),
+            None => (s.rs.to_ip(), s.rport),
+        };
+        SessionInfo {
+            proto: s.proto,
+            client: (s.client.to_ip(), s.cport),
+            vip: (s.vip.to_ip(), s.vport),
+            server,
+            local: (s.flags & FLAG_FULLNAT != 0).then(|| (s.local.to_ip(), s.lport)),
+            state: State::from_u8(s.state).map_or("NONE", State::name),
+            expires_ms: s.expires.wrapping_sub(self.now).min(i32::MAX as u32),
+            mode,
+            core: self.core,
+        }
     }
 
     /// IPv4 sessions, for listing (`rvsadm -c`).
@@ -562,7 +630,12 @@ fn arp_packet<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8) -> Result<Ve
         cx.snap.neigh.learn(slot, a.sha, cx.now);
     }
     if a.op != arp::OP_REQUEST {
-        return Ok(Verdict::Consumed);
+        // A reply to one of our own addresses answers the kernel's request
+        // when the port has a kernel interface.
+        return Ok(match cx.snap.addr_kind(u32::from(a.tpa)) {
+            Some(AddrKind::Own(p)) if p == in_port && cx.snap.port(p).and_then(|v| v.kernel).is_some() => Verdict::Kernel(p),
+            _ => Verdict::Consumed,
+        });
     }
     match cx.snap.addr_kind(u32::from(a.tpa)) {
         Some(AddrKind::Vip | AddrKind::Local) => {}
@@ -879,6 +952,9 @@ fn new_session<A: Fam, B: PacketBuf>(
     }
     if let Some(ss) = cx.stats.services.get(usize::from(svc.slot)) {
         ss.conns.inc();
+        if b.fallback {
+            ss.fallback_conns.inc();
+        }
     }
     Ok(idx)
 }
@@ -1611,7 +1687,10 @@ fn icmp6<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, h: &
             if let (Some(slot), Some(mac)) = (cx.snap.neigh_slot(na.target), na.lla) {
                 cx.snap.neigh.learn(slot, mac, cx.now);
             }
-            Ok(Verdict::Consumed)
+            Ok(match cx.snap.addr_kind(h.dst) {
+                Some(AddrKind::Own(p)) if p == in_port && port.kernel.is_some() => Verdict::Kernel(p),
+                _ => Verdict::Consumed,
+            })
         }
         icmp::v6::ECHO_REQUEST => match cx.snap.addr_kind(h.dst) {
             Some(AddrKind::Vip | AddrKind::Local) => echo6(buf, port.mac, h.header_len, in_port),

@@ -2,8 +2,8 @@
 //! connection reuse, and a drop reason for every kind of malformed input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use super::*;
-use crate::net::{ether, VecBuf};
 use crate::conn::State;
+use crate::net::{ether, VecBuf};
 use crate::stats::CoreStats;
 use crate::table::{Compiler, Health};
 use crate::testpkt::{self, Tcp};

@@ -506,6 +506,11 @@ impl<A: Addr> SessionTable<A> {
         }
     }
 
+    /// The entry at index `i` if it holds a session (for resumable scans).
+    pub fn entry_at(&self, i: usize) -> Option<&Session<A>> {
+        self.entries.get(i).filter(|e| e.in_use())
+    }
+
     /// Iterates over sessions in use (entry index and session).
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Session<A>)> {
         #[expect(clippy::cast_possible_truncation, reason = "capacity < 2^31")]

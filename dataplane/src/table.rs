@@ -138,6 +138,8 @@ pub struct BackendView {
     /// Removed from its service but kept for its sessions (`on_remove =
     /// "keep"`): forwarded to, never scheduled.
     pub retired: bool,
+    /// The service's fallback ("sorry") server.
+    pub fallback: bool,
 }
 
 impl BackendView {
@@ -449,8 +451,38 @@ pub struct Compiler {
     safe_generation: u64,
 }
 
-/// Health of real servers as management knows it (absent = up).
-pub type Health = HashMap<BackendKey, bool>;
+/// A real server's health as management knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendHealth {
+    /// False when a health check marked it down.
+    pub up: bool,
+    /// Weight percentage reported by its feedback agent.
+    pub weight_pct: Option<u8>,
+}
+
+impl Default for BackendHealth {
+    fn default() -> Self {
+        BackendHealth { up: true, weight_pct: None }
+    }
+}
+
+impl BackendHealth {
+    /// The weight to schedule with: 0 when down, else the configured
+    /// weight scaled by the agent's percentage (rounded up, so any
+    /// positive percentage keeps a positive weight).
+    pub fn effective(&self, weight: u32) -> u32 {
+        if !self.up {
+            return 0;
+        }
+        match self.weight_pct {
+            None => weight,
+            Some(p) => u32::try_from((u64::from(weight) * u64::from(p.min(100))).div_ceil(100)).unwrap_or(weight),
+        }
+    }
+}
+
+/// Health of real servers as management knows it (absent = up, full weight).
+pub type Health = HashMap<BackendKey, BackendHealth>;
 
 impl Compiler {
     /// A compiler for a dataplane sized by `cfg.dataplane`.
@@ -548,6 +580,7 @@ impl Compiler {
         let mut retired_keys: Vec<BackendKey> = self.retired.keys().copied().collect();
         retired_keys.sort();
         bkeys.extend(retired_keys.iter().copied());
+        bkeys.extend(cfg.services.iter().filter_map(|s| s.fallback.as_ref().map(|f| (s.key(), f.address, s.port_of(f)))));
         self.backends.sync(bkeys.iter(), now_gen, self.safe_generation).map_err(|()| CompileError::TooManyBackends(self.max_backends))?;
 
         // Neighbours: every real server's next hop, every gateway, every
@@ -568,6 +601,11 @@ impl Compiler {
         for n in &cfg.neighbors {
             if let Some(p) = cfg.ports.iter().position(|p| p.name == n.port) {
                 wanted.push((n.address, port_u8(p)));
+            }
+        }
+        for f in cfg.services.iter().filter_map(|s| s.fallback.as_ref()) {
+            if let Some((p, hop)) = cfg.egress_for(f.address) {
+                wanted.push((hop, port_u8(p)));
             }
         }
         for (r, _) in self.retired.values() {
@@ -611,7 +649,7 @@ impl Compiler {
         for s in &cfg.services {
             let key = s.key();
             let (sslot, _) = self.services.get(&key).ok_or_else(|| CompileError::Invalid(format!("no slot for {key}")))?;
-            let mut backends = Vec::new();
+            let mut backends: Vec<u16> = Vec::new();
             let mut cands = Vec::new();
             let mut ids = Vec::new();
             for r in &s.real_servers {
@@ -627,9 +665,10 @@ impl Compiler {
                     .get(&(hop, egress))
                     .map(|(n, _)| u32::from(n))
                     .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
-                let up = health.get(&bkey).copied().unwrap_or(true);
+                let h = health.get(&bkey).copied().unwrap_or_default();
+                let up = h.up;
                 let mode = Mode::from(s.forwarding_of(r));
-                let effective_weight = if up { r.weight } else { 0 };
+                let effective_weight = h.effective(r.weight);
                 let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(r.address)).flatten();
                 snap.backends[usize::from(slot)] = Some(BackendView {
                     slot,
@@ -645,10 +684,51 @@ impl Compiler {
                     tunnel_src,
                     up,
                     retired: false,
+                    fallback: false,
                 });
                 backends.push(slot);
                 cands.push(Candidate { slot, weight: effective_weight });
                 ids.push(backend_id(r.address, port));
+            }
+            // The fallback server: always present for its sessions, the only
+            // candidate while every real server is down.
+            if let Some(fb) = &s.fallback {
+                let port = s.port_of(fb);
+                let fkey = (key, fb.address, port);
+                let (slot, gen) =
+                    self.backends.get(&fkey).ok_or_else(|| CompileError::Invalid(format!("no slot for fallback {}", fb.address)))?;
+                let (egress, hop) =
+                    cfg.egress_for(fb.address).ok_or_else(|| CompileError::Invalid(format!("{} is not reachable", fb.address)))?;
+                let egress = port_u8(egress);
+                let neigh = self
+                    .neigh_slots
+                    .get(&(hop, egress))
+                    .map(|(n, _)| u32::from(n))
+                    .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
+                let mode = Mode::from(s.forwarding_of(fb));
+                let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(fb.address)).flatten();
+                snap.backends[usize::from(slot)] = Some(BackendView {
+                    slot,
+                    gen,
+                    service: sslot,
+                    addr: fb.address,
+                    port,
+                    weight: 1,
+                    effective_weight: 1,
+                    mode,
+                    egress,
+                    neigh,
+                    tunnel_src,
+                    up: true,
+                    retired: false,
+                    fallback: true,
+                });
+                let all_down = s.real_servers.iter().all(|r| !health.get(&(key, r.address, s.port_of(r))).copied().unwrap_or_default().up);
+                if all_down {
+                    backends = vec![slot];
+                    cands = vec![Candidate { slot, weight: 1 }];
+                    ids = vec![backend_id(fb.address, port)];
+                }
             }
             let when_full = s.when_full.unwrap_or(cfg.dataplane.when_full);
             // The scheduler spec (and Maglev tables) only change when the
@@ -746,6 +826,7 @@ impl Compiler {
                 tunnel_src,
                 up: true,
                 retired: true,
+                fallback: false,
             });
         }
         self.sched_cache.retain(|k, _| skeys.contains(k));
@@ -795,7 +876,7 @@ pub fn port_views(cfg: &Config, macs: &[MacAddr]) -> Vec<PortView> {
                 })
                 .collect(),
             mtu: p.mtu,
-            kernel: None,
+            kernel: p.kernel_interface.as_ref().map(|_| port_u8(i)),
         })
         .collect()
 }
@@ -935,9 +1016,14 @@ port = 8080
         let mut comp = Compiler::new(&c);
         let key = c.services[0].key();
         let mut h = Health::new();
-        h.insert((key, "198.18.1.12".parse().unwrap(), 8080), false);
+        h.insert((key, "198.18.1.12".parse().unwrap(), 8080), BackendHealth { up: false, weight_pct: None });
+        h.insert((key, "198.18.1.11".parse().unwrap(), 8080), BackendHealth { up: true, weight_pct: Some(50) });
         let s = comp.compile(&c, &macs(), &h).unwrap();
         let svc = s.services.iter().flatten().next().unwrap();
+        // Down: 0; agent at 50% of weight 1: rounds up to 1.
         assert_eq!(svc.cands.iter().map(|c| c.weight).collect::<Vec<_>>(), [1, 0, 1]);
+        assert_eq!(BackendHealth { up: true, weight_pct: Some(50) }.effective(10), 5);
+        assert_eq!(BackendHealth { up: true, weight_pct: Some(0) }.effective(10), 0);
+        assert_eq!(BackendHealth { up: false, weight_pct: Some(100) }.effective(10), 0);
     }
 }

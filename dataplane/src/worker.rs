@@ -21,7 +21,7 @@ use crate::table::Snapshot;
 use crate::DropReason;
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Interval of neighbour probing, in milliseconds.
@@ -36,13 +36,37 @@ pub struct Shared {
     pub generation: AtomicU64,
     /// Set to stop the workers.
     pub stop: AtomicBool,
+    /// Incremented by management to ask every worker for a session dump.
+    pub dump_request: AtomicU64,
+    /// Per worker: the answer to a dump request.
+    pub dumps: Vec<Mutex<Dump>>,
 }
+
+/// A worker's answer to a session dump request.
+#[derive(Debug, Default)]
+pub struct Dump {
+    /// The request it answers.
+    pub request: u64,
+    /// True once complete.
+    pub done: bool,
+    /// The sessions.
+    pub sessions: Vec<crate::fwd::SessionInfo>,
+}
+
+/// Most sessions one worker returns per dump.
+pub const DUMP_MAX: usize = 100_000;
 
 impl Shared {
     /// Shared state starting with `snap`.
-    pub fn new(snap: Arc<Snapshot>) -> Shared {
+    pub fn new(snap: Arc<Snapshot>, workers: usize) -> Shared {
         let g = snap.generation;
-        Shared { snapshot: ArcSwap::new(snap), generation: AtomicU64::new(g), stop: AtomicBool::new(false) }
+        Shared {
+            snapshot: ArcSwap::new(snap),
+            generation: AtomicU64::new(g),
+            stop: AtomicBool::new(false),
+            dump_request: AtomicU64::new(0),
+            dumps: (0..workers).map(|_| Mutex::new(Dump::default())).collect(),
+        }
     }
 
     /// Publishes a snapshot; workers switch to it between bursts.
@@ -60,6 +84,9 @@ pub struct WorkerQueues {
     pub rx: Vec<(u8, RxQueue)>,
     /// TX queue for this worker, by port index.
     pub tx: Vec<TxQueue>,
+    /// By port index: this worker's queues on the port's kernel interface
+    /// (the exception path), when it has one.
+    pub kernel: Vec<Option<(RxQueue, TxQueue)>>,
 }
 
 /// Tunables of the loop.
@@ -77,6 +104,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
     let nports = q.tx.len();
     let mut rx = Burst::new();
     let mut tx: Vec<Burst> = (0..nports).map(|_| Burst::new()).collect();
+    let mut ktx: Vec<Burst> = (0..nports).map(|_| Burst::new()).collect();
     let mut tx_bytes = vec![0u64; nports];
     let mut dead = Burst::new();
     let mut seen_gen = shared.generation.load(Ordering::Acquire);
@@ -84,6 +112,9 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
     let mut housekeeping_at: Option<u32> = None;
     let mut probes = Vec::new();
     let mut verdicts = [Verdict::Consumed; dpdk::BURST];
+    let core = usize::from(fwd.core());
+    let mut dump_seen = 0u64;
+    let mut dump_cursor = 0usize;
 
     while !shared.stop.load(Ordering::Relaxed) {
         let g = shared.generation.load(Ordering::Acquire);
@@ -130,11 +161,40 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
                             let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
                         }
                     }
+                    Verdict::Kernel(p) if q.kernel.get(usize::from(p)).is_some_and(Option::is_some) => {
+                        let p = usize::from(p);
+                        stats.ports[p % MAX_PORTS].to_kernel.inc();
+                        if let Err(m) = ktx[p].push(m) {
+                            flush_kernel(&mut q.kernel[p], &mut ktx[p], &stats);
+                            let _ = ktx[p].push(m).map_err(|m| push_dead(&mut dead, m));
+                        }
+                    }
                     _ => push_dead(&mut dead, m),
                 }
             }
         }
+        // The kernel's own traffic (health checks, management) leaves by
+        // its port unchanged.
         for p in 0..nports {
+            let Some((krx, _)) = q.kernel.get_mut(p).and_then(Option::as_mut) else { continue };
+            let n = krx.rx(&mut rx);
+            if n == 0 {
+                continue;
+            }
+            got += n;
+            stats.ports[p % MAX_PORTS].from_kernel.add(n as u64);
+            for m in rx.drain() {
+                tx_bytes[p] += m.len() as u64;
+                if let Err(m) = tx[p].push(m) {
+                    flush(&mut q.tx[p], &mut tx[p], &stats, p);
+                    let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
+                }
+            }
+        }
+        for p in 0..nports {
+            if !ktx[p].is_empty() {
+                flush_kernel(&mut q.kernel[p], &mut ktx[p], &stats);
+            }
             if !tx[p].is_empty() {
                 flush(&mut q.tx[p], &mut tx[p], &stats, p);
             }
@@ -147,6 +207,22 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
 
         stats.loops.inc();
         fwd.sweep(cfg.sweep_budget);
+        // A session dump, in bounded steps between bursts.
+        let req = shared.dump_request.load(Ordering::Relaxed);
+        if req != dump_seen {
+            if let Some(slot) = shared.dumps.get(core) {
+                if let Ok(mut d) = slot.lock() {
+                    if d.request != req {
+                        *d = Dump { request: req, done: false, sessions: Vec::new() };
+                        dump_cursor = 0;
+                    }
+                    if fwd.dump(&mut dump_cursor, 16_384, DUMP_MAX, &mut d.sessions) {
+                        d.done = true;
+                        dump_seen = req;
+                    }
+                }
+            }
+        }
         if housekeeping_at.is_none_or(|t| now.wrapping_sub(t) >= HOUSEKEEPING_MS) {
             housekeeping_at = Some(now);
             fwd.refresh_load();
@@ -168,9 +244,20 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             idle_since = None;
         }
     }
-    for b in &mut tx {
+    for b in tx.iter_mut().chain(ktx.iter_mut()) {
         b.free_all();
     }
+}
+
+/// Sends a burst to a kernel interface; what it refuses is counted.
+fn flush_kernel(q: &mut Option<(RxQueue, TxQueue)>, b: &mut Burst, stats: &crate::stats::CoreStats) {
+    if let Some((_, ktx)) = q.as_mut() {
+        ktx.tx(b);
+    }
+    for _ in 0..b.len() {
+        stats.count_drop(DropReason::KernelPathFull);
+    }
+    b.free_all();
 }
 
 #[inline]

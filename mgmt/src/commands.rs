@@ -3,31 +3,170 @@
 //! | command | args | result |
 //! |---------|------|--------|
 //! | `ping` | - | `"pong"` |
-//! | `version` | - | rvs, protocol and DPDK versions |
+//! | `version` | - | rvs, protocol and DPDK versions, uptime |
 //! | `stats` | - | the statistics [`Report`](crate::report::Report) |
-//! | `config.get` | - | the running configuration (as the TOML model, in JSON) |
-//! | `reload` | - | re-reads the configuration file and applies the difference |
+//! | `config.get` | - | the running configuration (the TOML model, as JSON) |
+//! | `reload` | - | re-reads the configuration file, applies the difference; returns it |
 //! | `zero` | - | zeroes service and real-server counters (`ipvsadm -Z`) |
+//! | `service.add` | `{service}` | `ipvsadm -A` |
+//! | `service.edit` | `{key, patch}` | `ipvsadm -E` |
+//! | `service.del` | `{key}` | `ipvsadm -D` |
+//! | `server.add` | `{key, server}` | `ipvsadm -a` |
+//! | `server.edit` | `{key, server}` | `ipvsadm -e` |
+//! | `server.del` | `{key, address, port}` | `ipvsadm -d` |
+//! | `clear` | - | `ipvsadm -C` |
+//! | `timeouts.set` | `{tcp, tcpfin, udp}` | `ipvsadm --set` (every service) |
+//! | `timeouts.get` | - | `ipvsadm --timeout` |
+//! | `batch` | `{ops: [Op]}` | several changes, all or none (`rvsadm -R`) |
+//! | `sessions` | `{limit}` | the sessions of every worker (`ipvsadm -c`) |
+//!
+//! A `key` is `{"protocol": "tcp", "vip": "198.18.0.100", "port": 80}`; a
+//! `service` and a `server` are the TOML model's `[[services]]` and
+//! `[[services.real_servers]]` objects. Changes return the difference
+//! applied (`services_added`, `servers_removed`, ...).
 use crate::manager::Manager;
+use crate::ops::{Op, ServicePatch};
 use crate::proto::{CmdError, ErrorCode};
+use config::{RealServer, Service, ServiceKey};
+use dataplane::fwd::SessionInfo;
+use dataplane::worker::Shared;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn args<T: DeserializeOwned>(cmd: &str, v: &Value) -> Result<T, CmdError> {
+    serde_json::from_value(v.clone()).map_err(|e| CmdError::field(ErrorCode::BadRequest, "args", format!("{cmd}: {e}")))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, CmdError> {
+    serde_json::to_value(v).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyArgs {
+    key: ServiceKey,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceArgs {
+    service: Service,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditArgs {
+    key: ServiceKey,
+    patch: ServicePatch,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerArgs {
+    key: ServiceKey,
+    server: RealServer,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerDelArgs {
+    key: ServiceKey,
+    address: IpAddr,
+    #[serde(default)]
+    port: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutArgs {
+    tcp: u32,
+    tcpfin: u32,
+    udp: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchArgs {
+    ops: Vec<Op>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SessionArgs {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Asks every worker for its sessions and waits (up to `timeout`) for the
+/// answers; returns the sessions and whether every worker answered. Runs
+/// without the management lock: it only needs the workers' shared state.
+pub fn dump_sessions(shared: &Shared, timeout: Duration) -> (Vec<SessionInfo>, bool) {
+    let req = shared.dump_request.fetch_add(1, Ordering::Relaxed) + 1;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let done = shared.dumps.iter().all(|d| d.lock().map(|d| d.request == req && d.done).unwrap_or(true));
+        if done || Instant::now() > deadline {
+            let mut out = Vec::new();
+            for d in &shared.dumps {
+                if let Ok(mut d) = d.lock() {
+                    if d.request == req {
+                        out.append(&mut d.sessions);
+                    }
+                }
+            }
+            return (out, done);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The `sessions` command.
+pub fn sessions(shared: &Shared, a: &Value) -> Result<Value, CmdError> {
+    let x: SessionArgs = if a.is_null() { SessionArgs::default() } else { args("sessions", a)? };
+    let (mut list, complete) = dump_sessions(shared, Duration::from_secs(5));
+    let limit = x.limit.unwrap_or(usize::MAX);
+    let truncated = list.len() > limit || !complete;
+    list.truncate(limit);
+    let items: Vec<Value> = list
+        .iter()
+        .map(|s| {
+            json!({
+                "protocol": match s.proto { 6 => "tcp", 17 => "udp", _ => "other" },
+                "client": crate::ipvsadm::addr_port(s.client.0, s.client.1),
+                "virtual": crate::ipvsadm::addr_port(s.vip.0, s.vip.1),
+                "server": crate::ipvsadm::addr_port(s.server.0, s.server.1),
+                "local": s.local.map(|(a, p)| crate::ipvsadm::addr_port(a, p)),
+                "state": s.state,
+                "expires_s": s.expires_ms / 1000,
+                "forwarding": s.mode.map(|m| format!("{m:?}").to_lowercase()),
+                "worker": s.core,
+            })
+        })
+        .collect();
+    Ok(json!({"sessions": items, "truncated": truncated}))
+}
 
 /// Executes `cmd` with `args` against the management state.
-pub fn execute(m: &mut Manager, cmd: &str, args: &Value) -> Result<Value, CmdError> {
-    let no_args = |args: &Value| -> Result<(), CmdError> {
-        if args.is_null() || args.as_object().is_some_and(serde_json::Map::is_empty) {
+pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError> {
+    let no_args = |a: &Value| -> Result<(), CmdError> {
+        if a.is_null() || a.as_object().is_some_and(serde_json::Map::is_empty) {
             Ok(())
         } else {
             Err(CmdError::field(ErrorCode::BadRequest, "args", format!("{cmd} takes no arguments")))
         }
     };
+    let change = |m: &mut Manager, ops: Vec<Op>| m.apply_ops(&ops).and_then(|d| to_value(&d));
     match cmd {
         "ping" => {
-            no_args(args)?;
+            no_args(a)?;
             Ok(json!("pong"))
         }
         "version" => {
-            no_args(args)?;
+            no_args(a)?;
             Ok(json!({
                 "rvs": env!("CARGO_PKG_VERSION"),
                 "protocol": crate::proto::VERSION,
@@ -36,22 +175,63 @@ pub fn execute(m: &mut Manager, cmd: &str, args: &Value) -> Result<Value, CmdErr
             }))
         }
         "stats" => {
-            no_args(args)?;
-            serde_json::to_value(m.report()).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))
+            no_args(a)?;
+            to_value(&m.report())
         }
         "config.get" => {
-            no_args(args)?;
-            serde_json::to_value(m.config()).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))
+            no_args(a)?;
+            to_value(m.config())
         }
         "reload" => {
-            no_args(args)?;
-            m.reload()?;
-            Ok(json!({"generation": m.shared().snapshot.load().generation}))
+            no_args(a)?;
+            let d = m.reload()?;
+            Ok(json!({"generation": m.shared().snapshot.load().generation, "diff": d}))
         }
         "zero" => {
-            no_args(args)?;
+            no_args(a)?;
             m.zero();
             Ok(json!({}))
+        }
+        "service.add" => {
+            let x: ServiceArgs = args(cmd, a)?;
+            change(m, vec![Op::ServiceAdd { service: x.service }])
+        }
+        "service.edit" => {
+            let x: EditArgs = args(cmd, a)?;
+            change(m, vec![Op::ServiceEdit { key: x.key, patch: x.patch }])
+        }
+        "service.del" => {
+            let x: KeyArgs = args(cmd, a)?;
+            change(m, vec![Op::ServiceDel { key: x.key }])
+        }
+        "server.add" => {
+            let x: ServerArgs = args(cmd, a)?;
+            change(m, vec![Op::ServerAdd { key: x.key, server: x.server }])
+        }
+        "server.edit" => {
+            let x: ServerArgs = args(cmd, a)?;
+            change(m, vec![Op::ServerEdit { key: x.key, server: x.server }])
+        }
+        "server.del" => {
+            let x: ServerDelArgs = args(cmd, a)?;
+            change(m, vec![Op::ServerDel { key: x.key, address: x.address, port: x.port }])
+        }
+        "clear" => {
+            no_args(a)?;
+            change(m, vec![Op::Clear])
+        }
+        "timeouts.set" => {
+            let x: TimeoutArgs = args(cmd, a)?;
+            change(m, vec![Op::SetTimeouts { tcp: x.tcp, tcpfin: x.tcpfin, udp: x.udp }])
+        }
+        "timeouts.get" => {
+            no_args(a)?;
+            let t = m.config().services.first().map(|s| s.timeouts).unwrap_or_default();
+            Ok(json!({"tcp": t.tcp_established, "tcpfin": t.tcp_fin, "udp": t.udp}))
+        }
+        "batch" => {
+            let x: BatchArgs = args(cmd, a)?;
+            change(m, x.ops)
         }
         other => Err(CmdError::field(ErrorCode::UnknownCommand, "cmd", format!("unknown command {other:?}"))),
     }

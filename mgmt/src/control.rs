@@ -245,6 +245,17 @@ pub fn handle_line(line: &[u8], mgr: &Mutex<Manager>) -> Response {
             Some("v".into()),
         );
     }
+    if req.cmd == "sessions" {
+        // Waits for the workers: must not hold the management lock.
+        let shared = match mgr.lock() {
+            Ok(m) => m.shared().clone(),
+            Err(_) => return Response::err(req.id, ErrorCode::Internal, "management state poisoned", None),
+        };
+        return match commands::sessions(&shared, &req.args) {
+            Ok(v) => Response::ok(req.id, v),
+            Err(e) => Response::err(req.id, e.code, e.message, e.field),
+        };
+    }
     let Ok(mut m) = mgr.lock() else {
         return Response::err(req.id, ErrorCode::Internal, "management state poisoned", None);
     };

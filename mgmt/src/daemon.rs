@@ -9,7 +9,11 @@
 //! 3. each port: probe the device (vdevs are hot-plugged one by one, so a bad
 //!    one is reported by name), one RX and one TX queue per worker, RSS with
 //!    rvs's key, MTU, MAC, start;
-//! 4. the first snapshot, then the workers on their lcores.
+//! 4. for each port with a `kernel_interface`: a TAP device whose kernel
+//!    side carries the port's MAC, MTU, addresses and static routes (the
+//!    exception path: the balancer's own traffic, health checks included,
+//!    goes through the kernel's stack and out of the port);
+//! 5. the first snapshot, then the workers on their lcores.
 //!
 //! Shutdown: stop flag, join the workers, read the final counters, close
 //! the ports, free the pool, clean EAL up.
@@ -109,9 +113,46 @@ fn random_seeds() -> [u64; 4] {
 }
 
 fn port_error(file: &str, cfg: &Config, i: usize, what: &str) -> StartError {
+    field_error(file, cfg, i, "device", what)
+}
+
+fn field_error(file: &str, cfg: &Config, i: usize, field: &str, what: &str) -> StartError {
     let p = &cfg.ports[i];
     let at = p.device_line.map(|l| format!("{file}:{l}: ")).unwrap_or_default();
-    StartError::Config(format!("{at}ports[{i}].device: {what}"))
+    StartError::Config(format!("{at}ports[{i}].{field}: {what}"))
+}
+
+/// Gives a kernel interface the port's identity: MAC (so frames it sends
+/// carry the port's), MTU, addresses (so its connected routes exist) and
+/// the static routes whose next hop is on this port. IPv6 duplicate
+/// address detection and router advertisements are off: the addresses are
+/// the port's, by configuration.
+pub fn configure_kernel_interface(name: &str, mac: MacAddr, port: &config::Port, routes: &[config::Route]) -> Result<(), String> {
+    let ip = |args: &[&str]| -> Result<(), String> {
+        let out = std::process::Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    };
+    for (k, v) in [("accept_ra", "0"), ("accept_dad", "0"), ("dad_transmits", "0")] {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/{k}"), v);
+    }
+    ip(&["link", "set", "dev", name, "address", &mac.to_string()])?;
+    ip(&["link", "set", "dev", name, "mtu", &port.mtu.to_string(), "up"])?;
+    for a in &port.addresses {
+        let cidr = a.to_string();
+        if a.addr.is_ipv6() {
+            ip(&["-6", "addr", "replace", &cidr, "dev", name, "nodad"])?;
+        } else {
+            ip(&["addr", "replace", &cidr, "dev", name])?;
+        }
+    }
+    for r in routes.iter().filter(|r| port.addresses.iter().any(|a| a.contains(r.via))) {
+        ip(&["route", "replace", &r.prefix.to_string(), "via", &r.via.to_string(), "dev", name])?;
+    }
+    Ok(())
 }
 
 /// A running dataplane plus its management state.
@@ -122,6 +163,7 @@ pub struct Daemon {
     shared: Arc<Shared>,
     lcores: Vec<u32>,
     port_ids: Vec<u16>,
+    kernel_port_ids: Vec<u16>,
     /// Session capacity per worker (ipvsadm's "size").
     pub table_size: u64,
     pool: Option<Arc<Mempool>>,
@@ -147,6 +189,7 @@ impl Daemon {
                 .map_err(|e| StartError::Dpdk(format!("dataplane.mbufs: {e}")))?,
         );
         let mut port_ids = Vec::new();
+        let mut port_ids_kernel = Vec::new();
         let mut macs = Vec::new();
         let nq = u16::try_from(workers).unwrap_or(1);
         for (i, p) in cfg.ports.iter().enumerate() {
@@ -167,9 +210,22 @@ impl Daemon {
             macs.push(MacAddr(info.mac));
         }
 
+        // Kernel interfaces (exception path).
+        let mut kernel_ids: Vec<Option<u16>> = vec![None; cfg.ports.len()];
+        for (i, p) in cfg.ports.iter().enumerate() {
+            let Some(name) = &p.kernel_interface else { continue };
+            let dev = format!("net_tap_rvsk{i},iface={name}");
+            let id = port::probe(&dev, false).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e.to_string()))?;
+            let setup = PortSetup { rx_queues: nq, tx_queues: nq, descriptors: 512, mtu: p.mtu, rss_key: RSS_KEY, mac: None };
+            port::setup(id, &setup, &pool).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e.to_string()))?;
+            configure_kernel_interface(name, macs[i], p, &cfg.routes).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e))?;
+            kernel_ids[i] = Some(id);
+            port_ids_kernel.push(id);
+        }
+
         let mut compiler = Compiler::new(&cfg);
         let snap = compiler.compile(&cfg, &macs, &Default::default()).map_err(|e| StartError::Config(e.to_string()))?;
-        let shared = Arc::new(Shared::new(snap.clone()));
+        let shared = Arc::new(Shared::new(snap.clone(), workers));
         let clock = Clock::new(eal.tsc_hz());
         let nb = snap.backends.len();
         let ns = snap.services.len();
@@ -196,6 +252,7 @@ impl Daemon {
             let queues = WorkerQueues {
                 rx: port_ids.iter().enumerate().map(|(pi, &id)| (u8::try_from(pi).unwrap_or(0), RxQueue::new(id, core))).collect(),
                 tx: port_ids.iter().map(|&id| TxQueue::new(id, core)).collect(),
+                kernel: kernel_ids.iter().map(|k| k.map(|id| (RxQueue::new(id, core), TxQueue::new(id, core)))).collect(),
             };
             let lc = LoopConfig { idle_backoff_us: cfg.dataplane.idle_backoff_us, sweep_budget: 64 };
             let (sh, pl) = (shared.clone(), pool.clone());
@@ -207,6 +264,7 @@ impl Daemon {
             manager: Arc::new(Mutex::new(manager)),
             shared,
             lcores: lcores.into_iter().take(workers).collect(),
+            kernel_port_ids: port_ids_kernel,
             port_ids,
             table_size,
             pool: Some(pool),
@@ -230,7 +288,7 @@ impl Daemon {
         }
         self.refresh_port_stats();
         let report = self.manager.lock().map(|m| m.report()).unwrap_or_default();
-        for &id in &self.port_ids {
+        for &id in self.port_ids.iter().chain(&self.kernel_port_ids) {
             port::close(id);
         }
         self.pool.take();

@@ -220,6 +220,79 @@ pub fn service(out: &mut String, s: &ServiceReport, o: Options) {
     }
 }
 
+/// `ipvsadm -S -n`: the services and real servers as commands `-R` reads
+/// back, with rvs's extra service options when they are not the defaults.
+pub fn save(cfg: &config::Config) -> String {
+    let mut out = String::new();
+    let mut services: Vec<&config::Service> = cfg.services.iter().collect();
+    services.sort_by_key(|s| (s.vip.is_ipv6(), s.protocol, s.vip, s.port));
+    for s in services {
+        let flag = if s.protocol == config::Protocol::Tcp { "-t" } else { "-u" };
+        let svc = format!("{flag} {}", addr_port(s.vip, s.port));
+        let _ = write!(out, "-A {svc} -s {}", s.scheduler);
+        if let Some(p) = s.persistence {
+            let _ = write!(out, " -p {}", p.timeout);
+            if let Some(m) = mask_text(s.vip, p.prefix(s.vip.is_ipv6())) {
+                let _ = write!(out, " -M {m}");
+            }
+        }
+        if s.hash_fallback || s.hash_port {
+            let flags: Vec<&str> = [(s.hash_fallback, "fallback"), (s.hash_port, "port")].iter().filter(|x| x.0).map(|x| x.1).collect();
+            let _ = write!(out, " --sched-flags {}", flags.join(","));
+        }
+        if s.mh_table_size != 65537 {
+            let _ = write!(out, " --mh-size {}", s.mh_table_size);
+        }
+        if s.on_remove == config::OnRemove::Keep {
+            out.push_str(" --on-remove keep");
+        }
+        match s.when_full {
+            Some(config::WhenFull::Stateless) => out.push_str(" --when-full stateless"),
+            Some(config::WhenFull::Refuse) => out.push_str(" --when-full refuse"),
+            None => {}
+        }
+        if s.sloppy_tcp {
+            out.push_str(" --sloppy-tcp");
+        }
+        let t = s.timeouts;
+        if t != config::Timeouts::default() {
+            let _ = write!(
+                out,
+                " --timeouts {},{},{},{},{},{}",
+                t.tcp_established, t.tcp_syn, t.tcp_fin, t.tcp_close, t.udp, t.tcp_syn_under_pressure
+            );
+        }
+        out.push('\n');
+        let mut rs: Vec<&config::RealServer> = s.real_servers.iter().collect();
+        rs.sort_by_key(|r| (r.address, s.port_of(r)));
+        for r in rs {
+            let _ = writeln!(out, "-a {svc} -r {} {} -w {}", addr_port(r.address, s.port_of(r)), fwd_switch(s.forwarding_of(r)), r.weight);
+        }
+    }
+    out
+}
+
+/// `ipvsadm -L -n -c`: one line per session.
+pub fn connections(sessions: &[serde_json::Value]) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
+    for s in sessions {
+        let t = s["expires_s"].as_u64().unwrap_or(0);
+        let proto = s["protocol"].as_str().unwrap_or("").to_uppercase();
+        let _ = writeln!(
+            out,
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+            proto,
+            format!("{:02}:{:02}", t / 60, t % 60),
+            s["state"].as_str().unwrap_or(""),
+            s["client"].as_str().unwrap_or(""),
+            s["virtual"].as_str().unwrap_or(""),
+            s["server"].as_str().unwrap_or("")
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

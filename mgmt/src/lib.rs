@@ -7,10 +7,13 @@
 //!   protocol; [`commands`]: what it can do.
 //! * [`report`]: statistics summed from the per-core counters.
 //! * [`ipvsadm`]: ipvsadm-compatible text output.
+pub mod cli;
 pub mod commands;
 pub mod control;
 pub mod daemon;
+pub mod health;
 pub mod ipvsadm;
 pub mod manager;
+pub mod ops;
 pub mod proto;
 pub mod report;

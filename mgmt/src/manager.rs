@@ -7,13 +7,15 @@
 //! snapshot stay as they were. Publishing is a pointer swap the workers
 //! notice between bursts, so no packet waits on management and sessions
 //! survive (real servers keep their slots across publishes).
+use crate::health::{AgentSays, Checker, ProbeResult, ProbeSpec};
 use crate::proto::{CmdError, ErrorCode};
-use crate::report::{Accounting, Report};
+use crate::report::{Accounting, HealthEvent, HealthReport, Report};
 use config::{Config, Strictness};
 use dataplane::net::MacAddr;
 use dataplane::stats::CoreStats;
 use dataplane::table::{BackendKey, Compiler, Health};
 use dataplane::worker::Shared;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +35,39 @@ pub struct Manager {
     port_missed: Vec<u64>,
     last_tick: Instant,
     started: Instant,
+    checker: Option<Checker>,
+    checks: HashMap<BackendKey, CheckState>,
+}
+
+/// Results kept per real server.
+const HISTORY: usize = 10;
+
+/// A real server's health-check state (rise/fall counting).
+#[derive(Debug)]
+struct CheckState {
+    up: bool,
+    successes: u32,
+    failures_in_row: u32,
+    since: Instant,
+    checks: u64,
+    failures: u64,
+    history: VecDeque<(Instant, ProbeResult)>,
+    agent: Option<(Instant, ProbeResult)>,
+}
+
+impl CheckState {
+    fn new() -> CheckState {
+        CheckState {
+            up: true,
+            successes: 0,
+            failures_in_row: 0,
+            since: Instant::now(),
+            checks: 0,
+            failures: 0,
+            history: VecDeque::new(),
+            agent: None,
+        }
+    }
 }
 
 impl Manager {
@@ -60,7 +95,140 @@ impl Manager {
             port_missed: Vec::new(),
             last_tick: Instant::now(),
             started: Instant::now(),
+            checker: None,
+            checks: HashMap::new(),
         }
+    }
+
+    /// Starts the health checker for the running configuration.
+    pub fn start_health_checks(&mut self) {
+        let checker = Checker::start(4);
+        checker.sync(ProbeSpec::from_config(&self.config));
+        self.checker = Some(checker);
+    }
+
+    /// The configuration as it is compiled: without the real servers that a
+    /// health check took out of services whose `on_down` is `remove`.
+    fn effective(&self, cfg: &Config) -> Config {
+        let mut eff = cfg.clone();
+        for s in &mut eff.services {
+            if s.health_check.as_ref().is_some_and(|h| h.on_down == config::OnDown::Remove) {
+                let key = s.key();
+                let port = s.port;
+                s.real_servers.retain(|r| {
+                    let p = if r.port == 0 { port } else { r.port };
+                    self.health.get(&(key, r.address, p)).is_none_or(|h| h.up)
+                });
+            }
+        }
+        eff
+    }
+
+    /// Compiles and publishes the running configuration with the current
+    /// health.
+    fn republish(&mut self) -> Result<(), CmdError> {
+        let eff = self.effective(&self.config);
+        let snap = self.compiler.compile(&eff, &self.macs, &self.health).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
+        self.accounting.rebase_new(&snap, &self.cores);
+        self.shared.publish(snap);
+        Ok(())
+    }
+
+    /// Applies the health-check and feedback results that arrived; returns
+    /// true when a real server changed state or weight (and the change was
+    /// published).
+    pub fn poll_health(&mut self) -> bool {
+        let Some(checker) = &self.checker else { return false };
+        let results = checker.drain();
+        if results.is_empty() {
+            return false;
+        }
+        let mut changed = false;
+        for r in results {
+            let (key, feedback) = r.id;
+            let Some(svc) = self.config.service(&key.0) else { continue };
+            if feedback {
+                let pct = match r.agent {
+                    Some(AgentSays::Percent(p)) => Some(p),
+                    Some(AgentSays::Drain) => Some(0),
+                    Some(AgentSays::Up) => None,
+                    None => self.health.get(&key).and_then(|h| h.weight_pct),
+                };
+                let h = self.health.entry(key).or_default();
+                if h.weight_pct != pct {
+                    h.weight_pct = pct;
+                    changed = true;
+                }
+                self.checks.entry(key).or_insert_with(CheckState::new).agent = Some((Instant::now(), r));
+                continue;
+            }
+            let Some(hc) = svc.health_check.as_ref() else { continue };
+            let (rise, fall) = (hc.rise, hc.fall);
+            let st = self.checks.entry(key).or_insert_with(CheckState::new);
+            st.checks += 1;
+            if r.ok {
+                st.successes += 1;
+                st.failures_in_row = 0;
+            } else {
+                st.failures += 1;
+                st.failures_in_row += 1;
+                st.successes = 0;
+            }
+            let flip = if st.up { !r.ok && st.failures_in_row >= fall } else { r.ok && st.successes >= rise };
+            if flip {
+                st.up = !st.up;
+                st.since = Instant::now();
+                eprintln!(
+                    "rvsd: health: {} -> {} is {} ({})",
+                    key.0,
+                    crate::ipvsadm::addr_port(key.1, key.2),
+                    if st.up { "UP" } else { "DOWN" },
+                    r.message
+                );
+                self.health.entry(key).or_default().up = st.up;
+                changed = true;
+            }
+            st.history.push_back((Instant::now(), r));
+            while st.history.len() > HISTORY {
+                st.history.pop_front();
+            }
+        }
+        if changed {
+            if let Err(e) = self.republish() {
+                eprintln!("rvsd: health: cannot publish: {}", e.message);
+            }
+        }
+        changed
+    }
+
+    /// The health-check view of every checked real server.
+    pub fn health_reports(&self) -> HashMap<BackendKey, HealthReport> {
+        let now = Instant::now();
+        let event = |(at, r): &(Instant, ProbeResult)| HealthEvent {
+            ago_s: now.saturating_duration_since(*at).as_secs_f64(),
+            ok: r.ok,
+            message: r.message.clone(),
+            took_ms: r.took.as_secs_f64() * 1000.0,
+        };
+        self.checks
+            .iter()
+            .map(|(k, st)| {
+                let kind = self.config.service(&k.0).and_then(|s| s.health_check.as_ref()).map(|h| format!("{:?}", h.kind).to_lowercase());
+                (
+                    *k,
+                    HealthReport {
+                        check: kind,
+                        up: st.up,
+                        since_s: now.saturating_duration_since(st.since).as_secs_f64(),
+                        checks: st.checks,
+                        failures: st.failures,
+                        history: st.history.iter().rev().map(event).collect(),
+                        agent: st.agent.as_ref().map(event),
+                        weight_pct: self.health.get(k).and_then(|h| h.weight_pct),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The running configuration.
@@ -106,36 +274,64 @@ impl Manager {
                 format!("[{what}] cannot change while rvsd runs; restart rvsd to apply it"),
             ));
         }
-        self.health.retain(|k, _| {
+        let keep = |k: &BackendKey| {
             next.services.iter().any(|s| s.key() == k.0 && s.real_servers.iter().any(|r| r.address == k.1 && s.port_of(r) == k.2))
-        });
-        let snap = self.compiler.compile(&next, &self.macs, &self.health).map_err(|e| CmdError::new(ErrorCode::Invalid, e.to_string()))?;
+        };
+        let health: Health = self.health.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (*k, *v)).collect();
+        let old_health = std::mem::replace(&mut self.health, health);
+        let eff = self.effective(&next);
+        let snap = match self.compiler.compile(&eff, &self.macs, &self.health) {
+            Ok(s) => s,
+            Err(e) => {
+                self.health = old_health;
+                return Err(CmdError::new(ErrorCode::Invalid, e.to_string()));
+            }
+        };
         self.accounting.rebase_new(&snap, &self.cores);
         self.shared.publish(snap);
+        self.checks.retain(|k, _| keep(k));
         self.config = next;
+        if let Some(c) = &self.checker {
+            c.sync(ProbeSpec::from_config(&self.config));
+        }
         Ok(())
     }
 
-    /// Sets a real server's health and republishes when it changed.
+    /// Sets a real server's health by hand and republishes when it changed.
     pub fn set_health(&mut self, key: BackendKey, up: bool) -> Result<bool, CmdError> {
-        let was = self.health.get(&key).copied().unwrap_or(true);
-        if was == up {
+        let h = self.health.entry(key).or_default();
+        if h.up == up {
             return Ok(false);
         }
-        self.health.insert(key, up);
-        let snap =
-            self.compiler.compile(&self.config, &self.macs, &self.health).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
-        self.accounting.rebase_new(&snap, &self.cores);
-        self.shared.publish(snap);
+        h.up = up;
+        self.republish()?;
         Ok(true)
     }
 
-    /// Re-reads the configuration file and applies it.
-    pub fn reload(&mut self) -> Result<(), CmdError> {
+    /// Re-reads the configuration file and applies what changed.
+    pub fn reload(&mut self) -> Result<crate::ops::Diff, CmdError> {
         let path =
             self.config_path.clone().ok_or_else(|| CmdError::new(ErrorCode::Invalid, "rvsd was started without a configuration file"))?;
         let next = config::from_file(&path)?;
-        self.apply(next, Strictness::File)
+        let diff = crate::ops::diff(&self.config, &next);
+        self.apply(next, Strictness::File)?;
+        Ok(diff)
+    }
+
+    /// Applies control-socket changes atomically: all of them or none.
+    pub fn apply_ops(&mut self, ops: &[crate::ops::Op]) -> Result<crate::ops::Diff, CmdError> {
+        let mut next = self.config.clone();
+        for (i, op) in ops.iter().enumerate() {
+            crate::ops::apply(&mut next, op).map_err(|mut e| {
+                if ops.len() > 1 {
+                    e.message = format!("operation {}: {}", i + 1, e.message);
+                }
+                e
+            })?;
+        }
+        let diff = crate::ops::diff(&self.config, &next);
+        self.apply(next, Strictness::Live)?;
+        Ok(diff)
     }
 
     /// Zeroes the reported counters (`ipvsadm -Z`).
@@ -175,16 +371,13 @@ impl Manager {
             n > 0
         };
         if self.compiler.reap(has_sessions) {
-            if let Ok(snap) = self.compiler.compile(&self.config, &self.macs, &self.health) {
-                self.accounting.rebase_new(&snap, &self.cores);
-                self.shared.publish(snap);
-            }
+            let _ = self.republish();
         }
     }
 
     /// The statistics report.
     pub fn report(&self) -> Report {
-        self.accounting.report(&self.config, &self.shared.snapshot.load(), &self.cores, &self.port_missed)
+        self.accounting.report(&self.config, &self.shared.snapshot.load(), &self.cores, &self.port_missed, &self.health_reports())
     }
 
     /// True when every worker runs the latest published snapshot.

@@ -57,6 +57,61 @@ pub struct Rates {
     pub outbps: f64,
 }
 
+/// One health-check or agent result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthEvent {
+    /// Seconds ago.
+    pub ago_s: f64,
+    /// Passed.
+    pub ok: bool,
+    /// What happened.
+    pub message: String,
+    /// Duration of the probe, ms.
+    pub took_ms: f64,
+}
+
+/// A real server's health.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// The check's kind (none for feedback only).
+    pub check: Option<String>,
+    /// Up by the health check.
+    pub up: bool,
+    /// Seconds in this state.
+    pub since_s: f64,
+    /// Checks run.
+    pub checks: u64,
+    /// Checks failed.
+    pub failures: u64,
+    /// Latest results first.
+    pub history: Vec<HealthEvent>,
+    /// The feedback agent's last answer.
+    pub agent: Option<HealthEvent>,
+    /// Weight percentage from the agent.
+    pub weight_pct: Option<u8>,
+}
+
+impl HealthReport {
+    /// One line for `rvsadm show health`.
+    pub fn summary(&self) -> String {
+        let mut s = match self.history.first() {
+            Some(e) => format!("{} {:.1}s ago: {} ({:.1} ms)", if e.ok { "ok" } else { "FAIL" }, e.ago_s, e.message, e.took_ms),
+            None => "no result yet".to_string(),
+        };
+        s.push_str(&format!(
+            "; {} checks, {} failed; {} for {:.0}s",
+            self.checks,
+            self.failures,
+            if self.up { "up" } else { "down" },
+            self.since_s
+        ));
+        if let Some(p) = self.weight_pct {
+            s.push_str(&format!("; agent weight {p}%"));
+        }
+        s
+    }
+}
+
 /// A real server in a report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RealServerReport {
@@ -80,6 +135,9 @@ pub struct RealServerReport {
     pub totals: Totals,
     /// Rates.
     pub rates: Rates,
+    /// Health checks (when the service has them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthReport>,
 }
 
 /// A service in a report.
@@ -103,6 +161,9 @@ pub struct ServiceReport {
     pub totals: Totals,
     /// Rates.
     pub rates: Rates,
+    /// New connections sent to the fallback (sorry) server.
+    #[serde(default)]
+    pub fallback_conns: u64,
     /// Real servers.
     pub real_servers: Vec<RealServerReport>,
 }
@@ -309,7 +370,14 @@ impl Accounting {
     }
 
     /// Builds the report for the running configuration.
-    pub fn report(&self, cfg: &config::Config, snap: &Snapshot, cores: &[Arc<CoreStats>], port_missed: &[u64]) -> Report {
+    pub fn report(
+        &self,
+        cfg: &config::Config,
+        snap: &Snapshot,
+        cores: &[Arc<CoreStats>],
+        port_missed: &[u64],
+        health: &HashMap<dataplane::table::BackendKey, HealthReport>,
+    ) -> Report {
         let mut services = Vec::new();
         for s in &cfg.services {
             let key = s.key();
@@ -317,8 +385,34 @@ impl Accounting {
             let raw = service_raw(cores, usize::from(view.slot));
             let base = self.service_base.get(&(view.slot, key)).copied().unwrap_or_default();
             let mut rs = Vec::new();
-            for (r, &slot) in s.real_servers.iter().zip(&view.backends) {
-                let Some(b) = snap.backends.get(usize::from(slot)).and_then(Option::as_ref) else { continue };
+            let by_key: HashMap<(IpAddr, u16), &dataplane::table::BackendView> = snap
+                .backends
+                .iter()
+                .flatten()
+                .filter(|b| b.service == view.slot && !b.retired && !b.fallback)
+                .map(|b| ((b.addr, b.port), b))
+                .collect();
+            for r in &s.real_servers {
+                let port = s.port_of(r);
+                let health_report = health.get(&(key, r.address, port)).cloned();
+                let Some(b) = by_key.get(&(r.address, port)) else {
+                    // Taken out of the service by a health check (on_down = remove).
+                    rs.push(RealServerReport {
+                        address: r.address,
+                        port,
+                        forwarding: s.forwarding_of(r),
+                        weight: r.weight,
+                        effective_weight: 0,
+                        up: false,
+                        active: 0,
+                        inactive: 0,
+                        totals: Totals::default(),
+                        rates: Rates::default(),
+                        health: health_report,
+                    });
+                    continue;
+                };
+                let slot = b.slot;
                 let (t, a, i) = backend_raw(cores, usize::from(slot));
                 let bt = self.backend_base.get(&(b.slot, b.gen)).copied().unwrap_or_default();
                 rs.push(RealServerReport {
@@ -332,8 +426,10 @@ impl Accounting {
                     inactive: i,
                     totals: t.minus(bt),
                     rates: self.backend_rate.get(&(b.slot, b.gen)).map(|x| x.1).unwrap_or_default(),
+                    health: health_report,
                 });
             }
+            let fallback_conns = cores.iter().filter_map(|c| c.services.get(usize::from(view.slot))).map(|x| x.fallback_conns.get()).sum();
             services.push(ServiceReport {
                 protocol: s.protocol,
                 vip: s.vip,
@@ -343,6 +439,7 @@ impl Accounting {
                 persistence: s.persistence,
                 totals: raw.minus(base),
                 rates: self.service_rate.get(&view.slot).map(|x| x.1).unwrap_or_default(),
+                fallback_conns,
                 real_servers: rs,
             });
         }

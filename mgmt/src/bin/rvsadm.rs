@@ -1,87 +1,236 @@
-//! rvsadm: the rvs control client, ipvsadm-compatible.
+//! rvsadm: the rvs control client, ipvsadm-compatible (see `mgmt::cli`).
+use mgmt::cli::{self, Action, ListKind, Show};
 use mgmt::control::Client;
 use mgmt::ipvsadm::{self, Format, Options};
+use mgmt::ops::Op;
 use mgmt::report::Report;
+use serde_json::{json, Value};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::exit;
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: rvsadm [--socket PATH] -L|-l [-n] [--stats|--rate] [--exact] [--nosort] [--json]\n       rvsadm [--socket PATH] stats|config|version|ping [--json]"
-    );
-    exit(2)
+const USAGE: &str = "rvsadm - control rvsd (ipvsadm-compatible)
+
+ipvsadm syntax:
+  rvsadm -A|-E -t|-u VIP:port [-s rr|wrr|lc|wlc|sed|nq|sh|dh|mh] [-p [timeout]] [-M netmask]
+         [--sched-flags fallback,port] [--mh-size N] [--on-remove reset|keep]
+         [--when-full refuse|stateless] [--sloppy-tcp] [--timeouts EST,SYN,FIN,CLOSE,UDP]
+  rvsadm -D -t|-u VIP:port
+  rvsadm -a|-e -t|-u VIP:port -r RS[:port] [-g|-i|-m|-b] [-w weight]
+  rvsadm -d -t|-u VIP:port -r RS[:port]
+  rvsadm -L|-l [-t|-u VIP:port] [-n] [--stats|--rate|-c] [--exact] [--nosort]
+  rvsadm -C | -Z | -S [-n] | -R < rules | --set tcp tcpfin udp | --timeout
+  -g direct routing (default), -i IP-in-IP tunnel, -m NAT, -b full NAT
+
+readable syntax:
+  rvsadm service add|edit|del tcp|udp VIP:port [--scheduler S] [--persistent T] ...
+  rvsadm server add|edit|del tcp|udp VIP:port RS[:port] [--weight W] [--forwarding nat|dr|tunnel|fullnat]
+  rvsadm show [services|stats|rate|connections|drops|neighbors|health|config]
+  rvsadm reload|zero|clear|save|restore|version|ping
+
+global: --socket PATH (default /run/rvs/rvsd.sock, or $RVS_SOCKET), --json";
+
+fn fail(msg: impl std::fmt::Display, code: i32) -> ! {
+    eprintln!("rvsadm: {msg}");
+    exit(code)
+}
+
+struct Conn {
+    client: Client,
+}
+
+impl Conn {
+    fn call(&mut self, cmd: &str, args: Value) -> Value {
+        match self.client.call(cmd, args) {
+            Ok(r) if r.ok => r.result.unwrap_or(Value::Null),
+            Ok(r) => {
+                let e = r.error.map(|e| match e.field {
+                    Some(f) if !e.message.contains(&f) => format!("{f}: {}", e.message),
+                    _ => e.message,
+                });
+                fail(e.unwrap_or_else(|| "error".into()), 1)
+            }
+            Err(e) => fail(e, 1),
+        }
+    }
+
+    fn report(&mut self) -> Report {
+        serde_json::from_value(self.call("stats", Value::Null)).unwrap_or_else(|e| fail(format!("unexpected reply: {e}"), 1))
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 fn main() {
-    let mut socket = PathBuf::from("/run/rvs/rvsd.sock");
-    let mut list = false;
-    let mut format = Format::Plain;
-    let mut exact = false;
-    let mut nosort = false;
-    let mut json = false;
-    let mut verb: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--socket" | "-S" if verb.is_none() && !list => socket = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
-            "--stats" => format = Format::Stats,
-            "--rate" => format = Format::Rate,
-            "--exact" => exact = true,
-            "--nosort" => nosort = true,
-            "--json" => json = true,
-            "--numeric" => {}
-            "stats" | "config" | "version" | "ping" => verb = Some(a.clone()),
-            s if s.starts_with('-') && !s.starts_with("--") => {
-                for c in s[1..].chars() {
-                    match c {
-                        'L' | 'l' => list = true,
-                        'n' => {}
-                        _ => usage(),
-                    }
-                }
-            }
-            _ => usage(),
-        }
-    }
-    if let Ok(p) = std::env::var("RVS_SOCKET") {
-        socket = PathBuf::from(p);
-    }
-    let mut c = match Client::connect(&socket) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rvsadm: cannot connect to rvsd at {}: {e}", socket.display());
-            exit(1)
-        }
-    };
-    let cmd = match (&verb, list) {
-        (Some(v), _) if v == "config" => "config.get".to_string(),
-        (Some(v), _) => v.clone(),
-        (None, true) => "stats".to_string(),
-        (None, false) => "stats".to_string(),
-    };
-    let resp = match c.call(&cmd, serde_json::Value::Null) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("rvsadm: {e}");
-            exit(1)
-        }
-    };
-    if !resp.ok {
-        let e = resp.error.map(|e| e.message).unwrap_or_default();
-        eprintln!("rvsadm: {e}");
-        exit(1);
-    }
-    let result = resp.result.unwrap_or_default();
-    if json || verb.is_some() {
-        println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (action, opts) = cli::parse(&args).unwrap_or_else(|e| fail(format!("{e}\n\n{USAGE}"), 2));
+    if action == Action::Help {
+        println!("{USAGE}");
         return;
     }
-    let report: Report = match serde_json::from_value(result) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("rvsadm: unexpected reply: {e}");
-            exit(1)
+    let socket = opts.socket.clone().or_else(|| std::env::var("RVS_SOCKET").ok()).unwrap_or_else(|| "/run/rvs/rvsd.sock".into());
+    let client = Client::connect(&PathBuf::from(&socket)).unwrap_or_else(|e| fail(format!("cannot connect to rvsd at {socket}: {e}"), 1));
+    let mut c = Conn { client };
+    match action {
+        Action::List { service, kind, exact, nosort } => {
+            if kind == ListKind::Connections {
+                let v = c.call("sessions", Value::Null);
+                if opts.json {
+                    return print_json(&v);
+                }
+                let list = v["sessions"].as_array().cloned().unwrap_or_default();
+                let list: Vec<Value> = match service {
+                    Some(k) => list.into_iter().filter(|s| s["virtual"] == ipvsadm::addr_port(k.vip, k.port)).collect(),
+                    None => list,
+                };
+                print!("{}", ipvsadm::connections(&list));
+                return;
+            }
+            let mut r = c.report();
+            if opts.json {
+                return print_json(&serde_json::to_value(&r).unwrap_or_default());
+            }
+            let format = match kind {
+                ListKind::Stats => Format::Stats,
+                ListKind::Rate => Format::Rate,
+                _ => Format::Plain,
+            };
+            let o = Options { format, exact, nosort };
+            match service {
+                Some(k) => {
+                    r.services.retain(|s| s.protocol == k.protocol && s.vip == k.vip && s.port == k.port);
+                    if r.services.is_empty() {
+                        fail(format!("no service {k}"), 1);
+                    }
+                    let mut out = String::new();
+                    ipvsadm::title(&mut out, format);
+                    ipvsadm::service(&mut out, &r.services[0], o);
+                    print!("{out}");
+                }
+                None => print!("{}", ipvsadm::list(&r, r.session_capacity, o)),
+            }
         }
-    };
-    print!("{}", ipvsadm::list(&report, report.session_capacity, Options { format, exact, nosort }));
+        Action::Change(op) => {
+            let d = c.call("batch", json!({ "ops": [op] }));
+            if opts.json {
+                print_json(&d);
+            }
+        }
+        Action::Zero => {
+            c.call("zero", Value::Null);
+        }
+        Action::Save => {
+            let cfg: config::Config =
+                serde_json::from_value(c.call("config.get", Value::Null)).unwrap_or_else(|e| fail(format!("unexpected reply: {e}"), 1));
+            print!("{}", ipvsadm::save(&cfg));
+        }
+        Action::Restore => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                fail(format!("reading rules from stdin: {e}"), 1);
+            }
+            let mut ops = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+                let mut o = cli::Options::default();
+                match cli::parse_ipvsadm(&words, &mut o) {
+                    Ok(Action::Change(op)) => ops.push(op),
+                    Ok(other) => fail(format!("line {}: {line:?} is not a change ({other:?})", n + 1), 2),
+                    Err(e) => fail(format!("line {}: {e}", n + 1), 2),
+                }
+            }
+            let d = c.call("batch", json!({ "ops": ops }));
+            if opts.json {
+                print_json(&d);
+            }
+        }
+        Action::ShowTimeouts => {
+            let t = c.call("timeouts.get", Value::Null);
+            if opts.json {
+                return print_json(&t);
+            }
+            println!("Timeout (tcp tcpfin udp): {} {} {}", t["tcp"], t["tcpfin"], t["udp"]);
+        }
+        Action::Show(what) => {
+            if what == Show::Config {
+                return print_json(&c.call("config.get", Value::Null));
+            }
+            let r = c.report();
+            if opts.json {
+                return print_json(&serde_json::to_value(&r).unwrap_or_default());
+            }
+            match what {
+                Show::Drops => {
+                    println!("{:<24} {:>12}  description", "reason", "packets");
+                    for reason in dataplane::DropReason::ALL {
+                        let n = r.drops.get(reason.name()).copied().unwrap_or(0);
+                        if n > 0 {
+                            println!("{:<24} {:>12}  {}", reason.name(), n, reason.help());
+                        }
+                    }
+                    println!("{:<24} {:>12}", "total", r.total_drops());
+                }
+                Show::Neighbors => {
+                    println!("{:<40} {:<10} {:<18} kind", "address", "port", "mac");
+                    for n in &r.neighbors {
+                        println!(
+                            "{:<40} {:<10} {:<18} {}",
+                            n.address,
+                            n.port,
+                            n.mac.as_deref().unwrap_or("(unresolved)"),
+                            if n.is_static { "static" } else { "dynamic" }
+                        );
+                    }
+                }
+                Show::Health => {
+                    println!("{:<30} {:<28} {:<6} {:>6}  last check", "service", "real server", "state", "weight");
+                    for s in &r.services {
+                        for rs in &s.real_servers {
+                            println!(
+                                "{:<30} {:<28} {:<6} {:>6}  {}",
+                                format!("{} {}", s.protocol, ipvsadm::addr_port(s.vip, s.port)),
+                                ipvsadm::addr_port(rs.address, rs.port),
+                                if rs.up { "up" } else { "down" },
+                                rs.effective_weight,
+                                rs.health.as_ref().map_or("no check".to_string(), |h| h.summary())
+                            );
+                        }
+                    }
+                }
+                Show::Config => {}
+            }
+        }
+        Action::Simple(cmd) => {
+            let v = c.call(cmd, Value::Null);
+            if opts.json || cmd != "reload" {
+                return print_json(&v);
+            }
+            let d = &v["diff"];
+            let mut any = false;
+            for (k, label) in [
+                ("services_added", "service added"),
+                ("services_removed", "service removed"),
+                ("services_changed", "service changed"),
+                ("servers_added", "real server added"),
+                ("servers_removed", "real server removed"),
+                ("servers_changed", "real server changed"),
+            ] {
+                for x in d[k].as_array().cloned().unwrap_or_default() {
+                    println!("{label}: {}", x.as_str().unwrap_or(""));
+                    any = true;
+                }
+            }
+            if !any {
+                println!("no change");
+            }
+        }
+        Action::Help => {}
+    }
+    let _ = Op::Clear;
 }

@@ -85,6 +85,9 @@ fn main() {
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
         log(format!("cannot handle SIGHUP: {e}"));
     }
+    if let Ok(mut m) = daemon.manager.lock() {
+        m.start_health_checks();
+    }
     log(format!("forwarding; control socket {}", control.path().display()));
 
     let mut last = Instant::now();
@@ -93,10 +96,13 @@ fn main() {
         if hup.swap(false, Ordering::Relaxed) {
             let r = daemon.manager.lock().map(|mut m| m.reload());
             match r {
-                Ok(Ok(())) => log("SIGHUP: configuration reloaded"),
+                Ok(Ok(d)) => log(format!("SIGHUP: configuration reloaded: {}", serde_json::to_string(&d).unwrap_or_default())),
                 Ok(Err(e)) => log(format!("SIGHUP: reload refused, running configuration kept: {}", e.message)),
                 Err(_) => log("SIGHUP: management state unavailable"),
             }
+        }
+        if let Ok(mut m) = daemon.manager.lock() {
+            m.poll_health();
         }
         if last.elapsed() >= Duration::from_secs(1) {
             daemon.refresh_port_stats();

@@ -1,0 +1,624 @@
+//! Health checks and feedback probes, run by management, never by workers.
+//!
+//! A [`Checker`] owns one scheduler thread and a small pool of probe
+//! threads. Management hands it the set of probes ([`Checker::sync`]) after
+//! every configuration change; the scheduler starts each probe every
+//! `interval` (the first runs at once, spread over the first interval), a
+//! pool thread runs it under its `timeout` with ordinary kernel sockets
+//! (through the port's kernel interface) and sends the [`ProbeResult`]
+//! back; management drains the results ([`Checker::drain`]), applies
+//! rise/fall, and republishes when a real server changes state.
+//!
+//! Probes: TCP connect; HTTP/HTTPS GET with acceptable statuses and an
+//! optional body substring (TLS without certificate verification, as
+//! keepalived's SSL_GET); send/expect over TCP; an external command (exit
+//! status 0 within the timeout); and the feedback agent (one line, HAProxy
+//! agent-check style). Each connects from the configured source address
+//! when there is one.
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use dataplane::table::BackendKey;
+use socket2::{Domain, Protocol as SockProto, SockAddr, Socket, Type};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a probe does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProbeKind {
+    /// TCP connect.
+    Tcp,
+    /// HTTP(S) GET.
+    Http {
+        /// TLS.
+        tls: bool,
+        /// Path.
+        path: String,
+        /// Host header.
+        host: String,
+        /// Acceptable statuses.
+        status: Vec<u16>,
+        /// Required body substring.
+        body: Option<String>,
+    },
+    /// Send a string, expect a substring back.
+    SendExpect {
+        /// Sent.
+        send: String,
+        /// Expected.
+        expect: String,
+    },
+    /// Run a command.
+    Command(Vec<String>),
+    /// Ask the feedback agent for a weight.
+    Feedback,
+}
+
+/// One probe of one real server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeSpec {
+    /// The real server.
+    pub key: BackendKey,
+    /// Health check or feedback.
+    pub feedback: bool,
+    /// Address to probe.
+    pub addr: IpAddr,
+    /// Port to probe.
+    pub port: u16,
+    /// Source address.
+    pub source: Option<IpAddr>,
+    /// What to do.
+    pub kind: ProbeKind,
+    /// Period.
+    pub interval: Duration,
+    /// Deadline of one run.
+    pub timeout: Duration,
+}
+
+/// The identity of a probe.
+pub type ProbeId = (BackendKey, bool);
+
+impl ProbeSpec {
+    /// Its identity.
+    pub fn id(&self) -> ProbeId {
+        (self.key, self.feedback)
+    }
+
+    /// The probes of a configuration: one health check and one feedback
+    /// query per real server of every service that has them.
+    pub fn from_config(cfg: &config::Config) -> Vec<ProbeSpec> {
+        let mut out = Vec::new();
+        for s in &cfg.services {
+            for r in &s.real_servers {
+                let port = s.port_of(r);
+                let key = (s.key(), r.address, port);
+                if let Some(h) = &s.health_check {
+                    let kind = match h.kind {
+                        config::CheckKind::Tcp => ProbeKind::Tcp,
+                        config::CheckKind::Http | config::CheckKind::Https => ProbeKind::Http {
+                            tls: h.kind == config::CheckKind::Https,
+                            path: h.path.clone(),
+                            host: h.host.clone().unwrap_or_else(|| crate::ipvsadm::addr_port(r.address, h.port.unwrap_or(port))),
+                            status: h.expect_status.clone(),
+                            body: h.expect_body.clone(),
+                        },
+                        config::CheckKind::SendExpect => {
+                            ProbeKind::SendExpect { send: h.send.clone().unwrap_or_default(), expect: h.expect.clone().unwrap_or_default() }
+                        }
+                        config::CheckKind::Command => ProbeKind::Command(h.command.clone()),
+                    };
+                    out.push(ProbeSpec {
+                        key,
+                        feedback: false,
+                        addr: r.address,
+                        port: h.port.unwrap_or(port),
+                        source: h.source,
+                        kind,
+                        interval: Duration::from_secs_f64(h.interval),
+                        timeout: Duration::from_secs_f64(h.timeout),
+                    });
+                }
+                if let Some(f) = &s.feedback {
+                    out.push(ProbeSpec {
+                        key,
+                        feedback: true,
+                        addr: r.address,
+                        port: f.port,
+                        source: s.health_check.as_ref().and_then(|h| h.source),
+                        kind: ProbeKind::Feedback,
+                        interval: Duration::from_secs_f64(f.interval),
+                        timeout: Duration::from_secs_f64(f.timeout),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What the feedback agent said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentSays {
+    /// Use this percentage of the configured weight.
+    Percent(u8),
+    /// Back to the configured weight.
+    Up,
+    /// No new connections (weight 0).
+    Drain,
+}
+
+/// The outcome of one probe run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeResult {
+    /// Which probe.
+    pub id: ProbeId,
+    /// Passed.
+    pub ok: bool,
+    /// What happened, for operators.
+    pub message: String,
+    /// How long it took.
+    pub took: Duration,
+    /// Feedback probes: what the agent said.
+    pub agent: Option<AgentSays>,
+}
+
+/// Parses an agent's line (HAProxy agent-check words): `75%`, `up`,
+/// `ready`, `drain`, `down`, `fail`, `maint`, `stopped`; several may be
+/// given, the last of each sort wins, `down`-like words win over weights.
+pub fn parse_agent(line: &str) -> Option<AgentSays> {
+    let mut out = None;
+    let mut down = false;
+    for w in line.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()) {
+        let w = w.to_ascii_lowercase();
+        if let Some(p) = w.strip_suffix('%') {
+            out = p.parse::<u32>().ok().map(|p| AgentSays::Percent(u8::try_from(p.min(100)).unwrap_or(100)));
+        } else {
+            match w.as_str() {
+                "up" | "ready" => out = Some(AgentSays::Up),
+                "drain" => out = Some(AgentSays::Drain),
+                "down" | "fail" | "failed" | "maint" | "stopped" => down = true,
+                _ => {}
+            }
+        }
+    }
+    if down {
+        Some(AgentSays::Drain)
+    } else {
+        out
+    }
+}
+
+fn connect(spec: &ProbeSpec, deadline: Instant) -> Result<TcpStream, String> {
+    let target = SocketAddr::new(spec.addr, spec.port);
+    let domain = if spec.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let sock = Socket::new(domain, Type::STREAM, Some(SockProto::TCP)).map_err(|e| format!("socket: {e}"))?;
+    if let Some(src) = spec.source {
+        sock.bind(&SockAddr::from(SocketAddr::new(src, 0))).map_err(|e| format!("bind {src}: {e}"))?;
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err("timed out".into());
+    }
+    sock.connect_timeout(&SockAddr::from(target), left).map_err(|e| format!("connect {target}: {e}"))?;
+    let s: TcpStream = sock.into();
+    Ok(s)
+}
+
+/// Reads until `done(buf)`, EOF, 64 KiB or the deadline.
+fn read_until(
+    s: &mut dyn Read,
+    set_timeout: &dyn Fn(Duration),
+    deadline: Instant,
+    done: &dyn Fn(&[u8]) -> bool,
+) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !done(&buf) && buf.len() < 65536 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("timed out reading the answer".into());
+        }
+        set_timeout(left);
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err("timed out reading the answer".into())
+            }
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    Ok(buf)
+}
+
+fn check_http(answer: &[u8], status: &[u16], body: Option<&str>) -> Result<String, String> {
+    let text = String::from_utf8_lossy(answer);
+    let line = text.lines().next().unwrap_or("");
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no HTTP status line in {:?}", &line[..line.len().min(60)]))?;
+    if !status.contains(&code) {
+        return Err(format!("HTTP {code}, expected {status:?}"));
+    }
+    if let Some(b) = body {
+        let payload = text.split_once("\r\n\r\n").map_or("", |x| x.1);
+        if !payload.contains(b) {
+            return Err(format!("HTTP {code}, body lacks {b:?}"));
+        }
+    }
+    Ok(format!("HTTP {code}"))
+}
+
+/// Accepts any certificate (health checks do not authenticate servers,
+/// as keepalived's SSL_GET by default) but still checks the handshake
+/// signatures.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// Runs one probe to completion (or its deadline).
+pub fn run_probe(spec: &ProbeSpec) -> ProbeResult {
+    let start = Instant::now();
+    let deadline = start + spec.timeout;
+    let mut agent = None;
+    let r: Result<String, String> = (|| match &spec.kind {
+        ProbeKind::Tcp => connect(spec, deadline).map(|_| "TCP connect".to_string()),
+        ProbeKind::Http { tls, path, host, status, body } => {
+            let s = connect(spec, deadline)?;
+            let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rvs-health\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+            let until_body = |b: &[u8]| body.is_none() && b.windows(4).any(|w| w == b"\r\n\r\n");
+            let answer = if *tls {
+                let name =
+                    rustls::pki_types::ServerName::try_from(host.split(':').next().unwrap_or(host).trim_matches(['[', ']']).to_string())
+                        .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(spec.addr.into()));
+                let conn = rustls::ClientConnection::new(tls_config()?, name).map_err(|e| format!("TLS: {e}"))?;
+                let sc = s.try_clone().map_err(|e| e.to_string())?;
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                sc.set_write_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
+                    .map_err(|e| e.to_string())?;
+                tls.write_all(req.as_bytes()).map_err(|e| format!("TLS: {e}"))?;
+                read_until(&mut tls, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &until_body)?
+            } else {
+                let mut s = s;
+                s.set_write_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
+                    .map_err(|e| e.to_string())?;
+                s.write_all(req.as_bytes()).map_err(|e| format!("send: {e}"))?;
+                let sc = s.try_clone().map_err(|e| e.to_string())?;
+                read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &until_body)?
+            };
+            check_http(&answer, status, body.as_deref())
+        }
+        ProbeKind::SendExpect { send, expect } => {
+            let mut s = connect(spec, deadline)?;
+            s.write_all(send.as_bytes()).map_err(|e| format!("send: {e}"))?;
+            let sc = s.try_clone().map_err(|e| e.to_string())?;
+            let want = expect.as_bytes().to_vec();
+            let got = read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &|b| {
+                b.windows(want.len()).any(|w| w == want.as_slice())
+            })?;
+            if got.windows(want.len()).any(|w| w == want.as_slice()) {
+                Ok(format!("got {expect:?}"))
+            } else {
+                Err(format!("expected {expect:?}, got {:?}", String::from_utf8_lossy(&got[..got.len().min(80)])))
+            }
+        }
+        ProbeKind::Command(argv) => {
+            let subst = |a: &String| a.replace("{address}", &spec.addr.to_string()).replace("{port}", &spec.port.to_string());
+            let (prog, args) = argv.split_first().ok_or("empty command")?;
+            let mut child = std::process::Command::new(subst(prog))
+                .args(args.iter().map(subst))
+                .env("RVS_ADDRESS", spec.addr.to_string())
+                .env("RVS_PORT", spec.port.to_string())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot run {prog}: {e}"))?;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(st)) if st.success() => return Ok(format!("{prog} exited 0")),
+                    Ok(Some(st)) => {
+                        let mut err = String::new();
+                        if let Some(mut e) = child.stderr.take() {
+                            let _ = e.read_to_string(&mut err);
+                        }
+                        return Err(format!("{prog} {st}: {}", err.trim().chars().take(120).collect::<String>()));
+                    }
+                    Ok(None) if Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(format!("{prog} still running after {:?}: killed", spec.timeout));
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) => return Err(format!("waiting for {prog}: {e}")),
+                }
+            }
+        }
+        ProbeKind::Feedback => {
+            let mut s = connect(spec, deadline)?;
+            let sc = s.try_clone().map_err(|e| e.to_string())?;
+            let got = read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &|b| b.contains(&b'\n') || b.len() > 512)?;
+            let line = String::from_utf8_lossy(&got).lines().next().unwrap_or("").trim().to_string();
+            agent = parse_agent(&line);
+            match agent {
+                Some(a) => Ok(format!("agent: {line} ({a:?})")),
+                None => Err(format!("agent said {line:?}")),
+            }
+        }
+    })();
+    let took = start.elapsed();
+    match r {
+        Ok(message) => ProbeResult { id: spec.id(), ok: true, message, took, agent },
+        Err(message) => ProbeResult { id: spec.id(), ok: false, message, took, agent: None },
+    }
+}
+
+#[derive(Debug)]
+struct Due(Instant, ProbeId);
+
+impl PartialEq for Due {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        o.0.cmp(&self.0) // min-heap on time
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    specs: HashMap<ProbeId, ProbeSpec>,
+    added: Vec<ProbeId>,
+    running: HashSet<ProbeId>,
+}
+
+/// The probe scheduler and its pool.
+#[derive(Debug)]
+pub struct Checker {
+    shared: Arc<Mutex<Shared>>,
+    results: Receiver<ProbeResult>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Checker {
+    /// Starts the scheduler and `pool` probe threads.
+    pub fn start(pool: usize) -> Checker {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (job_tx, job_rx): (Sender<ProbeSpec>, Receiver<ProbeSpec>) = unbounded();
+        let (res_tx, res_rx) = unbounded();
+        let mut threads = Vec::new();
+        for i in 0..pool.max(1) {
+            let (jobs, results, sh) = (job_rx.clone(), res_tx.clone(), shared.clone());
+            let t = std::thread::Builder::new().name(format!("rvs-probe{i}")).spawn(move || {
+                while let Ok(spec) = jobs.recv() {
+                    let r = run_probe(&spec);
+                    if let Ok(mut s) = sh.lock() {
+                        s.running.remove(&spec.id());
+                        // A probe removed while it ran reports nothing.
+                        if s.specs.get(&spec.id()) != Some(&spec) {
+                            continue;
+                        }
+                    }
+                    if results.send(r).is_err() {
+                        return;
+                    }
+                }
+            });
+            if let Ok(t) = t {
+                threads.push(t);
+            }
+        }
+        let (sh, st) = (shared.clone(), stop.clone());
+        let sched = std::thread::Builder::new().name("rvs-health".into()).spawn(move || {
+            let mut heap: BinaryHeap<Due> = BinaryHeap::new();
+            let mut n = 0u32;
+            while !st.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if let Ok(mut s) = sh.lock() {
+                    // New probes start at once, spread a little so a large
+                    // configuration does not probe everything together.
+                    for id in std::mem::take(&mut s.added) {
+                        n = n.wrapping_add(1);
+                        heap.push(Due(now + Duration::from_millis(u64::from(n % 50) * 2), id));
+                    }
+                    while heap.peek().is_some_and(|d| d.0 <= now) {
+                        let Some(Due(_, id)) = heap.pop() else { break };
+                        let Some(spec) = s.specs.get(&id).cloned() else { continue };
+                        heap.push(Due(now + spec.interval, id));
+                        if s.running.insert(id) && job_tx.send(spec).is_err() {
+                            return;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        if let Ok(t) = sched {
+            threads.push(t);
+        }
+        Checker { shared, results: res_rx, stop, threads }
+    }
+
+    /// Replaces the set of probes; new or changed ones run at once.
+    pub fn sync(&self, specs: Vec<ProbeSpec>) {
+        if let Ok(mut s) = self.shared.lock() {
+            let new: HashMap<ProbeId, ProbeSpec> = specs.into_iter().map(|p| (p.id(), p)).collect();
+            let added: Vec<ProbeId> = new.iter().filter(|(id, p)| s.specs.get(*id) != Some(*p)).map(|(id, _)| *id).collect();
+            s.specs = new;
+            s.added.extend(added);
+        }
+    }
+
+    /// Results since the last call.
+    pub fn drain(&self) -> Vec<ProbeResult> {
+        self.results.try_iter().collect()
+    }
+}
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(mut s) = self.shared.lock() {
+            s.specs.clear();
+        }
+        // Pool threads exit when the scheduler (holding the job sender)
+        // stops; probes are bounded by their timeouts.
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn spec(port: u16, kind: ProbeKind) -> ProbeSpec {
+        let key = (
+            config::ServiceKey { protocol: config::Protocol::Tcp, vip: "127.0.0.1".parse().unwrap(), port: 1 },
+            "127.0.0.1".parse().unwrap(),
+            port,
+        );
+        ProbeSpec {
+            key,
+            feedback: false,
+            addr: "127.0.0.1".parse().unwrap(),
+            port,
+            source: None,
+            kind,
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    fn serve(answer: &'static str) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let mut s = s;
+                let mut b = [0u8; 1024];
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = s.read(&mut b);
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn agent_words() {
+        assert_eq!(parse_agent("75%"), Some(AgentSays::Percent(75)));
+        assert_eq!(parse_agent("up 40%\n"), Some(AgentSays::Percent(40)));
+        assert_eq!(parse_agent("ready"), Some(AgentSays::Up));
+        assert_eq!(parse_agent("drain"), Some(AgentSays::Drain));
+        assert_eq!(parse_agent("50% maint"), Some(AgentSays::Drain));
+        assert_eq!(parse_agent("250%"), Some(AgentSays::Percent(100)));
+        assert_eq!(parse_agent("what?"), None);
+    }
+
+    #[test]
+    fn probes_against_local_servers() {
+        let http = serve("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let ok = run_probe(&spec(
+            http,
+            ProbeKind::Http { tls: false, path: "/".into(), host: "x".into(), status: vec![200], body: Some("ok".into()) },
+        ));
+        assert!(ok.ok, "{ok:?}");
+        let bad = run_probe(&spec(http, ProbeKind::Http { tls: false, path: "/".into(), host: "x".into(), status: vec![204], body: None }));
+        assert!(!bad.ok && bad.message.contains("HTTP 200"), "{bad:?}");
+        let body = run_probe(&spec(
+            http,
+            ProbeKind::Http { tls: false, path: "/".into(), host: "x".into(), status: vec![200], body: Some("nope".into()) },
+        ));
+        assert!(!body.ok, "{body:?}");
+        let pong = serve("PONG rs1\n");
+        assert!(run_probe(&spec(pong, ProbeKind::SendExpect { send: "PING\n".into(), expect: "PONG".into() })).ok);
+        assert!(!run_probe(&spec(pong, ProbeKind::SendExpect { send: "PING\n".into(), expect: "PANG".into() })).ok);
+        let agent = serve("60%\n");
+        let mut f = spec(agent, ProbeKind::Feedback);
+        f.feedback = true;
+        assert_eq!(run_probe(&f).agent, Some(AgentSays::Percent(60)));
+        assert!(run_probe(&spec(pong, ProbeKind::Tcp)).ok);
+        // A closed port fails at once; a command's status decides.
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert!(!run_probe(&spec(closed, ProbeKind::Tcp)).ok);
+        assert!(run_probe(&spec(1, ProbeKind::Command(vec!["true".into()]))).ok);
+        assert!(!run_probe(&spec(1, ProbeKind::Command(vec!["false".into()]))).ok);
+        let slow = run_probe(&spec(1, ProbeKind::Command(vec!["sleep".into(), "5".into()])));
+        assert!(!slow.ok && slow.took < Duration::from_secs(2), "{slow:?}");
+    }
+
+    #[test]
+    fn checker_runs_probes_periodically() {
+        let port = serve("x");
+        let c = Checker::start(2);
+        c.sync(vec![spec(port, ProbeKind::Tcp)]);
+        std::thread::sleep(Duration::from_millis(450));
+        let r = c.drain();
+        assert!(r.len() >= 3 && r.iter().all(|x| x.ok), "{r:?}");
+        c.sync(Vec::new());
+        std::thread::sleep(Duration::from_millis(250));
+        let _ = c.drain();
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(c.drain().is_empty(), "removed probes stop");
+    }
+}
