@@ -11,8 +11,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages: DPDK 22.11 (headers, PMDs, dpdk-testpmd), libclang for
 # bindgen, iproute2 for the namespace test beds, python3 + scapy for the
-# golden packet generator, procps for sysctl.
-pkgs=(libdpdk-dev dpdk clang libclang-dev pkg-config iproute2 procps python3 python3-scapy libpcap-dev ca-certificates curl)
+# golden packet generator, python3-prometheus-client to parse the metrics
+# endpoint in tests, procps for sysctl, util-linux for setpriv.
+pkgs=(libdpdk-dev dpdk clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -50,7 +50,8 @@ pub struct Daemon {
     pub allowed_uids: Vec<u32>,
     /// Peer gids allowed to use the socket.
     pub allowed_gids: Vec<u32>,
-    /// Prometheus listener; `None` disables it.
+    /// Prometheus listener; `""` (or "off") disables it.
+    #[serde(with = "optional_addr")]
     pub metrics_listen: Option<SocketAddr>,
 }
 
@@ -64,6 +65,24 @@ impl Default for Daemon {
             allowed_gids: Vec::new(),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9580))),
         }
+    }
+}
+
+mod optional_addr {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::net::SocketAddr;
+    pub fn serialize<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.collect_str(a),
+            None => s.serialize_str(""),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s == "off" {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| serde::de::Error::custom(format!("{s:?} is not address:port (or \"\" to disable)")))
     }
 }
 

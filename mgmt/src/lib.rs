@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod health;
 pub mod ipvsadm;
 pub mod manager;
+pub mod metrics;
 pub mod ops;
 pub mod proto;
 pub mod report;

@@ -237,6 +237,7 @@ struct RvsPort {
     segment: usize,
     tap: String,
     addresses: Vec<String>,
+    kernel: Option<String>,
 }
 
 /// One isolated test world.
@@ -255,6 +256,7 @@ pub struct Bed {
     lb: Netns,
     keep_dir: bool,
     dataplane: String,
+    daemon_extra: String,
 }
 
 /// Where the workspace's binaries are (`target/<profile>/`).
@@ -306,6 +308,7 @@ impl Bed {
             lb,
             keep_dir: false,
             dataplane: String::new(),
+            daemon_extra: String::new(),
         })
     }
 
@@ -328,7 +331,27 @@ impl Bed {
     /// (A TAP port has one queue pair per rvsd worker.)
     pub fn rvsd_port(&mut self, name: &str, segment: usize, addresses: &[&str]) {
         let tap = format!("t{}", self.ports.len());
-        self.ports.push(RvsPort { name: name.to_string(), segment, tap, addresses: addresses.iter().map(|s| (*s).to_string()).collect() });
+        self.ports.push(RvsPort {
+            name: name.to_string(),
+            segment,
+            tap,
+            addresses: addresses.iter().map(|s| (*s).to_string()).collect(),
+            kernel: None,
+        });
+    }
+
+    /// Like [`Bed::rvsd_port`], with a kernel interface (the exception path
+    /// health checks use) named `kernel` in rvsd's namespace.
+    pub fn rvsd_port_with_kernel(&mut self, name: &str, segment: usize, addresses: &[&str], kernel: &str) {
+        self.rvsd_port(name, segment, addresses);
+        if let Some(p) = self.ports.last_mut() {
+            p.kernel = Some(kernel.to_string());
+        }
+    }
+
+    /// Extra lines for the `[daemon]` section (socket mode, allowed uids).
+    pub fn daemon_extra(&mut self, lines: &str) {
+        self.daemon_extra = lines.to_string();
     }
 
     /// Adds a host on `segment` with addresses and routes `(prefix, via)`.
@@ -401,11 +424,15 @@ impl Bed {
         for (i, p) in self.ports.iter().enumerate() {
             let addrs: Vec<String> = p.addresses.iter().map(|a| format!("\"{a}\"")).collect();
             s.push_str(&format!(
-                "[[ports]]\nname = \"{}\"\ndevice = \"net_tap{i},iface={}\"\naddresses = [{}]\n\n",
+                "[[ports]]\nname = \"{}\"\ndevice = \"net_tap{i},iface={}\"\naddresses = [{}]\n",
                 p.name,
                 p.tap,
                 addrs.join(", ")
             ));
+            if let Some(k) = &p.kernel {
+                s.push_str(&format!("kernel_interface = \"{k}\"\n"));
+            }
+            s.push('\n');
         }
         s
     }
@@ -430,8 +457,9 @@ impl Bed {
     fn write_config(&self, rest: &str) -> Result<PathBuf> {
         let dataplane = &self.dataplane;
         let cfg = format!(
-            "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n\n[dataplane]\nhugepages = false\nidle_backoff_us = 200\nmbufs = 8191\nsessions_per_worker = 65536\nsessions_v6_per_worker = 16384\n{dataplane}\n\n{}{rest}\n",
+            "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n{}\n\n[dataplane]\nhugepages = false\nidle_backoff_us = 200\nmbufs = 8191\nsessions_per_worker = 65536\nsessions_v6_per_worker = 16384\n{dataplane}\n\n{}{rest}\n",
             self.socket().display(),
+            self.daemon_extra,
             self.ports_toml()
         );
         let path = self.dir.join("rvs.toml");

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 const GOOD: &str = r#"[daemon]
 control_socket = "SOCK"
+metrics_listen = ""
 
 [dataplane]
 hugepages = false
@@ -74,23 +75,23 @@ fn expect(name: &str, text: &str, needles: &[&str]) {
 
 #[test]
 fn malformed_toml() {
-    expect("syntax", &GOOD.replace("[[services]]", "[[services]"), &["rvs.toml:16:", "nothing started"]);
+    expect("syntax", &GOOD.replace("[[services]]", "[[services]"), &["rvs.toml:17:", "nothing started"]);
 }
 
 #[test]
 fn unknown_field() {
-    expect("unknown", &GOOD.replace("scheduler = \"rr\"", "schedular = \"rr\""), &["rvs.toml:20:", "schedular"]);
+    expect("unknown", &GOOD.replace("scheduler = \"rr\"", "schedular = \"rr\""), &["rvs.toml:21:", "schedular"]);
 }
 
 #[test]
 fn vip_without_real_servers() {
     let cut = GOOD.find("[[services.real_servers]]").unwrap();
-    expect("empty", &GOOD[..cut], &["rvs.toml:16:", "services[0].real_servers", "no real servers"]);
+    expect("empty", &GOOD[..cut], &["rvs.toml:17:", "services[0].real_servers", "no real servers"]);
 }
 
 #[test]
 fn address_that_does_not_parse() {
-    expect("addr", &GOOD.replace("198.18.0.11", "198.18.0.311"), &["rvs.toml:23:", "services[0].real_servers[0].address"]);
+    expect("addr", &GOOD.replace("198.18.0.11", "198.18.0.311"), &["rvs.toml:24:", "services[0].real_servers[0].address"]);
 }
 
 #[test]
@@ -98,10 +99,10 @@ fn port_that_does_not_exist() {
     // The configuration is valid; the device is not: EAL starts, the probe
     // fails, and rvsd names the field and its line.
     let text = GOOD.replace("DEVICE", "net_nosuchdriver0");
-    expect("device", &text, &["rvs.toml:13:", "ports[0].device", "net_nosuchdriver0"]);
+    expect("device", &text, &["rvs.toml:14:", "ports[0].device", "net_nosuchdriver0"]);
 }
 
 #[test]
 fn unreachable_real_server() {
-    expect("unreach", &GOOD.replace("198.18.0.11", "203.0.113.9"), &["rvs.toml:23:", "not reachable"]);
+    expect("unreach", &GOOD.replace("198.18.0.11", "203.0.113.9"), &["rvs.toml:24:", "not reachable"]);
 }

@@ -88,6 +88,21 @@ fn main() {
     if let Ok(mut m) = daemon.manager.lock() {
         m.start_health_checks();
     }
+    let metrics = match daemon_cfg.metrics_listen {
+        Some(addr) => match mgmt::metrics::MetricsServer::start(addr, daemon.manager.clone()) {
+            Ok(m) => {
+                log(format!("metrics on http://{}/metrics", m.addr));
+                Some(m)
+            }
+            Err(e) => {
+                eprintln!("rvsd: daemon.metrics_listen: cannot listen on {addr}: {e}");
+                drop(control);
+                let _ = daemon.shutdown();
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
     log(format!("forwarding; control socket {}", control.path().display()));
 
     let mut last = Instant::now();
@@ -113,6 +128,7 @@ fn main() {
         }
     }
     log("stopping");
+    drop(metrics);
     drop(control);
     let size = daemon.table_size;
     let report = daemon.shutdown();

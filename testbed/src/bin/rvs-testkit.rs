@@ -22,7 +22,12 @@
 //!   held on the server's loopback), which delivers it to the local stack.
 //!
 //! The HTTP server answers `GET /bytes/N` with an N-byte body and reads a
-//! request body (Content-Length); `http --post-bytes N` sends one.
+//! request body (Content-Length); `http --post-bytes N` sends one. With
+//! `serve --down-file F`, while F exists `GET /health` answers 503 and the
+//! TCP responder answers `DOWN`; `serve --agent ADDR --agent-file F` runs a
+//! feedback agent answering F's first line (HAProxy agent-check style).
+//! `http --retries N` retries a request that failed to connect or was
+//! reset, as a browser or an HTTP library would.
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
@@ -63,16 +68,35 @@ fn parse_addr(s: &str) -> SocketAddr {
     s.to_socket_addrs().ok().and_then(|mut a| a.next()).unwrap_or_else(|| die(&format!("{s}: not an address")))
 }
 
+fn is_down(f: &Option<String>) -> bool {
+    f.as_ref().is_some_and(|p| std::path::Path::new(p).exists())
+}
+
 fn serve(args: &[String]) {
     let name = flag(args, "--name").unwrap_or_else(|| "rs".into());
+    let down = flag(args, "--down-file");
     let parent = std::os::unix::process::parent_id();
     for a in flags(args, "--http") {
         let l = TcpListener::bind(parse_addr(&a)).unwrap_or_else(|e| die(&format!("bind {a}: {e}")));
-        let name = name.clone();
+        let (name, down) = (name.clone(), down.clone());
         std::thread::spawn(move || {
             for s in l.incoming().flatten() {
-                let name = name.clone();
-                std::thread::spawn(move || http_conn(s, &name));
+                let (name, down) = (name.clone(), down.clone());
+                std::thread::spawn(move || http_conn(s, &name, &down));
+            }
+        });
+    }
+    if let Some(a) = flag(args, "--agent") {
+        let l = TcpListener::bind(parse_addr(&a)).unwrap_or_else(|e| die(&format!("bind {a}: {e}")));
+        let file = flag(args, "--agent-file");
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let line = file
+                    .as_ref()
+                    .and_then(|f| std::fs::read_to_string(f).ok())
+                    .and_then(|t| t.lines().next().map(str::to_string))
+                    .unwrap_or_else(|| "up".into());
+                let _ = s.write_all(format!("{line}\n").as_bytes());
             }
         });
     }
@@ -90,10 +114,10 @@ fn serve(args: &[String]) {
     }
     for a in flags(args, "--tcp-echo") {
         let l = TcpListener::bind(parse_addr(&a)).unwrap_or_else(|e| die(&format!("bind {a}: {e}")));
-        let name = name.clone();
+        let (name, down) = (name.clone(), down.clone());
         std::thread::spawn(move || {
             for s in l.incoming().flatten() {
-                let name = name.clone();
+                let (name, down) = (name.clone(), down.clone());
                 std::thread::spawn(move || {
                     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
                     let mut w = match s.try_clone() {
@@ -102,7 +126,13 @@ fn serve(args: &[String]) {
                     };
                     for line in BufReader::new(s).lines() {
                         let Ok(line) = line else { return };
-                        let out = if line.trim() == "PING" { format!("PONG {name}\n") } else { format!("ECHO {name} {line}\n") };
+                        let out = if is_down(&down) {
+                            "DOWN\n".to_string()
+                        } else if line.trim() == "PING" {
+                            format!("PONG {name}\n")
+                        } else {
+                            format!("ECHO {name} {line}\n")
+                        };
                         if w.write_all(out.as_bytes()).is_err() {
                             return;
                         }
@@ -120,7 +150,7 @@ fn serve(args: &[String]) {
     }
 }
 
-fn http_conn(s: TcpStream, name: &str) {
+fn http_conn(s: TcpStream, name: &str, down: &Option<String>) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
     let Ok(mut w) = s.try_clone() else { return };
     let mut r = BufReader::new(s);
@@ -155,7 +185,11 @@ fn http_conn(s: TcpStream, name: &str) {
             }
         }
         let path = request.split_whitespace().nth(1).unwrap_or("/");
-        let status: u16 = path.strip_prefix("/status/").and_then(|c| c.parse().ok()).unwrap_or(200);
+        let status: u16 = if path == "/health" && is_down(down) {
+            503
+        } else {
+            path.strip_prefix("/status/").and_then(|c| c.parse().ok()).unwrap_or(200)
+        };
         let body = match path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => {
                 let mut b = format!("{name}\n").into_bytes();
@@ -276,6 +310,8 @@ fn http(args: &[String]) {
     let timeout = Duration::from_millis(num(args, "--timeout-ms", 3000));
     let gap = Duration::from_millis(num(args, "--gap-ms", 0));
     let post = usize::try_from(num(args, "--post-bytes", 0)).unwrap_or(0);
+    let retries = num(args, "--retries", 0);
+    let retried = Arc::new(AtomicU64::new(0));
     let (addr, path) = split_url(&url);
     let next = Arc::new(AtomicU64::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -283,17 +319,28 @@ fn http(args: &[String]) {
     let start = Instant::now();
     let threads: Vec<_> = (0..conc)
         .map(|_| {
-            let (next, tally, order, path) = (next.clone(), tally.clone(), order.clone(), path.clone());
+            let (next, tally, order, path, retried) = (next.clone(), tally.clone(), order.clone(), path.clone(), retried.clone());
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
                     return;
                 }
-                let r = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}")).and_then(|s| {
-                    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-                    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-                    request_body(&mut BufReader::new(s), &path, false, post)
-                });
+                let once = || {
+                    TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}")).and_then(|s| {
+                        s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                        s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                        request_body(&mut BufReader::new(s), &path, false, post)
+                    })
+                };
+                let mut r = once();
+                for _ in 0..retries {
+                    if r.is_ok() {
+                        break;
+                    }
+                    retried.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
+                    r = once();
+                }
                 if let Ok(s) = &r {
                     if let Ok(mut o) = order.lock() {
                         o.push(s.clone());
@@ -313,7 +360,7 @@ fn http(args: &[String]) {
     }
     let order = order.lock().map(|o| o.clone()).unwrap_or_default();
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
-    t.print(serde_json::json!({"seconds": start.elapsed().as_secs_f64(), "order": order}));
+    t.print(serde_json::json!({"seconds": start.elapsed().as_secs_f64(), "order": order, "retried": retried.load(Ordering::Relaxed)}));
 }
 
 fn udp(args: &[String]) {
