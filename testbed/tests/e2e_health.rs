@@ -24,7 +24,6 @@ enum Failure {
     Unhealthy,
 }
 
-
 fn service(check: &str, extra: &str) -> String {
     let mut s = format!(
         "[[services]]\nvip = \"{VIP}\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"nat\"\n{extra}\
@@ -199,4 +198,118 @@ fn command_check_follows_the_exit_status() {
         std::process::id()
     );
     fail_and_recover("hc-cmd", &check, Failure::Unhealthy);
+}
+
+/// When every real server is down the sorry server takes new connections;
+/// the first real server back takes them again.
+#[test]
+fn sorry_server_takes_over_while_every_real_server_is_down() {
+    let svc = service("kind = \"tcp\"", "fallback = { address = \"198.18.1.14\", port = 8080 }\n");
+    let (mut bed, cl, sv) = nat_bed_opts("hc-sorry", 1, 4, "workers = 1", &svc, true, &|_| Vec::new());
+    // Host 4 (198.18.1.14, process 3) is the sorry server: name it so.
+    bed.proc(3).stop(Duration::from_secs(1));
+    let sorry = start_server(&mut bed, sv[3], "sorry", &[]);
+    wait_serving(&mut bed, sorry, "sorry");
+    let url = format!("http://{VIP}/");
+    let t = Instant::now();
+    while !bed.stats().unwrap().services[0].real_servers.iter().all(|r| r.up) {
+        assert!(t.elapsed() < Duration::from_secs(5), "servers not up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = kit(&bed, cl[0], &["http", "--url", &url, "--count", "30"], 60);
+    let (ok, _, by) = tally(&r);
+    assert_eq!(ok, 30);
+    assert!(!by.contains_key("sorry"), "the sorry server serves only while all are down: {by:?}");
+    for p in 0..3 {
+        bed.proc(p).stop(Duration::from_secs(1));
+    }
+    let t = Instant::now();
+    while bed.stats().unwrap().services[0].real_servers.iter().any(|r| r.up) {
+        assert!(t.elapsed() < Duration::from_secs(5), "servers still up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = kit(&bed, cl[0], &["http", "--url", &url, "--count", "60"], 60);
+    let (ok, failed, by) = tally(&r);
+    assert_eq!((ok, failed), (60, 0), "{r}");
+    assert_eq!(by.get("sorry"), Some(&60), "{by:?}");
+    let st = bed.stats().unwrap();
+    assert_eq!(st.services[0].fallback_conns, 60, "counted as fallback connections");
+    // rs1 comes back: new connections leave the sorry server.
+    let p = start_server(&mut bed, sv[0], "rs1", &[]);
+    wait_serving(&mut bed, p, "rs1");
+    let t = Instant::now();
+    while !bed.stats().unwrap().services[0].real_servers[0].up {
+        assert!(t.elapsed() < Duration::from_secs(5), "rs1 not back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = kit(&bed, cl[0], &["http", "--url", &url, "--count", "30"], 60);
+    let (ok, failed, by) = tally(&r);
+    assert_eq!((ok, failed), (30, 0), "{r}");
+    assert_eq!(by.get("rs1"), Some(&30), "{by:?}");
+    let st = bed.stats().unwrap();
+    assert_eq!(st.services[0].fallback_conns, 60);
+    print_drops("hc-sorry", &st);
+}
+
+/// The feedback agent's answers set the weights: 100% keeps the weight,
+/// 50% halves it, `drain` makes it 0, and the spread follows.
+#[test]
+fn feedback_agent_sets_the_weights() {
+    let dir = std::env::temp_dir();
+    let file = move |i: usize| dir.join(format!("rvs-{}-hc-agent-rs{}", std::process::id(), i + 1));
+    let _cleanup: Vec<Remove> = (0..3).map(|i| Remove(file(i))).collect();
+    for (i, says) in ["100%", "up 50%", "drain"].iter().enumerate() {
+        std::fs::write(file(i), says).unwrap();
+    }
+    let mut svc = format!(
+        "[[services]]\nvip = \"{VIP}\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"wrr\"\nforwarding = \"nat\"\n\
+         feedback = {{ port = 7777, interval = 0.3 }}\n"
+    );
+    for i in 0..3 {
+        svc.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = 8080\nweight = 4\n", 11 + i));
+    }
+    let (bed, cl, _) = nat_bed_opts("hc-agent", 1, 3, "workers = 1", &svc, true, &|i| {
+        vec!["--agent".into(), "[::]:7777".into(), "--agent-file".into(), file(i).display().to_string()]
+    });
+    let wait_weights = |want: [u32; 3]| {
+        let t = Instant::now();
+        loop {
+            let st = bed.stats().unwrap();
+            let w: Vec<u32> = st.services[0].real_servers.iter().map(|r| r.effective_weight).collect();
+            if w == want {
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "effective weights {w:?}, want {want:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_weights([4, 2, 0]);
+    let url = format!("http://{VIP}/");
+    let r = kit(&bed, cl[0], &["http", "--url", &url, "--count", "300"], 60);
+    let (ok, failed, by) = tally(&r);
+    assert_eq!((ok, failed), (300, 0), "{r}");
+    assert_eq!((by.get("rs1"), by.get("rs2"), by.get("rs3")), (Some(&200), Some(&100), None), "wrr 4:2:0 over 300");
+    std::fs::write(file(2), "ready 100%").unwrap();
+    wait_weights([4, 2, 4]);
+    let r = kit(&bed, cl[0], &["http", "--url", &url, "--count", "300"], 60);
+    let (ok, failed, by) = tally(&r);
+    assert_eq!((ok, failed), (300, 0), "{r}");
+    assert_eq!((by.get("rs1"), by.get("rs2"), by.get("rs3")), (Some(&120), Some(&60), Some(&120)), "wrr 4:2:4 over 300");
+    let st = bed.stats().unwrap();
+    let agents: Vec<String> = st.services[0]
+        .real_servers
+        .iter()
+        .map(|r| r.health.as_ref().and_then(|h| h.agent.as_ref()).map(|a| a.message.clone()).unwrap_or_default())
+        .collect();
+    println!("hc-agent: agents say {agents:?}");
+    print_drops("hc-agent", &st);
+}
+
+/// Waits until a testkit server printed that it listens.
+fn wait_serving(bed: &mut testbed::Bed, p: usize, name: &str) {
+    let t = Instant::now();
+    while !bed.proc(p).log().contains(&format!("{name} serving")) {
+        assert!(t.elapsed() < Duration::from_secs(5), "{name} did not start: {}", bed.proc(p).log());
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -68,7 +68,8 @@ pub fn nat_bed_opts(
 /// with extra options; returns its process index.
 pub fn start_server(bed: &mut Bed, host: usize, name: &str, extra: &[&str]) -> usize {
     let kit = bin("rvs-testkit").unwrap();
-    let mut cmd = vec![kit.to_str().unwrap(), "serve", "--name", name, "--http", "[::]:8080", "--udp", "[::]:9000", "--tcp-echo", "[::]:7000"];
+    let mut cmd =
+        vec![kit.to_str().unwrap(), "serve", "--name", name, "--http", "[::]:8080", "--udp", "[::]:9000", "--tcp-echo", "[::]:7000"];
     cmd.extend_from_slice(extra);
     bed.spawn(host, &cmd).unwrap()
 }
