@@ -50,6 +50,15 @@ pub enum Verdict {
     Kernel(u8),
     /// Another core owns its session: hand it over.
     Handover(u16),
+    /// Rewritten for this port, but the next hop's MAC is not resolved yet:
+    /// the worker holds the frame until neighbour `neigh` answers (as the
+    /// kernel's ARP queue does) and then writes its MAC and sends it.
+    Hold {
+        /// Egress port.
+        port: u8,
+        /// Neighbour slot.
+        neigh: u32,
+    },
     /// Fully handled (e.g. an ARP reply that was learned); free it.
     Consumed,
 }
@@ -504,6 +513,19 @@ impl Forwarder {
                 out.push((*n, unicast));
             }
         }
+    }
+
+    /// The resolved MAC of a neighbour slot.
+    #[inline]
+    pub fn neighbour_mac(&self, slot: u32) -> Option<MacAddr> {
+        self.snap.neigh.mac(slot)
+    }
+
+    /// A frame waits for neighbour `slot`: the neighbour to probe right
+    /// now, unless one was probed moments ago (by any worker).
+    pub fn urgent_probe(&self, slot: u32) -> Option<NeighborRef> {
+        let n = self.snap.neighbors.iter().find(|n| n.slot == slot)?;
+        self.snap.neigh.urgent_probe(slot, self.now).then_some(*n)
     }
 
     /// Writes the ARP request or neighbour solicitation for a probe into
@@ -996,7 +1018,7 @@ fn stateless<A: Fam, B: PacketBuf>(
     if !matches!(b.mode, Mode::Dr | Mode::Tunnel) {
         return Err(DropReason::SessionTableFull);
     }
-    let mac = cx.snap.neigh.mac(b.neigh).ok_or(DropReason::NeighUnresolved)?;
+    let mac = cx.snap.neigh.mac(b.neigh);
     let out = cx.snap.port(b.egress).ok_or(DropReason::NoRoute)?;
     if b.mode == Mode::Tunnel {
         let overhead = tunnel_overhead(b.addr);
@@ -1008,14 +1030,14 @@ fn stateless<A: Fam, B: PacketBuf>(
     } else {
         decrement_ttl::<A>(buf.data_mut());
     }
-    ether::set_macs(buf.data_mut(), mac, out.mac);
+    ether::set_macs(buf.data_mut(), mac.unwrap_or(MacAddr::ZERO), out.mac);
     cx.stats.stateless_flows.inc();
     if let Some(ss) = cx.stats.services.get(usize::from(svc.slot)) {
         ss.stateless.inc();
         ss.pkts_in.inc();
         ss.bytes_in.add(buf.len() as u64);
     }
-    Ok(Verdict::Tx(b.egress))
+    Ok(tx_or_hold(b.egress, mac, b.neigh))
 }
 
 /// Answers a client's TCP segment with a reset from the VIP, in place
@@ -1178,11 +1200,8 @@ fn forward<A: Fam, B: PacketBuf>(
     // Forwarding decision first: nothing is written before we know the
     // packet can go.
     let (out_port, dst_mac) = match dir {
-        Dir::Forward => {
-            let mac = cx.snap.neigh.mac(b.neigh).ok_or(DropReason::NeighUnresolved)?;
-            (b.egress, mac)
-        }
-        Dir::Reply => (s.client_port, MacAddr(s.client_mac)),
+        Dir::Forward => (b.egress, cx.snap.neigh.mac(b.neigh)),
+        Dir::Reply => (s.client_port, Some(MacAddr(s.client_mac))),
     };
     let out = cx.snap.port(out_port).ok_or(DropReason::NoRoute)?;
     let ttl_at = ether::HEADER_LEN + if A::V6 { 7 } else { 8 };
@@ -1230,7 +1249,7 @@ fn forward<A: Fam, B: PacketBuf>(
         }
         _ => return Err(DropReason::NotForUs),
     }
-    ether::set_macs(buf.data_mut(), dst_mac, out.mac);
+    ether::set_macs(buf.data_mut(), dst_mac.unwrap_or(MacAddr::ZERO), out.mac);
     match dir {
         Dir::Forward => {
             if let Some(bs) = bs {
@@ -1253,7 +1272,16 @@ fn forward<A: Fam, B: PacketBuf>(
             }
         }
     }
-    Ok(Verdict::Tx(out_port))
+    Ok(tx_or_hold(out_port, dst_mac, b.neigh))
+}
+
+/// `Tx` when the next hop's MAC is known, `Hold` (until it resolves) when not.
+#[inline]
+fn tx_or_hold(port: u8, mac: Option<MacAddr>, neigh: u32) -> Verdict {
+    match mac {
+        Some(_) => Verdict::Tx(port),
+        None => Verdict::Hold { port, neigh },
+    }
 }
 
 /// Decrements the TTL (IPv4, with checksum) or hop limit (IPv6).
@@ -1518,8 +1546,8 @@ fn icmp_error<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, icmp
     let b = cx.snap.backend(s.backend).ok_or(DropReason::NoBackend)?;
     let mode = Mode::from_u8(s.mode).ok_or(DropReason::NotForUs)?;
     let (out_port, dst_mac) = match dir {
-        Dir::Forward => (b.egress, cx.snap.neigh.mac(b.neigh).ok_or(DropReason::NeighUnresolved)?),
-        Dir::Reply => (s.client_port, MacAddr(s.client_mac)),
+        Dir::Forward => (b.egress, cx.snap.neigh.mac(b.neigh)),
+        Dir::Reply => (s.client_port, Some(MacAddr(s.client_mac))),
     };
     let out = cx.snap.port(out_port).ok_or(DropReason::NoRoute)?;
     let ttl_at = ether::HEADER_LEN + if A::V6 { 7 } else { 8 };
@@ -1575,9 +1603,9 @@ fn icmp_error<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, icmp
     if mode == Mode::Tunnel && dir == Dir::Forward {
         encapsulate::<A, B>(cx, buf, b, out.mtu)?;
     }
-    ether::set_macs(buf.data_mut(), dst_mac, out.mac);
+    ether::set_macs(buf.data_mut(), dst_mac.unwrap_or(MacAddr::ZERO), out.mac);
     cx.stats.icmp_errors_forwarded.inc();
-    Ok(Verdict::Tx(out_port))
+    Ok(tx_or_hold(out_port, dst_mac, b.neigh))
 }
 
 /// Turns the packet into ICMP time exceeded back to its sender (rate

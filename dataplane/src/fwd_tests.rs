@@ -297,11 +297,20 @@ fn learns_neighbours_from_arp() {
     let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
     let mut f = Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats);
     f.set_now(5);
-    // Unresolved: the SYN is dropped and counted, and a probe is due.
-    assert_eq!(f.process(&mut VecBuf::new(&syn(ip("198.18.0.2"), 1)), 0), Verdict::Drop(DropReason::NeighUnresolved));
+    // Unresolved: the SYN is rewritten and held for the real server's
+    // neighbour slot (with no destination MAC yet), one urgent probe goes
+    // out however many frames wait, and the periodic probes are due.
+    let mut held = VecBuf::new(&syn(ip("198.18.0.2"), 1));
+    let Verdict::Hold { port: 1, neigh } = f.process(&mut held, 0) else { panic!("not held") };
+    assert_eq!(&held.data()[..6], &[0; 6]);
+    assert_eq!(&held.data()[6..12], &P1_MAC.0);
+    assert_eq!(f.neighbour_mac(neigh), None);
+    let urgent = f.urgent_probe(neigh).expect("a probe for the held frame");
+    assert_eq!(f.urgent_probe(neigh), None, "one probe per gap");
     let mut probes = Vec::new();
     f.neighbour_probes(&mut probes);
-    assert_eq!(probes.len(), 3);
+    assert_eq!(probes.len(), 2, "the urgently probed neighbour is not due again");
+    assert!(probes.iter().all(|p| p.0.slot != neigh));
     let mut frame = [0u8; 128];
     let (len, port) = f.build_probe(&probes[0].0, probes[0].1, &mut frame).unwrap();
     assert_eq!(port, 1);
@@ -322,6 +331,9 @@ fn learns_neighbours_from_arp() {
         assert_eq!(f.process(&mut VecBuf::new(&reply), 1), Verdict::Consumed);
     }
     assert_eq!(f.process(&mut VecBuf::new(&syn(ip("198.18.0.2"), 2)), 0), Verdict::Tx(1));
+    // The held frame's neighbour is the one that was probed, now resolved.
+    let i = usize::from(urgent.addr.to_string().rsplit('.').next().unwrap().parse::<u8>().unwrap() - 10);
+    assert_eq!(f.neighbour_mac(neigh), Some(rs_mac(u8::try_from(i).unwrap())));
 }
 
 #[test]
@@ -538,6 +550,7 @@ fn fuzzed_frames_never_panic() {
             let mut b = VecBuf::new(&v);
             match f.borrow_mut().process(&mut b, port) {
                 Verdict::Tx(p) => prop_assert!(p < 2 && b.len() >= 14),
+                Verdict::Hold { port: p, .. } => prop_assert!(p < 2 && b.len() >= 14),
                 Verdict::Drop(_) | Verdict::Consumed | Verdict::Kernel(_) | Verdict::Handover(_) => {}
             }
         }

@@ -14,6 +14,7 @@ pub mod conn;
 pub mod dpdk;
 pub mod drop;
 pub mod fwd;
+pub mod hold;
 pub mod neigh;
 pub mod net;
 pub mod sched;

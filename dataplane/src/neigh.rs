@@ -28,6 +28,8 @@ pub const PROBE_INTERVAL_MS: u32 = 1_000;
 pub const UNICAST_PROBES: u32 = 3;
 /// An entry unconfirmed this long expires.
 pub const EXPIRE_MS: u32 = 60_000;
+/// Least gap between probes triggered by held packets.
+pub const URGENT_GAP_MS: u32 = 200;
 
 const VALID: u64 = 1 << 63;
 const STATIC: u64 = 1 << 62;
@@ -109,6 +111,22 @@ impl NeighTable {
         }
     }
 
+    /// A packet waits for this unresolved neighbour: returns true (and
+    /// records the probe) when a probe should go out now - at most one per
+    /// [`URGENT_GAP_MS`] whichever worker asks, so a burst of held packets
+    /// sends one ARP request, not one each.
+    pub fn urgent_probe(&self, slot: u32, now: u32) -> bool {
+        let Some(s) = self.slots.get(slot as usize) else { return false };
+        if s.mac.load(Relaxed) & VALID != 0 {
+            return false;
+        }
+        let last = s.probed.load(Relaxed);
+        if last != 0 && now.wrapping_sub(last) < URGENT_GAP_MS {
+            return false;
+        }
+        s.probed.compare_exchange(last, now.max(1), Relaxed, Relaxed).is_ok()
+    }
+
     /// A slot's state, for display.
     pub fn state(&self, slot: u32) -> Option<NeighState> {
         let s = self.slots.get(slot as usize)?;
@@ -181,5 +199,16 @@ mod tests {
         assert_eq!(t.probe_due(1, 10), None);
         assert!(t.state(1).unwrap().is_static);
         assert_eq!(t.mac(9), None);
+    }
+
+    #[test]
+    fn held_packets_probe_at_most_every_urgent_gap() {
+        let t = NeighTable::new(2);
+        assert!(t.urgent_probe(1, 10));
+        assert!(!t.urgent_probe(1, 10 + URGENT_GAP_MS - 1));
+        assert!(t.urgent_probe(1, 10 + URGENT_GAP_MS));
+        t.learn(1, MacAddr([2, 0, 0, 0, 0, 1]), 500);
+        assert!(!t.urgent_probe(1, 5000), "resolved: nothing to ask");
+        assert!(!t.urgent_probe(9, 0), "no such slot");
     }
 }

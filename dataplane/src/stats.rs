@@ -137,6 +137,8 @@ pub struct CoreStats {
     pub neigh_answers: Counter,
     /// ARP requests and neighbour solicitations sent.
     pub neigh_probes: Counter,
+    /// Frames held until their next hop's MAC resolved.
+    pub neigh_held: Counter,
     /// Poll-loop iterations.
     pub loops: Counter,
     /// Iterations that found no packet.
@@ -172,6 +174,7 @@ impl CoreStats {
             icmp_errors_forwarded: Counter::default(),
             neigh_answers: Counter::default(),
             neigh_probes: Counter::default(),
+            neigh_held: Counter::default(),
             loops: Counter::default(),
             idle_loops: Counter::default(),
             generation: Counter::default(),

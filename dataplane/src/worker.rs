@@ -15,6 +15,7 @@
 //! flat out, as a production appliance should.
 use crate::dpdk::{self, Burst, Clock, Mbuf, Mempool, RxQueue, TxQueue};
 use crate::fwd::{Forwarder, Verdict};
+use crate::hold::HoldQueue;
 use crate::net::PacketBuf;
 use crate::stats::MAX_PORTS;
 use crate::table::Snapshot;
@@ -115,6 +116,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
     let core = usize::from(fwd.core());
     let mut dump_seen = 0u64;
     let mut dump_cursor = 0usize;
+    let mut hold: HoldQueue<Mbuf> = HoldQueue::default();
 
     while !shared.stop.load(Ordering::Relaxed) {
         let g = shared.generation.load(Ordering::Acquire);
@@ -161,6 +163,17 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
                             let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
                         }
                     }
+                    Verdict::Hold { port, neigh } if usize::from(port) < nports => {
+                        if let Err(m) = hold.push(m, neigh, port, now) {
+                            stats.count_drop(DropReason::NeighUnresolved);
+                            push_dead(&mut dead, m);
+                        } else {
+                            stats.neigh_held.inc();
+                            if let Some(n) = fwd.urgent_probe(neigh) {
+                                send_probe(&fwd, &pool, &mut q.tx, &n, None);
+                            }
+                        }
+                    }
                     Verdict::Kernel(p) if q.kernel.get(usize::from(p)).is_some_and(Option::is_some) => {
                         let p = usize::from(p);
                         stats.ports[p % MAX_PORTS].to_kernel.inc();
@@ -190,6 +203,29 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
                     let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
                 }
             }
+        }
+        // Held frames whose next hop answered go out with this burst.
+        if !hold.is_empty() {
+            hold.release(
+                now,
+                |n| fwd.neighbour_mac(n),
+                |mut m, to| {
+                    let Some((p, mac)) = to else {
+                        stats.count_drop(DropReason::NeighUnresolved);
+                        push_dead(&mut dead, m);
+                        return;
+                    };
+                    let p = usize::from(p);
+                    if let Some(d) = m.data_mut().get_mut(..6) {
+                        d.copy_from_slice(&mac.0);
+                    }
+                    tx_bytes[p] += m.len() as u64;
+                    if let Err(m) = tx[p].push(m) {
+                        flush(&mut q.tx[p], &mut tx[p], &stats, p);
+                        let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
+                    }
+                },
+            );
         }
         for p in 0..nports {
             if !ktx[p].is_empty() {

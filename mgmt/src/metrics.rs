@@ -127,6 +127,7 @@ pub fn render(r: &Report, version: &str) -> String {
         ("rvs_icmp_errors_forwarded_total", "ICMP errors forwarded along sessions.", r.icmp_errors_forwarded),
         ("rvs_neighbor_answers_total", "ARP replies and neighbour advertisements sent.", r.neigh_answers),
         ("rvs_neighbor_probes_total", "ARP requests and neighbour solicitations sent.", r.neigh_probes),
+        ("rvs_neighbor_held_total", "Frames held until their next hop's MAC resolved.", r.neigh_held),
     ] {
         f.head(name, "counter", help);
         f.sample(name, &[], v);

@@ -242,6 +242,9 @@ pub struct Report {
     pub neigh_answers: u64,
     /// ARP/ND probes sent.
     pub neigh_probes: u64,
+    /// Frames held until their next hop resolved.
+    #[serde(default)]
+    pub neigh_held: u64,
     /// Neighbours.
     pub neighbors: Vec<NeighborReport>,
 }
@@ -491,6 +494,7 @@ impl Accounting {
             icmp_errors_forwarded: sum(&|c| c.icmp_errors_forwarded.get()),
             neigh_answers: sum(&|c| c.neigh_answers.get()),
             neigh_probes: sum(&|c| c.neigh_probes.get()),
+            neigh_held: sum(&|c| c.neigh_held.get()),
             neighbors,
         }
     }

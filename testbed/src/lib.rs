@@ -205,6 +205,14 @@ impl Proc {
         false
     }
 
+    /// Sends it a signal (`ip netns exec` execs the command: the PID is
+    /// the command's own).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) -> Result<()> {
+        let pid = self.pid().ok_or_else(|| anyhow!("{} has exited", self.what))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid)?), sig)?;
+        Ok(())
+    }
+
     /// Description for messages.
     pub fn what(&self) -> &str {
         &self.what
@@ -454,7 +462,9 @@ impl Bed {
         self.call("reload", serde_json::Value::Null).map(|_| ())
     }
 
-    fn write_config(&self, rest: &str) -> Result<PathBuf> {
+    /// Writes the configuration file (as [`Bed::start_rvsd`] does) without
+    /// telling rvsd.
+    pub fn write_config(&self, rest: &str) -> Result<PathBuf> {
         let dataplane = &self.dataplane;
         let cfg = format!(
             "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n{}\n\n[dataplane]\nhugepages = false\nidle_backoff_us = 200\nmbufs = 8191\nsessions_per_worker = 65536\nsessions_v6_per_worker = 16384\n{dataplane}\n\n{}{rest}\n",
@@ -508,6 +518,23 @@ impl Bed {
             let br = &self.segments[p.segment];
             self.sw.sh(&["ip", "link", "set", &p.tap, "master", br])?;
             self.sw.sh(&["ip", "link", "set", &p.tap, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the configuration file with new `rest` and sends rvsd
+    /// SIGHUP; returns once the workers run a newer configuration
+    /// generation (or the reload was refused: see the log).
+    pub fn sighup_with(&mut self, rest: &str) -> Result<()> {
+        let before = self.stats()?.generation;
+        self.write_config(rest)?;
+        self.rvsd.as_ref().ok_or_else(|| anyhow!("rvsd not running"))?.signal(nix::sys::signal::Signal::SIGHUP)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.stats()?.generation == before {
+            if Instant::now() > deadline {
+                bail!("no new configuration 10 s after SIGHUP:\n{}", self.rvsd_log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
         Ok(())
     }

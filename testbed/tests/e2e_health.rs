@@ -306,7 +306,7 @@ fn feedback_agent_sets_the_weights() {
 }
 
 /// Waits until a testkit server printed that it listens.
-fn wait_serving(bed: &mut testbed::Bed, p: usize, name: &str) {
+fn wait_serving(bed: &mut Bed, p: usize, name: &str) {
     let t = Instant::now();
     while !bed.proc(p).log().contains(&format!("{name} serving")) {
         assert!(t.elapsed() < Duration::from_secs(5), "{name} did not start: {}", bed.proc(p).log());
