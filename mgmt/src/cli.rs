@@ -176,9 +176,9 @@ fn parse_sched_flags(v: &str) -> Result<(bool, bool), String> {
     let mut port = false;
     for f in v.split(',').filter(|x| !x.is_empty()) {
         match f.trim_start_matches("sh-").trim_start_matches("mh-") {
-            "fallback" => fb = true,
-            "port" => port = true,
-            other => return Err(format!("unknown scheduler flag {other:?} (fallback, port)")),
+            "fallback" | "flag-1" => fb = true,
+            "port" | "flag-2" => port = true,
+            other => return Err(format!("unknown scheduler flag {other:?} (sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2)")),
         }
     }
     Ok((fb, port))

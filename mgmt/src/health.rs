@@ -615,6 +615,63 @@ mod tests {
         assert!(!slow.ok && slow.took < Duration::from_secs(2), "{slow:?}");
     }
 
+    /// A TLS server with a fresh self-signed certificate answering each
+    /// request with `answer`.
+    fn serve_tls(answer: &'static str) -> u16 {
+        let ck = rcgen::generate_simple_self_signed(vec!["rs.test".to_string()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![ck.cert.der().clone()], key)
+            .unwrap();
+        let cfg = Arc::new(cfg);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut req = Vec::new();
+                let mut b = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut b) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&b[..n]),
+                    }
+                }
+                let _ = tls.write_all(answer.as_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn https_probe_completes_a_tls_handshake_and_checks_status_and_body() {
+        let port = serve_tls("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nhealthy");
+        let https = |status: Vec<u16>, body: Option<&str>| {
+            run_probe(&spec(
+                port,
+                ProbeKind::Http { tls: true, path: "/health".into(), host: "rs.test".into(), status, body: body.map(str::to_string) },
+            ))
+        };
+        let ok = https(vec![200], Some("healthy"));
+        assert!(ok.ok, "{ok:?}");
+        let bad_status = https(vec![204], None);
+        assert!(!bad_status.ok && bad_status.message.contains("HTTP 200"), "{bad_status:?}");
+        assert!(!https(vec![200], Some("sick")).ok);
+        // Plain TCP to a TLS port is not an HTTP answer; TLS to a plain
+        // HTTP port fails the handshake.
+        let plain = serve("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let r =
+            run_probe(&spec(plain, ProbeKind::Http { tls: true, path: "/".into(), host: "rs.test".into(), status: vec![200], body: None }));
+        assert!(!r.ok && r.message.contains("TLS"), "{r:?}");
+    }
+
     #[test]
     fn checker_runs_probes_periodically() {
         let port = serve("x");

@@ -237,7 +237,13 @@ pub fn save(cfg: &config::Config) -> String {
             }
         }
         if s.hash_fallback || s.hash_port {
-            let flags: Vec<&str> = [(s.hash_fallback, "fallback"), (s.hash_port, "port")].iter().filter(|x| x.0).map(|x| x.1).collect();
+            // ipvsadm's names: sh-*/mh-* for sh and mh, flag-N otherwise.
+            let names = match s.scheduler {
+                config::SchedulerKind::Sh => ["sh-fallback", "sh-port"],
+                config::SchedulerKind::Mh => ["mh-fallback", "mh-port"],
+                _ => ["flag-1", "flag-2"],
+            };
+            let flags: Vec<&str> = [(s.hash_fallback, names[0]), (s.hash_port, names[1])].iter().filter(|x| x.0).map(|x| x.1).collect();
             let _ = write!(out, " --sched-flags {}", flags.join(","));
         }
         if s.mh_table_size != 65537 {

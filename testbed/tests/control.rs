@@ -225,7 +225,7 @@ fn save_clear_restore_restores_the_same_state() {
     let saved = ok(&b, &["-S", "-n"]);
     assert!(
         saved.contains(
-            "-A -u 198.18.0.210:53 -s mh --sched-flags fallback,port --mh-size 251 --on-remove keep --timeouts 600,30,60,5,120,3\n"
+            "-A -u 198.18.0.210:53 -s mh --sched-flags mh-fallback,mh-port --mh-size 251 --on-remove keep --timeouts 600,30,60,5,120,3\n"
         ),
         "{saved}"
     );

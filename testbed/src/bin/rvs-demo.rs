@@ -3,9 +3,10 @@
 //! Builds a namespace world (two clients on 198.18.0.0/24, three real
 //! servers on 198.18.1.0/24 that route back through rvsd), starts rvsd on
 //! two DPDK TAP ports with the embedded configuration (`src/demo.toml`:
-//! HTTP weighted 1:2:3, UDP echo round robin, NAT), runs 300 HTTP requests
-//! and 300 UDP echoes from each client, prints how they were spread and
-//! rvsd's counters, and tears everything down. Needs root.
+//! HTTP weighted 1:2:3 with an HTTP health check, UDP echo round robin,
+//! NAT), runs 300 HTTP requests and 300 UDP echoes from each client, prints
+//! how they were spread and rvsd's counters (with the real `rvsadm`), and
+//! tears everything down. Needs root.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use testbed::{bin, tally, Bed};
@@ -136,26 +137,18 @@ fn main() -> anyhow::Result<()> {
     );
 
     let r = bed.stats()?;
-    println!();
-    println!("rvsadm -L -n --stats (rvsd's own counters):");
-    print!(
-        "{}",
-        mgmt::ipvsadm::list(
-            &r,
-            r.session_capacity,
-            mgmt::ipvsadm::Options { format: mgmt::ipvsadm::Format::Stats, exact: false, nosort: false }
-        )
-    );
-    println!();
-    println!("rvsadm -L -n:");
-    print!(
-        "{}",
-        mgmt::ipvsadm::list(
-            &r,
-            r.session_capacity,
-            mgmt::ipvsadm::Options { format: mgmt::ipvsadm::Format::Plain, exact: false, nosort: false }
-        )
-    );
+    // rvsd's own view, through the real rvsadm on the control socket.
+    let rvsadm = bin("rvsadm")?;
+    let sock = bed.socket();
+    for args in [&["-L", "-n", "--stats"][..], &["-L", "-n"][..], &["show", "health"][..]] {
+        let out = std::process::Command::new(&rvsadm).arg("--socket").arg(&sock).args(args).output()?;
+        println!();
+        println!("# rvsadm {}", args.join(" "));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        if !out.status.success() {
+            anyhow::bail!("rvsadm {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+    }
     let drops: Vec<String> = r.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
     println!();
     println!(
