@@ -528,7 +528,7 @@ impl Bed {
     pub fn sighup_with(&mut self, rest: &str) -> Result<()> {
         let before = self.stats()?.generation;
         self.write_config(rest)?;
-        self.rvsd.as_ref().ok_or_else(|| anyhow!("rvsd not running"))?.signal(nix::sys::signal::Signal::SIGHUP)?;
+        self.signal_rvsd(nix::sys::signal::Signal::SIGHUP)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.stats()?.generation == before {
             if Instant::now() > deadline {
@@ -537,6 +537,11 @@ impl Bed {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(())
+    }
+
+    /// Sends rvsd a signal.
+    pub fn signal_rvsd(&self, sig: nix::sys::signal::Signal) -> Result<()> {
+        self.rvsd.as_ref().ok_or_else(|| anyhow!("rvsd not running"))?.signal(sig)
     }
 
     /// rvsd's output so far.

@@ -253,6 +253,39 @@ fn save_clear_restore_restores_the_same_state() {
 }
 
 #[test]
+fn an_invalid_file_is_refused_and_the_running_configuration_stays() {
+    let b = bed("ctl-badfile", "");
+    let before = b.call("config.get", serde_json::Value::Null).unwrap();
+    let gen = b.stats().unwrap().generation;
+    // A real server address that does not parse, and the same file with an
+    // unknown field: both refused, naming file, line and field.
+    let broken = SERVICES.replacen("address = \"198.18.1.12\"", "address = \"198.18.1.300\"", 1);
+    let path = b.write_config(&broken).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().position(|l| l.contains("198.18.1.300")).unwrap() + 1;
+    let want = format!("{}:{line}:", path.display());
+    fails(&b, &["reload"], 1, &want);
+    fails(&b, &["reload"], 1, "services[0].real_servers[1].address");
+    b.write_config(&SERVICES.replacen("scheduler = \"wrr\"", "scheduler = \"wrr\"\nschedular = \"rr\"", 1)).unwrap();
+    fails(&b, &["reload"], 1, "schedular");
+    // SIGHUP with the broken file: refused in the log, nothing changes.
+    b.write_config(&broken).unwrap();
+    b.signal_rvsd(nix::sys::signal::Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.rvsd_log().contains("reload refused") {
+        assert!(Instant::now() < deadline, "no refusal logged after SIGHUP:\n{}", b.rvsd_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = b.rvsd_log();
+    let refusal = log.lines().find(|l| l.contains("reload refused")).unwrap();
+    assert!(refusal.contains(&want) && refusal.contains("services[0].real_servers[1].address"), "{refusal}");
+    assert_eq!(b.call("config.get", serde_json::Value::Null).unwrap(), before, "the running configuration changed");
+    assert_eq!(b.stats().unwrap().generation, gen, "something was published");
+    assert_eq!(ok(&b, &["-L", "-n"]), GOLDEN_LIST);
+    println!("refused: {refusal}");
+}
+
+#[test]
 fn socket_refuses_users_not_allowed() {
     // Mode 0666 lets anyone connect; peer credentials decide.
     let b = bed("ctl-sec", "socket_mode = \"0666\"\nallowed_uids = [65533]");
