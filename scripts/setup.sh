@@ -9,11 +9,12 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 
-# Debian packages: DPDK 22.11 (headers, PMDs, dpdk-testpmd), libclang for
-# bindgen, iproute2 for the namespace test beds, python3 + scapy for the
-# golden packet generator, python3-prometheus-client to parse the metrics
-# endpoint in tests, procps for sysctl, util-linux for setpriv.
-pkgs=(libdpdk-dev dpdk clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl)
+# Debian packages: DPDK 22.11 (headers and PMDs; dpdk-dev has dpdk-testpmd,
+# the benchmark baseline), libclang for bindgen, iproute2 for the namespace
+# test beds, python3 + scapy for the golden packet generator,
+# python3-prometheus-client to parse the metrics endpoint in tests, procps
+# for sysctl, util-linux for setpriv, coreutils' stdbuf (always present).
+pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

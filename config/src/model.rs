@@ -140,6 +140,10 @@ pub struct Dataplane {
     pub idle_backoff_us: u32,
     /// Mbufs in the pool (shared by all ports and workers).
     pub mbufs: u32,
+    /// Bytes of buffer per mbuf, the 128-byte headroom included (DPDK's
+    /// default 2176 holds a 1518-byte frame; frames that do not fit in one
+    /// mbuf arrive chained, which rvs drops as `multi_segment`).
+    pub mbuf_size: u16,
     /// RX and TX descriptors per queue.
     pub descriptors: u16,
     /// IPv4 sessions per worker (preallocated).
@@ -171,6 +175,7 @@ impl Default for Dataplane {
             lcores: None,
             idle_backoff_us: 0,
             mbufs: 16383,
+            mbuf_size: 2176,
             descriptors: 1024,
             sessions_per_worker: 1 << 20,
             sessions_v6_per_worker: 1 << 16,
@@ -883,6 +888,12 @@ impl Config {
         }
         if dp.mbufs < 1024 {
             err("dataplane.mbufs".into(), format!("{} is too few (at least 1024)", dp.mbufs));
+        }
+        if dp.mbuf_size < 256 {
+            err(
+                "dataplane.mbuf_size".into(),
+                format!("{} is too small (at least 256: 128 bytes of headroom and a 128-byte frame)", dp.mbuf_size),
+            );
         }
         if !dp.descriptors.is_power_of_two() || dp.descriptors < 64 {
             err("dataplane.descriptors".into(), format!("{} is not a power of two >= 64", dp.descriptors));

@@ -8,7 +8,11 @@
 //!   (84 MB: cache misses dominate), and `lookup_burst32_prefetch_1M`, the
 //!   same 32 at a time with bucket prefetching as the worker does;
 //! * `forward/{nat,fullnat,dr,tunnel}`: the forwarder on an established
-//!   flow's 64-byte packet, parse to rewrite, per packet.
+//!   flow's 64-byte packet, parse to rewrite, per packet;
+//! * `burst/established_1M/*`: bursts of 32 packets of 1M established
+//!   flows in random order through `prepare` + `process_at` (the worker's
+//!   path without the NIC), and `burst/syn_flood/*`: bursts of 32 SYNs from
+//!   never-repeating clients (each creates a session).
 //!
 //! `cargo bench -p dataplane --bench pieces` runs them; results and the
 //! machine are in BENCHMARKS.md. Bytes per session are printed at start.
@@ -168,5 +172,134 @@ fn forward(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, maglev, sessions, forward);
+/// A forwarder like `forwarder`, with three real servers, sloppy TCP (the
+/// first packet of an established flow creates its session, as in
+/// rvs-bench), `locals` full-NAT addresses and room for `cap` sessions.
+fn forwarder_big(mode: &str, cap: u32) -> Forwarder {
+    let port = if mode == "dr" || mode == "tunnel" { 80 } else { 8080 };
+    let mut text = "[[ports]]\nname = \"c\"\ndevice = \"net_null0\"\naddresses = [\"198.18.0.1/24\"]\n[[ports]]\nname = \"s\"\ndevice = \"net_null1\"\naddresses = [\"198.18.1.1/24\"]\n".to_string();
+    for i in 0..3 {
+        text.push_str(&format!(
+            "[[neighbors]]\naddress = \"198.18.1.{}\"\nmac = \"02:00:00:00:01:{:02x}\"\nport = \"s\"\n",
+            11 + i,
+            0x11 + i
+        ));
+    }
+    text.push_str(&format!(
+        "[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{mode}\"\nsloppy_tcp = true\n"
+    ));
+    if mode == "fullnat" {
+        let l: Vec<String> = (0..64).map(|i| format!("\"198.18.1.{}\"", 100 + i)).collect();
+        text.push_str(&format!("local_addresses = [{}]\n", l.join(", ")));
+    }
+    for i in 0..3 {
+        text.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = {port}\n", 11 + i));
+    }
+    let cfg = config::from_str(&text, "bench.toml").unwrap();
+    let snap = Compiler::new(&cfg).compile(&cfg, &[P0, P1], &Health::new()).unwrap();
+    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
+    let mut fc = ForwarderConfig::single(cap, 1024, [1, 2, 3, 4]);
+    fc.fullnat_ports = (1024, 65535);
+    Forwarder::new(&fc, snap, stats)
+}
+
+/// The i-th client of a large population (198.19.0.0/16 x ports).
+fn client_frame(i: u32, flags: u8) -> Vec<u8> {
+    let ip = 0xc613_0000 | (i & 0xffff);
+    let port = 1024 + ((i >> 16) % 64_000) as u16;
+    let mut f = testpkt::tcp4(CLIENT_MAC, P0, ip, 0xc612_0064, &Tcp { sport: port, dport: 80, flags, seq: i, payload: &[] });
+    f.resize(60, 0);
+    f
+}
+
+/// Times `iters` bursts: `fill` loads the 32 buffers (the NIC's part, not
+/// timed), then `prepare` and `process_at` run over them.
+fn time_bursts(f: &mut Forwarder, bufs: &mut [VecBuf], iters: u64, mut fill: impl FnMut(&mut Forwarder, &mut [VecBuf])) -> Duration {
+    let mut t = Duration::ZERO;
+    for _ in 0..iters {
+        fill(f, bufs);
+        let t0 = Instant::now();
+        f.prepare(bufs);
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            black_box(f.process_at(buf, 0, i));
+        }
+        t += t0.elapsed();
+    }
+    t
+}
+
+/// Bursts of 32 frames through `prepare` + `process_at`, as the worker
+/// runs them: 1M established flows in random order (per packet), and a SYN
+/// flood of never-repeating clients (per new session).
+fn bursts(c: &mut Criterion) {
+    const FLOWS: u32 = 1 << 20;
+    let mut g = c.benchmark_group("burst");
+    g.throughput(Throughput::Elements(32));
+    g.sample_size(20);
+    let mut r = rng(11);
+    let order: Vec<u32> = (0..FLOWS).map(|_| (r() % u64::from(FLOWS)) as u32).collect();
+    let frames: Vec<Vec<u8>> = (0..FLOWS).map(|i| client_frame(i, 0x10)).collect();
+    // 1k flows: everything in cache, the compute cost alone.
+    for mode in ["nat", "dr"] {
+        let mut f = forwarder_big(mode, 4096);
+        for fr in &frames[..1024] {
+            let mut b = VecBuf::new(fr);
+            assert!(matches!(f.process(&mut b, 0), Verdict::Tx(1)));
+        }
+        let mut bufs: Vec<VecBuf> = (0..32).map(|_| VecBuf::with_room(&[], 128, 256)).collect();
+        let mut k = 0usize;
+        g.bench_function(format!("established_1k/{mode}"), |b| {
+            b.iter_custom(|iters| {
+                time_bursts(&mut f, &mut bufs, iters, |_, bufs| {
+                    for buf in bufs {
+                        buf.reset(&frames[order[k] as usize & 1023]);
+                        k = (k + 1) & (FLOWS as usize - 1);
+                    }
+                })
+            })
+        });
+    }
+    for mode in ["nat", "fullnat", "dr", "tunnel"] {
+        let mut f = forwarder_big(mode, FLOWS + FLOWS / 2);
+        for fr in &frames {
+            let mut b = VecBuf::new(fr);
+            assert!(matches!(f.process(&mut b, 0), Verdict::Tx(1)));
+        }
+        let mut bufs: Vec<VecBuf> = (0..32).map(|_| VecBuf::with_room(&[], 128, 256)).collect();
+        let mut k = 0usize;
+        g.bench_function(format!("established_1M/{mode}"), |b| {
+            b.iter_custom(|iters| {
+                time_bursts(&mut f, &mut bufs, iters, |_, bufs| {
+                    for buf in bufs {
+                        buf.reset(&frames[order[k] as usize]);
+                        k = (k + 1) & (FLOWS as usize - 1);
+                    }
+                })
+            })
+        });
+    }
+    for mode in ["nat", "fullnat", "dr", "tunnel"] {
+        let cap = 4 << 20;
+        let mut f = forwarder_big(mode, cap);
+        let mut bufs: Vec<VecBuf> = (0..32).map(|_| VecBuf::with_room(&[], 128, 256)).collect();
+        let mut next = 0u32;
+        g.bench_function(format!("syn_flood/{mode}"), |b| {
+            b.iter_custom(|iters| {
+                time_bursts(&mut f, &mut bufs, iters, |f, bufs| {
+                    if next >= cap - cap / 4 - 64 {
+                        *f = forwarder_big(mode, cap);
+                        next = 0;
+                    }
+                    for buf in bufs {
+                        buf.reset(&client_frame(next.wrapping_mul(2_654_435_761) >> 2, 0x02));
+                        next += 1;
+                    }
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, maglev, sessions, forward, bursts);
 criterion_main!(benches);

@@ -39,7 +39,7 @@ const MAX_KICKS: usize = 32;
 pub const STATE_FREE: u8 = 0;
 
 /// A 5-tuple as seen on the wire.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowKey<A: Addr> {
     /// Source address.
     pub src: A,
@@ -51,6 +51,16 @@ pub struct FlowKey<A: Addr> {
     pub dport: u16,
     /// IP protocol.
     pub proto: u8,
+}
+
+/// Hashed as two words (IPv4) or three (IPv6) rather than field by field:
+/// this hash runs for every packet.
+impl<A: Addr> Hash for FlowKey<A> {
+    #[inline(always)]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        A::hash_pair(self.src, self.dst, h);
+        h.write_u64((u64::from(self.sport) << 24) | (u64::from(self.dport) << 8) | u64::from(self.proto));
+    }
 }
 
 /// Which way a packet travels relative to its session.
@@ -197,6 +207,14 @@ impl Bucket {
     }
 }
 
+/// Index slots whose signature matched a hash (see
+/// [`SessionTable::candidates`]); `n == u8::MAX` when there were too many.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Candidates {
+    vals: [u32; 3],
+    n: u8,
+}
+
 /// Why an insert failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InsertError {
@@ -220,6 +238,9 @@ pub struct SessionTable<A: Addr> {
     passes: u64,
     hasher: ahash::RandomState,
     kick: usize,
+    /// Counts inserts and removals: a lookup made earlier in a burst is
+    /// still valid while this has not moved.
+    mods: u64,
 }
 
 const NIL: u32 = u32::MAX;
@@ -253,6 +274,7 @@ impl<A: Addr> SessionTable<A> {
             passes: 0,
             hasher: ahash::RandomState::with_seeds(seeds[0], seeds[1], seeds[2], seeds[3]),
             kick: 0,
+            mods: 0,
         }
     }
 
@@ -272,6 +294,13 @@ impl<A: Addr> SessionTable<A> {
     #[inline]
     pub fn capacity(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Inserts and removals so far (see [`SessionTable::lookup`] results
+    /// kept across a burst).
+    #[inline]
+    pub fn mods(&self) -> u64 {
+        self.mods
     }
 
     /// Complete sweeps of the whole table so far.
@@ -337,12 +366,77 @@ impl<A: Addr> SessionTable<A> {
         crate::dpdk::prefetch(&self.buckets[self.bucket_of(h)]);
     }
 
+    /// Prefetches both buckets of a hash (before an insert).
+    #[inline]
+    pub fn prefetch_both(&self, h: u64) {
+        let (b1, b2) = self.buckets_of(h);
+        crate::dpdk::prefetch(&self.buckets[b1]);
+        crate::dpdk::prefetch(&self.buckets[b2]);
+    }
+
     /// Prefetches an entry (after a lookup, before using it).
     #[inline]
     pub fn prefetch_entry(&self, idx: u32) {
         if let Some(e) = self.entries.get(idx as usize) {
             crate::dpdk::prefetch(e);
         }
+    }
+
+    /// The first half of a lookup, for pipelining a burst: the index
+    /// slots of the primary bucket whose signature matches the hash,
+    /// without touching any entry. A key almost always sits in its primary
+    /// bucket (the secondary takes it only when the primary was full), so
+    /// [`SessionTable::prefetch_candidates`] prefetches these entries - or,
+    /// when the primary bucket has no match (most likely a new flow), the
+    /// secondary bucket - and [`SessionTable::verify`] finishes.
+    #[inline]
+    pub fn candidates(&self, h: u64) -> Candidates {
+        let sig = Self::sig_of(h);
+        let bucket = &self.buckets[self.bucket_of(h)];
+        let mut c = Candidates::default();
+        let mut m = bucket.matches(sig);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if usize::from(c.n) == c.vals.len() {
+                c.n = u8::MAX; // more than fit: verify falls back
+                return c;
+            }
+            c.vals[usize::from(c.n)] = bucket.val[i];
+            c.n += 1;
+        }
+        c
+    }
+
+    /// Prefetches the entries of some candidates, or the secondary bucket
+    /// when there are none.
+    #[inline]
+    pub fn prefetch_candidates(&self, h: u64, c: &Candidates) {
+        if c.n == 0 {
+            let (_, b2) = self.buckets_of(h);
+            crate::dpdk::prefetch(&self.buckets[b2]);
+        }
+        for &v in c.vals.iter().take(usize::from(c.n).min(c.vals.len())) {
+            self.prefetch_entry(v >> 1);
+        }
+    }
+
+    /// The second half of a lookup: the candidate that holds `key`, else
+    /// whatever the secondary bucket holds. Equal to
+    /// [`SessionTable::lookup`] while the table is unchanged since the
+    /// candidates were taken.
+    #[inline]
+    pub fn verify(&self, key: &FlowKey<A>, h: u64, c: &Candidates) -> Option<(u32, Dir)> {
+        if c.n == u8::MAX {
+            return self.lookup(key, h);
+        }
+        for &v in c.vals.iter().take(usize::from(c.n)) {
+            if let Some(r) = self.holds(v, key) {
+                return Some(r);
+            }
+        }
+        let (_, b2) = self.buckets_of(h);
+        self.find_in(b2, Self::sig_of(h), key)
     }
 
     /// Finds the session and direction for a packet's key and hash.
@@ -363,18 +457,23 @@ impl<A: Addr> SessionTable<A> {
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            let v = bucket.val[i];
-            let idx = v >> 1;
-            let Some(e) = self.entries.get(idx as usize) else { continue };
-            if v & 1 == 0 {
-                if e.forward_key() == *key {
-                    return Some((idx, Dir::Forward));
-                }
-            } else if e.reply_key() == *key {
-                return Some((idx, Dir::Reply));
+            if let Some(r) = self.holds(bucket.val[i], key) {
+                return Some(r);
             }
         }
         None
+    }
+
+    /// Whether index value `v` (entry and direction) refers to `key`.
+    #[inline(always)]
+    fn holds(&self, v: u32, key: &FlowKey<A>) -> Option<(u32, Dir)> {
+        let idx = v >> 1;
+        let e = self.entries.get(idx as usize)?;
+        if v & 1 == 0 {
+            (e.forward_key() == *key).then_some((idx, Dir::Forward))
+        } else {
+            (e.reply_key() == *key).then_some((idx, Dir::Reply))
+        }
     }
 
     /// The session in entry `idx`.
@@ -394,7 +493,16 @@ impl<A: Addr> SessionTable<A> {
     /// its forward key and, with [`FLAG_HAS_REPLY`], its reply key. Returns
     /// the entry index. The caller has checked that neither key is present.
     pub fn insert(&mut self, s: Session<A>) -> Result<u32, InsertError> {
+        let hf = self.hash(&s.forward_key());
+        let hr = (s.flags & FLAG_HAS_REPLY != 0).then(|| self.hash(&s.reply_key()));
+        self.insert_hashed(s, hf, hr)
+    }
+
+    /// [`SessionTable::insert`] with the keys' hashes already known: `hf`
+    /// of the forward key, `hr` of the reply key (with [`FLAG_HAS_REPLY`]).
+    pub fn insert_hashed(&mut self, s: Session<A>, hf: u64, hr: Option<u64>) -> Result<u32, InsertError> {
         debug_assert!(s.in_use());
+        debug_assert_eq!(hf, self.hash(&s.forward_key()));
         let idx = self.free_head;
         if idx == NIL {
             return Err(InsertError::Full);
@@ -408,13 +516,12 @@ impl<A: Addr> SessionTable<A> {
             e.state = STATE_FREE;
             e.expires = next_free;
         };
-        let hf = self.hash(&s.forward_key());
         if !self.place(hf, idx << 1) {
             undo(self);
             return Err(InsertError::IndexOverflow);
         }
         if s.flags & FLAG_HAS_REPLY != 0 {
-            let hr = self.hash(&s.reply_key());
+            let hr = hr.unwrap_or_else(|| self.hash(&s.reply_key()));
             if !self.place(hr, (idx << 1) | 1) {
                 self.unplace(hf, idx << 1);
                 undo(self);
@@ -423,6 +530,7 @@ impl<A: Addr> SessionTable<A> {
         }
         self.free_head = next_free;
         self.len += 1;
+        self.mods += 1;
         Ok(idx)
     }
 
@@ -441,11 +549,13 @@ impl<A: Addr> SessionTable<A> {
         e.expires = self.free_head;
         self.free_head = idx;
         self.len -= 1;
+        self.mods += 1;
     }
 
     /// Visits up to `budget` entries from where the last sweep stopped,
     /// removing the expired ones after passing each to `on_expire`. Returns
-    /// the number removed. Call it every loop iteration with a small budget.
+    /// the number removed. Call it regularly with a budget proportional to
+    /// the time passed (the worker covers the table every 10 s).
     pub fn sweep(&mut self, now: u32, budget: usize, on_expire: impl FnMut(u32, &Session<A>)) -> usize {
         self.sweep_with(now, budget, |_| false, on_expire)
     }

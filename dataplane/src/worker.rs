@@ -95,8 +95,6 @@ pub struct WorkerQueues {
 pub struct LoopConfig {
     /// Idle back-off in microseconds (0: busy poll).
     pub idle_backoff_us: u32,
-    /// Sessions examined per family per sweep.
-    pub sweep_budget: usize,
 }
 
 /// Runs the loop until `shared.stop` is set.
@@ -117,6 +115,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
     let mut dump_seen = 0u64;
     let mut dump_cursor = 0usize;
     let mut hold: HoldQueue<Mbuf> = HoldQueue::default();
+    let mut swept_at = clock.now_ms();
 
     while !shared.stop.load(Ordering::Relaxed) {
         let g = shared.generation.load(Ordering::Acquire);
@@ -145,9 +144,10 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             let pc = &stats.ports[usize::from(*port) % MAX_PORTS];
             pc.rx_pkts.add(n as u64);
             pc.rx_bytes.add(bytes);
-            for (m, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+            fwd.prepare(pkts);
+            for (i, (m, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
                 *v = if m.is_contiguous() {
-                    fwd.process(m, *port)
+                    fwd.process_at(m, *port, i)
                 } else {
                     stats.count_drop(DropReason::MultiSegment);
                     Verdict::Drop(DropReason::MultiSegment)
@@ -242,7 +242,12 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
         dead.free_all();
 
         stats.loops.inc();
-        fwd.sweep(cfg.sweep_budget);
+        // Expiry sweeps go by time, not by packets: at most once a
+        // millisecond, a share of every table.
+        if now != swept_at {
+            fwd.sweep_elapsed(now.wrapping_sub(swept_at).min(100));
+            swept_at = now;
+        }
         // A session dump, in bounded steps between bursts.
         let req = shared.dump_request.load(Ordering::Relaxed);
         if req != dump_seen {

@@ -84,7 +84,8 @@ pub fn eal_args(cfg: &Config, ncpu: usize, pid: u32) -> Vec<String> {
     if dp.hugepages {
         a.push("--in-memory".into());
     } else {
-        let mb = (u64::from(dp.mbufs) * 2560) / (1 << 20) + 256;
+        // Each mbuf: its buffer, the 128-byte rte_mbuf and pool overhead.
+        let mb = (u64::from(dp.mbufs) * (u64::from(dp.mbuf_size) + 384)) / (1 << 20) + 256;
         a.push("--no-huge".into());
         a.push("--no-shconf".into());
         a.push(format!("-m{mb}"));
@@ -185,7 +186,7 @@ impl Daemon {
             )));
         }
         let pool = Arc::new(
-            Mempool::new("rvs_mbufs", cfg.dataplane.mbufs, 256, 2048 + 128)
+            Mempool::new("rvs_mbufs", cfg.dataplane.mbufs, 256, cfg.dataplane.mbuf_size)
                 .map_err(|e| StartError::Dpdk(format!("dataplane.mbufs: {e}")))?,
         );
         let mut port_ids = Vec::new();
@@ -254,7 +255,7 @@ impl Daemon {
                 tx: port_ids.iter().map(|&id| TxQueue::new(id, core)).collect(),
                 kernel: kernel_ids.iter().map(|k| k.map(|id| (RxQueue::new(id, core), TxQueue::new(id, core)))).collect(),
             };
-            let lc = LoopConfig { idle_backoff_us: cfg.dataplane.idle_backoff_us, sweep_budget: 64 };
+            let lc = LoopConfig { idle_backoff_us: cfg.dataplane.idle_backoff_us };
             let (sh, pl) = (shared.clone(), pool.clone());
             dpdk::launch(lcore, move || worker::run(fwd, queues, sh, pl, clock, lc)).map_err(|e| StartError::Dpdk(e.to_string()))?;
         }

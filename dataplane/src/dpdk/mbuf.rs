@@ -45,6 +45,23 @@ impl Mempool {
         NonNull::new(m).map(Mbuf)
     }
 
+    /// Fills an empty burst with `n` (at most a burst) fresh mbufs in one
+    /// call, or none: false when the pool has fewer. For packet generators.
+    pub fn alloc_bulk(&self, b: &mut Burst, n: usize) -> bool {
+        debug_assert!(b.is_empty());
+        let n = n.min(BURST);
+        let (ptrs, _) = b.raw_parts();
+        // SAFETY: the pool is valid; `ptrs` has room for BURST pointers and
+        // the call writes `n` of them, all or nothing.
+        let rc = unsafe { sys::rte_pktmbuf_alloc_bulk(self.0.as_ptr(), ptrs, u32::try_from(n).unwrap_or(0)) };
+        if rc == 0 {
+            b.set_len(n);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Mbufs currently free in the pool (approximate under concurrency).
     pub fn available(&self) -> u32 {
         // SAFETY: read-only query on a valid pool.
@@ -217,6 +234,16 @@ impl PacketBuf for Mbuf {
         m.data_len += n16;
         m.pkt_len += u32::from(n16);
         true
+    }
+
+    #[inline(always)]
+    fn l4_csum_bad(&self) -> bool {
+        Mbuf::l4_csum_bad(self)
+    }
+
+    #[inline(always)]
+    fn l4_csum_good(&self) -> bool {
+        Mbuf::l4_csum_good(self)
     }
 
     #[inline(always)]

@@ -35,6 +35,14 @@ pub trait PacketBuf {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The NIC checked the TCP/UDP checksum and found it wrong.
+    fn l4_csum_bad(&self) -> bool {
+        false
+    }
+    /// The NIC checked the TCP/UDP checksum and found it right.
+    fn l4_csum_good(&self) -> bool {
+        false
+    }
 }
 
 /// A heap packet buffer with headroom, for tests and tools.
@@ -64,6 +72,18 @@ impl VecBuf {
         let mut mem = vec![0xa5; headroom + room];
         mem[headroom..headroom + bytes.len()].copy_from_slice(bytes);
         Self { mem, head: headroom, tail: headroom + bytes.len() }
+    }
+
+    /// Replaces the contents with `bytes` (at the default headroom),
+    /// reusing the allocation as a receive path reuses buffers.
+    pub fn reset(&mut self, bytes: &[u8]) {
+        let head = Self::HEADROOM.min(self.mem.len());
+        if self.mem.len() < head + bytes.len() {
+            self.mem.resize(head + bytes.len(), 0xa5);
+        }
+        self.mem[head..head + bytes.len()].copy_from_slice(bytes);
+        self.head = head;
+        self.tail = head + bytes.len();
     }
 
     /// The packet bytes as an owned vector.

@@ -44,6 +44,9 @@ pub trait Addr: Copy + Eq + Ord + Hash + Default + Debug + Send + Sync + 'static
     fn write(self, out: &mut [u8]);
     /// Low 64 bits mixed with the high ones, for hashing on an address.
     fn fold64(self) -> u64;
+    /// Feeds two addresses to a hasher in as few words as possible (one
+    /// for IPv4, two for IPv6): the session table's per-packet hash.
+    fn hash_pair<H: std::hash::Hasher>(a: Self, b: Self, h: &mut H);
 }
 
 impl Addr for u32 {
@@ -79,6 +82,10 @@ impl Addr for u32 {
     #[inline]
     fn fold64(self) -> u64 {
         u64::from(self)
+    }
+    #[inline(always)]
+    fn hash_pair<H: std::hash::Hasher>(a: Self, b: Self, h: &mut H) {
+        h.write_u64((u64::from(a) << 32) | u64::from(b));
     }
 }
 
@@ -116,6 +123,11 @@ impl Addr for u128 {
     #[expect(clippy::cast_possible_truncation, reason = "folding halves on purpose")]
     fn fold64(self) -> u64 {
         (self as u64) ^ ((self >> 64) as u64).rotate_left(17)
+    }
+    #[inline(always)]
+    fn hash_pair<H: std::hash::Hasher>(a: Self, b: Self, h: &mut H) {
+        h.write_u128(a);
+        h.write_u128(b);
     }
 }
 

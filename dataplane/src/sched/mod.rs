@@ -75,6 +75,11 @@ pub trait Scheduler: Send + Debug {
     /// Picks a candidate index for a new flow, or None when no candidate
     /// has a positive weight.
     fn pick(&mut self, cands: &[Candidate], load: &dyn Load, flow: &Flow) -> Option<usize>;
+    /// True when `pick` reads the flow's hashes (the caller computes them
+    /// only then).
+    fn uses_flow(&self) -> bool {
+        false
+    }
 }
 
 /// The shareable, prebuilt part of a service's scheduler.
@@ -286,6 +291,9 @@ pub struct HashSched {
 }
 
 impl Scheduler for HashSched {
+    fn uses_flow(&self) -> bool {
+        true
+    }
     fn pick(&mut self, cands: &[Candidate], _: &dyn Load, f: &Flow) -> Option<usize> {
         let h = if self.on_dst { f.dst } else { f.src };
         self.table.lookup(h, cands, self.fallback)
@@ -300,6 +308,9 @@ pub struct MaglevSched {
 }
 
 impl Scheduler for MaglevSched {
+    fn uses_flow(&self) -> bool {
+        true
+    }
     fn pick(&mut self, cands: &[Candidate], _: &dyn Load, f: &Flow) -> Option<usize> {
         self.table.lookup(f.src, cands, self.fallback)
     }

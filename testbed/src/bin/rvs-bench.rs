@@ -1,0 +1,397 @@
+//! rvs-bench: rvs's packet rate against `dpdk-testpmd` io forwarding over
+//! the same virtual devices, in the same run (see BENCHMARKS.md).
+//!
+//! ```text
+//! rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel]
+//!           [--workloads est,mix,syn,memif-est,memif-syn] [--workers N] [--quick] [--dir DIR]
+//! ```
+//!
+//! `--quick` is the CI smoke run: small files, one second per sample, no
+//! thresholds. Needs root (DPDK), `dpdk-testpmd` (Debian's dpdk-dev) and
+//! the workspace binaries (`cargo build --release --bins`).
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use testbed::bench::{self, median, Mode, Rvsd, RvsdSetup};
+
+#[derive(Debug)]
+struct Opts {
+    flows: usize,
+    syns: usize,
+    seconds: u64,
+    modes: Vec<Mode>,
+    workloads: Vec<String>,
+    workers: u16,
+    dir: Option<PathBuf>,
+}
+
+fn opts() -> Result<Opts> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut o = Opts {
+        flows: 1_000_000,
+        syns: 2_000_000,
+        seconds: 5,
+        modes: vec![Mode::Nat, Mode::FullNat, Mode::Dr, Mode::Tunnel],
+        workloads: vec!["est".into(), "mix".into(), "syn".into(), "memif-est".into(), "memif-syn".into()],
+        workers: 1,
+        dir: None,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let val = |i: usize| args.get(i + 1).cloned().with_context(|| format!("{} needs a value", args[i]));
+        match args[i].as_str() {
+            "--quick" => {
+                o.flows = 20_000;
+                o.syns = 200_000;
+                o.seconds = 1;
+                i += 1;
+                continue;
+            }
+            "--flows" => o.flows = val(i)?.parse()?,
+            "--syns" => o.syns = val(i)?.parse()?,
+            "--seconds" => o.seconds = val(i)?.parse()?,
+            "--workers" => o.workers = val(i)?.parse()?,
+            "--modes" => o.modes = val(i)?.split(',').map(Mode::parse).collect::<Result<_>>()?,
+            "--workloads" => o.workloads = val(i)?.split(',').map(str::to_string).collect(),
+            "--dir" => o.dir = Some(PathBuf::from(val(i)?)),
+            "-h" | "--help" => {
+                println!("usage: rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel] [--workloads est,mix,syn] [--workers N] [--quick] [--dir DIR]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown option {other:?} (--help)"),
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+/// One result line.
+struct Row {
+    workload: String,
+    mode: &'static str,
+    rvs: f64,
+    testpmd: f64,
+    new_per_s: Option<f64>,
+    drops: String,
+}
+
+fn print_row(r: &Row) {
+    let ratio = if r.testpmd > 0.0 { r.rvs / r.testpmd * 100.0 } else { 0.0 };
+    let new = r.new_per_s.map_or("-".to_string(), |n| format!("{:.2} M/s", n / 1e6));
+    println!("| {:<22} | {:<7} | {:>8.2} | {:>12.2} | {:>6.1}% | {:>11} | {} |", r.workload, r.mode, r.rvs, r.testpmd, ratio, new, r.drops);
+}
+
+fn drops_text(r: &mgmt::report::Report, before: &mgmt::report::Report) -> String {
+    let d: Vec<String> = r
+        .drops
+        .iter()
+        .filter_map(|(k, v)| {
+            let b = before.drops.get(k).copied().unwrap_or(0);
+            (*v > b).then(|| format!("{k}={}", v - b))
+        })
+        .collect();
+    if d.is_empty() {
+        "none".into()
+    } else {
+        d.join(" ")
+    }
+}
+
+/// Waits until rvsd has created `n` sessions (the first pass over an
+/// established-flows file) or `limit` passes.
+fn wait_created(r: &Rvsd, n: u64, limit: Duration) -> Result<()> {
+    let t = Instant::now();
+    while r.stats()?.sessions.created < n {
+        if t.elapsed() > limit {
+            bail!("rvsd created only {} of {n} sessions in {limit:?}", r.stats()?.sessions.created);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let o = opts()?;
+    let dir = o.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("rvs-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = Cleanup(if o.dir.is_none() { Some(dir.clone()) } else { None });
+    println!(
+        "rvs-bench: {} established flows, {} SYNs, {} s per measurement, {} worker(s); 64-byte frames; DPDK {}",
+        o.flows,
+        o.syns,
+        o.seconds,
+        o.workers,
+        dataplane::dpdk::Eal::version()
+    );
+    pieces();
+    println!();
+    println!("| workload               | mode    | rvs Mpps | testpmd Mpps |  ratio |  new sess/s | rvs drops |");
+    println!("|------------------------|---------|---------:|-------------:|-------:|------------:|-----------|");
+    let flows = o.flows;
+    let extra = 65_536u32;
+    let est_file = dir.join("est.pcap");
+    let reply_file = dir.join("est-replies.pcap");
+    let syn_file = dir.join("syn.pcap");
+    let want = |w: &str| o.workloads.iter().any(|x| x == w);
+    if want("est") || want("mix") {
+        let (f, r) = bench::established(flows, Mode::Nat, want("mix"), 1);
+        testbed::pcap::write(&est_file, &f)?;
+        if want("mix") {
+            testbed::pcap::write(&reply_file, &r)?;
+        }
+    }
+    let n = u32::try_from(flows)?;
+    let pcap0 = |f: &PathBuf| format!("net_pcap0,rx_pcap={},infinite_rx=1", f.display());
+    let pcap1 = |f: &PathBuf| format!("net_pcap1,rx_pcap={},infinite_rx=1", f.display());
+    let null = "net_null0,no-rx=1".to_string();
+    if want("est") {
+        let base = median(&bench::testpmd(&[pcap0(&est_file), null.clone()], n + extra, o.seconds, "e")?);
+        for &mode in &o.modes {
+            let setup = RvsdSetup {
+                mode,
+                port0: pcap0(&est_file),
+                port1: null.clone(),
+                sessions: n + n / 2 + 1024,
+                mbufs: n + extra,
+                sloppy: true,
+                workers: o.workers,
+            };
+            let r = Rvsd::start(&dir, &bench::rvsd_config(&dir, &setup))?;
+            wait_created(&r, u64::from(n), Duration::from_secs(60))?;
+            let before = r.stats()?;
+            let samples = r.sample_tx(o.seconds)?;
+            let after = r.stats()?;
+            r.stop();
+            print_row(&Row {
+                workload: format!("est {} flows", short(flows)),
+                mode: mode.name(),
+                rvs: median(&samples),
+                testpmd: base,
+                new_per_s: None,
+                drops: drops_text(&after, &before),
+            });
+        }
+    }
+    if want("mix") {
+        let base = median(&bench::testpmd(&[pcap0(&est_file), pcap1(&reply_file)], 2 * n + extra, o.seconds, "m")?);
+        let setup = RvsdSetup {
+            mode: Mode::Nat,
+            port0: pcap0(&est_file),
+            port1: pcap1(&reply_file),
+            sessions: n + n / 2 + 1024,
+            mbufs: 2 * n + extra,
+            sloppy: true,
+            workers: o.workers,
+        };
+        let r = Rvsd::start(&dir, &bench::rvsd_config(&dir, &setup))?;
+        wait_created(&r, u64::from(n), Duration::from_secs(60))?;
+        // Replies that came before their flow's first packet were dropped
+        // (no session); count from here.
+        std::thread::sleep(Duration::from_secs(1));
+        let before = r.stats()?;
+        let samples = r.sample_tx(o.seconds)?;
+        let after = r.stats()?;
+        r.stop();
+        print_row(&Row {
+            workload: format!("est {} + replies", short(flows)),
+            mode: "nat",
+            rvs: median(&samples),
+            testpmd: base,
+            new_per_s: None,
+            drops: drops_text(&after, &before),
+        });
+    }
+    if want("syn") {
+        let s = bench::syns(o.syns, 2);
+        testbed::pcap::write(&syn_file, &s)?;
+        drop(s);
+        let ns = u32::try_from(o.syns)?;
+        let base = median(&bench::testpmd(&[pcap0(&syn_file), null.clone()], ns + extra, o.seconds, "s")?);
+        for &mode in &o.modes {
+            let setup = RvsdSetup {
+                mode,
+                port0: pcap0(&syn_file),
+                port1: null.clone(),
+                sessions: ns + ns / 2 + 1024,
+                mbufs: ns + extra,
+                sloppy: false,
+                workers: o.workers,
+            };
+            let r = Rvsd::start(&dir, &bench::rvsd_config(&dir, &setup))?;
+            let (rate, mpps, drops) = syn_rate(&r, u64::from(ns))?;
+            r.stop();
+            print_row(&Row {
+                workload: format!("SYN flood {} sources", short(o.syns)),
+                mode: mode.name(),
+                rvs: mpps,
+                testpmd: base,
+                new_per_s: Some(rate),
+                drops,
+            });
+        }
+    }
+    for (w, syn) in [("memif-est", false), ("memif-syn", true)] {
+        if want(w) {
+            memif(&o, &dir, syn)?;
+        }
+    }
+    Ok(())
+}
+
+/// The second harness: rvs-pktgen in its own process feeds a `net_memif`
+/// link; testpmd, then rvsd for each mode, take the other end and forward
+/// to `net_null`. Each consumer gets a fresh generator (a memif server does
+/// not always take a second peer after the first went away).
+fn memif(o: &Opts, dir: &std::path::Path, syn: bool) -> Result<()> {
+    let null = "net_null0,no-rx=1".to_string();
+    let mut run = 0;
+    let mut next = || {
+        run += 1;
+        start_gen(o, dir, syn, run)
+    };
+    let (g, client) = next()?;
+    let base = median(&bench::testpmd(&[client, null.clone()], 65_535, o.seconds, if syn { "ms" } else { "me" })?);
+    drop(g);
+    let label = if syn { "memif SYN flood".to_string() } else { format!("memif est {} flows", short(o.flows)) };
+    for &mode in &o.modes {
+        let (g, client) = next()?;
+        let sessions = if syn { 16_000_000 } else { u32::try_from(o.flows)? * 3 / 2 + 1024 };
+        let setup = RvsdSetup { mode, port0: client, port1: null.clone(), sessions, mbufs: 65_535, sloppy: !syn, workers: o.workers };
+        let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
+        if syn {
+            // The table must not fill before the measurement ends.
+            std::thread::sleep(Duration::from_millis(500));
+        } else {
+            wait_created(&r, o.flows as u64, Duration::from_secs(60))?;
+            // As for testpmd: two seconds of warm-up.
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        let before = r.stats()?;
+        let t = Instant::now();
+        let samples = r.sample_tx(if syn { o.seconds.min(2) } else { o.seconds })?;
+        let after = r.stats()?;
+        let secs = t.elapsed().as_secs_f64();
+        r.stop();
+        drop(g);
+        #[expect(clippy::cast_precision_loss, reason = "rates")]
+        let created = (after.sessions.created - before.sessions.created) as f64 / secs;
+        print_row(&Row {
+            workload: label.clone(),
+            mode: mode.name(),
+            rvs: median(&samples),
+            testpmd: base,
+            new_per_s: syn.then_some(created),
+            drops: drops_text(&after, &before),
+        });
+    }
+    Ok(())
+}
+
+/// Starts rvs-pktgen as a memif server on a fresh socket; returns its guard
+/// and the device string for the consumer's end.
+fn start_gen(o: &Opts, dir: &std::path::Path, syn: bool, run: u32) -> Result<(bench::Guard, String)> {
+    let sock = dir.join(format!("memif{run}.sock"));
+    let _ = std::fs::remove_file(&sock);
+    let mut cmd = std::process::Command::new(testbed::bin("rvs-pktgen")?);
+    cmd.arg("--vdev").arg(format!("net_memif0,role=server,socket={}", sock.display())).args([
+        "--dst-mac",
+        "02:00:00:00:00:01",
+        "--seconds",
+        "600",
+        "--lcore",
+        "0",
+    ]);
+    let log_path = dir.join(format!("pktgen{run}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    cmd.stdout(log.try_clone()?).stderr(log);
+    if syn {
+        cmd.arg("--syn");
+    } else {
+        cmd.args(["--flows", &o.flows.to_string()]);
+    }
+    let g = bench::Guard(Some(cmd.spawn()?));
+    let t = Instant::now();
+    // (memif sockets are abstract by default: no file to wait for.)
+    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("waiting for a peer") {
+        if t.elapsed() > Duration::from_secs(20) {
+            bail!("rvs-pktgen did not start: {}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((g, format!("net_memif0,role=client,socket={},mac=02:00:00:00:00:01", sock.display())))
+}
+
+/// New sessions per second while rvsd makes its first pass over a file of
+/// distinct SYNs: the counter is sampled every 10 ms and the rate taken
+/// between 10% and 90% of the file (every SYN of that pass creates a
+/// session). Returns (sessions/s, Mpps forwarded meanwhile, drops).
+fn syn_rate(r: &Rvsd, n: u64) -> Result<(f64, f64, String)> {
+    let start = r.stats()?;
+    let mut samples: Vec<(Instant, u64, u64)> = Vec::new();
+    let t = Instant::now();
+    loop {
+        let s = r.stats()?;
+        let tx: u64 = s.ports.iter().map(|p| p.tx_packets).sum();
+        samples.push((Instant::now(), s.sessions.created, tx));
+        if s.sessions.created >= n * 95 / 100 {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("rvsd created only {} of {n} sessions", s.sessions.created);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let end = r.stats()?;
+    let lo = samples.iter().find(|s| s.1 >= n / 10).copied();
+    let hi = samples.iter().find(|s| s.1 >= n * 9 / 10).copied();
+    let (Some(lo), Some(hi)) = (lo, hi) else { bail!("too few samples") };
+    let dt = hi.0.duration_since(lo.0).as_secs_f64();
+    if dt <= 0.0 {
+        bail!("the first pass was faster than the sampling: use more --syns");
+    }
+    #[expect(clippy::cast_precision_loss, reason = "rates")]
+    let rate = (hi.1 - lo.1) as f64 / dt;
+    #[expect(clippy::cast_precision_loss, reason = "rates")]
+    let mpps = (hi.2 - lo.2) as f64 / dt / 1e6;
+    Ok((rate, mpps, drops_text(&end, &start)))
+}
+
+fn short(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Session memory per flow and Maglev build time, measured here.
+fn pieces() {
+    for cap in [1u32 << 20, 10_000_000] {
+        let t = dataplane::session::SessionTable::<u32>::new(cap, [1, 2, 3, 4]);
+        #[expect(clippy::cast_precision_loss, reason = "a ratio")]
+        let per = t.memory_bytes() as f64 / f64::from(cap);
+        println!("session table: {cap} IPv4 sessions in {:.0} MiB, {per:.1} bytes per session", t.memory_bytes() as f64 / 1048576.0);
+    }
+    let ids: Vec<u64> = (0..100).collect();
+    let cands: Vec<dataplane::sched::Candidate> =
+        (0..100u16).map(|i| dataplane::sched::Candidate { slot: i, weight: 1 + u32::from(i) }).collect();
+    let mut times = Vec::new();
+    for _ in 0..11 {
+        let t = Instant::now();
+        let m = dataplane::sched::MaglevTable::build(&cands, &ids, 65_537);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(m);
+    }
+    println!("Maglev table of 65537 entries, 100 weighted real servers: built in {:.2} ms (median of 11)", median(&times));
+}
+
+struct Cleanup(Option<PathBuf>);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
