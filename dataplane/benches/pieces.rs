@@ -25,6 +25,8 @@ use dataplane::session::{Session, SessionTable, FLAG_HAS_REPLY};
 use dataplane::stats::CoreStats;
 use dataplane::table::{Compiler, Health};
 use dataplane::testpkt::{self, Tcp};
+mod common;
+use common::{forwarder_big, P0, P1};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,8 +133,6 @@ fn sessions(c: &mut Criterion) {
 }
 
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 2]);
-const P0: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xa0]);
-const P1: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xa1]);
 
 fn forwarder(mode: &str) -> Forwarder {
     let port = if mode == "dr" || mode == "tunnel" { 80 } else { 8080 };
@@ -170,37 +170,6 @@ fn forward(c: &mut Criterion) {
         let _ = VecBuf::new(&ack).len();
     }
     g.finish();
-}
-
-/// A forwarder like `forwarder`, with three real servers, sloppy TCP (the
-/// first packet of an established flow creates its session, as in
-/// rvs-bench), `locals` full-NAT addresses and room for `cap` sessions.
-fn forwarder_big(mode: &str, cap: u32) -> Forwarder {
-    let port = if mode == "dr" || mode == "tunnel" { 80 } else { 8080 };
-    let mut text = "[[ports]]\nname = \"c\"\ndevice = \"net_null0\"\naddresses = [\"198.18.0.1/24\"]\n[[ports]]\nname = \"s\"\ndevice = \"net_null1\"\naddresses = [\"198.18.1.1/24\"]\n".to_string();
-    for i in 0..3 {
-        text.push_str(&format!(
-            "[[neighbors]]\naddress = \"198.18.1.{}\"\nmac = \"02:00:00:00:01:{:02x}\"\nport = \"s\"\n",
-            11 + i,
-            0x11 + i
-        ));
-    }
-    text.push_str(&format!(
-        "[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{mode}\"\nsloppy_tcp = true\n"
-    ));
-    if mode == "fullnat" {
-        let l: Vec<String> = (0..64).map(|i| format!("\"198.18.1.{}\"", 100 + i)).collect();
-        text.push_str(&format!("local_addresses = [{}]\n", l.join(", ")));
-    }
-    for i in 0..3 {
-        text.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = {port}\n", 11 + i));
-    }
-    let cfg = config::from_str(&text, "bench.toml").unwrap();
-    let snap = Compiler::new(&cfg).compile(&cfg, &[P0, P1], &Health::new()).unwrap();
-    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
-    let mut fc = ForwarderConfig::single(cap, 1024, [1, 2, 3, 4]);
-    fc.fullnat_ports = (1024, 65535);
-    Forwarder::new(&fc, snap, stats)
 }
 
 /// The i-th client of a large population (198.19.0.0/16 x ports).

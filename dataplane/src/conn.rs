@@ -85,6 +85,7 @@ impl State {
     }
 
     /// The idle timeout for this state.
+    #[inline]
     pub fn timeout(self, t: &TimeoutsMs, pressure: bool) -> u32 {
         match self {
             State::SynRecv if pressure => t.tcp_syn_pressure,
@@ -99,6 +100,7 @@ impl State {
 
 /// The next TCP state after a segment with `tcp_flags` travelling `dir`;
 /// updates the FIN flags in `sflags`.
+#[inline]
 pub fn tcp_next(state: State, tcp_flags: u8, dir: Dir, sflags: &mut u8) -> State {
     if tcp_flags & flags::RST != 0 {
         return State::Close;

@@ -788,3 +788,116 @@ fn least_connection_sees_the_other_cores() {
     b.process(&mut x, 0);
     assert_eq!(dst_of(&x), ip("198.18.1.13"));
 }
+
+/// Everything a forwarder counted, for comparing two of them.
+fn counters(f: &Forwarder) -> Vec<u64> {
+    let s = f.stats();
+    let mut v: Vec<u64> = s.drops.iter().map(Counter::get).collect();
+    for b in &s.backends {
+        v.extend([b.conns.get(), b.active.get(), b.inactive.get(), b.pkts_in.get(), b.pkts_out.get(), b.bytes_in.get(), b.bytes_out.get()]);
+    }
+    for x in &s.services {
+        v.extend([x.conns.get(), x.pkts_in.get(), x.pkts_out.get(), x.bytes_in.get(), x.bytes_out.get()]);
+    }
+    v.extend([
+        s.sessions_v4.get(),
+        s.sessions_created.get(),
+        s.sessions_expired.get(),
+        s.sessions_reused.get(),
+        s.icmp_errors_sent.get(),
+        s.neigh_held.get(),
+    ]);
+    v
+}
+
+/// The fast path and the general path agree packet for packet: the same
+/// verdict, the same bytes out, the same counters and sessions, over a
+/// random mix of new and established flows in both directions, TCP state
+/// changes, and frames the fast path must leave to the general one (TTL 1,
+/// bad checksums and lengths, options, multicast, other MACs, a SYN on a
+/// closing session, time passing so sessions expire), in every mode.
+#[test]
+fn fast_path_equals_general_path() {
+    for mode in ["nat", "fullnat", "dr", "tunnel"] {
+        let mut fast = forwarder(mode, "rr");
+        let mut slow = forwarder(mode, "rr");
+        slow.set_fast_path(false);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut now = 1000u32;
+        for round in 0..600 {
+            if round % 100 == 99 {
+                now += 130_000; // past the SYN timeout: half-open sessions expire
+                fast.set_now(now);
+                slow.set_now(now);
+            }
+            let burst: Vec<Vec<u8>> = (0..32)
+                .map(|_| {
+                    let c = ip("198.18.0.2") + u32::try_from(rnd(4)).unwrap();
+                    let cport = 40000 + u16::try_from(rnd(24)).unwrap();
+                    let flags = [
+                        tcp::flags::SYN,
+                        tcp::flags::ACK,
+                        tcp::flags::ACK | tcp::flags::PSH,
+                        tcp::flags::FIN | tcp::flags::ACK,
+                        tcp::flags::RST,
+                    ][usize::try_from(rnd(5)).unwrap()];
+                    let mut f = match rnd(10) {
+                        0..=5 => testpkt::tcp4(
+                            CLIENT_MAC,
+                            P0_MAC,
+                            c,
+                            ip("198.18.0.100"),
+                            &Tcp { sport: cport, dport: 80, flags, seq: 1, payload: b"data" },
+                        ),
+                        6 => testpkt::udp4(CLIENT_MAC, P0_MAC, c, ip("198.18.0.100"), cport, 53, b"q"),
+                        _ => {
+                            // A reply from one of the real servers (NAT: to the
+                            // client; full NAT: to a local address and port).
+                            let rs = ip("198.18.1.11") + u32::try_from(rnd(3)).unwrap();
+                            let (dst, dport) =
+                                if mode == "fullnat" { (ip("198.18.1.1"), 1024 + u16::try_from(rnd(40)).unwrap()) } else { (c, cport) };
+                            let sport = if mode == "nat" || mode == "fullnat" { 8080 } else { 80 };
+                            testpkt::tcp4(rs_mac(1), P1_MAC, rs, dst, &Tcp { sport, dport, flags, seq: 9, payload: b"resp" })
+                        }
+                    };
+                    // Now and then something the fast path must refuse.
+                    match rnd(40) {
+                        0 => f[22] = 1,                                         // TTL 1
+                        1 => f[24] ^= 0x40,                                     // IPv4 checksum
+                        2 => f[16..18].copy_from_slice(&9999u16.to_be_bytes()), // total length
+                        3 => f[0] = 0x03,                                       // another MAC
+                        4 if f[23] == 6 => f[46] = 0x40,                        // TCP data offset 16 bytes
+                        5 => f[30] = 224,                                       // multicast destination
+                        _ => {}
+                    }
+                    f
+                })
+                .collect();
+            let mut fb: Vec<VecBuf> = burst.iter().map(|f| VecBuf::new(f)).collect();
+            let mut sb: Vec<VecBuf> = burst.iter().map(|f| VecBuf::new(f)).collect();
+            let in_port = |f: &[u8]| u8::from(f[6..12] != CLIENT_MAC.0);
+            fast.prepare(&fb);
+            slow.prepare(&sb);
+            for i in 0..32 {
+                let vf = fast.process_at(&mut fb[i], in_port(&burst[i]), i);
+                let vs = slow.process_at(&mut sb[i], in_port(&burst[i]), i);
+                assert_eq!(vf, vs, "{mode}: verdicts differ for {:02x?}", burst[i]);
+                assert_eq!(fb[i].data(), sb[i].data(), "{mode}: output differs for {:02x?}", burst[i]);
+            }
+            assert_eq!(counters(&fast), counters(&slow), "{mode}: counters differ after round {round}");
+        }
+        let a: Vec<_> = fast.sessions4().copied().collect();
+        let b: Vec<_> = slow.sessions4().copied().collect();
+        assert_eq!(a, b, "{mode}: session tables differ");
+        let fast_hits = fast.stats().fast_path.get();
+        assert_eq!(slow.stats().fast_path.get(), 0);
+        assert!(fast_hits > 2000, "{mode}: the mix exercised the fast path ({fast_hits} packets)");
+        println!("{mode}: {fast_hits} of {} packets took the fast path", 600 * 32);
+    }
+}

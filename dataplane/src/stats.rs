@@ -139,6 +139,8 @@ pub struct CoreStats {
     pub neigh_probes: Counter,
     /// Frames held until their next hop's MAC resolved.
     pub neigh_held: Counter,
+    /// Packets forwarded by the fast path (the rest took the general one).
+    pub fast_path: Counter,
     /// Poll-loop iterations.
     pub loops: Counter,
     /// Iterations that found no packet.
@@ -175,6 +177,7 @@ impl CoreStats {
             neigh_answers: Counter::default(),
             neigh_probes: Counter::default(),
             neigh_held: Counter::default(),
+            fast_path: Counter::default(),
             loops: Counter::default(),
             idle_loops: Counter::default(),
             generation: Counter::default(),

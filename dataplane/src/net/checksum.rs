@@ -9,7 +9,7 @@
 
 /// Adds `data` to a running, unfolded ones' complement sum (RFC 1071).
 /// The sum is over big-endian 16-bit words; an odd last byte is padded.
-#[inline]
+#[inline(always)]
 pub fn sum(data: &[u8], mut acc: u64) -> u64 {
     let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
@@ -27,25 +27,27 @@ pub fn sum(data: &[u8], mut acc: u64) -> u64 {
     acc
 }
 
-/// Folds an unfolded sum to 16 bits with end-around carry.
-#[inline]
+/// Folds an unfolded sum to 16 bits with end-around carry (four fixed
+/// steps, no loop: 64 -> 33 -> 18 -> 17 -> 16 bits).
+#[inline(always)]
 pub fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
     #[expect(clippy::cast_possible_truncation, reason = "folded to 16 bits above")]
     let v = acc as u16;
     v
 }
 
 /// The checksum field value for `data` (the complement of its folded sum).
-#[inline]
+#[inline(always)]
 pub fn checksum(data: &[u8]) -> u16 {
     !fold(sum(data, 0))
 }
 
 /// Unfolded sum of the IPv4 pseudo-header (RFC 793 / RFC 768).
-#[inline]
+#[inline(always)]
 pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, l4_len: u16) -> u64 {
     u64::from(u32::from_be_bytes(src)) + u64::from(u32::from_be_bytes(dst)) + u64::from(proto) + u64::from(l4_len)
 }
@@ -59,20 +61,20 @@ pub fn pseudo_v6(src: &[u8; 16], dst: &[u8; 16], next_header: u8, l4_len: u32) -
 /// Full L4 checksum: pseudo-header sum plus the segment (whose checksum field
 /// must be zero when computing, or as received when verifying: a correct
 /// segment then folds to `0xffff` and this returns 0).
-#[inline]
+#[inline(always)]
 pub fn l4_checksum(pseudo: u64, segment: &[u8]) -> u16 {
     !fold(sum(segment, pseudo))
 }
 
 /// RFC 1624 eqn. 3: the checksum after a 16-bit field changed from `old` to `new`.
-#[inline]
+#[inline(always)]
 pub fn update16(cksum: u16, old: u16, new: u16) -> u16 {
     let acc = u64::from(!cksum) + u64::from(!old) + u64::from(new);
     !fold(acc)
 }
 
 /// RFC 1624 for a 32-bit field (an IPv4 address), as two 16-bit updates.
-#[inline]
+#[inline(always)]
 pub fn update32(cksum: u16, old: u32, new: u32) -> u16 {
     let acc = u64::from(!cksum)
         + u64::from(!(old >> 16) & 0xffff)
@@ -94,7 +96,7 @@ pub fn update_bytes(cksum: u16, old: &[u8], new: &[u8]) -> u16 {
 
 /// Updates a UDP-over-IPv4 checksum field, honouring RFC 768: a zero field
 /// means "no checksum" and stays zero; a computed zero is sent as `0xffff`.
-#[inline]
+#[inline(always)]
 pub fn udp_update(cksum: u16, f: impl FnOnce(u16) -> u16) -> u16 {
     if cksum == 0 {
         return 0;

@@ -103,7 +103,7 @@ pub fn ethertype(frame: &[u8]) -> u16 {
 }
 
 /// Writes both MAC addresses.
-#[inline]
+#[inline(always)]
 pub fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
     frame[0..6].copy_from_slice(&dst.0);
     frame[6..12].copy_from_slice(&src.0);

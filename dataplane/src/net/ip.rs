@@ -71,11 +71,11 @@ impl Addr for u32 {
             p => self & (u32::MAX << (32 - u32::from(p))),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn csum_update(cksum: u16, old: Self, new: Self) -> u16 {
         checksum::update32(cksum, old, new)
     }
-    #[inline]
+    #[inline(always)]
     fn write(self, out: &mut [u8]) {
         out[..4].copy_from_slice(&self.to_be_bytes());
     }

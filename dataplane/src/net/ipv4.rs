@@ -92,7 +92,7 @@ pub fn is_martian_source(a: u32) -> bool {
 }
 
 /// Rewrites the source address, updating the header checksum (RFC 1624).
-#[inline]
+#[inline(always)]
 pub fn set_src(h: &mut [u8], new: u32) {
     let old = be32(h, 12);
     put32(h, 12, new);
@@ -101,7 +101,7 @@ pub fn set_src(h: &mut [u8], new: u32) {
 }
 
 /// Rewrites the destination address, updating the header checksum.
-#[inline]
+#[inline(always)]
 pub fn set_dst(h: &mut [u8], new: u32) {
     let old = be32(h, 16);
     put32(h, 16, new);
@@ -111,7 +111,7 @@ pub fn set_dst(h: &mut [u8], new: u32) {
 
 /// Decrements the TTL by one, updating the checksum. The caller has
 /// checked that the TTL is above 1.
-#[inline]
+#[inline(always)]
 pub fn decrement_ttl(h: &mut [u8]) {
     let old = be16(h, 8);
     h[8] = h[8].wrapping_sub(1);

@@ -119,13 +119,13 @@ pub fn solicited_node(a: u128) -> u128 {
 }
 
 /// Rewrites the source address (no IPv6 header checksum exists).
-#[inline]
+#[inline(always)]
 pub fn set_src(h: &mut [u8], new: u128) {
     h[8..24].copy_from_slice(&new.to_be_bytes());
 }
 
 /// Rewrites the destination address.
-#[inline]
+#[inline(always)]
 pub fn set_dst(h: &mut [u8], new: u128) {
     h[24..40].copy_from_slice(&new.to_be_bytes());
 }

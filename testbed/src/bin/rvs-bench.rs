@@ -3,14 +3,15 @@
 //!
 //! ```text
 //! rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel]
-//!           [--workloads est,mix,syn,memif-est,memif-syn] [--workers N] [--quick] [--dir DIR]
+//!           [--workloads est,mix,syn,memif-est,memif-syn] [--workers N] [--rounds N]
+//!           [--quick] [--dir DIR]
 //! ```
 //!
 //! `--quick` is the CI smoke run: small files, one second per sample, no
 //! thresholds. Needs root (DPDK), `dpdk-testpmd` (Debian's dpdk-dev) and
 //! the workspace binaries (`cargo build --release --bins`).
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use testbed::bench::{self, median, Mode, Rvsd, RvsdSetup};
 
@@ -22,6 +23,7 @@ struct Opts {
     modes: Vec<Mode>,
     workloads: Vec<String>,
     workers: u16,
+    rounds: usize,
     dir: Option<PathBuf>,
 }
 
@@ -34,6 +36,7 @@ fn opts() -> Result<Opts> {
         modes: vec![Mode::Nat, Mode::FullNat, Mode::Dr, Mode::Tunnel],
         workloads: vec!["est".into(), "mix".into(), "syn".into(), "memif-est".into(), "memif-syn".into()],
         workers: 1,
+        rounds: 3,
         dir: None,
     };
     let mut i = 0;
@@ -44,6 +47,7 @@ fn opts() -> Result<Opts> {
                 o.flows = 20_000;
                 o.syns = 200_000;
                 o.seconds = 1;
+                o.rounds = 1;
                 i += 1;
                 continue;
             }
@@ -51,11 +55,12 @@ fn opts() -> Result<Opts> {
             "--syns" => o.syns = val(i)?.parse()?,
             "--seconds" => o.seconds = val(i)?.parse()?,
             "--workers" => o.workers = val(i)?.parse()?,
+            "--rounds" => o.rounds = val(i)?.parse::<usize>()?.max(1),
             "--modes" => o.modes = val(i)?.split(',').map(Mode::parse).collect::<Result<_>>()?,
             "--workloads" => o.workloads = val(i)?.split(',').map(str::to_string).collect(),
             "--dir" => o.dir = Some(PathBuf::from(val(i)?)),
             "-h" | "--help" => {
-                println!("usage: rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel] [--workloads est,mix,syn] [--workers N] [--quick] [--dir DIR]");
+                println!("usage: rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel] [--workloads est,mix,syn] [--workers N] [--rounds N] [--quick] [--dir DIR]");
                 std::process::exit(0);
             }
             other => bail!("unknown option {other:?} (--help)"),
@@ -65,20 +70,32 @@ fn opts() -> Result<Opts> {
     Ok(o)
 }
 
-/// One result line.
+/// One result line (medians over the rounds).
 struct Row {
     workload: String,
     mode: &'static str,
     rvs: f64,
     testpmd: f64,
+    ratio: f64,
+    spread: (f64, f64),
     new_per_s: Option<f64>,
     drops: String,
 }
 
 fn print_row(r: &Row) {
-    let ratio = if r.testpmd > 0.0 { r.rvs / r.testpmd * 100.0 } else { 0.0 };
     let new = r.new_per_s.map_or("-".to_string(), |n| format!("{:.2} M/s", n / 1e6));
-    println!("| {:<22} | {:<7} | {:>8.2} | {:>12.2} | {:>6.1}% | {:>11} | {} |", r.workload, r.mode, r.rvs, r.testpmd, ratio, new, r.drops);
+    println!(
+        "| {:<22} | {:<7} | {:>8.2} | {:>12.2} | {:>6.1}% | {:>4.0}-{:<4.0}% | {:>11} | {} |",
+        r.workload,
+        r.mode,
+        r.rvs,
+        r.testpmd,
+        r.ratio * 100.0,
+        r.spread.0 * 100.0,
+        r.spread.1 * 100.0,
+        new,
+        r.drops
+    );
 }
 
 fn drops_text(r: &mgmt::report::Report, before: &mgmt::report::Report) -> String {
@@ -99,6 +116,23 @@ fn drops_text(r: &mgmt::report::Report, before: &mgmt::report::Report) -> String
 
 /// Waits until rvsd has created `n` sessions (the first pass over an
 /// established-flows file) or `limit` passes.
+/// Starts rvsd, waits until every flow has its session, then samples its
+/// transmit rate. With `settle`, waits one more second first: replies that
+/// came before their flow's first packet were dropped (no session), and
+/// the drop counters should show the steady state only.
+fn established_run(dir: &Path, setup: &RvsdSetup, n: u64, settle: bool, seconds: u64) -> Result<(f64, Option<f64>, String)> {
+    let r = Rvsd::start(dir, &bench::rvsd_config(dir, setup))?;
+    wait_created(&r, n, Duration::from_secs(60))?;
+    if settle {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let before = r.stats()?;
+    let samples = r.sample_tx(seconds)?;
+    let after = r.stats()?;
+    r.stop();
+    Ok((median(&samples), None, drops_text(&after, &before)))
+}
+
 fn wait_created(r: &Rvsd, n: u64, limit: Duration) -> Result<()> {
     let t = Instant::now();
     while r.stats()?.sessions.created < n {
@@ -125,8 +159,8 @@ fn main() -> Result<()> {
     );
     pieces();
     println!();
-    println!("| workload               | mode    | rvs Mpps | testpmd Mpps |  ratio |  new sess/s | rvs drops |");
-    println!("|------------------------|---------|---------:|-------------:|-------:|------------:|-----------|");
+    println!("| workload               | mode    | rvs Mpps | testpmd Mpps |  ratio | ratio range |  new sess/s | rvs drops |");
+    println!("|------------------------|---------|---------:|-------------:|-------:|-------------|------------:|-----------|");
     let flows = o.flows;
     let extra = 65_536u32;
     let est_file = dir.join("est.pcap");
@@ -145,90 +179,74 @@ fn main() -> Result<()> {
     let pcap1 = |f: &PathBuf| format!("net_pcap1,rx_pcap={},infinite_rx=1", f.display());
     let null = "net_null0,no-rx=1".to_string();
     if want("est") {
-        let base = median(&bench::testpmd(&[pcap0(&est_file), null.clone()], n + extra, o.seconds, "e")?);
-        for &mode in &o.modes {
-            let setup = RvsdSetup {
-                mode,
-                port0: pcap0(&est_file),
-                port1: null.clone(),
-                sessions: n + n / 2 + 1024,
-                mbufs: n + extra,
-                sloppy: true,
-                workers: o.workers,
-            };
-            let r = Rvsd::start(&dir, &bench::rvsd_config(&dir, &setup))?;
-            wait_created(&r, u64::from(n), Duration::from_secs(60))?;
-            let before = r.stats()?;
-            let samples = r.sample_tx(o.seconds)?;
-            let after = r.stats()?;
-            r.stop();
-            print_row(&Row {
-                workload: format!("est {} flows", short(flows)),
-                mode: mode.name(),
-                rvs: median(&samples),
-                testpmd: base,
-                new_per_s: None,
-                drops: drops_text(&after, &before),
-            });
-        }
+        let label = format!("est {} flows", short(flows));
+        rounds(
+            &o,
+            &label,
+            &o.modes,
+            &mut || Ok(median(&bench::testpmd(&[pcap0(&est_file), null.clone()], n + extra, o.seconds, "e")?)),
+            &mut |mode| {
+                let setup = RvsdSetup {
+                    mode,
+                    port0: pcap0(&est_file),
+                    port1: null.clone(),
+                    sessions: n + n / 2 + 1024,
+                    mbufs: n + extra,
+                    sloppy: true,
+                    workers: o.workers,
+                };
+                established_run(&dir, &setup, u64::from(n), false, o.seconds)
+            },
+        )?;
     }
     if want("mix") {
-        let base = median(&bench::testpmd(&[pcap0(&est_file), pcap1(&reply_file)], 2 * n + extra, o.seconds, "m")?);
-        let setup = RvsdSetup {
-            mode: Mode::Nat,
-            port0: pcap0(&est_file),
-            port1: pcap1(&reply_file),
-            sessions: n + n / 2 + 1024,
-            mbufs: 2 * n + extra,
-            sloppy: true,
-            workers: o.workers,
-        };
-        let r = Rvsd::start(&dir, &bench::rvsd_config(&dir, &setup))?;
-        wait_created(&r, u64::from(n), Duration::from_secs(60))?;
-        // Replies that came before their flow's first packet were dropped
-        // (no session); count from here.
-        std::thread::sleep(Duration::from_secs(1));
-        let before = r.stats()?;
-        let samples = r.sample_tx(o.seconds)?;
-        let after = r.stats()?;
-        r.stop();
-        print_row(&Row {
-            workload: format!("est {} + replies", short(flows)),
-            mode: "nat",
-            rvs: median(&samples),
-            testpmd: base,
-            new_per_s: None,
-            drops: drops_text(&after, &before),
-        });
+        let label = format!("est {} + replies", short(flows));
+        rounds(
+            &o,
+            &label,
+            &[Mode::Nat],
+            &mut || Ok(median(&bench::testpmd(&[pcap0(&est_file), pcap1(&reply_file)], 2 * n + extra, o.seconds, "m")?)),
+            &mut |mode| {
+                let setup = RvsdSetup {
+                    mode,
+                    port0: pcap0(&est_file),
+                    port1: pcap1(&reply_file),
+                    sessions: n + n / 2 + 1024,
+                    mbufs: 2 * n + extra,
+                    sloppy: true,
+                    workers: o.workers,
+                };
+                established_run(&dir, &setup, u64::from(n), true, o.seconds)
+            },
+        )?;
     }
     if want("syn") {
         let s = bench::syns(o.syns, 2);
         testbed::pcap::write(&syn_file, &s)?;
         drop(s);
         let ns = u32::try_from(o.syns)?;
-        let base = median(&bench::testpmd(&[pcap0(&syn_file), null.clone()], ns + extra, o.seconds, "s")?);
-        for &mode in &o.modes {
-            let setup = RvsdSetup {
-                mode,
-                port0: pcap0(&syn_file),
-                port1: null.clone(),
-                sessions: ns + ns / 2 + 1024,
-                mbufs: ns + extra,
-                sloppy: false,
-                workers: o.workers,
-            };
-            let r = Rvsd::start(&dir, &bench::rvsd_config(&dir, &setup))?;
-            let (rate, mpps, drops) = syn_rate(&r, u64::from(ns))?;
-            r.stop();
-            print_row(&Row {
-                workload: format!("SYN flood {} sources", short(o.syns)),
-                mode: mode.name(),
-                rvs: mpps,
-                testpmd: base,
-                new_per_s: Some(rate),
-                drops,
-            });
-        }
+        let label = format!("SYN flood {} sources", short(o.syns));
+        rounds(
+            &o,
+            &label,
+            &o.modes,
+            &mut || Ok(median(&bench::testpmd(&[pcap0(&syn_file), null.clone()], ns + extra, o.seconds, "s")?)),
+            &mut |mode| {
+                let setup = RvsdSetup {
+                    mode,
+                    port0: pcap0(&syn_file),
+                    port1: null.clone(),
+                    sessions: ns + ns / 2 + 1024,
+                    mbufs: ns + extra,
+                    sloppy: false,
+                    workers: o.workers,
+                };
+                let r = Rvsd::start(&dir, &bench::rvsd_config(&dir, &setup))?;
+                let (rate, mpps, drops) = syn_rate(&r, u64::from(ns))?;
+                r.stop();
+                Ok((mpps, Some(rate), drops))
+            },
+        )?;
     }
     for (w, syn) in [("memif-est", false), ("memif-syn", true)] {
         if want(w) {
@@ -242,46 +260,91 @@ fn main() -> Result<()> {
 /// link; testpmd, then rvsd for each mode, take the other end and forward
 /// to `net_null`. Each consumer gets a fresh generator (a memif server does
 /// not always take a second peer after the first went away).
-fn memif(o: &Opts, dir: &std::path::Path, syn: bool) -> Result<()> {
+fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
     let null = "net_null0,no-rx=1".to_string();
-    let mut run = 0;
-    let mut next = || {
-        run += 1;
-        start_gen(o, dir, syn, run)
+    let run = std::cell::Cell::new(0u32);
+    let next = || {
+        run.set(run.get() + 1);
+        start_gen(o, dir, syn, run.get())
     };
-    let (g, client) = next()?;
-    let base = median(&bench::testpmd(&[client, null.clone()], 65_535, o.seconds, if syn { "ms" } else { "me" })?);
-    drop(g);
     let label = if syn { "memif SYN flood".to_string() } else { format!("memif est {} flows", short(o.flows)) };
-    for &mode in &o.modes {
-        let (g, client) = next()?;
-        let sessions = if syn { 16_000_000 } else { u32::try_from(o.flows)? * 3 / 2 + 1024 };
-        let setup = RvsdSetup { mode, port0: client, port1: null.clone(), sessions, mbufs: 65_535, sloppy: !syn, workers: o.workers };
-        let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
-        if syn {
-            // The table must not fill before the measurement ends.
-            std::thread::sleep(Duration::from_millis(500));
-        } else {
-            wait_created(&r, o.flows as u64, Duration::from_secs(60))?;
-            // As for testpmd: two seconds of warm-up.
-            std::thread::sleep(Duration::from_secs(2));
+    rounds(
+        o,
+        &label,
+        &o.modes,
+        &mut || {
+            let (g, client) = next()?;
+            let base = median(&bench::testpmd(&[client, null.clone()], 65_535, o.seconds, if syn { "ms" } else { "me" })?);
+            drop(g);
+            Ok(base)
+        },
+        &mut |mode| {
+            let (g, client) = next()?;
+            let sessions = if syn { 16_000_000 } else { u32::try_from(o.flows)? * 3 / 2 + 1024 };
+            let setup = RvsdSetup { mode, port0: client, port1: null.clone(), sessions, mbufs: 65_535, sloppy: !syn, workers: o.workers };
+            let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
+            if syn {
+                // The table must not fill before the measurement ends.
+                std::thread::sleep(Duration::from_millis(500));
+            } else {
+                wait_created(&r, o.flows as u64, Duration::from_secs(60))?;
+                // As for testpmd: two seconds of warm-up.
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            let before = r.stats()?;
+            let t = Instant::now();
+            let samples = r.sample_tx(if syn { o.seconds.min(2) } else { o.seconds })?;
+            let after = r.stats()?;
+            let secs = t.elapsed().as_secs_f64();
+            r.stop();
+            drop(g);
+            #[expect(clippy::cast_precision_loss, reason = "rates")]
+            let created = (after.sessions.created - before.sessions.created) as f64 / secs;
+            Ok((median(&samples), syn.then_some(created), drops_text(&after, &before)))
+        },
+    )
+}
+
+/// Measures `modes` against a baseline, `o.rounds` times, interleaved (the
+/// baseline, then every mode, then again), and prints one row per mode with
+/// the medians: on a shared VM the machine's speed drifts over minutes, so
+/// each ratio compares runs that are close in time.
+#[allow(clippy::type_complexity)]
+fn rounds(
+    o: &Opts,
+    label: &str,
+    modes: &[Mode],
+    baseline: &mut dyn FnMut() -> Result<f64>,
+    rvs: &mut dyn FnMut(Mode) -> Result<(f64, Option<f64>, String)>,
+) -> Result<()> {
+    let mut res: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, String)> = modes.iter().map(|_| Default::default()).collect();
+    for _ in 0..o.rounds {
+        let base = baseline()?;
+        for (i, &mode) in modes.iter().enumerate() {
+            let (mpps, new, drops) = rvs(mode)?;
+            let r = &mut res[i];
+            r.0.push(mpps);
+            r.1.push(base);
+            if base > 0.0 {
+                r.2.push(mpps / base);
+            }
+            if let Some(n) = new {
+                r.3.push(n);
+            }
+            r.4 = drops;
         }
-        let before = r.stats()?;
-        let t = Instant::now();
-        let samples = r.sample_tx(if syn { o.seconds.min(2) } else { o.seconds })?;
-        let after = r.stats()?;
-        let secs = t.elapsed().as_secs_f64();
-        r.stop();
-        drop(g);
-        #[expect(clippy::cast_precision_loss, reason = "rates")]
-        let created = (after.sessions.created - before.sessions.created) as f64 / secs;
+    }
+    for (i, &mode) in modes.iter().enumerate() {
+        let (m, b, ratio, new, drops) = &res[i];
         print_row(&Row {
-            workload: label.clone(),
+            workload: label.to_string(),
             mode: mode.name(),
-            rvs: median(&samples),
-            testpmd: base,
-            new_per_s: syn.then_some(created),
-            drops: drops_text(&after, &before),
+            rvs: median(m),
+            testpmd: median(b),
+            ratio: median(ratio),
+            spread: (ratio.iter().copied().fold(f64::MAX, f64::min), ratio.iter().copied().fold(0.0, f64::max)),
+            new_per_s: (!new.is_empty()).then(|| median(new)),
+            drops: drops.clone(),
         });
     }
     Ok(())
@@ -289,7 +352,7 @@ fn memif(o: &Opts, dir: &std::path::Path, syn: bool) -> Result<()> {
 
 /// Starts rvs-pktgen as a memif server on a fresh socket; returns its guard
 /// and the device string for the consumer's end.
-fn start_gen(o: &Opts, dir: &std::path::Path, syn: bool, run: u32) -> Result<(bench::Guard, String)> {
+fn start_gen(o: &Opts, dir: &Path, syn: bool, run: u32) -> Result<(bench::Guard, String)> {
     let sock = dir.join(format!("memif{run}.sock"));
     let _ = std::fs::remove_file(&sock);
     let mut cmd = std::process::Command::new(testbed::bin("rvs-pktgen")?);

@@ -1,0 +1,44 @@
+//! Set-up shared by the criterion benches and the `fwdloop` profiling
+//! example (which includes this file by path).
+#![allow(dead_code, clippy::unwrap_used)]
+use dataplane::fwd::{Forwarder, ForwarderConfig};
+use dataplane::net::MacAddr;
+use dataplane::stats::CoreStats;
+use dataplane::table::{Compiler, Health};
+use std::sync::Arc;
+
+/// The balancer's MAC on the client port.
+pub const P0: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xa0]);
+/// The balancer's MAC on the server port.
+pub const P1: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xa1]);
+
+/// A forwarder with three real servers behind 198.18.0.100:80, sloppy TCP (the
+/// first packet of an established flow creates its session, as in
+/// rvs-bench), 64 full-NAT addresses and room for `cap` sessions.
+pub fn forwarder_big(mode: &str, cap: u32) -> Forwarder {
+    let port = if mode == "dr" || mode == "tunnel" { 80 } else { 8080 };
+    let mut text = "[[ports]]\nname = \"c\"\ndevice = \"net_null0\"\naddresses = [\"198.18.0.1/24\"]\n[[ports]]\nname = \"s\"\ndevice = \"net_null1\"\naddresses = [\"198.18.1.1/24\"]\n".to_string();
+    for i in 0..3 {
+        text.push_str(&format!(
+            "[[neighbors]]\naddress = \"198.18.1.{}\"\nmac = \"02:00:00:00:01:{:02x}\"\nport = \"s\"\n",
+            11 + i,
+            0x11 + i
+        ));
+    }
+    text.push_str(&format!(
+        "[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{mode}\"\nsloppy_tcp = true\n"
+    ));
+    if mode == "fullnat" {
+        let l: Vec<String> = (0..64).map(|i| format!("\"198.18.1.{}\"", 100 + i)).collect();
+        text.push_str(&format!("local_addresses = [{}]\n", l.join(", ")));
+    }
+    for i in 0..3 {
+        text.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = {port}\n", 11 + i));
+    }
+    let cfg = config::from_str(&text, "bench.toml").unwrap();
+    let snap = Compiler::new(&cfg).compile(&cfg, &[P0, P1], &Health::new()).unwrap();
+    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
+    let mut fc = ForwarderConfig::single(cap, 1024, [1, 2, 3, 4]);
+    fc.fullnat_ports = (1024, 65535);
+    Forwarder::new(&fc, snap, stats)
+}

@@ -1,0 +1,52 @@
+//! A forwarding loop without DPDK, for profilers (callgrind, perf):
+//! `cargo run --release -p dataplane --example fwdloop -- MODE FLOWS BURSTS`
+//! sends BURSTS bursts of 32 packets of FLOWS established flows through
+//! `prepare` + `process_at` and prints the time per packet.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+#[path = "../benches/common/mod.rs"]
+mod common;
+use dataplane::fwd::Verdict;
+use dataplane::net::{MacAddr, VecBuf};
+use dataplane::testpkt::{self, Tcp};
+use std::hint::black_box;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map_or("dr", String::as_str).to_string();
+    let flows: u32 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let bursts: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let p0 = common::P0;
+    let mut f = common::forwarder_big(&mode, flows + flows / 2 + 64);
+    let frames: Vec<Vec<u8>> = (0..flows)
+        .map(|i| {
+            let mut v = testpkt::tcp4(
+                MacAddr([2, 0xc1, 0, 0, 0, 2]),
+                p0,
+                0xc613_0000 | (i & 0xffff),
+                0xc612_0064,
+                &Tcp { sport: 1024 + (i >> 16) as u16, dport: 80, flags: 0x10, seq: i, payload: &[] },
+            );
+            v.resize(60, 0);
+            v
+        })
+        .collect();
+    for fr in &frames {
+        assert!(matches!(f.process(&mut VecBuf::new(fr), 0), Verdict::Tx(1)));
+    }
+    let mut bufs: Vec<VecBuf> = (0..32).map(|_| VecBuf::with_room(&[], 128, 256)).collect();
+    let mut x = 0x9e37_79b9u32;
+    let t = Instant::now();
+    for _ in 0..bursts {
+        for b in &mut bufs {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            b.reset(&frames[(x % flows) as usize]);
+        }
+        f.prepare(&bufs);
+        for (i, b) in bufs.iter_mut().enumerate() {
+            black_box(f.process_at(b, 0, i));
+        }
+    }
+    let ns = t.elapsed().as_nanos() as f64 / (bursts * 32) as f64;
+    println!("{mode}: {flows} flows, {ns:.1} ns per packet (buffer fill included)");
+}
