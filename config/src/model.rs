@@ -166,6 +166,10 @@ pub struct Dataplane {
     pub fullnat_port_min: u16,
     /// Last port of the full-NAT local port range.
     pub fullnat_port_max: u16,
+    /// Slots of each hand-over ring between two workers (a power of two):
+    /// packets that arrive on one worker's queue but belong to a session of
+    /// another wait here. Unused with one worker.
+    pub handoff_ring: u32,
 }
 
 impl Default for Dataplane {
@@ -187,6 +191,7 @@ impl Default for Dataplane {
             max_services: 1024,
             fullnat_port_min: 1024,
             fullnat_port_max: 32767,
+            handoff_ring: 2048,
         }
     }
 }
@@ -914,6 +919,9 @@ impl Config {
             );
         } else if u32::from(dp.fullnat_port_max - dp.fullnat_port_min) + 1 < u32::from(dp.workers) * 64 {
             err("dataplane.fullnat_port_max".into(), "range gives fewer than 64 ports per worker".into());
+        }
+        if !dp.handoff_ring.is_power_of_two() || !(64..=1 << 20).contains(&dp.handoff_ring) {
+            err("dataplane.handoff_ring".into(), format!("{} is not a power of two in 64..=1048576", dp.handoff_ring));
         }
         if dp.max_real_servers == 0 || dp.max_real_servers > 1 << 16 {
             err("dataplane.max_real_servers".into(), format!("{} is not 1..=65536", dp.max_real_servers));

@@ -34,7 +34,8 @@ use crate::net::{arp, checksum, ether, icmp, ipv4, ipv6, tcp, udp, MacAddr, Pack
 use crate::sched::{stable_hash, Flow, Load, Scheduler};
 use crate::session::{self, Dir, FlowKey, Session, SessionTable, FLAG_FULLNAT, FLAG_HAS_REPLY};
 use crate::stats::{CoreStats, Counter};
-use crate::table::{AddrKind, BackendView, Family, Mode, NeighborRef, ServiceView, Snapshot};
+use crate::steer::Steering;
+use crate::table::{AddrKind, BackendView, Family, Mode, NeighborRef, ServiceView, Snapshot, Steer};
 use config::WhenFull;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -105,6 +106,8 @@ pub struct ForwarderConfig {
     pub fullnat_ports: (u16, u16),
     /// Most ICMP errors generated per second by this core.
     pub icmp_rate: u32,
+    /// How flows are spread over the cores (None with one core).
+    pub steering: Option<Steering>,
 }
 
 impl ForwarderConfig {
@@ -119,6 +122,7 @@ impl ForwarderConfig {
             tunnel_ttl: 64,
             fullnat_ports: (1024, 32767),
             icmp_rate: 1000,
+            steering: None,
         }
     }
 }
@@ -176,6 +180,10 @@ struct Ctx<'a> {
     stats: &'a CoreStats,
     now: u32,
     tunnel_ttl: u8,
+    /// Steering, with several cores (None: this core owns every flow, or
+    /// the packet was handed over and must be processed here).
+    steer: Option<&'a Steering>,
+    core: u16,
 }
 
 /// Mutable per-core state.
@@ -319,6 +327,7 @@ pub struct Forwarder {
     tunnel_ttl: u8,
     /// Use the fast path (off only to compare it with the general path).
     fast: bool,
+    steering: Option<Steering>,
     st: St,
 }
 
@@ -336,6 +345,7 @@ impl Forwarder {
             cores: cfg.cores.max(1),
             tunnel_ttl: cfg.tunnel_ttl,
             fast: true,
+            steering: cfg.steering.clone().filter(|s| s.cores > 1),
             st: St {
                 s4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
                 s6: SessionTable::new(cfg.sessions_v6, [cfg.seeds[1], cfg.seeds[2], cfg.seeds[3], cfg.seeds[0]]),
@@ -543,7 +553,14 @@ impl Forwarder {
             self.candidates_for(i + AHEAD);
         }
         if self.fast {
-            let cx = Ctx { snap: &self.snap, stats: &self.stats, now: self.now, tunnel_ttl: self.tunnel_ttl };
+            let cx = Ctx {
+                snap: &self.snap,
+                stats: &self.stats,
+                now: self.now,
+                tunnel_ttl: self.tunnel_ttl,
+                steer: self.steering.as_ref(),
+                core: self.core,
+            };
             match fast4(&cx, &mut self.st, buf, in_port, i) {
                 Some(Ok(v)) => {
                     self.stats.fast_path.inc();
@@ -565,7 +582,27 @@ impl Forwarder {
     /// Processes one frame that arrived on port `in_port`.
     #[inline]
     pub fn process<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8) -> Verdict {
-        let cx = Ctx { snap: &self.snap, stats: &self.stats, now: self.now, tunnel_ttl: self.tunnel_ttl };
+        self.process_steered(buf, in_port, true)
+    }
+
+    /// Processes a frame another core handed over (it computed that this
+    /// core owns the flow): processed here whatever this core would compute,
+    /// so a packet never travels twice.
+    #[inline]
+    pub fn process_handed<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8) -> Verdict {
+        self.process_steered(buf, in_port, false)
+    }
+
+    #[inline]
+    fn process_steered<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8, steer: bool) -> Verdict {
+        let cx = Ctx {
+            snap: &self.snap,
+            stats: &self.stats,
+            now: self.now,
+            tunnel_ttl: self.tunnel_ttl,
+            steer: if steer { self.steering.as_ref() } else { None },
+            core: self.core,
+        };
         let r = frame(&cx, &mut self.st, buf, in_port);
         match r {
             Ok(v) => v,
@@ -593,7 +630,7 @@ impl Forwarder {
     }
 
     fn sweep_tables(&mut self, budget: [usize; 4]) -> usize {
-        let cx = Ctx { snap: &self.snap, stats: &self.stats, now: self.now, tunnel_ttl: self.tunnel_ttl };
+        let cx = Ctx { snap: &self.snap, stats: &self.stats, now: self.now, tunnel_ttl: self.tunnel_ttl, steer: None, core: self.core };
         let (st, now) = (&mut self.st, self.now);
         // Sessions expire, and sessions of removed real servers go too (so
         // their slots can be reused once every core has swept), TCP ones
@@ -1072,6 +1109,12 @@ fn transport<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_po
             return forward(cx, st, buf, in_port, idx, dir, &p);
         }
     }
+    // Not ours? Another core owns the flow (see `steer`).
+    if let Some(o) = cx.steer.and_then(|sv| owner(cx.snap, sv, &key)) {
+        if o != cx.core {
+            return Ok(Verdict::Handover(o));
+        }
+    }
     let Some(svc) = cx.snap.service(p.dst, p.dport, p.proto) else {
         return match cx.snap.addr_kind(p.dst) {
             Some(AddrKind::Vip) => Err(DropReason::NoService),
@@ -1432,6 +1475,10 @@ fn alloc_local_port<A: Fam>(cx: &Ctx<'_>, st: &mut St, svc: &ServiceView, b: &Ba
     }
     let (lo, hi) = st.fnat_range;
     let span = (usize::from(hi - lo) + 1) * nlocals;
+    // With several cores on RSS NICs, prefer a port whose reply the NIC
+    // sends to this core (a free one that does not is kept in reserve).
+    let mut spare = None;
+    let mut passed = 0;
     for _ in 0..span.min(4096) {
         let li = st.fnat_local % nlocals;
         let port = st.fnat_next;
@@ -1450,10 +1497,43 @@ fn alloc_local_port<A: Fam>(cx: &Ctx<'_>, st: &mut St, svc: &ServiceView, b: &Ba
         let key = FlowKey { src: rs, dst: local, sport: b.port, dport: port, proto: l4proto };
         let t = A::table_ref(st);
         if t.lookup(&key, t.hash(&key)).is_none() {
-            return Ok((local, port));
+            if cx.steer.is_none_or(|sv| sv.prefers_lport(cx.core, rs, b.port, local, port)) {
+                return Ok((local, port));
+            }
+            spare = spare.or(Some((local, port)));
+        }
+        if spare.is_some() {
+            passed += 1;
+            if passed >= 16 {
+                break;
+            }
         }
     }
-    Err(DropReason::LocalPortsExhausted)
+    spare.ok_or(DropReason::LocalPortsExhausted)
+}
+
+/// The core owning the flow of a packet with this tuple, when it belongs
+/// to a flow rvs balances (see [`crate::steer`] for the rules).
+fn owner<A: Family>(snap: &Snapshot, sv: &Steering, k: &FlowKey<A>) -> Option<u16> {
+    const FULL: u8 = u8::MAX;
+    if let Some(svc) = snap.service(k.dst, k.dport, k.proto) {
+        return Some(match svc.steer {
+            Steer::Rss => sv.rss(k.src, k.dst, k.sport, k.dport),
+            Steer::ClientNet(p) => sv.client(k.src, p, None),
+            Steer::Client => sv.client(k.src, FULL, Some(k.sport)),
+        });
+    }
+    if snap.is_local(k.dst) {
+        if let Some(o) = sv.fnat_owner(k.dport) {
+            return Some(o);
+        }
+    }
+    let r = snap.nat_reply(k.src, k.sport, k.proto)?;
+    Some(match r.steer {
+        Steer::Rss => sv.rss(k.dst, r.vip, k.dport, r.vport),
+        Steer::ClientNet(p) => sv.client(k.dst, p, None),
+        Steer::Client => sv.client(k.dst, FULL, Some(k.dport)),
+    })
 }
 
 /// Forwards a packet of an existing session.
@@ -1849,7 +1929,14 @@ fn icmp_error<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, icmp
     let q = parse_quoted::<A>(buf.data(), icmp_at + icmp::HEADER_LEN, end)?;
     let key = FlowKey { src: q.dst, dst: q.src, sport: q.dport, dport: q.sport, proto: q.proto };
     let t = A::table_ref(st);
-    let (idx, dir) = t.lookup(&key, t.hash(&key)).ok_or(DropReason::IcmpErrorNoSession)?;
+    let Some((idx, dir)) = t.lookup(&key, t.hash(&key)) else {
+        // The quoted packet, seen from the other side, is a packet of the
+        // flow: its owner is the flow's.
+        return match cx.steer.and_then(|sv| owner(cx.snap, sv, &key)) {
+            Some(o) if o != cx.core => Ok(Verdict::Handover(o)),
+            _ => Err(DropReason::IcmpErrorNoSession),
+        };
+    };
     let s = *t.get(idx);
     if s.expired(cx.now) {
         return Err(DropReason::IcmpErrorNoSession);

@@ -8,6 +8,7 @@
 //! * [`neigh`]: next-hop MAC resolution shared by workers.
 //! * [`fwd`]: the forwarding engine (one packet in, one verdict out).
 //! * [`stats`]: per-core counters read by management without locks.
+//! * [`steer`]: which worker core owns a flow (multi-core reply steering).
 //! * [`dpdk`]: the one safe wrapper over DPDK (the only module with raw-pointer code).
 //! * [`worker`]: the poll loop that ties DPDK queues to a [`fwd::Forwarder`].
 pub mod conn;
@@ -20,6 +21,7 @@ pub mod net;
 pub mod sched;
 pub mod session;
 pub mod stats;
+pub mod steer;
 pub mod table;
 pub mod testpkt;
 pub mod worker;

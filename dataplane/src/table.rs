@@ -214,6 +214,33 @@ pub struct ServiceView {
     pub locals: Vec<IpAddr>,
     /// What happens to sessions of real servers removed from it.
     pub on_remove: config::OnRemove,
+    /// Which core owns its flows when there are several
+    /// ([`crate::steer`]).
+    pub steer: Steer,
+}
+
+/// How the owning core of a service's flows is chosen (see
+/// [`crate::steer`] for why).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steer {
+    /// The RSS queue of the client's packets.
+    Rss,
+    /// A hash of the client network (persistence netmask prefix).
+    ClientNet(u8),
+    /// A hash of the client address and port (services sharing a NAT real
+    /// server, whose replies cannot name the VIP).
+    Client,
+}
+
+/// How to find the owner of a NAT real server's reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplySteer<A> {
+    /// The rule of the real server's service(s).
+    pub steer: Steer,
+    /// With [`Steer::Rss`]: the service's VIP and port.
+    pub vip: A,
+    /// The service's port.
+    pub vport: u16,
 }
 
 /// What an address is to the balancer.
@@ -233,6 +260,10 @@ pub struct FamilyMaps<A: Addr> {
     services: HashMap<(A, u16, u8), u16, ahash::RandomState>,
     addrs: HashMap<A, AddrKind, ahash::RandomState>,
     neigh: HashMap<A, u32, ahash::RandomState>,
+    /// NAT real servers (address, port, protocol) -> how to steer replies.
+    nat_replies: HashMap<(A, u16, u8), ReplySteer<A>, ahash::RandomState>,
+    /// Full-NAT local addresses (some may also be port addresses).
+    locals: HashMap<A, (), ahash::RandomState>,
 }
 
 /// Selects the per-family maps of a snapshot.
@@ -303,6 +334,18 @@ impl Snapshot {
     #[inline]
     pub fn neigh_slot<A: Family>(&self, a: A) -> Option<u32> {
         A::maps(self).neigh.get(&a).copied()
+    }
+
+    /// How to steer a reply from NAT real server `rs:port`, if it is one.
+    #[inline]
+    pub fn nat_reply<A: Family>(&self, rs: A, port: u16, proto: u8) -> Option<&ReplySteer<A>> {
+        A::maps(self).nat_replies.get(&(rs, port, proto))
+    }
+
+    /// Whether `a` is a full-NAT local address.
+    #[inline]
+    pub fn is_local<A: Family>(&self, a: A) -> bool {
+        A::maps(self).locals.contains_key(&a)
     }
 
     /// The backend in `slot` if its generation is still `gen`.
@@ -775,6 +818,7 @@ impl Compiler {
                 sloppy_tcp: s.sloppy_tcp,
                 locals: s.local_addresses.clone(),
                 on_remove: s.on_remove,
+                steer: persistence.map_or(Steer::Rss, |(_, p)| Steer::ClientNet(p)),
             });
             let proto = match s.protocol {
                 Protocol::Tcp => 6,
@@ -796,9 +840,11 @@ impl Compiler {
                 match *l {
                     IpAddr::V4(a) => {
                         snap.v4.addrs.entry(u32::from(a)).or_insert(AddrKind::Local);
+                        snap.v4.locals.insert(u32::from(a), ());
                     }
                     IpAddr::V6(a) => {
                         snap.v6.addrs.entry(u128::from(a)).or_insert(AddrKind::Local);
+                        snap.v6.locals.insert(u128::from(a), ());
                     }
                 }
             }
@@ -829,10 +875,91 @@ impl Compiler {
                 fallback: false,
             });
         }
+        steering(&mut snap);
         self.sched_cache.retain(|k, _| skeys.contains(k));
         self.generation += 1;
         snap.generation = self.generation;
         Ok(Arc::new(snap))
+    }
+}
+
+/// Settles each service's steering rule and the NAT reply map (see
+/// [`crate::steer`]): services that share a NAT real server (address, port,
+/// protocol) form a group whose replies cannot name their VIP, so the whole
+/// group is steered by client - by client network when one of them is
+/// persistent (the shortest netmask serves them all), else by client
+/// address and port.
+fn steering(snap: &mut Snapshot) {
+    let n = snap.services.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    let nat_key = |b: &BackendView, snap: &Snapshot| {
+        snap.services.get(usize::from(b.service)).and_then(Option::as_ref).map(|s| (b.addr, b.port, s.proto))
+    };
+    let mut first: HashMap<(IpAddr, u16, u8), usize> = HashMap::new();
+    for b in snap.backends.iter().flatten().filter(|b| b.mode == Mode::Nat) {
+        let Some(k) = nat_key(b, snap) else { continue };
+        let s = usize::from(b.service);
+        let f = *first.entry(k).or_insert(s);
+        let (a, c) = (root(&mut parent, f), root(&mut parent, s));
+        parent[a] = c;
+    }
+    // Per group: its size and shortest persistence prefix.
+    let mut size = vec![0usize; n];
+    let mut prefix: Vec<Option<u8>> = vec![None; n];
+    for (i, s) in snap.services.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let r = root(&mut parent, i);
+        size[r] += 1;
+        if let Some((_, p)) = s.persistence {
+            prefix[r] = Some(prefix[r].map_or(p, |q| q.min(p)));
+        }
+    }
+    for i in 0..n {
+        let r = root(&mut parent, i);
+        let Some(s) = snap.services[i].as_mut() else { continue };
+        s.steer = match (prefix[r], size[r]) {
+            (Some(p), _) => Steer::ClientNet(p),
+            (None, 1) => Steer::Rss,
+            (None, _) => Steer::Client,
+        };
+    }
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for b in snap.backends.iter().flatten().filter(|b| b.mode == Mode::Nat) {
+        let Some(s) = snap.services.get(usize::from(b.service)).and_then(Option::as_ref) else { continue };
+        match (b.addr, s.key.vip) {
+            (IpAddr::V4(a), IpAddr::V4(v)) => {
+                v4.push(((u32::from(a), b.port, s.proto), ReplySteer { steer: s.steer, vip: u32::from(v), vport: s.key.port }))
+            }
+            (IpAddr::V6(a), IpAddr::V6(v)) => {
+                v6.push(((u128::from(a), b.port, s.proto), ReplySteer { steer: s.steer, vip: u128::from(v), vport: s.key.port }))
+            }
+            _ => {}
+        }
+    }
+    snap.v4.nat_replies.extend(v4);
+    snap.v6.nat_replies.extend(v6);
+    // Full-NAT services without local addresses use their real servers'
+    // egress port address: replies to it are full-NAT replies too.
+    let mut own = Vec::new();
+    for b in snap.backends.iter().flatten().filter(|b| b.mode == Mode::FullNat) {
+        let Some(s) = snap.services.get(usize::from(b.service)).and_then(Option::as_ref) else { continue };
+        if s.locals.is_empty() {
+            own.extend(snap.port(b.egress).and_then(|p| p.source_for(b.addr)));
+        }
+    }
+    for a in own {
+        match a {
+            IpAddr::V4(a) => snap.v4.locals.insert(u32::from(a), ()),
+            IpAddr::V6(a) => snap.v6.locals.insert(u128::from(a), ()),
+        };
     }
 }
 

@@ -5,15 +5,17 @@
 //! generation changed (one relaxed load when it did not), read the clock,
 //! then for each RX queue: receive a burst, prefetch its packet headers,
 //! run each packet through the forwarder and sort it by verdict into a
-//! per-port TX burst, a drop burst (freed in bulk) or a hand-over ring; flush
-//! the TX bursts. Each iteration sweeps a bounded slice of the session
+//! per-port TX burst, a drop burst (freed in bulk) or a hand-over burst to
+//! the core that owns the packet's flow ([`crate::steer`]); then process
+//! what other cores handed over (never handed on again); flush the TX
+//! bursts and move the hand-over bursts into their SPSC rings. Each iteration sweeps a bounded slice of the session
 //! tables; every 100 ms (and on the first iteration) it sends the neighbour
 //! probes that are due.
 //!
 //! With `idle_backoff_us` > 0 a worker that has seen no packet for that
 //! long sleeps that long between polls (tests and shared machines); 0 polls
 //! flat out, as a production appliance should.
-use crate::dpdk::{self, Burst, Clock, Mbuf, Mempool, RxQueue, TxQueue};
+use crate::dpdk::{self, Burst, Clock, Mbuf, MbufRing, Mempool, RxQueue, TxQueue};
 use crate::fwd::{Forwarder, Verdict};
 use crate::hold::HoldQueue;
 use crate::net::PacketBuf;
@@ -88,6 +90,39 @@ pub struct WorkerQueues {
     /// By port index: this worker's queues on the port's kernel interface
     /// (the exception path), when it has one.
     pub kernel: Vec<Option<(RxQueue, TxQueue)>>,
+    /// Hand-over rings to each other core, by core index (None for this
+    /// one); this worker is their only producer.
+    pub handoff_out: Vec<Option<Arc<MbufRing>>>,
+    /// Hand-over rings from the other cores; this worker is their only
+    /// consumer.
+    pub handoff_in: Vec<Arc<MbufRing>>,
+    /// Port index by DPDK port id (for handed-over mbufs, which carry the
+    /// id of the port they arrived on).
+    pub port_index: Vec<Option<u8>>,
+}
+
+/// Hand-over rings for `workers` cores: `rings[from][to]` (None on the
+/// diagonal), each single-producer/single-consumer with `size` slots.
+pub fn handoff_rings(workers: usize, size: u32) -> Result<Vec<Vec<Option<Arc<MbufRing>>>>, String> {
+    let mut all = Vec::new();
+    for from in 0..workers {
+        let mut row = Vec::new();
+        for to in 0..workers {
+            row.push(if from == to { None } else { Some(Arc::new(MbufRing::new(&format!("rvs_hand_{from}_{to}"), size)?)) });
+        }
+        all.push(row);
+    }
+    Ok(all)
+}
+
+/// Where processed packets go: per-port TX bursts, kernel bursts, bursts
+/// to other cores, and the bulk-free burst.
+struct Out {
+    tx: Vec<Burst>,
+    ktx: Vec<Burst>,
+    tx_bytes: Vec<u64>,
+    hand: Vec<Burst>,
+    dead: Burst,
 }
 
 /// Tunables of the loop.
@@ -101,11 +136,15 @@ pub struct LoopConfig {
 pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: Arc<Mempool>, clock: Clock, cfg: LoopConfig) {
     let stats = fwd.stats().clone();
     let nports = q.tx.len();
+    let ncores = q.handoff_out.len();
     let mut rx = Burst::new();
-    let mut tx: Vec<Burst> = (0..nports).map(|_| Burst::new()).collect();
-    let mut ktx: Vec<Burst> = (0..nports).map(|_| Burst::new()).collect();
-    let mut tx_bytes = vec![0u64; nports];
-    let mut dead = Burst::new();
+    let mut o = Out {
+        tx: (0..nports).map(|_| Burst::new()).collect(),
+        ktx: (0..nports).map(|_| Burst::new()).collect(),
+        tx_bytes: vec![0u64; nports],
+        hand: (0..ncores).map(|_| Burst::new()).collect(),
+        dead: Burst::new(),
+    };
     let mut seen_gen = shared.generation.load(Ordering::Acquire);
     let mut idle_since: Option<u32> = None;
     let mut housekeeping_at: Option<u32> = None;
@@ -116,6 +155,9 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
     let mut dump_cursor = 0usize;
     let mut hold: HoldQueue<Mbuf> = HoldQueue::default();
     let mut swept_at = clock.now_ms();
+    // Receive-side queues apart from `q`, which keeps the send side.
+    let mut rxqs = std::mem::take(&mut q.rx);
+    let handoff_in = std::mem::take(&mut q.handoff_in);
 
     while !shared.stop.load(Ordering::Relaxed) {
         let g = shared.generation.load(Ordering::Acquire);
@@ -127,7 +169,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
         fwd.set_now(now);
 
         let mut got = 0usize;
-        for (port, rxq) in &mut q.rx {
+        for (port, rxq) in &mut rxqs {
             let n = rxq.rx(&mut rx);
             if n == 0 {
                 continue;
@@ -154,36 +196,26 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
                 };
             }
             for (m, v) in rx.drain().zip(verdicts.iter()) {
-                match *v {
-                    Verdict::Tx(p) if usize::from(p) < nports => {
-                        let p = usize::from(p);
-                        tx_bytes[p] += m.len() as u64;
-                        if let Err(m) = tx[p].push(m) {
-                            flush(&mut q.tx[p], &mut tx[p], &stats, p);
-                            let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
-                        }
+                dispatch(&mut o, &mut q, &fwd, &pool, &mut hold, now, m, *v);
+            }
+        }
+        // Packets other cores found to be ours: processed here, never
+        // handed on again.
+        for ring in &handoff_in {
+            if ring.dequeue(&mut rx) == 0 {
+                continue;
+            }
+            got += rx.len();
+            stats.handover_in.add(rx.len() as u64);
+            for mut m in rx.drain() {
+                let v = match q.port_index.get(usize::from(m.port())).copied().flatten() {
+                    Some(p) if m.is_contiguous() => fwd.process_handed(&mut m, p),
+                    _ => {
+                        stats.count_drop(DropReason::MultiSegment);
+                        Verdict::Drop(DropReason::MultiSegment)
                     }
-                    Verdict::Hold { port, neigh } if usize::from(port) < nports => {
-                        if let Err(m) = hold.push(m, neigh, port, now) {
-                            stats.count_drop(DropReason::NeighUnresolved);
-                            push_dead(&mut dead, m);
-                        } else {
-                            stats.neigh_held.inc();
-                            if let Some(n) = fwd.urgent_probe(neigh) {
-                                send_probe(&fwd, &pool, &mut q.tx, &n, None);
-                            }
-                        }
-                    }
-                    Verdict::Kernel(p) if q.kernel.get(usize::from(p)).is_some_and(Option::is_some) => {
-                        let p = usize::from(p);
-                        stats.ports[p % MAX_PORTS].to_kernel.inc();
-                        if let Err(m) = ktx[p].push(m) {
-                            flush_kernel(&mut q.kernel[p], &mut ktx[p], &stats);
-                            let _ = ktx[p].push(m).map_err(|m| push_dead(&mut dead, m));
-                        }
-                    }
-                    _ => push_dead(&mut dead, m),
-                }
+                };
+                dispatch(&mut o, &mut q, &fwd, &pool, &mut hold, now, m, v);
             }
         }
         // The kernel's own traffic (health checks, management) leaves by
@@ -197,11 +229,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             got += n;
             stats.ports[p % MAX_PORTS].from_kernel.add(n as u64);
             for m in rx.drain() {
-                tx_bytes[p] += m.len() as u64;
-                if let Err(m) = tx[p].push(m) {
-                    flush(&mut q.tx[p], &mut tx[p], &stats, p);
-                    let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
-                }
+                o.send(&mut q, &stats, p, m);
             }
         }
         // Held frames whose next hop answered go out with this burst.
@@ -212,34 +240,34 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
                 |mut m, to| {
                     let Some((p, mac)) = to else {
                         stats.count_drop(DropReason::NeighUnresolved);
-                        push_dead(&mut dead, m);
+                        push_dead(&mut o.dead, m);
                         return;
                     };
-                    let p = usize::from(p);
                     if let Some(d) = m.data_mut().get_mut(..6) {
                         d.copy_from_slice(&mac.0);
                     }
-                    tx_bytes[p] += m.len() as u64;
-                    if let Err(m) = tx[p].push(m) {
-                        flush(&mut q.tx[p], &mut tx[p], &stats, p);
-                        let _ = tx[p].push(m).map_err(|m| push_dead(&mut dead, m));
-                    }
+                    o.send(&mut q, &stats, usize::from(p), m);
                 },
             );
         }
         for p in 0..nports {
-            if !ktx[p].is_empty() {
-                flush_kernel(&mut q.kernel[p], &mut ktx[p], &stats);
+            if !o.ktx[p].is_empty() {
+                flush_kernel(&mut q.kernel[p], &mut o.ktx[p], &stats);
             }
-            if !tx[p].is_empty() {
-                flush(&mut q.tx[p], &mut tx[p], &stats, p);
+            if !o.tx[p].is_empty() {
+                flush(&mut q.tx[p], &mut o.tx[p], &stats, p);
             }
-            if tx_bytes[p] != 0 {
-                stats.ports[p % MAX_PORTS].tx_bytes.add(tx_bytes[p]);
-                tx_bytes[p] = 0;
+            if o.tx_bytes[p] != 0 {
+                stats.ports[p % MAX_PORTS].tx_bytes.add(o.tx_bytes[p]);
+                o.tx_bytes[p] = 0;
             }
         }
-        dead.free_all();
+        for (c, b) in o.hand.iter_mut().enumerate() {
+            if !b.is_empty() {
+                flush_handoff(q.handoff_out.get(c).and_then(Option::as_ref), b, &stats);
+            }
+        }
+        o.dead.free_all();
 
         stats.loops.inc();
         // Expiry sweeps go by time, not by packets: at most once a
@@ -285,9 +313,74 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             idle_since = None;
         }
     }
-    for b in tx.iter_mut().chain(ktx.iter_mut()) {
+    for b in o.tx.iter_mut().chain(o.ktx.iter_mut()).chain(o.hand.iter_mut()) {
         b.free_all();
     }
+}
+
+impl Out {
+    /// Queues `m` for port `p`'s TX burst (sending a full burst first).
+    #[inline]
+    fn send(&mut self, q: &mut WorkerQueues, stats: &crate::stats::CoreStats, p: usize, m: Mbuf) {
+        self.tx_bytes[p] += m.len() as u64;
+        if let Err(m) = self.tx[p].push(m) {
+            flush(&mut q.tx[p], &mut self.tx[p], stats, p);
+            let _ = self.tx[p].push(m).map_err(|m| push_dead(&mut self.dead, m));
+        }
+    }
+}
+
+/// Sorts one processed packet by its verdict.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn dispatch(o: &mut Out, q: &mut WorkerQueues, fwd: &Forwarder, pool: &Mempool, hold: &mut HoldQueue<Mbuf>, now: u32, m: Mbuf, v: Verdict) {
+    let stats = fwd.stats();
+    let nports = q.tx.len();
+    match v {
+        Verdict::Tx(p) if usize::from(p) < nports => o.send(q, stats, usize::from(p), m),
+        Verdict::Hold { port, neigh } if usize::from(port) < nports => {
+            if let Err(m) = hold.push(m, neigh, port, now) {
+                stats.count_drop(DropReason::NeighUnresolved);
+                push_dead(&mut o.dead, m);
+            } else {
+                stats.neigh_held.inc();
+                if let Some(n) = fwd.urgent_probe(neigh) {
+                    send_probe(fwd, pool, &mut q.tx, &n, None);
+                }
+            }
+        }
+        Verdict::Kernel(p) if q.kernel.get(usize::from(p)).is_some_and(Option::is_some) => {
+            let p = usize::from(p);
+            stats.ports[p % MAX_PORTS].to_kernel.inc();
+            if let Err(m) = o.ktx[p].push(m) {
+                flush_kernel(&mut q.kernel[p], &mut o.ktx[p], stats);
+                let _ = o.ktx[p].push(m).map_err(|m| push_dead(&mut o.dead, m));
+            }
+        }
+        Verdict::Handover(c) if q.handoff_out.get(usize::from(c)).is_some_and(Option::is_some) => {
+            let c = usize::from(c);
+            if let Err(m) = o.hand[c].push(m) {
+                flush_handoff(q.handoff_out[c].as_ref(), &mut o.hand[c], stats);
+                let _ = o.hand[c].push(m).map_err(|m| push_dead(&mut o.dead, m));
+            }
+        }
+        Verdict::Handover(_) => {
+            stats.count_drop(DropReason::HandoverFull);
+            push_dead(&mut o.dead, m);
+        }
+        _ => push_dead(&mut o.dead, m),
+    }
+}
+
+/// Moves a burst into the ring to its owning core; what does not fit is
+/// freed and counted.
+fn flush_handoff(ring: Option<&Arc<MbufRing>>, b: &mut Burst, stats: &crate::stats::CoreStats) {
+    let moved = ring.map_or(0, |r| r.enqueue(b));
+    stats.handover_out.add(moved as u64);
+    for _ in 0..b.len() {
+        stats.count_drop(DropReason::HandoverFull);
+    }
+    b.free_all();
 }
 
 /// Sends a burst to a kernel interface; what it refuses is counted.

@@ -24,19 +24,11 @@ use dataplane::dpdk::{self, Clock, Eal, Mempool, RxQueue, TxQueue};
 use dataplane::fwd::{Forwarder, ForwarderConfig};
 use dataplane::net::MacAddr;
 use dataplane::stats::CoreStats;
+use dataplane::steer::Steering;
 use dataplane::table::Compiler;
 use dataplane::worker::{self, LoopConfig, Shared, WorkerQueues};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-
-/// rvs's Toeplitz RSS key (40 bytes). It is the well-known symmetric
-/// pattern (0x6d5a repeated): a flow and its reverse hash alike, which keeps
-/// both directions of a DR/tunnel flow seen twice (e.g. ICMP errors) on one
-/// queue, and lets software predict queues for hand-over decisions.
-pub const RSS_KEY: [u8; 40] = [
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-];
 
 /// Why rvsd could not start.
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +184,7 @@ impl Daemon {
         let mut port_ids = Vec::new();
         let mut port_ids_kernel = Vec::new();
         let mut macs = Vec::new();
+        let mut infos = Vec::new();
         let nq = u16::try_from(workers).unwrap_or(1);
         for (i, p) in cfg.ports.iter().enumerate() {
             let id = port::probe(&p.device, p.is_pci()).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
@@ -203,13 +196,21 @@ impl Daemon {
                 tx_queues: nq,
                 descriptors: cfg.dataplane.descriptors,
                 mtu: p.mtu,
-                rss_key: RSS_KEY,
+                rss_key: dataplane::steer::RSS_KEY,
                 mac: p.mac.map(|m| m.0),
             };
             let info = port::setup(id, &setup, &pool).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
             port_ids.push(id);
             macs.push(MacAddr(info.mac));
+            infos.push(info);
         }
+        // One redirection period for every port, so software computes the
+        // queue of any packet on any port alike (see dataplane::steer).
+        let period = infos.iter().filter(|i| i.reta_size > 0).map(|i| i.reta_size).min().unwrap_or(128);
+        for i in infos.iter_mut().filter(|i| i.reta_size > period) {
+            i.reta_size = port::program_reta(i.id, i.reta_size, nq, period);
+        }
+        let hw_rss = !infos.is_empty() && infos.iter().all(|i| i.rss && i.reta_size > 0);
 
         // Kernel interfaces (exception path).
         let mut kernel_ids: Vec<Option<u16>> = vec![None; cfg.ports.len()];
@@ -217,7 +218,8 @@ impl Daemon {
             let Some(name) = &p.kernel_interface else { continue };
             let dev = format!("net_tap_rvsk{i},iface={name}");
             let id = port::probe(&dev, false).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e.to_string()))?;
-            let setup = PortSetup { rx_queues: nq, tx_queues: nq, descriptors: 512, mtu: p.mtu, rss_key: RSS_KEY, mac: None };
+            let setup =
+                PortSetup { rx_queues: nq, tx_queues: nq, descriptors: 512, mtu: p.mtu, rss_key: dataplane::steer::RSS_KEY, mac: None };
             port::setup(id, &setup, &pool).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e.to_string()))?;
             configure_kernel_interface(name, macs[i], p, &cfg.routes).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e))?;
             kernel_ids[i] = Some(id);
@@ -232,6 +234,17 @@ impl Daemon {
         let ns = snap.services.len();
         let (pmin, pmax) = (cfg.dataplane.fullnat_port_min, cfg.dataplane.fullnat_port_max);
         let per = (u32::from(pmax - pmin) + 1) / u32::try_from(workers).unwrap_or(1);
+        let steering = (workers > 1).then(|| Steering::new(nq, u32::from(period), pmin, per, hw_rss));
+        let rings = worker::handoff_rings(workers, cfg.dataplane.handoff_ring)
+            .map_err(|e| StartError::Dpdk(format!("dataplane.handoff_ring: {e}")))?;
+        let mut port_index: Vec<Option<u8>> = Vec::new();
+        for (pi, &id) in port_ids.iter().enumerate() {
+            let id = usize::from(id);
+            if port_index.len() <= id {
+                port_index.resize(id + 1, None);
+            }
+            port_index[id] = u8::try_from(pi).ok();
+        }
         let seeds = random_seeds();
         let cores: Vec<Arc<CoreStats>> = (0..workers).map(|_| Arc::new(CoreStats::new(nb, ns))).collect();
         for (w, &lcore) in lcores.iter().take(workers).enumerate() {
@@ -247,6 +260,7 @@ impl Daemon {
                 tunnel_ttl: cfg.dataplane.tunnel_ttl,
                 fullnat_ports: (u16::try_from(lo).unwrap_or(pmin), u16::try_from(lo + per - 1).unwrap_or(pmax)),
                 icmp_rate: 1000,
+                steering: steering.clone(),
             };
             let mut fwd = Forwarder::new(&fcfg, snap.clone(), stats);
             fwd.set_peers(cores.clone());
@@ -254,6 +268,9 @@ impl Daemon {
                 rx: port_ids.iter().enumerate().map(|(pi, &id)| (u8::try_from(pi).unwrap_or(0), RxQueue::new(id, core))).collect(),
                 tx: port_ids.iter().map(|&id| TxQueue::new(id, core)).collect(),
                 kernel: kernel_ids.iter().map(|k| k.map(|id| (RxQueue::new(id, core), TxQueue::new(id, core)))).collect(),
+                handoff_out: rings[w].clone(),
+                handoff_in: rings.iter().filter_map(|row| row[w].clone()).collect(),
+                port_index: port_index.clone(),
             };
             let lc = LoopConfig { idle_backoff_us: cfg.dataplane.idle_backoff_us };
             let (sh, pl) = (shared.clone(), pool.clone());

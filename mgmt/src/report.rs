@@ -247,6 +247,26 @@ pub struct Report {
     pub neigh_held: u64,
     /// Neighbours.
     pub neighbors: Vec<NeighborReport>,
+    /// Per worker core: what it received, created and passed around.
+    #[serde(default)]
+    pub per_worker: Vec<WorkerReport>,
+}
+
+/// One worker core's share of the traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    /// Packets received from each port's queue of this worker, by port.
+    pub rx_packets: Vec<u64>,
+    /// Sessions it created.
+    pub sessions_created: u64,
+    /// Packets it handed to other cores.
+    pub handover_out: u64,
+    /// Packets other cores handed to it.
+    pub handover_in: u64,
+    /// Loop iterations that found no packet.
+    pub idle_loops: u64,
+    /// Loop iterations.
+    pub loops: u64,
 }
 
 impl Report {
@@ -496,6 +516,17 @@ impl Accounting {
             neigh_probes: sum(&|c| c.neigh_probes.get()),
             neigh_held: sum(&|c| c.neigh_held.get()),
             neighbors,
+            per_worker: cores
+                .iter()
+                .map(|c| WorkerReport {
+                    rx_packets: (0..cfg.ports.len()).map(|i| c.ports[i].rx_pkts.get()).collect(),
+                    sessions_created: c.sessions_created.get(),
+                    handover_out: c.handover_out.get(),
+                    handover_in: c.handover_in.get(),
+                    idle_loops: c.idle_loops.get(),
+                    loops: c.loops.get(),
+                })
+                .collect(),
         }
     }
 }

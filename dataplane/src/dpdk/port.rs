@@ -220,16 +220,20 @@ pub fn setup(id: u16, s: &PortSetup, pool: &Mempool) -> Result<PortInfo, PortErr
     // SAFETY: started port.
     let _ = unsafe { sys::rte_eth_promiscuous_enable(id) };
 
-    let reta_size = if rss { program_reta(id, info.reta_size, s.rx_queues) } else { 0 };
+    let reta_size = if rss { program_reta(id, info.reta_size, s.rx_queues, info.reta_size) } else { 0 };
     let mut a = sys::rte_ether_addr::default();
     // SAFETY: valid port id and out-pointer.
     call(&name, "rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(id, &mut a) })?;
     Ok(PortInfo { id, name, driver: c_string(info.driver_name), mac: a.addr_bytes, rss, reta_size, rx_l4_checksum, mtu_set })
 }
 
-/// Programs the redirection table round-robin over the queues (entry i ->
-/// queue i mod n), so software can predict which queue a hash lands on.
-fn program_reta(id: u16, reta_size: u16, queues: u16) -> u16 {
+/// Programs the redirection table round-robin over the queues with the
+/// given period (entry i -> queue (i mod period) mod n), so software can
+/// predict which queue a hash lands on: with one period for every port
+/// (the smallest table; sizes are powers of two), `hash mod period mod n`
+/// names the queue on all of them. Returns the table size, or 0 when the
+/// device refused.
+pub fn program_reta(id: u16, reta_size: u16, queues: u16, period: u16) -> u16 {
     const GROUP: usize = 64;
     if reta_size == 0 || queues == 0 {
         return 0;
@@ -240,7 +244,7 @@ fn program_reta(id: u16, reta_size: u16, queues: u16) -> u16 {
         c.mask = u64::MAX;
         for i in 0..GROUP {
             let entry = g * GROUP + i;
-            c.reta[i] = u16::try_from(entry % usize::from(queues)).unwrap_or(0);
+            c.reta[i] = u16::try_from(entry % usize::from(period.max(1)) % usize::from(queues)).unwrap_or(0);
         }
     }
     // SAFETY: conf holds reta_size/64 groups, as the call expects.

@@ -116,6 +116,12 @@ pub enum Mode {
 /// joins the two segments for the servers' direct replies in DR and tunnel
 /// modes. Returns (bed, client, servers, router).
 pub fn routed_bed(tag: &str, mode: Mode, services: &str) -> (Bed, usize, Vec<usize>, usize) {
+    routed_bed_with(tag, mode, services, "workers = 1")
+}
+
+/// [`routed_bed`] with its own `[dataplane]` lines (e.g. "workers = 2":
+/// then every rvsd port is a two-queue TAP device).
+pub fn routed_bed_with(tag: &str, mode: Mode, services: &str, dataplane: &str) -> (Bed, usize, Vec<usize>, usize) {
     let mut bed = Bed::new(tag).expect("bed");
     let c = bed.segment("c").unwrap();
     let s = bed.segment("s").unwrap();
@@ -166,7 +172,7 @@ pub fn routed_bed(tag: &str, mode: Mode, services: &str) -> (Bed, usize, Vec<usi
             }
         }
     }
-    bed.start_rvsd("workers = 1", services).unwrap_or_else(|e| panic!("{e}"));
+    bed.start_rvsd(dataplane, services).unwrap_or_else(|e| panic!("{e}"));
     let kit = bin("rvs-testkit").unwrap();
     for (i, &h) in servers.iter().enumerate() {
         let name = format!("rs{}", i + 1);
