@@ -45,7 +45,7 @@ fn opts() -> Result<Opts> {
         match args[i].as_str() {
             "--quick" => {
                 o.flows = 20_000;
-                o.syns = 200_000;
+                o.syns = 1_000_000;
                 o.seconds = 1;
                 o.rounds = 1;
                 i += 1;
