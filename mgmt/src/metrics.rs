@@ -132,6 +132,26 @@ pub fn render(r: &Report, version: &str) -> String {
         f.head(name, "counter", help);
         f.sample(name, &[], v);
     }
+    f.head("rvs_worker_rx_packets_total", "counter", "Packets received from a port's queue of one worker.");
+    for (w, x) in r.per_worker.iter().enumerate() {
+        for (p, n) in r.ports.iter().zip(&x.rx_packets) {
+            f.sample("rvs_worker_rx_packets_total", &[("worker", w.to_string()), ("port", p.name.clone())], *n);
+        }
+    }
+    type WorkerGet = fn(&crate::report::WorkerReport) -> u64;
+    let worker_counters: [(&str, &str, WorkerGet); 5] = [
+        ("rvs_worker_sessions_created_total", "Sessions one worker created.", |x| x.sessions_created),
+        ("rvs_worker_handover_out_total", "Packets one worker handed to the core owning their session.", |x| x.handover_out),
+        ("rvs_worker_handover_in_total", "Packets other cores handed to one worker.", |x| x.handover_in),
+        ("rvs_worker_loops_total", "Poll loop iterations of one worker.", |x| x.loops),
+        ("rvs_worker_idle_loops_total", "Poll loop iterations that found no packet.", |x| x.idle_loops),
+    ];
+    for (name, help, get) in worker_counters {
+        f.head(name, "counter", help);
+        for (w, x) in r.per_worker.iter().enumerate() {
+            f.sample(name, &[("worker", w.to_string())], get(x));
+        }
+    }
     f.head("rvs_neighbor_resolved", "gauge", "1 when the next hop's MAC is known.");
     for n in &r.neighbors {
         f.sample("rvs_neighbor_resolved", &[("address", n.address.to_string()), ("port", n.port.clone())], u8::from(n.mac.is_some()));
