@@ -970,6 +970,17 @@ fn replies_reach_the_owning_core_whatever_queue_they_arrive_on() {
             let b = back.data();
             let h = ipv4::Ipv4Header::parse(&b[14..], true).unwrap();
             assert_eq!((h.src, h.dst), (ip("198.18.0.100"), client));
+            if i % 8 == 0 {
+                // A router on the client's side says the reply was too big:
+                // the error quotes the reply, reaches the owner from either
+                // queue, and goes on to the real server.
+                let mut e = VecBuf::new(b);
+                assert!(icmp::error_v4(&mut e, CLIENT_MAC, ip("198.18.0.254"), icmp::v4::DEST_UNREACH, 4, 1400));
+                let mut e = e.to_vec();
+                ether::set_macs(&mut e, P0_MAC, CLIENT_MAC);
+                let (v, core, _) = two_cores(&mut fs, 1 - owner, &e, 0);
+                assert_eq!((v, core), (Verdict::Tx(1), owner), "{mode} icmp {i}");
+            }
             // The client's next packet finds the session too.
             let ack = testpkt::tcp4(
                 CLIENT_MAC,
