@@ -121,7 +121,7 @@ pub struct Steering {
     pub cores: u16,
     /// Redirection-table period (see the module documentation).
     pub period: u32,
-    /// The full-NAT local port range of all cores, and each core's share.
+    /// First port of the full-NAT local port range (all cores' slices).
     pub fnat_min: u16,
     /// Ports per core in the full-NAT range.
     pub fnat_per: u32,
