@@ -27,6 +27,11 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(file) = &self.file {
             write!(f, "{file}:")?;
+            // A refusal that no single line holds (no `[[ports]]` at all, a
+            // file that cannot be read) is about the whole file: say so.
+            if self.line.is_none() {
+                write!(f, " (whole file):")?;
+            }
         }
         if let Some(line) = self.line {
             write!(f, "{line}:")?;
@@ -91,5 +96,8 @@ mod tests {
         e.line = Some(3);
         e.column = Some(7);
         assert_eq!(e.to_string(), "rvs.toml:3:7: services[0].vip: bad");
+        e.line = None;
+        e.field = "ports".into();
+        assert_eq!(e.to_string(), "rvs.toml: (whole file): ports: bad");
     }
 }

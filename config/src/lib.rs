@@ -14,5 +14,5 @@ mod load;
 pub mod model;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{from_file, from_str};
+pub use load::{from_file, from_file_with, from_str, from_str_with, ExtraCheck};
 pub use model::*;

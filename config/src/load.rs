@@ -13,21 +13,47 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+/// A check beyond [`Config::validate`] (rvsd adds the memory budget);
+/// its errors name fields, which the loader turns into positions.
+pub type ExtraCheck<'a> = &'a dyn Fn(&Config) -> Result<(), ConfigErrors>;
+
 /// Reads and validates a configuration file.
 pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
+    from_file_with(path, &|_| Ok(()))
+}
+
+/// Reads a configuration file and validates it, `extra` included.
+pub fn from_file_with(path: &Path, extra: ExtraCheck<'_>) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: Some(name.clone()),
-        line: None,
-        column: None,
-        field: String::new(),
-        message: format!("cannot read: {e}"),
-    })?;
-    from_str(&text, &name)
+    let whole = |message: String| ConfigError { file: Some(name.clone()), line: None, column: None, field: String::new(), message };
+    let bytes = std::fs::read(path).map_err(|e| whole(format!("cannot read: {e}")))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            // Say where: the line and column of the first invalid byte.
+            let at = e.utf8_error().valid_up_to();
+            let valid = String::from_utf8_lossy(e.as_bytes().get(..at).unwrap_or(&[])).into_owned();
+            let (line, column) = line_col(&valid, valid.len());
+            return Err(ConfigError {
+                file: Some(name),
+                line: Some(line),
+                column: Some(column),
+                field: String::new(),
+                message: format!("invalid UTF-8 at byte {at} (the file must be UTF-8 text)"),
+            }
+            .into());
+        }
+    };
+    from_str_with(&text, &name, extra)
 }
 
 /// Parses and validates configuration text; `file` names it in errors.
 pub fn from_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    from_str_with(text, file, &|_| Ok(()))
+}
+
+/// Parses and validates configuration text, `extra` included.
+pub fn from_str_with(text: &str, file: &str, extra: ExtraCheck<'_>) -> Result<Config, ConfigErrors> {
     let locate = |span: Option<Range<usize>>, field: String, message: String| {
         let (line, column) = match span {
             Some(s) => {
@@ -53,7 +79,7 @@ pub fn from_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         p.device_line = index.get(&format!("ports[{i}].device")).map(|(s, _)| line_col(text, s.start).0);
     }
 
-    cfg.validate(Strictness::File).map_err(|errs| {
+    cfg.validate(Strictness::File).and_then(|()| extra(&cfg)).map_err(|errs| {
         ConfigErrors(
             errs.0
                 .into_iter()
@@ -273,5 +299,113 @@ port = 8080
         let text = GOOD.replace("weight = 2", "weight = 70000").replace("port = 80\n", "port = 0\n");
         let errs = from_str(&text, "rvs.toml").unwrap_err();
         assert!(errs.0.len() >= 2, "{errs}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod refusals {
+    //! Fault 9 of issue 10: configurations that validated but could not
+    //! work are refused, each with its field and line.
+    use super::*;
+
+    const BASE: &str = r#"[[ports]]
+name = "client"
+device = "net_tap0,iface=rvsc"
+addresses = ["198.18.0.1/24"]
+
+[[ports]]
+name = "server"
+device = "net_tap1,iface=rvss"
+addresses = ["198.18.1.1/24"]
+
+[[services]]
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+forwarding = "nat"
+
+[[services.real_servers]]
+address = "198.18.1.11"
+port = 8080
+"#;
+
+    fn refuse(text: &str) -> ConfigError {
+        from_str(text, "rvs.toml").expect_err("config should be refused").0.remove(0)
+    }
+
+    #[test]
+    fn the_base_is_valid() {
+        from_str(BASE, "rvs.toml").unwrap();
+    }
+
+    #[test]
+    fn a_real_server_cannot_be_the_balancer() {
+        for (addr, what) in [("198.18.0.100", "a VIP"), ("198.18.1.1", "port address")] {
+            let e = refuse(&BASE.replace("address = \"198.18.1.11\"", &format!("address = \"{addr}\"")));
+            assert_eq!(e.field, "services[0].real_servers[0].address", "{e}");
+            assert!(e.message.contains(what), "{e}");
+            assert_eq!(e.line, Some(18), "{e}");
+        }
+        // The VIP of another service counts too.
+        let text = format!(
+            "{BASE}\n[[services]]\nvip = \"198.18.0.101\"\nport = 80\nprotocol = \"tcp\"\nforwarding = \"nat\"\n[[services.real_servers]]\naddress = \"198.18.0.100\"\nport = 8080\n"
+        );
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[1].real_servers[0].address", "{e}");
+    }
+
+    #[test]
+    fn a_vip_must_be_unicast() {
+        for vip in ["255.255.255.255", "0.1.2.3", "240.0.0.1", "224.0.0.18", "::ffff:198.18.0.100", "ff02::12"] {
+            let e = refuse(&BASE.replace("vip = \"198.18.0.100\"", &format!("vip = \"{vip}\"")));
+            assert_eq!(e.field, "services[0].vip", "{vip}: {e}");
+            assert_eq!(e.line, Some(12), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_health_check_needs_a_kernel_path_to_the_servers() {
+        let text = format!("{BASE}[services.health_check]\nkind = \"tcp\"\n");
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[0].health_check", "{e}");
+        assert!(e.message.contains("kernel_interface") && e.message.contains("\"server\""), "{e}");
+        assert!(e.line.is_some(), "{e}");
+        // With the kernel interface on the servers' port, it passes; a
+        // command check needs none.
+        let with_k = text.replace("addresses = [\"198.18.1.1/24\"]", "addresses = [\"198.18.1.1/24\"]\nkernel_interface = \"rvsk\"");
+        from_str(&with_k, "rvs.toml").unwrap();
+        from_str(&format!("{BASE}[services.health_check]\nkind = \"command\"\ncommand = [\"true\"]\n"), "rvs.toml").unwrap();
+        let fb = format!("{BASE}[services.feedback]\nport = 9999\n");
+        assert_eq!(refuse(&fb).field, "services[0].feedback");
+    }
+
+    #[test]
+    fn refusals_without_a_line_say_whole_file() {
+        let e = refuse("[dataplane]\nworkers = 1\n");
+        assert_eq!(e.field, "ports");
+        assert!(e.to_string().starts_with("rvs.toml: (whole file): ports:"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_names_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("rvs-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        let mut bytes = BASE.as_bytes().to_vec();
+        let at = BASE.find("tcp").unwrap();
+        bytes.splice(at..at, [0xffu8, 0xfe]);
+        std::fs::write(&path, &bytes).unwrap();
+        let e = from_file(&path).unwrap_err().0.remove(0);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!((e.line, e.column), (Some(14), Some(13)), "{e}");
+        assert!(e.message.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn extra_checks_are_located() {
+        let extra = |_: &Config| -> Result<(), ConfigErrors> { Err(ConfigError::new("services[0].port", "too costly").into()) };
+        let e = from_str_with(BASE, "rvs.toml", &extra).unwrap_err().0.remove(0);
+        assert_eq!((e.field.as_str(), e.line), ("services[0].port", Some(13)));
     }
 }

@@ -53,6 +53,14 @@ pub struct Daemon {
     /// Prometheus listener; `""` (or "off") disables it.
     #[serde(with = "optional_addr")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Control connections one non-root uid may hold at once (root and
+    /// rvsd's own uid are not limited by this, so a busy operator account
+    /// never locks them out).
+    pub control_max_per_uid: u32,
+    /// Control connections of all non-root uids together.
+    pub control_max_connections: u32,
+    /// Seconds an idle control connection is kept.
+    pub control_idle_timeout: u32,
 }
 
 impl Default for Daemon {
@@ -64,6 +72,9 @@ impl Default for Daemon {
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9580))),
+            control_max_per_uid: 16,
+            control_max_connections: 256,
+            control_idle_timeout: 30,
         }
     }
 }
@@ -170,6 +181,17 @@ pub struct Dataplane {
     /// packets that arrive on one worker's queue but belong to a session of
     /// another wait here. Unused with one worker.
     pub handoff_ring: u32,
+    /// Gratuitous ARPs / unsolicited neighbour advertisements sent for each
+    /// address at start and when a VIP is added (0: none), so neighbours
+    /// that knew an old MAC (a restart, a takeover) update at once.
+    pub announce_count: u32,
+    /// Milliseconds between those announcements.
+    pub announce_interval_ms: u32,
+    /// Memory the configuration may need (session tables, templates, mbuf
+    /// pool, counters, Maglev tables), in MiB; a configuration estimated
+    /// above it is refused before anything is allocated. 0: 80% of the
+    /// machine's memory.
+    pub memory_budget_mb: u32,
 }
 
 impl Default for Dataplane {
@@ -192,6 +214,9 @@ impl Default for Dataplane {
             fullnat_port_min: 1024,
             fullnat_port_max: 32767,
             handoff_ring: 2048,
+            announce_count: 3,
+            announce_interval_ms: 1000,
+            memory_budget_mb: 0,
         }
     }
 }
@@ -870,6 +895,19 @@ pub fn is_prime(n: u32) -> bool {
     true
 }
 
+/// True for an address a VIP or a real server can have: unicast, not
+/// unspecified, loopback, multicast or broadcast; for IPv4 not in 0/8 or
+/// the reserved 240/4; for IPv6 not IPv4-mapped.
+pub fn usable_unicast(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            !(v.is_unspecified() || v.is_loopback() || v.is_multicast() || v.is_broadcast() || o[0] == 0 || o[0] >= 240)
+        }
+        IpAddr::V6(v) => !(v.is_unspecified() || v.is_loopback() || v.is_multicast() || v.to_ipv4_mapped().is_some()),
+    }
+}
+
 /// How strict [`Config::validate`] is about incomplete services.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strictness {
@@ -887,6 +925,16 @@ impl Config {
     pub fn validate(&self, strictness: Strictness) -> Result<(), ConfigErrors> {
         let mut errs = Vec::new();
         let mut err = |field: String, msg: String| errs.push(ConfigError::new(field, msg));
+        let d = &self.daemon;
+        if !(1..=4096).contains(&d.control_max_per_uid) {
+            err("daemon.control_max_per_uid".into(), format!("{} is not 1..=4096", d.control_max_per_uid));
+        }
+        if !(1..=65536).contains(&d.control_max_connections) {
+            err("daemon.control_max_connections".into(), format!("{} is not 1..=65536", d.control_max_connections));
+        }
+        if !(1..=86400).contains(&d.control_idle_timeout) {
+            err("daemon.control_idle_timeout".into(), format!("{} is not 1..=86400 seconds", d.control_idle_timeout));
+        }
         let dp = &self.dataplane;
         if dp.workers == 0 || dp.workers > 64 {
             err("dataplane.workers".into(), format!("{} is not 1..=64", dp.workers));
@@ -923,11 +971,17 @@ impl Config {
         if !dp.handoff_ring.is_power_of_two() || !(64..=1 << 20).contains(&dp.handoff_ring) {
             err("dataplane.handoff_ring".into(), format!("{} is not a power of two in 64..=1048576", dp.handoff_ring));
         }
-        if dp.max_real_servers == 0 || dp.max_real_servers > 1 << 16 {
-            err("dataplane.max_real_servers".into(), format!("{} is not 1..=65536", dp.max_real_servers));
+        if dp.max_real_servers == 0 || dp.max_real_servers > 1 << 15 {
+            err("dataplane.max_real_servers".into(), format!("{} is not 1..=32768", dp.max_real_servers));
         }
-        if dp.max_services == 0 || dp.max_services > 1 << 16 {
-            err("dataplane.max_services".into(), format!("{} is not 1..=65536", dp.max_services));
+        if dp.max_services == 0 || dp.max_services > 1 << 15 {
+            err("dataplane.max_services".into(), format!("{} is not 1..=32768", dp.max_services));
+        }
+        if dp.announce_count > 100 {
+            err("dataplane.announce_count".into(), format!("{} is not 0..=100", dp.announce_count));
+        }
+        if !(10..=60_000).contains(&dp.announce_interval_ms) {
+            err("dataplane.announce_interval_ms".into(), format!("{} is not 10..=60000", dp.announce_interval_ms));
         }
 
         if self.ports.is_empty() {
@@ -998,6 +1052,20 @@ impl Config {
         if total_rs > dp.max_real_servers as usize {
             err("services".into(), format!("{total_rs} real servers exceed dataplane.max_real_servers = {}", dp.max_real_servers));
         }
+        let vips: HashSet<IpAddr> = self.services.iter().map(|s| s.vip).collect();
+        let locals: HashSet<IpAddr> = self.services.iter().flat_map(|s| s.local_addresses.iter().copied()).collect();
+        // A real server must be someone else: never the balancer itself.
+        let ours = |a: IpAddr| -> Option<&'static str> {
+            if vips.contains(&a) {
+                Some("a VIP of this balancer")
+            } else if own.contains(&a) {
+                Some("one of this balancer's port addresses")
+            } else if locals.contains(&a) {
+                Some("a full-NAT local address of this balancer")
+            } else {
+                None
+            }
+        };
         let mut keys = HashSet::new();
         for (i, s) in self.services.iter().enumerate() {
             let f = |k: &str| format!("services[{i}].{k}");
@@ -1007,8 +1075,8 @@ impl Config {
             if s.port == 0 {
                 err(f("port"), "must be 1..=65535".into());
             }
-            if s.vip.is_multicast() || s.vip.is_unspecified() || s.vip.is_loopback() {
-                err(f("vip"), format!("{} cannot be a virtual address", s.vip));
+            if !usable_unicast(s.vip) {
+                err(f("vip"), format!("{} cannot be a virtual address (not a unicast address)", s.vip));
             }
             if own.contains(&s.vip) {
                 err(f("vip"), format!("{} is a port address; a VIP must be an address of its own", s.vip));
@@ -1085,8 +1153,16 @@ impl Config {
                         err(f("health_check.source"), format!("{src} is not an address of a port"));
                     }
                 }
+                if h.kind != CheckKind::Command {
+                    if let Some(why) = self.unreachable_by_kernel(s) {
+                        err(f("health_check"), format!("health checks run over the kernel's sockets: {why}"));
+                    }
+                }
             }
             if let Some(fb) = &s.feedback {
+                if let Some(why) = self.unreachable_by_kernel(s) {
+                    err(f("feedback"), format!("the feedback agent is asked over the kernel's sockets: {why}"));
+                }
                 if fb.port == 0 {
                     err(f("feedback.port"), "must be 1..=65535".into());
                 }
@@ -1098,6 +1174,9 @@ impl Config {
                 }
             }
             if let Some(fb) = &s.fallback {
+                if let Some(what) = ours(fb.address) {
+                    err(f("fallback.address"), format!("{} is {what}; the fallback server must be another host", fb.address));
+                }
                 let fwd = s.forwarding_of(fb);
                 if fb.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
                     err(f("fallback.address"), format!("{} is not of the VIP's address family", fb.address));
@@ -1122,8 +1201,12 @@ impl Config {
                 if rs.weight > 65535 {
                     err(g("weight"), format!("{} is not 0..=65535", rs.weight));
                 }
-                if rs.address.is_multicast() || rs.address.is_unspecified() || rs.address.is_loopback() {
-                    err(g("address"), format!("{} cannot be a real server", rs.address));
+                if !usable_unicast(rs.address) {
+                    err(g("address"), format!("{} cannot be a real server (not a unicast address)", rs.address));
+                    continue;
+                }
+                if let Some(what) = ours(rs.address) {
+                    err(g("address"), format!("{} is {what}; a real server must be another host", rs.address));
                     continue;
                 }
                 if rs.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
@@ -1165,6 +1248,24 @@ impl Config {
         } else {
             Err(ConfigErrors(errs))
         }
+    }
+
+    /// Why the kernel could not reach some real server of `s` (health
+    /// checks and agents are ordinary sockets: they leave through the
+    /// `kernel_interface` of the port that reaches the server), if so.
+    fn unreachable_by_kernel(&self, s: &Service) -> Option<String> {
+        for r in &s.real_servers {
+            if let Some((p, _)) = self.egress_for(r.address) {
+                let port = self.ports.get(p)?;
+                if port.kernel_interface.is_none() {
+                    return Some(format!(
+                        "ports[{p}] ({:?}), which reaches real server {}, has no kernel_interface; add one or remove the check",
+                        port.name, r.address
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// The index of the port whose connected network holds `ip`.

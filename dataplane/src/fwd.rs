@@ -41,11 +41,26 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What to do with a processed packet.
+///
+/// Each frame gets exactly one verdict, counted once by
+/// [`Forwarder::tally`] (`stats.frames` and the drop counters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Transmit the (rewritten) frame on this port.
+    /// Forwarded: transmit the rewritten frame on this port.
     Tx(u8),
-    /// Drop it; the reason has been counted.
+    /// Answered: the frame was turned into our answer (ARP or ND reply,
+    /// echo reply); transmit it on this port.
+    Answer(u8),
+    /// Refused for `reason`, and the frame was turned into the error that
+    /// tells the sender (ICMP time exceeded or too big, a TCP reset):
+    /// transmit it on `port`. Counted as a drop for `reason`.
+    Reply {
+        /// Port to send the error on.
+        port: u8,
+        /// Why the original was refused.
+        reason: DropReason,
+    },
+    /// Drop it for this reason.
     Drop(DropReason),
     /// Pass it to the kernel interface of this port.
     Kernel(u8),
@@ -62,6 +77,17 @@ pub enum Verdict {
     },
     /// Fully handled (e.g. an ARP reply that was learned); free it.
     Consumed,
+}
+
+impl Verdict {
+    /// The port to transmit on, for the verdicts that send the frame.
+    #[inline]
+    pub fn tx_port(self) -> Option<u8> {
+        match self {
+            Verdict::Tx(p) | Verdict::Answer(p) | Verdict::Reply { port: p, .. } => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// A session as listed by `rvsadm -c`.
@@ -349,8 +375,8 @@ impl Forwarder {
             st: St {
                 s4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
                 s6: SessionTable::new(cfg.sessions_v6, [cfg.seeds[1], cfg.seeds[2], cfg.seeds[3], cfg.seeds[0]]),
-                p4: SessionTable::new((cfg.sessions_v4 / 8).max(1024), [cfg.seeds[2], cfg.seeds[0], cfg.seeds[3], cfg.seeds[1]]),
-                p6: SessionTable::new((cfg.sessions_v6 / 8).max(1024), [cfg.seeds[3], cfg.seeds[1], cfg.seeds[0], cfg.seeds[2]]),
+                p4: SessionTable::new(persistence_capacity(cfg.sessions_v4), [cfg.seeds[2], cfg.seeds[0], cfg.seeds[3], cfg.seeds[1]]),
+                p6: SessionTable::new(persistence_capacity(cfg.sessions_v6), [cfg.seeds[3], cfg.seeds[1], cfg.seeds[0], cfg.seeds[2]]),
                 pass_gen: [snap.generation; 2],
                 swept_gen: [0; 2],
                 passes: [0; 2],
@@ -564,18 +590,32 @@ impl Forwarder {
             match fast4(&cx, &mut self.st, buf, in_port, i) {
                 Some(Ok(v)) => {
                     self.stats.fast_path.inc();
-                    return v;
+                    return self.tally(v);
                 }
-                Some(Err(reason)) => {
-                    self.stats.count_drop(reason);
-                    return Verdict::Drop(reason);
-                }
+                Some(Err(reason)) => return self.tally(Verdict::Drop(reason)),
                 None => {}
             }
         }
         self.st.hint_at = i;
         let v = self.process(buf, in_port);
         self.st.hint_at = usize::MAX;
+        v
+    }
+
+    /// Counts a frame's verdict (the only place verdicts are counted, so
+    /// each frame is counted exactly once) and returns it.
+    #[inline(always)]
+    pub fn tally(&self, v: Verdict) -> Verdict {
+        let f = &self.stats.frames;
+        match v {
+            Verdict::Tx(_) => f.forwarded.inc(),
+            Verdict::Answer(_) => f.answered.inc(),
+            Verdict::Reply { reason, .. } | Verdict::Drop(reason) => self.stats.count_drop(reason),
+            Verdict::Kernel(_) => f.to_kernel.inc(),
+            Verdict::Handover(_) => f.handed_over.inc(),
+            Verdict::Hold { .. } => f.held.inc(),
+            Verdict::Consumed => f.consumed.inc(),
+        }
         v
     }
 
@@ -603,14 +643,8 @@ impl Forwarder {
             steer: if steer { self.steering.as_ref() } else { None },
             core: self.core,
         };
-        let r = frame(&cx, &mut self.st, buf, in_port);
-        match r {
-            Ok(v) => v,
-            Err(reason) => {
-                self.stats.count_drop(reason);
-                Verdict::Drop(reason)
-            }
-        }
+        let v = frame(&cx, &mut self.st, buf, in_port).unwrap_or_else(Verdict::Drop);
+        self.tally(v)
     }
 
     /// Periodic work between bursts: expire up to `budget` sessions of each
@@ -712,6 +746,24 @@ impl Forwarder {
         self.snap.neigh.urgent_probe(slot, self.now).then_some(*n)
     }
 
+    /// Writes the announcement of `addr` on `port` into `frame` (at least
+    /// 128 bytes): a gratuitous ARP request (sender and target `addr`, to
+    /// broadcast) or an unsolicited neighbour advertisement (override, to
+    /// all nodes). Returns its length, or None for an unknown port.
+    pub fn build_announcement(&self, addr: IpAddr, port: u8, frame: &mut [u8]) -> Option<usize> {
+        let p = self.snap.port(port)?;
+        let len = match addr {
+            IpAddr::V4(a) => arp::write_request(frame, p.mac, a, a, MacAddr::BROADCAST),
+            IpAddr::V6(a) => {
+                let all_nodes = 0xff02_u128 << 112 | 1;
+                let to_mac = MacAddr::ipv6_multicast(&all_nodes.to_be_bytes());
+                icmp::write_neighbor_advert(frame, p.mac, to_mac, u128::from(a), all_nodes, false)
+            }
+        };
+        self.stats.announcements.inc();
+        Some(len)
+    }
+
     /// Writes the ARP request or neighbour solicitation for a probe into
     /// `frame` (at least 128 bytes); returns (length, egress port) or None
     /// when the port has no address of the neighbour's family.
@@ -731,6 +783,11 @@ impl Forwarder {
         self.stats.neigh_probes.inc();
         Some((len, n.port))
     }
+}
+
+/// Persistence templates a core keeps beside `sessions` sessions.
+pub fn persistence_capacity(sessions: u32) -> u32 {
+    (sessions / 8).max(1024)
 }
 
 /// Session kept as a tombstone: no backend.
@@ -830,9 +887,34 @@ fn frame<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> R
     }
 }
 
+/// What an ARP or ND message's claim "`addr` is at `mac`", received on
+/// `in_port`, may teach us. A claim to a VIP, a local or an own address by
+/// someone else is a conflict (a second master, or an attack): refused,
+/// counted and recorded for management to log. A known neighbour is
+/// learned only from the port whose network holds it (a gateway only on
+/// its port): claims from elsewhere are poisoning attempts, refused.
+/// Returns the neighbour slot to learn, if any.
+fn check_claim<A: Family>(cx: &Ctx<'_>, addr: A, mac: MacAddr, in_port: u8) -> Result<Option<u32>, DropReason> {
+    if addr == A::default() {
+        return Ok(None);
+    }
+    if cx.snap.addr_kind(addr).is_some() {
+        if cx.snap.is_own_mac(mac) {
+            return Ok(None); // our own announcement, seen again
+        }
+        cx.stats.record_conflict(addr.to_ip(), mac.0, in_port);
+        return Err(DropReason::AddrConflict);
+    }
+    match cx.snap.neigh_entry(addr) {
+        Some((slot, port)) if port == in_port => Ok(Some(slot)),
+        Some(_) => Err(DropReason::NeighWrongPort),
+        None => Ok(None),
+    }
+}
+
 fn arp_packet<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
     let a = arp::Arp::parse(&buf.data()[ether::HEADER_LEN..])?;
-    if let Some(slot) = cx.snap.neigh_slot(u32::from(a.spa)) {
+    if let Some(slot) = check_claim(cx, u32::from(a.spa), a.sha, in_port)? {
         cx.snap.neigh.learn(slot, a.sha, cx.now);
     }
     if a.op != arp::OP_REQUEST {
@@ -851,7 +933,7 @@ fn arp_packet<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8) -> Result<Ve
     let mac = cx.snap.port(in_port).map(|p| p.mac).ok_or(DropReason::ArpNotForUs)?;
     arp::answer_in_place(buf.data_mut(), &a, mac);
     cx.stats.neigh_answers.inc();
-    Ok(Verdict::Tx(in_port))
+    Ok(Verdict::Answer(in_port))
 }
 
 fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
@@ -863,6 +945,9 @@ fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
     }
     if ipv4::is_martian_source(h.src) {
         return Err(DropReason::Ipv4BadSource);
+    }
+    if cx.snap.addr_kind(h.src).is_some() {
+        return Err(DropReason::OwnSource);
     }
     if h.is_fragment() {
         return Err(DropReason::Fragment);
@@ -903,6 +988,13 @@ fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
     }
     let l4 = L3 + h.header_len;
     let end = L3 + h.total_len;
+    // Our own address as source is martian, except in neighbour discovery,
+    // where it is a claim judged as such (an address conflict).
+    let nd = h.proto == proto::ICMPV6
+        && buf.data().get(l4).is_some_and(|&t| t == icmp::v6::NEIGHBOR_SOLICIT || t == icmp::v6::NEIGHBOR_ADVERT);
+    if !nd && cx.snap.addr_kind(h.src).is_some() {
+        return Err(DropReason::OwnSource);
+    }
     match h.proto {
         proto::TCP | proto::UDP => {
             let p = l4_facts::<u128>(&buf.data()[l4..end], h.proto, l4, end, h.src, h.dst)?;
@@ -1379,7 +1471,7 @@ fn reset_to_sender<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8
     let peer = ether::src(buf.data());
     write_reset(buf, p.l4, (p.dst, p.dport), (p.src, p.sport), seq, ack, flags, peer, port.mac);
     cx.stats.resets_sent.inc();
-    Ok(Verdict::Tx(in_port))
+    Ok(Verdict::Reply { port: in_port, reason: DropReason::NoBackend })
 }
 
 /// Turns a real server's segment for a session whose server was removed
@@ -1391,7 +1483,7 @@ fn reset_reply_to_client<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, s: &S
     let t = tcp::TcpHeader::parse(&buf.data()[p.l4..p.end])?;
     write_reset(buf, p.l4, (s.vip, s.vport), (s.client, s.cport), t.seq, 0, tcp::flags::RST, MacAddr(s.client_mac), port.mac);
     cx.stats.resets_sent.inc();
-    Ok(Verdict::Tx(s.client_port))
+    Ok(Verdict::Reply { port: s.client_port, reason: DropReason::NoBackend })
 }
 
 /// Rewrites the frame in place into a bare TCP segment `src -> dst` with the
@@ -1558,7 +1650,6 @@ fn forward<A: Fam, B: PacketBuf>(
         }
         A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
         if p.proto == proto::TCP && p.tcp_flags & tcp::flags::RST == 0 {
-            cx.stats.count_drop(DropReason::NoBackend);
             return match dir {
                 Dir::Forward => reset_to_sender::<A, B>(cx, buf, in_port, p),
                 Dir::Reply => reset_reply_to_client::<A, B>(cx, buf, &s, p),
@@ -1804,7 +1895,6 @@ fn too_big<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     if !df {
         return Err(DropReason::MtuExceeded);
     }
-    cx.stats.count_drop(DropReason::MtuExceeded);
     let port = cx.snap.port(in_port).ok_or(DropReason::MtuExceeded)?;
     if !st.icmp.allow(cx.now) {
         return Err(DropReason::MtuExceeded);
@@ -1818,10 +1908,10 @@ fn too_big<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
         icmp::error_v4(buf, port.mac, from, icmp::v4::DEST_UNREACH, icmp::v4::CODE_FRAG_NEEDED, u32::try_from(mtu & 0xffff).unwrap_or(0))
     };
     if !ok {
-        return Err(DropReason::NoHeadroom);
+        return Err(DropReason::MtuExceeded);
     }
     cx.stats.icmp_errors_sent.inc();
-    Ok(Verdict::Tx(in_port))
+    Ok(Verdict::Reply { port: in_port, reason: DropReason::MtuExceeded })
 }
 
 /// The packet quoted in an ICMP error (offsets from the frame start).
@@ -2009,7 +2099,6 @@ fn icmp_error<A: Fam, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, icmp
 /// Turns the packet into ICMP time exceeded back to its sender (rate
 /// limited), counting the drop of the original.
 fn time_exceeded<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
-    cx.stats.count_drop(DropReason::TtlExceeded);
     let port = cx.snap.port(in_port).ok_or(DropReason::TtlExceeded)?;
     if !st.icmp.allow(cx.now) {
         return Err(DropReason::TtlExceeded);
@@ -2022,11 +2111,12 @@ fn time_exceeded<A: Addr, B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, 
         icmp::error_v4(buf, port.mac, from, icmp::v4::TIME_EXCEEDED, 0, 0)
     };
     if !ok {
-        return Err(DropReason::NoHeadroom);
+        return Err(DropReason::TtlExceeded);
     }
     cx.stats.icmp_errors_sent.inc();
-    // The original was counted as a drop above; the error itself is sent.
-    Ok(Verdict::Tx(in_port))
+    // The original is dropped (counted once, as ttl_exceeded); the frame
+    // now carries the error back to its sender.
+    Ok(Verdict::Reply { port: in_port, reason: DropReason::TtlExceeded })
 }
 
 /// An ICMP error not matching a session goes to the kernel when it is for
@@ -2066,7 +2156,7 @@ fn echo4<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, header_len: usize
     let d = buf.data_mut();
     icmp::echo_reply_v4(&mut d[ether::HEADER_LEN..], header_len);
     ether::reply_macs(d, mac);
-    Ok(Verdict::Tx(in_port))
+    Ok(Verdict::Answer(in_port))
 }
 
 fn icmp6<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, h: &ipv6::Ipv6Header) -> Result<Verdict, DropReason> {
@@ -2082,10 +2172,8 @@ fn icmp6<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, h: &
         icmp::v6::NEIGHBOR_SOLICIT => {
             let ns = icmp::parse_neighbor(&buf.data()[l4..end], h.hop_limit)?;
             let peer_mac = ns.lla.unwrap_or_else(|| ether::src(buf.data()));
-            if h.src != 0 {
-                if let Some(slot) = cx.snap.neigh_slot(h.src) {
-                    cx.snap.neigh.learn(slot, peer_mac, cx.now);
-                }
+            if let Some(slot) = check_claim(cx, h.src, peer_mac, in_port)? {
+                cx.snap.neigh.learn(slot, peer_mac, cx.now);
             }
             match cx.snap.addr_kind(ns.target) {
                 Some(AddrKind::Vip | AddrKind::Local) => {}
@@ -2106,11 +2194,12 @@ fn icmp6<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, h: &
             };
             icmp::write_neighbor_advert(buf.data_mut(), port.mac, to_mac, ns.target, to, solicited);
             cx.stats.neigh_answers.inc();
-            Ok(Verdict::Tx(in_port))
+            Ok(Verdict::Answer(in_port))
         }
         icmp::v6::NEIGHBOR_ADVERT => {
             let na = icmp::parse_neighbor(&buf.data()[l4..end], h.hop_limit)?;
-            if let (Some(slot), Some(mac)) = (cx.snap.neigh_slot(na.target), na.lla) {
+            let claimed = na.lla.unwrap_or_else(|| ether::src(buf.data()));
+            if let (Some(slot), Some(mac)) = (check_claim(cx, na.target, claimed, in_port)?, na.lla) {
                 cx.snap.neigh.learn(slot, mac, cx.now);
             }
             Ok(match cx.snap.addr_kind(h.dst) {
@@ -2134,7 +2223,7 @@ fn echo6<B: PacketBuf>(buf: &mut B, mac: MacAddr, header_len: usize, in_port: u8
     let d = buf.data_mut();
     icmp::echo_reply_v6(&mut d[ether::HEADER_LEN..], header_len);
     ether::reply_macs(d, mac);
-    Ok(Verdict::Tx(in_port))
+    Ok(Verdict::Answer(in_port))
 }
 
 #[cfg(test)]

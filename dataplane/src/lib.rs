@@ -8,6 +8,7 @@
 //! * [`neigh`]: next-hop MAC resolution shared by workers.
 //! * [`fwd`]: the forwarding engine (one packet in, one verdict out).
 //! * [`stats`]: per-core counters read by management without locks.
+//! * [`memory`]: what a configuration will cost, checked against a budget.
 //! * [`steer`]: which worker core owns a flow (multi-core reply steering).
 //! * [`dpdk`]: the one safe wrapper over DPDK (the only module with raw-pointer code).
 //! * [`worker`]: the poll loop that ties DPDK queues to a [`fwd::Forwarder`].
@@ -16,6 +17,7 @@ pub mod dpdk;
 pub mod drop;
 pub mod fwd;
 pub mod hold;
+pub mod memory;
 pub mod neigh;
 pub mod net;
 pub mod sched;

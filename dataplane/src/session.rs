@@ -246,13 +246,27 @@ pub struct SessionTable<A: Addr> {
 const NIL: u32 = u32::MAX;
 
 impl<A: Addr> SessionTable<A> {
+    /// Index buckets for `capacity` sessions: two index slots per session
+    /// at <= 80% load.
+    fn buckets_for(capacity: u32) -> usize {
+        let slots = (u64::from(capacity) * 2 * 5).div_ceil(4);
+        usize::try_from(slots.div_ceil(BUCKET_SLOTS as u64)).unwrap_or(usize::MAX).max(2)
+    }
+
+    /// The memory a table of `capacity` sessions allocates (what
+    /// [`SessionTable::memory_bytes`] will report), for estimates made
+    /// before allocating it.
+    pub fn memory_for(capacity: u32) -> u64 {
+        let capacity = capacity.clamp(1, (1 << 31) - 1);
+        let nb = Self::buckets_for(capacity) as u64;
+        u64::from(capacity) * size_of::<Session<A>>() as u64 + nb * size_of::<Bucket>() as u64
+    }
+
     /// A table of `capacity` sessions whose hash is keyed by `seeds`
     /// (draw them at random at start-up).
     pub fn new(capacity: u32, seeds: [u64; 4]) -> Self {
         let capacity = capacity.clamp(1, (1 << 31) - 1);
-        // Two index slots per session at <= 80% load.
-        let slots = (u64::from(capacity) * 2 * 5).div_ceil(4);
-        let nb = usize::try_from(slots.div_ceil(BUCKET_SLOTS as u64)).unwrap_or(usize::MAX).max(2);
+        let nb = Self::buckets_for(capacity);
         let mut entries = Vec::with_capacity(capacity as usize);
         crate::dpdk::advise_hugepages(&mut entries);
         entries.resize(capacity as usize, Session::default());

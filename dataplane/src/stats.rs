@@ -155,6 +155,34 @@ pub struct CoreStats {
     pub resets_sent: Counter,
     /// New flows forwarded without a session (full table, stateless policy).
     pub stateless_flows: Counter,
+    /// Verdicts on received frames (with the `verdict`-class drops, these
+    /// add up to every frame this core received or was handed).
+    pub frames: FrameCounters,
+    /// Gratuitous ARPs and unsolicited neighbour advertisements sent.
+    pub announcements: Counter,
+    /// The last ARP/ND frame that claimed one of our addresses: address
+    /// (IPv4 mapped into IPv6) in two halves, then MAC (low 48 bits) with
+    /// the port in bits 48..56. Management logs it when `addr_conflict`
+    /// grows.
+    pub last_conflict: [Counter; 3],
+}
+
+/// What the forwarder did with the frames it was given, by verdict.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub struct FrameCounters {
+    /// Forwarded (rewritten and sent on).
+    pub forwarded: Counter,
+    /// Answered in place (ARP and ND replies, echo replies).
+    pub answered: Counter,
+    /// Taken in with nothing to send (ARP replies learned).
+    pub consumed: Counter,
+    /// Passed to a kernel interface.
+    pub to_kernel: Counter,
+    /// Handed to the core that owns the flow.
+    pub handed_over: Counter,
+    /// Held until the next hop's MAC resolves.
+    pub held: Counter,
 }
 
 impl CoreStats {
@@ -184,6 +212,9 @@ impl CoreStats {
             swept_generation: Counter::default(),
             resets_sent: Counter::default(),
             stateless_flows: Counter::default(),
+            frames: FrameCounters::default(),
+            announcements: Counter::default(),
+            last_conflict: std::array::from_fn(|_| Counter::default()),
         }
     }
 
@@ -191,6 +222,34 @@ impl CoreStats {
     #[inline(always)]
     pub fn count_drop(&self, r: DropReason) {
         self.drops[r.index()].inc();
+    }
+
+    /// Records who claimed one of our addresses (see `last_conflict`).
+    pub fn record_conflict(&self, addr: std::net::IpAddr, mac: [u8; 6], port: u8) {
+        let a = match addr {
+            std::net::IpAddr::V4(a) => a.to_ipv6_mapped(),
+            std::net::IpAddr::V6(a) => a,
+        };
+        let v = u128::from(a);
+        #[expect(clippy::cast_possible_truncation, reason = "splitting into halves")]
+        {
+            self.last_conflict[0].set((v >> 64) as u64);
+            self.last_conflict[1].set(v as u64);
+        }
+        let m = mac.iter().fold(0u64, |x, &b| x << 8 | u64::from(b));
+        self.last_conflict[2].set(m | u64::from(port) << 48);
+    }
+
+    /// The last recorded conflict: (address, MAC, port).
+    pub fn last_conflict(&self) -> (std::net::IpAddr, [u8; 6], u8) {
+        let v = u128::from(self.last_conflict[0].get()) << 64 | u128::from(self.last_conflict[1].get());
+        let a = std::net::Ipv6Addr::from(v);
+        let addr = a.to_ipv4_mapped().map_or(std::net::IpAddr::V6(a), std::net::IpAddr::V4);
+        let w = self.last_conflict[2].get();
+        let mac = std::array::from_fn(|i| w.to_be_bytes()[2 + i]);
+        #[expect(clippy::cast_possible_truncation, reason = "the port is 8 bits")]
+        let port = (w >> 48) as u8;
+        (addr, mac, port)
     }
 }
 
@@ -224,5 +283,10 @@ mod tests {
         b.inc();
         assert_eq!(sum_gauge([&a, &b]), 1);
         assert_eq!(size_of::<BackendStats>(), 64);
+        let mac = [2, 0, 0, 0, 0xab, 0xcd];
+        s.record_conflict("198.18.0.100".parse().unwrap(), mac, 3);
+        assert_eq!(s.last_conflict(), ("198.18.0.100".parse().unwrap(), mac, 3));
+        s.record_conflict("2001:db8::1".parse().unwrap(), mac, 0);
+        assert_eq!(s.last_conflict(), ("2001:db8::1".parse().unwrap(), mac, 0));
     }
 }

@@ -259,7 +259,8 @@ pub enum AddrKind {
 pub struct FamilyMaps<A: Addr> {
     services: HashMap<(A, u16, u8), u16, ahash::RandomState>,
     addrs: HashMap<A, AddrKind, ahash::RandomState>,
-    neigh: HashMap<A, u32, ahash::RandomState>,
+    /// Neighbours: address -> (slot, the port whose network holds it).
+    neigh: HashMap<A, (u32, u8), ahash::RandomState>,
     /// NAT real servers (address, port, protocol) -> how to steer replies.
     nat_replies: HashMap<(A, u16, u8), ReplySteer<A>, ahash::RandomState>,
     /// Full-NAT local addresses (some may also be port addresses).
@@ -333,7 +334,41 @@ impl Snapshot {
     /// The neighbour slot for `a`, if it is a known neighbour.
     #[inline]
     pub fn neigh_slot<A: Family>(&self, a: A) -> Option<u32> {
+        A::maps(self).neigh.get(&a).map(|x| x.0)
+    }
+
+    /// The neighbour slot for `a` and the port it may be learned on.
+    #[inline]
+    pub fn neigh_entry<A: Family>(&self, a: A) -> Option<(u32, u8)> {
         A::maps(self).neigh.get(&a).copied()
+    }
+
+    /// The addresses the balancer answers for, each with the ports it is
+    /// announced on (gratuitous ARP, unsolicited NA): VIPs and full-NAT
+    /// local addresses on every port, a port's own addresses on that port.
+    pub fn announced(&self) -> Vec<(IpAddr, u8)> {
+        let mut out = Vec::new();
+        let all: Vec<(IpAddr, AddrKind)> = self
+            .v4
+            .addrs
+            .iter()
+            .map(|(a, k)| (a.to_ip(), *k))
+            .chain(self.v6.addrs.iter().map(|(a, k)| (a.to_ip(), *k)))
+            .collect();
+        for (a, k) in all {
+            match k {
+                AddrKind::Own(p) => out.push((a, p)),
+                AddrKind::Vip | AddrKind::Local => out.extend(self.ports.iter().map(|p| (a, p.index))),
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// True when `mac` is one of the balancer's own port MACs.
+    #[inline]
+    pub fn is_own_mac(&self, mac: MacAddr) -> bool {
+        self.ports.iter().any(|p| p.mac == mac)
     }
 
     /// How to steer a reply from NAT real server `rs:port`, if it is one.
@@ -397,14 +432,15 @@ pub type BackendKey = (ServiceKey, IpAddr, u16);
 /// mapped onto the running dataplane).
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    /// Out of service slots.
-    #[error("more than {0} services")]
+    /// Out of service slots: every free one still waits for the workers
+    /// to sweep out sessions of the services that last held them.
+    #[error("no free service slot: {0} slots freed by recent changes still wait for every worker to sweep their sessions out; retry in a moment")]
     TooManyServices(usize),
-    /// Out of backend slots.
-    #[error("more than {0} real servers")]
+    /// Out of backend slots (idem, for real servers).
+    #[error("no free real-server slot: {0} slots freed by recent changes still wait for every worker to sweep their sessions out; retry in a moment")]
     TooManyBackends(usize),
-    /// Out of neighbour slots.
-    #[error("more than {0} neighbours")]
+    /// Out of neighbour slots (idem, for next hops).
+    #[error("no free neighbour slot: {0} slots freed by recent changes still wait for every worker to sweep their sessions out; retry in a moment")]
     TooManyNeighbours(usize),
     /// More ports than the dataplane has.
     #[error("the configuration has {want} ports, the dataplane {have}")]
@@ -421,7 +457,7 @@ pub enum CompileError {
 
 /// Slots with generations, reused oldest-freed first, and only once no
 /// worker can still hold a session that refers to the old occupant.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Slots<K: std::hash::Hash + Eq + Clone> {
     assigned: HashMap<K, (u16, u16)>,
     gens: Vec<u16>,
@@ -470,6 +506,12 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
 
     fn get(&self, k: &K) -> Option<(u16, u16)> {
         self.assigned.get(k).copied()
+    }
+
+    /// Free slots not reusable yet: how many, and the generation every
+    /// worker must have swept for all of them to be.
+    fn waiting(&self, safe_gen: u64) -> (usize, u64) {
+        self.free.iter().filter(|(_, g)| *g > safe_gen).fold((0, 0), |(n, m), (_, g)| (n + 1, m.max(*g)))
     }
 }
 
@@ -529,10 +571,16 @@ pub type Health = HashMap<BackendKey, BackendHealth>;
 
 impl Compiler {
     /// A compiler for a dataplane sized by `cfg.dataplane`.
+    ///
+    /// There are twice as many slots as the configuration may use at once
+    /// (`max_services`, `max_real_servers`), so a change from any valid
+    /// configuration to any other - even one replacing every service -
+    /// finds its slots free while the old ones wait for the workers'
+    /// sweep (see [`Compiler::waiting_generation`]).
     pub fn new(cfg: &Config) -> Compiler {
-        let max_services = cfg.dataplane.max_services as usize;
-        let max_backends = cfg.dataplane.max_real_servers as usize;
-        let max_neigh = max_backends + 256;
+        let max_services = (cfg.dataplane.max_services as usize * 2).min(usize::from(u16::MAX) + 1);
+        let max_backends = (cfg.dataplane.max_real_servers as usize * 2).min(usize::from(u16::MAX) + 1);
+        let max_neigh = max_backends + 512;
         Compiler {
             services: Slots::new(max_services),
             backends: Slots::new(max_backends),
@@ -589,8 +637,28 @@ impl Compiler {
         self.services.get(k).map(|(s, _)| s)
     }
 
-    /// Compiles `cfg` with the ports' MACs and the health state.
+    /// When slots freed by recent changes wait for the workers' sweep: the
+    /// snapshot generation every worker must have swept (its sessions of
+    /// removed services and servers gone) before they may be reused.
+    pub fn waiting_generation(&self) -> Option<u64> {
+        let safe = self.safe_generation;
+        let g = [self.services.waiting(safe), self.backends.waiting(safe), self.neigh_slots.waiting(safe)];
+        g.iter().filter(|(n, _)| *n > 0).map(|(_, g)| *g).max()
+    }
+
+    /// Compiles `cfg` with the ports' MACs and the health state. All or
+    /// nothing: on an error the compiler is as it was (slot assignments
+    /// included), so the running configuration keeps its slots.
     pub fn compile(&mut self, cfg: &Config, macs: &[MacAddr], health: &Health) -> Result<Arc<Snapshot>, CompileError> {
+        let saved = (self.services.clone(), self.backends.clone(), self.neigh_slots.clone(), self.retired.clone(), self.previous.clone());
+        let r = self.compile_inner(cfg, macs, health);
+        if r.is_err() {
+            (self.services, self.backends, self.neigh_slots, self.retired, self.previous) = saved;
+        }
+        r
+    }
+
+    fn compile_inner(&mut self, cfg: &Config, macs: &[MacAddr], health: &Health) -> Result<Arc<Snapshot>, CompileError> {
         if macs.len() < cfg.ports.len() {
             return Err(CompileError::Ports { want: cfg.ports.len(), have: macs.len() });
         }
@@ -617,14 +685,17 @@ impl Compiler {
 
         // Slots.
         let skeys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key()).collect();
-        self.services.sync(skeys.iter(), now_gen, self.safe_generation).map_err(|()| CompileError::TooManyServices(self.max_services))?;
+        let safe = self.safe_generation;
+        let waiting = self.services.waiting(safe).0;
+        self.services.sync(skeys.iter(), now_gen, safe).map_err(|()| CompileError::TooManyServices(waiting))?;
         let mut bkeys: Vec<BackendKey> =
             cfg.services.iter().flat_map(|s| s.real_servers.iter().map(move |r| (s.key(), r.address, s.port_of(r)))).collect();
         let mut retired_keys: Vec<BackendKey> = self.retired.keys().copied().collect();
         retired_keys.sort();
         bkeys.extend(retired_keys.iter().copied());
         bkeys.extend(cfg.services.iter().filter_map(|s| s.fallback.as_ref().map(|f| (s.key(), f.address, s.port_of(f)))));
-        self.backends.sync(bkeys.iter(), now_gen, self.safe_generation).map_err(|()| CompileError::TooManyBackends(self.max_backends))?;
+        let waiting = self.backends.waiting(safe).0;
+        self.backends.sync(bkeys.iter(), now_gen, safe).map_err(|()| CompileError::TooManyBackends(waiting))?;
 
         // Neighbours: every real server's next hop, every gateway, every
         // static entry.
@@ -659,9 +730,8 @@ impl Compiler {
         wanted.sort();
         wanted.dedup();
         let before: HashMap<(IpAddr, u8), (u16, u16)> = self.neigh_slots.assigned.clone();
-        self.neigh_slots
-            .sync(wanted.iter(), now_gen, self.safe_generation)
-            .map_err(|()| CompileError::TooManyNeighbours(self.neigh.len()))?;
+        let waiting = self.neigh_slots.waiting(safe).0;
+        self.neigh_slots.sync(wanted.iter(), now_gen, safe).map_err(|()| CompileError::TooManyNeighbours(waiting))?;
         for (k, (slot, _)) in &self.neigh_slots.assigned {
             if before.get(k).map(|x| x.0) != Some(*slot) {
                 self.neigh.clear(u32::from(*slot));
@@ -679,10 +749,10 @@ impl Compiler {
             snap.neighbors.push(NeighborRef { slot, addr, port });
             match addr {
                 IpAddr::V4(a) => {
-                    snap.v4.neigh.insert(u32::from(a), slot);
+                    snap.v4.neigh.insert(u32::from(a), (slot, port));
                 }
                 IpAddr::V6(a) => {
-                    snap.v6.neigh.insert(u128::from(a), slot);
+                    snap.v6.neigh.insert(u128::from(a), (slot, port));
                 }
             }
         }
@@ -1100,21 +1170,37 @@ port = 8080
         let mut comp = Compiler::new(&c);
         let s1 = comp.compile(&c, &macs(), &Health::new()).unwrap();
         let svc = s1.services.iter().flatten().next().unwrap().clone();
-        let old = s1.backends[usize::from(svc.backends[1])].as_ref().unwrap().tag();
-        // Replace one server: its slot would be the only one left, and it is
-        // not reusable until the workers have swept past the removal.
-        c.services[0].real_servers[1].address = "198.18.1.99".parse().unwrap();
-        assert!(matches!(comp.compile(&c, &macs(), &Health::new()), Err(CompileError::TooManyBackends(3))));
+        let old: Vec<u32> = svc.backends.iter().map(|&b| s1.backends[usize::from(b)].as_ref().unwrap().tag()).collect();
+        let set = |c: &mut Config, base: u8| {
+            for (i, r) in c.services[0].real_servers.iter_mut().enumerate() {
+                r.address = format!("198.18.1.{}", base + u8::try_from(i).unwrap()).parse().unwrap();
+            }
+        };
+        // Twice the slots the configuration may use: replacing every real
+        // server at once works, while the old slots wait for the sweep.
         let mut c2 = c.clone();
-        c2.services[0].real_servers.remove(1);
+        set(&mut c2, 50);
         let s2 = comp.compile(&c2, &macs(), &Health::new()).unwrap();
-        assert!(s2.backend(old).is_none());
-        assert!(comp.compile(&c, &macs(), &Health::new()).is_err());
+        assert!(old.iter().all(|&t| s2.backend(t).is_none()));
+        assert_eq!(comp.waiting_generation(), Some(s2.generation), "the old slots wait for the workers");
+        // A third set finds no reusable slot yet: refused, naming the cause,
+        // and nothing changes (the running configuration keeps its slots).
+        let mut c3 = c.clone();
+        set(&mut c3, 90);
+        let e = comp.compile(&c3, &macs(), &Health::new()).unwrap_err();
+        assert!(matches!(e, CompileError::TooManyBackends(3)), "{e}");
+        assert!(e.to_string().contains("sweep"), "{e}");
+        let again = comp.compile(&c2, &macs(), &Health::new()).unwrap();
+        let tags = |s: &Snapshot| -> Vec<u32> { s.backends.iter().flatten().map(BackendView::tag).collect() };
+        assert_eq!(tags(&again), tags(&s2), "a refused compile changed no slot");
+        // Once every worker swept past the removal, the slots are reused
+        // (oldest freed first) with new generations.
         comp.set_safe_generation(s2.generation);
-        let s3 = comp.compile(&c, &macs(), &Health::new()).unwrap();
-        let reused = s3.backends.iter().flatten().find(|b| b.addr == "198.18.1.99".parse::<IpAddr>().unwrap()).unwrap();
-        assert_eq!(reused.slot, u16::try_from(old & 0xffff).unwrap());
-        assert_ne!(reused.tag(), old, "a reused slot has a new generation");
+        assert_eq!(comp.waiting_generation(), None);
+        let s3 = comp.compile(&c3, &macs(), &Health::new()).unwrap();
+        let reused = s3.backends.iter().flatten().find(|b| b.addr == "198.18.1.90".parse::<IpAddr>().unwrap()).unwrap();
+        assert_eq!(reused.slot, u16::try_from(old[0] & 0xffff).unwrap());
+        assert_ne!(reused.tag(), old[0], "a reused slot has a new generation");
     }
 
     #[test]

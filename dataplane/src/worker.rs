@@ -30,6 +30,10 @@ use std::time::Duration;
 /// Interval of neighbour probing, in milliseconds.
 const HOUSEKEEPING_MS: u32 = 100;
 
+/// Entries of each table visited per loop iteration while management
+/// waits for freed slots.
+const EXPEDITED_SWEEP: usize = 32_768;
+
 /// What every worker shares with management.
 #[derive(Debug)]
 pub struct Shared {
@@ -43,6 +47,11 @@ pub struct Shared {
     pub dump_request: AtomicU64,
     /// Per worker: the answer to a dump request.
     pub dumps: Vec<Mutex<Dump>>,
+    /// Set by management when it needs slots freed up to this snapshot
+    /// generation now: each worker then sweeps its tables in large steps
+    /// until its `swept_generation` reaches it (instead of the steady
+    /// sweep's ten seconds per pass).
+    pub sweep_request: AtomicU64,
 }
 
 /// A worker's answer to a session dump request.
@@ -69,6 +78,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             dump_request: AtomicU64::new(0),
             dumps: (0..workers).map(|_| Mutex::new(Dump::default())).collect(),
+            sweep_request: AtomicU64::new(0),
         }
     }
 
@@ -130,6 +140,51 @@ struct Out {
 pub struct LoopConfig {
     /// Idle back-off in microseconds (0: busy poll).
     pub idle_backoff_us: u32,
+    /// This worker announces the balancer's addresses (one worker does).
+    pub announcer: bool,
+    /// Announcements of each new address (0: none).
+    pub announce_count: u32,
+    /// Milliseconds between them.
+    pub announce_interval_ms: u32,
+}
+
+/// Announces addresses when they appear: at start (so neighbours that knew
+/// a restarted balancer's old MAC learn the new one at once) and whenever a
+/// configuration adds a VIP, `count` times, `interval` apart.
+#[derive(Debug, Default)]
+struct Announcer {
+    /// What the running snapshot announces.
+    known: std::collections::HashSet<(std::net::IpAddr, u8)>,
+    /// Still to send: (address, port, sends left, next at).
+    pending: Vec<(std::net::IpAddr, u8, u32, u32)>,
+}
+
+impl Announcer {
+    /// Schedules the addresses of a newly installed snapshot that the last
+    /// one did not announce.
+    fn install(&mut self, want: Vec<(std::net::IpAddr, u8)>, count: u32, now: u32) {
+        // In the snapshot's (address) order, so the announcements are too.
+        for &(a, p) in want.iter().filter(|x| !self.known.contains(x)) {
+            if count > 0 {
+                self.pending.push((a, p, count, now));
+            }
+        }
+        let want: std::collections::HashSet<_> = want.into_iter().collect();
+        self.pending.retain(|(a, p, _, _)| want.contains(&(*a, *p)));
+        self.known = want;
+    }
+
+    /// Sends what is due.
+    fn run(&mut self, now: u32, interval: u32, fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue]) {
+        for e in &mut self.pending {
+            if now.wrapping_sub(e.3) < (1 << 31) {
+                send_announcement(fwd, pool, tx, e.0, e.1);
+                e.2 -= 1;
+                e.3 = now.wrapping_add(interval);
+            }
+        }
+        self.pending.retain(|e| e.2 > 0);
+    }
 }
 
 /// Runs the loop until `shared.stop` is set.
@@ -146,6 +201,10 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
         dead: Burst::new(),
     };
     let mut seen_gen = shared.generation.load(Ordering::Acquire);
+    let mut announcer = Announcer::default();
+    if cfg.announcer {
+        announcer.install(fwd.snapshot().announced(), cfg.announce_count, clock.now_ms());
+    }
     let mut idle_since: Option<u32> = None;
     let mut housekeeping_at: Option<u32> = None;
     let mut probes = Vec::new();
@@ -161,12 +220,18 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
 
     while !shared.stop.load(Ordering::Relaxed) {
         let g = shared.generation.load(Ordering::Acquire);
+        let now = clock.now_ms();
         if g != seen_gen {
             fwd.install(shared.snapshot.load_full());
             seen_gen = g;
+            if cfg.announcer {
+                announcer.install(fwd.snapshot().announced(), cfg.announce_count, now);
+            }
         }
-        let now = clock.now_ms();
         fwd.set_now(now);
+        if !announcer.pending.is_empty() {
+            announcer.run(now, cfg.announce_interval_ms, &fwd, &pool, &mut q.tx);
+        }
 
         let mut got = 0usize;
         for (port, rxq) in &mut rxqs {
@@ -188,12 +253,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             pc.rx_bytes.add(bytes);
             fwd.prepare(pkts);
             for (i, (m, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-                *v = if m.is_contiguous() {
-                    fwd.process_at(m, *port, i)
-                } else {
-                    stats.count_drop(DropReason::MultiSegment);
-                    Verdict::Drop(DropReason::MultiSegment)
-                };
+                *v = if m.is_contiguous() { fwd.process_at(m, *port, i) } else { fwd.tally(Verdict::Drop(DropReason::MultiSegment)) };
             }
             for (m, v) in rx.drain().zip(verdicts.iter()) {
                 dispatch(&mut o, &mut q, &fwd, &pool, &mut hold, now, m, *v);
@@ -210,10 +270,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             for mut m in rx.drain() {
                 let v = match q.port_index.get(usize::from(m.port())).copied().flatten() {
                     Some(p) if m.is_contiguous() => fwd.process_handed(&mut m, p),
-                    _ => {
-                        stats.count_drop(DropReason::MultiSegment);
-                        Verdict::Drop(DropReason::MultiSegment)
-                    }
+                    _ => fwd.tally(Verdict::Drop(DropReason::MultiSegment)),
                 };
                 dispatch(&mut o, &mut q, &fwd, &pool, &mut hold, now, m, v);
             }
@@ -276,6 +333,11 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             fwd.sweep_elapsed(now.wrapping_sub(swept_at).min(100));
             swept_at = now;
         }
+        // Management waits for freed slots: sweep in large steps (a few
+        // hundred microseconds each) until this core has swept past them.
+        if shared.sweep_request.load(Ordering::Relaxed) > stats.swept_generation.get() {
+            fwd.sweep(EXPEDITED_SWEEP);
+        }
         // A session dump, in bounded steps between bursts.
         let req = shared.dump_request.load(Ordering::Relaxed);
         if req != dump_seen {
@@ -337,7 +399,9 @@ fn dispatch(o: &mut Out, q: &mut WorkerQueues, fwd: &Forwarder, pool: &Mempool, 
     let stats = fwd.stats();
     let nports = q.tx.len();
     match v {
-        Verdict::Tx(p) if usize::from(p) < nports => o.send(q, stats, usize::from(p), m),
+        Verdict::Tx(p) | Verdict::Answer(p) | Verdict::Reply { port: p, .. } if usize::from(p) < nports => {
+            o.send(q, stats, usize::from(p), m);
+        }
         Verdict::Hold { port, neigh } if usize::from(port) < nports => {
             if let Err(m) = hold.push(m, neigh, port, now) {
                 stats.count_drop(DropReason::NeighUnresolved);
@@ -415,13 +479,17 @@ fn flush(q: &mut TxQueue, b: &mut Burst, stats: &crate::stats::CoreStats, port: 
     }
 }
 
-fn send_probe(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], n: &crate::table::NeighborRef, unicast: Option<crate::net::MacAddr>) {
+/// Sends one frame the management side of the worker originates (a
+/// neighbour probe, an announcement): `build` writes it into a fresh
+/// 128-byte mbuf and returns (length, egress port), or None to send
+/// nothing.
+fn send_built(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], build: impl FnOnce(&mut [u8]) -> Option<(usize, u8)>) {
     let Some(mut m) = pool.alloc() else { return };
     m.reset_empty();
     if !m.append(128) {
         return;
     }
-    let Some((len, port)) = fwd.build_probe(n, unicast, m.data_mut()) else { return };
+    let Some((len, port)) = build(m.data_mut()) else { return };
     m.truncate(len);
     let Some(q) = tx.get_mut(usize::from(port)) else { return };
     let mut b = Burst::new();
@@ -429,4 +497,13 @@ fn send_probe(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], n: &crate::ta
         let sent = q.tx(&mut b);
         fwd.stats().ports[usize::from(port) % MAX_PORTS].tx_pkts.add(sent as u64);
     }
+}
+
+/// Sends one gratuitous ARP or unsolicited neighbour advertisement.
+fn send_announcement(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], addr: std::net::IpAddr, port: u8) {
+    send_built(fwd, pool, tx, |frame| fwd.build_announcement(addr, port, frame).map(|len| (len, port)));
+}
+
+fn send_probe(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], n: &crate::table::NeighborRef, unicast: Option<crate::net::MacAddr>) {
+    send_built(fwd, pool, tx, |frame| fwd.build_probe(n, unicast, frame));
 }

@@ -78,8 +78,12 @@ pub enum Action {
     Zero,
     /// `-S`.
     Save,
-    /// `-R`.
-    Restore,
+    /// `-R`: one all-or-nothing change; `--replace` clears every service
+    /// first, in the same change.
+    Restore {
+        /// Clear first (atomically with the restore).
+        replace: bool,
+    },
     /// `--timeout`.
     ShowTimeouts,
     /// `show drops|neighbors|health|config`.
@@ -157,6 +161,7 @@ struct Flags {
     when_full: Option<WhenFull>,
     sloppy: bool,
     timeouts: Option<Timeouts>,
+    replace: bool,
 }
 
 fn set_cmd(f: &mut Flags, c: char) -> Result<(), String> {
@@ -290,6 +295,7 @@ pub fn parse_ipvsadm(args: &[String], opts: &mut Options) -> Result<Action, Stri
                     })
                 }
                 "sloppy-tcp" => f.sloppy = true,
+                "replace" => f.replace = true,
                 "timeouts" => f.timeouts = Some(parse_timeouts(&val("--timeouts")?)?),
                 "start-daemon" | "stop-daemon" | "mcast-interface" | "syncid" | "daemon" => {
                     return Err("connection synchronisation daemons are not part of rvs".into())
@@ -446,7 +452,7 @@ pub fn parse_ipvsadm(args: &[String], opts: &mut Options) -> Result<Action, Stri
         Some('C') => Action::Change(Op::Clear),
         Some('Z') => Action::Zero,
         Some('S') => Action::Save,
-        Some('R') => Action::Restore,
+        Some('R') => Action::Restore { replace: f.replace },
         Some('v') => Action::Simple("version"),
         _ => Action::Help,
     })
@@ -549,7 +555,7 @@ pub fn parse(args: &[String]) -> Result<(Action, Options), String> {
         ("zero", _) => Action::Zero,
         ("clear", _) => Action::Change(Op::Clear),
         ("save", _) => Action::Save,
-        ("restore", _) => Action::Restore,
+        ("restore", _) => Action::Restore { replace: rest.iter().any(|a| a == "--replace") },
         ("help", _) => Action::Help,
         (other, _) => return Err(format!("unknown command {other:?} (try rvsadm help)")),
     };
@@ -661,7 +667,8 @@ mod tests {
         assert_eq!(p("-C"), Action::Change(Op::Clear));
         assert_eq!(p("-Z"), Action::Zero);
         assert_eq!(p("-S -n"), Action::Save);
-        assert_eq!(p("-R"), Action::Restore);
+        assert_eq!(p("-R"), Action::Restore { replace: false });
+        assert_eq!(p("-R --replace"), Action::Restore { replace: true });
         assert_eq!(p("--set 900 60 300"), Action::Change(Op::SetTimeouts { tcp: 900, tcpfin: 60, udp: 300 }));
         assert_eq!(p("--timeout"), Action::ShowTimeouts);
         assert!(matches!(

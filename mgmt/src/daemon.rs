@@ -148,6 +148,31 @@ pub fn configure_kernel_interface(name: &str, mac: MacAddr, port: &config::Port,
     Ok(())
 }
 
+/// Drivers that give a port a new random MAC at every start.
+const RANDOM_MAC_DRIVERS: [&str; 4] = ["net_tap", "net_memif", "net_virtio_user", "virtio_user"];
+
+/// A MAC for a port whose driver would pick a random one at each start
+/// (TAP, memif, virtio-user) and that has no `mac` configured: derived
+/// from the machine's id, the network namespace, the port's name and its
+/// device, so a restarted rvsd comes back with the same MAC (neighbours'
+/// caches stay right) while two balancers, or two namespaces of one
+/// machine, differ. Locally administered, unicast. None for other devices
+/// (a NIC's own MAC, pcap's and null's fixed ones are kept).
+pub fn stable_mac(port: &config::Port) -> Option<[u8; 6]> {
+    use std::os::unix::fs::MetadataExt;
+    if port.is_pci() || !RANDOM_MAC_DRIVERS.iter().any(|d| port.device.starts_with(d)) {
+        return None;
+    }
+    let machine = ["/etc/machine-id", "/var/lib/dbus/machine-id", "/proc/sys/kernel/hostname"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f).ok())
+        .unwrap_or_default();
+    let netns = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).unwrap_or(0);
+    let key = format!("{}\n{netns}\n{}\n{}", machine.trim(), port.name, port.device);
+    let h = dataplane::sched::stable_hash(key.as_bytes(), 0x6d61_6300).to_be_bytes();
+    Some([0x02 | (h[0] & 0xfc), h[1], h[2], h[3], h[4], h[5]])
+}
+
 /// A running dataplane plus its management state.
 #[derive(Debug)]
 pub struct Daemon {
@@ -197,9 +222,12 @@ impl Daemon {
                 descriptors: cfg.dataplane.descriptors,
                 mtu: p.mtu,
                 rss_key: dataplane::steer::RSS_KEY,
-                mac: p.mac.map(|m| m.0),
+                mac: p.mac.map(|m| m.0).or_else(|| stable_mac(p)),
             };
             let info = port::setup(id, &setup, &pool).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
+            if info.mac_in_software {
+                eprintln!("rvsd: ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software", p.name, MacAddr(info.mac));
+            }
             port_ids.push(id);
             macs.push(MacAddr(info.mac));
             infos.push(info);
@@ -272,7 +300,12 @@ impl Daemon {
                 handoff_in: rings.iter().filter_map(|row| row[w].clone()).collect(),
                 port_index: port_index.clone(),
             };
-            let lc = LoopConfig { idle_backoff_us: cfg.dataplane.idle_backoff_us };
+            let lc = LoopConfig {
+                idle_backoff_us: cfg.dataplane.idle_backoff_us,
+                announcer: w == 0,
+                announce_count: cfg.dataplane.announce_count,
+                announce_interval_ms: cfg.dataplane.announce_interval_ms,
+            };
             let (sh, pl) = (shared.clone(), pool.clone());
             dpdk::launch(lcore, move || worker::run(fwd, queues, sh, pl, clock, lc)).map_err(|e| StartError::Dpdk(e.to_string()))?;
         }
@@ -293,9 +326,7 @@ impl Daemon {
     /// Reads device counters into the manager (missed packets).
     pub fn refresh_port_stats(&self) {
         let missed = self.port_ids.iter().map(|&id| port::stats(id).imissed).collect();
-        if let Ok(mut m) = self.manager.lock() {
-            m.set_port_missed(missed);
-        }
+        crate::fault::lock(&self.manager).set_port_missed(missed);
     }
 
     /// Stops the workers and releases DPDK. Returns the final report.
@@ -305,7 +336,7 @@ impl Daemon {
             dpdk::wait_lcore(l);
         }
         self.refresh_port_stats();
-        let report = self.manager.lock().map(|m| m.report()).unwrap_or_default();
+        let report = crate::fault::lock(&self.manager).report();
         for &id in self.port_ids.iter().chain(&self.kernel_port_ids) {
             port::close(id);
         }
@@ -325,6 +356,19 @@ mod tests {
             "[dataplane]\nworkers = 2\nhugepages = {hugepages}\n[[ports]]\nname = \"a\"\ndevice = \"{device}\"\naddresses = [\"198.18.0.1/24\"]\n[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\n[[services.real_servers]]\naddress = \"198.18.0.11\"\n"
         );
         config::from_str(&text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn random_mac_drivers_get_a_stable_mac() {
+        let c = cfg("net_tap0,iface=x", false);
+        let m = stable_mac(&c.ports[0]).unwrap();
+        assert_eq!(stable_mac(&c.ports[0]), Some(m), "the same at every start");
+        assert_eq!(m[0] & 0x03, 0x02, "locally administered unicast");
+        let mut other = c.ports[0].clone();
+        other.name = "b".into();
+        assert_ne!(stable_mac(&other), Some(m), "each port its own");
+        assert_eq!(stable_mac(&cfg("net_pcap0,rx_pcap=x", false).ports[0]), None);
+        assert_eq!(stable_mac(&cfg("0000:03:00.0", false).ports[0]), None);
     }
 
     #[test]

@@ -15,13 +15,15 @@
 //! status 0 within the timeout); and the feedback agent (one line, HAProxy
 //! agent-check style). Each connects from the configured source address
 //! when there is one.
+pub use crate::remote::AgentSays;
+use crate::remote;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use dataplane::table::BackendKey;
 use socket2::{Domain, Protocol as SockProto, SockAddr, Socket, Type};
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -138,17 +140,6 @@ impl ProbeSpec {
     }
 }
 
-/// What the feedback agent said.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AgentSays {
-    /// Use this percentage of the configured weight.
-    Percent(u8),
-    /// Back to the configured weight.
-    Up,
-    /// No new connections (weight 0).
-    Drain,
-}
-
 /// The outcome of one probe run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeResult {
@@ -162,32 +153,6 @@ pub struct ProbeResult {
     pub took: Duration,
     /// Feedback probes: what the agent said.
     pub agent: Option<AgentSays>,
-}
-
-/// Parses an agent's line (HAProxy agent-check words): `75%`, `up`,
-/// `ready`, `drain`, `down`, `fail`, `maint`, `stopped`; several may be
-/// given, the last of each sort wins, `down`-like words win over weights.
-pub fn parse_agent(line: &str) -> Option<AgentSays> {
-    let mut out = None;
-    let mut down = false;
-    for w in line.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()) {
-        let w = w.to_ascii_lowercase();
-        if let Some(p) = w.strip_suffix('%') {
-            out = p.parse::<u32>().ok().map(|p| AgentSays::Percent(u8::try_from(p.min(100)).unwrap_or(100)));
-        } else {
-            match w.as_str() {
-                "up" | "ready" => out = Some(AgentSays::Up),
-                "drain" => out = Some(AgentSays::Drain),
-                "down" | "fail" | "failed" | "maint" | "stopped" => down = true,
-                _ => {}
-            }
-        }
-    }
-    if down {
-        Some(AgentSays::Drain)
-    } else {
-        out
-    }
 }
 
 fn connect(spec: &ProbeSpec, deadline: Instant) -> Result<TcpStream, String> {
@@ -234,26 +199,6 @@ fn read_until(
         }
     }
     Ok(buf)
-}
-
-fn check_http(answer: &[u8], status: &[u16], body: Option<&str>) -> Result<String, String> {
-    let text = String::from_utf8_lossy(answer);
-    let line = text.lines().next().unwrap_or("");
-    let code: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no HTTP status line in {:?}", &line[..line.len().min(60)]))?;
-    if !status.contains(&code) {
-        return Err(format!("HTTP {code}, expected {status:?}"));
-    }
-    if let Some(b) = body {
-        let payload = text.split_once("\r\n\r\n").map_or("", |x| x.1);
-        if !payload.contains(b) {
-            return Err(format!("HTTP {code}, body lacks {b:?}"));
-        }
-    }
-    Ok(format!("HTTP {code}"))
 }
 
 /// Accepts any certificate (health checks do not authenticate servers,
@@ -335,7 +280,7 @@ pub fn run_probe(spec: &ProbeSpec) -> ProbeResult {
                 let sc = s.try_clone().map_err(|e| e.to_string())?;
                 read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &until_body)?
             };
-            check_http(&answer, status, body.as_deref())
+            remote::check_http(&answer, status, body.as_deref().map(str::as_bytes)).map_err(|e| e.to_string())
         }
         ProbeKind::SendExpect { send, expect } => {
             let mut s = connect(spec, deadline)?;
@@ -347,12 +292,12 @@ pub fn run_probe(spec: &ProbeSpec) -> ProbeResult {
             // answer fails at once instead of at the timeout.
             let lines = want.iter().filter(|&&c| c == b'\n').count();
             let got = read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &|b| {
-                b.windows(want.len()).any(|w| w == want.as_slice()) || b.iter().filter(|&&c| c == b'\n').count() > lines
+                remote::contains(b, &want) || b.iter().filter(|&&c| c == b'\n').count() > lines
             })?;
-            if got.windows(want.len()).any(|w| w == want.as_slice()) {
-                Ok(format!("got {expect:?}"))
+            if remote::contains(&got, &want) {
+                Ok(format!("got {}", remote::printable(&want, remote::SNIPPET)))
             } else {
-                Err(format!("expected {expect:?}, got {:?}", String::from_utf8_lossy(&got[..got.len().min(80)])))
+                Err(format!("expected {}, got {}", remote::printable(&want, remote::SNIPPET), remote::printable(&got, remote::SNIPPET)))
             }
         }
         ProbeKind::Command(argv) => {
@@ -391,11 +336,11 @@ pub fn run_probe(spec: &ProbeSpec) -> ProbeResult {
             let mut s = connect(spec, deadline)?;
             let sc = s.try_clone().map_err(|e| e.to_string())?;
             let got = read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &|b| b.contains(&b'\n') || b.len() > 512)?;
-            let line = String::from_utf8_lossy(&got).lines().next().unwrap_or("").trim().to_string();
-            agent = parse_agent(&line);
+            let line = remote::first_line(&got);
+            agent = remote::parse_agent(line);
             match agent {
-                Some(a) => Ok(format!("agent: {line} ({a:?})")),
-                None => Err(format!("agent said {line:?}")),
+                Some(a) => Ok(format!("agent: {} ({a:?})", remote::printable(line, remote::SNIPPET))),
+                None => Err(format!("agent said {}", remote::printable(line, remote::SNIPPET))),
             }
         }
     })();
@@ -433,29 +378,71 @@ struct Shared {
     running: HashSet<ProbeId>,
 }
 
+/// Runs one probe; [`run_probe`] in rvsd, something else in tests.
+pub type ProbeRunner = Arc<dyn Fn(&ProbeSpec) -> ProbeResult + Send + Sync>;
+
 /// The probe scheduler and its pool.
-#[derive(Debug)]
+///
+/// Each probe runs isolated: a panic inside one (a bug met by some
+/// server's answer) is caught, reported as that probe's failure with the
+/// panic's message, and counted in [`Checker::faults`]; the pool thread
+/// goes on with the next probe, and forwarding never notices.
 pub struct Checker {
     shared: Arc<Mutex<Shared>>,
     results: Receiver<ProbeResult>,
     stop: Arc<AtomicBool>,
+    faults: Arc<AtomicU64>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker").field("faults", &self.faults()).finish_non_exhaustive()
+    }
+}
+
+/// Runs `runner` for `spec`, turning a panic into a failed result.
+fn run_isolated(runner: &ProbeRunner, spec: &ProbeSpec, faults: &AtomicU64) -> ProbeResult {
+    let start = Instant::now();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(spec))) {
+        Ok(r) => r,
+        Err(p) => {
+            faults.fetch_add(1, Ordering::Relaxed);
+            crate::fault::record(crate::fault::Task::Probe);
+            let msg = crate::fault::panic_message(p.as_ref());
+            eprintln!("rvsd: health: fault contained in the probe of {} port {} (check failed, counted): {msg}", spec.addr, spec.port);
+            ProbeResult {
+                id: spec.id(),
+                ok: false,
+                message: format!("probe fault (counted, check failed): {msg}"),
+                took: start.elapsed(),
+                agent: None,
+            }
+        }
+    }
+}
+
 impl Checker {
-    /// Starts the scheduler and `pool` probe threads.
+    /// Starts the scheduler and `pool` probe threads running [`run_probe`].
     pub fn start(pool: usize) -> Checker {
+        Checker::start_with(pool, Arc::new(run_probe))
+    }
+
+    /// Starts the scheduler and `pool` probe threads running `runner`.
+    pub fn start_with(pool: usize, runner: ProbeRunner) -> Checker {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let faults = Arc::new(AtomicU64::new(0));
         let (job_tx, job_rx): (Sender<ProbeSpec>, Receiver<ProbeSpec>) = unbounded();
         let (res_tx, res_rx) = unbounded();
         let mut threads = Vec::new();
         for i in 0..pool.max(1) {
-            let (jobs, results, sh) = (job_rx.clone(), res_tx.clone(), shared.clone());
+            let (jobs, results, sh, runner, faults) = (job_rx.clone(), res_tx.clone(), shared.clone(), runner.clone(), faults.clone());
             let t = std::thread::Builder::new().name(format!("rvs-probe{i}")).spawn(move || {
                 while let Ok(spec) = jobs.recv() {
-                    let r = run_probe(&spec);
-                    if let Ok(mut s) = sh.lock() {
+                    let r = run_isolated(&runner, &spec, &faults);
+                    {
+                        let mut s = sh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                         s.running.remove(&spec.id());
                         // A probe removed while it ran reports nothing.
                         if s.specs.get(&spec.id()) != Some(&spec) {
@@ -477,7 +464,8 @@ impl Checker {
             let mut n = 0u32;
             while !st.load(Ordering::Relaxed) {
                 let now = Instant::now();
-                if let Ok(mut s) = sh.lock() {
+                {
+                    let mut s = sh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     // New probes start at once, spread a little so a large
                     // configuration does not probe everything together.
                     for id in std::mem::take(&mut s.added) {
@@ -499,12 +487,18 @@ impl Checker {
         if let Ok(t) = sched {
             threads.push(t);
         }
-        Checker { shared, results: res_rx, stop, threads }
+        Checker { shared, results: res_rx, stop, faults, threads }
+    }
+
+    /// Probes that panicked (each was reported as a failed check).
+    pub fn faults(&self) -> u64 {
+        self.faults.load(Ordering::Relaxed)
     }
 
     /// Replaces the set of probes; new or changed ones run at once.
     pub fn sync(&self, specs: Vec<ProbeSpec>) {
-        if let Ok(mut s) = self.shared.lock() {
+        {
+            let mut s = self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let new: HashMap<ProbeId, ProbeSpec> = specs.into_iter().map(|p| (p.id(), p)).collect();
             let added: Vec<ProbeId> = new.iter().filter(|(id, p)| s.specs.get(*id) != Some(*p)).map(|(id, _)| *id).collect();
             s.specs = new;
@@ -521,9 +515,7 @@ impl Checker {
 impl Drop for Checker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Ok(mut s) = self.shared.lock() {
-            s.specs.clear();
-        }
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).specs.clear();
         // Pool threads exit when the scheduler (holding the job sender)
         // stops; probes are bounded by their timeouts.
         for t in self.threads.drain(..) {
@@ -569,17 +561,6 @@ mod tests {
             }
         });
         port
-    }
-
-    #[test]
-    fn agent_words() {
-        assert_eq!(parse_agent("75%"), Some(AgentSays::Percent(75)));
-        assert_eq!(parse_agent("up 40%\n"), Some(AgentSays::Percent(40)));
-        assert_eq!(parse_agent("ready"), Some(AgentSays::Up));
-        assert_eq!(parse_agent("drain"), Some(AgentSays::Drain));
-        assert_eq!(parse_agent("50% maint"), Some(AgentSays::Drain));
-        assert_eq!(parse_agent("250%"), Some(AgentSays::Percent(100)));
-        assert_eq!(parse_agent("what?"), None);
     }
 
     #[test]
@@ -670,6 +651,28 @@ mod tests {
         let r =
             run_probe(&spec(plain, ProbeKind::Http { tls: true, path: "/".into(), host: "rs.test".into(), status: vec![200], body: None }));
         assert!(!r.ok && r.message.contains("TLS"), "{r:?}");
+    }
+
+    /// A probe that panics (injected here) fails its check, is counted,
+    /// and the checker goes on running every probe, the faulty one too.
+    #[test]
+    fn a_panicking_probe_fails_its_check_and_is_counted() {
+        let good = serve("x");
+        let runner: ProbeRunner = Arc::new(move |s: &ProbeSpec| {
+            if s.port != good {
+                panic!("injected fault for port {}", s.port);
+            }
+            run_probe(s)
+        });
+        let c = Checker::start_with(1, runner);
+        c.sync(vec![spec(good, ProbeKind::Tcp), spec(1, ProbeKind::Tcp)]);
+        std::thread::sleep(Duration::from_millis(450));
+        let r = c.drain();
+        let bad: Vec<_> = r.iter().filter(|x| x.id.0 .2 == 1).collect();
+        let ok: Vec<_> = r.iter().filter(|x| x.id.0 .2 == good).collect();
+        assert!(bad.len() >= 3 && bad.iter().all(|x| !x.ok && x.message.contains("injected fault")), "{bad:?}");
+        assert!(ok.len() >= 3 && ok.iter().all(|x| x.ok), "the single pool thread survived every fault: {ok:?}");
+        assert!(c.faults() >= bad.len() as u64, "every fault counted: {} < {}", c.faults(), bad.len());
     }
 
     #[test]

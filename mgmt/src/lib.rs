@@ -7,14 +7,18 @@
 //!   protocol; [`commands`]: what it can do.
 //! * [`report`]: statistics summed from the per-core counters.
 //! * [`ipvsadm`]: ipvsadm-compatible text output.
+//! * [`health`] and [`remote`]: health checks, and the byte-level parsers
+//!   of what real servers answer (no input can panic them).
 pub mod cli;
 pub mod commands;
 pub mod control;
 pub mod daemon;
+pub mod fault;
 pub mod health;
 pub mod ipvsadm;
 pub mod manager;
 pub mod metrics;
 pub mod ops;
 pub mod proto;
+pub mod remote;
 pub mod report;

@@ -13,12 +13,16 @@ use crate::report::{Accounting, HealthEvent, HealthReport, Report};
 use config::{Config, Strictness};
 use dataplane::net::MacAddr;
 use dataplane::stats::CoreStats;
-use dataplane::table::{BackendKey, Compiler, Health};
+use dataplane::table::{BackendKey, CompileError, Compiler, Health};
 use dataplane::worker::Shared;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Longest wait for the workers' expedited sweep.
+const SWEEP_WAIT: Duration = Duration::from_secs(3);
 
 /// Management state, owned by the management thread (behind a mutex shared
 /// with the control-socket threads; never touched by workers).
@@ -37,6 +41,10 @@ pub struct Manager {
     started: Instant,
     checker: Option<Checker>,
     checks: HashMap<BackendKey, CheckState>,
+    /// Address conflicts and wrong-port neighbour claims seen so far (to
+    /// log when they grow).
+    seen_conflicts: u64,
+    seen_wrong_port: u64,
 }
 
 /// Results kept per real server.
@@ -97,6 +105,8 @@ impl Manager {
             started: Instant::now(),
             checker: None,
             checks: HashMap::new(),
+            seen_conflicts: 0,
+            seen_wrong_port: 0,
         }
     }
 
@@ -128,10 +138,46 @@ impl Manager {
     /// health.
     fn republish(&mut self) -> Result<(), CmdError> {
         let eff = self.effective(&self.config);
-        let snap = self.compiler.compile(&eff, &self.macs, &self.health).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
+        let snap = self.compile(&eff).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
         self.accounting.rebase_new(&snap, &self.cores);
         self.shared.publish(snap);
         Ok(())
+    }
+
+    /// Compiles `cfg` with the current health. When every free slot is
+    /// still waiting for the workers to sweep out sessions of its last
+    /// occupant (a configuration cleared and re-applied at once), asks the
+    /// workers to sweep now, waits for them (bounded) and tries again.
+    fn compile(&mut self, cfg: &Config) -> Result<Arc<dataplane::table::Snapshot>, CompileError> {
+        match self.compiler.compile(cfg, &self.macs, &self.health) {
+            Err(e @ (CompileError::TooManyServices(_) | CompileError::TooManyBackends(_) | CompileError::TooManyNeighbours(_))) => {
+                let Some(g) = self.compiler.waiting_generation() else { return Err(e) };
+                if !self.expedite_sweep(g, SWEEP_WAIT) {
+                    return Err(e);
+                }
+                self.compiler.compile(cfg, &self.macs, &self.health)
+            }
+            r => r,
+        }
+    }
+
+    /// Asks every worker to sweep its sessions past generation `g` now and
+    /// waits up to `limit`; true when they all did (the slots freed up to
+    /// `g` are then reusable).
+    fn expedite_sweep(&mut self, g: u64, limit: Duration) -> bool {
+        self.shared.sweep_request.fetch_max(g, Ordering::Relaxed);
+        let deadline = Instant::now() + limit;
+        loop {
+            let safe = self.cores.iter().map(|c| c.swept_generation.get()).min().unwrap_or(g);
+            if safe >= g {
+                self.compiler.set_safe_generation(safe);
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Applies the health-check and feedback results that arrived; returns
@@ -260,6 +306,7 @@ impl Manager {
     /// changes.
     pub fn apply(&mut self, next: Config, strictness: Strictness) -> Result<(), CmdError> {
         next.validate(strictness)?;
+        dataplane::memory::check(&next)?;
         if next.ports != self.config.ports || next.dataplane != self.config.dataplane || next.daemon != self.config.daemon {
             let what = if next.ports != self.config.ports {
                 "ports"
@@ -280,7 +327,7 @@ impl Manager {
         let health: Health = self.health.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (*k, *v)).collect();
         let old_health = std::mem::replace(&mut self.health, health);
         let eff = self.effective(&next);
-        let snap = match self.compiler.compile(&eff, &self.macs, &self.health) {
+        let snap = match self.compile(&eff) {
             Ok(s) => s,
             Err(e) => {
                 self.health = old_health;
@@ -312,7 +359,7 @@ impl Manager {
     pub fn reload(&mut self) -> Result<crate::ops::Diff, CmdError> {
         let path =
             self.config_path.clone().ok_or_else(|| CmdError::new(ErrorCode::Invalid, "rvsd was started without a configuration file"))?;
-        let next = config::from_file(&path)?;
+        let next = config::from_file_with(&path, &dataplane::memory::check)?;
         let diff = crate::ops::diff(&self.config, &next);
         self.apply(next, Strictness::File)?;
         Ok(diff)
@@ -350,6 +397,7 @@ impl Manager {
     /// worker has swept its sessions since); forget retired real servers
     /// whose sessions have all ended, republishing without them.
     pub fn tick(&mut self) {
+        self.log_claims();
         let secs = self.last_tick.elapsed().as_secs_f64();
         if secs >= 2.0 {
             self.accounting.tick(&self.shared.snapshot.load(), &self.cores, secs);
@@ -372,6 +420,36 @@ impl Manager {
         };
         if self.compiler.reap(has_sessions) {
             let _ = self.republish();
+        }
+    }
+
+    /// Logs ARP/ND claims to our addresses (on a pair: a second master)
+    /// and poisoning attempts, when their counters grew since the last
+    /// call.
+    fn log_claims(&mut self) {
+        use dataplane::DropReason;
+        let count = |r: DropReason| self.cores.iter().map(|c| c.drops[r.index()].get()).fold(0u64, u64::wrapping_add);
+        let conflicts = count(DropReason::AddrConflict);
+        if conflicts != self.seen_conflicts {
+            let latest = self.cores.iter().max_by_key(|c| c.drops[DropReason::AddrConflict.index()].get()).map(|c| c.last_conflict());
+            if let Some((addr, mac, port)) = latest {
+                let port = self.config.ports.get(usize::from(port)).map_or("?", |p| p.name.as_str());
+                eprintln!(
+                    "rvsd: address conflict: {} frame(s) from other hosts claimed our addresses (last: {addr} at {} on port {port}); \
+                     on an HA pair this means a second master",
+                    conflicts.wrapping_sub(self.seen_conflicts),
+                    MacAddr(mac)
+                );
+            }
+            self.seen_conflicts = conflicts;
+        }
+        let wrong = count(DropReason::NeighWrongPort);
+        if wrong != self.seen_wrong_port {
+            eprintln!(
+                "rvsd: refused {} ARP/ND frame(s) claiming a neighbour's address from the wrong port (poisoning attempt?)",
+                wrong.wrapping_sub(self.seen_wrong_port)
+            );
+            self.seen_wrong_port = wrong;
         }
     }
 

@@ -100,6 +100,26 @@ pub fn render(r: &Report, version: &str) -> String {
     for (reason, n) in &r.drops {
         f.sample("rvs_drops_total", &[("reason", reason.clone())], n);
     }
+    f.head("rvs_frames_total", "counter", "Received frames by verdict (dropped: drops of class verdict; lost: dropped after the verdict).");
+    let fr = &r.frames;
+    for (verdict, n) in [
+        ("forwarded", fr.forwarded),
+        ("answered", fr.answered),
+        ("consumed", fr.consumed),
+        ("to_kernel", fr.to_kernel),
+        ("handed_over", fr.handed_over),
+        ("held", fr.held),
+        ("dropped", fr.dropped),
+        ("lost", fr.lost),
+    ] {
+        f.sample("rvs_frames_total", &[("verdict", verdict.to_string())], n);
+    }
+    f.head("rvs_announcements_total", "counter", "Gratuitous ARPs and unsolicited neighbour advertisements sent.");
+    f.sample("rvs_announcements_total", &[], r.announcements);
+    f.head("rvs_management_faults_total", "counter", "Faults contained in management tasks (each cost one request or check, never forwarding).");
+    for (task, n) in &r.faults {
+        f.sample("rvs_management_faults_total", &[("task", task.clone())], n);
+    }
     type PortGet = fn(&crate::report::PortReport) -> u64;
     let port_counters: [(&str, &str, PortGet); 5] = [
         ("rvs_port_rx_packets_total", "Packets received.", |p| p.rx_packets),
@@ -192,7 +212,7 @@ fn serve(mut s: TcpStream, mgr: &Mutex<Manager>) {
     let (status, ctype, body) = if !line.starts_with("GET ") {
         ("405 Method Not Allowed", "text/plain", "GET only\n".to_string())
     } else if path == "/metrics" || path.starts_with("/metrics?") {
-        let report = mgr.lock().map(|m| m.report()).unwrap_or_default();
+        let report = crate::fault::lock(mgr).report();
         ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&report, env!("CARGO_PKG_VERSION")))
     } else {
         ("404 Not Found", "text/plain", "try /metrics\n".to_string())
@@ -220,7 +240,7 @@ impl MetricsServer {
                         busy.fetch_add(1, Ordering::Relaxed);
                         let (m, b) = (mgr.clone(), busy.clone());
                         let _ = std::thread::Builder::new().name("rvs-scrape".into()).spawn(move || {
-                            serve(s, &m);
+                            let _ = crate::fault::contain(crate::fault::Task::Metrics, || serve(s, &m));
                             b.fetch_sub(1, Ordering::Relaxed);
                         });
                     }

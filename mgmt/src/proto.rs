@@ -55,6 +55,8 @@ pub enum ErrorCode {
     Exists,
     /// The peer is not allowed.
     Forbidden,
+    /// Too many connections (of this user, or in all): try again later.
+    Busy,
     /// Something failed inside rvsd.
     Internal,
 }

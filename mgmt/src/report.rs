@@ -250,6 +250,53 @@ pub struct Report {
     /// Per worker core: what it received, created and passed around.
     #[serde(default)]
     pub per_worker: Vec<WorkerReport>,
+    /// Verdicts on every frame the workers received (with the drops of
+    /// class `verdict`, they add up to what was received).
+    #[serde(default)]
+    pub frames: FrameReport,
+    /// Gratuitous ARPs and unsolicited neighbour advertisements sent.
+    #[serde(default)]
+    pub announcements: u64,
+    /// Faults contained in management tasks, by task (control, probe,
+    /// management, metrics): each cost one request or check, not
+    /// forwarding.
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
+}
+
+/// What the workers did with the frames they received, by verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameReport {
+    /// Frames received on the ports.
+    pub received: u64,
+    /// Frames other cores handed over.
+    pub handed_in: u64,
+    /// Forwarded.
+    pub forwarded: u64,
+    /// Answered in place (ARP, ND, echo).
+    pub answered: u64,
+    /// Taken in (ARP replies learned).
+    pub consumed: u64,
+    /// Passed to a kernel interface.
+    pub to_kernel: u64,
+    /// Handed to the owning core.
+    pub handed_over: u64,
+    /// Held for their next hop's MAC.
+    pub held: u64,
+    /// Dropped, by a reason of class `verdict`.
+    pub dropped: u64,
+    /// Lost after their verdict (reasons of class `lost`).
+    pub lost: u64,
+}
+
+impl FrameReport {
+    /// received + handed in - (every verdict): 0 once the workers are idle
+    /// (frames in flight between two reads are the only difference).
+    pub fn unaccounted(&self) -> i128 {
+        let got = i128::from(self.received) + i128::from(self.handed_in);
+        let out = [self.forwarded, self.answered, self.consumed, self.to_kernel, self.handed_over, self.held, self.dropped];
+        got - out.iter().map(|&x| i128::from(x)).sum::<i128>()
+    }
 }
 
 /// One worker core's share of the traffic.
@@ -468,6 +515,22 @@ impl Accounting {
         }
         let sum = |f: &dyn Fn(&CoreStats) -> u64| cores.iter().map(|c| f(c)).fold(0u64, u64::wrapping_add);
         let drops = DropReason::ALL.iter().map(|r| (r.name().to_string(), sum(&|c| c.drops[r.index()].get()))).collect();
+        let class_sum = |class: dataplane::drop::DropClass| {
+            DropReason::ALL.iter().filter(|r| r.class() == class).map(|r| sum(&|c| c.drops[r.index()].get())).fold(0u64, u64::wrapping_add)
+        };
+        let frames = FrameReport {
+            received: (0..dataplane::stats::MAX_PORTS).map(|i| sum(&|c| c.ports[i].rx_pkts.get())).fold(0u64, u64::wrapping_add),
+            handed_in: sum(&|c| c.handover_in.get()),
+            forwarded: sum(&|c| c.frames.forwarded.get()),
+            answered: sum(&|c| c.frames.answered.get()),
+            consumed: sum(&|c| c.frames.consumed.get()),
+            to_kernel: sum(&|c| c.frames.to_kernel.get()),
+            handed_over: sum(&|c| c.frames.handed_over.get()),
+            held: sum(&|c| c.frames.held.get()),
+            dropped: class_sum(dataplane::drop::DropClass::Verdict),
+            lost: class_sum(dataplane::drop::DropClass::Lost),
+        };
+        let faults = crate::fault::Task::ALL.iter().map(|t| (t.name().to_string(), crate::fault::count(*t))).collect();
         let ports = cfg
             .ports
             .iter()
@@ -527,6 +590,9 @@ impl Accounting {
                     loops: c.loops.get(),
                 })
                 .collect(),
+            frames,
+            announcements: sum(&|c| c.announcements.get()),
+            faults,
         }
     }
 }

@@ -423,6 +423,8 @@ def misc4():
     case.add(from_client(False, TCP(sport=40007, dport=80, flags="S"), options=[IPOption_NOP()] * 4))  # options
     case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IP(src=C4, dst=VIP4, proto=4) / IP(src="198.18.9.9", dst=VIP4) / TCP(dport=80))  # IP-in-IP
     case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IP(src="224.0.0.5", dst=VIP4) / TCP(sport=1, dport=80, flags="S"))  # martian source
+    case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IP(src=VIP4, dst=VIP4) / TCP(sport=80, dport=80, flags="S"))  # land: source is the VIP
+    case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IP(src=OWN4_S, dst=VIP4) / TCP(sport=9, dport=80, flags="S"))  # source is our address
     case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IP(src=C4, dst=VIP4) / ICMP(type=3, code=4) / Raw(b"\x45\x00"))  # bogus quoted header
     case.add(Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=CLIENT_MAC, psrc=C4, pdst="198.18.0.77"))  # ARP not for us
     case.add(Ether(src=CLIENT_MAC, dst="02:99:99:99:99:99") / IP(src=C4, dst=VIP4) / TCP(dport=80, flags="S"))  # another MAC
@@ -435,6 +437,7 @@ def misc6():
     case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IPv6(src=C6, dst=VIP6) / IPv6ExtHdrFragment(m=1) / TCP(sport=40001, dport=80, flags="S"))
     case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IPv6(src=C6, dst=VIP6, plen=300) / TCP(sport=40002, dport=80, flags="S"))  # truncated
     case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IPv6(src=C6, dst=VIP6, nh=41) / IPv6(src=C6, dst=VIP6) / TCP(dport=80))  # 6in6 to us
+    case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / IPv6(src=VIP6, dst=VIP6) / TCP(sport=80, dport=80, flags="S"))  # land: source is the VIP
     bad = bytearray(bytes(from_client(True, UDP(sport=5, dport=53) / Raw(b"q")))); bad[54 + 6:54 + 8] = b"\0\0"
     case.add(Raw(bytes(bad)))                               # UDP without checksum over IPv6
     # A destination-options header is skipped: the SYN is forwarded (NAT),
@@ -448,12 +451,31 @@ def misc6():
     return case
 
 
+def announce():
+    """At start rvsd announces every address it answers for, in address
+    order: a gratuitous ARP request (sender = target = the address) for
+    IPv4, an unsolicited neighbour advertisement (override, to all nodes,
+    with our link-layer address) for IPv6. Then it answers as usual."""
+    case = Case("announce", services(False, "nat") + services(True, "nat"), extra="announce_count = 1\n")
+    for a in sorted([OWN4_C, VIP4, OWN4_S], key=inet_aton):
+        g = Ether(dst="ff:ff:ff:ff:ff:ff", src=PORT_MAC) / ARP(op=1, hwsrc=PORT_MAC, psrc=a, hwdst="00:00:00:00:00:00", pdst=a)
+        case.exp.append(bytes(g).ljust(60, b"\0"))
+    for a in sorted([OWN6_C, VIP6, OWN6_S], key=lambda x: inet_pton(AF_INET6, x)):
+        na = (Ether(dst="33:33:00:00:00:01", src=PORT_MAC) / IPv6(src=a, dst="ff02::1", hlim=255)
+              / ICMPv6ND_NA(R=0, S=0, O=1, tgt=a) / ICMPv6NDOptDstLLAddr(lladdr=PORT_MAC))
+        case.exp.append(bytes(na))
+    req = Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=CLIENT_MAC, psrc=C4, pdst=VIP4)
+    rep = Ether(src=PORT_MAC, dst=CLIENT_MAC) / ARP(op=2, hwsrc=PORT_MAC, psrc=VIP4, hwdst=CLIENT_MAC, pdst=C4)
+    case.add(bytes(req).ljust(60, b"\0"), bytes(rep).ljust(60, b"\0"))
+    return case
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     cases = [nat_like(False, False), nat_like(True, False), nat_like(False, True), nat_like(True, True),
              dr(False), dr(True), tunnel(False, False), tunnel(True, True), tunnel(False, True), tunnel(True, False),
-             misc4(), misc6()]
+             misc4(), misc6(), announce()]
     with open(os.path.join(out, "cases.txt"), "w") as f:
         for c in cases:
             f.write(c.write(out) + "\n")

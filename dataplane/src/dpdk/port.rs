@@ -109,6 +109,10 @@ pub struct PortInfo {
     pub rx_l4_checksum: bool,
     /// The MTU could be set.
     pub mtu_set: bool,
+    /// The device cannot take the requested MAC (pcap): rvs uses it in
+    /// software (the port is promiscuous; rvs filters destinations itself
+    /// and writes the source of every frame it sends).
+    pub mac_in_software: bool,
 }
 
 /// Finds or probes the device named by `device` (a vdev with arguments or a
@@ -208,10 +212,16 @@ pub fn setup(id: u16, s: &PortSetup, pool: &Mempool) -> Result<PortInfo, PortErr
 
     // SAFETY: valid port id.
     let mtu_set = unsafe { sys::rte_eth_dev_set_mtu(id, s.mtu) } == 0;
+    let mut mac_in_software = false;
     if let Some(mac) = s.mac {
         let mut a = sys::rte_ether_addr { addr_bytes: mac };
         // SAFETY: valid port id and address.
-        call(&name, "rte_eth_dev_default_mac_addr_set", unsafe { sys::rte_eth_dev_default_mac_addr_set(id, &mut a) })?;
+        let rc = unsafe { sys::rte_eth_dev_default_mac_addr_set(id, &mut a) };
+        if rc == -libc::ENOTSUP {
+            mac_in_software = true;
+        } else {
+            call(&name, "rte_eth_dev_default_mac_addr_set", rc)?;
+        }
     }
     // SAFETY: the port is configured with all its queues.
     call(&name, "rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(id) })?;
@@ -224,7 +234,11 @@ pub fn setup(id: u16, s: &PortSetup, pool: &Mempool) -> Result<PortInfo, PortErr
     let mut a = sys::rte_ether_addr::default();
     // SAFETY: valid port id and out-pointer.
     call(&name, "rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(id, &mut a) })?;
-    Ok(PortInfo { id, name, driver: c_string(info.driver_name), mac: a.addr_bytes, rss, reta_size, rx_l4_checksum, mtu_set })
+    let mac = match s.mac {
+        Some(m) if mac_in_software => m,
+        _ => a.addr_bytes,
+    };
+    Ok(PortInfo { id, name, driver: c_string(info.driver_name), mac, rss, reta_size, rx_l4_checksum, mtu_set, mac_in_software })
 }
 
 /// Programs the redirection table round-robin over the queues with the

@@ -19,7 +19,9 @@ ipvsadm syntax:
   rvsadm -a|-e -t|-u VIP:port -r RS[:port] [-g|-i|-m|-b] [-w weight]
   rvsadm -d -t|-u VIP:port -r RS[:port]
   rvsadm -L|-l [-t|-u VIP:port] [-n] [--stats|--rate|-c] [--exact] [--nosort]
-  rvsadm -C | -Z | -S [-n] | -R < rules | --set tcp tcpfin udp | --timeout
+  rvsadm -C | -Z | -S [-n] | -R [--replace] < rules | --set tcp tcpfin udp | --timeout
+         (-R applies the rules as one all-or-nothing change; --replace clears
+          every service first in the same change)
   -g direct routing (default), -i IP-in-IP tunnel, -m NAT, -b full NAT
 
 readable syntax:
@@ -126,7 +128,7 @@ fn main() {
                 serde_json::from_value(c.call("config.get", Value::Null)).unwrap_or_else(|e| fail(format!("unexpected reply: {e}"), 1));
             print!("{}", ipvsadm::save(&cfg));
         }
-        Action::Restore => {
+        Action::Restore { replace } => {
             let mut text = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut text) {
                 fail(format!("reading rules from stdin: {e}"), 1);
@@ -145,7 +147,12 @@ fn main() {
                     Err(e) => fail(format!("line {}: {e}", n + 1), 2),
                 }
             }
-            let d = c.call("batch", json!({ "ops": ops }));
+            // One transaction, whatever the size: all of it or none of it.
+            let d = match c.client.apply_all(&ops, replace) {
+                Ok(r) if r.ok => r.result.unwrap_or(Value::Null),
+                Ok(r) => fail(r.error.map_or_else(|| "error".into(), |e| e.message), 1),
+                Err(e) => fail(e, 1),
+            };
             if opts.json {
                 print_json(&d);
             }

@@ -7,8 +7,9 @@
 //! final counters. SIGHUP re-reads the configuration file and applies the
 //! difference (an invalid file is refused and the running state kept).
 use clap::Parser;
-use mgmt::control::{Access, ControlServer};
+use mgmt::control::{Access, ControlServer, Limits};
 use mgmt::daemon::Daemon;
+use mgmt::fault::{self, Task};
 use mgmt::ipvsadm::{self, Format, Options};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +37,7 @@ fn log(msg: impl AsRef<str>) {
 fn main() {
     let args = Args::parse();
     let file = args.config.display().to_string();
-    let cfg = match config::from_file(&args.config) {
+    let cfg = match config::from_file_with(&args.config, &dataplane::memory::check) {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
@@ -47,7 +48,14 @@ fn main() {
         }
     };
     if args.check {
-        println!("{file}: configuration OK ({} ports, {} services)", cfg.ports.len(), cfg.services.len());
+        let mem = dataplane::memory::estimate(&cfg).total();
+        println!(
+            "{file}: configuration OK ({} ports, {} services; about {} MiB of {} MiB budget)",
+            cfg.ports.len(),
+            cfg.services.len(),
+            mem >> 20,
+            dataplane::memory::budget(&cfg) >> 20
+        );
         return;
     }
     let daemon_cfg = cfg.daemon.clone();
@@ -65,6 +73,7 @@ fn main() {
         daemon_cfg.socket_mode,
         daemon_cfg.socket_group.as_deref(),
         access,
+        Limits::from_config(&daemon_cfg),
         daemon.manager.clone(),
     ) {
         Ok(c) => c,
@@ -85,9 +94,7 @@ fn main() {
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
         log(format!("cannot handle SIGHUP: {e}"));
     }
-    if let Ok(mut m) = daemon.manager.lock() {
-        m.start_health_checks();
-    }
+    fault::lock(&daemon.manager).start_health_checks();
     let metrics = match daemon_cfg.metrics_listen {
         Some(addr) => match mgmt::metrics::MetricsServer::start(addr, daemon.manager.clone()) {
             Ok(m) => {
@@ -108,24 +115,21 @@ fn main() {
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        if hup.swap(false, Ordering::Relaxed) {
-            let r = daemon.manager.lock().map(|mut m| m.reload());
-            match r {
-                Ok(Ok(d)) => log(format!("SIGHUP: configuration reloaded: {}", serde_json::to_string(&d).unwrap_or_default())),
-                Ok(Err(e)) => log(format!("SIGHUP: reload refused, running configuration kept: {}", e.message)),
-                Err(_) => log("SIGHUP: management state unavailable"),
+        // Each step is contained: a fault costs that step, not forwarding.
+        let _ = fault::contain(Task::Management, || {
+            if hup.swap(false, Ordering::Relaxed) {
+                match fault::lock(&daemon.manager).reload() {
+                    Ok(d) => log(format!("SIGHUP: configuration reloaded: {}", serde_json::to_string(&d).unwrap_or_default())),
+                    Err(e) => log(format!("SIGHUP: reload refused, running configuration kept: {}", e.message)),
+                }
             }
-        }
-        if let Ok(mut m) = daemon.manager.lock() {
-            m.poll_health();
-        }
-        if last.elapsed() >= Duration::from_secs(1) {
-            daemon.refresh_port_stats();
-            if let Ok(mut m) = daemon.manager.lock() {
-                m.tick();
+            fault::lock(&daemon.manager).poll_health();
+            if last.elapsed() >= Duration::from_secs(1) {
+                daemon.refresh_port_stats();
+                fault::lock(&daemon.manager).tick();
+                last = Instant::now();
             }
-            last = Instant::now();
-        }
+        });
     }
     log("stopping");
     drop(metrics);

@@ -1,0 +1,102 @@
+//! Containment of faults in management threads.
+//!
+//! rvsd's management side (control requests, health probes, the periodic
+//! loop, metrics scrapes) runs beside the forwarding cores in one process.
+//! A bug met by one request or one server's answer must cost that request
+//! or that check, never forwarding: each task runs under [`contain`],
+//! which catches a panic, counts it per [`Task`], logs it, and returns an
+//! error the caller turns into a failed check or an `internal` reply.
+//! The release profile keeps `panic = "unwind"` for exactly this reason.
+//!
+//! The management state behind its mutex stays usable after such a fault:
+//! [`lock`] recovers a poisoned lock (every change to it is validated and
+//! applied whole, so a panic cannot leave it half-changed).
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Where a fault happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// A control-socket request.
+    Control,
+    /// A health-check or feedback probe.
+    Probe,
+    /// The periodic management loop (health results, ticks, reloads).
+    Management,
+    /// A metrics scrape.
+    Metrics,
+}
+
+impl Task {
+    /// Every task, in report order.
+    pub const ALL: [Task; 4] = [Task::Control, Task::Probe, Task::Management, Task::Metrics];
+
+    /// Stable name (reports, metrics).
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Control => "control",
+            Task::Probe => "probe",
+            Task::Management => "management",
+            Task::Metrics => "metrics",
+        }
+    }
+}
+
+static COUNTS: [AtomicU64; 4] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Faults caught so far in `task` (process-wide).
+pub fn count(task: Task) -> u64 {
+    COUNTS[task as usize].load(Ordering::Relaxed)
+}
+
+/// Records a fault caught elsewhere (the health checker catches its own).
+pub fn record(task: Task) {
+    COUNTS[task as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// The message of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let msg = p.downcast_ref::<&str>().map(|s| (*s).to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+    msg.unwrap_or_else(|| "unknown panic".to_string())
+}
+
+/// Runs `f`; a panic inside is caught, counted under `task`, logged, and
+/// returned as `Err(message)`.
+pub fn contain<T>(task: Task, f: impl FnOnce() -> T) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Ok(v),
+        Err(p) => {
+            record(task);
+            let msg = panic_message(p.as_ref());
+            eprintln!("rvsd: fault contained in {} task (counted; forwarding continues): {msg}", task.name());
+            Err(msg)
+        }
+    }
+}
+
+/// Locks `m`, recovering it if a contained fault poisoned it.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_contained_counted_and_the_lock_stays_usable() {
+        let m = Mutex::new(1);
+        let before = count(Task::Metrics);
+        let r = contain(Task::Metrics, || {
+            let mut g = lock(&m);
+            *g = 2;
+            panic!("injected");
+        });
+        assert_eq!(r.unwrap_err(), "injected");
+        assert_eq!(count(Task::Metrics), before + 1);
+        assert!(m.is_poisoned());
+        assert_eq!(*lock(&m), 2, "a poisoned lock is recovered");
+        assert_eq!(contain(Task::Metrics, || 5), Ok(5));
+    }
+}
