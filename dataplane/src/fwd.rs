@@ -971,13 +971,15 @@ fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
 
 fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
     const L3: usize = ether::HEADER_LEN;
-    // Of all multicast, rvs only listens to neighbour solicitations (sent to
-    // solicited-node groups, with no extension header).
+    // Of all multicast, rvs only listens to neighbour discovery with no
+    // extension header: solicitations (sent to solicited-node groups) and
+    // unsolicited advertisements (to all nodes), which are claims to judge
+    // (a neighbour's new MAC, or someone else claiming our address).
     let d = &buf.data()[L3..];
     if d.len() > ipv6::HEADER_LEN
         && d[0] >> 4 == 6
         && d[24] == 0xff
-        && !(d[6] == proto::ICMPV6 && d[ipv6::HEADER_LEN] == icmp::v6::NEIGHBOR_SOLICIT)
+        && !(d[6] == proto::ICMPV6 && matches!(d[ipv6::HEADER_LEN], icmp::v6::NEIGHBOR_SOLICIT | icmp::v6::NEIGHBOR_ADVERT))
     {
         return Err(DropReason::Multicast);
     }
@@ -990,8 +992,8 @@ fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8
     let end = L3 + h.total_len;
     // Our own address as source is martian, except in neighbour discovery,
     // where it is a claim judged as such (an address conflict).
-    let nd = h.proto == proto::ICMPV6
-        && buf.data().get(l4).is_some_and(|&t| t == icmp::v6::NEIGHBOR_SOLICIT || t == icmp::v6::NEIGHBOR_ADVERT);
+    let nd =
+        h.proto == proto::ICMPV6 && buf.data().get(l4).is_some_and(|&t| t == icmp::v6::NEIGHBOR_SOLICIT || t == icmp::v6::NEIGHBOR_ADVERT);
     if !nd && cx.snap.addr_kind(h.src).is_some() {
         return Err(DropReason::OwnSource);
     }

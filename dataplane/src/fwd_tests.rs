@@ -569,11 +569,8 @@ static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 /// passed to the kernel, handed over, held, and verdict-class drops.
 fn verdicts_counted(s: &CoreStats) -> u64 {
     let f = &s.frames;
-    let drops: u64 = DropReason::ALL
-        .iter()
-        .filter(|r| r.class() == crate::drop::DropClass::Verdict)
-        .map(|r| s.drops[r.index()].get())
-        .sum();
+    let drops: u64 =
+        DropReason::ALL.iter().filter(|r| r.class() == crate::drop::DropClass::Verdict).map(|r| s.drops[r.index()].get()).sum();
     f.forwarded.get() + f.answered.get() + f.consumed.get() + f.to_kernel.get() + f.handed_over.get() + f.held.get() + drops
 }
 
@@ -591,7 +588,8 @@ fn every_frame_is_counted_exactly_once_by_its_verdict() {
                 for port in 0..2u8 {
                     let s = f.stats().clone();
                     let before = verdicts_counted(&s);
-                    let (fw, an, drops) = (s.frames.forwarded.get(), s.frames.answered.get(), s.drops.iter().map(Counter::get).sum::<u64>());
+                    let (fw, an, drops) =
+                        (s.frames.forwarded.get(), s.frames.answered.get(), s.drops.iter().map(Counter::get).sum::<u64>());
                     let v = f.process(&mut VecBuf::new(frame), port);
                     assert_eq!(verdicts_counted(&s), before + 1, "{mode} round {round} frame {i} port {port}: {v:?}");
                     match v {
@@ -1186,10 +1184,22 @@ fn land_attack_and_own_sources_are_dropped() {
     let mut f = dynamic_neighbours();
     let vip = ip("198.18.0.100");
     for (src, port) in [(vip, 0u8), (ip("198.18.0.1"), 0), (ip("198.18.1.1"), 1)] {
-        let land = testpkt::tcp4(CLIENT_MAC, if port == 0 { P0_MAC } else { P1_MAC }, src, vip, &Tcp { sport: 80, dport: 80, flags: tcp::flags::SYN, seq: 1, payload: &[] });
+        let land = testpkt::tcp4(
+            CLIENT_MAC,
+            if port == 0 { P0_MAC } else { P1_MAC },
+            src,
+            vip,
+            &Tcp { sport: 80, dport: 80, flags: tcp::flags::SYN, seq: 1, payload: &[] },
+        );
         assert_eq!(f.process(&mut VecBuf::new(&land), port), Verdict::Drop(DropReason::OwnSource));
     }
-    let land6 = testpkt::tcp6(CLIENT_MAC, P0_MAC, ip6("2001:db8::100"), ip6("2001:db8::100"), &Tcp { sport: 80, dport: 80, flags: tcp::flags::SYN, seq: 1, payload: &[] });
+    let land6 = testpkt::tcp6(
+        CLIENT_MAC,
+        P0_MAC,
+        ip6("2001:db8::100"),
+        ip6("2001:db8::100"),
+        &Tcp { sport: 80, dport: 80, flags: tcp::flags::SYN, seq: 1, payload: &[] },
+    );
     assert_eq!(f.process(&mut VecBuf::new(&land6), 0), Verdict::Drop(DropReason::OwnSource));
     assert_eq!(f.sessions_v4() + f.sessions_v6(), 0);
     assert_eq!(drops(&f, DropReason::OwnSource), 4);

@@ -81,9 +81,7 @@ pub fn budget(cfg: &Config) -> u64 {
     let total = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            m.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(16 << 30, |kb| kb << 10);
     total / 5 * 4
@@ -121,7 +119,8 @@ pub fn check(cfg: &Config) -> Result<(), ConfigErrors> {
     } else {
         "dataplane.sessions_per_worker".to_string()
     };
-    let source = if dp.memory_budget_mb > 0 { "dataplane.memory_budget_mb" } else { "80% of this machine's memory; set dataplane.memory_budget_mb" };
+    let source =
+        if dp.memory_budget_mb > 0 { "dataplane.memory_budget_mb" } else { "80% of this machine's memory; set dataplane.memory_budget_mb" };
     let msg = format!(
         "the configuration needs about {} (sessions {}, persistence {}, mbufs {}, counters {}, Maglev tables {}) \
          with {} worker(s); the budget is {} ({source})",

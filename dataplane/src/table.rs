@@ -348,13 +348,8 @@ impl Snapshot {
     /// local addresses on every port, a port's own addresses on that port.
     pub fn announced(&self) -> Vec<(IpAddr, u8)> {
         let mut out = Vec::new();
-        let all: Vec<(IpAddr, AddrKind)> = self
-            .v4
-            .addrs
-            .iter()
-            .map(|(a, k)| (a.to_ip(), *k))
-            .chain(self.v6.addrs.iter().map(|(a, k)| (a.to_ip(), *k)))
-            .collect();
+        let all: Vec<(IpAddr, AddrKind)> =
+            self.v4.addrs.iter().map(|(a, k)| (a.to_ip(), *k)).chain(self.v6.addrs.iter().map(|(a, k)| (a.to_ip(), *k))).collect();
         for (a, k) in all {
             match k {
                 AddrKind::Own(p) => out.push((a, p)),

@@ -493,9 +493,8 @@ impl Io {
                 continue;
             }
             let privileged = privileged(uid);
-            let (same, class) = self.conns.values().fold((0, 0), |(s, k), c| {
-                (s + usize::from(c.uid == uid), k + usize::from(c.privileged == privileged))
-            });
+            let (same, class) =
+                self.conns.values().fold((0, 0), |(s, k), c| (s + usize::from(c.uid == uid), k + usize::from(c.privileged == privileged)));
             let over = if privileged {
                 (class >= self.limits.privileged).then(|| format!("{} connections of root and rvsd's uid are open", self.limits.privileged))
             } else if same >= self.limits.per_uid {

@@ -157,10 +157,14 @@ const RANDOM_MAC_DRIVERS: [&str; 4] = ["net_tap", "net_memif", "net_virtio_user"
 /// device, so a restarted rvsd comes back with the same MAC (neighbours'
 /// caches stay right) while two balancers, or two namespaces of one
 /// machine, differ. Locally administered, unicast. None for other devices
-/// (a NIC's own MAC, pcap's and null's fixed ones are kept).
+/// (a NIC's own MAC, pcap's and null's fixed ones are kept) and for a
+/// device whose arguments choose a MAC themselves (`net_tap0,mac=...`).
 pub fn stable_mac(port: &config::Port) -> Option<[u8; 6]> {
     use std::os::unix::fs::MetadataExt;
     if port.is_pci() || !RANDOM_MAC_DRIVERS.iter().any(|d| port.device.starts_with(d)) {
+        return None;
+    }
+    if port.device.split(',').skip(1).any(|arg| arg.trim_start().starts_with("mac=")) {
         return None;
     }
     let machine = ["/etc/machine-id", "/var/lib/dbus/machine-id", "/proc/sys/kernel/hostname"]
@@ -226,7 +230,11 @@ impl Daemon {
             };
             let info = port::setup(id, &setup, &pool).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
             if info.mac_in_software {
-                eprintln!("rvsd: ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software", p.name, MacAddr(info.mac));
+                eprintln!(
+                    "rvsd: ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software",
+                    p.name,
+                    MacAddr(info.mac)
+                );
             }
             port_ids.push(id);
             macs.push(MacAddr(info.mac));
@@ -368,6 +376,7 @@ mod tests {
         other.name = "b".into();
         assert_ne!(stable_mac(&other), Some(m), "each port its own");
         assert_eq!(stable_mac(&cfg("net_pcap0,rx_pcap=x", false).ports[0]), None);
+        assert_eq!(stable_mac(&cfg("net_memif0,role=client,mac=02:00:00:00:00:01", false).ports[0]), None, "the device's own mac= wins");
         assert_eq!(stable_mac(&cfg("0000:03:00.0", false).ports[0]), None);
     }
 

@@ -15,8 +15,8 @@
 //! status 0 within the timeout); and the feedback agent (one line, HAProxy
 //! agent-check style). Each connects from the configured source address
 //! when there is one.
-pub use crate::remote::AgentSays;
 use crate::remote;
+pub use crate::remote::AgentSays;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use dataplane::table::BackendKey;
 use socket2::{Domain, Protocol as SockProto, SockAddr, Socket, Type};

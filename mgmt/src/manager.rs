@@ -17,8 +17,8 @@ use dataplane::table::{BackendKey, CompileError, Compiler, Health};
 use dataplane::worker::Shared;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest wait for the workers' expedited sweep.
@@ -152,9 +152,14 @@ impl Manager {
         match self.compiler.compile(cfg, &self.macs, &self.health) {
             Err(e @ (CompileError::TooManyServices(_) | CompileError::TooManyBackends(_) | CompileError::TooManyNeighbours(_))) => {
                 let Some(g) = self.compiler.waiting_generation() else { return Err(e) };
+                let t = Instant::now();
                 if !self.expedite_sweep(g, SWEEP_WAIT) {
                     return Err(e);
                 }
+                eprintln!(
+                    "rvsd: every free slot was still held by sessions of removed services or servers: the workers swept them out in {} ms",
+                    t.elapsed().as_millis()
+                );
                 self.compiler.compile(cfg, &self.macs, &self.health)
             }
             r => r,

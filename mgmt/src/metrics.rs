@@ -116,7 +116,11 @@ pub fn render(r: &Report, version: &str) -> String {
     }
     f.head("rvs_announcements_total", "counter", "Gratuitous ARPs and unsolicited neighbour advertisements sent.");
     f.sample("rvs_announcements_total", &[], r.announcements);
-    f.head("rvs_management_faults_total", "counter", "Faults contained in management tasks (each cost one request or check, never forwarding).");
+    f.head(
+        "rvs_management_faults_total",
+        "counter",
+        "Faults contained in management tasks (each cost one request or check, never forwarding).",
+    );
     for (task, n) in &r.faults {
         f.sample("rvs_management_faults_total", &[("task", task.clone())], n);
     }

@@ -173,6 +173,9 @@ pub struct ServiceReport {
 pub struct PortReport {
     /// Name.
     pub name: String,
+    /// The MAC address rvs uses on it.
+    #[serde(default)]
+    pub mac: String,
     /// Packets received (by rvs's workers).
     pub rx_packets: u64,
     /// Bytes received.
@@ -537,6 +540,7 @@ impl Accounting {
             .enumerate()
             .map(|(i, p)| PortReport {
                 name: p.name.clone(),
+                mac: snap.ports.get(i).map(|x| x.mac.to_string()).unwrap_or_default(),
                 rx_packets: sum(&|c| c.ports[i].rx_pkts.get()),
                 rx_bytes: sum(&|c| c.ports[i].rx_bytes.get()),
                 tx_packets: sum(&|c| c.ports[i].tx_pkts.get()),

@@ -6,6 +6,7 @@ For every case this writes, under OUTDIR/<case>/:
   expected.pcap  exactly the frames rvsd must transmit (tx_pcap), in order
   case.toml      the [[neighbors]] and [[services]] rvsd runs the case with
   extra.toml     lines added to [dataplane]
+  port.toml      lines added to the port's [[ports]] table
 and OUTDIR/cases.txt lists "<case> <number of input frames>".
 
 The expected frames are derived here from each input by the rewrite rules in
@@ -113,8 +114,8 @@ def write_pcap(path, frames):
 
 
 class Case:
-    def __init__(self, name, services, extra=""):
-        self.name, self.services, self.extra = name, services, extra
+    def __init__(self, name, services, extra="", port=""):
+        self.name, self.services, self.extra, self.port = name, services, extra, port
         self.inp, self.exp = [], []
 
     def add(self, pkt, expected=None):
@@ -134,6 +135,8 @@ class Case:
             f.write(neigh + self.services)
         with open(os.path.join(d, "extra.toml"), "w") as f:
             f.write(self.extra)
+        with open(os.path.join(d, "port.toml"), "w") as f:
+            f.write(self.port)
         return f"{self.name} {len(self.inp)}"
 
 
@@ -470,12 +473,33 @@ def announce():
     return case
 
 
+def pcap_mac():
+    """A pcap port cannot take a MAC address in the device; a configured
+    `mac` is then used in software: ARP is answered with it, frames to it
+    are forwarded with it as source, and frames to the pcap PMD's own MAC
+    are no longer for us. (Replaying captures made for a real port.)"""
+    mac = "02:00:5e:10:00:01"
+    case = Case("pcap_mac", services(False, "nat"), port=f'mac = "{mac}"\n')
+    req = Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=CLIENT_MAC, psrc=C4, pdst=VIP4)
+    rep = Ether(src=mac, dst=CLIENT_MAC) / ARP(op=2, hwsrc=mac, psrc=VIP4, hwdst=CLIENT_MAC, pdst=C4)
+    case.add(bytes(req).ljust(60, b"\0"), bytes(rep).ljust(60, b"\0"))
+    syn = Ether(src=CLIENT_MAC, dst=mac) / ip(False, C4, VIP4) / TCP(sport=40000, dport=80, flags="S", seq=1000, window=64240)
+    out = dec_ttl(syn)
+    out[Ether].src, out[Ether].dst = mac, RS_MAC[1]
+    out[IP].dst = RS4[1]
+    out[TCP].dport = 8080
+    case.add(syn, fresh(out))
+    # To the PMD's own MAC: not ours any more (eth_not_for_us), nothing out.
+    case.add(Ether(src=CLIENT_MAC, dst=PORT_MAC) / ip(False, C4, VIP4) / TCP(sport=40001, dport=80, flags="S"))
+    return case
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     cases = [nat_like(False, False), nat_like(True, False), nat_like(False, True), nat_like(True, True),
              dr(False), dr(True), tunnel(False, False), tunnel(True, True), tunnel(False, True), tunnel(True, False),
-             misc4(), misc6(), announce()]
+             misc4(), misc6(), announce(), pcap_mac()]
     with open(os.path.join(out, "cases.txt"), "w") as f:
         for c in cases:
             f.write(c.write(out) + "\n")

@@ -247,6 +247,8 @@ struct RvsPort {
     tap: String,
     addresses: Vec<String>,
     kernel: Option<String>,
+    /// More lines for its `[[ports]]` table (`mac = ...`).
+    extra: String,
 }
 
 /// One isolated test world.
@@ -346,6 +348,7 @@ impl Bed {
             tap,
             addresses: addresses.iter().map(|s| (*s).to_string()).collect(),
             kernel: None,
+            extra: String::new(),
         });
     }
 
@@ -355,6 +358,14 @@ impl Bed {
         self.rvsd_port(name, segment, addresses);
         if let Some(p) = self.ports.last_mut() {
             p.kernel = Some(kernel.to_string());
+        }
+    }
+
+    /// Extra lines for the `[[ports]]` table of declared port `index`
+    /// (e.g. `mac = "02:..."`); they take effect at the next start.
+    pub fn port_extra(&mut self, index: usize, lines: &str) {
+        if let Some(p) = self.ports.get_mut(index) {
+            p.extra = lines.to_string();
         }
     }
 
@@ -440,6 +451,10 @@ impl Bed {
             ));
             if let Some(k) = &p.kernel {
                 s.push_str(&format!("kernel_interface = \"{k}\"\n"));
+            }
+            if !p.extra.is_empty() {
+                s.push_str(&p.extra);
+                s.push('\n');
             }
             s.push('\n');
         }
@@ -538,6 +553,30 @@ impl Bed {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(())
+    }
+
+    /// Kills rvsd with SIGKILL (a crash: no clean-up, no final report) and
+    /// waits for it to be gone; its TAP interfaces vanish with it.
+    pub fn kill_rvsd(&mut self) -> Result<()> {
+        let mut p = self.rvsd.take().ok_or_else(|| anyhow!("rvsd not running"))?;
+        p.signal(nix::sys::signal::Signal::SIGKILL)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.running() {
+            if Instant::now() > deadline {
+                bail!("rvsd still running 10 s after SIGKILL");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Its control socket file stays behind, as after a real crash.
+        Ok(())
+    }
+
+    /// Starts rvsd again on the configuration it last ran with (after
+    /// [`Bed::kill_rvsd`] or [`Bed::stop_rvsd`]), regenerating the file so
+    /// that port extras set since take effect.
+    pub fn restart_rvsd(&mut self, rest: &str) -> Result<()> {
+        let path = self.write_config(rest)?;
+        self.start_rvsd_with(&path)
     }
 
     /// Sends rvsd a signal.

@@ -28,7 +28,7 @@ fn run_case(root: &Path, name: &str, n_in: u64) -> Result<(), String> {
     let out = dir.join("out.pcap");
     let extra = std::fs::read_to_string(dir.join("extra.toml")).unwrap();
     let cfg = format!(
-        "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"\"\n\n[dataplane]\nworkers = 1\nhugepages = false\nidle_backoff_us = 200\nmbufs = 4095\nsessions_per_worker = 4096\nsessions_v6_per_worker = 4096\n{}{}\n[[ports]]\nname = \"p0\"\ndevice = \"net_pcap0,rx_pcap={},tx_pcap={}\"\naddresses = [\"198.18.0.1/24\", \"198.18.1.1/24\", \"2001:db8::1/64\", \"2001:db8:1::1/64\"]\nmtu = 1500\n\n{}",
+        "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"\"\n\n[dataplane]\nworkers = 1\nhugepages = false\nidle_backoff_us = 200\nmbufs = 4095\nsessions_per_worker = 4096\nsessions_v6_per_worker = 4096\n{}{}\n[[ports]]\nname = \"p0\"\ndevice = \"net_pcap0,rx_pcap={},tx_pcap={}\"\naddresses = [\"198.18.0.1/24\", \"198.18.1.1/24\", \"2001:db8::1/64\", \"2001:db8:1::1/64\"]\nmtu = 1500\n{}\n{}",
         sock.display(),
         // Announcements have their own case; elsewhere they would only
         // precede the frames under test.
@@ -36,6 +36,7 @@ fn run_case(root: &Path, name: &str, n_in: u64) -> Result<(), String> {
         extra,
         dir.join("in.pcap").display(),
         out.display(),
+        std::fs::read_to_string(dir.join("port.toml")).unwrap(),
         std::fs::read_to_string(dir.join("case.toml")).unwrap()
     );
     let path = dir.join("rvs.toml");

@@ -106,3 +106,62 @@ fn port_that_does_not_exist() {
 fn unreachable_real_server() {
     expect("unreach", &GOOD.replace("198.18.0.11", "203.0.113.9"), &["rvs.toml:24:", "not reachable"]);
 }
+
+// Issue 10, fault 9: configurations that used to pass and then could not
+// work are refused before anything starts, with file, line and field.
+
+#[test]
+fn real_server_that_is_the_vip_or_our_own_address() {
+    expect("rs-vip", &GOOD.replace("198.18.0.11", "198.18.0.100"), &["rvs.toml:24:", "services[0].real_servers[0].address", "VIP"]);
+    expect("rs-own", &GOOD.replace("198.18.0.11", "198.18.0.1"), &["rvs.toml:24:", "services[0].real_servers[0].address", "port address"]);
+}
+
+#[test]
+fn broadcast_vip() {
+    expect("bcast", &GOOD.replace("198.18.0.100", "255.255.255.255"), &["rvs.toml:18:", "services[0].vip", "not a unicast address"]);
+}
+
+#[test]
+fn health_check_without_a_kernel_path() {
+    let text = GOOD.replace("[[services.real_servers]]", "[services.health_check]\nkind = \"http\"\n\n[[services.real_servers]]");
+    expect("check", &text, &["rvs.toml:", "services[0].health_check", "kernel_interface", "\"client\""]);
+}
+
+#[test]
+fn session_table_beyond_the_memory_budget() {
+    let text = GOOD.replace("sessions_per_worker = 4096\n", "sessions_per_worker = 4294967295\n");
+    expect("sessions", &text, &["rvs.toml:9:", "dataplane.sessions_per_worker", "budget"]);
+}
+
+#[test]
+fn maglev_tables_beyond_the_memory_budget() {
+    let mut text = GOOD.replace("[dataplane]\n", "[dataplane]\nmemory_budget_mb = 2048\nmax_services = 1024\n");
+    for p in 1..=1023 {
+        text.push_str(&format!(
+            "\n[[services]]\nvip = \"198.18.0.101\"\nport = {p}\nprotocol = \"tcp\"\nscheduler = \"mh\"\nmh_table_size = 10000019\n[[services.real_servers]]\naddress = \"198.18.0.11\"\n"
+        ));
+    }
+    expect("maglev", &text, &["rvs.toml:", ".mh_table_size", "budget is 2.0 GiB", "Maglev tables 19."]);
+}
+
+#[test]
+fn refusals_without_a_line_say_where() {
+    // Not UTF-8: the line and column of the first bad byte.
+    let text = GOOD.replace("protocol = \"tcp\"", "protocol = \"t\u{fffd}cp\"").replace('\u{fffd}', "\u{1}");
+    let dir = std::env::temp_dir().join(format!("rvs-refuse-{}-utf8", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rvs.toml");
+    let mut bytes = text.replace("SOCK", dir.join("s").to_str().unwrap()).replace("DEVICE", "net_null0").into_bytes();
+    let at = bytes.iter().position(|&b| b == 1).unwrap();
+    bytes[at] = 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new(testbed::bin("rvsd").unwrap()).args(["--check", "-c", path.to_str().unwrap()]).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("rvs.toml:20:14:") && err.contains("UTF-8"), "{err}");
+    // No [[ports]] at all: the whole file.
+    let cut = GOOD.find("[[ports]]").unwrap();
+    let end = GOOD.find("[[services]]").unwrap();
+    expect("noports", &format!("{}{}", &GOOD[..cut], &GOOD[end..]), &["rvs.toml: (whole file):", "ports"]);
+}
