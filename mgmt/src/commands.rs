@@ -182,6 +182,19 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
             no_args(a)?;
             to_value(m.config())
         }
+        // Debug builds only: the containment tests inject a fault into a
+        // management task (see crate::fault).
+        "debug.fault" if cfg!(debug_assertions) => {
+            let name = a.get("task").and_then(Value::as_str).unwrap_or("");
+            let task = crate::fault::Task::from_name(name).ok_or_else(|| {
+                CmdError::field(ErrorCode::BadRequest, "args.task", format!("no task {name:?} (control, probe, management, metrics)"))
+            })?;
+            crate::fault::inject(task);
+            if task == crate::fault::Task::Control {
+                crate::fault::injection_point(task);
+            }
+            Ok(json!({ "armed": name }))
+        }
         "reload" => {
             no_args(a)?;
             let d = m.reload()?;

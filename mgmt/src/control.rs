@@ -412,66 +412,77 @@ struct Io {
 }
 
 impl Io {
+    /// Serves until `stop`. A fault in one round (a bug met by some
+    /// client's bytes) is contained and counted; the connections of that
+    /// moment are closed (their state may be half-updated) and serving
+    /// goes on.
     fn run(mut self, stop: &AtomicBool) {
         let mut ids: Vec<u64> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            ids.clear();
-            // A connection whose peer closed and that has nothing left to
-            // write only waits for its executing request: not polled (it
-            // would report POLLHUP at once, every time).
-            ids.extend(self.conns.iter().filter(|(_, c)| !(c.eof && c.out.is_empty())).map(|(id, _)| *id));
-            let mut ready: Vec<(u64, PollFlags)> = Vec::with_capacity(ids.len());
-            let (lr, wr) = {
-                let mut fds = Vec::with_capacity(ids.len() + 2);
-                fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
-                fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
-                for id in &ids {
-                    let c = &self.conns[id];
-                    let mut ev = PollFlags::empty();
-                    if !c.eof && !c.closing && c.input.len() < MAX_LINE + READ_AHEAD {
-                        ev |= PollFlags::POLLIN;
-                    }
-                    if !c.out.is_empty() {
-                        ev |= PollFlags::POLLOUT;
-                    }
-                    fds.push(PollFd::new(c.stream.as_fd(), ev));
-                }
-                if poll(&mut fds, PollTimeout::from(100u16)).is_err() {
-                    // EINTR (the TAP driver's SIGIO): go round.
-                    continue;
-                }
-                let rev = |f: &PollFd<'_>| f.revents().unwrap_or(PollFlags::empty());
-                for (id, f) in ids.iter().zip(fds.iter().skip(2)) {
-                    let r = rev(f);
-                    if !r.is_empty() {
-                        ready.push((*id, r));
-                    }
-                }
-                (fds.first().map(rev).unwrap_or(PollFlags::empty()), fds.get(1).map(rev).unwrap_or(PollFlags::empty()))
-            };
-            if wr.contains(PollFlags::POLLIN) {
-                let mut b = [0u8; 256];
-                while matches!((&self.wake).read(&mut b), Ok(n) if n > 0) {}
+            if fault::contain(Task::Control, || self.round(&mut ids)).is_err() {
+                self.conns.clear();
             }
-            while let Ok(d) = self.done.try_recv() {
-                if let Some(c) = self.conns.get_mut(&d.conn) {
-                    c.queue_bytes(&d.reply);
-                    c.state = Some(d.state);
-                    c.last_activity = Instant::now();
-                }
-            }
-            if lr.contains(PollFlags::POLLIN) {
-                self.accept_all();
-            }
-            for (id, r) in &ready {
-                let Some(c) = self.conns.get_mut(id) else { continue };
-                let dead = (r.contains(PollFlags::POLLIN) || r.contains(PollFlags::POLLHUP)) && c.fill().is_err();
-                if dead || r.contains(PollFlags::POLLERR) || r.contains(PollFlags::POLLNVAL) {
-                    self.conns.remove(id);
-                }
-            }
-            self.service_all();
         }
+    }
+
+    /// One round: poll, take replies, accept, read, dispatch, write.
+    fn round(&mut self, ids: &mut Vec<u64>) {
+        ids.clear();
+        // A connection whose peer closed and that has nothing left to
+        // write only waits for its executing request: not polled (it
+        // would report POLLHUP at once, every time).
+        ids.extend(self.conns.iter().filter(|(_, c)| !(c.eof && c.out.is_empty())).map(|(id, _)| *id));
+        let mut ready: Vec<(u64, PollFlags)> = Vec::with_capacity(ids.len());
+        let (lr, wr) = {
+            let mut fds = Vec::with_capacity(ids.len() + 2);
+            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
+            for id in ids.iter() {
+                let c = &self.conns[id];
+                let mut ev = PollFlags::empty();
+                if !c.eof && !c.closing && c.input.len() < MAX_LINE + READ_AHEAD {
+                    ev |= PollFlags::POLLIN;
+                }
+                if !c.out.is_empty() {
+                    ev |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(c.stream.as_fd(), ev));
+            }
+            if poll(&mut fds, PollTimeout::from(100u16)).is_err() {
+                // EINTR (the TAP driver's SIGIO): go round.
+                return;
+            }
+            let rev = |f: &PollFd<'_>| f.revents().unwrap_or(PollFlags::empty());
+            for (id, f) in ids.iter().zip(fds.iter().skip(2)) {
+                let r = rev(f);
+                if !r.is_empty() {
+                    ready.push((*id, r));
+                }
+            }
+            (fds.first().map(rev).unwrap_or(PollFlags::empty()), fds.get(1).map(rev).unwrap_or(PollFlags::empty()))
+        };
+        if wr.contains(PollFlags::POLLIN) {
+            let mut b = [0u8; 256];
+            while matches!((&self.wake).read(&mut b), Ok(n) if n > 0) {}
+        }
+        while let Ok(d) = self.done.try_recv() {
+            if let Some(c) = self.conns.get_mut(&d.conn) {
+                c.queue_bytes(&d.reply);
+                c.state = Some(d.state);
+                c.last_activity = Instant::now();
+            }
+        }
+        if lr.contains(PollFlags::POLLIN) {
+            self.accept_all();
+        }
+        for (id, r) in &ready {
+            let Some(c) = self.conns.get_mut(id) else { continue };
+            let dead = (r.contains(PollFlags::POLLIN) || r.contains(PollFlags::POLLHUP)) && c.fill().is_err();
+            if dead || r.contains(PollFlags::POLLERR) || r.contains(PollFlags::POLLNVAL) {
+                self.conns.remove(id);
+            }
+        }
+        self.service_all();
     }
 
     fn accept_all(&mut self) {

@@ -11,6 +11,14 @@
 //! The management state behind its mutex stays usable after such a fault:
 //! [`lock`] recovers a poisoned lock (every change to it is validated and
 //! applied whole, so a panic cannot leave it half-changed).
+//!
+//! # Fault injection (debug builds only)
+//!
+//! The end-to-end tests prove the containment on a running rvsd: in a
+//! build with debug assertions, the control command `debug.fault {"task":
+//! "probe"}` arms [`inject`], and the next run of that task panics at its
+//! [`injection_point`]. A release build has no such command (it answers
+//! `unknown_command`) and every injection point compiles to nothing.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -43,6 +51,52 @@ impl Task {
 }
 
 static COUNTS: [AtomicU64; 4] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Armed injections, per task (debug builds).
+#[cfg(debug_assertions)]
+static ARMED: [std::sync::atomic::AtomicBool; 4] = [
+    std::sync::atomic::AtomicBool::new(false),
+    std::sync::atomic::AtomicBool::new(false),
+    std::sync::atomic::AtomicBool::new(false),
+    std::sync::atomic::AtomicBool::new(false),
+];
+
+impl Task {
+    /// The task of a stable name.
+    pub fn from_name(name: &str) -> Option<Task> {
+        Task::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// Arms a fault for the next run of `task` (debug builds; false in a
+/// release build, which cannot inject).
+pub fn inject(task: Task) -> bool {
+    #[cfg(debug_assertions)]
+    {
+        ARMED[task as usize].store(true, Ordering::Relaxed);
+        true
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = task;
+        false
+    }
+}
+
+/// Where `task` panics when a fault was injected into it (debug builds;
+/// nothing at all in a release build).
+#[inline]
+pub fn injection_point(task: Task) {
+    #[cfg(debug_assertions)]
+    if ARMED[task as usize].swap(false, Ordering::Relaxed) {
+        #[expect(clippy::panic, reason = "the injected fault the tests contain")]
+        {
+            panic!("fault injected into the {} task", task.name());
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = task;
+}
 
 /// Faults caught so far in `task` (process-wide).
 pub fn count(task: Task) -> u64 {
@@ -98,5 +152,15 @@ mod tests {
         assert!(m.is_poisoned());
         assert_eq!(*lock(&m), 2, "a poisoned lock is recovered");
         assert_eq!(contain(Task::Metrics, || 5), Ok(5));
+    }
+
+    #[test]
+    fn an_injected_fault_fires_once() {
+        assert!(inject(Task::Management));
+        let before = count(Task::Management);
+        assert!(contain(Task::Management, || injection_point(Task::Management)).unwrap_err().contains("fault injected"));
+        assert_eq!(contain(Task::Management, || injection_point(Task::Management)), Ok(()));
+        assert_eq!(count(Task::Management), before + 1);
+        assert_eq!(Task::from_name("probe"), Some(Task::Probe));
     }
 }

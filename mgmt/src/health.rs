@@ -252,6 +252,7 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
 
 /// Runs one probe to completion (or its deadline).
 pub fn run_probe(spec: &ProbeSpec) -> ProbeResult {
+    crate::fault::injection_point(crate::fault::Task::Probe);
     let start = Instant::now();
     let deadline = start + spec.timeout;
     let mut agent = None;

@@ -244,7 +244,10 @@ impl MetricsServer {
                         busy.fetch_add(1, Ordering::Relaxed);
                         let (m, b) = (mgr.clone(), busy.clone());
                         let _ = std::thread::Builder::new().name("rvs-scrape".into()).spawn(move || {
-                            let _ = crate::fault::contain(crate::fault::Task::Metrics, || serve(s, &m));
+                            let _ = crate::fault::contain(crate::fault::Task::Metrics, || {
+                                crate::fault::injection_point(crate::fault::Task::Metrics);
+                                serve(s, &m);
+                            });
                             b.fetch_sub(1, Ordering::Relaxed);
                         });
                     }

@@ -563,3 +563,47 @@ fn a_restart_keeps_the_mac_and_announces_a_new_one() {
     let r = stop_and_check_counts(&mut bed);
     assert!(r.announcements >= 6, "announcements: {}", r.announcements);
 }
+
+/// Fault 1's class, on a running rvsd: a fault injected into each
+/// management task (a control request, a health probe, the periodic loop,
+/// a metrics scrape; debug builds only) is contained and counted once,
+/// costs that request, check or scrape only, and forwarding never notices:
+/// 300 client requests during the injections all succeed.
+#[test]
+fn injected_management_faults_are_contained_while_forwarding_continues() {
+    let services = format!(
+        "[[services]]\nvip = \"{VIP}\"\nport = 80\nprotocol = \"tcp\"\nforwarding = \"nat\"\n{}\
+         [[services.real_servers]]\naddress = \"198.18.1.11\"\nport = 8080\n\
+         [[services.real_servers]]\naddress = \"198.18.1.12\"\nport = 8080\n",
+        check("tcp", "fall = 5").replace("fall = 2\n", "")
+    );
+    let (mut bed, cl, _) = nat_bed_opts("faults", 1, 2, "workers = 1", &services, true, &|_| Vec::new());
+    wait_for(&bed, "both servers up", Duration::from_secs(10), |r| r.services[0].real_servers.iter().all(|s| s.up));
+    let kit = bin("rvs-testkit").unwrap();
+    let client =
+        bed.spawn(cl[0], &[kit.to_str().unwrap(), "http", "--url", &format!("http://{VIP}/"), "--count", "300", "--gap-ms", "20"]).unwrap();
+    let scrape = |bed: &Bed| bed.lb().sh(&["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:9580/metrics"]);
+    for task in ["control", "probe", "management", "metrics"] {
+        let r = bed.ctl().unwrap().call("debug.fault", serde_json::json!({ "task": task })).unwrap();
+        if task == "control" {
+            let e = r.error.unwrap();
+            assert!(!r.ok && e.message.contains("contained"), "{e:?}");
+        } else {
+            assert!(r.ok, "{r:?}");
+        }
+        if task == "metrics" {
+            assert!(scrape(&bed).is_err(), "the injected scrape fails");
+        }
+        wait_for(&bed, &format!("the {task} fault counted"), Duration::from_secs(5), |r| r.faults.get(task) == Some(&1));
+    }
+    scrape(&bed).expect("the next scrape is served");
+    let out = bed.wait(client, Duration::from_secs(60)).unwrap();
+    let (ok, failed, _) = tally(&serde_json::from_str(out.trim()).unwrap());
+    assert_eq!((ok, failed), (300, 0), "forwarding noticed a management fault");
+    let r = bed.stats().unwrap();
+    assert_eq!(r.faults.values().sum::<u64>(), 4, "{:?}", r.faults);
+    assert!(r.services[0].real_servers.iter().all(|s| s.up), "one failed probe is not `fall` failures");
+    let log = bed.rvsd_log();
+    assert_eq!(log.matches("fault contained").count(), 4, "each fault logged once:\n{log}");
+    stop_and_check_counts(&mut bed);
+}

@@ -117,6 +117,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
         // Each step is contained: a fault costs that step, not forwarding.
         let _ = fault::contain(Task::Management, || {
+            fault::injection_point(Task::Management);
             if hup.swap(false, Ordering::Relaxed) {
                 match fault::lock(&daemon.manager).reload() {
                     Ok(d) => log(format!("SIGHUP: configuration reloaded: {}", serde_json::to_string(&d).unwrap_or_default())),
