@@ -42,3 +42,18 @@ pub fn forwarder_big(mode: &str, cap: u32) -> Forwarder {
     fc.fullnat_ports = (1024, 65535);
     Forwarder::new(&fc, snap, stats)
 }
+
+/// Rewrites an IPv4 TCP frame's source address and port, keeping its
+/// checksums right (for SYN floods from distinct sources).
+pub fn set_source(b: &mut dataplane::net::VecBuf, src: u32, sport: u16) {
+    use dataplane::net::{checksum, ipv4, PacketBuf};
+    let d = b.data_mut();
+    let old = u32::from_be_bytes([d[26], d[27], d[28], d[29]]);
+    ipv4::set_src(&mut d[14..34], src);
+    let old_port = u16::from_be_bytes([d[34], d[35]]);
+    d[34..36].copy_from_slice(&sport.to_be_bytes());
+    let mut c = u16::from_be_bytes([d[50], d[51]]);
+    c = checksum::update32(c, old, src);
+    c = checksum::update16(c, old_port, sport);
+    d[50..52].copy_from_slice(&c.to_be_bytes());
+}
