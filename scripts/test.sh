@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 start=$(date +%s)
+# Habits enforced: formatting, every clippy warning an error, and the layer
+# boundary - the forwarding core builds without DPDK.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+if cargo tree -p rvs-core -e normal,build --prefix none | grep -i dpdk; then
+    echo "test.sh: rvs-core must not depend on DPDK (see above)" >&2
+    exit 1
+fi
 # The end-to-end tests run the rvsd, rvs-testkit and rvs-demo binaries.
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast

@@ -6,7 +6,7 @@
 //! then for each RX queue: receive a burst, prefetch its packet headers,
 //! run each packet through the forwarder and sort it by verdict into a
 //! per-port TX burst, a drop burst (freed in bulk) or a hand-over burst to
-//! the core that owns the packet's flow ([`crate::steer`]); then process
+//! the core that owns the packet's flow ([`rvs_core::steer`]); then process
 //! what other cores handed over (never handed on again); flush the TX
 //! bursts and move the hand-over bursts into their SPSC rings. Each iteration sweeps a bounded slice of the session
 //! tables; every 100 ms (and on the first iteration) it sends the neighbour
@@ -15,14 +15,15 @@
 //! With `idle_backoff_us` > 0 a worker that has seen no packet for that
 //! long sleeps that long between polls (tests and shared machines); 0 polls
 //! flat out, as a production appliance should.
-use crate::dpdk::{self, Burst, Clock, Mbuf, MbufRing, Mempool, RxQueue, TxQueue};
-use crate::fwd::{Forwarder, Verdict};
-use crate::hold::HoldQueue;
-use crate::net::PacketBuf;
-use crate::stats::MAX_PORTS;
-use crate::table::Snapshot;
-use crate::DropReason;
 use arc_swap::ArcSwap;
+use rvs_arch::Clock;
+use rvs_core::fwd::{Forwarder, Verdict};
+use rvs_core::hold::HoldQueue;
+use rvs_core::stats::MAX_PORTS;
+use rvs_core::table::Snapshot;
+use rvs_core::DropReason;
+use rvs_dpdk::{self as dpdk, Burst, Mbuf, MbufRing, Mempool, RxQueue, TxQueue};
+use rvs_wire::PacketBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,7 +63,7 @@ pub struct Dump {
     /// True once complete.
     pub done: bool,
     /// The sessions.
-    pub sessions: Vec<crate::fwd::SessionInfo>,
+    pub sessions: Vec<rvs_core::fwd::SessionInfo>,
 }
 
 /// Most sessions one worker returns per dump.
@@ -245,7 +246,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             for m in pkts.iter() {
                 bytes += m.len() as u64;
                 if let Some(b) = m.data().first() {
-                    dpdk::prefetch(b);
+                    rvs_arch::prefetch(b);
                 }
             }
             let pc = &stats.ports[usize::from(*port) % MAX_PORTS];
@@ -383,7 +384,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
 impl Out {
     /// Queues `m` for port `p`'s TX burst (sending a full burst first).
     #[inline]
-    fn send(&mut self, q: &mut WorkerQueues, stats: &crate::stats::CoreStats, p: usize, m: Mbuf) {
+    fn send(&mut self, q: &mut WorkerQueues, stats: &rvs_core::stats::CoreStats, p: usize, m: Mbuf) {
         self.tx_bytes[p] += m.len() as u64;
         if let Err(m) = self.tx[p].push(m) {
             flush(&mut q.tx[p], &mut self.tx[p], stats, p);
@@ -438,7 +439,7 @@ fn dispatch(o: &mut Out, q: &mut WorkerQueues, fwd: &Forwarder, pool: &Mempool, 
 
 /// Moves a burst into the ring to its owning core; what does not fit is
 /// freed and counted.
-fn flush_handoff(ring: Option<&Arc<MbufRing>>, b: &mut Burst, stats: &crate::stats::CoreStats) {
+fn flush_handoff(ring: Option<&Arc<MbufRing>>, b: &mut Burst, stats: &rvs_core::stats::CoreStats) {
     let moved = ring.map_or(0, |r| r.enqueue(b));
     stats.handover_out.add(moved as u64);
     for _ in 0..b.len() {
@@ -448,7 +449,7 @@ fn flush_handoff(ring: Option<&Arc<MbufRing>>, b: &mut Burst, stats: &crate::sta
 }
 
 /// Sends a burst to a kernel interface; what it refuses is counted.
-fn flush_kernel(q: &mut Option<(RxQueue, TxQueue)>, b: &mut Burst, stats: &crate::stats::CoreStats) {
+fn flush_kernel(q: &mut Option<(RxQueue, TxQueue)>, b: &mut Burst, stats: &rvs_core::stats::CoreStats) {
     if let Some((_, ktx)) = q.as_mut() {
         ktx.tx(b);
     }
@@ -468,7 +469,7 @@ fn push_dead(dead: &mut Burst, m: Mbuf) {
 
 /// Sends a TX burst; what the queue refuses is freed and counted.
 #[inline]
-fn flush(q: &mut TxQueue, b: &mut Burst, stats: &crate::stats::CoreStats, port: usize) {
+fn flush(q: &mut TxQueue, b: &mut Burst, stats: &rvs_core::stats::CoreStats, port: usize) {
     let sent = q.tx(b);
     stats.ports[port % MAX_PORTS].tx_pkts.add(sent as u64);
     if !b.is_empty() {
@@ -504,6 +505,6 @@ fn send_announcement(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], addr: 
     send_built(fwd, pool, tx, |frame| fwd.build_announcement(addr, port, frame).map(|len| (len, port)));
 }
 
-fn send_probe(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], n: &crate::table::NeighborRef, unicast: Option<crate::net::MacAddr>) {
+fn send_probe(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], n: &rvs_core::table::NeighborRef, unicast: Option<rvs_wire::MacAddr>) {
     send_built(fwd, pool, tx, |frame| fwd.build_probe(n, unicast, frame));
 }

@@ -28,8 +28,8 @@ use crate::manager::Manager;
 use crate::ops::{Op, ServicePatch};
 use crate::proto::{CmdError, ErrorCode};
 use config::{RealServer, Service, ServiceKey};
-use dataplane::fwd::SessionInfo;
 use dataplane::worker::Shared;
+use rvs_core::fwd::SessionInfo;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -170,7 +170,7 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
             Ok(json!({
                 "rvs": env!("CARGO_PKG_VERSION"),
                 "protocol": crate::proto::VERSION,
-                "dpdk": dataplane::dpdk::Eal::version(),
+                "dpdk": rvs_dpdk::Eal::version(),
                 "uptime_s": m.uptime(),
             }))
         }

@@ -19,14 +19,15 @@
 //! the ports, free the pool, clean EAL up.
 use crate::manager::Manager;
 use config::Config;
-use dataplane::dpdk::port::{self, PortSetup};
-use dataplane::dpdk::{self, Clock, Eal, Mempool, RxQueue, TxQueue};
-use dataplane::fwd::{Forwarder, ForwarderConfig};
-use dataplane::net::MacAddr;
-use dataplane::stats::CoreStats;
-use dataplane::steer::Steering;
-use dataplane::table::Compiler;
 use dataplane::worker::{self, LoopConfig, Shared, WorkerQueues};
+use rvs_arch::Clock;
+use rvs_core::fwd::{Forwarder, ForwarderConfig};
+use rvs_core::stats::CoreStats;
+use rvs_core::steer::Steering;
+use rvs_core::table::Compiler;
+use rvs_dpdk::port::{self, PortSetup};
+use rvs_dpdk::{self as dpdk, Eal, Mempool, RxQueue, TxQueue};
+use rvs_wire::MacAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -93,7 +94,7 @@ fn random_seeds() -> [u64; 4] {
     let mut b = [0u8; 32];
     let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok();
     if !ok {
-        let t = dpdk::tsc().to_le_bytes();
+        let t = rvs_arch::tsc().to_le_bytes();
         for (i, x) in b.iter_mut().enumerate() {
             *x = t[i % 8] ^ u8::try_from(i).unwrap_or(0).wrapping_mul(0x9d);
         }
@@ -173,7 +174,7 @@ pub fn stable_mac(port: &config::Port) -> Option<[u8; 6]> {
         .unwrap_or_default();
     let netns = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).unwrap_or(0);
     let key = format!("{}\n{netns}\n{}\n{}", machine.trim(), port.name, port.device);
-    let h = dataplane::sched::stable_hash(key.as_bytes(), 0x6d61_6300).to_be_bytes();
+    let h = rvs_core::sched::stable_hash(key.as_bytes(), 0x6d61_6300).to_be_bytes();
     Some([0x02 | (h[0] & 0xfc), h[1], h[2], h[3], h[4], h[5]])
 }
 
@@ -225,7 +226,7 @@ impl Daemon {
                 tx_queues: nq,
                 descriptors: cfg.dataplane.descriptors,
                 mtu: p.mtu,
-                rss_key: dataplane::steer::RSS_KEY,
+                rss_key: rvs_core::steer::RSS_KEY,
                 mac: p.mac.map(|m| m.0).or_else(|| stable_mac(p)),
             };
             let info = port::setup(id, &setup, &pool).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
@@ -241,7 +242,7 @@ impl Daemon {
             infos.push(info);
         }
         // One redirection period for every port, so software computes the
-        // queue of any packet on any port alike (see dataplane::steer).
+        // queue of any packet on any port alike (see rvs_core::steer).
         let period = infos.iter().filter(|i| i.reta_size > 0).map(|i| i.reta_size).min().unwrap_or(128);
         for i in infos.iter_mut().filter(|i| i.reta_size > period) {
             i.reta_size = port::program_reta(i.id, i.reta_size, nq, period);
@@ -255,7 +256,7 @@ impl Daemon {
             let dev = format!("net_tap_rvsk{i},iface={name}");
             let id = port::probe(&dev, false).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e.to_string()))?;
             let setup =
-                PortSetup { rx_queues: nq, tx_queues: nq, descriptors: 512, mtu: p.mtu, rss_key: dataplane::steer::RSS_KEY, mac: None };
+                PortSetup { rx_queues: nq, tx_queues: nq, descriptors: 512, mtu: p.mtu, rss_key: rvs_core::steer::RSS_KEY, mac: None };
             port::setup(id, &setup, &pool).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e.to_string()))?;
             configure_kernel_interface(name, macs[i], p, &cfg.routes).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e))?;
             kernel_ids[i] = Some(id);

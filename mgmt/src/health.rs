@@ -18,7 +18,7 @@
 use crate::remote;
 pub use crate::remote::AgentSays;
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use dataplane::table::BackendKey;
+use rvs_core::table::BackendKey;
 use socket2::{Domain, Protocol as SockProto, SockAddr, Socket, Type};
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io::{Read, Write};

@@ -11,10 +11,10 @@ use crate::health::{AgentSays, Checker, ProbeResult, ProbeSpec};
 use crate::proto::{CmdError, ErrorCode};
 use crate::report::{Accounting, HealthEvent, HealthReport, Report};
 use config::{Config, Strictness};
-use dataplane::net::MacAddr;
-use dataplane::stats::CoreStats;
-use dataplane::table::{BackendKey, CompileError, Compiler, Health};
 use dataplane::worker::Shared;
+use rvs_core::stats::CoreStats;
+use rvs_core::table::{BackendKey, CompileError, Compiler, Health};
+use rvs_wire::MacAddr;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -148,7 +148,7 @@ impl Manager {
     /// still waiting for the workers to sweep out sessions of its last
     /// occupant (a configuration cleared and re-applied at once), asks the
     /// workers to sweep now, waits for them (bounded) and tries again.
-    fn compile(&mut self, cfg: &Config) -> Result<Arc<dataplane::table::Snapshot>, CompileError> {
+    fn compile(&mut self, cfg: &Config) -> Result<Arc<rvs_core::table::Snapshot>, CompileError> {
         match self.compiler.compile(cfg, &self.macs, &self.health) {
             Err(e @ (CompileError::TooManyServices(_) | CompileError::TooManyBackends(_) | CompileError::TooManyNeighbours(_))) => {
                 let Some(g) = self.compiler.waiting_generation() else { return Err(e) };
@@ -311,7 +311,7 @@ impl Manager {
     /// changes.
     pub fn apply(&mut self, next: Config, strictness: Strictness) -> Result<(), CmdError> {
         next.validate(strictness)?;
-        dataplane::memory::check(&next)?;
+        rvs_core::memory::check(&next)?;
         if next.ports != self.config.ports || next.dataplane != self.config.dataplane || next.daemon != self.config.daemon {
             let what = if next.ports != self.config.ports {
                 "ports"
@@ -364,7 +364,7 @@ impl Manager {
     pub fn reload(&mut self) -> Result<crate::ops::Diff, CmdError> {
         let path =
             self.config_path.clone().ok_or_else(|| CmdError::new(ErrorCode::Invalid, "rvsd was started without a configuration file"))?;
-        let next = config::from_file_with(&path, &dataplane::memory::check)?;
+        let next = config::from_file_with(&path, &rvs_core::memory::check)?;
         let diff = crate::ops::diff(&self.config, &next);
         self.apply(next, Strictness::File)?;
         Ok(diff)
@@ -432,7 +432,7 @@ impl Manager {
     /// and poisoning attempts, when their counters grew since the last
     /// call.
     fn log_claims(&mut self) {
-        use dataplane::DropReason;
+        use rvs_core::DropReason;
         let count = |r: DropReason| self.cores.iter().map(|c| c.drops[r.index()].get()).fold(0u64, u64::wrapping_add);
         let conflicts = count(DropReason::AddrConflict);
         if conflicts != self.seen_conflicts {

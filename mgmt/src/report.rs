@@ -7,9 +7,9 @@
 //! every two seconds from the difference of totals, as IPVS's estimator
 //! does, and smoothed (new = old + (sample - old) / 4).
 use config::{Forwarding, Persistence, SchedulerKind};
-use dataplane::stats::{sum_gauge, CoreStats};
-use dataplane::table::Snapshot;
-use dataplane::DropReason;
+use rvs_core::stats::{sum_gauge, CoreStats};
+use rvs_core::table::Snapshot;
+use rvs_core::DropReason;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -449,7 +449,7 @@ impl Accounting {
         snap: &Snapshot,
         cores: &[Arc<CoreStats>],
         port_missed: &[u64],
-        health: &HashMap<dataplane::table::BackendKey, HealthReport>,
+        health: &HashMap<rvs_core::table::BackendKey, HealthReport>,
     ) -> Report {
         let mut services = Vec::new();
         for s in &cfg.services {
@@ -458,7 +458,7 @@ impl Accounting {
             let raw = service_raw(cores, usize::from(view.slot));
             let base = self.service_base.get(&(view.slot, key)).copied().unwrap_or_default();
             let mut rs = Vec::new();
-            let by_key: HashMap<(IpAddr, u16), &dataplane::table::BackendView> = snap
+            let by_key: HashMap<(IpAddr, u16), &rvs_core::table::BackendView> = snap
                 .backends
                 .iter()
                 .flatten()
@@ -518,11 +518,11 @@ impl Accounting {
         }
         let sum = |f: &dyn Fn(&CoreStats) -> u64| cores.iter().map(|c| f(c)).fold(0u64, u64::wrapping_add);
         let drops = DropReason::ALL.iter().map(|r| (r.name().to_string(), sum(&|c| c.drops[r.index()].get()))).collect();
-        let class_sum = |class: dataplane::drop::DropClass| {
+        let class_sum = |class: rvs_core::drop::DropClass| {
             DropReason::ALL.iter().filter(|r| r.class() == class).map(|r| sum(&|c| c.drops[r.index()].get())).fold(0u64, u64::wrapping_add)
         };
         let frames = FrameReport {
-            received: (0..dataplane::stats::MAX_PORTS).map(|i| sum(&|c| c.ports[i].rx_pkts.get())).fold(0u64, u64::wrapping_add),
+            received: (0..rvs_core::stats::MAX_PORTS).map(|i| sum(&|c| c.ports[i].rx_pkts.get())).fold(0u64, u64::wrapping_add),
             handed_in: sum(&|c| c.handover_in.get()),
             forwarded: sum(&|c| c.frames.forwarded.get()),
             answered: sum(&|c| c.frames.answered.get()),
@@ -530,8 +530,8 @@ impl Accounting {
             to_kernel: sum(&|c| c.frames.to_kernel.get()),
             handed_over: sum(&|c| c.frames.handed_over.get()),
             held: sum(&|c| c.frames.held.get()),
-            dropped: class_sum(dataplane::drop::DropClass::Verdict),
-            lost: class_sum(dataplane::drop::DropClass::Lost),
+            dropped: class_sum(rvs_core::drop::DropClass::Verdict),
+            lost: class_sum(rvs_core::drop::DropClass::Lost),
         };
         let faults = crate::fault::Task::ALL.iter().map(|t| (t.name().to_string(), crate::fault::count(*t))).collect();
         let ports = cfg

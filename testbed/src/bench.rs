@@ -9,8 +9,8 @@
 //! testpmd forwards port 0 to port 1 (and 1 to 0) with `io` forwarding: the
 //! cost of receiving and sending, the ceiling rvs is measured against.
 use anyhow::{anyhow, bail, Context, Result};
-use dataplane::net::MacAddr;
-use dataplane::testpkt::{self, Tcp};
+use rvs_testpkt::Tcp;
+use rvs_wire::MacAddr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -142,9 +142,9 @@ pub fn established(flows: usize, mode: Mode, replies: bool, seed: u64) -> (Vec<V
         let tcp = i % 5 != 0;
         if tcp {
             let t = Tcp { sport: port, dport: 80, flags: 0x10, seq: 1, payload: &[] };
-            fwd.push(pad(testpkt::tcp4(ROUTER_MAC, pcap_mac(0), ip, VIP, &t)));
+            fwd.push(pad(rvs_testpkt::tcp4(ROUTER_MAC, pcap_mac(0), ip, VIP, &t)));
         } else {
-            fwd.push(pad(testpkt::udp4(ROUTER_MAC, pcap_mac(0), ip, VIP, port, 53, &[0u8; 18])));
+            fwd.push(pad(rvs_testpkt::udp4(ROUTER_MAC, pcap_mac(0), ip, VIP, port, 53, &[0u8; 18])));
         }
         if replies && mode == Mode::Nat {
             // rr per service: the k-th TCP flow goes to server k % 3.
@@ -153,9 +153,9 @@ pub fn established(flows: usize, mode: Mode, replies: bool, seed: u64) -> (Vec<V
             let rs = SERVERS[s];
             if tcp {
                 let t = Tcp { sport: mode.rs_port(true), dport: port, flags: 0x10, seq: 7, payload: &[] };
-                back.push(pad(testpkt::tcp4(server_mac(s), pcap_mac(1), rs, ip, &t)));
+                back.push(pad(rvs_testpkt::tcp4(server_mac(s), pcap_mac(1), rs, ip, &t)));
             } else {
-                back.push(pad(testpkt::udp4(server_mac(s), pcap_mac(1), rs, ip, mode.rs_port(false), port, &[0u8; 18])));
+                back.push(pad(rvs_testpkt::udp4(server_mac(s), pcap_mac(1), rs, ip, mode.rs_port(false), port, &[0u8; 18])));
             }
         }
         if tcp {
@@ -177,7 +177,7 @@ pub fn syns(n: usize, seed: u64) -> Vec<Vec<u8>> {
         .map(|&i| {
             let (ip, port) = client(i);
             let t = Tcp { sport: port, dport: 80, flags: 0x02, seq: u32::try_from(i).unwrap_or(0), payload: &[] };
-            pad(testpkt::tcp4(ROUTER_MAC, pcap_mac(0), ip, VIP, &t))
+            pad(rvs_testpkt::tcp4(ROUTER_MAC, pcap_mac(0), ip, VIP, &t))
         })
         .collect()
 }
@@ -501,11 +501,11 @@ mod tests {
         let mut keys = std::collections::HashSet::new();
         for x in &f {
             assert_eq!(x.len(), 60);
-            assert!(testpkt::checksums_ok(x));
+            assert!(rvs_testpkt::checksums_ok(x));
             keys.insert(x[26..38].to_vec());
         }
         assert_eq!(keys.len(), 1000, "one frame per flow");
-        assert!(r.iter().all(|x| testpkt::checksums_ok(x)));
+        assert!(r.iter().all(|x| rvs_testpkt::checksums_ok(x)));
         let s = syns(5000, 2);
         let keys: std::collections::HashSet<_> = s.iter().map(|x| x[26..38].to_vec()).collect();
         assert_eq!(keys.len(), 5000);

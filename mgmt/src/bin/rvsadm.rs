@@ -175,7 +175,7 @@ fn main() {
             match what {
                 Show::Drops => {
                     println!("{:<24} {:>12}  description", "reason", "packets");
-                    for reason in dataplane::DropReason::ALL {
+                    for reason in rvs_core::DropReason::ALL {
                         let n = r.drops.get(reason.name()).copied().unwrap_or(0);
                         if n > 0 {
                             println!("{:<24} {:>12}  {}", reason.name(), n, reason.help());

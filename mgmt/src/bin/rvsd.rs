@@ -37,7 +37,7 @@ fn log(msg: impl AsRef<str>) {
 fn main() {
     let args = Args::parse();
     let file = args.config.display().to_string();
-    let cfg = match config::from_file_with(&args.config, &dataplane::memory::check) {
+    let cfg = match config::from_file_with(&args.config, &rvs_core::memory::check) {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
@@ -48,13 +48,13 @@ fn main() {
         }
     };
     if args.check {
-        let mem = dataplane::memory::estimate(&cfg).total();
+        let mem = rvs_core::memory::estimate(&cfg).total();
         println!(
             "{file}: configuration OK ({} ports, {} services; about {} MiB of {} MiB budget)",
             cfg.ports.len(),
             cfg.services.len(),
             mem >> 20,
-            dataplane::memory::budget(&cfg) >> 20
+            rvs_core::memory::budget(&cfg) >> 20
         );
         return;
     }

@@ -155,7 +155,7 @@ fn main() -> Result<()> {
         o.syns,
         o.seconds,
         o.workers,
-        dataplane::dpdk::Eal::version()
+        rvs_dpdk::Eal::version()
     );
     pieces();
     println!();
@@ -432,18 +432,18 @@ fn short(n: usize) -> String {
 /// Session memory per flow and Maglev build time, measured here.
 fn pieces() {
     for cap in [1u32 << 20, 10_000_000] {
-        let t = dataplane::session::SessionTable::<u32>::new(cap, [1, 2, 3, 4]);
+        let t = rvs_core::session::SessionTable::<u32>::new(cap, [1, 2, 3, 4]);
         #[expect(clippy::cast_precision_loss, reason = "a ratio")]
         let per = t.memory_bytes() as f64 / f64::from(cap);
         println!("session table: {cap} IPv4 sessions in {:.0} MiB, {per:.1} bytes per session", t.memory_bytes() as f64 / 1048576.0);
     }
     let ids: Vec<u64> = (0..100).collect();
-    let cands: Vec<dataplane::sched::Candidate> =
-        (0..100u16).map(|i| dataplane::sched::Candidate { slot: i, weight: 1 + u32::from(i) }).collect();
+    let cands: Vec<rvs_core::sched::Candidate> =
+        (0..100u16).map(|i| rvs_core::sched::Candidate { slot: i, weight: 1 + u32::from(i) }).collect();
     let mut times = Vec::new();
     for _ in 0..11 {
         let t = Instant::now();
-        let m = dataplane::sched::MaglevTable::build(&cands, &ids, 65_537);
+        let m = rvs_core::sched::MaglevTable::build(&cands, &ids, 65_537);
         times.push(t.elapsed().as_secs_f64() * 1e3);
         std::hint::black_box(m);
     }

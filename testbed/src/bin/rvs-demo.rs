@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
     println!("rvs demo: 2 clients -> VIP 198.18.0.100 (NAT) -> 3 real servers, all in network namespaces");
     println!(
         "  rvsd: 1 worker on {} with 2 TAP PMD ports, {}",
-        dataplane::dpdk::Eal::version(),
+        rvs_dpdk::Eal::version(),
         if huge { "hugepages" } else { "no hugepages (run scripts/setup.sh to reserve them)" }
     );
     bed.start_rvsd_with(&path)?;

@@ -14,8 +14,8 @@
 //! rvsd in turn against it), and prints `{"sent": N, "seconds": S}` at the
 //! end. Needs root (DPDK).
 use anyhow::{anyhow, bail, Context, Result};
-use dataplane::dpdk::{port, Burst, Eal, Mempool, RxQueue, TxQueue};
-use dataplane::net::{checksum, ip::proto, ipv4, MacAddr, PacketBuf};
+use rvs_dpdk::{port, Burst, Eal, Mempool, RxQueue, TxQueue};
+use rvs_wire::{checksum, ip::proto, ipv4, MacAddr, PacketBuf};
 use std::time::{Duration, Instant};
 use testbed::bench::{client, pcap_mac, ROUTER_MAC, VIP};
 

@@ -1,0 +1,68 @@
+//! A forwarding loop without DPDK, for profilers (callgrind, perf):
+//! `cargo run --release -p dataplane --example fwdloop -- MODE FLOWS BURSTS [syn]`
+//! sends BURSTS bursts of 32 packets of FLOWS established flows through
+//! `prepare` + `process_at` and prints the time per packet. With `syn`,
+//! every packet is instead a SYN from a new source (each creates a
+//! session; the table is sized for 256 K of them).
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+#[path = "../benches/common/mod.rs"]
+mod common;
+use rvs_core::fwd::Verdict;
+use rvs_testpkt::Tcp;
+use rvs_wire::{MacAddr, VecBuf};
+use std::hint::black_box;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map_or("dr", String::as_str).to_string();
+    let flows: u32 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let bursts: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let syn = args.get(3).is_some_and(|a| a == "syn");
+    let p0 = common::P0;
+    let cap = if syn { 1 << 18 } else { flows + flows / 2 + 64 };
+    let mut f = common::forwarder_big(&mode, cap);
+    let frames: Vec<Vec<u8>> = (0..flows)
+        .map(|i| {
+            let mut v = rvs_testpkt::tcp4(
+                MacAddr([2, 0xc1, 0, 0, 0, 2]),
+                p0,
+                0xc613_0000 | (i & 0xffff),
+                0xc612_0064,
+                &Tcp { sport: 1024 + (i >> 16) as u16, dport: 80, flags: if syn { 0x02 } else { 0x10 }, seq: i, payload: &[] },
+            );
+            v.resize(60, 0);
+            v
+        })
+        .collect();
+    if !syn {
+        for fr in &frames {
+            assert!(matches!(f.process(&mut VecBuf::new(fr), 0), Verdict::Tx(1)));
+        }
+    }
+    let mut bufs: Vec<VecBuf> = (0..32).map(|_| VecBuf::with_room(&[], 128, 256)).collect();
+    let mut x = 0x9e37_79b9u32;
+    let t = Instant::now();
+    let mut n = 0u32;
+    for _ in 0..bursts {
+        for b in &mut bufs {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            b.reset(&frames[(x % flows) as usize]);
+            if syn {
+                // A new source for every SYN: 198.19.0.0/16 plus the
+                // template's port, checksums updated incrementally.
+                n += 1;
+                common::set_source(b, 0xc613_0000 | (n & 0xffff), 1024 + (n >> 16) as u16);
+            }
+        }
+        f.prepare(&bufs);
+        for (i, b) in bufs.iter_mut().enumerate() {
+            black_box(f.process_at(b, 0, i));
+        }
+    }
+    let ns = t.elapsed().as_nanos() as f64 / (bursts * 32) as f64;
+    if syn {
+        assert_eq!(f.sessions_v4() as u64, bursts * 32, "every SYN created a session");
+    }
+    println!("{mode}: {flows} flows, {ns:.1} ns per packet (buffer fill included)");
+}

@@ -1,0 +1,951 @@
+//! The per-core session table: fixed capacity, preallocated, keyed hashing.
+//!
+//! One table per worker core and address family; no locks, no sharing.
+//!
+//! **Layout.** Sessions live in a preallocated array of cache-line-aligned
+//! [`Session`] entries (64 bytes for IPv4, 128 for IPv6). An index of
+//! 64-byte buckets, each holding 8 slots of (32-bit signature, 32-bit entry
+//! reference), maps flow keys to entries. A session has one index slot for
+//! the client's direction and, in NAT and full-NAT modes, a second for the
+//! real server's replies, so one lookup with the packet's own 5-tuple tells
+//! both the session and the direction. Every key has two candidate buckets
+//! (the first from the hash's low half, the second from its signature, both
+//! mapped onto the bucket count by multiply-shift, so the index is sized
+//! exactly rather than rounded up to a power of two); insertion displaces
+//! cuckoo-style when both are full. The index holds two slots per session at
+//! 80% load (20 bytes per session), so a lookup touches at most two bucket
+//! lines and one entry line. Free entries form an intrusive list, so capacity
+//! costs nothing beyond the entry and the index: 84 bytes per IPv4 session.
+//!
+//! **Hashing.** Keys are hashed with aHash under four random 64-bit keys
+//! drawn at start-up: an attacker who does not know them cannot choose
+//! 5-tuples that collide, which defeats hash flooding (a collision chain
+//! cannot form anyway: a bucket holds 8 entries and the cuckoo insert fails
+//! rather than degrade).
+//!
+//! **Time.** The table stores each session's expiry as a wrapping
+//! millisecond tick and never reads a clock: callers pass `now`. Expiry is
+//! lazy on lookup (the caller checks [`Session::expired`]) plus an
+//! incremental [`SessionTable::sweep`] of a bounded number of entries per
+//! call, so it costs O(1) per packet.
+use rvs_wire::ip::Addr;
+use std::hash::Hash;
+
+/// Slots per index bucket (one 64-byte line: 8 signatures + 8 references).
+pub const BUCKET_SLOTS: usize = 8;
+/// Cuckoo displacements tried before an insert gives up.
+const MAX_KICKS: usize = 32;
+/// Entry state of a free entry.
+pub const STATE_FREE: u8 = 0;
+
+/// A 5-tuple as seen on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKey<A: Addr> {
+    /// Source address.
+    pub src: A,
+    /// Destination address.
+    pub dst: A,
+    /// Source port (ICMP: echo identifier).
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// IP protocol.
+    pub proto: u8,
+}
+
+/// Hashed as two words (IPv4) or three (IPv6) rather than field by field:
+/// this hash runs for every packet.
+impl<A: Addr> Hash for FlowKey<A> {
+    #[inline(always)]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        A::hash_pair(self.src, self.dst, h);
+        h.write_u64((u64::from(self.sport) << 24) | (u64::from(self.dport) << 8) | u64::from(self.proto));
+    }
+}
+
+/// Which way a packet travels relative to its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to virtual service.
+    Forward,
+    /// Real server back to client (NAT and full NAT only).
+    Reply,
+}
+
+/// One session. Field meaning by mode:
+/// * `client:cport -> vip:vport` is the client's 5-tuple (always).
+/// * `rs:rport` is the real server.
+/// * `local:lport` is the full-NAT source the real server sees (full NAT only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct Session<A: Addr> {
+    /// Client address.
+    pub client: A,
+    /// Virtual IP.
+    pub vip: A,
+    /// Real server address.
+    pub rs: A,
+    /// Full-NAT local address.
+    pub local: A,
+    /// Client port.
+    pub cport: u16,
+    /// Virtual port.
+    pub vport: u16,
+    /// Real server port.
+    pub rport: u16,
+    /// Full-NAT local port.
+    pub lport: u16,
+    /// Expiry tick (wrapping milliseconds). Holds the next free entry
+    /// while the entry is free.
+    pub expires: u32,
+    /// Backend slot (low 16 bits) and its generation (high 16 bits).
+    pub backend: u32,
+    /// Service slot.
+    pub service: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// Connection state ([`STATE_FREE`] when unused); see `conn::TcpState`.
+    pub state: u8,
+    /// Forwarding mode (see `table::Mode`).
+    pub mode: u8,
+    /// Flag bits (see `conn` flags).
+    pub flags: u8,
+    /// Port the client's packets arrive on (replies leave by it).
+    pub client_port: u8,
+    /// Padding kept explicit so the IPv4 entry is exactly one line.
+    pub reserved: u8,
+    /// MAC address the client's packets came from (the reply's next hop).
+    pub client_mac: [u8; 6],
+}
+
+impl<A: Addr> Default for Session<A> {
+    fn default() -> Self {
+        Session {
+            client: A::default(),
+            vip: A::default(),
+            rs: A::default(),
+            local: A::default(),
+            cport: 0,
+            vport: 0,
+            rport: 0,
+            lport: 0,
+            expires: 0,
+            backend: 0,
+            service: 0,
+            proto: 0,
+            state: STATE_FREE,
+            mode: 0,
+            flags: 0,
+            client_port: 0,
+            reserved: 0,
+            client_mac: [0; 6],
+        }
+    }
+}
+
+/// Session flag: the session has a reply-direction index slot.
+pub const FLAG_HAS_REPLY: u8 = 0x01;
+/// Session flag: the reply key uses the full-NAT local address and port.
+pub const FLAG_FULLNAT: u8 = 0x02;
+
+impl<A: Addr> Session<A> {
+    /// The key of packets from the client.
+    #[inline]
+    pub fn forward_key(&self) -> FlowKey<A> {
+        FlowKey { src: self.client, dst: self.vip, sport: self.cport, dport: self.vport, proto: self.proto }
+    }
+
+    /// The key of the real server's replies (meaningful with [`FLAG_HAS_REPLY`]).
+    #[inline]
+    pub fn reply_key(&self) -> FlowKey<A> {
+        if self.flags & FLAG_FULLNAT != 0 {
+            FlowKey { src: self.rs, dst: self.local, sport: self.rport, dport: self.lport, proto: self.proto }
+        } else {
+            FlowKey { src: self.rs, dst: self.client, sport: self.rport, dport: self.cport, proto: self.proto }
+        }
+    }
+
+    /// True when the expiry tick has passed (wrapping comparison: valid for
+    /// timeouts below 24 days).
+    #[inline]
+    pub fn expired(&self, now: u32) -> bool {
+        now.wrapping_sub(self.expires) as i32 >= 0
+    }
+
+    /// True when the entry holds a session.
+    #[inline]
+    pub fn in_use(&self) -> bool {
+        self.state != STATE_FREE
+    }
+
+    /// The backend slot.
+    #[inline]
+    pub fn backend_slot(&self) -> u16 {
+        #[expect(clippy::cast_possible_truncation, reason = "low 16 bits hold the slot")]
+        let s = self.backend as u16;
+        s
+    }
+}
+
+/// One index bucket: 8 signatures then 8 entry references, one cache line.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    sig: [u32; BUCKET_SLOTS],
+    val: [u32; BUCKET_SLOTS],
+}
+
+impl Bucket {
+    /// Bit i set when slot i holds signature `sig`.
+    #[inline(always)]
+    fn matches(&self, sig: u32) -> u32 {
+        let mut m = 0u32;
+        for i in 0..BUCKET_SLOTS {
+            m |= u32::from(self.sig[i] == sig) << i;
+        }
+        m
+    }
+}
+
+/// Index slots whose signature matched a hash (see
+/// [`SessionTable::candidates`]); `n == u8::MAX` when there were too many.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Candidates {
+    vals: [u32; 3],
+    n: u8,
+}
+
+/// Why an insert failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    /// Every entry is in use.
+    #[error("session table full")]
+    Full,
+    /// The index could not place a key even after cuckoo displacement.
+    #[error("session index bucket overflow")]
+    IndexOverflow,
+}
+
+/// A per-core session table for one address family.
+#[derive(Debug)]
+pub struct SessionTable<A: Addr> {
+    buckets: Vec<Bucket>,
+    nbuckets: u64,
+    entries: Vec<Session<A>>,
+    free_head: u32,
+    len: usize,
+    sweep_cursor: usize,
+    passes: u64,
+    hasher: ahash::RandomState,
+    kick: usize,
+    /// Counts inserts and removals: a lookup made earlier in a burst is
+    /// still valid while this has not moved.
+    mods: u64,
+}
+
+const NIL: u32 = u32::MAX;
+
+impl<A: Addr> SessionTable<A> {
+    /// Index buckets for `capacity` sessions: two index slots per session
+    /// at <= 80% load.
+    fn buckets_for(capacity: u32) -> usize {
+        let slots = (u64::from(capacity) * 2 * 5).div_ceil(4);
+        usize::try_from(slots.div_ceil(BUCKET_SLOTS as u64)).unwrap_or(usize::MAX).max(2)
+    }
+
+    /// The memory a table of `capacity` sessions allocates (what
+    /// [`SessionTable::memory_bytes`] will report), for estimates made
+    /// before allocating it.
+    pub fn memory_for(capacity: u32) -> u64 {
+        let capacity = capacity.clamp(1, (1 << 31) - 1);
+        let nb = Self::buckets_for(capacity) as u64;
+        u64::from(capacity) * size_of::<Session<A>>() as u64 + nb * size_of::<Bucket>() as u64
+    }
+
+    /// A table of `capacity` sessions whose hash is keyed by `seeds`
+    /// (draw them at random at start-up).
+    pub fn new(capacity: u32, seeds: [u64; 4]) -> Self {
+        let capacity = capacity.clamp(1, (1 << 31) - 1);
+        let nb = Self::buckets_for(capacity);
+        let mut entries = Vec::with_capacity(capacity as usize);
+        rvs_arch::advise_hugepages(&mut entries);
+        entries.resize(capacity as usize, Session::default());
+        for (i, e) in entries.iter_mut().enumerate() {
+            #[expect(clippy::cast_possible_truncation, reason = "capacity < 2^31")]
+            let next = if i + 1 < capacity as usize { (i + 1) as u32 } else { NIL };
+            e.expires = next;
+        }
+        let mut buckets = Vec::with_capacity(nb);
+        rvs_arch::advise_hugepages(&mut buckets);
+        buckets.resize(nb, Bucket::default());
+        SessionTable {
+            buckets,
+            nbuckets: nb as u64,
+            entries,
+            free_head: 0,
+            len: 0,
+            sweep_cursor: 0,
+            passes: 0,
+            hasher: ahash::RandomState::with_seeds(seeds[0], seeds[1], seeds[2], seeds[3]),
+            kick: 0,
+            mods: 0,
+        }
+    }
+
+    /// Sessions in use.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no session is in use.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maximum number of sessions.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Inserts and removals so far (see [`SessionTable::lookup`] results
+    /// kept across a burst).
+    #[inline]
+    pub fn mods(&self) -> u64 {
+        self.mods
+    }
+
+    /// Complete sweeps of the whole table so far.
+    pub fn sweep_passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// Memory held by the table, in bytes (entries plus index).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * size_of::<Session<A>>() + self.buckets.capacity() * size_of::<Bucket>()
+    }
+
+    /// The keyed hash of a flow key.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey<A>) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline(always)]
+    fn sig_of(h: u64) -> u32 {
+        let s = (h >> 32) as u32;
+        s | 1
+    }
+
+    /// Maps 32 random bits onto a bucket (Lemire's multiply-shift).
+    #[inline(always)]
+    fn reduce(&self, x: u32) -> usize {
+        ((u64::from(x) * self.nbuckets) >> 32) as usize
+    }
+
+    /// The primary bucket of a hash (from its low half).
+    #[inline(always)]
+    fn bucket_of(&self, h: u64) -> usize {
+        #[expect(clippy::cast_possible_truncation, reason = "the low half of the hash")]
+        self.reduce(h as u32)
+    }
+
+    /// Both candidate buckets of a hash (distinct).
+    #[inline(always)]
+    fn buckets_of(&self, h: u64) -> (usize, usize) {
+        let b1 = self.bucket_of(h);
+        let mut b2 = self.reduce(Self::sig_of(h).rotate_left(16).wrapping_mul(0x85eb_ca6b));
+        if b2 == b1 {
+            b2 = if b1 + 1 == self.buckets.len() { 0 } else { b1 + 1 };
+        }
+        (b1, b2)
+    }
+
+    /// The hash of the key an index value refers to (entry and direction).
+    fn hash_of_val(&self, val: u32) -> u64 {
+        let e = &self.entries[(val >> 1) as usize];
+        if val & 1 == 0 {
+            self.hash(&e.forward_key())
+        } else {
+            self.hash(&e.reply_key())
+        }
+    }
+
+    /// Prefetches the primary bucket of a hash (call for a whole burst
+    /// before looking any of it up).
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        rvs_arch::prefetch(&self.buckets[self.bucket_of(h)]);
+    }
+
+    /// Prefetches both buckets of a hash (before an insert).
+    #[inline]
+    pub fn prefetch_both(&self, h: u64) {
+        let (b1, b2) = self.buckets_of(h);
+        rvs_arch::prefetch(&self.buckets[b1]);
+        rvs_arch::prefetch(&self.buckets[b2]);
+    }
+
+    /// Prefetches an entry (after a lookup, before using it).
+    #[inline]
+    pub fn prefetch_entry(&self, idx: u32) {
+        if let Some(e) = self.entries.get(idx as usize) {
+            rvs_arch::prefetch(e);
+        }
+    }
+
+    /// The first half of a lookup, for pipelining a burst: the index
+    /// slots of the primary bucket whose signature matches the hash,
+    /// without touching any entry. A key almost always sits in its primary
+    /// bucket (the secondary takes it only when the primary was full), so
+    /// [`SessionTable::prefetch_candidates`] prefetches these entries - or,
+    /// when the primary bucket has no match (most likely a new flow), the
+    /// secondary bucket - and [`SessionTable::verify`] finishes.
+    #[inline]
+    pub fn candidates(&self, h: u64) -> Candidates {
+        let sig = Self::sig_of(h);
+        let bucket = &self.buckets[self.bucket_of(h)];
+        let mut c = Candidates::default();
+        let mut m = bucket.matches(sig);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if usize::from(c.n) == c.vals.len() {
+                c.n = u8::MAX; // more than fit: verify falls back
+                return c;
+            }
+            c.vals[usize::from(c.n)] = bucket.val[i];
+            c.n += 1;
+        }
+        c
+    }
+
+    /// Prefetches the entries of some candidates, or the secondary bucket
+    /// when there are none.
+    #[inline]
+    pub fn prefetch_candidates(&self, h: u64, c: &Candidates) {
+        if c.n == 0 {
+            let (_, b2) = self.buckets_of(h);
+            rvs_arch::prefetch(&self.buckets[b2]);
+        }
+        for &v in c.vals.iter().take(usize::from(c.n).min(c.vals.len())) {
+            self.prefetch_entry(v >> 1);
+        }
+    }
+
+    /// The second half of a lookup: the candidate that holds `key`, else
+    /// whatever the secondary bucket holds. Equal to
+    /// [`SessionTable::lookup`] while the table is unchanged since the
+    /// candidates were taken.
+    #[inline]
+    pub fn verify(&self, key: &FlowKey<A>, h: u64, c: &Candidates) -> Option<(u32, Dir)> {
+        if c.n == u8::MAX {
+            return self.lookup(key, h);
+        }
+        for &v in c.vals.iter().take(usize::from(c.n)) {
+            if let Some(r) = self.holds(v, key) {
+                return Some(r);
+            }
+        }
+        let (_, b2) = self.buckets_of(h);
+        self.find_in(b2, Self::sig_of(h), key)
+    }
+
+    /// Finds the session and direction for a packet's key and hash.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey<A>, h: u64) -> Option<(u32, Dir)> {
+        let sig = Self::sig_of(h);
+        let (b1, b2) = self.buckets_of(h);
+        if let Some(r) = self.find_in(b1, sig, key) {
+            return Some(r);
+        }
+        self.find_in(b2, sig, key)
+    }
+
+    #[inline(always)]
+    fn find_in(&self, b: usize, sig: u32, key: &FlowKey<A>) -> Option<(u32, Dir)> {
+        let bucket = &self.buckets[b];
+        let mut m = bucket.matches(sig);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if let Some(r) = self.holds(bucket.val[i], key) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Whether index value `v` (entry and direction) refers to `key`.
+    #[inline(always)]
+    fn holds(&self, v: u32, key: &FlowKey<A>) -> Option<(u32, Dir)> {
+        let idx = v >> 1;
+        let e = self.entries.get(idx as usize)?;
+        if v & 1 == 0 {
+            (e.forward_key() == *key).then_some((idx, Dir::Forward))
+        } else {
+            (e.reply_key() == *key).then_some((idx, Dir::Reply))
+        }
+    }
+
+    /// The session in entry `idx`.
+    #[inline]
+    pub fn get(&self, idx: u32) -> &Session<A> {
+        &self.entries[idx as usize]
+    }
+
+    /// The session in entry `idx`, writable. Do not change fields that make
+    /// up its keys (remove and re-insert instead).
+    #[inline]
+    pub fn get_mut(&mut self, idx: u32) -> &mut Session<A> {
+        &mut self.entries[idx as usize]
+    }
+
+    /// Inserts a session (its `state` must not be [`STATE_FREE`]); indexes
+    /// its forward key and, with [`FLAG_HAS_REPLY`], its reply key. Returns
+    /// the entry index. The caller has checked that neither key is present.
+    pub fn insert(&mut self, s: Session<A>) -> Result<u32, InsertError> {
+        let hf = self.hash(&s.forward_key());
+        let hr = (s.flags & FLAG_HAS_REPLY != 0).then(|| self.hash(&s.reply_key()));
+        self.insert_hashed(s, hf, hr)
+    }
+
+    /// [`SessionTable::insert`] with the keys' hashes already known: `hf`
+    /// of the forward key, `hr` of the reply key (with [`FLAG_HAS_REPLY`]).
+    pub fn insert_hashed(&mut self, s: Session<A>, hf: u64, hr: Option<u64>) -> Result<u32, InsertError> {
+        debug_assert!(s.in_use());
+        debug_assert_eq!(hf, self.hash(&s.forward_key()));
+        let idx = self.free_head;
+        if idx == NIL {
+            return Err(InsertError::Full);
+        }
+        // Write the entry first: displacing index slots re-hashes the keys of
+        // the entries they point to, this one's included.
+        let next_free = self.entries[idx as usize].expires;
+        self.entries[idx as usize] = s;
+        let undo = |t: &mut Self| {
+            let e = &mut t.entries[idx as usize];
+            e.state = STATE_FREE;
+            e.expires = next_free;
+        };
+        if !self.place(hf, idx << 1) {
+            undo(self);
+            return Err(InsertError::IndexOverflow);
+        }
+        if s.flags & FLAG_HAS_REPLY != 0 {
+            let hr = hr.unwrap_or_else(|| self.hash(&s.reply_key()));
+            if !self.place(hr, (idx << 1) | 1) {
+                self.unplace(hf, idx << 1);
+                undo(self);
+                return Err(InsertError::IndexOverflow);
+            }
+        }
+        self.free_head = next_free;
+        self.len += 1;
+        self.mods += 1;
+        Ok(idx)
+    }
+
+    /// Frees entry `idx` and its index slots.
+    pub fn remove(&mut self, idx: u32) {
+        let Some(s) = self.entries.get(idx as usize).copied() else { return };
+        if !s.in_use() {
+            return;
+        }
+        self.unplace(self.hash(&s.forward_key()), idx << 1);
+        if s.flags & FLAG_HAS_REPLY != 0 {
+            self.unplace(self.hash(&s.reply_key()), (idx << 1) | 1);
+        }
+        let e = &mut self.entries[idx as usize];
+        e.state = STATE_FREE;
+        e.expires = self.free_head;
+        self.free_head = idx;
+        self.len -= 1;
+        self.mods += 1;
+    }
+
+    /// Visits up to `budget` entries from where the last sweep stopped,
+    /// removing the expired ones after passing each to `on_expire`. Returns
+    /// the number removed. Call it regularly with a budget proportional to
+    /// the time passed (the worker covers the table every 10 s).
+    pub fn sweep(&mut self, now: u32, budget: usize, on_expire: impl FnMut(u32, &Session<A>)) -> usize {
+        self.sweep_with(now, budget, |_| false, on_expire)
+    }
+
+    /// Like [`SessionTable::sweep`], also removing sessions for which
+    /// `dead` is true (e.g. their real server was removed).
+    pub fn sweep_with(
+        &mut self,
+        now: u32,
+        budget: usize,
+        dead: impl Fn(&Session<A>) -> bool,
+        on_expire: impl FnMut(u32, &Session<A>),
+    ) -> usize {
+        self.sweep_by(budget, |e| e.expired(now) || dead(e), on_expire)
+    }
+
+    /// The general sweep: `remove(entry)` decides for each visited session
+    /// (and may update fields that are not part of its keys, e.g. extend
+    /// its expiry); removed ones are passed to `on_remove` first.
+    pub fn sweep_by(
+        &mut self,
+        budget: usize,
+        mut remove: impl FnMut(&mut Session<A>) -> bool,
+        mut on_remove: impl FnMut(u32, &Session<A>),
+    ) -> usize {
+        let n = self.entries.len();
+        let mut removed = 0;
+        for _ in 0..budget.min(n) {
+            let i = self.sweep_cursor;
+            self.sweep_cursor = if i + 1 == n {
+                self.passes += 1;
+                0
+            } else {
+                i + 1
+            };
+            let e = &mut self.entries[i];
+            if e.in_use() && remove(e) {
+                let copy = *e;
+                #[expect(clippy::cast_possible_truncation, reason = "capacity < 2^31")]
+                let idx = i as u32;
+                on_remove(idx, &copy);
+                self.remove(idx);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes every session, passing each to `f` first.
+    pub fn clear(&mut self, mut f: impl FnMut(&Session<A>)) {
+        for i in 0..self.entries.len() {
+            if self.entries[i].in_use() {
+                let copy = self.entries[i];
+                f(&copy);
+                #[expect(clippy::cast_possible_truncation, reason = "capacity < 2^31")]
+                self.remove(i as u32);
+            }
+        }
+    }
+
+    /// The entry at index `i` if it holds a session (for resumable scans).
+    pub fn entry_at(&self, i: usize) -> Option<&Session<A>> {
+        self.entries.get(i).filter(|e| e.in_use())
+    }
+
+    /// Iterates over sessions in use (entry index and session).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Session<A>)> {
+        #[expect(clippy::cast_possible_truncation, reason = "capacity < 2^31")]
+        self.entries.iter().enumerate().filter(|(_, e)| e.in_use()).map(|(i, e)| (i as u32, e))
+    }
+
+    /// Puts (sig(h), val) into one of its two buckets, displacing if needed.
+    fn place(&mut self, h: u64, val: u32) -> bool {
+        let sig = Self::sig_of(h);
+        let (b1, b2) = self.buckets_of(h);
+        for b in [b1, b2] {
+            if let Some(i) = self.buckets[b].sig.iter().position(|&s| s == 0) {
+                self.buckets[b].sig[i] = sig;
+                self.buckets[b].val[i] = val;
+                return true;
+            }
+        }
+        // Cuckoo: evict a victim to its alternate bucket, recording each
+        // swap so a failed walk can be undone.
+        let mut path: [(usize, usize); MAX_KICKS] = [(0, 0); MAX_KICKS];
+        let (mut b, mut cur_sig, mut cur_val) = (b1, sig, val);
+        for (step, rec) in path.iter_mut().enumerate() {
+            self.kick = self.kick.wrapping_add(1);
+            let i = (self.kick.wrapping_mul(7) + step) % BUCKET_SLOTS;
+            *rec = (b, i);
+            let bk = &mut self.buckets[b];
+            std::mem::swap(&mut bk.sig[i], &mut cur_sig);
+            std::mem::swap(&mut bk.val[i], &mut cur_val);
+            // The victim's other bucket, from its key.
+            let vh = if cur_val == val { h } else { self.hash_of_val(cur_val) };
+            let (v1, v2) = self.buckets_of(vh);
+            let nb = if b == v1 { v2 } else { v1 };
+            if let Some(j) = self.buckets[nb].sig.iter().position(|&s| s == 0) {
+                self.buckets[nb].sig[j] = cur_sig;
+                self.buckets[nb].val[j] = cur_val;
+                return true;
+            }
+            b = nb;
+        }
+        for &(b, i) in path.iter().rev() {
+            let bk = &mut self.buckets[b];
+            std::mem::swap(&mut bk.sig[i], &mut cur_sig);
+            std::mem::swap(&mut bk.val[i], &mut cur_val);
+        }
+        debug_assert_eq!(cur_val, val);
+        false
+    }
+
+    fn unplace(&mut self, h: u64, val: u32) {
+        let sig = Self::sig_of(h);
+        let (b1, b2) = self.buckets_of(h);
+        for b in [b1, b2] {
+            let bk = &mut self.buckets[b];
+            for i in 0..BUCKET_SLOTS {
+                if bk.sig[i] == sig && bk.val[i] == val {
+                    bk.sig[i] = 0;
+                    bk.val[i] = 0;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn sess(client: u32, cport: u16, rs: u32, nat: bool, expires: u32) -> Session<u32> {
+        Session {
+            client,
+            vip: 0xc612_0064,
+            rs,
+            cport,
+            vport: 80,
+            rport: 8080,
+            expires,
+            proto: 6,
+            state: 1,
+            flags: if nat { FLAG_HAS_REPLY } else { 0 },
+            ..Session::default()
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size_of::<Session<u32>>(), 64);
+        assert_eq!(size_of::<Session<u128>>(), 128);
+        assert_eq!(size_of::<Bucket>(), 64);
+    }
+
+    #[test]
+    fn lookup_both_directions() {
+        let mut t = SessionTable::<u32>::new(1024, [1, 2, 3, 4]);
+        let s = sess(0xc612_0002, 40000, 0xc612_010b, true, 1000);
+        let idx = t.insert(s).unwrap();
+        let fk = s.forward_key();
+        assert_eq!(t.lookup(&fk, t.hash(&fk)), Some((idx, Dir::Forward)));
+        let rk = s.reply_key();
+        assert_eq!(rk, FlowKey { src: 0xc612_010b, dst: 0xc612_0002, sport: 8080, dport: 40000, proto: 6 });
+        assert_eq!(t.lookup(&rk, t.hash(&rk)), Some((idx, Dir::Reply)));
+        t.remove(idx);
+        assert_eq!(t.lookup(&fk, t.hash(&fk)), None);
+        assert_eq!(t.lookup(&rk, t.hash(&rk)), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn fullnat_reply_key_uses_local() {
+        let mut s = sess(1, 2, 3, true, 0);
+        s.flags |= FLAG_FULLNAT;
+        s.local = 9;
+        s.lport = 5000;
+        assert_eq!(s.reply_key(), FlowKey { src: 3, dst: 9, sport: 8080, dport: 5000, proto: 6 });
+    }
+
+    #[test]
+    fn fills_to_capacity_then_refuses() {
+        let cap = 50_000;
+        let mut t = SessionTable::<u32>::new(cap, [9, 8, 7, 6]);
+        for i in 0..cap {
+            t.insert(sess(i, (i % 60000) as u16, 7, true, 0)).unwrap();
+        }
+        assert_eq!(t.len(), cap as usize);
+        assert_eq!(t.insert(sess(u32::MAX, 1, 7, true, 0)), Err(InsertError::Full));
+        for i in (0..cap).step_by(997) {
+            let k = sess(i, (i % 60000) as u16, 7, true, 0).forward_key();
+            assert!(t.lookup(&k, t.hash(&k)).is_some());
+        }
+    }
+
+    /// Fill a table with NAT sessions (two index slots each) to capacity:
+    /// at 80% index load every insert must succeed, displacing as needed, and
+    /// every key of every session must still be found.
+    #[test]
+    fn full_nat_load_keeps_every_key_findable() {
+        for cap in [1000u32, 4096, 100_003] {
+            let mut t = SessionTable::<u32>::new(cap, [cap.into(), 7, 3, 1]);
+            for i in 0..cap {
+                t.insert(sess(i, (i % 50_000) as u16, i ^ 0x55, true, 0)).unwrap_or_else(|e| panic!("insert {i} of {cap}: {e}"));
+            }
+            for i in 0..cap {
+                let s = sess(i, (i % 50_000) as u16, i ^ 0x55, true, 0);
+                let (fk, rk) = (s.forward_key(), s.reply_key());
+                let (a, da) = t.lookup(&fk, t.hash(&fk)).unwrap();
+                let (b, db) = t.lookup(&rk, t.hash(&rk)).unwrap();
+                assert_eq!((a, da, db), (b, Dir::Forward, Dir::Reply));
+            }
+            // Index memory: 20 bytes per session, exactly sized.
+            let per = (t.memory_bytes() - cap as usize * 64) as f64 / f64::from(cap);
+            assert!(per <= 20.5, "{per} index bytes per session");
+        }
+    }
+
+    #[test]
+    fn sweep_expires_incrementally() {
+        let mut t = SessionTable::<u32>::new(1000, [1, 1, 1, 1]);
+        for i in 0..100 {
+            t.insert(sess(i, 1, 2, false, if i % 2 == 0 { 10 } else { 1000 })).unwrap();
+        }
+        let mut seen = 0;
+        let mut removed = 0;
+        for _ in 0..10 {
+            removed += t.sweep(500, 100, |_, s| {
+                assert!(s.expired(500));
+                seen += 1;
+            });
+        }
+        assert_eq!((removed, seen), (50, 50));
+        assert_eq!(t.len(), 50);
+    }
+
+    #[test]
+    fn wrapping_expiry() {
+        let mut s = sess(1, 1, 1, false, 5);
+        assert!(!s.expired(u32::MAX - 10));
+        assert!(s.expired(5));
+        s.expires = u32::MAX;
+        assert!(s.expired(3));
+    }
+
+    /// Hash flooding: keys that collide on one bucket chosen against one
+    /// table's seeds spread out under another table's seeds, and even a table
+    /// fed its own worst case keeps finding every other key.
+    #[test]
+    fn colliding_keys_do_not_degrade_another_key() {
+        let attacker = SessionTable::<u32>::new(1 << 16, [11, 22, 33, 44]);
+        let target_bucket = 5usize;
+        let mut colliders = Vec::new();
+        let mut i = 0u32;
+        while colliders.len() < 64 {
+            let k = sess(i, 1000, 1, false, 0).forward_key();
+            if attacker.bucket_of(attacker.hash(&k)) == target_bucket {
+                colliders.push(i);
+            }
+            i += 1;
+        }
+        // Under the victim's (different, secret) seeds they scatter.
+        let mut victim = SessionTable::<u32>::new(1 << 16, [55, 66, 77, 88]);
+        let buckets: std::collections::HashSet<usize> =
+            colliders.iter().map(|&c| victim.bucket_of(victim.hash(&sess(c, 1000, 1, false, 0).forward_key()))).collect();
+        assert!(buckets.len() > 48, "colliders stayed together: {} buckets", buckets.len());
+        // Fed into the attacker's own table: at most 16 fit in the target
+        // bucket pair; inserts beyond fail cleanly instead of forming a chain,
+        // and an unrelated key is still found in at most two bucket probes.
+        let mut a = attacker;
+        let other = sess(0xdead_beef, 7, 1, false, 0);
+        a.insert(other).unwrap();
+        let mut refused = 0;
+        for &c in &colliders {
+            if a.insert(sess(c, 1000, 1, false, 0)).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused < colliders.len());
+        let k = other.forward_key();
+        assert!(a.lookup(&k, a.hash(&k)).is_some());
+        for &c in &colliders {
+            victim.insert(sess(c, 1000, 1, false, 0)).unwrap();
+        }
+        assert_eq!(victim.len(), 64);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u16, bool, u16),
+        Remove(u16),
+        Lookup(u16),
+        Tick(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (any::<u16>(), any::<bool>(), 1u16..2000).prop_map(|(k, n, ttl)| Op::Insert(k, n, ttl)),
+            2 => any::<u16>().prop_map(Op::Remove),
+            4 => any::<u16>().prop_map(Op::Lookup),
+            1 => (1u16..500).prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+        /// The table against a HashMap model: insert, lookup (both
+        /// directions), remove, lazy expiry, incremental sweep and a full
+        /// table, over tens of thousands of operations per case.
+        #[test]
+        fn behaves_like_a_map(ops in prop::collection::vec(op(), 20_000..30_000)) {
+            const CAP: u32 = 4096;
+            let mut t = SessionTable::<u32>::new(CAP, [3, 1, 4, 1]);
+            let mut model: HashMap<u16, (u32, bool)> = HashMap::new(); // key -> (expires, nat)
+            let mut now = 0u32;
+            let key_of = |k: u16| (u32::from(k) | 0x0a00_0000, k);
+            for op in ops {
+                match op {
+                    Op::Insert(k, nat, ttl) => {
+                        let (c, p) = key_of(k);
+                        let s = sess(c, p, 0xc0a8_0000 | u32::from(k), nat, now + u32::from(ttl));
+                        let fk = s.forward_key();
+                        // Lazy expiry, as a worker does before inserting.
+                        if let Some((idx, _)) = t.lookup(&fk, t.hash(&fk)) {
+                            if t.get(idx).expired(now) { t.remove(idx); model.remove(&k); }
+                        }
+                        if model.contains_key(&k) { continue; }
+                        match t.insert(s) {
+                            Ok(_) => { model.insert(k, (now + u32::from(ttl), nat)); }
+                            Err(InsertError::Full) => prop_assert_eq!(model.len(), CAP as usize),
+                            Err(InsertError::IndexOverflow) => prop_assert!(false, "index overflow at {} entries", model.len()),
+                        }
+                    }
+                    Op::Remove(k) => {
+                        let (c, p) = key_of(k);
+                        let fk = sess(c, p, 0, false, 0).forward_key();
+                        let found = t.lookup(&fk, t.hash(&fk));
+                        prop_assert_eq!(found.is_some(), model.contains_key(&k));
+                        if let Some((idx, _)) = found { t.remove(idx); model.remove(&k); }
+                    }
+                    Op::Lookup(k) => {
+                        let (c, p) = key_of(k);
+                        let s = sess(c, p, 0xc0a8_0000 | u32::from(k), true, 0);
+                        let fk = s.forward_key();
+                        let found = t.lookup(&fk, t.hash(&fk));
+                        match model.get(&k) {
+                            None => prop_assert!(found.is_none()),
+                            Some(&(exp, nat)) => {
+                                let (idx, dir) = found.expect("model has it");
+                                prop_assert_eq!(dir, Dir::Forward);
+                                prop_assert_eq!(t.get(idx).expires, exp);
+                                let rk = s.reply_key();
+                                let r = t.lookup(&rk, t.hash(&rk));
+                                prop_assert_eq!(r.is_some(), nat);
+                                if let Some((ridx, rdir)) = r {
+                                    prop_assert_eq!((ridx, rdir), (idx, Dir::Reply));
+                                }
+                            }
+                        }
+                    }
+                    Op::Tick(d) => {
+                        now += u32::from(d);
+                        let mut expired = Vec::new();
+                        t.sweep(now, 512, |_, s| expired.push(s.cport));
+                        for k in expired {
+                            let m = model.remove(&k);
+                            prop_assert!(m.is_some_and(|(e, _)| now.wrapping_sub(e) as i32 >= 0));
+                        }
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+            }
+        }
+    }
+}

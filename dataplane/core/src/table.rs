@@ -1,0 +1,1237 @@
+//! The compiled configuration workers forward with: an immutable [`Snapshot`].
+//!
+//! Management compiles the [`config::Config`] (plus health state and the
+//! ports' MACs) into a snapshot and publishes it atomically; each worker
+//! picks the new one up between bursts. Sessions survive a publish: they
+//! refer to services and real servers by *slot*, and a real server keeps
+//! its slot across publishes for as long as it exists. A slot's
+//! *generation* changes when it is reused for a different real server, so a
+//! session can tell that its real server was removed (and a re-added server
+//! never inherits stale sessions).
+//!
+//! [`Compiler`] owns the slot assignments and the neighbour table and
+//! caches Maglev tables, so publishing a weight change on one service does
+//! not rebuild every table.
+use crate::neigh::NeighTable;
+use crate::sched::{stable_hash, Candidate, SchedSpec};
+use config::{Config, Forwarding, Protocol, ServiceKey, WhenFull};
+use rvs_wire::ip::Addr;
+use rvs_wire::MacAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Forwarding mode as stored in a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Mode {
+    /// Destination NAT.
+    Nat = 1,
+    /// Direct routing.
+    Dr = 2,
+    /// IP-in-IP tunnel.
+    Tunnel = 3,
+    /// Full NAT.
+    FullNat = 4,
+}
+
+impl From<Forwarding> for Mode {
+    fn from(f: Forwarding) -> Mode {
+        match f {
+            Forwarding::Nat => Mode::Nat,
+            Forwarding::Dr => Mode::Dr,
+            Forwarding::Tunnel => Mode::Tunnel,
+            Forwarding::FullNat => Mode::FullNat,
+        }
+    }
+}
+
+impl Mode {
+    /// From the byte stored in a session.
+    pub fn from_u8(v: u8) -> Option<Mode> {
+        match v {
+            1 => Some(Mode::Nat),
+            2 => Some(Mode::Dr),
+            3 => Some(Mode::Tunnel),
+            4 => Some(Mode::FullNat),
+            _ => None,
+        }
+    }
+    /// True for modes whose replies come back through rvs.
+    pub fn has_reply(self) -> bool {
+        matches!(self, Mode::Nat | Mode::FullNat)
+    }
+}
+
+/// A port as workers see it.
+#[derive(Clone, Debug)]
+pub struct PortView {
+    /// Index in the configuration (what sessions and verdicts use).
+    pub index: u8,
+    /// Name.
+    pub name: String,
+    /// MAC address.
+    pub mac: MacAddr,
+    /// IPv4 addresses and prefix lengths.
+    pub v4: Vec<(u32, u8)>,
+    /// IPv6 addresses and prefix lengths.
+    pub v6: Vec<(u128, u8)>,
+    /// IP MTU.
+    pub mtu: u16,
+    /// Index of the kernel exception port, if configured.
+    pub kernel: Option<u8>,
+}
+
+impl PortView {
+    /// The port's first address of family `A` (the source of ICMP errors
+    /// and probes), if any.
+    pub fn first<A: Addr>(&self) -> Option<A> {
+        if A::V6 {
+            self.v6.first().and_then(|&(a, _)| A::from_ip(a.to_ip()))
+        } else {
+            self.v4.first().and_then(|&(a, _)| A::from_ip(a.to_ip()))
+        }
+    }
+
+    /// The port's address on the network holding `ip`, else its first one.
+    pub fn source_for(&self, ip: IpAddr) -> Option<IpAddr> {
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.iter().find(|&&(p, l)| p.mask(l) == a.mask(l)).or(self.v4.first()).map(|&(p, _)| p.to_ip())
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6.iter().find(|&&(p, l)| p.mask(l) == a.mask(l)).or(self.v6.first()).map(|&(p, _)| p.to_ip())
+            }
+        }
+    }
+}
+
+/// A real server as workers see it.
+#[derive(Clone, Debug)]
+pub struct BackendView {
+    /// Slot (index into `Snapshot::backends` and counter arrays).
+    pub slot: u16,
+    /// Generation of the slot.
+    pub gen: u16,
+    /// Service slot.
+    pub service: u16,
+    /// Address.
+    pub addr: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Configured weight.
+    pub weight: u32,
+    /// Effective weight (0 when down or draining).
+    pub effective_weight: u32,
+    /// Forwarding mode.
+    pub mode: Mode,
+    /// Port it is reached through.
+    pub egress: u8,
+    /// Neighbour slot of its next hop.
+    pub neigh: u32,
+    /// Source address for the tunnel's outer header (tunnel mode).
+    pub tunnel_src: Option<IpAddr>,
+    /// Health: false when a checker marked it down.
+    pub up: bool,
+    /// Removed from its service but kept for its sessions (`on_remove =
+    /// "keep"`): forwarded to, never scheduled.
+    pub retired: bool,
+    /// The service's fallback ("sorry") server.
+    pub fallback: bool,
+}
+
+impl BackendView {
+    /// Slot and generation packed as sessions store them.
+    #[inline]
+    pub fn tag(&self) -> u32 {
+        u32::from(self.slot) | (u32::from(self.gen) << 16)
+    }
+}
+
+/// Session timeouts in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeoutsMs {
+    /// Established TCP.
+    pub tcp_established: u32,
+    /// Half-open TCP.
+    pub tcp_syn: u32,
+    /// Half-open TCP when the table is over 3/4 full.
+    pub tcp_syn_pressure: u32,
+    /// Closing TCP.
+    pub tcp_fin: u32,
+    /// Closed TCP.
+    pub tcp_close: u32,
+    /// UDP.
+    pub udp: u32,
+}
+
+impl From<config::Timeouts> for TimeoutsMs {
+    fn from(t: config::Timeouts) -> Self {
+        let ms = |s: u32| s.saturating_mul(1000);
+        TimeoutsMs {
+            tcp_established: ms(t.tcp_established),
+            tcp_syn: ms(t.tcp_syn),
+            tcp_syn_pressure: ms(t.tcp_syn_under_pressure),
+            tcp_fin: ms(t.tcp_fin),
+            tcp_close: ms(t.tcp_close),
+            udp: ms(t.udp),
+        }
+    }
+}
+
+/// A virtual service as workers see it.
+#[derive(Clone, Debug)]
+pub struct ServiceView {
+    /// Slot.
+    pub slot: u16,
+    /// Identity.
+    pub key: ServiceKey,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Backend slots, in configuration order (parallel to `cands`).
+    pub backends: Vec<u16>,
+    /// Scheduler candidates (effective weights).
+    pub cands: Vec<Candidate>,
+    /// Scheduler kind and prebuilt tables.
+    pub sched: SchedSpec,
+    /// Identity of `sched` (unchanged spec: workers keep their state).
+    pub sched_sig: u64,
+    /// Hash the source port too (sh, mh).
+    pub hash_port: bool,
+    /// Timeouts.
+    pub timeouts: TimeoutsMs,
+    /// Persistence: (timeout ms, prefix length).
+    pub persistence: Option<(u32, u8)>,
+    /// Full-table behaviour.
+    pub when_full: WhenFull,
+    /// Maglev table for stateless forwarding when the table is full.
+    pub stateless: Option<Arc<crate::sched::MaglevTable>>,
+    /// Create sessions on non-SYN TCP.
+    pub sloppy_tcp: bool,
+    /// Full-NAT local addresses.
+    pub locals: Vec<IpAddr>,
+    /// What happens to sessions of real servers removed from it.
+    pub on_remove: config::OnRemove,
+    /// Which core owns its flows when there are several
+    /// ([`crate::steer`]).
+    pub steer: Steer,
+}
+
+/// How the owning core of a service's flows is chosen (see
+/// [`crate::steer`] for why).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steer {
+    /// The RSS queue of the client's packets.
+    Rss,
+    /// A hash of the client network (persistence netmask prefix).
+    ClientNet(u8),
+    /// A hash of the client address and port (services sharing a NAT real
+    /// server, whose replies cannot name the VIP).
+    Client,
+}
+
+/// How to find the owner of a NAT real server's reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplySteer<A> {
+    /// The rule of the real server's service(s).
+    pub steer: Steer,
+    /// With [`Steer::Rss`]: the service's VIP and port.
+    pub vip: A,
+    /// The service's port.
+    pub vport: u16,
+}
+
+/// What an address is to the balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrKind {
+    /// A virtual IP (some service uses it).
+    Vip,
+    /// One of the balancer's own addresses, on this port.
+    Own(u8),
+    /// A full-NAT local address (not a port address).
+    Local,
+}
+
+/// Per-family lookup maps.
+#[derive(Clone, Debug, Default)]
+pub struct FamilyMaps<A: Addr> {
+    services: HashMap<(A, u16, u8), u16, ahash::RandomState>,
+    addrs: HashMap<A, AddrKind, ahash::RandomState>,
+    /// Neighbours: address -> (slot, the port whose network holds it).
+    neigh: HashMap<A, (u32, u8), ahash::RandomState>,
+    /// NAT real servers (address, port, protocol) -> how to steer replies.
+    nat_replies: HashMap<(A, u16, u8), ReplySteer<A>, ahash::RandomState>,
+    /// Full-NAT local addresses (some may also be port addresses).
+    locals: HashMap<A, (), ahash::RandomState>,
+}
+
+/// Selects the per-family maps of a snapshot.
+pub trait Family: Addr {
+    /// The maps of this family.
+    fn maps(s: &Snapshot) -> &FamilyMaps<Self>;
+}
+
+impl Family for u32 {
+    #[inline(always)]
+    fn maps(s: &Snapshot) -> &FamilyMaps<u32> {
+        &s.v4
+    }
+}
+
+impl Family for u128 {
+    #[inline(always)]
+    fn maps(s: &Snapshot) -> &FamilyMaps<u128> {
+        &s.v6
+    }
+}
+
+/// A neighbour to keep resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighborRef {
+    /// Slot in the neighbour table.
+    pub slot: u32,
+    /// Its address.
+    pub addr: IpAddr,
+    /// The port it is on.
+    pub port: u8,
+}
+
+/// The immutable forwarding state.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases with every publish.
+    pub generation: u64,
+    /// Ports by index.
+    pub ports: Vec<PortView>,
+    /// Services by slot.
+    pub services: Vec<Option<ServiceView>>,
+    /// Backends by slot.
+    pub backends: Vec<Option<BackendView>>,
+    /// Neighbour resolution state (shared, updated by workers).
+    pub neigh: Arc<NeighTable>,
+    /// Neighbours to keep resolved.
+    pub neighbors: Vec<NeighborRef>,
+    v4: FamilyMaps<u32>,
+    v6: FamilyMaps<u128>,
+}
+
+impl Snapshot {
+    /// The service for (vip, port, proto).
+    #[inline]
+    pub fn service<A: Family>(&self, vip: A, port: u16, proto: u8) -> Option<&ServiceView> {
+        let slot = *A::maps(self).services.get(&(vip, port, proto))?;
+        self.services.get(usize::from(slot))?.as_ref()
+    }
+
+    /// What `a` is to the balancer, if anything.
+    #[inline]
+    pub fn addr_kind<A: Family>(&self, a: A) -> Option<AddrKind> {
+        A::maps(self).addrs.get(&a).copied()
+    }
+
+    /// The neighbour slot for `a`, if it is a known neighbour.
+    #[inline]
+    pub fn neigh_slot<A: Family>(&self, a: A) -> Option<u32> {
+        A::maps(self).neigh.get(&a).map(|x| x.0)
+    }
+
+    /// The neighbour slot for `a` and the port it may be learned on.
+    #[inline]
+    pub fn neigh_entry<A: Family>(&self, a: A) -> Option<(u32, u8)> {
+        A::maps(self).neigh.get(&a).copied()
+    }
+
+    /// The addresses the balancer answers for, each with the ports it is
+    /// announced on (gratuitous ARP, unsolicited NA): VIPs and full-NAT
+    /// local addresses on every port, a port's own addresses on that port.
+    pub fn announced(&self) -> Vec<(IpAddr, u8)> {
+        let mut out = Vec::new();
+        let all: Vec<(IpAddr, AddrKind)> =
+            self.v4.addrs.iter().map(|(a, k)| (a.to_ip(), *k)).chain(self.v6.addrs.iter().map(|(a, k)| (a.to_ip(), *k))).collect();
+        for (a, k) in all {
+            match k {
+                AddrKind::Own(p) => out.push((a, p)),
+                AddrKind::Vip | AddrKind::Local => out.extend(self.ports.iter().map(|p| (a, p.index))),
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// True when `mac` is one of the balancer's own port MACs.
+    #[inline]
+    pub fn is_own_mac(&self, mac: MacAddr) -> bool {
+        self.ports.iter().any(|p| p.mac == mac)
+    }
+
+    /// How to steer a reply from NAT real server `rs:port`, if it is one.
+    #[inline]
+    pub fn nat_reply<A: Family>(&self, rs: A, port: u16, proto: u8) -> Option<&ReplySteer<A>> {
+        A::maps(self).nat_replies.get(&(rs, port, proto))
+    }
+
+    /// Whether `a` is a full-NAT local address.
+    #[inline]
+    pub fn is_local<A: Family>(&self, a: A) -> bool {
+        A::maps(self).locals.contains_key(&a)
+    }
+
+    /// The backend in `slot` if its generation is still `gen`.
+    #[inline]
+    pub fn backend(&self, tag: u32) -> Option<&BackendView> {
+        #[expect(clippy::cast_possible_truncation, reason = "unpacking slot and generation")]
+        let (slot, gen) = (tag as u16, (tag >> 16) as u16);
+        self.backends.get(usize::from(slot))?.as_ref().filter(|b| b.gen == gen)
+    }
+
+    /// The port with this index.
+    #[inline]
+    pub fn port(&self, i: u8) -> Option<&PortView> {
+        self.ports.get(usize::from(i))
+    }
+
+    /// An empty snapshot (no services), for start-up and tests.
+    pub fn empty(ports: Vec<PortView>, max_services: usize, max_backends: usize, neigh: Arc<NeighTable>) -> Snapshot {
+        let mut s = Snapshot {
+            generation: 0,
+            ports,
+            services: vec![None; max_services],
+            backends: vec![None; max_backends],
+            neigh,
+            neighbors: Vec::new(),
+            v4: FamilyMaps::default(),
+            v6: FamilyMaps::default(),
+        };
+        s.index_ports();
+        s
+    }
+
+    fn index_ports(&mut self) {
+        for p in &self.ports {
+            for &(a, _) in &p.v4 {
+                self.v4.addrs.insert(a, AddrKind::Own(p.index));
+            }
+            for &(a, _) in &p.v6 {
+                self.v6.addrs.insert(a, AddrKind::Own(p.index));
+            }
+        }
+    }
+}
+
+/// Identity of a real server within a service.
+pub type BackendKey = (ServiceKey, IpAddr, u16);
+
+/// Why compilation failed (a configuration that validated but cannot be
+/// mapped onto the running dataplane).
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Out of service slots: every free one still waits for the workers
+    /// to sweep out sessions of the services that last held them.
+    #[error("no free service slot: {0} slots freed by recent changes still wait for every worker to sweep their sessions out; retry in a moment")]
+    TooManyServices(usize),
+    /// Out of backend slots (idem, for real servers).
+    #[error("no free real-server slot: {0} slots freed by recent changes still wait for every worker to sweep their sessions out; retry in a moment")]
+    TooManyBackends(usize),
+    /// Out of neighbour slots (idem, for next hops).
+    #[error("no free neighbour slot: {0} slots freed by recent changes still wait for every worker to sweep their sessions out; retry in a moment")]
+    TooManyNeighbours(usize),
+    /// More ports than the dataplane has.
+    #[error("the configuration has {want} ports, the dataplane {have}")]
+    Ports {
+        /// Configured.
+        want: usize,
+        /// Running.
+        have: usize,
+    },
+    /// An address that validation should have refused.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Slots with generations, reused oldest-freed first, and only once no
+/// worker can still hold a session that refers to the old occupant.
+#[derive(Clone, Debug)]
+struct Slots<K: std::hash::Hash + Eq + Clone> {
+    assigned: HashMap<K, (u16, u16)>,
+    gens: Vec<u16>,
+    /// Free slots with the first snapshot generation that no longer used
+    /// them; FIFO, so the front is always the oldest.
+    free: VecDeque<(u16, u64)>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
+    fn new(n: usize) -> Self {
+        let n = n.min(usize::from(u16::MAX));
+        Slots { assigned: HashMap::new(), gens: vec![0; n], free: (0..u16::try_from(n).unwrap_or(u16::MAX)).map(|s| (s, 0)).collect() }
+    }
+
+    /// Keeps the slots of `keep`, frees the others (as of generation
+    /// `now_gen`), assigns new ones from slots freed no later than
+    /// `safe_gen`.
+    fn sync<'a>(&mut self, keep: impl IntoIterator<Item = &'a K>, now_gen: u64, safe_gen: u64) -> Result<(), ()>
+    where
+        K: 'a,
+    {
+        // Configuration order, so slot numbers are reproducible.
+        let order: Vec<&K> = keep.into_iter().collect();
+        let keep: std::collections::HashSet<&K> = order.iter().copied().collect();
+        let mut gone: Vec<(u16, K)> = self.assigned.iter().filter(|(k, _)| !keep.contains(k)).map(|(k, (s, _))| (*s, k.clone())).collect();
+        gone.sort_by_key(|(s, _)| *s);
+        for (_, k) in gone {
+            if let Some((slot, _)) = self.assigned.remove(&k) {
+                self.free.push_back((slot, now_gen));
+            }
+        }
+        for k in order {
+            if !self.assigned.contains_key(k) {
+                match self.free.front() {
+                    Some(&(_, freed)) if freed <= safe_gen => {}
+                    _ => return Err(()),
+                }
+                let (slot, _) = self.free.pop_front().ok_or(())?;
+                let g = &mut self.gens[usize::from(slot)];
+                *g = g.wrapping_add(1);
+                self.assigned.insert(k.clone(), (slot, *g));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, k: &K) -> Option<(u16, u16)> {
+        self.assigned.get(k).copied()
+    }
+
+    /// Free slots not reusable yet: how many, and the generation every
+    /// worker must have swept for all of them to be.
+    fn waiting(&self, safe_gen: u64) -> (usize, u64) {
+        self.free.iter().filter(|(_, g)| *g > safe_gen).fold((0, 0), |(n, m), (_, g)| (n + 1, m.max(*g)))
+    }
+}
+
+/// Turns configurations into snapshots, keeping slots stable.
+#[derive(Debug)]
+pub struct Compiler {
+    services: Slots<ServiceKey>,
+    backends: Slots<BackendKey>,
+    neigh_slots: Slots<(IpAddr, u8)>,
+    neigh: Arc<NeighTable>,
+    generation: u64,
+    max_services: usize,
+    max_backends: usize,
+    sched_cache: HashMap<ServiceKey, (u64, SchedSpec, Option<Arc<crate::sched::MaglevTable>>)>,
+    /// Removed real servers kept for their sessions (`on_remove = "keep"`),
+    /// with their configuration.
+    retired: HashMap<BackendKey, (config::RealServer, Forwarding)>,
+    /// The previous compile's real servers.
+    previous: HashMap<BackendKey, (config::RealServer, Forwarding)>,
+    /// Slots freed in snapshots up to this generation may be reused: every
+    /// worker has since swept its whole session table.
+    safe_generation: u64,
+}
+
+/// A real server's health as management knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendHealth {
+    /// False when a health check marked it down.
+    pub up: bool,
+    /// Weight percentage reported by its feedback agent.
+    pub weight_pct: Option<u8>,
+}
+
+impl Default for BackendHealth {
+    fn default() -> Self {
+        BackendHealth { up: true, weight_pct: None }
+    }
+}
+
+impl BackendHealth {
+    /// The weight to schedule with: 0 when down, else the configured
+    /// weight scaled by the agent's percentage (rounded up, so any
+    /// positive percentage keeps a positive weight).
+    pub fn effective(&self, weight: u32) -> u32 {
+        if !self.up {
+            return 0;
+        }
+        match self.weight_pct {
+            None => weight,
+            Some(p) => u32::try_from((u64::from(weight) * u64::from(p.min(100))).div_ceil(100)).unwrap_or(weight),
+        }
+    }
+}
+
+/// Health of real servers as management knows it (absent = up, full weight).
+pub type Health = HashMap<BackendKey, BackendHealth>;
+
+impl Compiler {
+    /// A compiler for a dataplane sized by `cfg.dataplane`.
+    ///
+    /// There are twice as many slots as the configuration may use at once
+    /// (`max_services`, `max_real_servers`), so a change from any valid
+    /// configuration to any other - even one replacing every service -
+    /// finds its slots free while the old ones wait for the workers'
+    /// sweep (see [`Compiler::waiting_generation`]).
+    pub fn new(cfg: &Config) -> Compiler {
+        let max_services = (cfg.dataplane.max_services as usize * 2).min(usize::from(u16::MAX) + 1);
+        let max_backends = (cfg.dataplane.max_real_servers as usize * 2).min(usize::from(u16::MAX) + 1);
+        let max_neigh = max_backends + 512;
+        Compiler {
+            services: Slots::new(max_services),
+            backends: Slots::new(max_backends),
+            neigh_slots: Slots::new(max_neigh),
+            neigh: Arc::new(NeighTable::new(max_neigh)),
+            generation: 0,
+            max_services,
+            max_backends,
+            sched_cache: HashMap::new(),
+            retired: HashMap::new(),
+            previous: HashMap::new(),
+            safe_generation: 0,
+        }
+    }
+
+    /// Declares that every worker has swept its whole session table since
+    /// installing snapshot `g`: slots freed up to `g` may be reused.
+    pub fn set_safe_generation(&mut self, g: u64) {
+        self.safe_generation = self.safe_generation.max(g);
+    }
+
+    /// The generation of the last compiled snapshot.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Slots of retired real servers (for `reap`).
+    pub fn retired_slots(&self) -> Vec<u16> {
+        self.retired.keys().filter_map(|k| self.backends.get(k).map(|(s, _)| s)).collect()
+    }
+
+    /// Forgets retired real servers whose sessions have all ended
+    /// (`has_sessions(slot)` false). Returns true when any was forgotten
+    /// (recompile and publish to free their slots).
+    pub fn reap(&mut self, has_sessions: impl Fn(u16) -> bool) -> bool {
+        let before = self.retired.len();
+        let backends = &self.backends;
+        self.retired.retain(|k, _| backends.get(k).is_some_and(|(slot, _)| has_sessions(slot)));
+        self.retired.len() != before
+    }
+
+    /// The shared neighbour table.
+    pub fn neigh(&self) -> Arc<NeighTable> {
+        self.neigh.clone()
+    }
+
+    /// The slot and generation of a backend, if it exists.
+    pub fn backend_slot(&self, k: &BackendKey) -> Option<(u16, u16)> {
+        self.backends.get(k)
+    }
+
+    /// The slot of a service, if it exists.
+    pub fn service_slot(&self, k: &ServiceKey) -> Option<u16> {
+        self.services.get(k).map(|(s, _)| s)
+    }
+
+    /// When slots freed by recent changes wait for the workers' sweep: the
+    /// snapshot generation every worker must have swept (its sessions of
+    /// removed services and servers gone) before they may be reused.
+    pub fn waiting_generation(&self) -> Option<u64> {
+        let safe = self.safe_generation;
+        let g = [self.services.waiting(safe), self.backends.waiting(safe), self.neigh_slots.waiting(safe)];
+        g.iter().filter(|(n, _)| *n > 0).map(|(_, g)| *g).max()
+    }
+
+    /// Compiles `cfg` with the ports' MACs and the health state. All or
+    /// nothing: on an error the compiler is as it was (slot assignments
+    /// included), so the running configuration keeps its slots.
+    pub fn compile(&mut self, cfg: &Config, macs: &[MacAddr], health: &Health) -> Result<Arc<Snapshot>, CompileError> {
+        let saved = (self.services.clone(), self.backends.clone(), self.neigh_slots.clone(), self.retired.clone(), self.previous.clone());
+        let r = self.compile_inner(cfg, macs, health);
+        if r.is_err() {
+            (self.services, self.backends, self.neigh_slots, self.retired, self.previous) = saved;
+        }
+        r
+    }
+
+    fn compile_inner(&mut self, cfg: &Config, macs: &[MacAddr], health: &Health) -> Result<Arc<Snapshot>, CompileError> {
+        if macs.len() < cfg.ports.len() {
+            return Err(CompileError::Ports { want: cfg.ports.len(), have: macs.len() });
+        }
+        let ports = port_views(cfg, macs);
+        let mut snap = Snapshot::empty(ports, self.max_services, self.max_backends, self.neigh.clone());
+
+        // Real servers removed since the last compile: retired when their
+        // service keeps removed servers' sessions, else gone (their sessions
+        // are reset by the workers).
+        let now_gen = self.generation + 1;
+        let current: HashMap<BackendKey, (config::RealServer, Forwarding)> = cfg
+            .services
+            .iter()
+            .flat_map(|s| s.real_servers.iter().map(move |r| ((s.key(), r.address, s.port_of(r)), (r.clone(), s.forwarding_of(r)))))
+            .collect();
+        for (k, v) in std::mem::take(&mut self.previous) {
+            let keeps = cfg.service(&k.0).is_some_and(|s| s.on_remove == config::OnRemove::Keep);
+            if !current.contains_key(&k) && keeps {
+                self.retired.insert(k, v);
+            }
+        }
+        self.retired.retain(|k, _| !current.contains_key(k) && cfg.service(&k.0).is_some_and(|s| s.on_remove == config::OnRemove::Keep));
+        self.previous = current;
+
+        // Slots.
+        let skeys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key()).collect();
+        let safe = self.safe_generation;
+        let waiting = self.services.waiting(safe).0;
+        self.services.sync(skeys.iter(), now_gen, safe).map_err(|()| CompileError::TooManyServices(waiting))?;
+        let mut bkeys: Vec<BackendKey> =
+            cfg.services.iter().flat_map(|s| s.real_servers.iter().map(move |r| (s.key(), r.address, s.port_of(r)))).collect();
+        let mut retired_keys: Vec<BackendKey> = self.retired.keys().copied().collect();
+        retired_keys.sort();
+        bkeys.extend(retired_keys.iter().copied());
+        bkeys.extend(cfg.services.iter().filter_map(|s| s.fallback.as_ref().map(|f| (s.key(), f.address, s.port_of(f)))));
+        let waiting = self.backends.waiting(safe).0;
+        self.backends.sync(bkeys.iter(), now_gen, safe).map_err(|()| CompileError::TooManyBackends(waiting))?;
+
+        // Neighbours: every real server's next hop, every gateway, every
+        // static entry.
+        let mut wanted: Vec<(IpAddr, u8)> = Vec::new();
+        for s in &cfg.services {
+            for r in &s.real_servers {
+                if let Some((p, hop)) = cfg.egress_for(r.address) {
+                    wanted.push((hop, port_u8(p)));
+                }
+            }
+        }
+        for (i, p) in cfg.ports.iter().enumerate() {
+            for g in [p.gateway, p.gateway6].into_iter().flatten() {
+                wanted.push((g, port_u8(i)));
+            }
+        }
+        for n in &cfg.neighbors {
+            if let Some(p) = cfg.ports.iter().position(|p| p.name == n.port) {
+                wanted.push((n.address, port_u8(p)));
+            }
+        }
+        for f in cfg.services.iter().filter_map(|s| s.fallback.as_ref()) {
+            if let Some((p, hop)) = cfg.egress_for(f.address) {
+                wanted.push((hop, port_u8(p)));
+            }
+        }
+        for (r, _) in self.retired.values() {
+            if let Some((p, hop)) = cfg.egress_for(r.address) {
+                wanted.push((hop, port_u8(p)));
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        let before: HashMap<(IpAddr, u8), (u16, u16)> = self.neigh_slots.assigned.clone();
+        let waiting = self.neigh_slots.waiting(safe).0;
+        self.neigh_slots.sync(wanted.iter(), now_gen, safe).map_err(|()| CompileError::TooManyNeighbours(waiting))?;
+        for (k, (slot, _)) in &self.neigh_slots.assigned {
+            if before.get(k).map(|x| x.0) != Some(*slot) {
+                self.neigh.clear(u32::from(*slot));
+            }
+        }
+        for n in &cfg.neighbors {
+            if let Some(p) = cfg.ports.iter().position(|p| p.name == n.port) {
+                if let Some((slot, _)) = self.neigh_slots.get(&(n.address, port_u8(p))) {
+                    self.neigh.set_static(u32::from(slot), MacAddr(n.mac.0));
+                }
+            }
+        }
+        for (&(addr, port), &(slot, _)) in &self.neigh_slots.assigned {
+            let slot = u32::from(slot);
+            snap.neighbors.push(NeighborRef { slot, addr, port });
+            match addr {
+                IpAddr::V4(a) => {
+                    snap.v4.neigh.insert(u32::from(a), (slot, port));
+                }
+                IpAddr::V6(a) => {
+                    snap.v6.neigh.insert(u128::from(a), (slot, port));
+                }
+            }
+        }
+        snap.neighbors.sort_by_key(|n| n.slot);
+
+        // Services and backends.
+        for s in &cfg.services {
+            let key = s.key();
+            let (sslot, _) = self.services.get(&key).ok_or_else(|| CompileError::Invalid(format!("no slot for {key}")))?;
+            let mut backends: Vec<u16> = Vec::new();
+            let mut cands = Vec::new();
+            let mut ids = Vec::new();
+            for r in &s.real_servers {
+                let port = s.port_of(r);
+                let bkey = (key, r.address, port);
+                let (slot, gen) = self.backends.get(&bkey).ok_or_else(|| CompileError::Invalid(format!("no slot for {}", r.address)))?;
+                let (egress, hop) = cfg
+                    .egress_for(r.address)
+                    .ok_or_else(|| CompileError::Invalid(format!("{} is not reachable from any port", r.address)))?;
+                let egress = port_u8(egress);
+                let neigh = self
+                    .neigh_slots
+                    .get(&(hop, egress))
+                    .map(|(n, _)| u32::from(n))
+                    .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
+                let h = health.get(&bkey).copied().unwrap_or_default();
+                let up = h.up;
+                let mode = Mode::from(s.forwarding_of(r));
+                let effective_weight = h.effective(r.weight);
+                let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(r.address)).flatten();
+                snap.backends[usize::from(slot)] = Some(BackendView {
+                    slot,
+                    gen,
+                    service: sslot,
+                    addr: r.address,
+                    port,
+                    weight: r.weight,
+                    effective_weight,
+                    mode,
+                    egress,
+                    neigh,
+                    tunnel_src,
+                    up,
+                    retired: false,
+                    fallback: false,
+                });
+                backends.push(slot);
+                cands.push(Candidate { slot, weight: effective_weight });
+                ids.push(backend_id(r.address, port));
+            }
+            // The fallback server: always present for its sessions, the only
+            // candidate while every real server is down.
+            if let Some(fb) = &s.fallback {
+                let port = s.port_of(fb);
+                let fkey = (key, fb.address, port);
+                let (slot, gen) =
+                    self.backends.get(&fkey).ok_or_else(|| CompileError::Invalid(format!("no slot for fallback {}", fb.address)))?;
+                let (egress, hop) =
+                    cfg.egress_for(fb.address).ok_or_else(|| CompileError::Invalid(format!("{} is not reachable", fb.address)))?;
+                let egress = port_u8(egress);
+                let neigh = self
+                    .neigh_slots
+                    .get(&(hop, egress))
+                    .map(|(n, _)| u32::from(n))
+                    .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
+                let mode = Mode::from(s.forwarding_of(fb));
+                let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(fb.address)).flatten();
+                snap.backends[usize::from(slot)] = Some(BackendView {
+                    slot,
+                    gen,
+                    service: sslot,
+                    addr: fb.address,
+                    port,
+                    weight: 1,
+                    effective_weight: 1,
+                    mode,
+                    egress,
+                    neigh,
+                    tunnel_src,
+                    up: true,
+                    retired: false,
+                    fallback: true,
+                });
+                let all_down = s.real_servers.iter().all(|r| !health.get(&(key, r.address, s.port_of(r))).copied().unwrap_or_default().up);
+                if all_down {
+                    backends = vec![slot];
+                    cands = vec![Candidate { slot, weight: 1 }];
+                    ids = vec![backend_id(fb.address, port)];
+                }
+            }
+            let when_full = s.when_full.unwrap_or(cfg.dataplane.when_full);
+            // The scheduler spec (and Maglev tables) only change when the
+            // candidates or the algorithm do.
+            let sig = {
+                let mut b = Vec::new();
+                b.extend_from_slice(s.scheduler.name().as_bytes());
+                b.extend_from_slice(&s.mh_table_size.to_le_bytes());
+                b.push(u8::from(s.hash_fallback));
+                b.push(u8::from(when_full == WhenFull::Stateless));
+                for (c, id) in cands.iter().zip(&ids) {
+                    b.extend_from_slice(&c.weight.to_le_bytes());
+                    b.extend_from_slice(&id.to_le_bytes());
+                }
+                stable_hash(&b, 0)
+            };
+            let (sched, stateless) = match self.sched_cache.get(&key) {
+                Some((old, spec, st)) if *old == sig => (spec.clone(), st.clone()),
+                _ => {
+                    let spec = SchedSpec::build(s.scheduler, &cands, &ids, s.mh_table_size, s.hash_fallback);
+                    let st = match (&spec, when_full) {
+                        (SchedSpec::Mh { table, .. }, _) => Some(table.clone()),
+                        (_, WhenFull::Stateless) => Some(Arc::new(crate::sched::MaglevTable::build(&cands, &ids, s.mh_table_size))),
+                        _ => None,
+                    };
+                    self.sched_cache.insert(key, (sig, spec.clone(), st.clone()));
+                    (spec, st)
+                }
+            };
+            let persistence = s.persistence.map(|p| (p.timeout.saturating_mul(1000), p.prefix(s.vip.is_ipv6())));
+            snap.services[usize::from(sslot)] = Some(ServiceView {
+                slot: sslot,
+                key,
+                proto: s.protocol.number(),
+                backends,
+                cands,
+                sched,
+                sched_sig: sig,
+                hash_port: s.hash_port,
+                timeouts: s.timeouts.into(),
+                persistence,
+                when_full,
+                stateless,
+                sloppy_tcp: s.sloppy_tcp,
+                locals: s.local_addresses.clone(),
+                on_remove: s.on_remove,
+                steer: persistence.map_or(Steer::Rss, |(_, p)| Steer::ClientNet(p)),
+            });
+            let proto = match s.protocol {
+                Protocol::Tcp => 6,
+                Protocol::Udp => 17,
+            };
+            match s.vip {
+                IpAddr::V4(a) => {
+                    let a = u32::from(a);
+                    snap.v4.services.insert((a, s.port, proto), sslot);
+                    snap.v4.addrs.insert(a, AddrKind::Vip);
+                }
+                IpAddr::V6(a) => {
+                    let a = u128::from(a);
+                    snap.v6.services.insert((a, s.port, proto), sslot);
+                    snap.v6.addrs.insert(a, AddrKind::Vip);
+                }
+            }
+            for l in &s.local_addresses {
+                match *l {
+                    IpAddr::V4(a) => {
+                        snap.v4.addrs.entry(u32::from(a)).or_insert(AddrKind::Local);
+                        snap.v4.locals.insert(u32::from(a), ());
+                    }
+                    IpAddr::V6(a) => {
+                        snap.v6.addrs.entry(u128::from(a)).or_insert(AddrKind::Local);
+                        snap.v6.locals.insert(u128::from(a), ());
+                    }
+                }
+            }
+        }
+        // Retired real servers: forwarded to for their sessions, never
+        // scheduled (not among their service's candidates).
+        for (key, (r, fwd)) in &self.retired {
+            let (Some((slot, gen)), Some(sslot)) = (self.backends.get(key), self.services.get(&key.0).map(|(s, _)| s)) else { continue };
+            let Some((egress, hop)) = cfg.egress_for(r.address) else { continue };
+            let egress = port_u8(egress);
+            let Some((neigh, _)) = self.neigh_slots.get(&(hop, egress)) else { continue };
+            let mode = Mode::from(*fwd);
+            let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(r.address)).flatten();
+            snap.backends[usize::from(slot)] = Some(BackendView {
+                slot,
+                gen,
+                service: sslot,
+                addr: r.address,
+                port: key.2,
+                weight: 0,
+                effective_weight: 0,
+                mode,
+                egress,
+                neigh: u32::from(neigh),
+                tunnel_src,
+                up: true,
+                retired: true,
+                fallback: false,
+            });
+        }
+        steering(&mut snap);
+        self.sched_cache.retain(|k, _| skeys.contains(k));
+        self.generation += 1;
+        snap.generation = self.generation;
+        Ok(Arc::new(snap))
+    }
+}
+
+/// Settles each service's steering rule and the NAT reply map (see
+/// [`crate::steer`]): services that share a NAT real server (address, port,
+/// protocol) form a group whose replies cannot name their VIP, so the whole
+/// group is steered by client - by client network when one of them is
+/// persistent (the shortest netmask serves them all), else by client
+/// address and port.
+fn steering(snap: &mut Snapshot) {
+    let n = snap.services.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    let nat_key = |b: &BackendView, snap: &Snapshot| {
+        snap.services.get(usize::from(b.service)).and_then(Option::as_ref).map(|s| (b.addr, b.port, s.proto))
+    };
+    let mut first: HashMap<(IpAddr, u16, u8), usize> = HashMap::new();
+    for b in snap.backends.iter().flatten().filter(|b| b.mode == Mode::Nat) {
+        let Some(k) = nat_key(b, snap) else { continue };
+        let s = usize::from(b.service);
+        let f = *first.entry(k).or_insert(s);
+        let (a, c) = (root(&mut parent, f), root(&mut parent, s));
+        parent[a] = c;
+    }
+    // Per group: its size and shortest persistence prefix.
+    let mut size = vec![0usize; n];
+    let mut prefix: Vec<Option<u8>> = vec![None; n];
+    for (i, s) in snap.services.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let r = root(&mut parent, i);
+        size[r] += 1;
+        if let Some((_, p)) = s.persistence {
+            prefix[r] = Some(prefix[r].map_or(p, |q| q.min(p)));
+        }
+    }
+    for i in 0..n {
+        let r = root(&mut parent, i);
+        let Some(s) = snap.services[i].as_mut() else { continue };
+        s.steer = match (prefix[r], size[r]) {
+            (Some(p), _) => Steer::ClientNet(p),
+            (None, 1) => Steer::Rss,
+            (None, _) => Steer::Client,
+        };
+    }
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for b in snap.backends.iter().flatten().filter(|b| b.mode == Mode::Nat) {
+        let Some(s) = snap.services.get(usize::from(b.service)).and_then(Option::as_ref) else { continue };
+        match (b.addr, s.key.vip) {
+            (IpAddr::V4(a), IpAddr::V4(v)) => {
+                v4.push(((u32::from(a), b.port, s.proto), ReplySteer { steer: s.steer, vip: u32::from(v), vport: s.key.port }))
+            }
+            (IpAddr::V6(a), IpAddr::V6(v)) => {
+                v6.push(((u128::from(a), b.port, s.proto), ReplySteer { steer: s.steer, vip: u128::from(v), vport: s.key.port }))
+            }
+            _ => {}
+        }
+    }
+    snap.v4.nat_replies.extend(v4);
+    snap.v6.nat_replies.extend(v6);
+    // Full-NAT services without local addresses use their real servers'
+    // egress port address: replies to it are full-NAT replies too.
+    let mut own = Vec::new();
+    for b in snap.backends.iter().flatten().filter(|b| b.mode == Mode::FullNat) {
+        let Some(s) = snap.services.get(usize::from(b.service)).and_then(Option::as_ref) else { continue };
+        if s.locals.is_empty() {
+            own.extend(snap.port(b.egress).and_then(|p| p.source_for(b.addr)));
+        }
+    }
+    for a in own {
+        match a {
+            IpAddr::V4(a) => snap.v4.locals.insert(u32::from(a), ()),
+            IpAddr::V6(a) => snap.v6.locals.insert(u128::from(a), ()),
+        };
+    }
+}
+
+fn port_u8(i: usize) -> u8 {
+    u8::try_from(i).unwrap_or(u8::MAX)
+}
+
+/// A real server's stable identity for hashing schedulers.
+pub fn backend_id(addr: IpAddr, port: u16) -> u64 {
+    let mut b = match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    b.extend_from_slice(&port.to_be_bytes());
+    stable_hash(&b, 0x7276_735f_6964)
+}
+
+/// Builds the port views of a configuration.
+pub fn port_views(cfg: &Config, macs: &[MacAddr]) -> Vec<PortView> {
+    cfg.ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortView {
+            index: port_u8(i),
+            name: p.name.clone(),
+            mac: macs.get(i).copied().unwrap_or_default(),
+            v4: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a.addr {
+                    IpAddr::V4(v) => Some((u32::from(v), a.prefix)),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+            v6: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a.addr {
+                    IpAddr::V6(v) => Some((u128::from(v), a.prefix)),
+                    IpAddr::V4(_) => None,
+                })
+                .collect(),
+            mtu: p.mtu,
+            kernel: p.kernel_interface.as_ref().map(|_| port_u8(i)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn cfg() -> Config {
+        config::from_str(
+            r#"
+[[ports]]
+name = "client"
+device = "net_null0"
+addresses = ["198.18.0.1/24", "2001:db8::1/64"]
+[[ports]]
+name = "server"
+device = "net_null1"
+addresses = ["198.18.1.1/24", "2001:db8:1::1/64"]
+gateway = "198.18.1.254"
+[[services]]
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+scheduler = "wrr"
+[[services.real_servers]]
+address = "198.18.1.11"
+port = 8080
+weight = 1
+[[services.real_servers]]
+address = "198.18.1.12"
+port = 8080
+weight = 2
+[[services.real_servers]]
+address = "203.0.113.7"
+port = 8080
+"#,
+            "t.toml",
+        )
+        .unwrap()
+    }
+
+    fn macs() -> Vec<MacAddr> {
+        vec![MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])]
+    }
+
+    #[test]
+    fn compiles_services_backends_and_neighbours() {
+        let c = cfg();
+        let mut comp = Compiler::new(&c);
+        let s = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let vip = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 100));
+        let svc = s.service(vip, 80, 6).unwrap();
+        assert_eq!(svc.backends.len(), 3);
+        assert_eq!(s.addr_kind(vip), Some(AddrKind::Vip));
+        assert_eq!(s.addr_kind(u32::from(std::net::Ipv4Addr::new(198, 18, 1, 1))), Some(AddrKind::Own(1)));
+        assert!(s.service(vip, 81, 6).is_none());
+        // Two direct neighbours and the gateway (shared by 203.0.113.7).
+        assert_eq!(s.neighbors.len(), 3);
+        let b = s.backends[usize::from(svc.backends[2])].as_ref().unwrap();
+        assert_eq!(b.egress, 1);
+        let gw = s.neigh_slot(u32::from(std::net::Ipv4Addr::new(198, 18, 1, 254))).unwrap();
+        assert_eq!(b.neigh, gw);
+        assert_eq!(s.backend(b.tag()).unwrap().addr, b.addr);
+    }
+
+    #[test]
+    fn slots_are_stable_and_generations_change_on_reuse() {
+        let mut c = cfg();
+        let mut comp = Compiler::new(&c);
+        let s1 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let svc1 = s1.services.iter().flatten().next().unwrap().clone();
+        let tag_b = s1.backends[usize::from(svc1.backends[1])].as_ref().unwrap().tag();
+        // Change a weight: same slots, same generations, new generation number.
+        c.services[0].real_servers[0].weight = 5;
+        let s2 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(s2.generation > s1.generation);
+        assert_eq!(s2.backend(tag_b).unwrap().weight, 2);
+        // Remove the second server: its tag no longer resolves.
+        let removed = c.services[0].real_servers.remove(1);
+        let s3 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(s3.backend(tag_b).is_none());
+        // Re-add it: a new slot or generation, never the old tag.
+        c.services[0].real_servers.push(removed);
+        let s4 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(s4.backend(tag_b).is_none());
+    }
+
+    #[test]
+    fn freed_slots_wait_for_the_safe_generation() {
+        let mut c = cfg();
+        c.dataplane.max_real_servers = 3;
+        let mut comp = Compiler::new(&c);
+        let s1 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let svc = s1.services.iter().flatten().next().unwrap().clone();
+        let old: Vec<u32> = svc.backends.iter().map(|&b| s1.backends[usize::from(b)].as_ref().unwrap().tag()).collect();
+        let set = |c: &mut Config, base: u8| {
+            for (i, r) in c.services[0].real_servers.iter_mut().enumerate() {
+                r.address = format!("198.18.1.{}", base + u8::try_from(i).unwrap()).parse().unwrap();
+            }
+        };
+        // Twice the slots the configuration may use: replacing every real
+        // server at once works, while the old slots wait for the sweep.
+        let mut c2 = c.clone();
+        set(&mut c2, 50);
+        let s2 = comp.compile(&c2, &macs(), &Health::new()).unwrap();
+        assert!(old.iter().all(|&t| s2.backend(t).is_none()));
+        assert_eq!(comp.waiting_generation(), Some(s2.generation), "the old slots wait for the workers");
+        // A third set finds no reusable slot yet: refused, naming the cause,
+        // and nothing changes (the running configuration keeps its slots).
+        let mut c3 = c.clone();
+        set(&mut c3, 90);
+        let e = comp.compile(&c3, &macs(), &Health::new()).unwrap_err();
+        assert!(matches!(e, CompileError::TooManyBackends(3)), "{e}");
+        assert!(e.to_string().contains("sweep"), "{e}");
+        let again = comp.compile(&c2, &macs(), &Health::new()).unwrap();
+        let tags = |s: &Snapshot| -> Vec<u32> { s.backends.iter().flatten().map(BackendView::tag).collect() };
+        assert_eq!(tags(&again), tags(&s2), "a refused compile changed no slot");
+        // Once every worker swept past the removal, the slots are reused
+        // (oldest freed first) with new generations.
+        comp.set_safe_generation(s2.generation);
+        assert_eq!(comp.waiting_generation(), None);
+        let s3 = comp.compile(&c3, &macs(), &Health::new()).unwrap();
+        let reused = s3.backends.iter().flatten().find(|b| b.addr == "198.18.1.90".parse::<IpAddr>().unwrap()).unwrap();
+        assert_eq!(reused.slot, u16::try_from(old[0] & 0xffff).unwrap());
+        assert_ne!(reused.tag(), old[0], "a reused slot has a new generation");
+    }
+
+    #[test]
+    fn removed_server_is_retired_when_the_service_keeps_sessions() {
+        let mut c = cfg();
+        c.services[0].on_remove = config::OnRemove::Keep;
+        let mut comp = Compiler::new(&c);
+        let s1 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let tag = s1.backends.iter().flatten().find(|b| b.addr == "198.18.1.12".parse::<IpAddr>().unwrap()).unwrap().tag();
+        c.services[0].real_servers.remove(1);
+        let s2 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        let b = s2.backend(tag).expect("retired backend still resolves");
+        assert!(b.retired);
+        assert_eq!(b.effective_weight, 0);
+        let svc = s2.services.iter().flatten().next().unwrap();
+        assert_eq!(svc.backends.len(), 2, "a retired server is not scheduled");
+        assert!(!comp.reap(|_| true));
+        assert!(comp.reap(|_| false));
+        let s3 = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(s3.backend(tag).is_none());
+    }
+
+    #[test]
+    fn health_zeroes_effective_weight() {
+        let c = cfg();
+        let mut comp = Compiler::new(&c);
+        let key = c.services[0].key();
+        let mut h = Health::new();
+        h.insert((key, "198.18.1.12".parse().unwrap(), 8080), BackendHealth { up: false, weight_pct: None });
+        h.insert((key, "198.18.1.11".parse().unwrap(), 8080), BackendHealth { up: true, weight_pct: Some(50) });
+        let s = comp.compile(&c, &macs(), &h).unwrap();
+        let svc = s.services.iter().flatten().next().unwrap();
+        // Down: 0; agent at 50% of weight 1: rounds up to 1.
+        assert_eq!(svc.cands.iter().map(|c| c.weight).collect::<Vec<_>>(), [1, 0, 1]);
+        assert_eq!(BackendHealth { up: true, weight_pct: Some(50) }.effective(10), 5);
+        assert_eq!(BackendHealth { up: true, weight_pct: Some(0) }.effective(10), 0);
+        assert_eq!(BackendHealth { up: false, weight_pct: Some(100) }.effective(10), 0);
+    }
+}

@@ -1,0 +1,367 @@
+//! Mempools, owned mbufs and bursts of them.
+use super::eal::rte_errno;
+use dpdk_sys as sys;
+use rvs_wire::PacketBuf;
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+/// Packets per RX/TX burst.
+pub const BURST: usize = 32;
+
+/// A packet-buffer pool (`rte_pktmbuf_pool_create`). Shared by all lcores.
+#[derive(Debug)]
+pub struct Mempool(NonNull<sys::rte_mempool>);
+
+// SAFETY: DPDK mempools are multi-producer/multi-consumer safe; the handle
+// is only a pointer to shared memory managed by EAL.
+unsafe impl Send for Mempool {}
+// SAFETY: as above; every operation on a mempool is thread safe.
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// Creates a pool of `n` mbufs with `data_room` bytes each (headroom
+    /// included) and a per-lcore cache of `cache` mbufs.
+    pub fn new(name: &str, n: u32, cache: u32, data_room: u16) -> Result<Mempool, String> {
+        let cname = CString::new(name).map_err(|_| format!("pool name {name:?} contains NUL"))?;
+        // SAFETY: EAL is running (a Mempool can only be made after Eal::init
+        // succeeded in this process); the name is a valid C string.
+        let socket = unsafe { sys::rte_socket_id() };
+        let socket = i32::try_from(socket).unwrap_or(-1);
+        // SAFETY: as above; arguments are plain values.
+        let p = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
+        NonNull::new(p).map(Mempool).ok_or_else(|| format!("cannot create mbuf pool of {n} x {data_room} bytes: {}", rte_errno()))
+    }
+
+    /// The raw pool pointer, for queue set-up.
+    pub(crate) fn raw(&self) -> *mut sys::rte_mempool {
+        self.0.as_ptr()
+    }
+
+    /// Allocates one mbuf (not for the per-packet path: use it for packets
+    /// the dataplane originates, such as ARP requests).
+    pub fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: the pool is valid for the life of self.
+        let m = unsafe { sys::rte_pktmbuf_alloc(self.0.as_ptr()) };
+        NonNull::new(m).map(Mbuf)
+    }
+
+    /// Fills an empty burst with `n` (at most a burst) fresh mbufs in one
+    /// call, or none: false when the pool has fewer. For packet generators.
+    pub fn alloc_bulk(&self, b: &mut Burst, n: usize) -> bool {
+        debug_assert!(b.is_empty());
+        let n = n.min(BURST);
+        let (ptrs, _) = b.raw_parts();
+        // SAFETY: the pool is valid; `ptrs` has room for BURST pointers and
+        // the call writes `n` of them, all or nothing.
+        let rc = unsafe { sys::rte_pktmbuf_alloc_bulk(self.0.as_ptr(), ptrs, u32::try_from(n).unwrap_or(0)) };
+        if rc == 0 {
+            b.set_len(n);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Mbufs currently free in the pool (approximate under concurrency).
+    pub fn available(&self) -> u32 {
+        // SAFETY: read-only query on a valid pool.
+        unsafe { sys::rte_mempool_avail_count(self.0.as_ptr()) }
+    }
+
+    /// Mbufs currently allocated.
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: read-only query on a valid pool.
+        unsafe { sys::rte_mempool_in_use_count(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // SAFETY: the pool is dropped after every port using it was closed
+        // (ports are torn down first) and no Mbuf outlives the workers.
+        unsafe { sys::rte_mempool_free(self.0.as_ptr()) }
+    }
+}
+
+/// An owned, single-segment packet buffer. Freed on drop.
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: an mbuf is owned by exactly one Mbuf value at a time; moving it
+// to another lcore is how DPDK pipelines work.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    #[inline(always)]
+    fn m(&self) -> &sys::rte_mbuf {
+        // SAFETY: the pointer is a live mbuf owned by self.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline(always)]
+    fn m_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: the pointer is a live mbuf owned exclusively by self.
+        unsafe { self.0.as_mut() }
+    }
+
+    /// Gives up ownership (to a PMD or a ring).
+    #[inline]
+    pub fn into_raw(self) -> *mut sys::rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    /// True when the packet is in one segment (rvs drops chained mbufs).
+    #[inline(always)]
+    pub fn is_contiguous(&self) -> bool {
+        self.m().nb_segs == 1
+    }
+
+    /// The port the packet arrived on.
+    #[inline(always)]
+    pub fn port(&self) -> u16 {
+        self.m().port
+    }
+
+    /// RX offload flags (checksum verdicts, RSS hash present).
+    #[inline(always)]
+    pub fn ol_flags(&self) -> u64 {
+        self.m().ol_flags
+    }
+
+    /// True when the NIC verified the L4 checksum as bad.
+    #[inline(always)]
+    pub fn l4_csum_bad(&self) -> bool {
+        const MASK: u64 = (1 << 3) | (1 << 8);
+        self.m().ol_flags & MASK == 1 << 3
+    }
+
+    /// True when the NIC verified the L4 checksum as good.
+    #[inline(always)]
+    pub fn l4_csum_good(&self) -> bool {
+        const MASK: u64 = (1 << 3) | (1 << 8);
+        self.m().ol_flags & MASK == 1 << 8
+    }
+
+    /// Resets to an empty packet with the default headroom (for packets
+    /// the dataplane builds).
+    pub fn reset_empty(&mut self) {
+        let m = self.m_mut();
+        let headroom = u16::try_from(sys::RTE_PKTMBUF_HEADROOM).unwrap_or(128).min(m.buf_len);
+        m.data_off = headroom;
+        m.data_len = 0;
+        m.pkt_len = 0;
+        m.nb_segs = 1;
+        m.ol_flags = 0;
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; freeing returns it to its pool.
+        unsafe { sys::rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+impl PacketBuf for Mbuf {
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        let m = self.m();
+        // SAFETY: data_off lies inside the mbuf's buf_len-byte buffer.
+        let start = unsafe { m.buf_addr.cast::<u8>().add(usize::from(m.data_off)) };
+        // SAFETY: a single-segment mbuf holds data_len initialised bytes at
+        // buf_addr + data_off, inside its buffer; the slice borrows self, so
+        // the mbuf outlives it.
+        unsafe { std::slice::from_raw_parts(start, usize::from(m.data_len)) }
+    }
+
+    #[inline(always)]
+    fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.m_mut();
+        // SAFETY: data_off lies inside the mbuf's buf_len-byte buffer.
+        let start = unsafe { m.buf_addr.cast::<u8>().add(usize::from(m.data_off)) };
+        // SAFETY: as in `data`, and the exclusive borrow of self makes the
+        // slice the only access to the bytes.
+        unsafe { std::slice::from_raw_parts_mut(start, usize::from(m.data_len)) }
+    }
+
+    #[inline(always)]
+    fn headroom(&self) -> usize {
+        usize::from(self.m().data_off)
+    }
+
+    #[inline(always)]
+    fn tailroom(&self) -> usize {
+        let m = self.m();
+        usize::from(m.buf_len).saturating_sub(usize::from(m.data_off) + usize::from(m.data_len))
+    }
+
+    #[inline(always)]
+    fn prepend(&mut self, n: usize) -> bool {
+        let Ok(n16) = u16::try_from(n) else { return false };
+        let m = self.m_mut();
+        if n16 > m.data_off {
+            return false;
+        }
+        m.data_off -= n16;
+        m.data_len += n16;
+        m.pkt_len += u32::from(n16);
+        true
+    }
+
+    #[inline(always)]
+    fn trim_front(&mut self, n: usize) -> bool {
+        let Ok(n16) = u16::try_from(n) else { return false };
+        let m = self.m_mut();
+        if n16 > m.data_len {
+            return false;
+        }
+        m.data_off += n16;
+        m.data_len -= n16;
+        m.pkt_len -= u32::from(n16);
+        true
+    }
+
+    #[inline(always)]
+    fn append(&mut self, n: usize) -> bool {
+        if n > self.tailroom() {
+            return false;
+        }
+        let Ok(n16) = u16::try_from(n) else { return false };
+        let m = self.m_mut();
+        m.data_len += n16;
+        m.pkt_len += u32::from(n16);
+        true
+    }
+
+    #[inline(always)]
+    fn l4_csum_bad(&self) -> bool {
+        Mbuf::l4_csum_bad(self)
+    }
+
+    #[inline(always)]
+    fn l4_csum_good(&self) -> bool {
+        Mbuf::l4_csum_good(self)
+    }
+
+    #[inline(always)]
+    fn truncate(&mut self, len: usize) {
+        let m = self.m_mut();
+        if let Ok(l) = u16::try_from(len) {
+            if l < m.data_len {
+                m.data_len = l;
+                m.pkt_len = u32::from(l);
+            }
+        }
+    }
+}
+
+/// Up to [`BURST`] owned mbufs, freed in bulk.
+#[derive(Debug)]
+pub struct Burst {
+    ptrs: [*mut sys::rte_mbuf; BURST],
+    len: usize,
+}
+
+// SAFETY: a Burst owns its mbufs like a Vec<Mbuf> would.
+unsafe impl Send for Burst {}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Burst { ptrs: [std::ptr::null_mut(); BURST], len: 0 }
+    }
+}
+
+impl Burst {
+    /// An empty burst.
+    pub fn new() -> Burst {
+        Burst::default()
+    }
+
+    /// Number of mbufs held.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when full.
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.len == BURST
+    }
+
+    /// The held mbufs.
+    #[inline(always)]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        let ptrs = &mut self.ptrs[..self.len];
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, which
+        // has the layout of *mut rte_mbuf; the first `len` pointers are
+        // non-null mbufs owned by this burst.
+        unsafe { std::slice::from_raw_parts_mut(ptrs.as_mut_ptr().cast::<Mbuf>(), ptrs.len()) }
+    }
+
+    /// Adds an mbuf; gives it back when the burst is full.
+    #[inline(always)]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == BURST {
+            return Err(m);
+        }
+        self.ptrs[self.len] = m.into_raw();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes and returns every mbuf, in order.
+    #[inline]
+    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        let n = std::mem::take(&mut self.len);
+        // SAFETY: each of the first n pointers is a non-null mbuf owned by
+        // the burst; ownership moves to the yielded Mbuf (len is already 0,
+        // so the burst will not free them again).
+        self.ptrs[..n].iter().map(|&p| Mbuf(unsafe { NonNull::new_unchecked(p) }))
+    }
+
+    /// Frees every mbuf with one bulk call.
+    #[inline]
+    pub fn free_all(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let n = u32::try_from(self.len).unwrap_or(0);
+        // SAFETY: the first `len` pointers are mbufs owned by the burst.
+        unsafe { sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), n) };
+        self.len = 0;
+    }
+
+    /// Raw access for rx/tx/ring calls: (pointer array, current length).
+    pub(crate) fn raw_parts(&mut self) -> (*mut *mut sys::rte_mbuf, usize) {
+        (self.ptrs.as_mut_ptr(), self.len)
+    }
+
+    /// Sets the length after a PMD filled the array.
+    pub(crate) fn set_len(&mut self, n: usize) {
+        debug_assert!(n <= BURST);
+        self.len = n.min(BURST);
+    }
+
+    /// Drops the first `n` pointers (handed to a PMD), keeping the rest.
+    pub(crate) fn consume_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.ptrs.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        self.free_all();
+    }
+}
