@@ -35,6 +35,12 @@ if ! command -v cargo >/dev/null 2>&1; then
         export PATH="$HOME/.cargo/bin:$PATH"
     fi
 fi
+# clippy and rustfmt: test.sh checks formatting and lints.
+for c in clippy rustfmt; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+        rustup component add "$c" || echo "setup.sh: could not add the $c component" >&2
+    fi
+done
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup.sh: installing cargo-nextest"
     cargo install cargo-nextest --locked

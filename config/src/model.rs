@@ -11,6 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use rvs_wire::MacAddr;
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,36 +288,6 @@ macro_rules! serde_via_string {
 }
 serde_via_string!(InterfaceAddr);
 
-/// A MAC address, written "02:00:00:00:00:01".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Mac(pub [u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
-    }
-}
-
-impl FromStr for Mac {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for b in &mut out {
-            let p = parts.next().ok_or_else(|| format!("{s:?} is not a MAC address (six hex octets)"))?;
-            if p.len() != 2 {
-                return Err(format!("{s:?} is not a MAC address (six hex octets)"));
-            }
-            *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?} is not a MAC address (six hex octets)"))?;
-        }
-        if parts.next().is_some() {
-            return Err(format!("{s:?} is not a MAC address (six hex octets)"));
-        }
-        Ok(Mac(out))
-    }
-}
-serde_via_string!(Mac);
 
 /// A network port: one DPDK device and the addresses rvs owns on it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -331,7 +303,7 @@ pub struct Port {
     pub addresses: Vec<InterfaceAddr>,
     /// Override the port's MAC address.
     #[serde(default)]
-    pub mac: Option<Mac>,
+    pub mac: Option<MacAddr>,
     /// IP MTU of the link.
     #[serde(default = "default_mtu")]
     pub mtu: u16,
@@ -372,7 +344,7 @@ pub struct StaticNeighbor {
     /// The neighbour's IP address.
     pub address: IpAddr,
     /// Its MAC address.
-    pub mac: Mac,
+    pub mac: MacAddr,
     /// The port it is on.
     pub port: String,
 }
@@ -1318,9 +1290,9 @@ mod tests {
 
     #[test]
     fn mac_parses() {
-        assert_eq!("02:00:00:00:00:0a".parse::<Mac>().unwrap(), Mac([2, 0, 0, 0, 0, 10]));
-        assert!("02:00:00:00:00".parse::<Mac>().is_err());
-        assert!("02:00:00:00:00:0g".parse::<Mac>().is_err());
+        assert_eq!("02:00:00:00:00:0a".parse::<MacAddr>().unwrap(), MacAddr([2, 0, 0, 0, 0, 10]));
+        assert!("02:00:00:00:00".parse::<MacAddr>().is_err());
+        assert!("02:00:00:00:00:0g".parse::<MacAddr>().is_err());
     }
 
     #[test]

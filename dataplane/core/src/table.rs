@@ -735,7 +735,7 @@ impl Compiler {
         for n in &cfg.neighbors {
             if let Some(p) = cfg.ports.iter().position(|p| p.name == n.port) {
                 if let Some((slot, _)) = self.neigh_slots.get(&(n.address, port_u8(p))) {
-                    self.neigh.set_static(u32::from(slot), MacAddr(n.mac.0));
+                    self.neigh.set_static(u32::from(slot), n.mac);
                 }
             }
         }

@@ -58,19 +58,41 @@ impl fmt::Debug for MacAddr {
     }
 }
 
+/// Text that is not a MAC address.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a MAC address (six hex octets, as 02:00:00:00:00:01)")]
+pub struct MacParseError(pub String);
+
 impl std::str::FromStr for MacAddr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = MacParseError;
+    /// Six octets of two hex digits each, separated by `:` (or `-`).
+    fn from_str(s: &str) -> Result<Self, MacParseError> {
+        let bad = || MacParseError(s.to_string());
         let mut out = [0u8; 6];
         let mut parts = s.split([':', '-']);
         for b in &mut out {
-            let p = parts.next().ok_or_else(|| format!("MAC address {s:?} has fewer than 6 octets"))?;
-            *b = u8::from_str_radix(p, 16).map_err(|_| format!("MAC address {s:?}: {p:?} is not a hex octet"))?;
+            let p = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+            *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
         }
         if parts.next().is_some() {
-            return Err(format!("MAC address {s:?} has more than 6 octets"));
+            return Err(bad());
         }
         Ok(MacAddr(out))
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

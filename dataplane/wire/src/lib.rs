@@ -22,7 +22,7 @@ pub mod udp;
 
 pub use buf::{PacketBuf, VecBuf};
 pub use error::WireError;
-pub use ether::MacAddr;
+pub use ether::{MacAddr, MacParseError};
 
 /// Reads a big-endian u16 at `at` (caller proved `at + 2 <= b.len()`).
 #[inline(always)]
