@@ -65,6 +65,7 @@ fn main() {
         .allowlist_type("rte_.*")
         .allowlist_var("RTE_.*")
         .allowlist_var("rte_.*")
+        .allowlist_var("RVS_.*")
         .opaque_type("rte_arp_hdr")
         .opaque_type("rte_arp_ipv4")
         .opaque_type("rte_l2tpv2_combined_msg_hdr")

@@ -21,3 +21,22 @@
 
 /* rte_errno is a per-lcore thread-local macro: bindgen cannot see it. */
 int rvs_rte_errno(void);
+
+/* Bit values DPDK defines with function-like macros (RTE_BIT64), which
+ * bindgen cannot evaluate: exported under rvs names with the headers' own
+ * values, so Rust never hard-codes them. */
+static const uint64_t RVS_ETH_RSS_IPV4 = RTE_ETH_RSS_IPV4;
+static const uint64_t RVS_ETH_RSS_FRAG_IPV4 = RTE_ETH_RSS_FRAG_IPV4;
+static const uint64_t RVS_ETH_RSS_NONFRAG_IPV4_TCP = RTE_ETH_RSS_NONFRAG_IPV4_TCP;
+static const uint64_t RVS_ETH_RSS_NONFRAG_IPV4_UDP = RTE_ETH_RSS_NONFRAG_IPV4_UDP;
+static const uint64_t RVS_ETH_RSS_IPV6 = RTE_ETH_RSS_IPV6;
+static const uint64_t RVS_ETH_RSS_FRAG_IPV6 = RTE_ETH_RSS_FRAG_IPV6;
+static const uint64_t RVS_ETH_RSS_NONFRAG_IPV6_TCP = RTE_ETH_RSS_NONFRAG_IPV6_TCP;
+static const uint64_t RVS_ETH_RSS_NONFRAG_IPV6_UDP = RTE_ETH_RSS_NONFRAG_IPV6_UDP;
+static const uint64_t RVS_ETH_RX_OFFLOAD_CHECKSUM = RTE_ETH_RX_OFFLOAD_CHECKSUM;
+static const uint64_t RVS_ETH_TX_OFFLOAD_MBUF_FAST_FREE = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+static const uint64_t RVS_MBUF_F_RX_L4_CKSUM_MASK = RTE_MBUF_F_RX_L4_CKSUM_MASK;
+static const uint64_t RVS_MBUF_F_RX_L4_CKSUM_BAD = RTE_MBUF_F_RX_L4_CKSUM_BAD;
+static const uint64_t RVS_MBUF_F_RX_L4_CKSUM_GOOD = RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+static const unsigned int RVS_RING_F_SP_ENQ = RING_F_SP_ENQ;
+static const unsigned int RVS_RING_F_SC_DEQ = RING_F_SC_DEQ;

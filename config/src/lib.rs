@@ -9,6 +9,7 @@
 //! * [`model::Config::validate`] holds the checks that span fields (a VIP
 //!   without real servers, duplicate services, a real server unreachable from
 //!   every port). It runs for files and for control-socket changes alike.
+#![forbid(unsafe_code)]
 pub mod error;
 mod load;
 pub mod model;

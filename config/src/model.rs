@@ -288,7 +288,6 @@ macro_rules! serde_via_string {
 }
 serde_via_string!(InterfaceAddr);
 
-
 /// A network port: one DPDK device and the addresses rvs owns on it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

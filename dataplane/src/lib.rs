@@ -12,4 +12,5 @@
 //! * `rvs-dpdk`: the safe wrapper over DPDK (EAL, mempools, mbufs, ports,
 //!   rings, lcores);
 //! * `rvs-arch`: prefetch, TSC clock, huge-page hints.
+#![forbid(unsafe_code)]
 pub mod worker;

@@ -22,7 +22,7 @@ use rvs_core::hold::HoldQueue;
 use rvs_core::stats::MAX_PORTS;
 use rvs_core::table::Snapshot;
 use rvs_core::DropReason;
-use rvs_dpdk::{self as dpdk, Burst, Mbuf, MbufRing, Mempool, RxQueue, TxQueue};
+use rvs_dpdk::{self as dpdk, Burst, Eal, Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
 use rvs_wire::PacketBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -103,27 +103,31 @@ pub struct WorkerQueues {
     pub kernel: Vec<Option<(RxQueue, TxQueue)>>,
     /// Hand-over rings to each other core, by core index (None for this
     /// one); this worker is their only producer.
-    pub handoff_out: Vec<Option<Arc<MbufRing>>>,
+    pub handoff_out: Vec<Option<RingProducer>>,
     /// Hand-over rings from the other cores; this worker is their only
     /// consumer.
-    pub handoff_in: Vec<Arc<MbufRing>>,
+    pub handoff_in: Vec<RingConsumer>,
     /// Port index by DPDK port id (for handed-over mbufs, which carry the
     /// id of the port they arrived on).
     pub port_index: Vec<Option<u8>>,
 }
 
-/// Hand-over rings for `workers` cores: `rings[from][to]` (None on the
-/// diagonal), each single-producer/single-consumer with `size` slots.
-pub fn handoff_rings(workers: usize, size: u32) -> Result<Vec<Vec<Option<Arc<MbufRing>>>>, String> {
-    let mut all = Vec::new();
+/// The hand-over rings of one worker: its producer end towards each other
+/// core (None for itself) and its consumer ends from the others.
+pub type HandoffEnds = (Vec<Option<RingProducer>>, Vec<RingConsumer>);
+
+/// Hand-over rings for `workers` cores, one SPSC ring per ordered pair
+/// (`from` -> `to`) of `size` slots, returned as each worker's ends.
+pub fn handoff_rings(eal: &Eal, workers: usize, size: u32) -> Result<Vec<HandoffEnds>, dpdk::RingError> {
+    let mut ends: Vec<HandoffEnds> = (0..workers).map(|_| ((0..workers).map(|_| None).collect(), Vec::new())).collect();
     for from in 0..workers {
-        let mut row = Vec::new();
-        for to in 0..workers {
-            row.push(if from == to { None } else { Some(Arc::new(MbufRing::new(&format!("rvs_hand_{from}_{to}"), size)?)) });
+        for to in (0..workers).filter(|&to| to != from) {
+            let (p, c) = dpdk::ring(eal, &format!("rvs_hand_{from}_{to}"), size)?;
+            ends[from].0[to] = Some(p);
+            ends[to].1.push(c);
         }
-        all.push(row);
     }
-    Ok(all)
+    Ok(ends)
 }
 
 /// Where processed packets go: per-port TX bursts, kernel bursts, bursts
@@ -189,7 +193,7 @@ impl Announcer {
 }
 
 /// Runs the loop until `shared.stop` is set.
-pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: Arc<Mempool>, clock: Clock, cfg: LoopConfig) {
+pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &'static Mempool, clock: Clock, cfg: LoopConfig) {
     let stats = fwd.stats().clone();
     let nports = q.tx.len();
     let ncores = q.handoff_out.len();
@@ -217,7 +221,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
     let mut swept_at = clock.now_ms();
     // Receive-side queues apart from `q`, which keeps the send side.
     let mut rxqs = std::mem::take(&mut q.rx);
-    let handoff_in = std::mem::take(&mut q.handoff_in);
+    let mut handoff_in = std::mem::take(&mut q.handoff_in);
 
     while !shared.stop.load(Ordering::Relaxed) {
         let g = shared.generation.load(Ordering::Acquire);
@@ -231,7 +235,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
         }
         fwd.set_now(now);
         if !announcer.pending.is_empty() {
-            announcer.run(now, cfg.announce_interval_ms, &fwd, &pool, &mut q.tx);
+            announcer.run(now, cfg.announce_interval_ms, &fwd, pool, &mut q.tx);
         }
 
         let mut got = 0usize;
@@ -257,12 +261,12 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
                 *v = if m.is_contiguous() { fwd.process_at(m, *port, i) } else { fwd.tally(Verdict::Drop(DropReason::MultiSegment)) };
             }
             for (m, v) in rx.drain().zip(verdicts.iter()) {
-                dispatch(&mut o, &mut q, &fwd, &pool, &mut hold, now, m, *v);
+                dispatch(&mut o, &mut q, &fwd, pool, &mut hold, now, m, *v);
             }
         }
         // Packets other cores found to be ours: processed here, never
         // handed on again.
-        for ring in &handoff_in {
+        for ring in &mut handoff_in {
             if ring.dequeue(&mut rx) == 0 {
                 continue;
             }
@@ -273,7 +277,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
                     Some(p) if m.is_contiguous() => fwd.process_handed(&mut m, p),
                     _ => fwd.tally(Verdict::Drop(DropReason::MultiSegment)),
                 };
-                dispatch(&mut o, &mut q, &fwd, &pool, &mut hold, now, m, v);
+                dispatch(&mut o, &mut q, &fwd, pool, &mut hold, now, m, v);
             }
         }
         // The kernel's own traffic (health checks, management) leaves by
@@ -322,7 +326,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
         }
         for (c, b) in o.hand.iter_mut().enumerate() {
             if !b.is_empty() {
-                flush_handoff(q.handoff_out.get(c).and_then(Option::as_ref), b, &stats);
+                flush_handoff(q.handoff_out.get_mut(c).and_then(Option::as_mut), b, &stats);
             }
         }
         o.dead.free_all();
@@ -361,7 +365,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: A
             probes.clear();
             fwd.neighbour_probes(&mut probes);
             for (n, unicast) in &probes {
-                send_probe(&fwd, &pool, &mut q.tx, n, *unicast);
+                send_probe(&fwd, pool, &mut q.tx, n, *unicast);
             }
         }
         if got == 0 {
@@ -425,7 +429,7 @@ fn dispatch(o: &mut Out, q: &mut WorkerQueues, fwd: &Forwarder, pool: &Mempool, 
         Verdict::Handover(c) if q.handoff_out.get(usize::from(c)).is_some_and(Option::is_some) => {
             let c = usize::from(c);
             if let Err(m) = o.hand[c].push(m) {
-                flush_handoff(q.handoff_out[c].as_ref(), &mut o.hand[c], stats);
+                flush_handoff(q.handoff_out[c].as_mut(), &mut o.hand[c], stats);
                 let _ = o.hand[c].push(m).map_err(|m| push_dead(&mut o.dead, m));
             }
         }
@@ -439,7 +443,7 @@ fn dispatch(o: &mut Out, q: &mut WorkerQueues, fwd: &Forwarder, pool: &Mempool, 
 
 /// Moves a burst into the ring to its owning core; what does not fit is
 /// freed and counted.
-fn flush_handoff(ring: Option<&Arc<MbufRing>>, b: &mut Burst, stats: &rvs_core::stats::CoreStats) {
+fn flush_handoff(ring: Option<&mut RingProducer>, b: &mut Burst, stats: &rvs_core::stats::CoreStats) {
     let moved = ring.map_or(0, |r| r.enqueue(b));
     stats.handover_out.add(moved as u64);
     for _ in 0..b.len() {

@@ -15,8 +15,10 @@
 //!    goes through the kernel's stack and out of the port);
 //! 5. the first snapshot, then the workers on their lcores.
 //!
-//! Shutdown: stop flag, join the workers, read the final counters, close
-//! the ports, free the pool, clean EAL up.
+//! Shutdown: stop flag, join the workers (their queues go with them),
+//! read the final counters; each port is stopped and closed when it and
+//! its queues are gone. EAL and the pool live until the process exits
+//! (see `rvs_dpdk`).
 use crate::manager::Manager;
 use config::Config;
 use dataplane::worker::{self, LoopConfig, Shared, WorkerQueues};
@@ -25,8 +27,7 @@ use rvs_core::fwd::{Forwarder, ForwarderConfig};
 use rvs_core::stats::CoreStats;
 use rvs_core::steer::Steering;
 use rvs_core::table::Compiler;
-use rvs_dpdk::port::{self, PortSetup};
-use rvs_dpdk::{self as dpdk, Eal, Mempool, RxQueue, TxQueue};
+use rvs_dpdk::{Eal, Lcore, Mempool, Port, PortSetup};
 use rvs_wire::MacAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -184,13 +185,27 @@ pub struct Daemon {
     /// Management state shared with the control socket.
     pub manager: Arc<Mutex<Manager>>,
     shared: Arc<Shared>,
-    lcores: Vec<u32>,
-    port_ids: Vec<u16>,
-    kernel_port_ids: Vec<u16>,
+    lcores: Vec<Lcore>,
+    /// The configured ports, by index (for their device counters); their
+    /// queues are the workers'. Kernel interfaces are not kept here: their
+    /// queues alone keep them open until the workers end.
+    ports: Vec<Port>,
     /// Session capacity per worker (ipvsadm's "size").
     pub table_size: u64,
-    pool: Option<Arc<Mempool>>,
-    eal: Option<Eal>,
+    /// EAL, held by the main lcore (this thread) for the daemon's life.
+    eal: Eal,
+}
+
+/// The ports brought up for a configuration.
+struct Ports {
+    data: Vec<Port>,
+    macs: Vec<MacAddr>,
+    /// By port index: the kernel interface's TAP port, if any.
+    kernel: Vec<Option<Port>>,
+    /// The redirection period shared by every port (see rvs_core::steer).
+    period: u16,
+    /// Every port hashes in hardware with rvs's key and RETA.
+    hw_rss: bool,
 }
 
 impl Daemon {
@@ -200,159 +215,182 @@ impl Daemon {
         let args = eal_args(&cfg, ncpu, std::process::id());
         let eal = Eal::init(&args).map_err(|e| StartError::Dpdk(format!("{e}\nEAL arguments: {}", args.join(" "))))?;
         let workers = usize::from(cfg.dataplane.workers);
-        let lcores = eal.worker_lcores();
-        if lcores.len() < workers {
+        let lcore_ids = eal.worker_lcores();
+        if lcore_ids.len() < workers {
             return Err(StartError::Config(format!(
                 "dataplane.workers: {workers} workers need {workers} worker lcores, EAL has {}",
-                lcores.len()
+                lcore_ids.len()
             )));
         }
-        let pool = Arc::new(
-            Mempool::new("rvs_mbufs", cfg.dataplane.mbufs, 256, cfg.dataplane.mbuf_size)
-                .map_err(|e| StartError::Dpdk(format!("dataplane.mbufs: {e}")))?,
-        );
-        let mut port_ids = Vec::new();
-        let mut port_ids_kernel = Vec::new();
-        let mut macs = Vec::new();
-        let mut infos = Vec::new();
-        let nq = u16::try_from(workers).unwrap_or(1);
-        for (i, p) in cfg.ports.iter().enumerate() {
-            let id = port::probe(&p.device, p.is_pci()).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
-            if port_ids.contains(&id) {
-                return Err(port_error(file, &cfg, i, "names a device already used by another port"));
-            }
-            let setup = PortSetup {
-                rx_queues: nq,
-                tx_queues: nq,
-                descriptors: cfg.dataplane.descriptors,
-                mtu: p.mtu,
-                rss_key: rvs_core::steer::RSS_KEY,
-                mac: p.mac.map(|m| m.0).or_else(|| stable_mac(p)),
-            };
-            let info = port::setup(id, &setup, &pool).map_err(|e| port_error(file, &cfg, i, &e.to_string()))?;
-            if info.mac_in_software {
-                eprintln!(
-                    "rvsd: ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software",
-                    p.name,
-                    MacAddr(info.mac)
-                );
-            }
-            port_ids.push(id);
-            macs.push(MacAddr(info.mac));
-            infos.push(info);
-        }
-        // One redirection period for every port, so software computes the
-        // queue of any packet on any port alike (see rvs_core::steer).
-        let period = infos.iter().filter(|i| i.reta_size > 0).map(|i| i.reta_size).min().unwrap_or(128);
-        for i in infos.iter_mut().filter(|i| i.reta_size > period) {
-            i.reta_size = port::program_reta(i.id, i.reta_size, nq, period);
-        }
-        let hw_rss = !infos.is_empty() && infos.iter().all(|i| i.rss && i.reta_size > 0);
-
-        // Kernel interfaces (exception path).
-        let mut kernel_ids: Vec<Option<u16>> = vec![None; cfg.ports.len()];
-        for (i, p) in cfg.ports.iter().enumerate() {
-            let Some(name) = &p.kernel_interface else { continue };
-            let dev = format!("net_tap_rvsk{i},iface={name}");
-            let id = port::probe(&dev, false).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e.to_string()))?;
-            let setup =
-                PortSetup { rx_queues: nq, tx_queues: nq, descriptors: 512, mtu: p.mtu, rss_key: rvs_core::steer::RSS_KEY, mac: None };
-            port::setup(id, &setup, &pool).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e.to_string()))?;
-            configure_kernel_interface(name, macs[i], p, &cfg.routes).map_err(|e| field_error(file, &cfg, i, "kernel_interface", &e))?;
-            kernel_ids[i] = Some(id);
-            port_ids_kernel.push(id);
-        }
-
+        let pool = Mempool::new(&eal, "rvs_mbufs", cfg.dataplane.mbufs, 256, cfg.dataplane.mbuf_size)
+            .map_err(|e| StartError::Dpdk(format!("dataplane.mbufs: {e}")))?;
+        let mut ports = open_ports(&eal, &cfg, file, pool)?;
         let mut compiler = Compiler::new(&cfg);
-        let snap = compiler.compile(&cfg, &macs, &Default::default()).map_err(|e| StartError::Config(e.to_string()))?;
+        let snap = compiler.compile(&cfg, &ports.macs, &Default::default()).map_err(|e| StartError::Config(e.to_string()))?;
         let shared = Arc::new(Shared::new(snap.clone(), workers));
-        let clock = Clock::new(eal.tsc_hz());
-        let nb = snap.backends.len();
-        let ns = snap.services.len();
-        let (pmin, pmax) = (cfg.dataplane.fullnat_port_min, cfg.dataplane.fullnat_port_max);
-        let per = (u32::from(pmax - pmin) + 1) / u32::try_from(workers).unwrap_or(1);
-        let steering = (workers > 1).then(|| Steering::new(nq, u32::from(period), pmin, per, hw_rss));
-        let rings = worker::handoff_rings(workers, cfg.dataplane.handoff_ring)
+        let cores: Vec<Arc<CoreStats>> = (0..workers).map(|_| Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()))).collect();
+        let rings = worker::handoff_rings(&eal, workers, cfg.dataplane.handoff_ring)
             .map_err(|e| StartError::Dpdk(format!("dataplane.handoff_ring: {e}")))?;
-        let mut port_index: Vec<Option<u8>> = Vec::new();
-        for (pi, &id) in port_ids.iter().enumerate() {
-            let id = usize::from(id);
-            if port_index.len() <= id {
-                port_index.resize(id + 1, None);
-            }
-            port_index[id] = u8::try_from(pi).ok();
-        }
         let seeds = random_seeds();
-        let cores: Vec<Arc<CoreStats>> = (0..workers).map(|_| Arc::new(CoreStats::new(nb, ns))).collect();
-        for (w, &lcore) in lcores.iter().take(workers).enumerate() {
-            let stats = cores[w].clone();
-            let core = u16::try_from(w).unwrap_or(0);
-            let lo = u32::from(pmin) + per * u32::from(core);
-            let fcfg = ForwarderConfig {
-                core,
-                cores: nq,
-                sessions_v4: cfg.dataplane.sessions_per_worker,
-                sessions_v6: cfg.dataplane.sessions_v6_per_worker,
-                seeds,
-                tunnel_ttl: cfg.dataplane.tunnel_ttl,
-                fullnat_ports: (u16::try_from(lo).unwrap_or(pmin), u16::try_from(lo + per - 1).unwrap_or(pmax)),
-                icmp_rate: 1000,
-                steering: steering.clone(),
-            };
-            let mut fwd = Forwarder::new(&fcfg, snap.clone(), stats);
+        let mut lcores = Vec::new();
+        for ((w, lcore), ends) in lcore_ids.into_iter().take(workers).enumerate().zip(rings) {
+            let core = u16::try_from(w).map_err(|_| StartError::Config("dataplane.workers: too many".into()))?;
+            let mut fwd = Forwarder::new(&forwarder_config(&cfg, core, &ports, seeds), snap.clone(), cores[w].clone());
             fwd.set_peers(cores.clone());
-            let queues = WorkerQueues {
-                rx: port_ids.iter().enumerate().map(|(pi, &id)| (u8::try_from(pi).unwrap_or(0), RxQueue::new(id, core))).collect(),
-                tx: port_ids.iter().map(|&id| TxQueue::new(id, core)).collect(),
-                kernel: kernel_ids.iter().map(|k| k.map(|id| (RxQueue::new(id, core), TxQueue::new(id, core)))).collect(),
-                handoff_out: rings[w].clone(),
-                handoff_in: rings.iter().filter_map(|row| row[w].clone()).collect(),
-                port_index: port_index.clone(),
-            };
+            let queues = worker_queues(&mut ports, core, ends)?;
             let lc = LoopConfig {
                 idle_backoff_us: cfg.dataplane.idle_backoff_us,
                 announcer: w == 0,
                 announce_count: cfg.dataplane.announce_count,
                 announce_interval_ms: cfg.dataplane.announce_interval_ms,
             };
-            let (sh, pl) = (shared.clone(), pool.clone());
-            dpdk::launch(lcore, move || worker::run(fwd, queues, sh, pl, clock, lc)).map_err(|e| StartError::Dpdk(e.to_string()))?;
+            let (sh, clock) = (shared.clone(), Clock::new(eal.tsc_hz()));
+            let job = eal.launch(lcore, move || worker::run(fwd, queues, sh, pool, clock, lc));
+            lcores.push(job.map_err(|e| StartError::Dpdk(e.to_string()))?);
         }
         let table_size = u64::from(cfg.dataplane.sessions_per_worker);
-        let manager = Manager::new(cfg, path, compiler, macs, shared.clone(), cores);
-        Ok(Daemon {
-            manager: Arc::new(Mutex::new(manager)),
-            shared,
-            lcores: lcores.into_iter().take(workers).collect(),
-            kernel_port_ids: port_ids_kernel,
-            port_ids,
-            table_size,
-            pool: Some(pool),
-            eal: Some(eal),
-        })
+        let manager = Manager::new(cfg, path, compiler, ports.macs.clone(), shared.clone(), cores);
+        Ok(Daemon { manager: Arc::new(Mutex::new(manager)), shared, lcores, ports: ports.data, table_size, eal })
     }
 
     /// Reads device counters into the manager (missed packets).
     pub fn refresh_port_stats(&self) {
-        let missed = self.port_ids.iter().map(|&id| port::stats(id).imissed).collect();
+        let missed = self.ports.iter().map(|p| p.stats().imissed).collect();
         crate::fault::lock(&self.manager).set_port_missed(missed);
     }
 
-    /// Stops the workers and releases DPDK. Returns the final report.
-    pub fn shutdown(mut self) -> crate::report::Report {
-        self.shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for &l in &self.lcores {
-            dpdk::wait_lcore(l);
-        }
-        self.refresh_port_stats();
-        let report = crate::fault::lock(&self.manager).report();
-        for &id in self.port_ids.iter().chain(&self.kernel_port_ids) {
-            port::close(id);
-        }
-        self.pool.take();
-        self.eal.take();
-        report
+    /// The EAL this daemon runs on.
+    pub fn eal(&self) -> &Eal {
+        &self.eal
     }
+
+    /// Stops the workers and returns the final report. The ports are
+    /// stopped and closed as they go (their queues went with the workers).
+    pub fn shutdown(self) -> crate::report::Report {
+        self.shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for l in self.lcores {
+            let id = l.id();
+            if !l.wait() {
+                eprintln!("rvsd: the worker on lcore {id} ended with a panic");
+            }
+        }
+        let missed = self.ports.iter().map(|p| p.stats().imissed).collect();
+        let mut m = crate::fault::lock(&self.manager);
+        m.set_port_missed(missed);
+        m.report()
+    }
+}
+
+/// Probes, configures and starts every port and kernel interface, with
+/// one RX and one TX queue per worker, then gives every port one
+/// redirection period.
+fn open_ports(eal: &Eal, cfg: &Config, file: &str, pool: &'static Mempool) -> Result<Ports, StartError> {
+    let nq = cfg.dataplane.workers;
+    let mut data: Vec<Port> = Vec::new();
+    let mut macs = Vec::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let setup = PortSetup {
+            rx_queues: nq,
+            tx_queues: nq,
+            descriptors: cfg.dataplane.descriptors,
+            mtu: p.mtu,
+            rss_key: rvs_core::steer::RSS_KEY,
+            mac: p.mac.map(|m| m.0).or_else(|| stable_mac(p)),
+        };
+        let port = Port::open(eal, &p.device, p.is_pci(), &setup, pool).map_err(|e| port_error(file, cfg, i, &e.to_string()))?;
+        if port.info().mac_in_software {
+            eprintln!(
+                "rvsd: ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software",
+                p.name,
+                MacAddr(port.info().mac)
+            );
+        }
+        macs.push(MacAddr(port.info().mac));
+        data.push(port);
+    }
+    // One redirection period for every port, so software computes the
+    // queue of any packet on any port alike (see rvs_core::steer).
+    let period = data.iter().map(|p| p.info().reta_size).filter(|&r| r > 0).min().unwrap_or(128);
+    for p in data.iter_mut().filter(|p| p.info().reta_size > period) {
+        p.program_reta(nq, period);
+    }
+    let hw_rss = !data.is_empty() && data.iter().all(|p| p.info().rss && p.info().reta_size > 0);
+    let mut kernel = Vec::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        kernel.push(match &p.kernel_interface {
+            Some(name) => Some(open_kernel_interface(eal, cfg, file, pool, i, name, macs[i])?),
+            None => None,
+        });
+    }
+    Ok(Ports { data, macs, kernel, period, hw_rss })
+}
+
+/// The TAP port of port `i`'s kernel interface (the exception path),
+/// with the port's identity on its kernel side.
+fn open_kernel_interface(
+    eal: &Eal,
+    cfg: &Config,
+    file: &str,
+    pool: &'static Mempool,
+    i: usize,
+    name: &str,
+    mac: MacAddr,
+) -> Result<Port, StartError> {
+    let p = &cfg.ports[i];
+    let nq = cfg.dataplane.workers;
+    let setup = PortSetup { rx_queues: nq, tx_queues: nq, descriptors: 512, mtu: p.mtu, rss_key: rvs_core::steer::RSS_KEY, mac: None };
+    let dev = format!("net_tap_rvsk{i},iface={name}");
+    let port = Port::open(eal, &dev, false, &setup, pool).map_err(|e| field_error(file, cfg, i, "kernel_interface", &e.to_string()))?;
+    configure_kernel_interface(name, mac, p, &cfg.routes).map_err(|e| field_error(file, cfg, i, "kernel_interface", &e))?;
+    Ok(port)
+}
+
+/// Worker `core`'s settings: its slice of the full-NAT ports, the steering
+/// rule with several workers.
+fn forwarder_config(cfg: &Config, core: u16, ports: &Ports, seeds: [u64; 4]) -> ForwarderConfig {
+    let workers = cfg.dataplane.workers.max(1);
+    let (pmin, pmax) = (cfg.dataplane.fullnat_port_min, cfg.dataplane.fullnat_port_max);
+    let per = (u32::from(pmax - pmin) + 1) / u32::from(workers);
+    let lo = u32::from(pmin) + per * u32::from(core);
+    ForwarderConfig {
+        core,
+        cores: workers,
+        sessions_v4: cfg.dataplane.sessions_per_worker,
+        sessions_v6: cfg.dataplane.sessions_v6_per_worker,
+        seeds,
+        tunnel_ttl: cfg.dataplane.tunnel_ttl,
+        fullnat_ports: (u16::try_from(lo).unwrap_or(pmin), u16::try_from(lo + per - 1).unwrap_or(pmax)),
+        icmp_rate: 1000,
+        steering: (workers > 1).then(|| Steering::new(workers, u32::from(ports.period), pmin, per, ports.hw_rss)),
+    }
+}
+
+/// Worker `core`'s queues: its RX and TX queue on every port and kernel
+/// interface, and its hand-over ring ends.
+fn worker_queues(ports: &mut Ports, core: u16, (handoff_out, handoff_in): worker::HandoffEnds) -> Result<WorkerQueues, StartError> {
+    let missing = || StartError::Dpdk(format!("the queues of worker {core} are missing"));
+    let mut port_index: Vec<Option<u8>> = Vec::new();
+    for (pi, p) in ports.data.iter().enumerate() {
+        let id = usize::from(p.id());
+        if port_index.len() <= id {
+            port_index.resize(id + 1, None);
+        }
+        port_index[id] = u8::try_from(pi).ok();
+    }
+    let mut rx = Vec::new();
+    let mut tx = Vec::new();
+    for (pi, p) in ports.data.iter_mut().enumerate() {
+        rx.push((u8::try_from(pi).map_err(|_| missing())?, p.take_rx(core).ok_or_else(missing)?));
+        tx.push(p.take_tx(core).ok_or_else(missing)?);
+    }
+    let mut kernel = Vec::new();
+    for k in &mut ports.kernel {
+        kernel.push(match k {
+            Some(p) => Some((p.take_rx(core).ok_or_else(missing)?, p.take_tx(core).ok_or_else(missing)?)),
+            None => None,
+        });
+    }
+    Ok(WorkerQueues { rx, tx, kernel, handoff_out, handoff_in, port_index })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! * [`ipvsadm`]: ipvsadm-compatible text output.
 //! * [`health`] and [`remote`]: health checks, and the byte-level parsers
 //!   of what real servers answer (no input can panic them).
+#![forbid(unsafe_code)]
 pub mod cli;
 pub mod commands;
 pub mod control;

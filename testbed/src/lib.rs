@@ -14,6 +14,7 @@
 //! creating process's PID (`rvt<pid>-<n>-<role>`), so two runs never
 //! collide, and a new bed first removes what a killed earlier run left
 //! behind. Every command and wait has a deadline.
+#![forbid(unsafe_code)]
 pub mod bench;
 pub mod pcap;
 

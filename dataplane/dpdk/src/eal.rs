@@ -1,6 +1,21 @@
-//! EAL start-up and lcore launching.
+//! EAL start-up, lcore launching, and thread registration.
+//!
+//! [`Eal`] is the proof that EAL is running: everything that needs EAL
+//! (pools, ports, rings, launching lcores) takes `&Eal`, so none of it can
+//! be called before [`Eal::init`] succeeded. `Eal` is neither `Send` nor
+//! `Sync`: it stays on the thread that initialised it, which EAL made the
+//! main lcore, and the calls that must run there (`rte_eal_wait_lcore`)
+//! go through it. Other threads get an [`EalHandle`] (`Send`, `Sync`,
+//! `Copy`) to register themselves.
+//!
+//! EAL is never torn down: `rte_eal_cleanup` would unmap the memory that
+//! the pools (which live for the whole process, see
+//! [`Mempool`](crate::Mempool)) and every mbuf point into. The process
+//! exit releases it; rvsd runs EAL `--in-memory` (or `--no-huge`), so no
+//! hugepage file outlives it.
 use dpdk_sys as sys;
 use std::ffi::{c_void, CString};
+use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int, c_uint};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,6 +39,9 @@ pub enum EalError {
         /// The errno description.
         reason: String,
     },
+    /// `rte_thread_register` failed.
+    #[error("cannot register this thread with EAL: {0}")]
+    Register(String),
 }
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
@@ -40,17 +58,50 @@ pub(crate) fn rte_errno() -> String {
     errno_str(e)
 }
 
-/// A running Environment Abstraction Layer. Dropping it calls
-/// `rte_eal_cleanup` (after every port and pool is gone).
+/// A running Environment Abstraction Layer, held by its main lcore.
+///
+/// It cannot leave that thread:
+///
+/// ```compile_fail,E0277
+/// fn needs_send<T: Send>(_: T) {}
+/// let eal = rvs_dpdk::Eal::init(&["rvs"]).unwrap();
+/// needs_send(eal); // Eal is not Send: it stays on the main lcore
+/// ```
 #[derive(Debug)]
 pub struct Eal {
     tsc_hz: u64,
     main_lcore: u32,
+    /// Pins the value to the main lcore's thread (not Send, not Sync).
+    _main_thread: PhantomData<*const ()>,
+}
+
+/// Proof, usable on any thread, that EAL is running (and, EAL never being
+/// torn down, will be for the rest of the process).
+#[derive(Clone, Copy, Debug)]
+pub struct EalHandle {
+    _private: (),
+}
+
+impl EalHandle {
+    /// Registers the calling non-EAL thread with EAL, so it gets an lcore
+    /// id and a mempool cache (unregistered threads bypass the cache and ran
+    /// about 2x slower on mbuf alloc/free). Returns its lcore id.
+    pub fn register_thread(self) -> Result<u32, EalError> {
+        // SAFETY: EAL is initialised (an EalHandle exists only once init
+        // succeeded, and EAL is never torn down); registering the current
+        // thread has no other precondition.
+        let rc = unsafe { sys::rte_thread_register() };
+        if rc < 0 {
+            return Err(EalError::Register(rte_errno()));
+        }
+        Ok(lcore_id())
+    }
 }
 
 impl Eal {
-    /// Starts EAL with `args` (the first is the program name). Fails if EAL
-    /// already ran in this process.
+    /// Starts EAL with `args` (the first is the program name); the calling
+    /// thread becomes the main lcore. Fails if EAL already ran in this
+    /// process.
     pub fn init<S: AsRef<str>>(args: &[S]) -> Result<Eal, EalError> {
         if INITIALISED.swap(true, Ordering::SeqCst) {
             return Err(EalError::AlreadyInitialised);
@@ -73,7 +124,12 @@ impl Eal {
         let tsc_hz = unsafe { sys::rte_get_tsc_hz() };
         // SAFETY: EAL is initialised.
         let main_lcore = unsafe { sys::rte_get_main_lcore() };
-        Ok(Eal { tsc_hz, main_lcore })
+        Ok(Eal { tsc_hz, main_lcore, _main_thread: PhantomData })
+    }
+
+    /// A handle other threads can hold.
+    pub fn handle(&self) -> EalHandle {
+        EalHandle { _private: () }
     }
 
     /// TSC ticks per second, as EAL measured them.
@@ -102,7 +158,7 @@ impl Eal {
         out
     }
 
-    /// The DPDK version string (e.g. "DPDK 22.11.11").
+    /// The DPDK version string (e.g. "DPDK 22.11.11"); needs no EAL.
     pub fn version() -> String {
         // SAFETY: returns a pointer to a static NUL-terminated string.
         let p = unsafe { sys::rte_version() };
@@ -112,29 +168,23 @@ impl Eal {
         // SAFETY: non-null static C string from DPDK.
         unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
-}
 
-impl Drop for Eal {
-    fn drop(&mut self) {
-        // SAFETY: called once, after every lcore returned (callers join the
-        // workers before dropping the Eal) and every port/pool wrapper is gone.
-        unsafe {
-            sys::rte_eal_cleanup();
+    /// Runs `f` on worker lcore `lcore`; join it with [`Lcore::wait`]. A
+    /// panic inside `f` is caught on the lcore and reported by `wait`.
+    pub fn launch(&self, lcore: u32, f: impl FnOnce() + Send + 'static) -> Result<Lcore, EalError> {
+        let job: Box<Job> = Box::new(Box::new(f));
+        let arg = Box::into_raw(job).cast::<c_void>();
+        // SAFETY: EAL is initialised and we are on the main lcore (Eal is
+        // not Send); the trampoline has the lcore_function_t signature and
+        // takes ownership of `arg`; EAL runs it once on `lcore`.
+        let rc = unsafe { sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
+        if rc != 0 {
+            // SAFETY: the launch failed, so nobody else owns `arg`: reclaim it.
+            drop(unsafe { Box::from_raw(arg.cast::<Job>()) });
+            return Err(EalError::Launch { lcore, reason: errno_str(rc) });
         }
+        Ok(Lcore { id: lcore, _main_thread: PhantomData })
     }
-}
-
-/// Registers the calling non-EAL thread with EAL, so it gets an lcore id and
-/// a mempool cache (unregistered threads bypass the cache and run about 2x
-/// slower on mbuf alloc/free).
-pub fn thread_register() -> Result<u32, EalError> {
-    // SAFETY: EAL is initialised (the caller holds an Eal); registering the
-    // current thread has no other precondition.
-    let rc = unsafe { sys::rte_thread_register() };
-    if rc < 0 {
-        return Err(EalError::Launch { lcore: u32::MAX, reason: rte_errno() });
-    }
-    Ok(lcore_id())
 }
 
 /// The calling thread's lcore id (`u32::MAX` for unregistered threads).
@@ -155,23 +205,26 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     }
 }
 
-/// Runs `f` on worker lcore `lcore`. Join with [`wait_lcore`].
-pub fn launch(lcore: u32, f: impl FnOnce() + Send + 'static) -> Result<(), EalError> {
-    let job: Box<Job> = Box::new(Box::new(f));
-    let arg = Box::into_raw(job).cast::<c_void>();
-    // SAFETY: the trampoline has the lcore_function_t signature and takes
-    // ownership of `arg`; EAL runs it once on `lcore`.
-    let rc = unsafe { sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
-    if rc != 0 {
-        // SAFETY: the launch failed, so nobody else owns `arg`: reclaim it.
-        drop(unsafe { Box::from_raw(arg.cast::<Job>()) });
-        return Err(EalError::Launch { lcore, reason: errno_str(rc) });
-    }
-    Ok(())
+/// A job launched on a worker lcore. It stays on the main lcore's thread
+/// (not `Send`), where EAL requires the join to happen.
+#[derive(Debug)]
+#[must_use = "a launched lcore should be joined with wait()"]
+pub struct Lcore {
+    id: u32,
+    _main_thread: PhantomData<*const ()>,
 }
 
-/// Waits for the job on `lcore` to return; true when it returned normally.
-pub fn wait_lcore(lcore: u32) -> bool {
-    // SAFETY: called from the main lcore, as EAL requires.
-    unsafe { sys::rte_eal_wait_lcore(lcore) == 0 }
+impl Lcore {
+    /// The lcore id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Waits for the job to return; true when it returned normally (false
+    /// when it panicked).
+    pub fn wait(self) -> bool {
+        // SAFETY: called on the main lcore (Lcore is created there by
+        // Eal::launch and is not Send), for an lcore this value launched.
+        unsafe { sys::rte_eal_wait_lcore(self.id) == 0 }
+    }
 }

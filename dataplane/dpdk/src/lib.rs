@@ -1,18 +1,26 @@
-//! The one safe wrapper over DPDK. Every `unsafe` block of rvs outside
-//! `dpdk-sys` is in this module, each with a `// SAFETY:` comment.
+//! The safe wrapper over DPDK: with `dpdk-sys` and `rvs-arch`, the only
+//! code of rvs with `unsafe`, each block with a `// SAFETY:` comment.
 //!
-//! What it offers, and the rules it enforces:
-//! * [`Eal`]: `rte_eal_init` once per process; dropping it cleans up.
-//! * [`Mempool`] and [`Mbuf`]: an mbuf owns its buffer and frees it on drop;
-//!   handing it to a TX queue transfers ownership ([`Mbuf::into_raw`]).
-//!   `Mbuf` is `Send` but not `Sync`. It implements
-//!   [`PacketBuf`](rvs_wire::PacketBuf) with plain field reads, so the
-//!   per-packet path never calls into C.
-//! * [`port`]: probing a device, configuring queues and RSS, starting,
-//!   statistics. [`RxQueue`]/[`TxQueue`] are owned by exactly one worker.
-//! * [`MbufRing`]: a single-producer single-consumer ring of mbufs between
-//!   two worker cores (reply hand-over).
-//! * [`launch`]: runs a closure on an EAL worker lcore.
+//! The rules it enforces, by construction rather than by comment:
+//! * [`Eal`]: `rte_eal_init` once per process; everything that needs EAL
+//!   takes `&Eal`; it stays on the main lcore's thread (not `Send`), where
+//!   [`Eal::launch`] starts jobs on worker lcores and [`Lcore::wait`] joins
+//!   them. Other threads register through an [`EalHandle`].
+//! * [`Mempool`] and [`Mbuf`]: pools live for the whole process
+//!   (`&'static Mempool`), so no mbuf can outlive its pool; an mbuf owns
+//!   its buffer and frees it on drop; handing it to a TX queue or a ring
+//!   transfers ownership. `Mbuf` is `Send` but not `Sync`. It implements
+//!   [`rvs_wire::PacketBuf`] with plain field reads, so the per-packet path
+//!   never calls into C. A [`Burst`] frees what a [`Drain`] left.
+//! * [`Port`]: opens, configures and starts one device; only it makes the
+//!   device's queues, each once; [`RxQueue`]/[`TxQueue`] keep the device
+//!   open, which is stopped and closed when the port and all its queues
+//!   are gone.
+//! * [`ring`]: a single-producer single-consumer ring of mbufs between two
+//!   worker cores (reply hand-over), as its two ends, each `Send`, neither
+//!   `Sync`.
+//! * DPDK's bit values (RSS types, offload flags, ring flags) come from
+//!   its headers through `dpdk-sys`.
 //!
 //! DPDK is called once per burst (rx, tx, free, ring), never per packet.
 mod eal;
@@ -20,7 +28,7 @@ mod mbuf;
 pub mod port;
 mod ring;
 
-pub use eal::{launch, lcore_id, thread_register, wait_lcore, Eal, EalError};
-pub use mbuf::{Burst, Mbuf, Mempool, BURST};
-pub use port::{PortError, PortStats, RxQueue, TxQueue};
-pub use ring::MbufRing;
+pub use eal::{lcore_id, Eal, EalError, EalHandle, Lcore};
+pub use mbuf::{Burst, Drain, Mbuf, Mempool, MempoolError, BURST};
+pub use port::{Port, PortError, PortInfo, PortSetup, PortStats, RxQueue, TxQueue};
+pub use ring::{ring, RingConsumer, RingError, RingProducer};

@@ -1,5 +1,5 @@
 //! Mempools, owned mbufs and bursts of them.
-use super::eal::rte_errno;
+use super::eal::{rte_errno, Eal};
 use dpdk_sys as sys;
 use rvs_wire::PacketBuf;
 use std::ffi::CString;
@@ -8,7 +8,36 @@ use std::ptr::NonNull;
 /// Packets per RX/TX burst.
 pub const BURST: usize = 32;
 
-/// A packet-buffer pool (`rte_pktmbuf_pool_create`). Shared by all lcores.
+/// Why a pool could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum MempoolError {
+    /// The name contains a NUL.
+    #[error("pool name {0:?} contains a NUL byte")]
+    BadName(String),
+    /// `rte_pktmbuf_pool_create` failed.
+    #[error("cannot create mbuf pool of {n} x {data_room} bytes: {reason}")]
+    Create {
+        /// Mbufs asked for.
+        n: u32,
+        /// Bytes per mbuf.
+        data_room: u16,
+        /// errno text.
+        reason: String,
+    },
+}
+
+/// A packet-buffer pool (`rte_pktmbuf_pool_create`), shared by all lcores.
+///
+/// A pool lives for the rest of the process ([`Mempool::new`] returns a
+/// `&'static Mempool`): every [`Mbuf`] points into one, and an mbuf may be
+/// anywhere (a worker's burst, a ring, a NIC queue) when the rest of the
+/// program shuts down, so no pool is ever freed while one could be alive.
+/// Making one needs a running EAL:
+///
+/// ```compile_fail,E0061
+/// // No Eal, no pool.
+/// let pool = rvs_dpdk::Mempool::new("p", 1023, 32, 2176);
+/// ```
 #[derive(Debug)]
 pub struct Mempool(NonNull<sys::rte_mempool>);
 
@@ -20,16 +49,19 @@ unsafe impl Sync for Mempool {}
 
 impl Mempool {
     /// Creates a pool of `n` mbufs with `data_room` bytes each (headroom
-    /// included) and a per-lcore cache of `cache` mbufs.
-    pub fn new(name: &str, n: u32, cache: u32, data_room: u16) -> Result<Mempool, String> {
-        let cname = CString::new(name).map_err(|_| format!("pool name {name:?} contains NUL"))?;
-        // SAFETY: EAL is running (a Mempool can only be made after Eal::init
-        // succeeded in this process); the name is a valid C string.
+    /// included) and a per-lcore cache of `cache` mbufs. The pool lives
+    /// until the process exits.
+    pub fn new(eal: &Eal, name: &str, n: u32, cache: u32, data_room: u16) -> Result<&'static Mempool, MempoolError> {
+        let _ = eal;
+        let cname = CString::new(name).map_err(|_| MempoolError::BadName(name.to_string()))?;
+        // SAFETY: EAL is running (we hold &Eal); the name is a valid C
+        // string.
         let socket = unsafe { sys::rte_socket_id() };
         let socket = i32::try_from(socket).unwrap_or(-1);
         // SAFETY: as above; arguments are plain values.
         let p = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
-        NonNull::new(p).map(Mempool).ok_or_else(|| format!("cannot create mbuf pool of {n} x {data_room} bytes: {}", rte_errno()))
+        let p = NonNull::new(p).ok_or_else(|| MempoolError::Create { n, data_room, reason: rte_errno() })?;
+        Ok(Box::leak(Box::new(Mempool(p))))
     }
 
     /// The raw pool pointer, for queue set-up.
@@ -40,7 +72,7 @@ impl Mempool {
     /// Allocates one mbuf (not for the per-packet path: use it for packets
     /// the dataplane originates, such as ARP requests).
     pub fn alloc(&self) -> Option<Mbuf> {
-        // SAFETY: the pool is valid for the life of self.
+        // SAFETY: the pool is valid for the life of the process.
         let m = unsafe { sys::rte_pktmbuf_alloc(self.0.as_ptr()) };
         NonNull::new(m).map(Mbuf)
     }
@@ -51,9 +83,11 @@ impl Mempool {
         debug_assert!(b.is_empty());
         let n = n.min(BURST);
         let (ptrs, _) = b.raw_parts();
+        #[expect(clippy::cast_possible_truncation, reason = "n <= BURST = 32")]
+        let count = n as u32;
         // SAFETY: the pool is valid; `ptrs` has room for BURST pointers and
         // the call writes `n` of them, all or nothing.
-        let rc = unsafe { sys::rte_pktmbuf_alloc_bulk(self.0.as_ptr(), ptrs, u32::try_from(n).unwrap_or(0)) };
+        let rc = unsafe { sys::rte_pktmbuf_alloc_bulk(self.0.as_ptr(), ptrs, count) };
         if rc == 0 {
             b.set_len(n);
             true
@@ -72,14 +106,6 @@ impl Mempool {
     pub fn in_use(&self) -> u32 {
         // SAFETY: read-only query on a valid pool.
         unsafe { sys::rte_mempool_in_use_count(self.0.as_ptr()) }
-    }
-}
-
-impl Drop for Mempool {
-    fn drop(&mut self) {
-        // SAFETY: the pool is dropped after every port using it was closed
-        // (ports are torn down first) and no Mbuf outlives the workers.
-        unsafe { sys::rte_mempool_free(self.0.as_ptr()) }
     }
 }
 
@@ -134,15 +160,13 @@ impl Mbuf {
     /// True when the NIC verified the L4 checksum as bad.
     #[inline(always)]
     pub fn l4_csum_bad(&self) -> bool {
-        const MASK: u64 = (1 << 3) | (1 << 8);
-        self.m().ol_flags & MASK == 1 << 3
+        self.m().ol_flags & sys::RVS_MBUF_F_RX_L4_CKSUM_MASK == sys::RVS_MBUF_F_RX_L4_CKSUM_BAD
     }
 
     /// True when the NIC verified the L4 checksum as good.
     #[inline(always)]
     pub fn l4_csum_good(&self) -> bool {
-        const MASK: u64 = (1 << 3) | (1 << 8);
-        self.m().ol_flags & MASK == 1 << 8
+        self.m().ol_flags & sys::RVS_MBUF_F_RX_L4_CKSUM_MASK == sys::RVS_MBUF_F_RX_L4_CKSUM_GOOD
     }
 
     /// Resets to an empty packet with the default headroom (for packets
@@ -319,14 +343,13 @@ impl Burst {
         Ok(())
     }
 
-    /// Removes and returns every mbuf, in order.
+    /// Removes and returns every mbuf, in order. Whatever the iterator has
+    /// not yielded when it is dropped is freed, so stopping early leaks
+    /// nothing.
     #[inline]
-    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
-        let n = std::mem::take(&mut self.len);
-        // SAFETY: each of the first n pointers is a non-null mbuf owned by
-        // the burst; ownership moves to the yielded Mbuf (len is already 0,
-        // so the burst will not free them again).
-        self.ptrs[..n].iter().map(|&p| Mbuf(unsafe { NonNull::new_unchecked(p) }))
+    pub fn drain(&mut self) -> Drain<'_> {
+        let end = std::mem::take(&mut self.len);
+        Drain { burst: self, next: 0, end }
     }
 
     /// Frees every mbuf with one bulk call.
@@ -335,7 +358,8 @@ impl Burst {
         if self.len == 0 {
             return;
         }
-        let n = u32::try_from(self.len).unwrap_or(0);
+        #[expect(clippy::cast_possible_truncation, reason = "len <= BURST = 32")]
+        let n = self.len as u32;
         // SAFETY: the first `len` pointers are mbufs owned by the burst.
         unsafe { sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), n) };
         self.len = 0;
@@ -363,5 +387,56 @@ impl Burst {
 impl Drop for Burst {
     fn drop(&mut self) {
         self.free_all();
+    }
+}
+
+/// The mbufs of a burst being taken out, in order (see [`Burst::drain`]).
+#[derive(Debug)]
+pub struct Drain<'a> {
+    burst: &'a mut Burst,
+    next: usize,
+    end: usize,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.next == self.end {
+            return None;
+        }
+        let p = self.burst.ptrs[self.next];
+        self.next += 1;
+        // SAFETY: each of the first `end` pointers is a non-null mbuf
+        // owned by the burst; the burst's length is already 0 and `next`
+        // has moved past this one, so ownership moves to the yielded Mbuf
+        // alone.
+        Some(Mbuf(unsafe { NonNull::new_unchecked(p) }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.end - self.next;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Drain<'_> {}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        let rest = self.end - self.next;
+        if rest == 0 {
+            return;
+        }
+        let start = self.next;
+        #[expect(clippy::cast_possible_truncation, reason = "rest <= BURST = 32")]
+        let n = rest as u32;
+        // SAFETY: pointers start..end are mbufs still owned by the drain
+        // (not yielded; the burst's length is 0 so it will not free them).
+        let rest_ptrs = self.burst.ptrs[start..self.end].as_mut_ptr();
+        // SAFETY: (continued) `rest_ptrs` points at those `n` pointers.
+        unsafe { sys::rte_pktmbuf_free_bulk(rest_ptrs, n) };
+        self.next = self.end;
     }
 }

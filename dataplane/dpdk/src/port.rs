@@ -1,8 +1,20 @@
 //! Ethernet ports: probing, queue and RSS set-up, burst I/O, statistics.
-use super::eal::{errno_str, rte_errno};
+//!
+//! A [`Port`] owns one started ethdev device. Only it makes the device's
+//! queues, each at most once ([`Port::take_rx`], [`Port::take_tx`]), so
+//! every queue has exactly one owner; queues keep the device alive, and
+//! the device is stopped and closed when the `Port` and all its queues are
+//! gone (a worker still polling keeps it open). Queues cannot be made from
+//! a bare port id:
+//!
+//! ```compile_fail,E0451
+//! let q = rvs_dpdk::RxQueue { port: 0, queue: 0 }; // private fields
+//! ```
+use super::eal::{errno_str, Eal};
 use super::mbuf::{Burst, Mempool, BURST};
 use dpdk_sys as sys;
 use std::ffi::{CStr, CString};
+use std::sync::Arc;
 
 #[expect(clippy::cast_possible_truncation, reason = "BURST is 32")]
 const BURST_U16: u16 = BURST as u16;
@@ -36,6 +48,9 @@ pub enum PortError {
         /// Offered.
         max: u16,
     },
+    /// The device is already owned by another `Port`.
+    #[error("{0}: the device is already open (a port owns it)")]
+    InUse(String),
     /// A set-up call failed.
     #[error("{device}: {call} failed: {reason}")]
     Call {
@@ -48,30 +63,23 @@ pub enum PortError {
     },
 }
 
-/// DPDK's `RTE_ETH_RSS_*` bits rvs requests (macros bindgen cannot see).
+/// DPDK's `RTE_ETH_RSS_*` bits rvs requests (from the headers, through
+/// `dpdk-sys`'s wrapper).
 pub mod rss {
-    /// IPv4.
-    pub const IPV4: u64 = 1 << 2;
-    /// IPv4 fragments.
-    pub const FRAG_IPV4: u64 = 1 << 3;
-    /// IPv4 TCP.
-    pub const NONFRAG_IPV4_TCP: u64 = 1 << 4;
-    /// IPv4 UDP.
-    pub const NONFRAG_IPV4_UDP: u64 = 1 << 5;
-    /// IPv6.
-    pub const IPV6: u64 = 1 << 8;
-    /// IPv6 fragments.
-    pub const FRAG_IPV6: u64 = 1 << 9;
-    /// IPv6 TCP.
-    pub const NONFRAG_IPV6_TCP: u64 = 1 << 10;
-    /// IPv6 UDP.
-    pub const NONFRAG_IPV6_UDP: u64 = 1 << 11;
-    /// Everything rvs balances on.
-    pub const ALL: u64 = IPV4 | FRAG_IPV4 | NONFRAG_IPV4_TCP | NONFRAG_IPV4_UDP | IPV6 | FRAG_IPV6 | NONFRAG_IPV6_TCP | NONFRAG_IPV6_UDP;
+    use dpdk_sys as sys;
+    /// Everything rvs balances on: IPv4 and IPv6, TCP, UDP and fragments.
+    pub const ALL: u64 = sys::RVS_ETH_RSS_IPV4
+        | sys::RVS_ETH_RSS_FRAG_IPV4
+        | sys::RVS_ETH_RSS_NONFRAG_IPV4_TCP
+        | sys::RVS_ETH_RSS_NONFRAG_IPV4_UDP
+        | sys::RVS_ETH_RSS_IPV6
+        | sys::RVS_ETH_RSS_FRAG_IPV6
+        | sys::RVS_ETH_RSS_NONFRAG_IPV6_TCP
+        | sys::RVS_ETH_RSS_NONFRAG_IPV6_UDP;
 }
 
-const RX_OFFLOAD_CHECKSUM: u64 = (1 << 1) | (1 << 2) | (1 << 3);
-const TX_OFFLOAD_MBUF_FAST_FREE: u64 = 1 << 16;
+const RX_OFFLOAD_CHECKSUM: u64 = sys::RVS_ETH_RX_OFFLOAD_CHECKSUM;
+const TX_OFFLOAD_MBUF_FAST_FREE: u64 = sys::RVS_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
 
 /// How to set a port up.
 #[derive(Clone, Debug)]
@@ -117,13 +125,15 @@ pub struct PortInfo {
 
 /// Finds or probes the device named by `device` (a vdev with arguments or a
 /// PCI address that EAL probed at start-up) and returns its port id.
-pub fn probe(device: &str, is_pci: bool) -> Result<u16, PortError> {
+fn probe(device: &str, is_pci: bool) -> Result<u16, PortError> {
     let name = device.split(',').next().unwrap_or(device).trim().to_string();
     if !is_pci {
         let c = CString::new(device).map_err(|_| PortError::BadDevice(device.to_string()))?;
         // SAFETY: EAL is running; `c` is a valid C string for the call.
         let rc = unsafe { sys::rte_dev_probe(c.as_ptr()) };
-        if rc < 0 {
+        // Already probed (EEXIST): look it up; whether a Port owns it is
+        // decided by the caller.
+        if rc < 0 && rc != -libc::EEXIST {
             return Err(PortError::Probe { device: device.to_string(), reason: errno_str(rc) });
         }
     }
@@ -131,7 +141,7 @@ pub fn probe(device: &str, is_pci: bool) -> Result<u16, PortError> {
 }
 
 /// The port id of an ethdev name.
-pub fn port_by_name(name: &str) -> Option<u16> {
+fn port_by_name(name: &str) -> Option<u16> {
     let c = CString::new(name).ok()?;
     let mut id: u16 = 0;
     // SAFETY: valid C string and out-pointer.
@@ -156,7 +166,7 @@ fn c_string(bytes: *const std::os::raw::c_char) -> String {
 }
 
 /// Configures queues, RSS, MTU and MAC, then starts the port.
-pub fn setup(id: u16, s: &PortSetup, pool: &Mempool) -> Result<PortInfo, PortError> {
+fn setup(id: u16, s: &PortSetup, pool: &'static Mempool) -> Result<PortInfo, PortError> {
     let mut name_buf = [0 as std::os::raw::c_char; 64];
     // SAFETY: the buffer is 64 bytes, as passed; the port id exists.
     let _ = unsafe { sys::rte_eth_dev_get_name_by_port(id, name_buf.as_mut_ptr()) };
@@ -199,8 +209,8 @@ pub fn setup(id: u16, s: &PortSetup, pool: &Mempool) -> Result<PortInfo, PortErr
     // SAFETY: valid port id.
     let socket = u32::try_from(unsafe { sys::rte_eth_dev_socket_id(id) }).unwrap_or(0);
     for q in 0..s.rx_queues {
-        // SAFETY: configured port; the pool outlives the port (rvsd tears
-        // ports down before dropping the pool); default rxconf (null).
+        // SAFETY: configured port; the pool lives for the whole process,
+        // so it outlives the port; default rxconf (null).
         call(&name, "rte_eth_rx_queue_setup", unsafe { sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, std::ptr::null(), pool.raw()) })?;
     }
     for q in 0..s.tx_queues {
@@ -247,7 +257,7 @@ pub fn setup(id: u16, s: &PortSetup, pool: &Mempool) -> Result<PortInfo, PortErr
 /// (the smallest table; sizes are powers of two), `hash mod period mod n`
 /// names the queue on all of them. Returns the table size, or 0 when the
 /// device refused.
-pub fn program_reta(id: u16, reta_size: u16, queues: u16, period: u16) -> u16 {
+fn program_reta(id: u16, reta_size: u16, queues: u16, period: u16) -> u16 {
     const GROUP: usize = 64;
     if reta_size == 0 || queues == 0 {
         return 0;
@@ -292,7 +302,7 @@ pub struct PortStats {
 }
 
 /// Reads a port's statistics.
-pub fn stats(id: u16) -> PortStats {
+fn stats(id: u16) -> PortStats {
     let mut s = sys::rte_eth_stats::default();
     // SAFETY: valid port id and out-pointer.
     if unsafe { sys::rte_eth_stats_get(id, &mut s) } != 0 {
@@ -311,7 +321,7 @@ pub fn stats(id: u16) -> PortStats {
 }
 
 /// True when the link is up.
-pub fn link_up(id: u16) -> bool {
+fn link_up(id: u16) -> bool {
     let mut l = sys::rte_eth_link::default();
     // SAFETY: valid port id and out-pointer.
     if unsafe { sys::rte_eth_link_get_nowait(id, &mut l) } != 0 {
@@ -320,71 +330,152 @@ pub fn link_up(id: u16) -> bool {
     l.link_status() != 0
 }
 
-/// Stops and closes a port (after its queues' users stopped).
-pub fn close(id: u16) {
-    // SAFETY: called at shutdown once the workers are joined.
-    unsafe {
-        sys::rte_eth_dev_stop(id);
-    }
-    // SAFETY: as above; closing a stopped port releases it.
-    unsafe {
-        sys::rte_eth_dev_close(id);
+/// Port ids owned by a live [`Port`] (a device is opened once).
+static OPEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// The device itself, shared by its [`Port`] and its queues; stopped and
+/// closed when the last of them is dropped.
+#[derive(Debug)]
+struct Device {
+    id: u16,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: this is the last reference to the device: its Port and
+        // every queue (the only ways to reach it) are gone, so no lcore
+        // polls or sends on it any more; stopping a started port and then
+        // closing it releases it (its queues' mbufs go back to their pool).
+        unsafe {
+            sys::rte_eth_dev_stop(self.id);
+        }
+        // SAFETY: as above; the port is stopped.
+        unsafe {
+            sys::rte_eth_dev_close(self.id);
+        }
+        OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|&x| x != self.id);
     }
 }
 
-/// Fails with the current rte_errno, for callers outside this module.
-pub fn last_error() -> String {
-    rte_errno()
+/// A started Ethernet port (see the module documentation).
+#[derive(Debug)]
+pub struct Port {
+    dev: Arc<Device>,
+    info: PortInfo,
+    rx_taken: Vec<bool>,
+    tx_taken: Vec<bool>,
 }
 
-/// One RX queue, owned by one worker.
+impl Port {
+    /// Probes `device` (a vdev with its arguments, or a PCI device EAL
+    /// probed at start-up), configures it as `s` says with RX buffers from
+    /// `pool`, and starts it. A device already owned by a `Port` is
+    /// refused.
+    pub fn open(eal: &Eal, device: &str, is_pci: bool, s: &PortSetup, pool: &'static Mempool) -> Result<Port, PortError> {
+        let _ = eal;
+        let id = probe(device, is_pci)?;
+        {
+            let mut open = OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if open.contains(&id) {
+                return Err(PortError::InUse(device.to_string()));
+            }
+            open.push(id);
+        }
+        // From here the Device owns the id: dropping it (on an error
+        // below too) stops, closes and releases it.
+        let dev = Arc::new(Device { id });
+        let info = setup(id, s, pool)?;
+        Ok(Port { dev, info, rx_taken: vec![false; usize::from(s.rx_queues)], tx_taken: vec![false; usize::from(s.tx_queues)] })
+    }
+
+    /// What the started port is.
+    pub fn info(&self) -> &PortInfo {
+        &self.info
+    }
+
+    /// The ethdev port id (mbufs carry it).
+    pub fn id(&self) -> u16 {
+        self.dev.id
+    }
+
+    /// Programs the redirection table round-robin over `queues` with
+    /// `period` (see [`PortInfo::reta_size`]); returns and records the
+    /// size in use (0 when the device refused).
+    pub fn program_reta(&mut self, queues: u16, period: u16) -> u16 {
+        self.info.reta_size = program_reta(self.dev.id, self.info.reta_size, queues, period);
+        self.info.reta_size
+    }
+
+    /// Device statistics.
+    pub fn stats(&self) -> PortStats {
+        stats(self.dev.id)
+    }
+
+    /// True when the link is up.
+    pub fn link_up(&self) -> bool {
+        link_up(self.dev.id)
+    }
+
+    /// RX queue `q`, the first time it is asked for (None after, or when
+    /// the port has no such queue).
+    pub fn take_rx(&mut self, q: u16) -> Option<RxQueue> {
+        let taken = self.rx_taken.get_mut(usize::from(q))?;
+        if std::mem::replace(taken, true) {
+            return None;
+        }
+        Some(RxQueue { dev: self.dev.clone(), queue: q })
+    }
+
+    /// TX queue `q`, the first time it is asked for.
+    pub fn take_tx(&mut self, q: u16) -> Option<TxQueue> {
+        let taken = self.tx_taken.get_mut(usize::from(q))?;
+        if std::mem::replace(taken, true) {
+            return None;
+        }
+        Some(TxQueue { dev: self.dev.clone(), queue: q })
+    }
+}
+
+/// One RX queue, owned by one worker. `Send` (it moves to its lcore), not
+/// `Clone`: there is exactly one per queue.
 #[derive(Debug)]
 pub struct RxQueue {
-    port: u16,
+    dev: Arc<Device>,
     queue: u16,
 }
 
 /// One TX queue, owned by one worker.
 #[derive(Debug)]
 pub struct TxQueue {
-    port: u16,
+    dev: Arc<Device>,
     queue: u16,
 }
 
 impl RxQueue {
-    /// The queue `queue` of a started port. Each (port, queue) must be
-    /// handed to exactly one worker.
-    pub fn new(port: u16, queue: u16) -> RxQueue {
-        RxQueue { port, queue }
-    }
-
-    /// The port id.
+    /// The ethdev port id.
     pub fn port(&self) -> u16 {
-        self.port
+        self.dev.id
     }
 
     /// Receives into an empty burst; returns the count.
     #[inline(always)]
     pub fn rx(&mut self, b: &mut Burst) -> usize {
         debug_assert!(b.is_empty());
+        b.free_all();
         let (ptrs, _) = b.raw_parts();
-        // SAFETY: the queue belongs to this RxQueue alone (one owner per
-        // queue), the port is started and `ptrs` has room for BURST mbufs.
-        let n = unsafe { sys::rte_eth_rx_burst(self.port, self.queue, ptrs, BURST_U16) };
+        // SAFETY: the queue belongs to this RxQueue alone (Port hands each
+        // out once), the device is started and kept open by our Arc, and
+        // `ptrs` has room for BURST mbufs (the burst is empty).
+        let n = unsafe { sys::rte_eth_rx_burst(self.dev.id, self.queue, ptrs, BURST_U16) };
         b.set_len(usize::from(n));
         usize::from(n)
     }
 }
 
 impl TxQueue {
-    /// The queue `queue` of a started port; one owner per queue.
-    pub fn new(port: u16, queue: u16) -> TxQueue {
-        TxQueue { port, queue }
-    }
-
-    /// The port id.
+    /// The ethdev port id.
     pub fn port(&self) -> u16 {
-        self.port
+        self.dev.id
     }
 
     /// Sends what it can of `b`; the sent mbufs leave the burst, the rest
@@ -395,9 +486,12 @@ impl TxQueue {
         if len == 0 {
             return 0;
         }
-        // SAFETY: the queue has one owner; the first `len` pointers are owned
-        // mbufs, and the PMD takes ownership of the `sent` first ones.
-        let sent = usize::from(unsafe { sys::rte_eth_tx_burst(self.port, self.queue, ptrs, u16::try_from(len).unwrap_or(0)) });
+        #[expect(clippy::cast_possible_truncation, reason = "len <= BURST = 32")]
+        let n = len as u16;
+        // SAFETY: the queue has one owner and the device is kept open by
+        // our Arc; the first `len` pointers are owned mbufs, and the PMD
+        // takes ownership of the `sent` first ones.
+        let sent = usize::from(unsafe { sys::rte_eth_tx_burst(self.dev.id, self.queue, ptrs, n) });
         b.consume_front(sent);
         sent
     }

@@ -1,60 +1,141 @@
 //! Single-producer single-consumer rings of mbufs between two cores.
-use super::eal::rte_errno;
-use super::mbuf::Burst;
+//!
+//! [`ring`] makes an `rte_ring` with the single-producer and
+//! single-consumer flags and returns its two ends. The flags are a promise
+//! to DPDK that one thread enqueues and one dequeues; the types keep it:
+//! each end is `Send` (it moves to its core) but not `Sync`, and both
+//! operations take `&mut self`, so one end cannot be used from two threads
+//! at once.
+//!
+//! ```compile_fail,E0277
+//! fn shared<T: Sync>(_: &T) {}
+//! fn check(p: &rvs_dpdk::RingProducer) {
+//!     shared(p); // a producer is not Sync: no two threads enqueue at once
+//! }
+//! ```
+//!
+//! The ring is freed when both ends are gone, after the mbufs still in it
+//! are freed.
+use super::eal::{rte_errno, Eal};
+use super::mbuf::{Burst, BURST};
 use dpdk_sys as sys;
+use std::cell::Cell;
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
-/// An SPSC `rte_ring` carrying mbufs from one core to another.
+/// Why a ring could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    /// The name contains a NUL.
+    #[error("ring name {0:?} contains a NUL byte")]
+    BadName(String),
+    /// `rte_ring_create` failed.
+    #[error("cannot create ring {name} of {size} slots: {reason}")]
+    Create {
+        /// Its name.
+        name: String,
+        /// Slots asked for.
+        size: u32,
+        /// errno text.
+        reason: String,
+    },
+}
+
+/// The ring both ends share; freed when the last end goes.
 #[derive(Debug)]
-pub struct MbufRing(NonNull<sys::rte_ring>);
+struct RingInner(NonNull<sys::rte_ring>);
 
-// SAFETY: an rte_ring is shared memory designed for cross-core use; the SPSC
-// discipline (one producer, one consumer) is kept by construction: rvs gives
-// each (from, to) core pair its own ring.
-unsafe impl Send for MbufRing {}
-// SAFETY: as above.
-unsafe impl Sync for MbufRing {}
+// SAFETY: an rte_ring is shared memory designed for cross-core use; the
+// single-producer/single-consumer discipline is kept by the two ends'
+// types (one of each, neither Sync, both &mut).
+unsafe impl Send for RingInner {}
+// SAFETY: as above: RingInner itself is only read (its pointer) by the
+// ends, each confined to one thread at a time.
+unsafe impl Sync for RingInner {}
 
-const RING_F_SP_ENQ: u32 = 1;
-const RING_F_SC_DEQ: u32 = 2;
-
-impl MbufRing {
-    /// A ring of `size` slots (a power of two; one slot stays empty).
-    pub fn new(name: &str, size: u32) -> Result<MbufRing, String> {
-        let cname = CString::new(name).map_err(|_| format!("ring name {name:?} contains NUL"))?;
-        // SAFETY: EAL is running; the name is a valid C string.
-        let socket = i32::try_from(unsafe { sys::rte_socket_id() }).unwrap_or(-1);
-        // SAFETY: as above, with plain-value arguments.
-        let r = unsafe { sys::rte_ring_create(cname.as_ptr(), size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ) };
-        NonNull::new(r).map(MbufRing).ok_or_else(|| format!("cannot create ring {name} of {size}: {}", rte_errno()))
+impl Drop for RingInner {
+    fn drop(&mut self) {
+        let mut b = Burst::new();
+        loop {
+            let (ptrs, _) = b.raw_parts();
+            #[expect(clippy::cast_possible_truncation, reason = "BURST is 32")]
+            let n = BURST as u32;
+            // SAFETY: both ends are gone (this is the last reference), so
+            // this thread is the only one touching the ring; ptrs has room
+            // for BURST pointers and the dequeued mbufs become the burst's.
+            let got = unsafe { sys::rte_ring_dequeue_burst(self.0.as_ptr(), ptrs.cast(), n, std::ptr::null_mut()) } as usize;
+            if got == 0 {
+                break;
+            }
+            b.set_len(got);
+            b.free_all();
+        }
+        // SAFETY: nothing else references the ring, and it is now empty.
+        unsafe { sys::rte_ring_free(self.0.as_ptr()) }
     }
+}
 
-    /// Moves as many mbufs of `b` as fit into the ring (producer side);
-    /// the rest stay in `b`. Returns how many moved.
+/// The producing end of a hand-over ring (one core).
+#[derive(Debug)]
+pub struct RingProducer {
+    ring: Arc<RingInner>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// The consuming end of a hand-over ring (one core).
+#[derive(Debug)]
+pub struct RingConsumer {
+    ring: Arc<RingInner>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// Makes an SPSC ring of `size` slots (a power of two; one slot stays
+/// empty) and returns its two ends.
+pub fn ring(eal: &Eal, name: &str, size: u32) -> Result<(RingProducer, RingConsumer), RingError> {
+    let _ = eal;
+    let cname = CString::new(name).map_err(|_| RingError::BadName(name.to_string()))?;
+    // SAFETY: EAL is running (we hold &Eal).
+    let socket = i32::try_from(unsafe { sys::rte_socket_id() }).unwrap_or(-1);
+    // SAFETY: EAL is running; the name is a valid C string; plain-value
+    // arguments; the flags are the SPSC ones the two ends enforce.
+    let r = unsafe { sys::rte_ring_create(cname.as_ptr(), size, socket, sys::RVS_RING_F_SP_ENQ | sys::RVS_RING_F_SC_DEQ) };
+    let r = NonNull::new(r).ok_or_else(|| RingError::Create { name: name.to_string(), size, reason: rte_errno() })?;
+    let inner = Arc::new(RingInner(r));
+    Ok((RingProducer { ring: inner.clone(), _not_sync: PhantomData }, RingConsumer { ring: inner, _not_sync: PhantomData }))
+}
+
+impl RingProducer {
+    /// Moves as many mbufs of `b` as fit into the ring; the rest stay in
+    /// `b`. Returns how many moved.
     #[inline]
-    pub fn enqueue(&self, b: &mut Burst) -> usize {
+    pub fn enqueue(&mut self, b: &mut Burst) -> usize {
         let (ptrs, len) = b.raw_parts();
-        let n = u32::try_from(len).unwrap_or(0);
+        #[expect(clippy::cast_possible_truncation, reason = "len <= BURST = 32")]
+        let n = len as u32;
         // SAFETY: ptrs holds `len` owned mbufs; the ring takes ownership of
-        // the ones it accepts, which `consume_front` then forgets. Only the
-        // single producer core calls enqueue on this ring.
-        let done =
-            unsafe { sys::rte_ring_enqueue_burst(self.0.as_ptr(), ptrs.cast::<*mut std::ffi::c_void>(), n, std::ptr::null_mut()) } as usize;
+        // the ones it accepts, which `consume_front` then forgets. This is
+        // the ring's only producer (one RingProducer per ring, &mut self).
+        let done = unsafe { sys::rte_ring_enqueue_burst(self.ring.0.as_ptr(), ptrs.cast(), n, std::ptr::null_mut()) } as usize;
         b.consume_front(done);
         done
     }
+}
 
-    /// Fills `b` (which must be empty) from the ring (consumer side).
+impl RingConsumer {
+    /// Fills `b` (which must be empty) from the ring. Returns the count.
     #[inline]
-    pub fn dequeue(&self, b: &mut Burst) -> usize {
+    pub fn dequeue(&mut self, b: &mut Burst) -> usize {
         debug_assert!(b.is_empty());
+        b.free_all();
         let (ptrs, _) = b.raw_parts();
-        let n = u32::try_from(super::BURST).unwrap_or(32);
-        // SAFETY: ptrs has room for BURST pointers; dequeued mbufs become
-        // owned by the burst. Only the single consumer core calls dequeue.
-        let got =
-            unsafe { sys::rte_ring_dequeue_burst(self.0.as_ptr(), ptrs.cast::<*mut std::ffi::c_void>(), n, std::ptr::null_mut()) } as usize;
+        #[expect(clippy::cast_possible_truncation, reason = "BURST is 32")]
+        let n = BURST as u32;
+        // SAFETY: ptrs has room for BURST pointers (the burst is empty);
+        // dequeued mbufs become owned by the burst. This is the ring's only
+        // consumer (one RingConsumer per ring, &mut self).
+        let got = unsafe { sys::rte_ring_dequeue_burst(self.ring.0.as_ptr(), ptrs.cast(), n, std::ptr::null_mut()) } as usize;
         b.set_len(got);
         got
     }
@@ -62,18 +143,6 @@ impl MbufRing {
     /// Mbufs waiting in the ring.
     pub fn count(&self) -> u32 {
         // SAFETY: read-only query on a valid ring.
-        unsafe { sys::rte_ring_count(self.0.as_ptr()) }
-    }
-}
-
-impl Drop for MbufRing {
-    fn drop(&mut self) {
-        let mut b = Burst::new();
-        while self.dequeue(&mut b) > 0 {
-            b.free_all();
-        }
-        // SAFETY: both cores using the ring have stopped (rings are dropped
-        // after the workers are joined) and it is now empty.
-        unsafe { sys::rte_ring_free(self.0.as_ptr()) }
+        unsafe { sys::rte_ring_count(self.ring.0.as_ptr()) }
     }
 }

@@ -14,7 +14,7 @@
 //! rvsd in turn against it), and prints `{"sent": N, "seconds": S}` at the
 //! end. Needs root (DPDK).
 use anyhow::{anyhow, bail, Context, Result};
-use rvs_dpdk::{port, Burst, Eal, Mempool, RxQueue, TxQueue};
+use rvs_dpdk::{Burst, Eal, Mempool, Port, PortSetup};
 use rvs_wire::{checksum, ip::proto, ipv4, MacAddr, PacketBuf};
 use std::time::{Duration, Instant};
 use testbed::bench::{client, pcap_mac, ROUTER_MAC, VIP};
@@ -69,18 +69,16 @@ fn main() -> Result<()> {
         format!("--file-prefix=rvsg{}", std::process::id()),
         "--no-telemetry".into(),
         "--log-level=lib.eal:warning".into(),
-        format!("--vdev={vdev}"),
     ];
     // Hugepages when there are some (see bench::use_hugepages).
     let mut eal_args = eal_args;
     eal_args.extend(testbed::bench::memory_args(16_383));
     let eal = Eal::init(&eal_args).map_err(|e| anyhow!("EAL: {e}"))?;
-    let pool = Mempool::new("gen", 16383, 256, 384).map_err(|e| anyhow!("{e}"))?;
-    let id = port::port_by_name(&name).ok_or_else(|| anyhow!("no port {name}"))?;
-    let setup = port::PortSetup { rx_queues: 1, tx_queues: 1, descriptors: 1024, mtu: 1500, rss_key: [0; 40], mac: None };
-    port::setup(id, &setup, &pool).map_err(|e| anyhow!("{e}"))?;
-    let mut tx = TxQueue::new(id, 0);
-    let mut rx = RxQueue::new(id, 0);
+    let pool = Mempool::new(&eal, "gen", 16383, 256, 384).map_err(|e| anyhow!("{e}"))?;
+    let setup = PortSetup { rx_queues: 1, tx_queues: 1, descriptors: 1024, mtu: 1500, rss_key: [0; 40], mac: None };
+    let mut port = Port::open(&eal, &vdev, false, &setup, pool).map_err(|e| anyhow!("{e}"))?;
+    let mut tx = port.take_tx(0).context("TX queue")?;
+    let mut rx = port.take_rx(0).context("RX queue")?;
     println!("rvs-pktgen: {name} up, waiting for a peer");
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
@@ -101,7 +99,7 @@ fn main() -> Result<()> {
         // The link state is a control-path query: ask now and then.
         loops = loops.wrapping_add(1);
         if !up || loops.is_multiple_of(4096) {
-            up = port::link_up(id);
+            up = port.link_up();
             if !up {
                 std::thread::sleep(Duration::from_millis(1));
                 continue;
@@ -141,8 +139,5 @@ fn main() -> Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     println!("{}", serde_json::json!({"sent": sent, "seconds": secs}));
-    port::close(id);
-    drop(pool);
-    drop(eal);
     Ok(())
 }
