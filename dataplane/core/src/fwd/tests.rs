@@ -6,6 +6,7 @@ use crate::conn::State;
 use crate::stats::{CoreStats, Counter};
 use crate::table::{Compiler, Health};
 use rvs_testpkt::Tcp;
+use rvs_wire::{arp, checksum, icmp, ipv4, tcp, MacAddr};
 use rvs_wire::{ether, VecBuf};
 use std::net::Ipv4Addr;
 

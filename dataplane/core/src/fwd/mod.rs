@@ -1,0 +1,442 @@
+//! The per-core forwarding engine: one packet in, one verdict out.
+//!
+//! [`Forwarder::process`] takes a frame in any [`PacketBuf`] and the index of
+//! the port it arrived on, and returns a [`Verdict`]: transmit on a port
+//! (the frame rewritten in place), hand to another core, pass to the kernel,
+//! or drop for a counted [`DropReason`]. It has no I/O and no clock of its
+//! own: the worker loop sets the time with [`Forwarder::set_now`] once per
+//! burst. This is what the DPDK worker runs, and what unit and golden tests
+//! drive with byte buffers.
+//!
+//! Per packet: Ethernet -> ARP/ND (answer for VIPs and own addresses, learn
+//! neighbours) or IPv4/IPv6 (validate) -> TCP/UDP (validate) -> session
+//! lookup with the packet's own 5-tuple (which finds client packets and
+//! real-server replies alike) -> on a miss, match a virtual service, check
+//! that the packet may open a session, schedule a real server and insert
+//! the session -> update the TCP state and expiry -> rewrite per mode:
+//!
+//! | mode | client -> server | server -> client |
+//! |------|------------------|------------------|
+//! | NAT      | dst := RS:port | src := VIP:vport |
+//! | full NAT | src := local:lport, dst := RS:port | src := VIP:vport, dst := client:cport |
+//! | DR       | dst MAC := RS's MAC | (bypasses rvs) |
+//! | tunnel   | outer IP header to RS | (bypasses rvs) |
+//!
+//! Every rewrite decrements the TTL / hop limit (rvs routes); a packet that
+//! would leave with TTL 0 is answered with ICMP time exceeded. Checksums are
+//! updated incrementally (RFC 1624). Replies go back to the MAC address the
+//! client's packets came from ("auto last hop"), so clients behind a router
+//! need no route on rvs.
+//!
+//! # Stage by stage
+//!
+//! | file | what it does |
+//! |------|--------------|
+//! | [`l2`] | Ethernet, ARP, neighbour claims and the frames rvs originates (probes, announcements) |
+//! | [`ip`] | IPv4/IPv6 validation and policy, the TCP/UDP facts of a packet |
+//! | [`fast`] | the established-flow fast path and the burst's look-ahead lookups |
+//! | [`flow`] | session lookup, which core owns a flow, and the hand to admission |
+//! | [`admit`] | a new flow: admission, persistence, scheduling, the session, accounting |
+//! | [`stateless`] | forwarding without a session when the table is full |
+//! | [`fullnat`] | full-NAT local address and port allocation |
+//! | [`xmit`] | forwarding a session's packet, per mode (NAT, full NAT, DR, tunnel) |
+//! | [`nat`] | the one NAT rewriter, for packets and for packets quoted in ICMP errors |
+//! | [`icmp`] | ICMP: errors along sessions, time exceeded, too big, echo, ND |
+//! | [`reset`] | TCP resets to clients |
+//! | [`sweep`] | expiry and the accounting of sessions that end |
+//! | [`state`] | the per-core state and the per-packet context every stage shares |
+mod admit;
+mod fast;
+mod flow;
+mod fullnat;
+mod icmp;
+mod ip;
+mod l2;
+mod nat;
+mod reset;
+mod state;
+mod stateless;
+mod sweep;
+mod xmit;
+
+pub use state::{BURST, SWEEP_PERIOD_MS};
+
+use crate::conn::State;
+use crate::drop::DropReason;
+use crate::session::{Session, SessionTable, FLAG_FULLNAT};
+use crate::stats::CoreStats;
+use crate::steer::Steering;
+use crate::table::{Mode, Snapshot};
+use l2::frame;
+use rvs_wire::ip::Addr;
+use rvs_wire::PacketBuf;
+use state::{Ctx, Hint, LoadTable, RateLimit, St};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What to do with a processed packet.
+///
+/// Each frame gets exactly one verdict, counted once by
+/// [`Forwarder::tally`] (`stats.frames` and the drop counters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forwarded: transmit the rewritten frame on this port.
+    Tx(u8),
+    /// Answered: the frame was turned into our answer (ARP or ND reply,
+    /// echo reply); transmit it on this port.
+    Answer(u8),
+    /// Refused for `reason`, and the frame was turned into the error that
+    /// tells the sender (ICMP time exceeded or too big, a TCP reset):
+    /// transmit it on `port`. Counted as a drop for `reason`.
+    Reply {
+        /// Port to send the error on.
+        port: u8,
+        /// Why the original was refused.
+        reason: DropReason,
+    },
+    /// Drop it for this reason.
+    Drop(DropReason),
+    /// Pass it to the kernel interface of this port.
+    Kernel(u8),
+    /// Another core owns its session: hand it over.
+    Handover(u16),
+    /// Rewritten for this port, but the next hop's MAC is not resolved yet:
+    /// the worker holds the frame until neighbour `neigh` answers (as the
+    /// kernel's ARP queue does) and then writes its MAC and sends it.
+    Hold {
+        /// Egress port.
+        port: u8,
+        /// Neighbour slot.
+        neigh: u32,
+    },
+    /// Fully handled (e.g. an ARP reply that was learned); free it.
+    Consumed,
+}
+
+impl Verdict {
+    /// The port to transmit on, for the verdicts that send the frame.
+    #[inline]
+    pub fn tx_port(self) -> Option<u8> {
+        match self {
+            Verdict::Tx(p) | Verdict::Answer(p) | Verdict::Reply { port: p, .. } => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// A session as listed by `rvsadm -c`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// IP protocol.
+    pub proto: u8,
+    /// Client address and port.
+    pub client: (IpAddr, u16),
+    /// Virtual address and port.
+    pub vip: (IpAddr, u16),
+    /// Real server address and port.
+    pub server: (IpAddr, u16),
+    /// Full-NAT local address and port.
+    pub local: Option<(IpAddr, u16)>,
+    /// State name (ipvsadm's).
+    pub state: &'static str,
+    /// Milliseconds until expiry.
+    pub expires_ms: u32,
+    /// Forwarding mode.
+    pub mode: Option<Mode>,
+    /// The worker holding it.
+    pub core: u16,
+}
+
+/// Static settings of one forwarder.
+#[derive(Clone, Debug)]
+pub struct ForwarderConfig {
+    /// This worker's index (0-based).
+    pub core: u16,
+    /// Number of workers.
+    pub cores: u16,
+    /// IPv4 session capacity.
+    pub sessions_v4: u32,
+    /// IPv6 session capacity.
+    pub sessions_v6: u32,
+    /// Hash keys (random at start-up).
+    pub seeds: [u64; 4],
+    /// Tunnel outer TTL / hop limit.
+    pub tunnel_ttl: u8,
+    /// This core's full-NAT local port range (inclusive).
+    pub fullnat_ports: (u16, u16),
+    /// Most ICMP errors generated per second by this core.
+    pub icmp_rate: u32,
+    /// How flows are spread over the cores (None with one core).
+    pub steering: Option<Steering>,
+}
+
+impl ForwarderConfig {
+    /// Settings for a single-core forwarder with the given capacities.
+    pub fn single(sessions_v4: u32, sessions_v6: u32, seeds: [u64; 4]) -> ForwarderConfig {
+        ForwarderConfig {
+            core: 0,
+            cores: 1,
+            sessions_v4,
+            sessions_v6,
+            seeds,
+            tunnel_ttl: 64,
+            fullnat_ports: (1024, 32767),
+            icmp_rate: 1000,
+            steering: None,
+        }
+    }
+}
+
+/// The per-core forwarding engine.
+#[derive(Debug)]
+pub struct Forwarder {
+    snap: Arc<Snapshot>,
+    stats: Arc<CoreStats>,
+    /// Every worker's counters (this one's included), for load aggregation.
+    peers: Vec<Arc<CoreStats>>,
+    now: u32,
+    core: u16,
+    cores: u16,
+    tunnel_ttl: u8,
+    /// Use the fast path (off only to compare it with the general path).
+    fast: bool,
+    steering: Option<Steering>,
+    st: St,
+}
+
+impl Forwarder {
+    /// A forwarder over `snap`, counting into `stats`.
+    pub fn new(cfg: &ForwarderConfig, snap: Arc<Snapshot>, stats: Arc<CoreStats>) -> Forwarder {
+        let nb = snap.backends.len();
+        let ns = snap.services.len();
+        let mut f = Forwarder {
+            snap: snap.clone(),
+            stats,
+            peers: Vec::new(),
+            now: 0,
+            core: cfg.core,
+            cores: cfg.cores.max(1),
+            tunnel_ttl: cfg.tunnel_ttl,
+            fast: true,
+            steering: cfg.steering.clone().filter(|s| s.cores > 1),
+            st: St {
+                s4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
+                s6: SessionTable::new(cfg.sessions_v6, [cfg.seeds[1], cfg.seeds[2], cfg.seeds[3], cfg.seeds[0]]),
+                p4: SessionTable::new(persistence_capacity(cfg.sessions_v4), [cfg.seeds[2], cfg.seeds[0], cfg.seeds[3], cfg.seeds[1]]),
+                p6: SessionTable::new(persistence_capacity(cfg.sessions_v6), [cfg.seeds[3], cfg.seeds[1], cfg.seeds[0], cfg.seeds[2]]),
+                pass_gen: [snap.generation; 2],
+                swept_gen: [0; 2],
+                passes: [0; 2],
+                scheds: (0..ns).map(|_| None).collect(),
+                load: LoadTable { gen: vec![0; nb], active: vec![0; nb], inactive: vec![0; nb], remote: vec![(0, 0); nb] },
+                icmp: RateLimit { per_sec: cfg.icmp_rate.max(1), tokens: cfg.icmp_rate.max(1), last: 0 },
+                fnat_range: cfg.fullnat_ports,
+                fnat_next: cfg.fullnat_ports.0,
+                fnat_local: 0,
+                hints4: [Hint::default(); BURST],
+                hints6: [Hint::default(); BURST],
+                hint_at: usize::MAX,
+                burst_len: 0,
+            },
+        };
+        f.install(snap);
+        f
+    }
+
+    /// This worker's index.
+    pub fn core(&self) -> u16 {
+        self.core
+    }
+
+    /// The snapshot in use.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<CoreStats> {
+        &self.stats
+    }
+
+    /// Sets the current time (milliseconds, wrapping); call once per burst.
+    #[inline]
+    pub fn set_now(&mut self, now: u32) {
+        self.now = now;
+    }
+
+    /// The current time.
+    pub fn now(&self) -> u32 {
+        self.now
+    }
+
+    /// Switches to a new snapshot between bursts. Sessions are kept;
+    /// per-service scheduler state is kept where the scheduler is unchanged.
+    pub fn install(&mut self, snap: Arc<Snapshot>) {
+        for (slot, svc) in snap.services.iter().enumerate() {
+            let keep = matches!((svc, &self.st.scheds.get(slot)), (Some(s), Some(Some((sig, _)))) if *sig == s.sched_sig);
+            if !keep {
+                if let Some(x) = self.st.scheds.get_mut(slot) {
+                    *x = svc.as_ref().map(|s| (s.sched_sig, s.sched.instantiate()));
+                }
+            }
+        }
+        for (slot, b) in snap.backends.iter().enumerate() {
+            if let Some(b) = b {
+                if self.st.load.gen.get(slot) != Some(&b.gen) {
+                    self.st.load.gen[slot] = b.gen;
+                    self.st.load.active[slot] = 0;
+                    self.st.load.inactive[slot] = 0;
+                }
+            }
+        }
+        self.stats.generation.set(snap.generation);
+        self.snap = snap;
+    }
+
+    /// IPv4 sessions in use.
+    pub fn sessions_v4(&self) -> usize {
+        self.st.s4.len()
+    }
+
+    /// IPv6 sessions in use.
+    pub fn sessions_v6(&self) -> usize {
+        self.st.s6.len()
+    }
+
+    /// Memory held by both session tables.
+    pub fn session_memory(&self) -> usize {
+        self.st.s4.memory_bytes() + self.st.s6.memory_bytes()
+    }
+
+    /// Copies sessions into `out` starting at entry `*cursor` (IPv4 entries
+    /// first, then IPv6), visiting at most `visit` entries and stopping at
+    /// `max` sessions in `out`. Returns true when the scan is complete.
+    pub fn dump(&self, cursor: &mut usize, visit: usize, max: usize, out: &mut Vec<SessionInfo>) -> bool {
+        let n4 = self.st.s4.capacity();
+        let total = n4 + self.st.s6.capacity();
+        let end = (*cursor + visit).min(total);
+        while *cursor < end && out.len() < max {
+            let i = *cursor;
+            *cursor += 1;
+            if i < n4 {
+                if let Some(s) = self.st.s4.entry_at(i) {
+                    out.push(self.info(s));
+                }
+            } else if let Some(s) = self.st.s6.entry_at(i - n4) {
+                out.push(self.info(s));
+            }
+        }
+        *cursor >= total || out.len() >= max
+    }
+
+    fn info<A: Addr>(&self, s: &Session<A>) -> SessionInfo {
+        let mode = Mode::from_u8(s.mode);
+        let server = match self.snap.backend(s.backend) {
+            Some(b) => (b.addr, b.port),
+            None => (s.rs.to_ip(), s.rport),
+        };
+        SessionInfo {
+            proto: s.proto,
+            client: (s.client.to_ip(), s.cport),
+            vip: (s.vip.to_ip(), s.vport),
+            server,
+            local: (s.flags & FLAG_FULLNAT != 0).then(|| (s.local.to_ip(), s.lport)),
+            state: State::from_u8(s.state).map_or("NONE", State::name),
+            expires_ms: s.expires.wrapping_sub(self.now).min(i32::MAX as u32),
+            mode,
+            core: self.core,
+        }
+    }
+
+    /// IPv4 sessions, for listing (`rvsadm -c`).
+    pub fn sessions4(&self) -> impl Iterator<Item = &Session<u32>> {
+        self.st.s4.iter().map(|(_, s)| s)
+    }
+
+    /// IPv6 sessions, for listing.
+    pub fn sessions6(&self) -> impl Iterator<Item = &Session<u128>> {
+        self.st.s6.iter().map(|(_, s)| s)
+    }
+
+    /// Counts a frame's verdict (the only place verdicts are counted, so
+    /// each frame is counted exactly once) and returns it.
+    #[inline(always)]
+    pub fn tally(&self, v: Verdict) -> Verdict {
+        let f = &self.stats.frames;
+        match v {
+            Verdict::Tx(_) => f.forwarded.inc(),
+            Verdict::Answer(_) => f.answered.inc(),
+            Verdict::Reply { reason, .. } | Verdict::Drop(reason) => self.stats.count_drop(reason),
+            Verdict::Kernel(_) => f.to_kernel.inc(),
+            Verdict::Handover(_) => f.handed_over.inc(),
+            Verdict::Hold { .. } => f.held.inc(),
+            Verdict::Consumed => f.consumed.inc(),
+        }
+        v
+    }
+
+    /// Processes one frame that arrived on port `in_port`.
+    #[inline]
+    pub fn process<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8) -> Verdict {
+        self.process_steered(buf, in_port, true)
+    }
+
+    /// Processes a frame another core handed over (it computed that this
+    /// core owns the flow): processed here whatever this core would compute,
+    /// so a packet never travels twice.
+    #[inline]
+    pub fn process_handed<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8) -> Verdict {
+        self.process_steered(buf, in_port, false)
+    }
+
+    #[inline]
+    fn process_steered<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8, steer: bool) -> Verdict {
+        let cx = Ctx {
+            snap: &self.snap,
+            stats: &self.stats,
+            now: self.now,
+            tunnel_ttl: self.tunnel_ttl,
+            steer: if steer { self.steering.as_ref() } else { None },
+            core: self.core,
+        };
+        let v = frame(&cx, &mut self.st, buf, in_port).unwrap_or_else(Verdict::Drop);
+        self.tally(v)
+    }
+
+    /// Gives this forwarder every worker's counters (its own included), so
+    /// the least-connection schedulers can see the other cores' load.
+    pub fn set_peers(&mut self, peers: Vec<Arc<CoreStats>>) {
+        self.peers = peers;
+    }
+
+    /// Refreshes the other cores' connection counts (call every ~100 ms).
+    pub fn refresh_load(&mut self) {
+        for b in self.snap.backends.iter().flatten() {
+            let slot = usize::from(b.slot);
+            let (mut a, mut i) = (0i64, 0i64);
+            for p in &self.peers {
+                if Arc::ptr_eq(p, &self.stats) {
+                    continue;
+                }
+                if let Some(c) = p.backends.get(slot) {
+                    #[expect(clippy::cast_possible_wrap, reason = "gauges are read as wrapping differences")]
+                    {
+                        a += c.active.get() as i64;
+                        i += c.inactive.get() as i64;
+                    }
+                }
+            }
+            if let Some(r) = self.st.load.remote.get_mut(slot) {
+                *r = (u32::try_from(a.max(0)).unwrap_or(u32::MAX), u32::try_from(i.max(0)).unwrap_or(u32::MAX));
+            }
+        }
+    }
+}
+
+/// Persistence templates a core keeps beside `sessions` sessions.
+pub fn persistence_capacity(sessions: u32) -> u32 {
+    (sessions / 8).max(1024)
+}
+
+#[cfg(test)]
+mod tests;

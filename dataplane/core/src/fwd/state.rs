@@ -1,0 +1,194 @@
+use crate::sched::{Load, Scheduler};
+use crate::session;
+use crate::session::{FlowKey, SessionTable};
+use crate::stats::{CoreStats, Counter};
+use crate::steer::Steering;
+use crate::table::{Family, Snapshot};
+use rvs_wire::ip::Addr;
+
+/// Per-backend connection counts as this core sees them (for the
+/// least-connection schedulers), tagged with the backend generation so a
+/// reused slot starts from zero.
+#[derive(Debug)]
+pub(super) struct LoadTable {
+    pub(super) gen: Vec<u16>,
+    pub(super) active: Vec<u32>,
+    pub(super) inactive: Vec<u32>,
+    /// The other cores' counts, refreshed every housekeeping period from
+    /// their counters (relaxed loads; no lock, no shared write).
+    pub(super) remote: Vec<(u32, u32)>,
+}
+
+impl Load for LoadTable {
+    #[inline]
+    fn conns(&self, slot: u16) -> (u32, u32) {
+        let i = usize::from(slot);
+        let (ra, ri) = self.remote.get(i).copied().unwrap_or((0, 0));
+        (self.active.get(i).copied().unwrap_or(0).saturating_add(ra), self.inactive.get(i).copied().unwrap_or(0).saturating_add(ri))
+    }
+}
+
+/// A token bucket limiting generated ICMP errors.
+#[derive(Debug)]
+pub(super) struct RateLimit {
+    pub(super) per_sec: u32,
+    pub(super) tokens: u32,
+    pub(super) last: u32,
+}
+
+impl RateLimit {
+    pub(super) fn allow(&mut self, now: u32) -> bool {
+        let elapsed = now.wrapping_sub(self.last);
+        if elapsed >= 1000 / self.per_sec.max(1) {
+            let add = u64::from(elapsed) * u64::from(self.per_sec) / 1000;
+            self.tokens = u32::try_from((u64::from(self.tokens) + add).min(u64::from(self.per_sec))).unwrap_or(self.per_sec);
+            self.last = now;
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Read-only context of one packet.
+pub(super) struct Ctx<'a> {
+    pub(super) snap: &'a Snapshot,
+    pub(super) stats: &'a CoreStats,
+    pub(super) now: u32,
+    pub(super) tunnel_ttl: u8,
+    /// Steering, with several cores (None: this core owns every flow, or
+    /// the packet was handed over and must be processed here).
+    pub(super) steer: Option<&'a Steering>,
+    pub(super) core: u16,
+}
+
+/// Mutable per-core state.
+#[derive(Debug)]
+pub(super) struct St {
+    pub(super) s4: SessionTable<u32>,
+    pub(super) s6: SessionTable<u128>,
+    /// Persistence templates: (client network, VIP, port, protocol) ->
+    /// real server; `rport` counts the sessions created under a template.
+    pub(super) p4: SessionTable<u32>,
+    pub(super) p6: SessionTable<u128>,
+    /// Per family: generation at the start of the current sweep pass, the
+    /// one at the start of the last complete pass, and passes seen.
+    pub(super) pass_gen: [u64; 2],
+    pub(super) swept_gen: [u64; 2],
+    pub(super) passes: [u64; 2],
+    pub(super) scheds: Vec<Option<(u64, Box<dyn Scheduler>)>>,
+    pub(super) load: LoadTable,
+    pub(super) icmp: RateLimit,
+    pub(super) fnat_range: (u16, u16),
+    pub(super) fnat_next: u16,
+    pub(super) fnat_local: usize,
+    /// Lookups made ahead for the packets of the current burst (see
+    /// [`Forwarder::prepare`]) and which one is being processed.
+    pub(super) hints4: [Hint<u32>; BURST],
+    pub(super) hints6: [Hint<u128>; BURST],
+    pub(super) hint_at: usize,
+    pub(super) burst_len: usize,
+}
+
+/// The packets of a burst, at most.
+pub const BURST: usize = 32;
+
+/// How many packets ahead of the one being processed the session entries
+/// are prefetched.
+pub(super) const AHEAD: usize = 6;
+
+/// Every session table is swept in full once per this many milliseconds.
+pub const SWEEP_PERIOD_MS: u32 = 10_000;
+
+/// A session lookup made ahead of processing one packet of a burst: its
+/// key, hash and result, valid while the table's modification count is
+/// still `mods`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Hint<A: Addr> {
+    pub(super) key: FlowKey<A>,
+    pub(super) h: u64,
+    pub(super) cands: session::Candidates,
+    pub(super) mods: u64,
+    pub(super) valid: bool,
+}
+
+/// Family-specific pieces of per-core state.
+pub(super) trait Fam: Family {
+    fn table(st: &mut St) -> &mut SessionTable<Self>;
+    fn table_ref(st: &St) -> &SessionTable<Self>;
+    fn persist(st: &mut St) -> &mut SessionTable<Self>;
+    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<Self>);
+    fn gauge(stats: &CoreStats) -> &Counter;
+    fn hints(st: &mut St) -> &mut [Hint<Self>; BURST];
+}
+
+impl Fam for u32 {
+    #[inline(always)]
+    fn table(st: &mut St) -> &mut SessionTable<u32> {
+        &mut st.s4
+    }
+    #[inline(always)]
+    fn table_ref(st: &St) -> &SessionTable<u32> {
+        &st.s4
+    }
+    #[inline(always)]
+    fn persist(st: &mut St) -> &mut SessionTable<u32> {
+        &mut st.p4
+    }
+    #[inline(always)]
+    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<u32>) {
+        (&mut st.load, &mut st.p4)
+    }
+    #[inline(always)]
+    fn gauge(stats: &CoreStats) -> &Counter {
+        &stats.sessions_v4
+    }
+    #[inline(always)]
+    fn hints(st: &mut St) -> &mut [Hint<u32>; BURST] {
+        &mut st.hints4
+    }
+}
+
+impl Fam for u128 {
+    #[inline(always)]
+    fn table(st: &mut St) -> &mut SessionTable<u128> {
+        &mut st.s6
+    }
+    #[inline(always)]
+    fn table_ref(st: &St) -> &SessionTable<u128> {
+        &st.s6
+    }
+    #[inline(always)]
+    fn persist(st: &mut St) -> &mut SessionTable<u128> {
+        &mut st.p6
+    }
+    #[inline(always)]
+    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<u128>) {
+        (&mut st.load, &mut st.p6)
+    }
+    #[inline(always)]
+    fn gauge(stats: &CoreStats) -> &Counter {
+        &stats.sessions_v6
+    }
+    #[inline(always)]
+    fn hints(st: &mut St) -> &mut [Hint<u128>; BURST] {
+        &mut st.hints6
+    }
+}
+
+/// The validated L3/L4 facts of a TCP or UDP packet. Offsets are from the
+/// start of the frame.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pkt<A: Addr> {
+    pub(super) l4: usize,
+    pub(super) end: usize,
+    pub(super) src: A,
+    pub(super) dst: A,
+    pub(super) proto: u8,
+    pub(super) sport: u16,
+    pub(super) dport: u16,
+    pub(super) tcp_flags: u8,
+}
