@@ -24,7 +24,7 @@ use rvs_core::session::{Session, SessionTable, FLAG_HAS_REPLY};
 use rvs_core::stats::CoreStats;
 use rvs_core::table::{Compiler, Health};
 use rvs_testpkt::Tcp;
-use rvs_wire::{MacAddr, PacketBuf, VecBuf};
+use rvs_wire::{Ipv4, Ipv6, MacAddr, PacketBuf, VecBuf};
 mod common;
 use common::{forwarder_big, P0, P1};
 use std::hint::black_box;
@@ -52,11 +52,11 @@ fn maglev(c: &mut Criterion) {
     g.finish();
 }
 
-fn nat_session(i: u32) -> Session<u32> {
+fn nat_session(i: u32) -> Session<Ipv4> {
     Session {
-        client: 0x0a00_0000 | i,
-        vip: 0xc612_0064,
-        rs: 0xc612_0100 | (i & 0xff),
+        client: Ipv4(0x0a00_0000 | i),
+        vip: Ipv4(0xc612_0064),
+        rs: Ipv4(0xc612_0100 | (i & 0xff)),
         cport: (i >> 8) as u16 | 1024,
         vport: 80,
         rport: 8080,
@@ -69,14 +69,14 @@ fn nat_session(i: u32) -> Session<u32> {
 }
 
 fn sessions(c: &mut Criterion) {
-    let t = SessionTable::<u32>::new(10_000_000, [1, 2, 3, 4]);
+    let t = SessionTable::<Ipv4>::new(10_000_000, [1, 2, 3, 4]);
     eprintln!(
         "session table: {} bytes per IPv4 session (10M capacity: {} MiB)",
         t.memory_bytes() as f64 / 10_000_000.0,
         t.memory_bytes() >> 20
     );
     drop(t);
-    let t6 = SessionTable::<u128>::new(1_000_000, [1, 2, 3, 4]);
+    let t6 = SessionTable::<Ipv6>::new(1_000_000, [1, 2, 3, 4]);
     eprintln!("session table: {} bytes per IPv6 session", t6.memory_bytes() as f64 / 1_000_000.0);
     drop(t6);
 
@@ -88,7 +88,7 @@ fn sessions(c: &mut Criterion) {
             let mut left = iters;
             while left > 0 {
                 let n = left.min(1 << 20) as u32;
-                let mut t = SessionTable::<u32>::new(n.max(1024), [9, 8, 7, 6]);
+                let mut t = SessionTable::<Ipv4>::new(n.max(1024), [9, 8, 7, 6]);
                 let start = Instant::now();
                 for i in 0..n {
                     black_box(t.insert(nat_session(i)).unwrap());
@@ -100,7 +100,7 @@ fn sessions(c: &mut Criterion) {
         });
     });
     const N: u32 = 1 << 20;
-    let mut t = SessionTable::<u32>::new(N, [9, 8, 7, 6]);
+    let mut t = SessionTable::<Ipv4>::new(N, [9, 8, 7, 6]);
     for i in 0..N {
         t.insert(nat_session(i)).unwrap();
     }

@@ -134,6 +134,7 @@ impl From<rvs_wire::WireError> for DropReason {
             W::UdpBadLen => DropReason::UdpBadLen,
             W::IcmpTruncated => DropReason::IcmpTruncated,
             W::IcmpBadChecksum => DropReason::IcmpBadChecksum,
+            W::IcmpQuoteMalformed => DropReason::IcmpErrorBadInner,
             W::NdMalformed => DropReason::NdMalformed,
         }
     }

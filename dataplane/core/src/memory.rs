@@ -19,6 +19,7 @@ use crate::fwd::persistence_capacity;
 use crate::session::SessionTable;
 use crate::stats::{BackendStats, ServiceStats};
 use config::{Config, ConfigError, ConfigErrors, SchedulerKind, WhenFull};
+use rvs_wire::{Ipv4, Ipv6};
 
 /// Bytes of one mbuf beyond its data room (the `rte_mbuf` header and the
 /// pool's per-object overhead).
@@ -50,9 +51,9 @@ impl Estimate {
 pub fn estimate(cfg: &Config) -> Estimate {
     let dp = &cfg.dataplane;
     let workers = u64::from(dp.workers.max(1));
-    let sessions = SessionTable::<u32>::memory_for(dp.sessions_per_worker) + SessionTable::<u128>::memory_for(dp.sessions_v6_per_worker);
-    let persistence = SessionTable::<u32>::memory_for(persistence_capacity(dp.sessions_per_worker))
-        + SessionTable::<u128>::memory_for(persistence_capacity(dp.sessions_v6_per_worker));
+    let sessions = SessionTable::<Ipv4>::memory_for(dp.sessions_per_worker) + SessionTable::<Ipv6>::memory_for(dp.sessions_v6_per_worker);
+    let persistence = SessionTable::<Ipv4>::memory_for(persistence_capacity(dp.sessions_per_worker))
+        + SessionTable::<Ipv6>::memory_for(persistence_capacity(dp.sessions_v6_per_worker));
     // The compiler keeps twice the configured slots (see table::Compiler).
     let slots_b = 2 * u64::from(dp.max_real_servers);
     let slots_s = 2 * u64::from(dp.max_services);
@@ -114,7 +115,7 @@ pub fn check(cfg: &Config) -> Result<(), ConfigErrors> {
         "dataplane.mbufs".to_string()
     } else if e.counters >= e.sessions {
         "dataplane.max_real_servers".to_string()
-    } else if SessionTable::<u128>::memory_for(dp.sessions_v6_per_worker) > SessionTable::<u32>::memory_for(dp.sessions_per_worker) {
+    } else if SessionTable::<Ipv6>::memory_for(dp.sessions_v6_per_worker) > SessionTable::<Ipv4>::memory_for(dp.sessions_per_worker) {
         "dataplane.sessions_v6_per_worker".to_string()
     } else {
         "dataplane.sessions_per_worker".to_string()
@@ -140,6 +141,8 @@ pub fn check(cfg: &Config) -> Result<(), ConfigErrors> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use rvs_wire::{Ipv4, Ipv6};
 
     fn cfg(extra: &str, services: &str) -> Config {
         let text = format!(
@@ -150,10 +153,10 @@ mod tests {
 
     #[test]
     fn estimates_match_what_is_allocated() {
-        let t = SessionTable::<u32>::new(100_000, [1, 2, 3, 4]);
-        assert_eq!(SessionTable::<u32>::memory_for(100_000), t.memory_bytes() as u64);
-        let t = SessionTable::<u128>::new(5_000, [1, 2, 3, 4]);
-        assert_eq!(SessionTable::<u128>::memory_for(5_000), t.memory_bytes() as u64);
+        let t = SessionTable::<Ipv4>::new(100_000, [1, 2, 3, 4]);
+        assert_eq!(SessionTable::<Ipv4>::memory_for(100_000), t.memory_bytes() as u64);
+        let t = SessionTable::<Ipv6>::new(5_000, [1, 2, 3, 4]);
+        assert_eq!(SessionTable::<Ipv6>::memory_for(5_000), t.memory_bytes() as u64);
     }
 
     #[test]

@@ -28,8 +28,7 @@
 //! lazy on lookup (the caller checks [`Session::expired`]) plus an
 //! incremental [`SessionTable::sweep`] of a bounded number of entries per
 //! call, so it costs O(1) per packet.
-use rvs_wire::ip::Addr;
-use std::hash::Hash;
+use rvs_wire::Family;
 
 /// Slots per index bucket (one 64-byte line: 8 signatures + 8 references).
 pub const BUCKET_SLOTS: usize = 8;
@@ -38,30 +37,9 @@ const MAX_KICKS: usize = 32;
 /// Entry state of a free entry.
 pub const STATE_FREE: u8 = 0;
 
-/// A 5-tuple as seen on the wire.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowKey<A: Addr> {
-    /// Source address.
-    pub src: A,
-    /// Destination address.
-    pub dst: A,
-    /// Source port (ICMP: echo identifier).
-    pub sport: u16,
-    /// Destination port.
-    pub dport: u16,
-    /// IP protocol.
-    pub proto: u8,
-}
-
-/// Hashed as two words (IPv4) or three (IPv6) rather than field by field:
-/// this hash runs for every packet.
-impl<A: Addr> Hash for FlowKey<A> {
-    #[inline(always)]
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        A::hash_pair(self.src, self.dst, h);
-        h.write_u64((u64::from(self.sport) << 24) | (u64::from(self.dport) << 8) | u64::from(self.proto));
-    }
-}
+/// A session's key: the 5-tuple of a packet of its flow (the client's
+/// packets match the forward key, NAT replies the reply key).
+pub use rvs_wire::l4::FiveTuple as FlowKey;
 
 /// Which way a packet travels relative to its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +56,7 @@ pub enum Dir {
 /// * `local:lport` is the full-NAT source the real server sees (full NAT only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
-pub struct Session<A: Addr> {
+pub struct Session<A: Family> {
     /// Client address.
     pub client: A,
     /// Virtual IP.
@@ -118,7 +96,7 @@ pub struct Session<A: Addr> {
     pub client_mac: [u8; 6],
 }
 
-impl<A: Addr> Default for Session<A> {
+impl<A: Family> Default for Session<A> {
     fn default() -> Self {
         Session {
             client: A::default(),
@@ -148,7 +126,7 @@ pub const FLAG_HAS_REPLY: u8 = 0x01;
 /// Session flag: the reply key uses the full-NAT local address and port.
 pub const FLAG_FULLNAT: u8 = 0x02;
 
-impl<A: Addr> Session<A> {
+impl<A: Family> Session<A> {
     /// The key of packets from the client.
     #[inline]
     pub fn forward_key(&self) -> FlowKey<A> {
@@ -228,7 +206,7 @@ pub enum InsertError {
 
 /// A per-core session table for one address family.
 #[derive(Debug)]
-pub struct SessionTable<A: Addr> {
+pub struct SessionTable<A: Family> {
     buckets: Vec<Bucket>,
     nbuckets: u64,
     entries: Vec<Session<A>>,
@@ -245,7 +223,7 @@ pub struct SessionTable<A: Addr> {
 
 const NIL: u32 = u32::MAX;
 
-impl<A: Addr> SessionTable<A> {
+impl<A: Family> SessionTable<A> {
     /// Index buckets for `capacity` sessions: two index slots per session
     /// at <= 80% load.
     fn buckets_for(capacity: u32) -> usize {
@@ -704,13 +682,15 @@ impl<A: Addr> SessionTable<A> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    #[allow(unused_imports)]
+    use rvs_wire::{Ipv4, Ipv6};
     use std::collections::HashMap;
 
-    fn sess(client: u32, cport: u16, rs: u32, nat: bool, expires: u32) -> Session<u32> {
+    fn sess(client: u32, cport: u16, rs: u32, nat: bool, expires: u32) -> Session<Ipv4> {
         Session {
-            client,
-            vip: 0xc612_0064,
-            rs,
+            client: Ipv4(client),
+            vip: Ipv4(0xc612_0064),
+            rs: Ipv4(rs),
             cport,
             vport: 80,
             rport: 8080,
@@ -724,20 +704,20 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(size_of::<Session<u32>>(), 64);
-        assert_eq!(size_of::<Session<u128>>(), 128);
+        assert_eq!(size_of::<Session<Ipv4>>(), 64);
+        assert_eq!(size_of::<Session<Ipv6>>(), 128);
         assert_eq!(size_of::<Bucket>(), 64);
     }
 
     #[test]
     fn lookup_both_directions() {
-        let mut t = SessionTable::<u32>::new(1024, [1, 2, 3, 4]);
+        let mut t = SessionTable::<Ipv4>::new(1024, [1, 2, 3, 4]);
         let s = sess(0xc612_0002, 40000, 0xc612_010b, true, 1000);
         let idx = t.insert(s).unwrap();
         let fk = s.forward_key();
         assert_eq!(t.lookup(&fk, t.hash(&fk)), Some((idx, Dir::Forward)));
         let rk = s.reply_key();
-        assert_eq!(rk, FlowKey { src: 0xc612_010b, dst: 0xc612_0002, sport: 8080, dport: 40000, proto: 6 });
+        assert_eq!(rk, FlowKey { src: Ipv4(0xc612_010b), dst: Ipv4(0xc612_0002), sport: 8080, dport: 40000, proto: 6 });
         assert_eq!(t.lookup(&rk, t.hash(&rk)), Some((idx, Dir::Reply)));
         t.remove(idx);
         assert_eq!(t.lookup(&fk, t.hash(&fk)), None);
@@ -749,15 +729,15 @@ mod tests {
     fn fullnat_reply_key_uses_local() {
         let mut s = sess(1, 2, 3, true, 0);
         s.flags |= FLAG_FULLNAT;
-        s.local = 9;
+        s.local = Ipv4(9);
         s.lport = 5000;
-        assert_eq!(s.reply_key(), FlowKey { src: 3, dst: 9, sport: 8080, dport: 5000, proto: 6 });
+        assert_eq!(s.reply_key(), FlowKey { src: Ipv4(3), dst: Ipv4(9), sport: 8080, dport: 5000, proto: 6 });
     }
 
     #[test]
     fn fills_to_capacity_then_refuses() {
         let cap = 50_000;
-        let mut t = SessionTable::<u32>::new(cap, [9, 8, 7, 6]);
+        let mut t = SessionTable::<Ipv4>::new(cap, [9, 8, 7, 6]);
         for i in 0..cap {
             t.insert(sess(i, (i % 60000) as u16, 7, true, 0)).unwrap();
         }
@@ -775,7 +755,7 @@ mod tests {
     #[test]
     fn full_nat_load_keeps_every_key_findable() {
         for cap in [1000u32, 4096, 100_003] {
-            let mut t = SessionTable::<u32>::new(cap, [cap.into(), 7, 3, 1]);
+            let mut t = SessionTable::<Ipv4>::new(cap, [cap.into(), 7, 3, 1]);
             for i in 0..cap {
                 t.insert(sess(i, (i % 50_000) as u16, i ^ 0x55, true, 0)).unwrap_or_else(|e| panic!("insert {i} of {cap}: {e}"));
             }
@@ -794,7 +774,7 @@ mod tests {
 
     #[test]
     fn sweep_expires_incrementally() {
-        let mut t = SessionTable::<u32>::new(1000, [1, 1, 1, 1]);
+        let mut t = SessionTable::<Ipv4>::new(1000, [1, 1, 1, 1]);
         for i in 0..100 {
             t.insert(sess(i, 1, 2, false, if i % 2 == 0 { 10 } else { 1000 })).unwrap();
         }
@@ -824,7 +804,7 @@ mod tests {
     /// fed its own worst case keeps finding every other key.
     #[test]
     fn colliding_keys_do_not_degrade_another_key() {
-        let attacker = SessionTable::<u32>::new(1 << 16, [11, 22, 33, 44]);
+        let attacker = SessionTable::<Ipv4>::new(1 << 16, [11, 22, 33, 44]);
         let target_bucket = 5usize;
         let mut colliders = Vec::new();
         let mut i = 0u32;
@@ -836,7 +816,7 @@ mod tests {
             i += 1;
         }
         // Under the victim's (different, secret) seeds they scatter.
-        let mut victim = SessionTable::<u32>::new(1 << 16, [55, 66, 77, 88]);
+        let mut victim = SessionTable::<Ipv4>::new(1 << 16, [55, 66, 77, 88]);
         let buckets: std::collections::HashSet<usize> =
             colliders.iter().map(|&c| victim.bucket_of(victim.hash(&sess(c, 1000, 1, false, 0).forward_key()))).collect();
         assert!(buckets.len() > 48, "colliders stayed together: {} buckets", buckets.len());
@@ -886,7 +866,7 @@ mod tests {
         #[test]
         fn behaves_like_a_map(ops in prop::collection::vec(op(), 20_000..30_000)) {
             const CAP: u32 = 4096;
-            let mut t = SessionTable::<u32>::new(CAP, [3, 1, 4, 1]);
+            let mut t = SessionTable::<Ipv4>::new(CAP, [3, 1, 4, 1]);
             let mut model: HashMap<u16, (u32, bool)> = HashMap::new(); // key -> (expires, nat)
             let mut now = 0u32;
             let key_of = |k: u16| (u32::from(k) | 0x0a00_0000, k);

@@ -224,6 +224,16 @@ impl CoreStats {
         self.drops[r.index()].inc();
     }
 
+    /// The session gauge of family `A`.
+    #[inline(always)]
+    pub fn sessions_of<A: rvs_wire::Family>(&self) -> &Counter {
+        if A::V6 {
+            &self.sessions_v6
+        } else {
+            &self.sessions_v4
+        }
+    }
+
     /// Records who claimed one of our addresses (see `last_conflict`).
     pub fn record_conflict(&self, addr: std::net::IpAddr, mac: [u8; 6], port: u8) {
         let a = match addr {

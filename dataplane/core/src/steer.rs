@@ -40,7 +40,7 @@
 //! DR and tunnel services have no replies through rvs; they are steered
 //! like any service so that a flow's packets meet one session even when
 //! the NIC does not do RSS.
-use rvs_wire::ip::Addr;
+use rvs_wire::Family;
 
 /// rvs's RSS key: the repeated 0x6d5a pattern makes the Toeplitz hash
 /// symmetric (swapping source and destination gives the same hash), so a
@@ -103,7 +103,7 @@ impl Toeplitz {
     /// The hash of a TCP/UDP tuple in the NIC's input order: source
     /// address, destination address, source port, destination port.
     #[inline]
-    pub fn tuple<A: Addr>(&self, src: A, dst: A, sport: u16, dport: u16) -> u32 {
+    pub fn tuple<A: Family>(&self, src: A, dst: A, sport: u16, dport: u16) -> u32 {
         let mut b = [0u8; MAX_INPUT];
         let n = if A::V6 { 16 } else { 4 };
         src.write(&mut b[..n]);
@@ -147,7 +147,7 @@ impl Steering {
 
     /// The queue (core) RSS sends this tuple to.
     #[inline]
-    pub fn rss<A: Addr>(&self, src: A, dst: A, sport: u16, dport: u16) -> u16 {
+    pub fn rss<A: Family>(&self, src: A, dst: A, sport: u16, dport: u16) -> u16 {
         self.queue(self.toeplitz.tuple(src, dst, sport, dport))
     }
 
@@ -159,7 +159,7 @@ impl Steering {
 
     /// The core for a client network or client address and port.
     #[inline]
-    pub fn client<A: Addr>(&self, client: A, prefix: u8, port: Option<u16>) -> u16 {
+    pub fn client<A: Family>(&self, client: A, prefix: u8, port: Option<u16>) -> u16 {
         let x = client.mask(prefix).fold64() ^ u64::from(port.unwrap_or(0)).rotate_left(47);
         // A multiplicative mix; the top bits spread well.
         let m = x.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (x >> 31);
@@ -178,7 +178,7 @@ impl Steering {
     /// Whether a reply from `rs:rport` to `local:lport` would arrive on
     /// `core`'s queue (always true without hardware RSS).
     #[inline]
-    pub fn prefers_lport<A: Addr>(&self, core: u16, rs: A, rport: u16, local: A, lport: u16) -> bool {
+    pub fn prefers_lport<A: Family>(&self, core: u16, rs: A, rport: u16, local: A, lport: u16) -> bool {
         !self.hw_rss || self.rss(rs, local, rport, lport) == core
     }
 }
@@ -186,6 +186,7 @@ impl Steering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_wire::{Ipv4, Ipv6};
 
     /// Microsoft's RSS verification key and vectors (also used by DPDK's
     /// thash tests): 66.9.149.187:2794 -> 161.142.100.80:1766.
@@ -197,19 +198,19 @@ mod tests {
     #[test]
     fn matches_the_published_vectors() {
         let t = Toeplitz::new(&MS_KEY);
-        let src = u32::from_be_bytes([66, 9, 149, 187]);
-        let dst = u32::from_be_bytes([161, 142, 100, 80]);
+        let src = Ipv4(u32::from_be_bytes([66, 9, 149, 187]));
+        let dst = Ipv4(u32::from_be_bytes([161, 142, 100, 80]));
         assert_eq!(t.tuple(src, dst, 2794, 1766), 0x51cc_c178);
         let mut b = [0u8; 8];
         b[..4].copy_from_slice(&src.to_be_bytes());
         b[4..].copy_from_slice(&dst.to_be_bytes());
         assert_eq!(t.hash(&b), 0x323e_8fc2);
         // 199.92.111.2:14230 -> 65.69.140.83:4739
-        let (s2, d2) = (u32::from_be_bytes([199, 92, 111, 2]), u32::from_be_bytes([65, 69, 140, 83]));
+        let (s2, d2) = (Ipv4(u32::from_be_bytes([199, 92, 111, 2])), Ipv4(u32::from_be_bytes([65, 69, 140, 83])));
         assert_eq!(t.tuple(s2, d2, 14230, 4739), 0xc626_b0ea);
         // IPv6: 3ffe:2501:200:1fff::7 -> 3ffe:2501:200:3::1, 2794 -> 1766
-        let s6: u128 = 0x3ffe_2501_0200_1fff_0000_0000_0000_0007;
-        let d6: u128 = 0x3ffe_2501_0200_0003_0000_0000_0000_0001;
+        let s6 = Ipv6(0x3ffe_2501_0200_1fff_0000_0000_0000_0007);
+        let d6 = Ipv6(0x3ffe_2501_0200_0003_0000_0000_0000_0001);
         assert_eq!(t.tuple(s6, d6, 2794, 1766), 0x4020_7d3d);
     }
 
@@ -217,10 +218,10 @@ mod tests {
     fn rvs_key_is_symmetric() {
         let t = Toeplitz::new(&RSS_KEY);
         for i in 0..1000u32 {
-            let (a, b) = (0xc612_0000 | i, 0xc613_0000 ^ i.wrapping_mul(7919));
+            let (a, b) = (Ipv4(0xc612_0000 | i), Ipv4(0xc613_0000 ^ i.wrapping_mul(7919)));
             let (p, q) = (u16::try_from(1024 + i).unwrap_or(0), 80);
             assert_eq!(t.tuple(a, b, p, q), t.tuple(b, a, q, p));
-            let (a6, b6) = (0x2001_0db8_u128 << 96 | u128::from(i), 0x2001_0db8_0001_u128 << 80 | u128::from(i * 3));
+            let (a6, b6) = (Ipv6(0x2001_0db8_u128 << 96 | u128::from(i)), Ipv6(0x2001_0db8_0001_u128 << 80 | u128::from(i * 3)));
             assert_eq!(t.tuple(a6, b6, p, q), t.tuple(b6, a6, q, p));
         }
     }
@@ -230,8 +231,8 @@ mod tests {
         let s = Steering::new(3, 128, 1024, 1000, true);
         let mut seen = [0u32; 3];
         for i in 0..3000u32 {
-            seen[usize::from(s.rss(0xc612_0000 | i, 0xc612_0164, 40000, 80))] += 1;
-            seen[usize::from(s.client(0xc612_0000 | i, 32, Some(5)))] += 1;
+            seen[usize::from(s.rss(Ipv4(0xc612_0000 | i), Ipv4(0xc612_0164), 40000, 80))] += 1;
+            seen[usize::from(s.client(Ipv4(0xc612_0000 | i), 32, Some(5)))] += 1;
         }
         assert!(seen.iter().all(|&n| n > 1500), "{seen:?}");
         assert_eq!(s.fnat_owner(1023), None);
@@ -241,7 +242,7 @@ mod tests {
         assert_eq!(s.fnat_owner(4023), Some(2));
         assert_eq!(s.fnat_owner(4024), None);
         // A client network maps to one core whatever the host part.
-        let c = s.client(0xc612_0105u32, 24, None);
-        assert!((0..=255u32).all(|h| s.client(0xc612_0100 | h, 24, None) == c));
+        let c = s.client(Ipv4(0xc612_0105), 24, None);
+        assert!((0..=255u32).all(|h| s.client(Ipv4(0xc612_0100 | h), 24, None) == c));
     }
 }

@@ -15,8 +15,8 @@
 use crate::neigh::NeighTable;
 use crate::sched::{stable_hash, Candidate, SchedSpec};
 use config::{Config, Forwarding, Protocol, ServiceKey, WhenFull};
-use rvs_wire::ip::Addr;
-use rvs_wire::MacAddr;
+use rvs_wire::{ByFamily, Family, Ipv4, Ipv6, MacAddr, PerFamily};
+
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -73,9 +73,9 @@ pub struct PortView {
     /// MAC address.
     pub mac: MacAddr,
     /// IPv4 addresses and prefix lengths.
-    pub v4: Vec<(u32, u8)>,
+    pub v4: Vec<(Ipv4, u8)>,
     /// IPv6 addresses and prefix lengths.
-    pub v6: Vec<(u128, u8)>,
+    pub v6: Vec<(Ipv6, u8)>,
     /// IP MTU.
     pub mtu: u16,
     /// Index of the kernel exception port, if configured.
@@ -85,7 +85,7 @@ pub struct PortView {
 impl PortView {
     /// The port's first address of family `A` (the source of ICMP errors
     /// and probes), if any.
-    pub fn first<A: Addr>(&self) -> Option<A> {
+    pub fn first<A: Family>(&self) -> Option<A> {
         if A::V6 {
             self.v6.first().and_then(|&(a, _)| A::from_ip(a.to_ip()))
         } else {
@@ -97,11 +97,11 @@ impl PortView {
     pub fn source_for(&self, ip: IpAddr) -> Option<IpAddr> {
         match ip {
             IpAddr::V4(a) => {
-                let a = u32::from(a);
+                let a = Ipv4::from(a);
                 self.v4.iter().find(|&&(p, l)| p.mask(l) == a.mask(l)).or(self.v4.first()).map(|&(p, _)| p.to_ip())
             }
             IpAddr::V6(a) => {
-                let a = u128::from(a);
+                let a = Ipv6::from(a);
                 self.v6.iter().find(|&&(p, l)| p.mask(l) == a.mask(l)).or(self.v6.first()).map(|&(p, _)| p.to_ip())
             }
         }
@@ -256,7 +256,7 @@ pub enum AddrKind {
 
 /// Per-family lookup maps.
 #[derive(Clone, Debug, Default)]
-pub struct FamilyMaps<A: Addr> {
+pub struct FamilyMaps<A: Family> {
     services: HashMap<(A, u16, u8), u16, ahash::RandomState>,
     addrs: HashMap<A, AddrKind, ahash::RandomState>,
     /// Neighbours: address -> (slot, the port whose network holds it).
@@ -267,24 +267,12 @@ pub struct FamilyMaps<A: Addr> {
     locals: HashMap<A, (), ahash::RandomState>,
 }
 
-/// Selects the per-family maps of a snapshot.
-pub trait Family: Addr {
-    /// The maps of this family.
-    fn maps(s: &Snapshot) -> &FamilyMaps<Self>;
-}
+/// The per-family maps a snapshot holds (see [`rvs_wire::ByFamily`]).
+#[derive(Clone, Copy, Debug)]
+pub struct MapsOf;
 
-impl Family for u32 {
-    #[inline(always)]
-    fn maps(s: &Snapshot) -> &FamilyMaps<u32> {
-        &s.v4
-    }
-}
-
-impl Family for u128 {
-    #[inline(always)]
-    fn maps(s: &Snapshot) -> &FamilyMaps<u128> {
-        &s.v6
-    }
+impl PerFamily for MapsOf {
+    type Of<A: Family> = FamilyMaps<A>;
 }
 
 /// A neighbour to keep resolved.
@@ -313,34 +301,33 @@ pub struct Snapshot {
     pub neigh: Arc<NeighTable>,
     /// Neighbours to keep resolved.
     pub neighbors: Vec<NeighborRef>,
-    v4: FamilyMaps<u32>,
-    v6: FamilyMaps<u128>,
+    maps: ByFamily<MapsOf>,
 }
 
 impl Snapshot {
     /// The service for (vip, port, proto).
     #[inline]
     pub fn service<A: Family>(&self, vip: A, port: u16, proto: u8) -> Option<&ServiceView> {
-        let slot = *A::maps(self).services.get(&(vip, port, proto))?;
+        let slot = *self.maps.get::<A>().services.get(&(vip, port, proto))?;
         self.services.get(usize::from(slot))?.as_ref()
     }
 
     /// What `a` is to the balancer, if anything.
     #[inline]
     pub fn addr_kind<A: Family>(&self, a: A) -> Option<AddrKind> {
-        A::maps(self).addrs.get(&a).copied()
+        self.maps.get::<A>().addrs.get(&a).copied()
     }
 
     /// The neighbour slot for `a`, if it is a known neighbour.
     #[inline]
     pub fn neigh_slot<A: Family>(&self, a: A) -> Option<u32> {
-        A::maps(self).neigh.get(&a).map(|x| x.0)
+        self.maps.get::<A>().neigh.get(&a).map(|x| x.0)
     }
 
     /// The neighbour slot for `a` and the port it may be learned on.
     #[inline]
     pub fn neigh_entry<A: Family>(&self, a: A) -> Option<(u32, u8)> {
-        A::maps(self).neigh.get(&a).copied()
+        self.maps.get::<A>().neigh.get(&a).copied()
     }
 
     /// The addresses the balancer answers for, each with the ports it is
@@ -348,8 +335,14 @@ impl Snapshot {
     /// local addresses on every port, a port's own addresses on that port.
     pub fn announced(&self) -> Vec<(IpAddr, u8)> {
         let mut out = Vec::new();
-        let all: Vec<(IpAddr, AddrKind)> =
-            self.v4.addrs.iter().map(|(a, k)| (a.to_ip(), *k)).chain(self.v6.addrs.iter().map(|(a, k)| (a.to_ip(), *k))).collect();
+        let all: Vec<(IpAddr, AddrKind)> = self
+            .maps
+            .v4
+            .addrs
+            .iter()
+            .map(|(a, k)| (a.to_ip(), *k))
+            .chain(self.maps.v6.addrs.iter().map(|(a, k)| (a.to_ip(), *k)))
+            .collect();
         for (a, k) in all {
             match k {
                 AddrKind::Own(p) => out.push((a, p)),
@@ -369,13 +362,13 @@ impl Snapshot {
     /// How to steer a reply from NAT real server `rs:port`, if it is one.
     #[inline]
     pub fn nat_reply<A: Family>(&self, rs: A, port: u16, proto: u8) -> Option<&ReplySteer<A>> {
-        A::maps(self).nat_replies.get(&(rs, port, proto))
+        self.maps.get::<A>().nat_replies.get(&(rs, port, proto))
     }
 
     /// Whether `a` is a full-NAT local address.
     #[inline]
     pub fn is_local<A: Family>(&self, a: A) -> bool {
-        A::maps(self).locals.contains_key(&a)
+        self.maps.get::<A>().locals.contains_key(&a)
     }
 
     /// The backend in `slot` if its generation is still `gen`.
@@ -401,8 +394,7 @@ impl Snapshot {
             backends: vec![None; max_backends],
             neigh,
             neighbors: Vec::new(),
-            v4: FamilyMaps::default(),
-            v6: FamilyMaps::default(),
+            maps: ByFamily::default(),
         };
         s.index_ports();
         s
@@ -411,10 +403,10 @@ impl Snapshot {
     fn index_ports(&mut self) {
         for p in &self.ports {
             for &(a, _) in &p.v4 {
-                self.v4.addrs.insert(a, AddrKind::Own(p.index));
+                self.maps.v4.addrs.insert(a, AddrKind::Own(p.index));
             }
             for &(a, _) in &p.v6 {
-                self.v6.addrs.insert(a, AddrKind::Own(p.index));
+                self.maps.v6.addrs.insert(a, AddrKind::Own(p.index));
             }
         }
     }
@@ -744,10 +736,10 @@ impl Compiler {
             snap.neighbors.push(NeighborRef { slot, addr, port });
             match addr {
                 IpAddr::V4(a) => {
-                    snap.v4.neigh.insert(u32::from(a), (slot, port));
+                    snap.maps.v4.neigh.insert(Ipv4::from(a), (slot, port));
                 }
                 IpAddr::V6(a) => {
-                    snap.v6.neigh.insert(u128::from(a), (slot, port));
+                    snap.maps.v6.neigh.insert(Ipv6::from(a), (slot, port));
                 }
             }
         }
@@ -891,25 +883,25 @@ impl Compiler {
             };
             match s.vip {
                 IpAddr::V4(a) => {
-                    let a = u32::from(a);
-                    snap.v4.services.insert((a, s.port, proto), sslot);
-                    snap.v4.addrs.insert(a, AddrKind::Vip);
+                    let a = Ipv4::from(a);
+                    snap.maps.v4.services.insert((a, s.port, proto), sslot);
+                    snap.maps.v4.addrs.insert(a, AddrKind::Vip);
                 }
                 IpAddr::V6(a) => {
-                    let a = u128::from(a);
-                    snap.v6.services.insert((a, s.port, proto), sslot);
-                    snap.v6.addrs.insert(a, AddrKind::Vip);
+                    let a = Ipv6::from(a);
+                    snap.maps.v6.services.insert((a, s.port, proto), sslot);
+                    snap.maps.v6.addrs.insert(a, AddrKind::Vip);
                 }
             }
             for l in &s.local_addresses {
                 match *l {
                     IpAddr::V4(a) => {
-                        snap.v4.addrs.entry(u32::from(a)).or_insert(AddrKind::Local);
-                        snap.v4.locals.insert(u32::from(a), ());
+                        snap.maps.v4.addrs.entry(Ipv4::from(a)).or_insert(AddrKind::Local);
+                        snap.maps.v4.locals.insert(Ipv4::from(a), ());
                     }
                     IpAddr::V6(a) => {
-                        snap.v6.addrs.entry(u128::from(a)).or_insert(AddrKind::Local);
-                        snap.v6.locals.insert(u128::from(a), ());
+                        snap.maps.v6.addrs.entry(Ipv6::from(a)).or_insert(AddrKind::Local);
+                        snap.maps.v6.locals.insert(Ipv6::from(a), ());
                     }
                 }
             }
@@ -1001,16 +993,16 @@ fn steering(snap: &mut Snapshot) {
         let Some(s) = snap.services.get(usize::from(b.service)).and_then(Option::as_ref) else { continue };
         match (b.addr, s.key.vip) {
             (IpAddr::V4(a), IpAddr::V4(v)) => {
-                v4.push(((u32::from(a), b.port, s.proto), ReplySteer { steer: s.steer, vip: u32::from(v), vport: s.key.port }))
+                v4.push(((Ipv4::from(a), b.port, s.proto), ReplySteer { steer: s.steer, vip: Ipv4::from(v), vport: s.key.port }))
             }
             (IpAddr::V6(a), IpAddr::V6(v)) => {
-                v6.push(((u128::from(a), b.port, s.proto), ReplySteer { steer: s.steer, vip: u128::from(v), vport: s.key.port }))
+                v6.push(((Ipv6::from(a), b.port, s.proto), ReplySteer { steer: s.steer, vip: Ipv6::from(v), vport: s.key.port }))
             }
             _ => {}
         }
     }
-    snap.v4.nat_replies.extend(v4);
-    snap.v6.nat_replies.extend(v6);
+    snap.maps.v4.nat_replies.extend(v4);
+    snap.maps.v6.nat_replies.extend(v6);
     // Full-NAT services without local addresses use their real servers'
     // egress port address: replies to it are full-NAT replies too.
     let mut own = Vec::new();
@@ -1022,8 +1014,8 @@ fn steering(snap: &mut Snapshot) {
     }
     for a in own {
         match a {
-            IpAddr::V4(a) => snap.v4.locals.insert(u32::from(a), ()),
-            IpAddr::V6(a) => snap.v6.locals.insert(u128::from(a), ()),
+            IpAddr::V4(a) => snap.maps.v4.locals.insert(Ipv4::from(a), ()),
+            IpAddr::V6(a) => snap.maps.v6.locals.insert(Ipv6::from(a), ()),
         };
     }
 }
@@ -1055,7 +1047,7 @@ pub fn port_views(cfg: &Config, macs: &[MacAddr]) -> Vec<PortView> {
                 .addresses
                 .iter()
                 .filter_map(|a| match a.addr {
-                    IpAddr::V4(v) => Some((u32::from(v), a.prefix)),
+                    IpAddr::V4(v) => Some((Ipv4::from(v), a.prefix)),
                     IpAddr::V6(_) => None,
                 })
                 .collect(),
@@ -1063,7 +1055,7 @@ pub fn port_views(cfg: &Config, macs: &[MacAddr]) -> Vec<PortView> {
                 .addresses
                 .iter()
                 .filter_map(|a| match a.addr {
-                    IpAddr::V6(v) => Some((u128::from(v), a.prefix)),
+                    IpAddr::V6(v) => Some((Ipv6::from(v), a.prefix)),
                     IpAddr::V4(_) => None,
                 })
                 .collect(),
@@ -1121,17 +1113,17 @@ port = 8080
         let c = cfg();
         let mut comp = Compiler::new(&c);
         let s = comp.compile(&c, &macs(), &Health::new()).unwrap();
-        let vip = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 100));
+        let vip = Ipv4::from(std::net::Ipv4Addr::new(198, 18, 0, 100));
         let svc = s.service(vip, 80, 6).unwrap();
         assert_eq!(svc.backends.len(), 3);
         assert_eq!(s.addr_kind(vip), Some(AddrKind::Vip));
-        assert_eq!(s.addr_kind(u32::from(std::net::Ipv4Addr::new(198, 18, 1, 1))), Some(AddrKind::Own(1)));
+        assert_eq!(s.addr_kind(Ipv4::from(std::net::Ipv4Addr::new(198, 18, 1, 1))), Some(AddrKind::Own(1)));
         assert!(s.service(vip, 81, 6).is_none());
         // Two direct neighbours and the gateway (shared by 203.0.113.7).
         assert_eq!(s.neighbors.len(), 3);
         let b = s.backends[usize::from(svc.backends[2])].as_ref().unwrap();
         assert_eq!(b.egress, 1);
-        let gw = s.neigh_slot(u32::from(std::net::Ipv4Addr::new(198, 18, 1, 254))).unwrap();
+        let gw = s.neigh_slot(Ipv4::from(std::net::Ipv4Addr::new(198, 18, 1, 254))).unwrap();
         assert_eq!(b.neigh, gw);
         assert_eq!(s.backend(b.tag()).unwrap().addr, b.addr);
     }

@@ -3,7 +3,7 @@
 //! Golden tests do not use these: their packets come from an independent
 //! script (scapy), so rvs is never checked against itself there.
 use rvs_wire::ip::proto;
-use rvs_wire::{checksum, ether, ipv4, ipv6, MacAddr};
+use rvs_wire::{checksum, ether, ipv4, ipv6, Ipv4, Ipv6, MacAddr};
 
 /// A TCP segment's variable parts.
 #[derive(Clone, Copy, Debug)]
@@ -42,7 +42,7 @@ fn udp_datagram(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     s
 }
 
-fn frame_v4(src_mac: MacAddr, dst_mac: MacAddr, src: u32, dst: u32, l4proto: u8, mut seg: Vec<u8>) -> Vec<u8> {
+fn frame_v4(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv4, dst: Ipv4, l4proto: u8, mut seg: Vec<u8>) -> Vec<u8> {
     let csum_at = if l4proto == proto::TCP { 16 } else { 6 };
     let len = u16::try_from(seg.len()).unwrap_or(u16::MAX);
     let c = checksum::l4_checksum(checksum::pseudo_v4(src.to_be_bytes(), dst.to_be_bytes(), l4proto, len), &seg);
@@ -55,7 +55,7 @@ fn frame_v4(src_mac: MacAddr, dst_mac: MacAddr, src: u32, dst: u32, l4proto: u8,
     f
 }
 
-fn frame_v6(src_mac: MacAddr, dst_mac: MacAddr, src: u128, dst: u128, l4proto: u8, mut seg: Vec<u8>) -> Vec<u8> {
+fn frame_v6(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv6, dst: Ipv6, l4proto: u8, mut seg: Vec<u8>) -> Vec<u8> {
     let csum_at = if l4proto == proto::TCP { 16 } else { 6 };
     let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
     let c = checksum::l4_checksum(ipv6::pseudo(src, dst, l4proto, len), &seg);
@@ -69,30 +69,46 @@ fn frame_v6(src_mac: MacAddr, dst_mac: MacAddr, src: u128, dst: u128, l4proto: u
 }
 
 /// Ethernet + IPv4 + TCP with valid checksums.
-pub fn tcp4(src_mac: MacAddr, dst_mac: MacAddr, src: u32, dst: u32, t: &Tcp<'_>) -> Vec<u8> {
-    frame_v4(src_mac, dst_mac, src, dst, proto::TCP, tcp_segment(t))
+pub fn tcp4(src_mac: MacAddr, dst_mac: MacAddr, src: impl Into<Ipv4>, dst: impl Into<Ipv4>, t: &Tcp<'_>) -> Vec<u8> {
+    frame_v4(src_mac, dst_mac, src.into(), dst.into(), proto::TCP, tcp_segment(t))
 }
 
 /// Ethernet + IPv4 + UDP with valid checksums.
-pub fn udp4(src_mac: MacAddr, dst_mac: MacAddr, src: u32, dst: u32, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    frame_v4(src_mac, dst_mac, src, dst, proto::UDP, udp_datagram(sport, dport, payload))
+pub fn udp4(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: impl Into<Ipv4>,
+    dst: impl Into<Ipv4>,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    frame_v4(src_mac, dst_mac, src.into(), dst.into(), proto::UDP, udp_datagram(sport, dport, payload))
 }
 
 /// Ethernet + IPv6 + TCP with valid checksums.
-pub fn tcp6(src_mac: MacAddr, dst_mac: MacAddr, src: u128, dst: u128, t: &Tcp<'_>) -> Vec<u8> {
-    frame_v6(src_mac, dst_mac, src, dst, proto::TCP, tcp_segment(t))
+pub fn tcp6(src_mac: MacAddr, dst_mac: MacAddr, src: impl Into<Ipv6>, dst: impl Into<Ipv6>, t: &Tcp<'_>) -> Vec<u8> {
+    frame_v6(src_mac, dst_mac, src.into(), dst.into(), proto::TCP, tcp_segment(t))
 }
 
 /// Ethernet + IPv6 + UDP with valid checksums.
-pub fn udp6(src_mac: MacAddr, dst_mac: MacAddr, src: u128, dst: u128, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    frame_v6(src_mac, dst_mac, src, dst, proto::UDP, udp_datagram(sport, dport, payload))
+pub fn udp6(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: impl Into<Ipv6>,
+    dst: impl Into<Ipv6>,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    frame_v6(src_mac, dst_mac, src.into(), dst.into(), proto::UDP, udp_datagram(sport, dport, payload))
 }
 
 /// Ethernet + IPv4 + ICMP echo request.
-pub fn ping4(src_mac: MacAddr, dst_mac: MacAddr, src: u32, dst: u32, id: u16, seq: u16) -> Vec<u8> {
+pub fn ping4(src_mac: MacAddr, dst_mac: MacAddr, src: impl Into<Ipv4>, dst: impl Into<Ipv4>, id: u16, seq: u16) -> Vec<u8> {
     let mut f = vec![0u8; 34 + 16];
     ether::write_header(&mut f, dst_mac, src_mac, ether::ethertype::IPV4);
-    ipv4::write_header(&mut f[14..], 0, 36, 1, 0, 64, proto::ICMP, src, dst);
+    ipv4::write_header(&mut f[14..], 0, 36, 1, 0, 64, proto::ICMP, src.into(), dst.into());
     let m = &mut f[34..];
     m[0] = rvs_wire::icmp::v4::ECHO_REQUEST;
     m[4..6].copy_from_slice(&id.to_be_bytes());

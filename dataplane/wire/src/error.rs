@@ -61,6 +61,9 @@ pub enum WireError {
     /// The ICMP checksum does not verify.
     #[error("ICMP checksum does not verify")]
     IcmpBadChecksum,
+    /// The packet quoted in an ICMP error does not parse.
+    #[error("ICMP error whose quoted packet does not parse")]
+    IcmpQuoteMalformed,
     /// A neighbour discovery message is malformed.
     #[error("neighbour discovery message malformed")]
     NdMalformed,

@@ -131,6 +131,12 @@ pub fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
     frame[6..12].copy_from_slice(&src.0);
 }
 
+/// Sets the EtherType.
+#[inline]
+pub fn set_ethertype(frame: &mut [u8], ethertype: u16) {
+    frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
+}
+
 /// Writes a whole Ethernet header.
 #[inline]
 pub fn write_header(frame: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {

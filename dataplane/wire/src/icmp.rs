@@ -5,6 +5,8 @@
 //! turning a packet rvs cannot forward into the ICMP error that reports it
 //! (time exceeded, fragmentation needed, packet too big), in place.
 use super::{be16, be32, checksum, ether, ipv4, ipv6, put16, put32, MacAddr, PacketBuf};
+use crate::addr::{Family, Ipv4, Ipv6};
+use crate::l4::FiveTuple;
 use crate::WireError;
 
 /// ICMP header length (type, code, checksum, 4 bytes of "rest").
@@ -80,7 +82,7 @@ impl IcmpHeader {
 
     /// Validates an ICMPv6 message and its pseudo-header checksum.
     #[inline]
-    pub fn parse_v6(msg: &[u8], src: u128, dst: u128) -> Result<IcmpHeader, WireError> {
+    pub fn parse_v6(msg: &[u8], src: Ipv6, dst: Ipv6) -> Result<IcmpHeader, WireError> {
         if msg.len() < HEADER_LEN {
             return Err(WireError::IcmpTruncated);
         }
@@ -145,11 +147,99 @@ pub fn fill_checksum_v4(msg: &mut [u8]) {
 }
 
 /// Recomputes an ICMPv6 message checksum from scratch.
-pub fn fill_checksum_v6(msg: &mut [u8], src: u128, dst: u128) {
+pub fn fill_checksum_v6(msg: &mut [u8], src: Ipv6, dst: Ipv6) {
     put16(msg, 2, 0);
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
     let c = checksum::l4_checksum(ipv6::pseudo(src, dst, super::ip::proto::ICMPV6, len), msg);
     put16(msg, 2, c);
+}
+
+/// Recomputes the checksum of the ICMP(v6) message at `frame[icmp_at..end]`
+/// inside the IP packet whose header starts at `l3` (ICMPv6 covers a
+/// pseudo-header of that packet's addresses).
+pub fn fill_checksum<A: Family>(frame: &mut [u8], l3: usize, icmp_at: usize, end: usize) {
+    if A::V6 {
+        let (src, dst) = (ipv6::src(&frame[l3..]), ipv6::dst(&frame[l3..]));
+        fill_checksum_v6(&mut frame[icmp_at..end], src, dst);
+    } else {
+        fill_checksum_v4(&mut frame[icmp_at..end]);
+    }
+}
+
+/// The packet quoted in an ICMP error: where its headers are in the frame
+/// and the flow it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quoted<A: Family> {
+    /// Offset of its IP header.
+    pub l3: usize,
+    /// Offset of its L4 header.
+    pub l4: usize,
+    /// End of the quote (the quoted packet is usually cut short).
+    pub end: usize,
+    /// Its flow.
+    pub tuple: FiveTuple<A>,
+}
+
+/// Reads the IP header and the first 8 L4 bytes quoted at `frame[at..end]`.
+/// The quoted packet is usually truncated, so its total length is not
+/// checked against the quote; only TCP and UDP are matched.
+pub fn parse_quoted<A: Family>(frame: &[u8], at: usize, end: usize) -> Result<Quoted<A>, WireError> {
+    let bad = WireError::IcmpQuoteMalformed;
+    let q = frame.get(at..end).ok_or(bad)?;
+    let (hlen, l4proto) = if A::V6 {
+        if q.len() < ipv6::HEADER_LEN || q[0] >> 4 != 6 {
+            return Err(bad);
+        }
+        (ipv6::HEADER_LEN, q[6])
+    } else {
+        if q.len() < ipv4::MIN_HEADER_LEN || q[0] >> 4 != 4 {
+            return Err(bad);
+        }
+        let hlen = usize::from(q[0] & 0x0f) * 4;
+        if hlen < ipv4::MIN_HEADER_LEN {
+            return Err(bad);
+        }
+        (hlen, q[9])
+    };
+    if q.len() < hlen + 8 || !(l4proto == crate::ip::proto::TCP || l4proto == crate::ip::proto::UDP) {
+        return Err(bad);
+    }
+    let l4 = &q[hlen..];
+    let tuple = FiveTuple { src: A::ip_src(q), dst: A::ip_dst(q), sport: be16(l4, 0), dport: be16(l4, 2), proto: l4proto };
+    Ok(Quoted { l3: at, l4: at + hlen, end, tuple })
+}
+
+/// True when `msg` (an ICMPv6 message) is neighbour discovery: a
+/// solicitation or an advertisement.
+#[inline]
+pub fn is_neighbor_discovery(msg: &[u8]) -> bool {
+    matches!(msg.first(), Some(&(v6::NEIGHBOR_SOLICIT | v6::NEIGHBOR_ADVERT)))
+}
+
+/// Turns the packet in `buf` into ICMP(v6) time exceeded from `from` back
+/// to its sender (see [`error_v4`] / [`error_v6`]). False when it cannot.
+pub fn time_exceeded<A: Family, B: PacketBuf>(buf: &mut B, ours: MacAddr, from: A) -> bool {
+    match from.to_ip() {
+        std::net::IpAddr::V6(a) => error_v6(buf, ours, a.into(), v6::TIME_EXCEEDED, 0, 0),
+        std::net::IpAddr::V4(a) => error_v4(buf, ours, a.into(), v4::TIME_EXCEEDED, 0, 0),
+    }
+}
+
+/// Turns the packet in `buf` into ICMP "fragmentation needed" (IPv4) or
+/// ICMPv6 "packet too big" from `from`, announcing `mtu` (at least IPv6's
+/// minimum of 1280). False when it cannot.
+pub fn too_big<A: Family, B: PacketBuf>(buf: &mut B, ours: MacAddr, from: A, mtu: usize) -> bool {
+    match from.to_ip() {
+        std::net::IpAddr::V6(a) => {
+            let mtu = u32::try_from(mtu.max(v6::MAX_ERROR_LEN)).unwrap_or(u32::MAX);
+            error_v6(buf, ours, a.into(), v6::PACKET_TOO_BIG, 0, mtu)
+        }
+        std::net::IpAddr::V4(a) => {
+            // The next-hop MTU field is 16 bits (RFC 1191).
+            let mtu = u32::from(u16::try_from(mtu).unwrap_or(u16::MAX));
+            error_v4(buf, ours, a.into(), v4::DEST_UNREACH, v4::CODE_FRAG_NEEDED, mtu)
+        }
+    }
 }
 
 /// Replaces the packet in `buf` (Ethernet + IPv4, already validated) by an
@@ -158,7 +248,7 @@ pub fn fill_checksum_v6(msg: &mut [u8], src: u128, dst: u128) {
 /// at most 576 bytes of IP. The Ethernet addresses are swapped (the error
 /// goes back to the MAC the packet came from) with `ours` as source.
 /// Returns false (buffer unchanged) when there is no headroom.
-pub fn error_v4<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: u32, ty: u8, code: u8, rest: u32) -> bool {
+pub fn error_v4<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: Ipv4, ty: u8, code: u8, rest: u32) -> bool {
     const GROW: usize = ipv4::MIN_HEADER_LEN + HEADER_LEN;
     let eth_len = ether::HEADER_LEN;
     let Ok(orig) = ipv4::Ipv4Header::parse(&buf.data()[eth_len..], false) else { return false };
@@ -182,7 +272,7 @@ pub fn error_v4<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: u32, ty: u8, cod
 }
 
 /// The IPv6 counterpart of [`error_v4`]: at most 1280 bytes of IPv6.
-pub fn error_v6<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: u128, ty: u8, code: u8, rest: u32) -> bool {
+pub fn error_v6<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: Ipv6, ty: u8, code: u8, rest: u32) -> bool {
     const GROW: usize = ipv6::HEADER_LEN + HEADER_LEN;
     let eth_len = ether::HEADER_LEN;
     let d = buf.data();
@@ -190,7 +280,7 @@ pub fn error_v6<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: u128, ty: u8, co
         return false;
     }
     let total_len = ipv6::HEADER_LEN + usize::from(be16(d, eth_len + 4));
-    let src = u128::from_be_bytes(d[eth_len + 8..eth_len + 24].try_into().unwrap_or([0; 16]));
+    let src = ipv6::src(&d[eth_len..]);
     let peer_mac = ether::src(d);
     let quoted = total_len.min(d.len() - eth_len).min(v6::MAX_ERROR_LEN - GROW);
     buf.truncate(eth_len + total_len);
@@ -214,7 +304,7 @@ pub fn error_v6<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: u128, ty: u8, co
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NeighborMsg {
     /// The target address.
-    pub target: u128,
+    pub target: Ipv6,
     /// The link-layer address option (source LLA for NS, target LLA for NA).
     pub lla: Option<MacAddr>,
     /// NA flags byte (R=0x80, S=0x40, O=0x20); 0 for NS.
@@ -227,7 +317,7 @@ pub fn parse_neighbor(msg: &[u8], hop_limit: u8) -> Result<NeighborMsg, WireErro
     if hop_limit != 255 || msg.len() < 24 || msg[1] != 0 {
         return Err(WireError::NdMalformed);
     }
-    let target = u128::from_be_bytes(msg[8..24].try_into().map_err(|_| WireError::NdMalformed)?);
+    let target = Ipv6(u128::from_be_bytes(msg[8..24].try_into().map_err(|_| WireError::NdMalformed)?));
     let want_opt = if msg[0] == v6::NEIGHBOR_SOLICIT { 1 } else { 2 };
     let mut lla = None;
     let mut off = 24;
@@ -251,7 +341,7 @@ pub fn parse_neighbor(msg: &[u8], hop_limit: u8) -> Result<NeighborMsg, WireErro
 /// Writes a whole Ethernet + IPv6 + neighbour advertisement frame (solicited,
 /// override, with the target link-layer option) into `frame`; returns its
 /// length (86 bytes).
-pub fn write_neighbor_advert(frame: &mut [u8], ours: MacAddr, to_mac: MacAddr, target: u128, to: u128, solicited: bool) -> usize {
+pub fn write_neighbor_advert(frame: &mut [u8], ours: MacAddr, to_mac: MacAddr, target: Ipv6, to: Ipv6, solicited: bool) -> usize {
     const MSG: usize = 32;
     let total = ether::HEADER_LEN + ipv6::HEADER_LEN + MSG;
     ether::write_header(frame, to_mac, ours, ether::ethertype::IPV6);
@@ -271,7 +361,7 @@ pub fn write_neighbor_advert(frame: &mut [u8], ours: MacAddr, to_mac: MacAddr, t
 /// Writes a neighbour solicitation for `target` from `src` (multicast to its
 /// solicited-node group unless `unicast_mac` is given, to re-confirm a known
 /// neighbour); returns the frame length (86 bytes).
-pub fn write_neighbor_solicit(frame: &mut [u8], ours: MacAddr, src: u128, target: u128, unicast_mac: Option<MacAddr>) -> usize {
+pub fn write_neighbor_solicit(frame: &mut [u8], ours: MacAddr, src: Ipv6, target: Ipv6, unicast_mac: Option<MacAddr>) -> usize {
     const MSG: usize = 32;
     let total = ether::HEADER_LEN + ipv6::HEADER_LEN + MSG;
     let (dst_ip, dst_mac) = match unicast_mac {
@@ -298,11 +388,13 @@ pub fn write_neighbor_solicit(frame: &mut [u8], ours: MacAddr, src: u128, target
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::addr::{Ipv4, Ipv6};
     use crate::VecBuf;
 
     fn echo_request_v4() -> Vec<u8> {
         let mut ip = vec![0u8; 20 + 12];
-        ipv4::write_header(&mut ip, 0, 32, 1, 0, 64, 1, 0xc612_0002, 0xc612_0064);
+        ipv4::write_header(&mut ip, 0, 32, 1, 0, 64, 1, Ipv4(0xc612_0002), Ipv4(0xc612_0064));
         let msg = &mut ip[20..];
         msg[0] = v4::ECHO_REQUEST;
         put16(msg, 4, 0x1234);
@@ -319,7 +411,7 @@ mod tests {
         assert_eq!(h.ty, v4::ECHO_REQUEST);
         echo_reply_v4(&mut ip, 20);
         let iph = ipv4::Ipv4Header::parse(&ip, true).unwrap();
-        assert_eq!((iph.src, iph.dst), (0xc612_0064, 0xc612_0002));
+        assert_eq!((iph.src, iph.dst), (Ipv4(0xc612_0064), Ipv4(0xc612_0002)));
         let r = IcmpHeader::parse_v4(&ip[20..]).unwrap();
         assert_eq!(r.ty, v4::ECHO_REPLY);
         assert_eq!(r.rest, 0x1234_0001);
@@ -336,7 +428,7 @@ mod tests {
 
     #[test]
     fn echo_reply_v6_in_place() {
-        let (a, b) = (0x2001_0db8u128 << 96 | 2, 0x2001_0db8u128 << 96 | 0x100);
+        let (a, b) = (Ipv6(0x2001_0db8u128 << 96 | 2), Ipv6(0x2001_0db8u128 << 96 | 0x100));
         let mut ip = vec![0u8; 40 + 12];
         ipv6::write_header(&mut ip, 0, 0, 12, 58, 64, a, b);
         ip[40] = v6::ECHO_REQUEST;
@@ -356,11 +448,11 @@ mod tests {
         frame.extend_from_slice(&echo_request_v4());
         frame.extend_from_slice(&[0; 10]); // padding must not be quoted
         let mut b = VecBuf::new(&frame);
-        assert!(error_v4(&mut b, ours, 0xc612_0001, v4::TIME_EXCEEDED, 0, 0));
+        assert!(error_v4(&mut b, ours, Ipv4(0xc612_0001), v4::TIME_EXCEEDED, 0, 0));
         let d = b.data();
         assert_eq!(ether::dst(d), peer);
         let ip = ipv4::Ipv4Header::parse(&d[14..], true).unwrap();
-        assert_eq!((ip.src, ip.dst, ip.proto, ip.total_len), (0xc612_0001, 0xc612_0002, 1, 20 + 8 + 32));
+        assert_eq!((ip.src, ip.dst, ip.proto, ip.total_len), (Ipv4(0xc612_0001), Ipv4(0xc612_0002), 1, 20 + 8 + 32));
         let h = IcmpHeader::parse_v4(&d[34..]).unwrap();
         assert_eq!(h.ty, v4::TIME_EXCEEDED);
         assert_eq!(&d[42..74], &echo_request_v4()[..]);
@@ -370,11 +462,11 @@ mod tests {
     #[test]
     fn error_v4_caps_at_576() {
         let mut ip = vec![0u8; 1400];
-        ipv4::write_header(&mut ip, 0, 1400, 1, ipv4::FLAG_DF, 64, 6, 1, 2);
+        ipv4::write_header(&mut ip, 0, 1400, 1, ipv4::FLAG_DF, 64, 6, Ipv4(1), Ipv4(2));
         let mut frame = vec![0u8; 14];
         frame.extend_from_slice(&ip);
         let mut b = VecBuf::new(&frame);
-        assert!(error_v4(&mut b, MacAddr::ZERO, 3, v4::DEST_UNREACH, v4::CODE_FRAG_NEEDED, 1480));
+        assert!(error_v4(&mut b, MacAddr::ZERO, Ipv4(3), v4::DEST_UNREACH, v4::CODE_FRAG_NEEDED, 1480));
         assert_eq!(b.len(), 14 + 576);
         let iph = ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap();
         assert_eq!(iph.total_len, 576);
@@ -383,7 +475,7 @@ mod tests {
 
     #[test]
     fn builds_packet_too_big_v6() {
-        let (a, b) = (0x2001_0db8u128 << 96 | 2, 0x2001_0db8u128 << 96 | 0x100);
+        let (a, b) = (Ipv6(0x2001_0db8u128 << 96 | 2), Ipv6(0x2001_0db8u128 << 96 | 0x100));
         let mut frame = vec![0u8; 14 + 40 + 1400];
         ipv6::write_header(&mut frame[14..], 0, 0, 1400, 6, 64, a, b);
         let mut buf = VecBuf::new(&frame);
@@ -398,7 +490,7 @@ mod tests {
     #[test]
     fn neighbor_roundtrip() {
         let ours = MacAddr([2, 0, 0, 0, 0, 1]);
-        let (src, target) = (0x2001_0db8u128 << 96 | 1, 0x2001_0db8u128 << 96 | 0x11);
+        let (src, target) = (Ipv6(0x2001_0db8u128 << 96 | 1), Ipv6(0x2001_0db8u128 << 96 | 0x11));
         let mut f = [0xa5u8; 128];
         let n = write_neighbor_solicit(&mut f, ours, src, target, None);
         let ip = ipv6::Ipv6Header::parse(&f[14..n]).unwrap();

@@ -1,5 +1,6 @@
 //! IPv4 headers (RFC 791): validation, field access and NAT-safe updates.
 use super::{be16, be32, checksum, put16, put32};
+use crate::addr::Ipv4;
 use crate::WireError;
 
 /// Minimum (option-less) header length.
@@ -30,10 +31,10 @@ pub struct Ipv4Header {
     pub ttl: u8,
     /// Payload protocol.
     pub proto: u8,
-    /// Source address (host order of the big-endian value).
-    pub src: u32,
+    /// Source address.
+    pub src: Ipv4,
     /// Destination address.
-    pub dst: u32,
+    pub dst: Ipv4,
 }
 
 impl Ipv4Header {
@@ -65,8 +66,8 @@ impl Ipv4Header {
             flags_frag: be16(h, 6),
             ttl: h[8],
             proto: h[9],
-            src: be32(h, 12),
-            dst: be32(h, 16),
+            src: Ipv4(be32(h, 12)),
+            dst: Ipv4(be32(h, 16)),
         })
     }
 
@@ -86,15 +87,45 @@ impl Ipv4Header {
 /// True for a source address no host may use (RFC 1122 3.2.1.3 / RFC 1812
 /// 5.3.7): unspecified, loopback, multicast, class E and limited broadcast.
 #[inline]
-pub fn is_martian_source(a: u32) -> bool {
-    let first = a >> 24;
-    a == 0 || first == 127 || first >= 224
+pub fn is_martian_source(a: Ipv4) -> bool {
+    let first = a.0 >> 24;
+    a.0 == 0 || first == 127 || first >= 224
+}
+
+/// The source address of a validated header.
+#[inline(always)]
+pub fn src(h: &[u8]) -> Ipv4 {
+    Ipv4(be32(h, 12))
+}
+
+/// The destination address of a validated header.
+#[inline(always)]
+pub fn dst(h: &[u8]) -> Ipv4 {
+    Ipv4(be32(h, 16))
+}
+
+/// The TOS byte of a validated header.
+#[inline(always)]
+pub fn tos(h: &[u8]) -> u8 {
+    h[1]
+}
+
+/// True when the DF flag of a validated header is set.
+#[inline(always)]
+pub fn dont_fragment(h: &[u8]) -> bool {
+    be16(h, 6) & FLAG_DF != 0
+}
+
+/// The TTL of a validated header.
+#[inline(always)]
+pub fn ttl(h: &[u8]) -> u8 {
+    h[8]
 }
 
 /// Rewrites the source address, updating the header checksum (RFC 1624).
 #[inline(always)]
-pub fn set_src(h: &mut [u8], new: u32) {
-    let old = be32(h, 12);
+pub fn set_src(h: &mut [u8], new: Ipv4) {
+    let (old, new) = (be32(h, 12), new.0);
     put32(h, 12, new);
     let c = checksum::update32(be16(h, 10), old, new);
     put16(h, 10, c);
@@ -102,8 +133,8 @@ pub fn set_src(h: &mut [u8], new: u32) {
 
 /// Rewrites the destination address, updating the header checksum.
 #[inline(always)]
-pub fn set_dst(h: &mut [u8], new: u32) {
-    let old = be32(h, 16);
+pub fn set_dst(h: &mut [u8], new: Ipv4) {
+    let (old, new) = (be32(h, 16), new.0);
     put32(h, 16, new);
     let c = checksum::update32(be16(h, 10), old, new);
     put16(h, 10, c);
@@ -121,7 +152,7 @@ pub fn decrement_ttl(h: &mut [u8]) {
 
 /// Writes a 20-byte header without options and computes its checksum.
 #[allow(clippy::too_many_arguments)]
-pub fn write_header(h: &mut [u8], tos: u8, total_len: u16, ident: u16, flags_frag: u16, ttl: u8, proto: u8, src: u32, dst: u32) {
+pub fn write_header(h: &mut [u8], tos: u8, total_len: u16, ident: u16, flags_frag: u16, ttl: u8, proto: u8, src: Ipv4, dst: Ipv4) {
     h[0] = 0x45;
     h[1] = tos;
     put16(h, 2, total_len);
@@ -130,8 +161,8 @@ pub fn write_header(h: &mut [u8], tos: u8, total_len: u16, ident: u16, flags_fra
     h[8] = ttl;
     h[9] = proto;
     put16(h, 10, 0);
-    put32(h, 12, src);
-    put32(h, 16, dst);
+    put32(h, 12, src.0);
+    put32(h, 16, dst.0);
     let c = checksum::checksum(&h[..MIN_HEADER_LEN]);
     put16(h, 10, c);
 }
@@ -140,6 +171,8 @@ pub fn write_header(h: &mut [u8], tos: u8, total_len: u16, ident: u16, flags_fra
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::addr::{Ipv4, Ipv6};
 
     /// 198.18.0.2 -> 198.18.0.100, TCP, 40 bytes total, DF, TTL 64.
     pub(crate) const HDR: [u8; 20] =
@@ -161,7 +194,7 @@ mod tests {
         assert_eq!(h.header_len, 20);
         assert_eq!(h.total_len, 40);
         assert_eq!(h.proto, 6);
-        assert_eq!(h.src, u32::from_be_bytes([198, 18, 0, 2]));
+        assert_eq!(h.src, Ipv4(u32::from_be_bytes([198, 18, 0, 2])));
         assert!(h.dont_fragment());
         assert!(!h.is_fragment());
     }
@@ -195,27 +228,27 @@ mod tests {
     #[test]
     fn rewrites_keep_checksum_valid() {
         let mut p = valid();
-        set_dst(&mut p, u32::from_be_bytes([198, 18, 1, 11]));
-        set_src(&mut p, u32::from_be_bytes([198, 18, 1, 1]));
+        set_dst(&mut p, Ipv4(u32::from_be_bytes([198, 18, 1, 11])));
+        set_src(&mut p, Ipv4(u32::from_be_bytes([198, 18, 1, 1])));
         decrement_ttl(&mut p);
         let h = Ipv4Header::parse(&p, true).unwrap();
         assert_eq!(h.ttl, 63);
-        assert_eq!(h.dst, u32::from_be_bytes([198, 18, 1, 11]));
+        assert_eq!(h.dst, Ipv4(u32::from_be_bytes([198, 18, 1, 11])));
     }
 
     #[test]
     fn martians() {
-        assert!(is_martian_source(0));
-        assert!(is_martian_source(u32::from_be_bytes([127, 0, 0, 1])));
-        assert!(is_martian_source(u32::from_be_bytes([224, 0, 0, 1])));
-        assert!(is_martian_source(u32::MAX));
-        assert!(!is_martian_source(u32::from_be_bytes([198, 18, 0, 2])));
+        assert!(is_martian_source(Ipv4(0)));
+        assert!(is_martian_source(Ipv4(u32::from_be_bytes([127, 0, 0, 1]))));
+        assert!(is_martian_source(Ipv4(u32::from_be_bytes([224, 0, 0, 1]))));
+        assert!(is_martian_source(Ipv4(u32::MAX)));
+        assert!(!is_martian_source(Ipv4(u32::from_be_bytes([198, 18, 0, 2]))));
     }
 
     #[test]
     fn writes_header_with_checksum() {
         let mut h = [0xa5u8; 20];
-        write_header(&mut h, 0, 40, 7, FLAG_DF, 64, 4, 1, 2);
+        write_header(&mut h, 0, 40, 7, FLAG_DF, 64, 4, Ipv4(1), Ipv4(2));
         assert_eq!(checksum::checksum(&h), 0);
         let p = Ipv4Header::parse(&[&h[..], &[0u8; 20][..]].concat(), true).unwrap();
         assert_eq!(p.proto, 4);

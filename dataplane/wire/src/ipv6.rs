@@ -9,6 +9,7 @@
 //!   routing header, and rvs has no service for AH/ESP.
 //! * At most [`MAX_EXT_HEADERS`] headers are walked: a long chain is refused.
 use super::{be16, checksum, put16};
+use crate::addr::Ipv6;
 use crate::WireError;
 
 /// Fixed header length.
@@ -46,9 +47,9 @@ pub struct Ipv6Header {
     /// The upper-layer protocol after the extension chain.
     pub proto: u8,
     /// Source address.
-    pub src: u128,
+    pub src: Ipv6,
     /// Destination address.
-    pub dst: u128,
+    pub dst: Ipv6,
 }
 
 impl Ipv6Header {
@@ -85,8 +86,8 @@ impl Ipv6Header {
                 _ => break,
             }
         }
-        let src = u128::from_be_bytes(h[8..24].try_into().map_err(|_| WireError::Ipv6Truncated)?);
-        let dst = u128::from_be_bytes(h[24..40].try_into().map_err(|_| WireError::Ipv6Truncated)?);
+        let src = Ipv6(u128::from_be_bytes(h[8..24].try_into().map_err(|_| WireError::Ipv6Truncated)?));
+        let dst = Ipv6(u128::from_be_bytes(h[24..40].try_into().map_err(|_| WireError::Ipv6Truncated)?));
         Ok(Ipv6Header {
             header_len: off,
             total_len,
@@ -102,32 +103,75 @@ impl Ipv6Header {
 
 /// True for a source no host may use: unspecified, loopback, multicast.
 #[inline]
-pub fn is_martian_source(a: u128) -> bool {
+pub fn is_martian_source(Ipv6(a): Ipv6) -> bool {
     a == 0 || a == 1 || (a >> 120) == 0xff
 }
 
 /// True for link-local unicast (fe80::/10).
 #[inline]
-pub fn is_link_local(a: u128) -> bool {
+pub fn is_link_local(Ipv6(a): Ipv6) -> bool {
     (a >> 118) == 0x3fa
 }
 
 /// The solicited-node multicast group of `a` (RFC 4291 2.7.1).
 #[inline]
-pub fn solicited_node(a: u128) -> u128 {
-    0xff02_0000_0000_0000_0000_0001_ff00_0000 | (a & 0x00ff_ffff)
+pub fn solicited_node(Ipv6(a): Ipv6) -> Ipv6 {
+    Ipv6(0xff02_0000_0000_0000_0000_0001_ff00_0000 | (a & 0x00ff_ffff))
+}
+
+/// The source address of a validated header.
+#[inline(always)]
+pub fn src(h: &[u8]) -> Ipv6 {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[8..24]);
+    Ipv6(u128::from_be_bytes(b))
+}
+
+/// The destination address of a validated header.
+#[inline(always)]
+pub fn dst(h: &[u8]) -> Ipv6 {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[24..40]);
+    Ipv6(u128::from_be_bytes(b))
+}
+
+/// The traffic class of a validated header.
+#[inline(always)]
+pub fn traffic_class(h: &[u8]) -> u8 {
+    ((h[0] & 0x0f) << 4) | (h[1] >> 4)
+}
+
+/// The all-nodes link-local multicast group, ff02::1.
+pub const ALL_NODES: Ipv6 = Ipv6(0xff02 << 112 | 1);
+
+/// True for a packet (at the start of `ip`, at least a fixed header plus
+/// one byte) to a multicast group that is not neighbour discovery: rvs
+/// listens to solicitations and unsolicited advertisements only (no
+/// extension header before them), and to no other multicast.
+#[inline]
+pub fn is_other_multicast(ip: &[u8]) -> bool {
+    let Some(h) = ip.first_chunk::<{ HEADER_LEN + 1 }>() else { return false };
+    let nd =
+        h[6] == crate::ip::proto::ICMPV6 && matches!(h[HEADER_LEN], crate::icmp::v6::NEIGHBOR_SOLICIT | crate::icmp::v6::NEIGHBOR_ADVERT);
+    h[0] >> 4 == 6 && h[24] == 0xff && !nd
+}
+
+/// The hop limit of a validated header.
+#[inline(always)]
+pub fn hop_limit(h: &[u8]) -> u8 {
+    h[7]
 }
 
 /// Rewrites the source address (no IPv6 header checksum exists).
 #[inline(always)]
-pub fn set_src(h: &mut [u8], new: u128) {
-    h[8..24].copy_from_slice(&new.to_be_bytes());
+pub fn set_src(h: &mut [u8], new: Ipv6) {
+    h[8..24].copy_from_slice(&new.0.to_be_bytes());
 }
 
 /// Rewrites the destination address.
 #[inline(always)]
-pub fn set_dst(h: &mut [u8], new: u128) {
-    h[24..40].copy_from_slice(&new.to_be_bytes());
+pub fn set_dst(h: &mut [u8], new: Ipv6) {
+    h[24..40].copy_from_slice(&new.0.to_be_bytes());
 }
 
 /// Decrements the hop limit (caller checked it is above 1).
@@ -144,8 +188,8 @@ pub fn write_header(
     payload_len: u16,
     next_header: u8,
     hop_limit: u8,
-    src: u128,
-    dst: u128,
+    src: Ipv6,
+    dst: Ipv6,
 ) {
     h[0] = 0x60 | (traffic_class >> 4);
     let fl_hi = ((flow_label >> 16) & 0x0f) as u8;
@@ -161,19 +205,21 @@ pub fn write_header(
 
 /// Unfolded pseudo-header sum for an L4 segment of `l4_len` bytes.
 #[inline]
-pub fn pseudo(src: u128, dst: u128, proto: u8, l4_len: u32) -> u64 {
-    checksum::pseudo_v6(&src.to_be_bytes(), &dst.to_be_bytes(), proto, l4_len)
+pub fn pseudo(src: Ipv6, dst: Ipv6, proto: u8, l4_len: u32) -> u64 {
+    checksum::pseudo_v6(&src.0.to_be_bytes(), &dst.0.to_be_bytes(), proto, l4_len)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::addr::{Ipv4, Ipv6};
 
     fn packet(next: u8, payload: &[u8]) -> Vec<u8> {
         let mut p = vec![0u8; HEADER_LEN];
         #[expect(clippy::cast_possible_truncation, reason = "test payloads are small")]
-        write_header(&mut p, 0x12, 0xabcde, payload.len() as u16, next, 64, 0x2001_0db8 << 96 | 2, 0x2001_0db8 << 96 | 0x100);
+        write_header(&mut p, 0x12, 0xabcde, payload.len() as u16, next, 64, Ipv6(0x2001_0db8 << 96 | 2), Ipv6(0x2001_0db8 << 96 | 0x100));
         p.extend_from_slice(payload);
         p
     }
@@ -188,7 +234,7 @@ mod tests {
         assert_eq!(h.traffic_class, 0x12);
         assert_eq!(h.flow_label, 0xabcde);
         assert_eq!(h.hop_limit, 64);
-        assert_eq!(h.dst & 0xffff, 0x100);
+        assert_eq!(h.dst.0 & 0xffff, 0x100);
     }
 
     #[test]
@@ -226,12 +272,12 @@ mod tests {
 
     #[test]
     fn address_classes() {
-        assert!(is_martian_source(0));
-        assert!(is_martian_source(1));
-        assert!(is_martian_source(0xff02 << 112));
-        assert!(!is_martian_source(0x2001_0db8 << 96));
-        assert!(is_link_local(0xfe80 << 112 | 1));
-        assert!(!is_link_local(0x2001_0db8 << 96));
-        assert_eq!(solicited_node(0x2001_0db8_0000_0000_0000_0000_0012_3456), 0xff02_0000_0000_0000_0000_0001_ff12_3456);
+        assert!(is_martian_source(Ipv6(0)));
+        assert!(is_martian_source(Ipv6(1)));
+        assert!(is_martian_source(Ipv6(0xff02 << 112)));
+        assert!(!is_martian_source(Ipv6(0x2001_0db8 << 96)));
+        assert!(is_link_local(Ipv6(0xfe80 << 112 | 1)));
+        assert!(!is_link_local(Ipv6(0x2001_0db8 << 96)));
+        assert_eq!(solicited_node(Ipv6(0x2001_0db8_0000_0000_0000_0000_0012_3456)), Ipv6(0xff02_0000_0000_0000_0000_0001_ff12_3456));
     }
 }

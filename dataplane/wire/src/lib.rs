@@ -8,6 +8,7 @@
 //! fixed byte offsets through fixed-size arrays (never by casting bytes to a
 //! packed struct, which would create unaligned references), so the compiler
 //! proves the bounds once per header instead of once per field.
+pub mod addr;
 pub mod arp;
 pub mod buf;
 pub mod checksum;
@@ -17,9 +18,13 @@ pub mod icmp;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod l4;
+pub mod peek;
 pub mod tcp;
+pub mod tunnel;
 pub mod udp;
 
+pub use addr::{ByFamily, Family, Ipv4, Ipv6, PerFamily};
 pub use buf::{PacketBuf, VecBuf};
 pub use error::WireError;
 pub use ether::{MacAddr, MacParseError};

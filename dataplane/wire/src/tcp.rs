@@ -65,6 +65,19 @@ impl TcpHeader {
     }
 }
 
+/// Writes a bare 20-byte header (no options) into `seg`, checksum zero.
+pub fn write_bare(seg: &mut [u8], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8) {
+    let h = &mut seg[..MIN_HEADER_LEN];
+    h.fill(0);
+    put16(h, 0, sport);
+    put16(h, 2, dport);
+    h[4..8].copy_from_slice(&seq.to_be_bytes());
+    h[8..12].copy_from_slice(&ack.to_be_bytes());
+    // Data offset: five 32-bit words.
+    h[12] = 5 << 4;
+    h[13] = flags;
+}
+
 /// Rewrites the source port, updating the checksum.
 #[inline]
 pub fn set_sport(seg: &mut [u8], new: u16) {

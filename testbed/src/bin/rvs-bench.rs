@@ -432,7 +432,7 @@ fn short(n: usize) -> String {
 /// Session memory per flow and Maglev build time, measured here.
 fn pieces() {
     for cap in [1u32 << 20, 10_000_000] {
-        let t = rvs_core::session::SessionTable::<u32>::new(cap, [1, 2, 3, 4]);
+        let t = rvs_core::session::SessionTable::<rvs_wire::Ipv4>::new(cap, [1, 2, 3, 4]);
         #[expect(clippy::cast_precision_loss, reason = "a ratio")]
         let per = t.memory_bytes() as f64 / f64::from(cap);
         println!("session table: {cap} IPv4 sessions in {:.0} MiB, {per:.1} bytes per session", t.memory_bytes() as f64 / 1048576.0);

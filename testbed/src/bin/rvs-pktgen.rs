@@ -32,7 +32,7 @@ fn write_frame(f: &mut [u8], dst_mac: MacAddr, i: u64, syn: bool) {
     f[6..12].copy_from_slice(&ROUTER_MAC.0);
     f[12..14].copy_from_slice(&[0x08, 0x00]);
     let (l4proto, l4len) = if tcp { (proto::TCP, 20u16) } else { (proto::UDP, 26u16) };
-    ipv4::write_header(&mut f[14..34], 0, 20 + l4len, 0, ipv4::FLAG_DF, 64, l4proto, src, VIP);
+    ipv4::write_header(&mut f[14..34], 0, 20 + l4len, 0, ipv4::FLAG_DF, 64, l4proto, src.into(), VIP.into());
     let seg = &mut f[34..34 + usize::from(l4len)];
     seg[0..2].copy_from_slice(&sport.to_be_bytes());
     if tcp {

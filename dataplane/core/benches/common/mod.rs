@@ -49,7 +49,7 @@ pub fn set_source(b: &mut rvs_wire::VecBuf, src: u32, sport: u16) {
     use rvs_wire::{checksum, ipv4, PacketBuf};
     let d = b.data_mut();
     let old = u32::from_be_bytes([d[26], d[27], d[28], d[29]]);
-    ipv4::set_src(&mut d[14..34], src);
+    ipv4::set_src(&mut d[14..34], rvs_wire::Ipv4(src));
     let old_port = u16::from_be_bytes([d[34], d[35]]);
     d[34..36].copy_from_slice(&sport.to_be_bytes());
     let mut c = u16::from_be_bytes([d[50], d[51]]);

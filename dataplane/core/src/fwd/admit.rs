@@ -1,17 +1,30 @@
+//! A new flow: the first packet of a flow that has no session.
+//!
+//! [`new_session`] runs five stages, each its own function:
+//! 1. [`admit`]: may this packet open a session at all (TCP flags, the
+//!    checksum, room in the table)? It returns the flow's first state.
+//! 2. persistence ([`super::persist`]): a live template for the client's
+//!    network names the real server;
+//! 3. otherwise [`schedule`]: the service's scheduler picks one;
+//! 4. [`build`]: the session, with its full-NAT local address and port,
+//!    inserted under the forward and reply keys;
+//! 5. [`account_new`]: counters and the least-connection load.
 use super::fullnat::alloc_local_port;
-use super::ip::l4_checksum_ok;
-use super::state::{Ctx, Fam, Pkt, St};
+
+use super::persist;
+use super::state::{Ctx, Pkt, St};
 use crate::conn::State;
 use crate::drop::DropReason;
 use crate::sched::{stable_hash, Flow};
-use crate::session;
-use crate::session::{FlowKey, Session, FLAG_FULLNAT, FLAG_HAS_REPLY};
+use crate::session::{self, Session, FLAG_FULLNAT, FLAG_HAS_REPLY};
 use crate::table::{BackendView, Mode, ServiceView};
-use rvs_wire::ip::{proto, Addr};
-use rvs_wire::{ether, tcp, PacketBuf};
+use rvs_wire::ip::proto;
+use rvs_wire::Family;
+use rvs_wire::{ether, l4, tcp, PacketBuf};
 
-/// Creates the session for the first packet of a flow to `svc`.
-pub(super) fn new_session<A: Fam, B: PacketBuf>(
+/// Creates the session for the first packet of a flow to `svc`; returns
+/// its index in the family's table.
+pub(super) fn new_session<A: Family, B: PacketBuf>(
     cx: &Ctx<'_>,
     st: &mut St,
     buf: &B,
@@ -20,6 +33,25 @@ pub(super) fn new_session<A: Fam, B: PacketBuf>(
     svc: &ServiceView,
     hf: u64,
 ) -> Result<u32, DropReason> {
+    let state = admit(st, buf, p, svc)?;
+    let tpl_key = svc.persistence.map(|(_, prefix)| persist::template_key(p.src, p.dst, p.dport, p.proto, prefix));
+    let b = match tpl_key.as_ref().and_then(|k| persist::lookup::<A>(cx, st, k, svc)) {
+        Some(b) => b,
+        None => schedule(cx, st, p, svc)?,
+    };
+    let idx = build(cx, st, buf, in_port, p, svc, b, state, hf)?;
+    if let Some(k) = tpl_key {
+        persist::record::<A>(cx, st, k, svc, b);
+    }
+    account_new::<A>(cx, st, svc, b, state);
+    Ok(idx)
+}
+
+/// Whether the packet may open a session, and in which state: a TCP SYN
+/// (or, for `sloppy_tcp` services, any valid segment) or any UDP datagram,
+/// with a right checksum (the NIC's verdict when it gave one), while the
+/// table has room.
+fn admit<A: Family, B: PacketBuf>(st: &St, buf: &B, p: &Pkt<A>, svc: &ServiceView) -> Result<State, DropReason> {
     let state = if p.proto == proto::TCP {
         let t = tcp::TcpHeader { sport: p.sport, dport: p.dport, seq: 0, ack: 0, header_len: 20, flags: p.tcp_flags };
         if t.flags_invalid() {
@@ -36,48 +68,40 @@ pub(super) fn new_session<A: Fam, B: PacketBuf>(
     } else {
         State::Udp
     };
-    if buf.l4_csum_bad() || (!buf.l4_csum_good() && !l4_checksum_ok(&buf.data()[p.l4..p.end], p)) {
+    if buf.l4_csum_bad() || (!buf.l4_csum_good() && !l4::checksum_ok(&buf.data()[p.l4..p.end], &p.tuple())) {
         return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
     }
-
-    // A full table: refuse the flow, or (DR and tunnel services with the
-    // stateless policy) forward it by Maglev hash of its 5-tuple, which
-    // every packet of the flow hashes alike.
-    let table = A::table_ref(st);
+    // A full table refuses the flow (the caller may then forward it
+    // statelessly; see [`super::stateless`]).
+    let table = st.sessions.get::<A>();
     if table.len() >= table.capacity() {
         return Err(DropReason::SessionTableFull);
     }
+    Ok(state)
+}
 
-    // Persistence: a live template for the client's network decides.
-    let tpl_key = svc.persistence.map(|(_, prefix)| template_key(p.src, p.dst, p.dport, p.proto, prefix));
-    let mut chosen: Option<&BackendView> = None;
-    if let Some(k) = &tpl_key {
-        let pt = A::persist(st);
-        if let Some((t, _)) = pt.lookup(k, pt.hash(k)) {
-            let tpl = *pt.get(t);
-            let live = tpl.rport > 0 || !tpl.expired(cx.now);
-            // A template whose server is down, drained or gone is dropped
-            // (IPVS's expire_quiescent_template), not obeyed.
-            match cx.snap.backend(tpl.backend).filter(|b| live && b.effective_weight > 0 && !b.retired && b.service == svc.slot) {
-                Some(b) => chosen = Some(b),
-                None => pt.remove(t),
-            }
-        }
-    }
-    let b = match chosen {
-        Some(b) => b,
-        None => {
-            let Some(Some((_, sched))) = st.scheds.get_mut(usize::from(svc.slot)) else { return Err(DropReason::NoBackend) };
-            let flow = if sched.uses_flow() { flow_hashes(p, svc.hash_port) } else { Flow::default() };
-            let pick = sched.pick(&svc.cands, &st.load, &flow).ok_or(DropReason::NoBackend)?;
-            svc.backends
-                .get(pick)
-                .and_then(|&slot| cx.snap.backends.get(usize::from(slot)))
-                .and_then(Option::as_ref)
-                .ok_or(DropReason::NoBackend)?
-        }
-    };
+/// The real server the service's scheduler picks for this flow.
+fn schedule<'s, A: Family>(cx: &Ctx<'s>, st: &mut St, p: &Pkt<A>, svc: &ServiceView) -> Result<&'s BackendView, DropReason> {
+    let Some(Some((_, sched))) = st.scheds.get_mut(usize::from(svc.slot)) else { return Err(DropReason::NoBackend) };
+    let flow = if sched.uses_flow() { flow_hashes(p, svc.hash_port) } else { Flow::default() };
+    let pick = sched.pick(&svc.cands, &st.load, &flow).ok_or(DropReason::NoBackend)?;
+    svc.backends.get(pick).and_then(|&slot| cx.snap.backends.get(usize::from(slot))).and_then(Option::as_ref).ok_or(DropReason::NoBackend)
+}
 
+/// Builds the session of a new flow to real server `b` and inserts it
+/// under its forward key (hash `hf`) and, for NAT and full NAT, its reply
+/// key.
+fn build<A: Family, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    st: &mut St,
+    buf: &B,
+    in_port: u8,
+    p: &Pkt<A>,
+    svc: &ServiceView,
+    b: &BackendView,
+    state: State,
+    hf: u64,
+) -> Result<u32, DropReason> {
     let mut s = Session {
         client: p.src,
         vip: p.dst,
@@ -108,7 +132,7 @@ pub(super) fn new_session<A: Fam, B: PacketBuf>(
         }
         Mode::Dr | Mode::Tunnel => {}
     }
-    let table = A::table(st);
+    let table = st.sessions.get_mut::<A>();
     // The reply key's buckets are a cache miss away: ask for them now and
     // finish the session meanwhile.
     let hr = (s.flags & FLAG_HAS_REPLY != 0).then(|| {
@@ -118,38 +142,16 @@ pub(super) fn new_session<A: Fam, B: PacketBuf>(
     });
     let pressure = table.len() * 4 > table.capacity() * 3;
     s.expires = cx.now.wrapping_add(state.timeout(&svc.timeouts, pressure));
-    let idx = match table.insert_hashed(s, hf, hr) {
-        Ok(i) => i,
-        Err(session::InsertError::Full | session::InsertError::IndexOverflow) => return Err(DropReason::SessionTableFull),
-    };
-    if let Some(k) = tpl_key {
-        let timeout = svc.persistence.map_or(0, |(t, _)| t);
-        let pt = A::persist(st);
-        match pt.lookup(&k, pt.hash(&k)) {
-            Some((t, _)) => {
-                let tpl = pt.get_mut(t);
-                tpl.rport = tpl.rport.saturating_add(1);
-                tpl.expires = cx.now.wrapping_add(timeout);
-            }
-            None => {
-                let tpl = Session {
-                    client: k.src,
-                    vip: k.dst,
-                    vport: k.dport,
-                    proto: k.proto,
-                    backend: b.tag(),
-                    service: svc.slot,
-                    state: State::Established as u8,
-                    rport: 1,
-                    expires: cx.now.wrapping_add(timeout),
-                    ..Session::default()
-                };
-                // A full template table only costs persistence for this client.
-                let _ = pt.insert(tpl);
-            }
-        }
+    match table.insert_hashed(s, hf, hr) {
+        Ok(i) => Ok(i),
+        Err(session::InsertError::Full | session::InsertError::IndexOverflow) => Err(DropReason::SessionTableFull),
     }
-    A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
+}
+
+/// Counts a new session: the table gauge, sessions created, the real
+/// server's and service's connections, and this core's load view.
+fn account_new<A: Family>(cx: &Ctx<'_>, st: &mut St, svc: &ServiceView, b: &BackendView, state: State) {
+    cx.stats.sessions_of::<A>().set(st.sessions.get::<A>().len() as u64);
     cx.stats.sessions_created.inc();
     let slot = usize::from(b.slot);
     if let Some(bs) = cx.stats.backends.get(slot) {
@@ -168,18 +170,11 @@ pub(super) fn new_session<A: Fam, B: PacketBuf>(
             ss.fallback_conns.inc();
         }
     }
-    Ok(idx)
-}
-
-/// The persistence template key of a client for a service.
-#[inline]
-pub(super) fn template_key<A: Addr>(client: A, vip: A, vport: u16, l4proto: u8, prefix: u8) -> FlowKey<A> {
-    FlowKey { src: client.mask(prefix), dst: vip, sport: 0, dport: vport, proto: l4proto }
 }
 
 /// Hashes a scheduler may use: source (and port) and destination, stable
 /// across restarts and balancers.
-pub(super) fn flow_hashes<A: Addr>(p: &Pkt<A>, with_port: bool) -> Flow {
+pub(super) fn flow_hashes<A: Family>(p: &Pkt<A>, with_port: bool) -> Flow {
     let mut b = [0u8; 18];
     p.src.write(&mut b);
     let n = if with_port {

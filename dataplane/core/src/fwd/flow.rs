@@ -1,32 +1,33 @@
 use super::admit::new_session;
 use super::icmp::time_exceeded;
-use super::state::{Ctx, Fam, Pkt, St};
+use super::state::{Ctx, Pkt, St};
 use super::stateless::stateless;
-use super::sweep::account_end;
+use super::sweep::end_session;
 use super::xmit::forward;
 use super::Verdict;
 use crate::conn::State;
 use crate::drop::DropReason;
 use crate::session::{Dir, FlowKey};
 use crate::steer::Steering;
-use crate::table::{AddrKind, Family, Snapshot, Steer};
+use crate::table::{AddrKind, Snapshot, Steer};
 use config::WhenFull;
 use rvs_wire::ip::proto;
+use rvs_wire::Family;
 use rvs_wire::{ether, tcp, PacketBuf};
 
 /// TCP and UDP: find the session or make one, then forward.
-pub(super) fn transport<A: Fam, B: PacketBuf>(
+pub(super) fn transport<A: Family, B: PacketBuf>(
     cx: &Ctx<'_>,
     st: &mut St,
     buf: &mut B,
     in_port: u8,
     p: Pkt<A>,
 ) -> Result<Verdict, DropReason> {
-    let key = FlowKey { src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, proto: p.proto };
+    let key = p.tuple();
     // The lookup made ahead for this packet, when it is still valid.
     let at = st.hint_at;
-    let hint = A::hints(st).get(at).copied().filter(|x| x.valid && x.key == key);
-    let table = A::table(st);
+    let hint = st.hints.get_mut::<A>().get(at).copied().filter(|x| x.valid && x.key == key);
+    let table = st.sessions.get_mut::<A>();
     let (h, found) = match hint {
         Some(x) if x.mods == table.mods() => (x.h, table.verify(&key, x.h, &x.cands)),
         Some(x) => (x.h, table.lookup(&key, x.h)),
@@ -43,12 +44,7 @@ pub(super) fn transport<A: Fam, B: PacketBuf>(
             && p.tcp_flags & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN
             && state.is_closing();
         if s.expired(cx.now) || reuse {
-            table.remove(idx);
-            if s.state != State::Reset as u8 {
-                let (load, persist) = A::load_persist(st);
-                account_end(cx, load, persist, &s);
-            }
-            A::gauge(cx.stats).set(A::table_ref(st).len() as u64);
+            end_session::<A>(cx, st, idx, &s);
             if reuse {
                 cx.stats.sessions_reused.inc();
             }
@@ -75,7 +71,7 @@ pub(super) fn transport<A: Fam, B: PacketBuf>(
         };
     };
     // A packet that cannot leave (TTL) must not open a session.
-    if buf.data()[ether::HEADER_LEN + if A::V6 { 7 } else { 8 }] <= 1 {
+    if A::ttl(&buf.data()[ether::HEADER_LEN..]) <= 1 {
         return time_exceeded::<A, B>(cx, st, buf, in_port);
     }
     match new_session(cx, st, buf, in_port, &p, svc, h) {

@@ -1,13 +1,14 @@
-use super::state::{Ctx, Fam, St};
+use super::state::{Ctx, St};
 use crate::drop::DropReason;
 use crate::session::FlowKey;
 use crate::table::{BackendView, ServiceView};
+use rvs_wire::Family;
 
 /// Picks a full-NAT local address and port whose reply key is free. The
 /// core's port range is walked from a cursor, taking the service's local
 /// addresses in turn at each port (else the egress port's address of the
 /// real server's family), so every address's ports are used evenly.
-pub(super) fn alloc_local_port<A: Fam>(
+pub(super) fn alloc_local_port<A: Family>(
     cx: &Ctx<'_>,
     st: &mut St,
     svc: &ServiceView,
@@ -43,7 +44,7 @@ pub(super) fn alloc_local_port<A: Fam>(
             },
         };
         let key = FlowKey { src: rs, dst: local, sport: b.port, dport: port, proto: l4proto };
-        let t = A::table_ref(st);
+        let t = st.sessions.get::<A>();
         if t.lookup(&key, t.hash(&key)).is_none() {
             if cx.steer.is_none_or(|sv| sv.prefers_lport(cx.core, rs, b.port, local, port)) {
                 return Ok((local, port));

@@ -1,19 +1,26 @@
+//! IPv4 and IPv6: validation and policy, and the TCP/UDP facts of a packet.
+//!
+//! What is dropped here, each under its own reason: multicast and
+//! broadcast destinations (but neighbour discovery), martian sources, our
+//! own addresses as source (the "land" attack; in ND it is a claim, judged
+//! in [`super::l2`]), fragments, IPv4 options, UDP over IPv6 without a
+//! checksum, and protocols rvs has no service for.
 use super::flow::transport;
 use super::icmp::{icmp4, icmp6};
 use super::state::{Ctx, Pkt, St};
 use super::Verdict;
 use crate::drop::DropReason;
-use rvs_wire::ip::{proto, Addr};
-use rvs_wire::{checksum, ether, icmp, ipv4, ipv6, tcp, udp, PacketBuf};
+use rvs_wire::ip::proto;
+use rvs_wire::{ether, icmp, ipv4, ipv6, l4, tcp, udp, Family, Ipv6, PacketBuf};
 
 pub(super) fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
     const L3: usize = ether::HEADER_LEN;
     let h = ipv4::Ipv4Header::parse(&buf.data()[L3..], true)?;
     buf.truncate(L3 + h.total_len);
-    if h.dst >> 28 == 0xe || h.dst == u32::MAX {
+    if h.dst.is_multicast_or_broadcast() {
         return Err(DropReason::Multicast);
     }
-    if ipv4::is_martian_source(h.src) {
+    if h.src.is_martian_source() {
         return Err(DropReason::Ipv4BadSource);
     }
     if cx.snap.addr_kind(h.src).is_some() {
@@ -29,7 +36,7 @@ pub(super) fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, 
     let end = L3 + h.total_len;
     match h.proto {
         proto::TCP | proto::UDP => {
-            let p = l4_facts::<u32>(&buf.data()[l4..end], h.proto, l4, end, h.src, h.dst)?;
+            let p = l4_facts(&buf.data()[l4..end], h.proto, l4, end, h.src, h.dst)?;
             transport(cx, st, buf, in_port, p)
         }
         proto::ICMP => icmp4(cx, st, buf, in_port, &h),
@@ -45,32 +52,26 @@ pub(super) fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, 
     // extension header: solicitations (sent to solicited-node groups) and
     // unsolicited advertisements (to all nodes), which are claims to judge
     // (a neighbour's new MAC, or someone else claiming our address).
-    let d = &buf.data()[L3..];
-    if d.len() > ipv6::HEADER_LEN
-        && d[0] >> 4 == 6
-        && d[24] == 0xff
-        && !(d[6] == proto::ICMPV6 && matches!(d[ipv6::HEADER_LEN], icmp::v6::NEIGHBOR_SOLICIT | icmp::v6::NEIGHBOR_ADVERT))
-    {
+    if ipv6::is_other_multicast(&buf.data()[L3..]) {
         return Err(DropReason::Multicast);
     }
     let h = ipv6::Ipv6Header::parse(&buf.data()[L3..])?;
     buf.truncate(L3 + h.total_len);
-    if ipv6::is_martian_source(h.src) && !(h.src == 0 && h.proto == proto::ICMPV6) {
+    if h.src.is_martian_source() && !(h.src == Ipv6::UNSPECIFIED && h.proto == proto::ICMPV6) {
         return Err(DropReason::Ipv6BadSource);
     }
     let l4 = L3 + h.header_len;
     let end = L3 + h.total_len;
     // Our own address as source is martian, except in neighbour discovery,
     // where it is a claim judged as such (an address conflict).
-    let nd =
-        h.proto == proto::ICMPV6 && buf.data().get(l4).is_some_and(|&t| t == icmp::v6::NEIGHBOR_SOLICIT || t == icmp::v6::NEIGHBOR_ADVERT);
+    let nd = h.proto == proto::ICMPV6 && icmp::is_neighbor_discovery(&buf.data()[l4..end]);
     if !nd && cx.snap.addr_kind(h.src).is_some() {
         return Err(DropReason::OwnSource);
     }
     match h.proto {
         proto::TCP | proto::UDP => {
-            let p = l4_facts::<u128>(&buf.data()[l4..end], h.proto, l4, end, h.src, h.dst)?;
-            if p.proto == proto::UDP && checksum_field(&buf.data()[l4..end], proto::UDP) == 0 {
+            let p = l4_facts(&buf.data()[l4..end], h.proto, l4, end, h.src, h.dst)?;
+            if p.proto == proto::UDP && l4::checksum_field(&buf.data()[l4..end], proto::UDP) == 0 {
                 return Err(DropReason::UdpBadChecksum); // RFC 8200 8.1: mandatory over IPv6
             }
             transport(cx, st, buf, in_port, p)
@@ -82,14 +83,9 @@ pub(super) fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, 
     }
 }
 
-pub(super) fn checksum_field(seg: &[u8], proto: u8) -> u16 {
-    let at = if proto == proto::TCP { tcp::CHECKSUM_AT } else { udp::CHECKSUM_AT };
-    u16::from_be_bytes([seg[at], seg[at + 1]])
-}
-
 /// Validates the TCP/UDP header of `seg` (the L4 bytes) into a [`Pkt`].
 #[inline]
-pub(super) fn l4_facts<A: Addr>(seg: &[u8], l4proto: u8, l4: usize, end: usize, src: A, dst: A) -> Result<Pkt<A>, DropReason> {
+pub(super) fn l4_facts<A: Family>(seg: &[u8], l4proto: u8, l4: usize, end: usize, src: A, dst: A) -> Result<Pkt<A>, DropReason> {
     if l4proto == proto::TCP {
         let t = tcp::TcpHeader::parse(seg)?;
         Ok(Pkt { l4, end, src, dst, proto: l4proto, sport: t.sport, dport: t.dport, tcp_flags: t.flags })
@@ -100,24 +96,4 @@ pub(super) fn l4_facts<A: Addr>(seg: &[u8], l4proto: u8, l4: usize, end: usize, 
         }
         Ok(Pkt { l4, end, src, dst, proto: l4proto, sport: u.sport, dport: u.dport, tcp_flags: 0 })
     }
-}
-
-/// Verifies the L4 checksum in software.
-pub(super) fn l4_checksum_ok<A: Addr>(seg: &[u8], p: &Pkt<A>) -> bool {
-    if p.proto == proto::UDP && !A::V6 && checksum_field(seg, proto::UDP) == 0 {
-        return true; // no checksum over IPv4
-    }
-    let len = seg.len();
-    let ph = if A::V6 {
-        let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
-        p.src.write(&mut s);
-        p.dst.write(&mut d);
-        checksum::pseudo_v6(&s, &d, p.proto, u32::try_from(len).unwrap_or(u32::MAX))
-    } else {
-        let (mut s, mut d) = ([0u8; 4], [0u8; 4]);
-        p.src.write(&mut s);
-        p.dst.write(&mut d);
-        checksum::pseudo_v4(s, d, p.proto, u16::try_from(len).unwrap_or(u16::MAX))
-    };
-    checksum::l4_checksum(ph, seg) == 0
 }

@@ -2,8 +2,8 @@ use super::ip::{ipv4_packet, ipv6_packet};
 use super::state::{Ctx, St};
 use super::{Forwarder, Verdict};
 use crate::drop::DropReason;
-use crate::table::{AddrKind, Family, NeighborRef};
-use rvs_wire::{arp, ether, icmp, MacAddr, PacketBuf};
+use crate::table::{AddrKind, NeighborRef};
+use rvs_wire::{arp, ether, icmp, ipv6, Family, Ipv4, MacAddr, PacketBuf};
 use std::net::IpAddr;
 
 pub(super) fn frame<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
@@ -49,18 +49,18 @@ pub(super) fn check_claim<A: Family>(cx: &Ctx<'_>, addr: A, mac: MacAddr, in_por
 
 pub(super) fn arp_packet<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
     let a = arp::Arp::parse(&buf.data()[ether::HEADER_LEN..])?;
-    if let Some(slot) = check_claim(cx, u32::from(a.spa), a.sha, in_port)? {
+    if let Some(slot) = check_claim(cx, Ipv4::from(a.spa), a.sha, in_port)? {
         cx.snap.neigh.learn(slot, a.sha, cx.now);
     }
     if a.op != arp::OP_REQUEST {
         // A reply to one of our own addresses answers the kernel's request
         // when the port has a kernel interface.
-        return Ok(match cx.snap.addr_kind(u32::from(a.tpa)) {
+        return Ok(match cx.snap.addr_kind(Ipv4::from(a.tpa)) {
             Some(AddrKind::Own(p)) if p == in_port && cx.snap.port(p).and_then(|v| v.kernel).is_some() => Verdict::Kernel(p),
             _ => Verdict::Consumed,
         });
     }
-    match cx.snap.addr_kind(u32::from(a.tpa)) {
+    match cx.snap.addr_kind(Ipv4::from(a.tpa)) {
         Some(AddrKind::Vip | AddrKind::Local) => {}
         Some(AddrKind::Own(p)) if p == in_port => {}
         _ => return Err(DropReason::ArpNotForUs),
@@ -106,9 +106,8 @@ impl Forwarder {
         let len = match addr {
             IpAddr::V4(a) => arp::write_request(frame, p.mac, a, a, MacAddr::BROADCAST),
             IpAddr::V6(a) => {
-                let all_nodes = 0xff02_u128 << 112 | 1;
-                let to_mac = MacAddr::ipv6_multicast(&all_nodes.to_be_bytes());
-                icmp::write_neighbor_advert(frame, p.mac, to_mac, u128::from(a), all_nodes, false)
+                let to_mac = MacAddr::ipv6_multicast(&ipv6::ALL_NODES.to_be_bytes());
+                icmp::write_neighbor_advert(frame, p.mac, to_mac, a.into(), ipv6::ALL_NODES, false)
             }
         };
         self.stats.announcements.inc();
@@ -128,7 +127,7 @@ impl Forwarder {
             }
             IpAddr::V6(t) => {
                 let IpAddr::V6(src) = port.source_for(n.addr)? else { return None };
-                icmp::write_neighbor_solicit(frame, port.mac, u128::from(src), u128::from(t), unicast)
+                icmp::write_neighbor_solicit(frame, port.mac, src.into(), t.into(), unicast)
             }
         };
         self.stats.neigh_probes.inc();

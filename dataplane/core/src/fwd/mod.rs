@@ -36,7 +36,8 @@
 //! | [`ip`] | IPv4/IPv6 validation and policy, the TCP/UDP facts of a packet |
 //! | [`fast`] | the established-flow fast path and the burst's look-ahead lookups |
 //! | [`flow`] | session lookup, which core owns a flow, and the hand to admission |
-//! | [`admit`] | a new flow: admission, persistence, scheduling, the session, accounting |
+//! | [`admit`] | a new flow: admission, scheduling, the session, accounting |
+//! | [`persist`] | persistence templates (a client network's real server) |
 //! | [`stateless`] | forwarding without a session when the table is full |
 //! | [`fullnat`] | full-NAT local address and port allocation |
 //! | [`xmit`] | forwarding a session's packet, per mode (NAT, full NAT, DR, tunnel) |
@@ -53,6 +54,7 @@ mod icmp;
 mod ip;
 mod l2;
 mod nat;
+mod persist;
 mod reset;
 mod state;
 mod stateless;
@@ -68,8 +70,7 @@ use crate::stats::CoreStats;
 use crate::steer::Steering;
 use crate::table::{Mode, Snapshot};
 use l2::frame;
-use rvs_wire::ip::Addr;
-use rvs_wire::PacketBuf;
+use rvs_wire::{ByFamily, Family, Ipv4, Ipv6, PacketBuf};
 use state::{Ctx, Hint, LoadTable, RateLimit, St};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -220,10 +221,14 @@ impl Forwarder {
             fast: true,
             steering: cfg.steering.clone().filter(|s| s.cores > 1),
             st: St {
-                s4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
-                s6: SessionTable::new(cfg.sessions_v6, [cfg.seeds[1], cfg.seeds[2], cfg.seeds[3], cfg.seeds[0]]),
-                p4: SessionTable::new(persistence_capacity(cfg.sessions_v4), [cfg.seeds[2], cfg.seeds[0], cfg.seeds[3], cfg.seeds[1]]),
-                p6: SessionTable::new(persistence_capacity(cfg.sessions_v6), [cfg.seeds[3], cfg.seeds[1], cfg.seeds[0], cfg.seeds[2]]),
+                sessions: ByFamily {
+                    v4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
+                    v6: SessionTable::new(cfg.sessions_v6, [cfg.seeds[1], cfg.seeds[2], cfg.seeds[3], cfg.seeds[0]]),
+                },
+                templates: ByFamily {
+                    v4: SessionTable::new(persistence_capacity(cfg.sessions_v4), [cfg.seeds[2], cfg.seeds[0], cfg.seeds[3], cfg.seeds[1]]),
+                    v6: SessionTable::new(persistence_capacity(cfg.sessions_v6), [cfg.seeds[3], cfg.seeds[1], cfg.seeds[0], cfg.seeds[2]]),
+                },
                 pass_gen: [snap.generation; 2],
                 swept_gen: [0; 2],
                 passes: [0; 2],
@@ -233,8 +238,7 @@ impl Forwarder {
                 fnat_range: cfg.fullnat_ports,
                 fnat_next: cfg.fullnat_ports.0,
                 fnat_local: 0,
-                hints4: [Hint::default(); BURST],
-                hints6: [Hint::default(); BURST],
+                hints: ByFamily { v4: [Hint::default(); BURST], v6: [Hint::default(); BURST] },
                 hint_at: usize::MAX,
                 burst_len: 0,
             },
@@ -295,41 +299,41 @@ impl Forwarder {
 
     /// IPv4 sessions in use.
     pub fn sessions_v4(&self) -> usize {
-        self.st.s4.len()
+        self.st.sessions.v4.len()
     }
 
     /// IPv6 sessions in use.
     pub fn sessions_v6(&self) -> usize {
-        self.st.s6.len()
+        self.st.sessions.v6.len()
     }
 
     /// Memory held by both session tables.
     pub fn session_memory(&self) -> usize {
-        self.st.s4.memory_bytes() + self.st.s6.memory_bytes()
+        self.st.sessions.v4.memory_bytes() + self.st.sessions.v6.memory_bytes()
     }
 
     /// Copies sessions into `out` starting at entry `*cursor` (IPv4 entries
     /// first, then IPv6), visiting at most `visit` entries and stopping at
     /// `max` sessions in `out`. Returns true when the scan is complete.
     pub fn dump(&self, cursor: &mut usize, visit: usize, max: usize, out: &mut Vec<SessionInfo>) -> bool {
-        let n4 = self.st.s4.capacity();
-        let total = n4 + self.st.s6.capacity();
+        let n4 = self.st.sessions.v4.capacity();
+        let total = n4 + self.st.sessions.v6.capacity();
         let end = (*cursor + visit).min(total);
         while *cursor < end && out.len() < max {
             let i = *cursor;
             *cursor += 1;
             if i < n4 {
-                if let Some(s) = self.st.s4.entry_at(i) {
+                if let Some(s) = self.st.sessions.v4.entry_at(i) {
                     out.push(self.info(s));
                 }
-            } else if let Some(s) = self.st.s6.entry_at(i - n4) {
+            } else if let Some(s) = self.st.sessions.v6.entry_at(i - n4) {
                 out.push(self.info(s));
             }
         }
         *cursor >= total || out.len() >= max
     }
 
-    fn info<A: Addr>(&self, s: &Session<A>) -> SessionInfo {
+    fn info<A: Family>(&self, s: &Session<A>) -> SessionInfo {
         let mode = Mode::from_u8(s.mode);
         let server = match self.snap.backend(s.backend) {
             Some(b) => (b.addr, b.port),
@@ -349,13 +353,13 @@ impl Forwarder {
     }
 
     /// IPv4 sessions, for listing (`rvsadm -c`).
-    pub fn sessions4(&self) -> impl Iterator<Item = &Session<u32>> {
-        self.st.s4.iter().map(|(_, s)| s)
+    pub fn sessions4(&self) -> impl Iterator<Item = &Session<Ipv4>> {
+        self.st.sessions.v4.iter().map(|(_, s)| s)
     }
 
     /// IPv6 sessions, for listing.
-    pub fn sessions6(&self) -> impl Iterator<Item = &Session<u128>> {
-        self.st.s6.iter().map(|(_, s)| s)
+    pub fn sessions6(&self) -> impl Iterator<Item = &Session<Ipv6>> {
+        self.st.sessions.v6.iter().map(|(_, s)| s)
     }
 
     /// Counts a frame's verdict (the only place verdicts are counted, so

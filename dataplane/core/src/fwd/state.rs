@@ -1,10 +1,10 @@
 use crate::sched::{Load, Scheduler};
 use crate::session;
 use crate::session::{FlowKey, SessionTable};
-use crate::stats::{CoreStats, Counter};
+use crate::stats::CoreStats;
 use crate::steer::Steering;
-use crate::table::{Family, Snapshot};
-use rvs_wire::ip::Addr;
+use crate::table::Snapshot;
+use rvs_wire::{ByFamily, Family, PerFamily};
 
 /// Per-backend connection counts as this core sees them (for the
 /// least-connection schedulers), tagged with the backend generation so a
@@ -68,12 +68,11 @@ pub(super) struct Ctx<'a> {
 /// Mutable per-core state.
 #[derive(Debug)]
 pub(super) struct St {
-    pub(super) s4: SessionTable<u32>,
-    pub(super) s6: SessionTable<u128>,
+    /// The sessions.
+    pub(super) sessions: ByFamily<TablesOf>,
     /// Persistence templates: (client network, VIP, port, protocol) ->
     /// real server; `rport` counts the sessions created under a template.
-    pub(super) p4: SessionTable<u32>,
-    pub(super) p6: SessionTable<u128>,
+    pub(super) templates: ByFamily<TablesOf>,
     /// Per family: generation at the start of the current sweep pass, the
     /// one at the start of the last complete pass, and passes seen.
     pub(super) pass_gen: [u64; 2],
@@ -87,8 +86,7 @@ pub(super) struct St {
     pub(super) fnat_local: usize,
     /// Lookups made ahead for the packets of the current burst (see
     /// [`Forwarder::prepare`]) and which one is being processed.
-    pub(super) hints4: [Hint<u32>; BURST],
-    pub(super) hints6: [Hint<u128>; BURST],
+    pub(super) hints: ByFamily<HintsOf>,
     pub(super) hint_at: usize,
     pub(super) burst_len: usize,
 }
@@ -107,7 +105,7 @@ pub const SWEEP_PERIOD_MS: u32 = 10_000;
 /// key, hash and result, valid while the table's modification count is
 /// still `mods`.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Hint<A: Addr> {
+pub(super) struct Hint<A: Family> {
     pub(super) key: FlowKey<A>,
     pub(super) h: u64,
     pub(super) cands: session::Candidates,
@@ -115,74 +113,26 @@ pub(super) struct Hint<A: Addr> {
     pub(super) valid: bool,
 }
 
-/// Family-specific pieces of per-core state.
-pub(super) trait Fam: Family {
-    fn table(st: &mut St) -> &mut SessionTable<Self>;
-    fn table_ref(st: &St) -> &SessionTable<Self>;
-    fn persist(st: &mut St) -> &mut SessionTable<Self>;
-    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<Self>);
-    fn gauge(stats: &CoreStats) -> &Counter;
-    fn hints(st: &mut St) -> &mut [Hint<Self>; BURST];
+/// Session tables, one per family (see [`rvs_wire::ByFamily`]).
+#[derive(Debug)]
+pub(super) struct TablesOf;
+
+impl PerFamily for TablesOf {
+    type Of<A: Family> = SessionTable<A>;
 }
 
-impl Fam for u32 {
-    #[inline(always)]
-    fn table(st: &mut St) -> &mut SessionTable<u32> {
-        &mut st.s4
-    }
-    #[inline(always)]
-    fn table_ref(st: &St) -> &SessionTable<u32> {
-        &st.s4
-    }
-    #[inline(always)]
-    fn persist(st: &mut St) -> &mut SessionTable<u32> {
-        &mut st.p4
-    }
-    #[inline(always)]
-    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<u32>) {
-        (&mut st.load, &mut st.p4)
-    }
-    #[inline(always)]
-    fn gauge(stats: &CoreStats) -> &Counter {
-        &stats.sessions_v4
-    }
-    #[inline(always)]
-    fn hints(st: &mut St) -> &mut [Hint<u32>; BURST] {
-        &mut st.hints4
-    }
-}
+/// The look-ahead lookups of a burst, one array per family.
+#[derive(Debug)]
+pub(super) struct HintsOf;
 
-impl Fam for u128 {
-    #[inline(always)]
-    fn table(st: &mut St) -> &mut SessionTable<u128> {
-        &mut st.s6
-    }
-    #[inline(always)]
-    fn table_ref(st: &St) -> &SessionTable<u128> {
-        &st.s6
-    }
-    #[inline(always)]
-    fn persist(st: &mut St) -> &mut SessionTable<u128> {
-        &mut st.p6
-    }
-    #[inline(always)]
-    fn load_persist(st: &mut St) -> (&mut LoadTable, &mut SessionTable<u128>) {
-        (&mut st.load, &mut st.p6)
-    }
-    #[inline(always)]
-    fn gauge(stats: &CoreStats) -> &Counter {
-        &stats.sessions_v6
-    }
-    #[inline(always)]
-    fn hints(st: &mut St) -> &mut [Hint<u128>; BURST] {
-        &mut st.hints6
-    }
+impl PerFamily for HintsOf {
+    type Of<A: Family> = [Hint<A>; BURST];
 }
 
 /// The validated L3/L4 facts of a TCP or UDP packet. Offsets are from the
 /// start of the frame.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Pkt<A: Addr> {
+pub(super) struct Pkt<A: Family> {
     pub(super) l4: usize,
     pub(super) end: usize,
     pub(super) src: A,
@@ -191,4 +141,12 @@ pub(super) struct Pkt<A: Addr> {
     pub(super) sport: u16,
     pub(super) dport: u16,
     pub(super) tcp_flags: u8,
+}
+
+impl<A: Family> Pkt<A> {
+    /// The packet's 5-tuple.
+    #[inline(always)]
+    pub(super) fn tuple(&self) -> FlowKey<A> {
+        FlowKey { src: self.src, dst: self.dst, sport: self.sport, dport: self.dport, proto: self.proto }
+    }
 }

@@ -1,11 +1,12 @@
 use super::icmp::too_big;
-use super::state::{Ctx, Fam, Pkt, St};
-use super::xmit::{decrement_ttl, encapsulate, tunnel_overhead, tx_or_hold};
+use super::state::{Ctx, Pkt, St};
+use super::xmit::{decrement_ttl, encapsulate, tx_or_hold};
 use super::Verdict;
 use crate::drop::DropReason;
 use crate::sched::stable_hash;
 use crate::table::{Mode, ServiceView};
-use rvs_wire::{ether, MacAddr, PacketBuf};
+use rvs_wire::Family;
+use rvs_wire::{ether, tunnel, MacAddr, PacketBuf};
 
 /// Forwards a new flow without a session (the table is full and the service
 /// is `when_full = "stateless"`): the real server comes from a Maglev table
@@ -13,7 +14,7 @@ use rvs_wire::{ether, MacAddr, PacketBuf};
 /// session either, land on the same server. DR and tunnel only: NAT replies
 /// need a session (or a route and MAC for the client), so NAT and full-NAT
 /// services refuse instead.
-pub(super) fn stateless<A: Fam, B: PacketBuf>(
+pub(super) fn stateless<A: Family, B: PacketBuf>(
     cx: &Ctx<'_>,
     st: &mut St,
     buf: &mut B,
@@ -41,7 +42,7 @@ pub(super) fn stateless<A: Fam, B: PacketBuf>(
     let mac = cx.snap.neigh.mac(b.neigh);
     let out = cx.snap.port(b.egress).ok_or(DropReason::NoRoute)?;
     if b.mode == Mode::Tunnel {
-        let overhead = tunnel_overhead(b.addr);
+        let overhead = tunnel::overhead(b.addr);
         if buf.len() - ether::HEADER_LEN + overhead > usize::from(out.mtu) {
             return too_big::<A, B>(cx, st, buf, in_port, usize::from(out.mtu).saturating_sub(overhead));
         }

@@ -1,9 +1,10 @@
-use super::admit::template_key;
-use super::state::{Ctx, LoadTable, SWEEP_PERIOD_MS};
+use super::persist::template_key;
+use super::state::{Ctx, LoadTable, St, SWEEP_PERIOD_MS};
 use super::Forwarder;
 use crate::conn::State;
 use crate::session::{Session, SessionTable};
-use rvs_wire::ip::{proto, Addr};
+use rvs_wire::ip::proto;
+use rvs_wire::Family;
 
 impl Forwarder {
     /// Periodic work between bursts: expire up to `budget` sessions of each
@@ -18,7 +19,12 @@ impl Forwarder {
     pub fn sweep_elapsed(&mut self, ms: u32) -> usize {
         let share = |cap: usize| (cap * ms as usize).div_ceil(SWEEP_PERIOD_MS as usize).max(1);
         let st = &self.st;
-        let b = [share(st.s4.capacity()), share(st.s6.capacity()), share(st.p4.capacity()), share(st.p6.capacity())];
+        let b = [
+            share(st.sessions.v4.capacity()),
+            share(st.sessions.v6.capacity()),
+            share(st.templates.v4.capacity()),
+            share(st.templates.v6.capacity()),
+        ];
         self.sweep_tables(b)
     }
 
@@ -28,19 +34,19 @@ impl Forwarder {
         // Sessions expire, and sessions of removed real servers go too (so
         // their slots can be reused once every core has swept), TCP ones
         // leaving a tombstone that resets the client's next segment.
-        let (load, p4, p6) = (&mut st.load, &mut st.p4, &mut st.p6);
-        let mut n = st.s4.sweep_by(budget[0], |s| sweep_decide(&cx, load, p4, s), |_, _| {});
-        n += st.s6.sweep_by(budget[1], |s| sweep_decide(&cx, load, p6, s), |_, _| {});
+        let (load, p4, p6) = (&mut st.load, &mut st.templates.v4, &mut st.templates.v6);
+        let mut n = st.sessions.v4.sweep_by(budget[0], |s| sweep_decide(&cx, load, p4, s), |_, _| {});
+        n += st.sessions.v6.sweep_by(budget[1], |s| sweep_decide(&cx, load, p6, s), |_, _| {});
         if n > 0 {
-            cx.stats.sessions_v4.set(st.s4.len() as u64);
-            cx.stats.sessions_v6.set(st.s6.len() as u64);
+            cx.stats.sessions_v4.set(st.sessions.v4.len() as u64);
+            cx.stats.sessions_v6.set(st.sessions.v6.len() as u64);
         }
         // Persistence templates go when expired and childless.
-        st.p4.sweep_by(budget[2], |t| t.rport == 0 && t.expired(now), |_, _| {});
-        st.p6.sweep_by(budget[3], |t| t.rport == 0 && t.expired(now), |_, _| {});
+        st.templates.v4.sweep_by(budget[2], |t| t.rport == 0 && t.expired(now), |_, _| {});
+        st.templates.v6.sweep_by(budget[3], |t| t.rport == 0 && t.expired(now), |_, _| {});
         // Record complete passes over both session tables.
         let g = cx.snap.generation;
-        for (i, passes) in [st.s4.sweep_passes(), st.s6.sweep_passes()].into_iter().enumerate() {
+        for (i, passes) in [st.sessions.v4.sweep_passes(), st.sessions.v6.sweep_passes()].into_iter().enumerate() {
             if passes != st.passes[i] {
                 st.passes[i] = passes;
                 st.swept_gen[i] = st.pass_gen[i];
@@ -59,7 +65,7 @@ pub(super) const NO_BACKEND: u32 = u32::MAX;
 /// here). A live TCP session whose real server was removed becomes a
 /// tombstone: accounted as ended now, no longer referring to the server,
 /// kept for `tcp_close` to reset the client's next segment.
-pub(super) fn sweep_decide<A: Addr>(cx: &Ctx<'_>, load: &mut LoadTable, persist: &mut SessionTable<A>, s: &mut Session<A>) -> bool {
+pub(super) fn sweep_decide<A: Family>(cx: &Ctx<'_>, load: &mut LoadTable, persist: &mut SessionTable<A>, s: &mut Session<A>) -> bool {
     let tomb = s.state == State::Reset as u8;
     if s.expired(cx.now) {
         if !tomb {
@@ -85,7 +91,7 @@ pub(super) fn sweep_decide<A: Addr>(cx: &Ctx<'_>, load: &mut LoadTable, persist:
 /// Undoes a session's contribution to gauges and load when it ends, and
 /// releases its persistence template. Exact even for removed real servers:
 /// their slots are only reused once every core has swept their sessions out.
-pub(super) fn account_end<A: Addr>(cx: &Ctx<'_>, load: &mut LoadTable, persist: &mut SessionTable<A>, s: &Session<A>) {
+pub(super) fn account_end<A: Family>(cx: &Ctx<'_>, load: &mut LoadTable, persist: &mut SessionTable<A>, s: &Session<A>) {
     cx.stats.sessions_expired.inc();
     if let Some((timeout, prefix)) = cx.snap.services.get(usize::from(s.service)).and_then(Option::as_ref).and_then(|v| v.persistence) {
         let key = template_key(s.client, s.vip, s.vport, s.proto, prefix);
@@ -131,4 +137,14 @@ pub(super) fn account_transition(cx: &Ctx<'_>, load: &mut LoadTable, tag: u32, f
         load.active[slot] = load.active[slot].saturating_sub(1);
         load.inactive[slot] += 1;
     }
+}
+
+/// Removes session `idx` (`s`, a copy) from its table, accounting its end
+/// unless it was already a tombstone, and updates the table's gauge.
+pub(super) fn end_session<A: Family>(cx: &Ctx<'_>, st: &mut St, idx: u32, s: &Session<A>) {
+    st.sessions.get_mut::<A>().remove(idx);
+    if s.state != State::Reset as u8 {
+        account_end(cx, &mut st.load, st.templates.get_mut::<A>(), s);
+    }
+    cx.stats.sessions_of::<A>().set(st.sessions.get::<A>().len() as u64);
 }

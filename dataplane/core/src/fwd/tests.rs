@@ -6,7 +6,7 @@ use crate::conn::State;
 use crate::stats::{CoreStats, Counter};
 use crate::table::{Compiler, Health};
 use rvs_testpkt::Tcp;
-use rvs_wire::{arp, checksum, icmp, ipv4, tcp, MacAddr};
+use rvs_wire::{arp, checksum, icmp, ipv4, tcp, Ipv4, Ipv6, MacAddr};
 use rvs_wire::{ether, VecBuf};
 use std::net::Ipv4Addr;
 
@@ -14,8 +14,8 @@ const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 2]);
 const P0_MAC: MacAddr = MacAddr([0x02, 0x00, 0, 0, 0, 0xa0]);
 const P1_MAC: MacAddr = MacAddr([0x02, 0x00, 0, 0, 0, 0xa1]);
 
-fn ip(s: &str) -> u32 {
-    u32::from(s.parse::<Ipv4Addr>().unwrap())
+fn ip(s: &str) -> Ipv4 {
+    Ipv4::from(s.parse::<Ipv4Addr>().unwrap())
 }
 
 fn rs_mac(i: u8) -> MacAddr {
@@ -88,7 +88,7 @@ fn forwarder(fwd: &str, sched: &str) -> Forwarder {
     f
 }
 
-fn syn(client: u32, cport: u16) -> Vec<u8> {
+fn syn(client: impl Into<Ipv4>, cport: u16) -> Vec<u8> {
     rvs_testpkt::tcp4(
         CLIENT_MAC,
         P0_MAC,
@@ -503,7 +503,7 @@ fn corpus() -> Vec<Vec<u8>> {
     arp::write_request(&mut arp, CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 100), MacAddr::BROADCAST);
     v.push(arp);
     let mut ns = vec![0u8; 128];
-    let n = icmp::write_neighbor_solicit(&mut ns, CLIENT_MAC, c6, vip6, None);
+    let n = icmp::write_neighbor_solicit(&mut ns, CLIENT_MAC, Ipv6(c6), Ipv6(vip6), None);
     ns.truncate(n);
     v.push(ns);
     // ICMP errors quoting a session's packet, both families.
@@ -514,7 +514,7 @@ fn corpus() -> Vec<Vec<u8>> {
         let mut b = VecBuf::new(&base);
         let v6 = ether::ethertype(&base) == ether::ethertype::IPV6;
         if v6 {
-            icmp::error_v6(&mut b, P0_MAC, vip6, icmp::v6::PACKET_TOO_BIG, 0, 1280);
+            icmp::error_v6(&mut b, P0_MAC, Ipv6(vip6), icmp::v6::PACKET_TOO_BIG, 0, 1280);
         } else {
             icmp::error_v4(&mut b, P0_MAC, ip("198.18.0.100"), icmp::v4::DEST_UNREACH, 4, 1000);
         }
@@ -618,7 +618,7 @@ fn forwarder_from(text: &str, cap: u32) -> (Forwarder, Compiler, config::Config)
     (f, comp, c)
 }
 
-fn dst_of(b: &VecBuf) -> u32 {
+fn dst_of(b: &VecBuf) -> Ipv4 {
     ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap().dst
 }
 
@@ -1062,7 +1062,7 @@ fn persistent_services_keep_a_client_network_on_one_core() {
         let client = ip("198.19.0.0") + (i % 4) * 256 + i % 200 + 1;
         let (v, owner, out) = two_cores(&mut fs, usize::try_from(i % 2).unwrap(), &syn(client, u16::try_from(30000 + i).unwrap()), 0);
         assert_eq!(v, Verdict::Tx(1));
-        let e = seen.entry(client >> 8).or_insert((owner, dst_of(&out)));
+        let e = seen.entry(client.mask(24)).or_insert((owner, dst_of(&out)));
         assert_eq!(*e, (owner, dst_of(&out)), "a client network stays on one core and one real server");
     }
     assert_eq!(seen.len(), 4);
@@ -1091,8 +1091,8 @@ fn arp_frame(op: u16, sha: MacAddr, spa: &str, tpa: &str, to: MacAddr) -> Vec<u8
     f
 }
 
-fn ip6(s: &str) -> u128 {
-    u128::from(s.parse::<std::net::Ipv6Addr>().unwrap())
+fn ip6(s: &str) -> Ipv6 {
+    Ipv6::from(s.parse::<std::net::Ipv6Addr>().unwrap())
 }
 
 /// An advertisement from `mac` that `target` is at `mac`, sent to `to`.
