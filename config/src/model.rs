@@ -13,6 +13,10 @@ use std::str::FromStr;
 
 pub use rvs_wire::MacAddr;
 
+/// Most ports a configuration may have (the dataplane's per-port counters
+/// are an array of this size).
+pub const MAX_PORTS: usize = 16;
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -957,6 +961,9 @@ impl Config {
 
         if self.ports.is_empty() {
             err("ports".into(), "at least one port is required".into());
+        }
+        if self.ports.len() > MAX_PORTS {
+            err("ports".into(), format!("{} ports; at most {MAX_PORTS} are supported", self.ports.len()));
         }
         let mut names = HashSet::new();
         let mut own = HashSet::new();

@@ -20,7 +20,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rvs_core::fwd::{Forwarder, ForwarderConfig, Verdict};
 use rvs_core::sched::{Candidate, MaglevTable};
-use rvs_core::session::{Session, SessionTable, FLAG_HAS_REPLY};
+use rvs_core::session::{Session, SessionFlags, SessionTable};
 use rvs_core::stats::CoreStats;
 use rvs_core::table::{Compiler, Health};
 use rvs_testpkt::Tcp;
@@ -62,8 +62,8 @@ fn nat_session(i: u32) -> Session<Ipv4> {
         rport: 8080,
         expires: u32::MAX / 2,
         proto: 6,
-        state: 2,
-        flags: FLAG_HAS_REPLY,
+        state: rvs_core::conn::State::Established,
+        flags: SessionFlags::HAS_REPLY,
         ..Session::default()
     }
 }
@@ -155,7 +155,7 @@ fn forward(c: &mut Criterion) {
         let mut f = forwarder(mode);
         let syn =
             rvs_testpkt::tcp4(CLIENT_MAC, P0, 0xc612_0002, 0xc612_0064, &Tcp { sport: 40000, dport: 80, flags: 2, seq: 1, payload: &[] });
-        assert_eq!(f.process(&mut VecBuf::new(&syn), 0), Verdict::Tx(1));
+        assert_eq!(f.process(0, &mut VecBuf::new(&syn), 0), Verdict::Tx(1));
         // A 64-byte frame of the established flow.
         let ack = rvs_testpkt::tcp4(
             CLIENT_MAC,
@@ -166,7 +166,7 @@ fn forward(c: &mut Criterion) {
         );
         assert_eq!(ack.len(), 64);
         g.bench_function(mode, |b| {
-            b.iter_batched_ref(|| VecBuf::new(&ack), |buf| black_box(f.process(buf, 0)), BatchSize::SmallInput);
+            b.iter_batched_ref(|| VecBuf::new(&ack), |buf| black_box(f.process(0, buf, 0)), BatchSize::SmallInput);
         });
         let _ = VecBuf::new(&ack).len();
     }
@@ -191,7 +191,7 @@ fn time_bursts(f: &mut Forwarder, bufs: &mut [VecBuf], iters: u64, mut fill: imp
         let t0 = Instant::now();
         f.prepare(bufs);
         for (i, buf) in bufs.iter_mut().enumerate() {
-            black_box(f.process_at(buf, 0, i));
+            black_box(f.process_at(0, buf, 0, i));
         }
         t += t0.elapsed();
     }
@@ -214,7 +214,7 @@ fn bursts(c: &mut Criterion) {
         let mut f = forwarder_big(mode, 4096);
         for fr in &frames[..1024] {
             let mut b = VecBuf::new(fr);
-            assert!(matches!(f.process(&mut b, 0), Verdict::Tx(1)));
+            assert!(matches!(f.process(0, &mut b, 0), Verdict::Tx(1)));
         }
         let mut bufs: Vec<VecBuf> = (0..32).map(|_| VecBuf::with_room(&[], 128, 256)).collect();
         let mut k = 0usize;
@@ -233,7 +233,7 @@ fn bursts(c: &mut Criterion) {
         let mut f = forwarder_big(mode, FLOWS + FLOWS / 2);
         for fr in &frames {
             let mut b = VecBuf::new(fr);
-            assert!(matches!(f.process(&mut b, 0), Verdict::Tx(1)));
+            assert!(matches!(f.process(0, &mut b, 0), Verdict::Tx(1)));
         }
         let mut bufs: Vec<VecBuf> = (0..32).map(|_| VecBuf::with_room(&[], 128, 256)).collect();
         let mut k = 0usize;

@@ -37,7 +37,7 @@ fn main() {
         .collect();
     if !syn {
         for fr in &frames {
-            assert!(matches!(f.process(&mut VecBuf::new(fr), 0), Verdict::Tx(1)));
+            assert!(matches!(f.process(0, &mut VecBuf::new(fr), 0), Verdict::Tx(1)));
         }
     }
     let mut bufs: Vec<VecBuf> = (0..32).map(|_| VecBuf::with_room(&[], 128, 256)).collect();
@@ -57,7 +57,7 @@ fn main() {
         }
         f.prepare(&bufs);
         for (i, b) in bufs.iter_mut().enumerate() {
-            black_box(f.process_at(b, 0, i));
+            black_box(f.process_at(0, b, 0, i));
         }
     }
     let ns = t.elapsed().as_nanos() as f64 / (bursts * 32) as f64;

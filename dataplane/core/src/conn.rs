@@ -16,14 +16,17 @@
 //! `Close` starts a fresh session (scheduled anew) instead of being
 //! forwarded into the old one: this is what stops the 1-second stall that
 //! IPVS connection reuse caused (kubernetes #81775).
-use crate::session::Dir;
+use crate::session::{Dir, SessionFlags};
 use crate::table::TimeoutsMs;
 use rvs_wire::tcp::flags;
 
 /// Session states (stored in `Session::state`; 0 is a free entry).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(u8)]
 pub enum State {
+    /// No session: the table entry is free.
+    #[default]
+    Free = 0,
     /// SYN seen, handshake not finished.
     SynRecv = 1,
     /// Handshake finished.
@@ -41,29 +44,11 @@ pub enum State {
     Reset = 7,
 }
 
-/// Session flag: the client sent FIN.
-pub const FLAG_FIN_CLIENT: u8 = 0x10;
-/// Session flag: the real server sent FIN.
-pub const FLAG_FIN_SERVER: u8 = 0x20;
-
 impl State {
-    /// From the stored byte.
-    pub fn from_u8(v: u8) -> Option<State> {
-        Some(match v {
-            1 => State::SynRecv,
-            2 => State::Established,
-            3 => State::FinWait,
-            4 => State::TimeWait,
-            5 => State::Close,
-            6 => State::Udp,
-            7 => State::Reset,
-            _ => return None,
-        })
-    }
-
     /// ipvsadm's name for the state.
     pub fn name(self) -> &'static str {
         match self {
+            State::Free => "NONE",
             State::SynRecv => "SYN_RECV",
             State::Established => "ESTABLISHED",
             State::FinWait => "FIN_WAIT",
@@ -92,7 +77,7 @@ impl State {
             State::SynRecv => t.tcp_syn,
             State::Established => t.tcp_established,
             State::FinWait => t.tcp_fin,
-            State::TimeWait | State::Close | State::Reset => t.tcp_close,
+            State::TimeWait | State::Close | State::Reset | State::Free => t.tcp_close,
             State::Udp => t.udp,
         }
     }
@@ -101,20 +86,16 @@ impl State {
 /// The next TCP state after a segment with `tcp_flags` travelling `dir`;
 /// updates the FIN flags in `sflags`.
 #[inline]
-pub fn tcp_next(state: State, tcp_flags: u8, dir: Dir, sflags: &mut u8) -> State {
+pub fn tcp_next(state: State, tcp_flags: u8, dir: Dir, sflags: &mut SessionFlags) -> State {
     if tcp_flags & flags::RST != 0 {
         return State::Close;
     }
     if tcp_flags & flags::FIN != 0 {
-        *sflags |= match dir {
-            Dir::Forward => FLAG_FIN_CLIENT,
-            Dir::Reply => FLAG_FIN_SERVER,
-        };
-        return if *sflags & (FLAG_FIN_CLIENT | FLAG_FIN_SERVER) == FLAG_FIN_CLIENT | FLAG_FIN_SERVER {
-            State::TimeWait
-        } else {
-            State::FinWait
-        };
+        sflags.insert(match dir {
+            Dir::Forward => SessionFlags::FIN_CLIENT,
+            Dir::Reply => SessionFlags::FIN_SERVER,
+        });
+        return if sflags.contains(SessionFlags::FIN_CLIENT | SessionFlags::FIN_SERVER) { State::TimeWait } else { State::FinWait };
     }
     match (state, dir) {
         (State::SynRecv, Dir::Forward) if tcp_flags & (flags::SYN | flags::ACK) == flags::ACK => State::Established,
@@ -129,7 +110,7 @@ mod tests {
 
     #[test]
     fn handshake_and_close() {
-        let mut f = 0;
+        let mut f = SessionFlags::empty();
         let s = State::SynRecv;
         let s = tcp_next(s, flags::SYN | flags::ACK, Dir::Reply, &mut f);
         assert_eq!(s, State::SynRecv);
@@ -147,7 +128,7 @@ mod tests {
 
     #[test]
     fn dr_sees_only_the_client() {
-        let mut f = 0;
+        let mut f = SessionFlags::empty();
         let s = tcp_next(State::SynRecv, flags::ACK, Dir::Forward, &mut f);
         assert_eq!(s, State::Established);
         let s = tcp_next(s, flags::RST, Dir::Forward, &mut f);

@@ -28,14 +28,14 @@
 //! lazy on lookup (the caller checks [`Session::expired`]) plus an
 //! incremental [`SessionTable::sweep`] of a bounded number of entries per
 //! call, so it costs O(1) per packet.
+use crate::conn::State;
+use crate::table::Mode;
 use rvs_wire::Family;
 
 /// Slots per index bucket (one 64-byte line: 8 signatures + 8 references).
 pub const BUCKET_SLOTS: usize = 8;
 /// Cuckoo displacements tried before an insert gives up.
 const MAX_KICKS: usize = 32;
-/// Entry state of a free entry.
-pub const STATE_FREE: u8 = 0;
 
 /// A session's key: the 5-tuple of a packet of its flow (the client's
 /// packets match the forward key, NAT replies the reply key).
@@ -82,12 +82,12 @@ pub struct Session<A: Family> {
     pub service: u16,
     /// IP protocol.
     pub proto: u8,
-    /// Connection state ([`STATE_FREE`] when unused); see `conn::TcpState`.
-    pub state: u8,
-    /// Forwarding mode (see `table::Mode`).
-    pub mode: u8,
-    /// Flag bits (see `conn` flags).
-    pub flags: u8,
+    /// Connection state ([`State::Free`] when the entry is unused).
+    pub state: State,
+    /// Forwarding mode.
+    pub mode: Mode,
+    /// What else the session is.
+    pub flags: SessionFlags,
     /// Port the client's packets arrive on (replies leave by it).
     pub client_port: u8,
     /// Padding kept explicit so the IPv4 entry is exactly one line.
@@ -111,9 +111,9 @@ impl<A: Family> Default for Session<A> {
             backend: 0,
             service: 0,
             proto: 0,
-            state: STATE_FREE,
-            mode: 0,
-            flags: 0,
+            state: State::Free,
+            mode: Mode::Nat,
+            flags: SessionFlags::empty(),
             client_port: 0,
             reserved: 0,
             client_mac: [0; 6],
@@ -121,10 +121,20 @@ impl<A: Family> Default for Session<A> {
     }
 }
 
-/// Session flag: the session has a reply-direction index slot.
-pub const FLAG_HAS_REPLY: u8 = 0x01;
-/// Session flag: the reply key uses the full-NAT local address and port.
-pub const FLAG_FULLNAT: u8 = 0x02;
+bitflags::bitflags! {
+    /// The flag byte of a session.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct SessionFlags: u8 {
+        /// The session has a reply-direction index slot (NAT, full NAT).
+        const HAS_REPLY = 0x01;
+        /// The reply key uses the full-NAT local address and port.
+        const FULL_NAT = 0x02;
+        /// The client sent FIN.
+        const FIN_CLIENT = 0x10;
+        /// The real server sent FIN.
+        const FIN_SERVER = 0x20;
+    }
+}
 
 impl<A: Family> Session<A> {
     /// The key of packets from the client.
@@ -133,10 +143,11 @@ impl<A: Family> Session<A> {
         FlowKey { src: self.client, dst: self.vip, sport: self.cport, dport: self.vport, proto: self.proto }
     }
 
-    /// The key of the real server's replies (meaningful with [`FLAG_HAS_REPLY`]).
+    /// The key of the real server's replies (meaningful with
+    /// [`SessionFlags::HAS_REPLY`]).
     #[inline]
     pub fn reply_key(&self) -> FlowKey<A> {
-        if self.flags & FLAG_FULLNAT != 0 {
+        if self.flags.contains(SessionFlags::FULL_NAT) {
             FlowKey { src: self.rs, dst: self.local, sport: self.rport, dport: self.lport, proto: self.proto }
         } else {
             FlowKey { src: self.rs, dst: self.client, sport: self.rport, dport: self.cport, proto: self.proto }
@@ -153,7 +164,7 @@ impl<A: Family> Session<A> {
     /// True when the entry holds a session.
     #[inline]
     pub fn in_use(&self) -> bool {
-        self.state != STATE_FREE
+        self.state != State::Free
     }
 
     /// The backend slot.
@@ -481,17 +492,17 @@ impl<A: Family> SessionTable<A> {
         &mut self.entries[idx as usize]
     }
 
-    /// Inserts a session (its `state` must not be [`STATE_FREE`]); indexes
-    /// its forward key and, with [`FLAG_HAS_REPLY`], its reply key. Returns
+    /// Inserts a session (its `state` must not be [`State::Free`]); indexes
+    /// its forward key and, with [`SessionFlags::HAS_REPLY`], its reply key. Returns
     /// the entry index. The caller has checked that neither key is present.
     pub fn insert(&mut self, s: Session<A>) -> Result<u32, InsertError> {
         let hf = self.hash(&s.forward_key());
-        let hr = (s.flags & FLAG_HAS_REPLY != 0).then(|| self.hash(&s.reply_key()));
+        let hr = s.flags.contains(SessionFlags::HAS_REPLY).then(|| self.hash(&s.reply_key()));
         self.insert_hashed(s, hf, hr)
     }
 
     /// [`SessionTable::insert`] with the keys' hashes already known: `hf`
-    /// of the forward key, `hr` of the reply key (with [`FLAG_HAS_REPLY`]).
+    /// of the forward key, `hr` of the reply key (with [`SessionFlags::HAS_REPLY`]).
     pub fn insert_hashed(&mut self, s: Session<A>, hf: u64, hr: Option<u64>) -> Result<u32, InsertError> {
         debug_assert!(s.in_use());
         debug_assert_eq!(hf, self.hash(&s.forward_key()));
@@ -505,14 +516,14 @@ impl<A: Family> SessionTable<A> {
         self.entries[idx as usize] = s;
         let undo = |t: &mut Self| {
             let e = &mut t.entries[idx as usize];
-            e.state = STATE_FREE;
+            e.state = State::Free;
             e.expires = next_free;
         };
         if !self.place(hf, idx << 1) {
             undo(self);
             return Err(InsertError::IndexOverflow);
         }
-        if s.flags & FLAG_HAS_REPLY != 0 {
+        if s.flags.contains(SessionFlags::HAS_REPLY) {
             let hr = hr.unwrap_or_else(|| self.hash(&s.reply_key()));
             if !self.place(hr, (idx << 1) | 1) {
                 self.unplace(hf, idx << 1);
@@ -533,11 +544,11 @@ impl<A: Family> SessionTable<A> {
             return;
         }
         self.unplace(self.hash(&s.forward_key()), idx << 1);
-        if s.flags & FLAG_HAS_REPLY != 0 {
+        if s.flags.contains(SessionFlags::HAS_REPLY) {
             self.unplace(self.hash(&s.reply_key()), (idx << 1) | 1);
         }
         let e = &mut self.entries[idx as usize];
-        e.state = STATE_FREE;
+        e.state = State::Free;
         e.expires = self.free_head;
         self.free_head = idx;
         self.len -= 1;
@@ -696,8 +707,8 @@ mod tests {
             rport: 8080,
             expires,
             proto: 6,
-            state: 1,
-            flags: if nat { FLAG_HAS_REPLY } else { 0 },
+            state: State::SynRecv,
+            flags: if nat { SessionFlags::HAS_REPLY } else { SessionFlags::empty() },
             ..Session::default()
         }
     }
@@ -728,7 +739,7 @@ mod tests {
     #[test]
     fn fullnat_reply_key_uses_local() {
         let mut s = sess(1, 2, 3, true, 0);
-        s.flags |= FLAG_FULLNAT;
+        s.flags |= SessionFlags::FULL_NAT;
         s.local = Ipv4(9);
         s.lport = 5000;
         assert_eq!(s.reply_key(), FlowKey { src: Ipv4(3), dst: Ipv4(9), sport: 8080, dport: 5000, proto: 6 });

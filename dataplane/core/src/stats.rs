@@ -101,8 +101,8 @@ pub struct PortCounters {
     pub from_kernel: Counter,
 }
 
-/// Most ports a configuration may have.
-pub const MAX_PORTS: usize = 16;
+/// Most ports a configuration may have (validation refuses more).
+pub use config::MAX_PORTS;
 
 /// Everything one worker counts.
 #[derive(Debug)]
@@ -222,6 +222,13 @@ impl CoreStats {
     #[inline(always)]
     pub fn count_drop(&self, r: DropReason) {
         self.drops[r.index()].inc();
+    }
+
+    /// The counters of port `p`, if the port can exist (a configuration
+    /// has at most [`MAX_PORTS`]): a checked index, never another port's.
+    #[inline(always)]
+    pub fn port(&self, p: usize) -> Option<&PortCounters> {
+        self.ports.get(p)
     }
 
     /// The session gauge of family `A`.

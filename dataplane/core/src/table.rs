@@ -22,10 +22,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Forwarding mode as stored in a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Mode {
     /// Destination NAT.
+    #[default]
     Nat = 1,
     /// Direct routing.
     Dr = 2,
@@ -47,16 +48,6 @@ impl From<Forwarding> for Mode {
 }
 
 impl Mode {
-    /// From the byte stored in a session.
-    pub fn from_u8(v: u8) -> Option<Mode> {
-        match v {
-            1 => Some(Mode::Nat),
-            2 => Some(Mode::Dr),
-            3 => Some(Mode::Tunnel),
-            4 => Some(Mode::FullNat),
-            _ => None,
-        }
-    }
     /// True for modes whose replies come back through rvs.
     pub fn has_reply(self) -> bool {
         matches!(self, Mode::Nat | Mode::FullNat)

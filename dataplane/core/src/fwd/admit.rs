@@ -16,7 +16,7 @@ use super::state::{Ctx, Pkt, St};
 use crate::conn::State;
 use crate::drop::DropReason;
 use crate::sched::{stable_hash, Flow};
-use crate::session::{self, Session, FLAG_FULLNAT, FLAG_HAS_REPLY};
+use crate::session::{self, Session, SessionFlags};
 use crate::table::{BackendView, Mode, ServiceView};
 use rvs_wire::ip::proto;
 use rvs_wire::Family;
@@ -115,17 +115,17 @@ fn build<A: Family, B: PacketBuf>(
         backend: b.tag(),
         service: svc.slot,
         proto: p.proto,
-        state: state as u8,
-        mode: b.mode as u8,
-        flags: 0,
+        state,
+        mode: b.mode,
+        flags: SessionFlags::empty(),
         client_port: in_port,
         reserved: 0,
         client_mac: ether::src(buf.data()).0,
     };
     match b.mode {
-        Mode::Nat => s.flags |= FLAG_HAS_REPLY,
+        Mode::Nat => s.flags |= SessionFlags::HAS_REPLY,
         Mode::FullNat => {
-            s.flags |= FLAG_HAS_REPLY | FLAG_FULLNAT;
+            s.flags |= SessionFlags::HAS_REPLY | SessionFlags::FULL_NAT;
             let (local, lport) = alloc_local_port::<A>(cx, st, svc, b, p.proto)?;
             s.local = local;
             s.lport = lport;
@@ -135,7 +135,7 @@ fn build<A: Family, B: PacketBuf>(
     let table = st.sessions.get_mut::<A>();
     // The reply key's buckets are a cache miss away: ask for them now and
     // finish the session meanwhile.
-    let hr = (s.flags & FLAG_HAS_REPLY != 0).then(|| {
+    let hr = s.flags.contains(SessionFlags::HAS_REPLY).then(|| {
         let hr = table.hash(&s.reply_key());
         table.prefetch(hr);
         hr

@@ -74,7 +74,7 @@ impl Forwarder {
 
     /// Processes packet `i` of the burst given to [`Forwarder::prepare`].
     #[inline]
-    pub fn process_at<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8, i: usize) -> Verdict {
+    pub fn process_at<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, i: usize) -> Verdict {
         if i + AHEAD < self.st.burst_len {
             self.candidates_for(i + AHEAD);
         }
@@ -82,7 +82,7 @@ impl Forwarder {
             let cx = Ctx {
                 snap: &self.snap,
                 stats: &self.stats,
-                now: self.now,
+                now,
                 tunnel_ttl: self.tunnel_ttl,
                 steer: self.steering.as_ref(),
                 core: self.core,
@@ -97,7 +97,7 @@ impl Forwarder {
             }
         }
         self.st.hint_at = i;
-        let v = self.process(buf, in_port);
+        let v = self.process(now, buf, in_port);
         self.st.hint_at = usize::MAX;
         v
     }
@@ -127,7 +127,7 @@ pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     }
     let (idx, dir) = st.sessions.v4.verify(&key, h, &cands)?;
     let s = *st.sessions.v4.get(idx);
-    let state = State::from_u8(s.state)?;
+    let state = s.state;
     if s.expired(cx.now)
         || state == State::Reset
         || (key.proto == proto::TCP
@@ -145,7 +145,7 @@ pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     };
     let out = cx.snap.port(out_port)?;
     let ip_len = plain.end - ether::HEADER_LEN;
-    if s.mode == Mode::Tunnel as u8 && dir == Dir::Forward && ip_len + tunnel::overhead(b.addr) > usize::from(out.mtu) {
+    if s.mode == Mode::Tunnel && dir == Dir::Forward && ip_len + tunnel::overhead(b.addr) > usize::from(out.mtu) {
         return None;
     }
     // Committed: from here on the packet is forwarded.

@@ -5,7 +5,6 @@ use super::stateless::stateless;
 use super::sweep::end_session;
 use super::xmit::forward;
 use super::Verdict;
-use crate::conn::State;
 use crate::drop::DropReason;
 use crate::session::{Dir, FlowKey};
 use crate::steer::Steering;
@@ -38,7 +37,7 @@ pub(super) fn transport<A: Family, B: PacketBuf>(
     };
     if let Some((idx, dir)) = found {
         let s = *table.get(idx);
-        let state = State::from_u8(s.state).unwrap_or(State::Close);
+        let state = s.state;
         let reuse = p.proto == proto::TCP
             && dir == Dir::Forward
             && p.tcp_flags & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN

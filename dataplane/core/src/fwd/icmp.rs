@@ -108,7 +108,7 @@ pub(super) fn icmp_error<A: Family, B: PacketBuf>(
         return Err(DropReason::IcmpErrorNoSession);
     }
     let b = cx.snap.backend(s.backend).ok_or(DropReason::NoBackend)?;
-    let mode = Mode::from_u8(s.mode).ok_or(DropReason::NotForUs)?;
+    let mode = s.mode;
     let (out_port, dst_mac) = match dir {
         Dir::Forward => (b.egress, cx.snap.neigh.mac(b.neigh)),
         Dir::Reply => (s.client_port, Some(MacAddr(s.client_mac))),

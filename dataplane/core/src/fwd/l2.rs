@@ -73,12 +73,12 @@ pub(super) fn arp_packet<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8) -
 
 impl Forwarder {
     /// Neighbours this core should probe now (it owns slots `slot % cores`).
-    pub fn neighbour_probes(&self, out: &mut Vec<(NeighborRef, Option<MacAddr>)>) {
+    pub fn neighbour_probes(&self, now: u32, out: &mut Vec<(NeighborRef, Option<MacAddr>)>) {
         for n in &self.snap.neighbors {
             if n.slot % u32::from(self.cores) != u32::from(self.core) {
                 continue;
             }
-            if let Some(unicast) = self.snap.neigh.probe_due(n.slot, self.now) {
+            if let Some(unicast) = self.snap.neigh.probe_due(n.slot, now) {
                 out.push((*n, unicast));
             }
         }
@@ -92,9 +92,9 @@ impl Forwarder {
 
     /// A frame waits for neighbour `slot`: the neighbour to probe right
     /// now, unless one was probed moments ago (by any worker).
-    pub fn urgent_probe(&self, slot: u32) -> Option<NeighborRef> {
+    pub fn urgent_probe(&self, now: u32, slot: u32) -> Option<NeighborRef> {
         let n = self.snap.neighbors.iter().find(|n| n.slot == slot)?;
-        self.snap.neigh.urgent_probe(slot, self.now).then_some(*n)
+        self.snap.neigh.urgent_probe(slot, now).then_some(*n)
     }
 
     /// Writes the announcement of `addr` on `port` into `frame` (at least

@@ -63,9 +63,8 @@ mod xmit;
 
 pub use state::{BURST, SWEEP_PERIOD_MS};
 
-use crate::conn::State;
 use crate::drop::DropReason;
-use crate::session::{Session, SessionTable, FLAG_FULLNAT};
+use crate::session::{Session, SessionFlags, SessionTable};
 use crate::stats::CoreStats;
 use crate::steer::Steering;
 use crate::table::{Mode, Snapshot};
@@ -195,7 +194,6 @@ pub struct Forwarder {
     stats: Arc<CoreStats>,
     /// Every worker's counters (this one's included), for load aggregation.
     peers: Vec<Arc<CoreStats>>,
-    now: u32,
     core: u16,
     cores: u16,
     tunnel_ttl: u8,
@@ -214,7 +212,6 @@ impl Forwarder {
             snap: snap.clone(),
             stats,
             peers: Vec::new(),
-            now: 0,
             core: cfg.core,
             cores: cfg.cores.max(1),
             tunnel_ttl: cfg.tunnel_ttl,
@@ -262,17 +259,6 @@ impl Forwarder {
         &self.stats
     }
 
-    /// Sets the current time (milliseconds, wrapping); call once per burst.
-    #[inline]
-    pub fn set_now(&mut self, now: u32) {
-        self.now = now;
-    }
-
-    /// The current time.
-    pub fn now(&self) -> u32 {
-        self.now
-    }
-
     /// Switches to a new snapshot between bursts. Sessions are kept;
     /// per-service scheduler state is kept where the scheduler is unchanged.
     pub fn install(&mut self, snap: Arc<Snapshot>) {
@@ -315,7 +301,7 @@ impl Forwarder {
     /// Copies sessions into `out` starting at entry `*cursor` (IPv4 entries
     /// first, then IPv6), visiting at most `visit` entries and stopping at
     /// `max` sessions in `out`. Returns true when the scan is complete.
-    pub fn dump(&self, cursor: &mut usize, visit: usize, max: usize, out: &mut Vec<SessionInfo>) -> bool {
+    pub fn dump(&self, now: u32, cursor: &mut usize, visit: usize, max: usize, out: &mut Vec<SessionInfo>) -> bool {
         let n4 = self.st.sessions.v4.capacity();
         let total = n4 + self.st.sessions.v6.capacity();
         let end = (*cursor + visit).min(total);
@@ -324,17 +310,17 @@ impl Forwarder {
             *cursor += 1;
             if i < n4 {
                 if let Some(s) = self.st.sessions.v4.entry_at(i) {
-                    out.push(self.info(s));
+                    out.push(self.info(now, s));
                 }
             } else if let Some(s) = self.st.sessions.v6.entry_at(i - n4) {
-                out.push(self.info(s));
+                out.push(self.info(now, s));
             }
         }
         *cursor >= total || out.len() >= max
     }
 
-    fn info<A: Family>(&self, s: &Session<A>) -> SessionInfo {
-        let mode = Mode::from_u8(s.mode);
+    fn info<A: Family>(&self, now: u32, s: &Session<A>) -> SessionInfo {
+        let mode = Some(s.mode);
         let server = match self.snap.backend(s.backend) {
             Some(b) => (b.addr, b.port),
             None => (s.rs.to_ip(), s.rport),
@@ -344,9 +330,9 @@ impl Forwarder {
             client: (s.client.to_ip(), s.cport),
             vip: (s.vip.to_ip(), s.vport),
             server,
-            local: (s.flags & FLAG_FULLNAT != 0).then(|| (s.local.to_ip(), s.lport)),
-            state: State::from_u8(s.state).map_or("NONE", State::name),
-            expires_ms: s.expires.wrapping_sub(self.now).min(i32::MAX as u32),
+            local: s.flags.contains(SessionFlags::FULL_NAT).then(|| (s.local.to_ip(), s.lport)),
+            state: s.state.name(),
+            expires_ms: s.expires.wrapping_sub(now).min(i32::MAX as u32),
             mode,
             core: self.core,
         }
@@ -379,26 +365,27 @@ impl Forwarder {
         v
     }
 
-    /// Processes one frame that arrived on port `in_port`.
+    /// Processes one frame that arrived on port `in_port` at time `now`
+    /// (milliseconds, wrapping).
     #[inline]
-    pub fn process<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8) -> Verdict {
-        self.process_steered(buf, in_port, true)
+    pub fn process<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8) -> Verdict {
+        self.process_steered(now, buf, in_port, true)
     }
 
     /// Processes a frame another core handed over (it computed that this
     /// core owns the flow): processed here whatever this core would compute,
     /// so a packet never travels twice.
     #[inline]
-    pub fn process_handed<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8) -> Verdict {
-        self.process_steered(buf, in_port, false)
+    pub fn process_handed<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8) -> Verdict {
+        self.process_steered(now, buf, in_port, false)
     }
 
     #[inline]
-    fn process_steered<B: PacketBuf>(&mut self, buf: &mut B, in_port: u8, steer: bool) -> Verdict {
+    fn process_steered<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, steer: bool) -> Verdict {
         let cx = Ctx {
             snap: &self.snap,
             stats: &self.stats,
-            now: self.now,
+            now,
             tunnel_ttl: self.tunnel_ttl,
             steer: if steer { self.steering.as_ref() } else { None },
             core: self.core,

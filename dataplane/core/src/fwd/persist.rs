@@ -49,7 +49,7 @@ pub(super) fn record<A: Family>(cx: &Ctx<'_>, st: &mut St, k: FlowKey<A>, svc: &
                 proto: k.proto,
                 backend: b.tag(),
                 service: svc.slot,
-                state: State::Established as u8,
+                state: State::Established,
                 rport: 1,
                 expires: cx.now.wrapping_add(timeout),
                 ..Session::default()

@@ -9,14 +9,14 @@ use rvs_wire::Family;
 impl Forwarder {
     /// Periodic work between bursts: expire up to `budget` sessions of each
     /// table. Returns how many expired.
-    pub fn sweep(&mut self, budget: usize) -> usize {
-        self.sweep_tables([budget; 4])
+    pub fn sweep(&mut self, now: u32, budget: usize) -> usize {
+        self.sweep_tables(now, [budget; 4])
     }
 
     /// The sweep for `ms` milliseconds of time: every table is visited in
     /// full once per [`SWEEP_PERIOD_MS`], in steps proportional to its size
     /// (a few entries per millisecond, not per packet).
-    pub fn sweep_elapsed(&mut self, ms: u32) -> usize {
+    pub fn sweep_elapsed(&mut self, now: u32, ms: u32) -> usize {
         let share = |cap: usize| (cap * ms as usize).div_ceil(SWEEP_PERIOD_MS as usize).max(1);
         let st = &self.st;
         let b = [
@@ -25,12 +25,12 @@ impl Forwarder {
             share(st.templates.v4.capacity()),
             share(st.templates.v6.capacity()),
         ];
-        self.sweep_tables(b)
+        self.sweep_tables(now, b)
     }
 
-    fn sweep_tables(&mut self, budget: [usize; 4]) -> usize {
-        let cx = Ctx { snap: &self.snap, stats: &self.stats, now: self.now, tunnel_ttl: self.tunnel_ttl, steer: None, core: self.core };
-        let (st, now) = (&mut self.st, self.now);
+    fn sweep_tables(&mut self, now: u32, budget: [usize; 4]) -> usize {
+        let cx = Ctx { snap: &self.snap, stats: &self.stats, now, tunnel_ttl: self.tunnel_ttl, steer: None, core: self.core };
+        let st = &mut self.st;
         // Sessions expire, and sessions of removed real servers go too (so
         // their slots can be reused once every core has swept), TCP ones
         // leaving a tombstone that resets the client's next segment.
@@ -66,7 +66,7 @@ pub(super) const NO_BACKEND: u32 = u32::MAX;
 /// tombstone: accounted as ended now, no longer referring to the server,
 /// kept for `tcp_close` to reset the client's next segment.
 pub(super) fn sweep_decide<A: Family>(cx: &Ctx<'_>, load: &mut LoadTable, persist: &mut SessionTable<A>, s: &mut Session<A>) -> bool {
-    let tomb = s.state == State::Reset as u8;
+    let tomb = s.state == State::Reset;
     if s.expired(cx.now) {
         if !tomb {
             account_end(cx, load, persist, s);
@@ -77,9 +77,9 @@ pub(super) fn sweep_decide<A: Family>(cx: &Ctx<'_>, load: &mut LoadTable, persis
         return false;
     }
     account_end(cx, load, persist, s);
-    let state = State::from_u8(s.state).unwrap_or(State::Close);
+    let state = s.state;
     if s.proto == proto::TCP && !state.is_closing() {
-        s.state = State::Reset as u8;
+        s.state = State::Reset;
         s.backend = NO_BACKEND;
         let close = cx.snap.services.get(usize::from(s.service)).and_then(Option::as_ref).map_or(10_000, |v| v.timeouts.tcp_close);
         s.expires = cx.now.wrapping_add(close);
@@ -107,7 +107,7 @@ pub(super) fn account_end<A: Family>(cx: &Ctx<'_>, load: &mut LoadTable, persist
         }
     }
     let slot = usize::from(s.backend_slot());
-    let active = State::from_u8(s.state).is_some_and(State::is_active);
+    let active = s.state.is_active();
     if let Some(b) = cx.stats.backends.get(slot) {
         if active {
             b.active.dec();
@@ -143,7 +143,7 @@ pub(super) fn account_transition(cx: &Ctx<'_>, load: &mut LoadTable, tag: u32, f
 /// unless it was already a tombstone, and updates the table's gauge.
 pub(super) fn end_session<A: Family>(cx: &Ctx<'_>, st: &mut St, idx: u32, s: &Session<A>) {
     st.sessions.get_mut::<A>().remove(idx);
-    if s.state != State::Reset as u8 {
+    if s.state != State::Reset {
         account_end(cx, &mut st.load, st.templates.get_mut::<A>(), s);
     }
     cx.stats.sessions_of::<A>().set(st.sessions.get::<A>().len() as u64);

@@ -1,4 +1,4 @@
-//! Forwarder tests driven by byte buffers: NAT both ways, ARP and echo,
+//! Clocked tests driven by byte buffers: NAT both ways, ARP and echo,
 //! connection reuse, and a drop reason for every kind of malformed input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use super::*;
@@ -9,6 +9,55 @@ use rvs_testpkt::Tcp;
 use rvs_wire::{arp, checksum, icmp, ipv4, tcp, Ipv4, Ipv6, MacAddr};
 use rvs_wire::{ether, VecBuf};
 use std::net::Ipv4Addr;
+
+/// A forwarder with a test clock: the tests drive time with `set_now`
+/// and call the forwarder's API with that time, as the worker loop does
+/// with its clock.
+#[derive(Debug)]
+struct Clocked {
+    f: Forwarder,
+    now: u32,
+}
+
+impl Clocked {
+    fn new(f: Forwarder) -> Clocked {
+        Clocked { f, now: 0 }
+    }
+    fn set_now(&mut self, now: u32) {
+        self.now = now;
+    }
+    fn process<B: PacketBuf>(&mut self, b: &mut B, port: u8) -> Verdict {
+        self.f.process(self.now, b, port)
+    }
+    fn process_handed<B: PacketBuf>(&mut self, b: &mut B, port: u8) -> Verdict {
+        self.f.process_handed(self.now, b, port)
+    }
+    fn process_at<B: PacketBuf>(&mut self, b: &mut B, port: u8, i: usize) -> Verdict {
+        self.f.process_at(self.now, b, port, i)
+    }
+    fn sweep(&mut self, budget: usize) -> usize {
+        self.f.sweep(self.now, budget)
+    }
+    fn urgent_probe(&self, slot: u32) -> Option<crate::table::NeighborRef> {
+        self.f.urgent_probe(self.now, slot)
+    }
+    fn neighbour_probes(&self, out: &mut Vec<(crate::table::NeighborRef, Option<MacAddr>)>) {
+        self.f.neighbour_probes(self.now, out);
+    }
+}
+
+impl std::ops::Deref for Clocked {
+    type Target = Forwarder;
+    fn deref(&self) -> &Forwarder {
+        &self.f
+    }
+}
+
+impl std::ops::DerefMut for Clocked {
+    fn deref_mut(&mut self) -> &mut Forwarder {
+        &mut self.f
+    }
+}
 
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 2]);
 const P0_MAC: MacAddr = MacAddr([0x02, 0x00, 0, 0, 0, 0xa0]);
@@ -78,12 +127,12 @@ address = "198.18.1.12"
     )
 }
 
-fn forwarder(fwd: &str, sched: &str) -> Forwarder {
+fn forwarder(fwd: &str, sched: &str) -> Clocked {
     let c = config::from_str(&cfg_text(fwd, sched), "t.toml").unwrap();
     let mut comp = Compiler::new(&c);
     let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
     let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
-    let mut f = Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats);
+    let mut f = Clocked::new(Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats));
     f.set_now(1000);
     f
 }
@@ -98,7 +147,7 @@ fn syn(client: impl Into<Ipv4>, cport: u16) -> Vec<u8> {
     )
 }
 
-fn drops(f: &Forwarder, r: DropReason) -> u64 {
+fn drops(f: &Clocked, r: DropReason) -> u64 {
     f.stats().drops[r.index()].get()
 }
 
@@ -180,7 +229,7 @@ fn weighted_round_robin_via_forwarder() {
     let mut comp = Compiler::new(&c);
     let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
     let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
-    let mut f = Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats);
+    let mut f = Clocked::new(Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats));
     let mut n = std::collections::HashMap::new();
     for i in 0..600u16 {
         let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 1000 + i));
@@ -296,7 +345,7 @@ fn learns_neighbours_from_arp() {
     let mut comp = Compiler::new(&c);
     let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
     let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
-    let mut f = Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats);
+    let mut f = Clocked::new(Forwarder::new(&ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]), snap, stats));
     f.set_now(5);
     // Unresolved: the SYN is rewritten and held for the real server's
     // neighbour slot (with no destination MAC yet), one urgent probe goes
@@ -531,7 +580,7 @@ fn corpus() -> Vec<Vec<u8>> {
 #[test]
 fn fuzzed_frames_never_panic() {
     use proptest::prelude::*;
-    let fwds: Vec<std::cell::RefCell<Forwarder>> =
+    let fwds: Vec<std::cell::RefCell<Clocked>> =
         ["nat", "fullnat", "dr", "tunnel"].iter().map(|m| std::cell::RefCell::new(forwarder(m, "rr"))).collect();
     let corpus = corpus();
     // Open a session in each forwarder so replies and errors find one.
@@ -608,12 +657,12 @@ fn every_frame_is_counted_exactly_once_by_its_verdict() {
 }
 
 /// A forwarder over a configuration text.
-fn forwarder_from(text: &str, cap: u32) -> (Forwarder, Compiler, config::Config) {
+fn forwarder_from(text: &str, cap: u32) -> (Clocked, Compiler, config::Config) {
     let c = config::from_str(text, "t.toml").unwrap();
     let mut comp = Compiler::new(&c);
     let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
     let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
-    let mut f = Forwarder::new(&ForwarderConfig::single(cap, 1024, [5, 6, 7, 8]), snap, stats);
+    let mut f = Clocked::new(Forwarder::new(&ForwarderConfig::single(cap, 1024, [5, 6, 7, 8]), snap, stats));
     f.set_now(1000);
     (f, comp, c)
 }
@@ -745,9 +794,9 @@ fn sweep_purges_sessions_of_removed_servers_and_reports_passes() {
     assert_eq!(total, 4, "gauges stay exact");
     // The removed server's two TCP sessions are tombstones that refer to no
     // server and reset the client's next segment.
-    let tombs: Vec<u16> = f.sessions4().filter(|s| s.state == State::Reset as u8).map(|s| s.cport).collect();
+    let tombs: Vec<u16> = f.sessions4().filter(|s| s.state == State::Reset).map(|s| s.cport).collect();
     assert_eq!(tombs.len(), 2);
-    assert!(f.sessions4().all(|s| s.state == State::Reset as u8 || f.snapshot().backend(s.backend).is_some()));
+    assert!(f.sessions4().all(|s| s.state == State::Reset || f.snapshot().backend(s.backend).is_some()));
     let ack = rvs_testpkt::tcp4(
         CLIENT_MAC,
         P0_MAC,
@@ -822,8 +871,8 @@ fn least_connection_sees_the_other_cores() {
     cfg0.cores = 2;
     let mut cfg1 = cfg0.clone();
     cfg1.core = 1;
-    let mut a = Forwarder::new(&cfg0, snap.clone(), peers[0].clone());
-    let mut b = Forwarder::new(&cfg1, snap, peers[1].clone());
+    let mut a = Clocked::new(Forwarder::new(&cfg0, snap.clone(), peers[0].clone()));
+    let mut b = Clocked::new(Forwarder::new(&cfg1, snap, peers[1].clone()));
     a.set_peers(peers.clone());
     b.set_peers(peers.clone());
     // Core A opens two connections: lc gives them to rs1 and rs2.
@@ -839,7 +888,7 @@ fn least_connection_sees_the_other_cores() {
 }
 
 /// Everything a forwarder counted, for comparing two of them.
-fn counters(f: &Forwarder) -> Vec<u64> {
+fn counters(f: &Clocked) -> Vec<u64> {
     let s = f.stats();
     let mut v: Vec<u64> = s.drops.iter().map(Counter::get).collect();
     for b in &s.backends {
@@ -954,7 +1003,7 @@ fn fast_path_equals_general_path() {
 /// Two forwarders as two worker cores: a packet offered to the wrong core
 /// is handed to the owner, which processes it (never handing it on).
 /// Returns the final verdict and the core that produced it.
-fn two_cores(fs: &mut [Forwarder; 2], first: usize, frame: &[u8], port: u8) -> (Verdict, usize, VecBuf) {
+fn two_cores(fs: &mut [Clocked; 2], first: usize, frame: &[u8], port: u8) -> (Verdict, usize, VecBuf) {
     let mut b = VecBuf::new(frame);
     match fs[first].process(&mut b, port) {
         Verdict::Handover(c) => {
@@ -968,7 +1017,7 @@ fn two_cores(fs: &mut [Forwarder; 2], first: usize, frame: &[u8], port: u8) -> (
     }
 }
 
-fn steered_pair(text: &str) -> [Forwarder; 2] {
+fn steered_pair(text: &str) -> [Clocked; 2] {
     let c = config::from_str(text, "t.toml").unwrap();
     let mut comp = Compiler::new(&c);
     let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
@@ -979,7 +1028,7 @@ fn steered_pair(text: &str) -> [Forwarder; 2] {
         fc.fullnat_ports = (1024 + core * 1000, 2023 + core * 1000);
         fc.steering = Some(Steering::new(2, 128, 1024, 1000, false));
         let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
-        let mut f = Forwarder::new(&fc, snap.clone(), stats);
+        let mut f = Clocked::new(Forwarder::new(&fc, snap.clone(), stats));
         f.set_now(1000);
         f
     };
@@ -1072,7 +1121,7 @@ const ATTACKER_MAC: MacAddr = MacAddr([0x02, 0xba, 0xd0, 0, 0, 1]);
 
 /// The NAT configuration without static neighbours, plus an IPv6 service
 /// whose real server 2001:db8:1::11 sits on the server port.
-fn dynamic_neighbours() -> Forwarder {
+fn dynamic_neighbours() -> Clocked {
     let text = cfg_text("nat", "rr");
     let start = text.find("[[neighbors]]").unwrap();
     let end = text.find("[[services]]").unwrap();
@@ -1109,7 +1158,7 @@ fn ns_frame(mac: MacAddr, src: &str, target: &str) -> Vec<u8> {
     f
 }
 
-fn slot_of(f: &Forwarder, addr: IpAddr) -> u32 {
+fn slot_of(f: &Clocked, addr: IpAddr) -> u32 {
     f.snapshot().neighbors.iter().find(|n| n.addr == addr).unwrap().slot
 }
 

@@ -18,7 +18,6 @@ use super::state::{Ctx, Pkt, St};
 use super::sweep::{account_transition, end_session};
 use super::Verdict;
 use crate::conn;
-use crate::conn::State;
 use crate::drop::DropReason;
 use crate::session::{Dir, Session};
 use crate::table::{BackendView, Mode, PortView};
@@ -60,7 +59,7 @@ pub(super) fn forward<A: Family, B: PacketBuf>(
     if A::ttl(&buf.data()[ether::HEADER_LEN..]) <= 1 {
         return time_exceeded::<A, B>(cx, st, buf, in_port);
     }
-    if s.mode == Mode::Tunnel as u8 && dir == Dir::Forward {
+    if s.mode == Mode::Tunnel && dir == Dir::Forward {
         let overhead = tunnel::overhead(b.addr);
         if buf.len() - ether::HEADER_LEN + overhead > usize::from(out.mtu) {
             return too_big::<A, B>(cx, st, buf, in_port, usize::from(out.mtu).saturating_sub(overhead));
@@ -96,10 +95,10 @@ pub(super) fn commit<A: Family, B: PacketBuf>(
 ) -> Result<Verdict, DropReason> {
     advance_state(cx, st, idx, dir, p, s);
     let len = buf.len() as u64;
-    match (Mode::from_u8(s.mode), dir) {
-        (Some(mode @ (Mode::Nat | Mode::FullNat)), _) => nat::rewrite(buf, p, NatRewrite::of_session(mode, dir, s)),
-        (Some(Mode::Dr), Dir::Forward) => decrement_ttl::<A>(buf.data_mut()),
-        (Some(Mode::Tunnel), Dir::Forward) => {
+    match (s.mode, dir) {
+        (mode @ (Mode::Nat | Mode::FullNat), _) => nat::rewrite(buf, p, NatRewrite::of_session(mode, dir, s)),
+        (Mode::Dr, Dir::Forward) => decrement_ttl::<A>(buf.data_mut()),
+        (Mode::Tunnel, Dir::Forward) => {
             decrement_ttl::<A>(buf.data_mut());
             encapsulate::<A, B>(cx, buf, b, out.mtu)?;
         }
@@ -118,9 +117,9 @@ fn advance_state<A: Family>(cx: &Ctx<'_>, st: &mut St, idx: u32, dir: Dir, p: &P
     let t = st.sessions.get_mut::<A>();
     let pressure = t.len() * 4 > t.capacity() * 3;
     let e = t.get_mut(idx);
-    let old = State::from_u8(e.state).unwrap_or(State::Close);
+    let old = e.state;
     let new = if p.proto == proto::TCP { conn::tcp_next(old, p.tcp_flags, dir, &mut e.flags) } else { old };
-    e.state = new as u8;
+    e.state = new;
     if let Some(tm) = svc_timeouts {
         e.expires = cx.now.wrapping_add(new.timeout(tm, pressure));
     }
