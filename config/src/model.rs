@@ -897,334 +897,20 @@ pub enum Strictness {
 impl Config {
     /// Checks everything that involves more than one field. Errors carry the
     /// field path; the file loader adds lines.
+    ///
+    /// One pass per section ([`Checks`]), each adding what it finds, so a
+    /// refusal lists every problem at once.
     pub fn validate(&self, strictness: Strictness) -> Result<(), ConfigErrors> {
-        let mut errs = Vec::new();
-        let mut err = |field: String, msg: String| errs.push(ConfigError::new(field, msg));
-        let d = &self.daemon;
-        if !(1..=4096).contains(&d.control_max_per_uid) {
-            err("daemon.control_max_per_uid".into(), format!("{} is not 1..=4096", d.control_max_per_uid));
-        }
-        if !(1..=65536).contains(&d.control_max_connections) {
-            err("daemon.control_max_connections".into(), format!("{} is not 1..=65536", d.control_max_connections));
-        }
-        if !(1..=86400).contains(&d.control_idle_timeout) {
-            err("daemon.control_idle_timeout".into(), format!("{} is not 1..=86400 seconds", d.control_idle_timeout));
-        }
-        let dp = &self.dataplane;
-        if dp.workers == 0 || dp.workers > 64 {
-            err("dataplane.workers".into(), format!("{} is not 1..=64", dp.workers));
-        }
-        if dp.mbufs < 1024 {
-            err("dataplane.mbufs".into(), format!("{} is too few (at least 1024)", dp.mbufs));
-        }
-        if dp.mbuf_size < 256 {
-            err(
-                "dataplane.mbuf_size".into(),
-                format!("{} is too small (at least 256: 128 bytes of headroom and a 128-byte frame)", dp.mbuf_size),
-            );
-        }
-        if !dp.descriptors.is_power_of_two() || dp.descriptors < 64 {
-            err("dataplane.descriptors".into(), format!("{} is not a power of two >= 64", dp.descriptors));
-        }
-        if dp.sessions_per_worker < 1024 {
-            err("dataplane.sessions_per_worker".into(), format!("{} is too few (at least 1024)", dp.sessions_per_worker));
-        }
-        if dp.sessions_v6_per_worker < 1024 {
-            err("dataplane.sessions_v6_per_worker".into(), format!("{} is too few (at least 1024)", dp.sessions_v6_per_worker));
-        }
-        if dp.tunnel_ttl == 0 {
-            err("dataplane.tunnel_ttl".into(), "must be at least 1".into());
-        }
-        if dp.fullnat_port_min == 0 || dp.fullnat_port_min > dp.fullnat_port_max {
-            err(
-                "dataplane.fullnat_port_min".into(),
-                format!("range {}..={} is empty or starts at 0", dp.fullnat_port_min, dp.fullnat_port_max),
-            );
-        } else if u32::from(dp.fullnat_port_max - dp.fullnat_port_min) + 1 < u32::from(dp.workers) * 64 {
-            err("dataplane.fullnat_port_max".into(), "range gives fewer than 64 ports per worker".into());
-        }
-        if !dp.handoff_ring.is_power_of_two() || !(64..=1 << 20).contains(&dp.handoff_ring) {
-            err("dataplane.handoff_ring".into(), format!("{} is not a power of two in 64..=1048576", dp.handoff_ring));
-        }
-        if dp.max_real_servers == 0 || dp.max_real_servers > 1 << 15 {
-            err("dataplane.max_real_servers".into(), format!("{} is not 1..=32768", dp.max_real_servers));
-        }
-        if dp.max_services == 0 || dp.max_services > 1 << 15 {
-            err("dataplane.max_services".into(), format!("{} is not 1..=32768", dp.max_services));
-        }
-        if dp.announce_count > 100 {
-            err("dataplane.announce_count".into(), format!("{} is not 0..=100", dp.announce_count));
-        }
-        if !(10..=60_000).contains(&dp.announce_interval_ms) {
-            err("dataplane.announce_interval_ms".into(), format!("{} is not 10..=60000", dp.announce_interval_ms));
-        }
-
-        if self.ports.is_empty() {
-            err("ports".into(), "at least one port is required".into());
-        }
-        if self.ports.len() > MAX_PORTS {
-            err("ports".into(), format!("{} ports; at most {MAX_PORTS} are supported", self.ports.len()));
-        }
-        let mut names = HashSet::new();
-        let mut own = HashSet::new();
-        for (i, p) in self.ports.iter().enumerate() {
-            let f = |k: &str| format!("ports[{i}].{k}");
-            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                err(f("name"), format!("{:?} must be non-empty letters, digits, '-' or '_'", p.name));
-            } else if !names.insert(p.name.as_str()) {
-                err(f("name"), format!("port name {:?} is used twice", p.name));
-            }
-            if p.device.trim().is_empty() {
-                err(f("device"), "must name a PCI address or a vdev (e.g. \"net_tap0,iface=rvs0\")".into());
-            }
-            if p.addresses.is_empty() {
-                err(f("addresses"), "a port needs at least one address (it is the source of ARP and ND)".into());
-            }
-            for (j, a) in p.addresses.iter().enumerate() {
-                if !own.insert(a.addr) {
-                    err(format!("ports[{i}].addresses[{j}]"), format!("{} is configured twice", a.addr));
-                }
-                if a.addr.is_multicast() || a.addr.is_unspecified() || a.addr.is_loopback() {
-                    err(format!("ports[{i}].addresses[{j}]"), format!("{} cannot be a port address", a.addr));
-                }
-            }
-            if !(1280..=9000).contains(&p.mtu) {
-                err(f("mtu"), format!("{} is not 1280..=9000", p.mtu));
-            }
-            for (k, gw, v6) in [("gateway", p.gateway, false), ("gateway6", p.gateway6, true)] {
-                if let Some(g) = gw {
-                    if g.is_ipv6() != v6 {
-                        err(f(k), format!("{g} is not an IPv{} address", if v6 { 6 } else { 4 }));
-                    } else if !p.addresses.iter().any(|a| a.contains(g)) {
-                        err(f(k), format!("{g} is not on a network of this port"));
-                    }
-                }
-            }
-            if let Some(k) = &p.kernel_interface {
-                if k.is_empty() || k.len() > 15 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
-                    err(f("kernel_interface"), format!("{k:?} is not a valid interface name (1-15 characters)"));
-                }
-            }
-        }
-        for (i, n) in self.neighbors.iter().enumerate() {
-            match self.ports.iter().find(|p| p.name == n.port) {
-                None => err(format!("neighbors[{i}].port"), format!("no port named {:?}", n.port)),
-                Some(p) if !p.addresses.iter().any(|a| a.contains(n.address)) => {
-                    err(format!("neighbors[{i}].address"), format!("{} is not on a network of port {:?}", n.address, n.port))
-                }
-                Some(_) => {}
-            }
-        }
-        for (i, r) in self.routes.iter().enumerate() {
-            if r.prefix.addr.is_ipv4() != r.via.is_ipv4() {
-                err(format!("routes[{i}].via"), format!("{} is not of the prefix's address family", r.via));
-            } else if self.connected_port(r.via).is_none() {
-                err(format!("routes[{i}].via"), format!("{} is not on a network of any port", r.via));
-            }
-        }
-
-        if self.services.len() > dp.max_services as usize {
-            err("services".into(), format!("{} services exceed dataplane.max_services = {}", self.services.len(), dp.max_services));
-        }
-        let total_rs: usize = self.services.iter().map(|s| s.real_servers.len()).sum();
-        if total_rs > dp.max_real_servers as usize {
-            err("services".into(), format!("{total_rs} real servers exceed dataplane.max_real_servers = {}", dp.max_real_servers));
-        }
-        let vips: HashSet<IpAddr> = self.services.iter().map(|s| s.vip).collect();
-        let locals: HashSet<IpAddr> = self.services.iter().flat_map(|s| s.local_addresses.iter().copied()).collect();
-        // A real server must be someone else: never the balancer itself.
-        let ours = |a: IpAddr| -> Option<&'static str> {
-            if vips.contains(&a) {
-                Some("a VIP of this balancer")
-            } else if own.contains(&a) {
-                Some("one of this balancer's port addresses")
-            } else if locals.contains(&a) {
-                Some("a full-NAT local address of this balancer")
-            } else {
-                None
-            }
-        };
-        let mut keys = HashSet::new();
-        for (i, s) in self.services.iter().enumerate() {
-            let f = |k: &str| format!("services[{i}].{k}");
-            if !keys.insert(s.key()) {
-                err(f("vip"), format!("service {} is defined twice", s.key()));
-            }
-            if s.port == 0 {
-                err(f("port"), "must be 1..=65535".into());
-            }
-            if !usable_unicast(s.vip) {
-                err(f("vip"), format!("{} cannot be a virtual address (not a unicast address)", s.vip));
-            }
-            if own.contains(&s.vip) {
-                err(f("vip"), format!("{} is a port address; a VIP must be an address of its own", s.vip));
-            }
-            if s.scheduler == SchedulerKind::Mh && (!is_prime(s.mh_table_size) || !(7..=10_000_019).contains(&s.mh_table_size)) {
-                err(f("mh_table_size"), format!("{} is not a prime in 7..=10000019", s.mh_table_size));
-            }
-            if let Some(p) = s.persistence {
-                let max = if s.vip.is_ipv4() { 32 } else { 128 };
-                if let Some(m) = p.netmask.filter(|m| *m > max) {
-                    err(f("persistence.netmask"), format!("{m} is not a prefix length 0..={max}"));
-                }
-                if p.timeout == 0 {
-                    err(f("persistence.timeout"), "must be at least 1 second".into());
-                }
-            }
-            let t = s.timeouts;
-            for (k, v) in [
-                ("tcp_established", t.tcp_established),
-                ("tcp_syn", t.tcp_syn),
-                ("tcp_syn_under_pressure", t.tcp_syn_under_pressure),
-                ("tcp_fin", t.tcp_fin),
-                ("tcp_close", t.tcp_close),
-                ("udp", t.udp),
-            ] {
-                if v == 0 || v > 7 * 86400 {
-                    err(f(&format!("timeouts.{k}")), format!("{v} is not 1..=604800 seconds"));
-                }
-            }
-            for (j, a) in s.local_addresses.iter().enumerate() {
-                if !own.contains(a) && self.connected_port(*a).is_none() {
-                    err(format!("services[{i}].local_addresses[{j}]"), format!("{a} is neither a port address nor on a port's network"));
-                }
-            }
-            if let Some(h) = &s.health_check {
-                if !(h.interval >= 0.05 && h.interval <= 3600.0) {
-                    err(f("health_check.interval"), format!("{} is not 0.05..=3600 seconds", h.interval));
-                }
-                if !(h.timeout > 0.0 && h.timeout <= 60.0) {
-                    err(f("health_check.timeout"), format!("{} is not (0, 60] seconds", h.timeout));
-                }
-                if h.rise == 0 || h.rise > 100 {
-                    err(f("health_check.rise"), format!("{} is not 1..=100", h.rise));
-                }
-                if h.fall == 0 || h.fall > 100 {
-                    err(f("health_check.fall"), format!("{} is not 1..=100", h.fall));
-                }
-                match h.kind {
-                    CheckKind::Http | CheckKind::Https => {
-                        if !h.path.starts_with('/') {
-                            err(f("health_check.path"), format!("{:?} must start with '/'", h.path));
-                        }
-                        if h.expect_status.is_empty() || h.expect_status.iter().any(|c| !(100..=599).contains(c)) {
-                            err(f("health_check.expect_status"), "must list HTTP status codes (100..=599)".into());
-                        }
-                    }
-                    CheckKind::SendExpect => {
-                        if h.send.as_deref().is_none_or(str::is_empty) {
-                            err(f("health_check.send"), "send_expect needs a non-empty `send`".into());
-                        }
-                        if h.expect.as_deref().is_none_or(str::is_empty) {
-                            err(f("health_check.expect"), "send_expect needs a non-empty `expect`".into());
-                        }
-                    }
-                    CheckKind::Command => {
-                        if h.command.is_empty() {
-                            err(f("health_check.command"), "a command check needs the program to run".into());
-                        }
-                    }
-                    CheckKind::Tcp => {}
-                }
-                if let Some(src) = h.source {
-                    if !own.contains(&src) {
-                        err(f("health_check.source"), format!("{src} is not an address of a port"));
-                    }
-                }
-                if h.kind != CheckKind::Command {
-                    if let Some(why) = self.unreachable_by_kernel(s) {
-                        err(f("health_check"), format!("health checks run over the kernel's sockets: {why}"));
-                    }
-                }
-            }
-            if let Some(fb) = &s.feedback {
-                if let Some(why) = self.unreachable_by_kernel(s) {
-                    err(f("feedback"), format!("the feedback agent is asked over the kernel's sockets: {why}"));
-                }
-                if fb.port == 0 {
-                    err(f("feedback.port"), "must be 1..=65535".into());
-                }
-                if !(fb.interval >= 0.1 && fb.interval <= 3600.0) {
-                    err(f("feedback.interval"), format!("{} is not 0.1..=3600 seconds", fb.interval));
-                }
-                if !(fb.timeout > 0.0 && fb.timeout <= 60.0) {
-                    err(f("feedback.timeout"), format!("{} is not (0, 60] seconds", fb.timeout));
-                }
-            }
-            if let Some(fb) = &s.fallback {
-                if let Some(what) = ours(fb.address) {
-                    err(f("fallback.address"), format!("{} is {what}; the fallback server must be another host", fb.address));
-                }
-                let fwd = s.forwarding_of(fb);
-                if fb.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
-                    err(f("fallback.address"), format!("{} is not of the VIP's address family", fb.address));
-                } else if self.egress_for(fb.address).is_none() {
-                    err(f("fallback.address"), format!("{} is not reachable: no port network, gateway or route covers it", fb.address));
-                }
-                if s.real_servers.iter().any(|r| r.address == fb.address && s.port_of(r) == s.port_of(fb)) {
-                    err(f("fallback.address"), "the fallback server cannot also be a real server of the service".into());
-                }
-            }
-            if strictness == Strictness::File && s.real_servers.is_empty() {
-                err(f("real_servers"), format!("service {} has no real servers", s.key()));
-            }
-            let mut seen = HashSet::new();
-            for (j, rs) in s.real_servers.iter().enumerate() {
-                let g = |k: &str| format!("services[{i}].real_servers[{j}].{k}");
-                let fwd = s.forwarding_of(rs);
-                let port = s.port_of(rs);
-                if !seen.insert((rs.address, port)) {
-                    err(g("address"), format!("{}:{} appears twice in this service", rs.address, port));
-                }
-                if rs.weight > 65535 {
-                    err(g("weight"), format!("{} is not 0..=65535", rs.weight));
-                }
-                if !usable_unicast(rs.address) {
-                    err(g("address"), format!("{} cannot be a real server (not a unicast address)", rs.address));
-                    continue;
-                }
-                if let Some(what) = ours(rs.address) {
-                    err(g("address"), format!("{} is {what}; a real server must be another host", rs.address));
-                    continue;
-                }
-                if rs.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
-                    err(
-                        g("address"),
-                        format!(
-                            "{} is not of the VIP's address family ({fwd} forwarding cannot translate families; tunnel can)",
-                            rs.address
-                        ),
-                    );
-                }
-                if matches!(fwd, Forwarding::Dr | Forwarding::Tunnel) && port != s.port {
-                    err(g("port"), format!("{fwd} forwarding cannot change the port ({port} != {})", s.port));
-                }
-                if fwd == Forwarding::Dr {
-                    if self.connected_port(rs.address).is_none() {
-                        err(
-                            g("address"),
-                            format!(
-                                "{} is not on a network of any port (direct routing needs the real server on the same link)",
-                                rs.address
-                            ),
-                        );
-                    }
-                } else if self.egress_for(rs.address).is_none() {
-                    err(g("address"), format!("{} is not reachable: no port network, gateway or route covers it", rs.address));
-                }
-                if fwd == Forwarding::FullNat {
-                    let fam_ok = s.local_addresses.iter().any(|a| a.is_ipv4() == rs.address.is_ipv4())
-                        || self.ports.iter().flat_map(|p| &p.addresses).any(|a| a.addr.is_ipv4() == rs.address.is_ipv4());
-                    if !fam_ok {
-                        err(g("address"), "full NAT needs a local address of this real server's family".into());
-                    }
-                }
-            }
-        }
-        if errs.is_empty() {
+        let mut c = Checks { cfg: self, errs: Vec::new() };
+        c.daemon();
+        c.dataplane();
+        let own = c.ports();
+        c.neighbors_and_routes();
+        c.services(&own, strictness);
+        if c.errs.is_empty() {
             Ok(())
         } else {
-            Err(ConfigErrors(errs))
+            Err(ConfigErrors(c.errs))
         }
     }
 
@@ -1275,6 +961,379 @@ impl Config {
     /// Finds a service by its identity, mutably.
     pub fn service_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
         self.services.iter_mut().find(|s| s.key() == *key)
+    }
+}
+
+/// The checks of [`Config::validate`], one method per section; errors
+/// accumulate.
+struct Checks<'a> {
+    cfg: &'a Config,
+    errs: Vec<ConfigError>,
+}
+
+impl Checks<'_> {
+    fn err(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+        self.errs.push(ConfigError::new(field.into(), msg.into()));
+    }
+
+    /// Refuses `v` outside `range`, naming `field`.
+    fn in_range<T: PartialOrd + fmt::Display>(&mut self, field: &str, v: T, range: std::ops::RangeInclusive<T>, unit: &str) {
+        if !range.contains(&v) {
+            let msg = format!("{v} is not {}..={}{unit}", range.start(), range.end());
+            self.err(field, msg);
+        }
+    }
+
+    fn daemon(&mut self) {
+        let d = &self.cfg.daemon;
+        self.in_range("daemon.control_max_per_uid", d.control_max_per_uid, 1..=4096, "");
+        self.in_range("daemon.control_max_connections", d.control_max_connections, 1..=65536, "");
+        self.in_range("daemon.control_idle_timeout", d.control_idle_timeout, 1..=86400, " seconds");
+    }
+
+    fn dataplane(&mut self) {
+        let dp = &self.cfg.dataplane;
+        self.in_range("dataplane.workers", dp.workers, 1..=64, "");
+        if dp.mbufs < 1024 {
+            self.err("dataplane.mbufs", format!("{} is too few (at least 1024)", dp.mbufs));
+        }
+        if dp.mbuf_size < 256 {
+            self.err(
+                "dataplane.mbuf_size",
+                format!("{} is too small (at least 256: 128 bytes of headroom and a 128-byte frame)", dp.mbuf_size),
+            );
+        }
+        if !dp.descriptors.is_power_of_two() || dp.descriptors < 64 {
+            self.err("dataplane.descriptors", format!("{} is not a power of two >= 64", dp.descriptors));
+        }
+        if dp.sessions_per_worker < 1024 {
+            self.err("dataplane.sessions_per_worker", format!("{} is too few (at least 1024)", dp.sessions_per_worker));
+        }
+        if dp.sessions_v6_per_worker < 1024 {
+            self.err("dataplane.sessions_v6_per_worker", format!("{} is too few (at least 1024)", dp.sessions_v6_per_worker));
+        }
+        if dp.tunnel_ttl == 0 {
+            self.err("dataplane.tunnel_ttl", "must be at least 1");
+        }
+        if dp.fullnat_port_min == 0 || dp.fullnat_port_min > dp.fullnat_port_max {
+            self.err(
+                "dataplane.fullnat_port_min",
+                format!("range {}..={} is empty or starts at 0", dp.fullnat_port_min, dp.fullnat_port_max),
+            );
+        } else if u32::from(dp.fullnat_port_max - dp.fullnat_port_min) + 1 < u32::from(dp.workers) * 64 {
+            self.err("dataplane.fullnat_port_max", "range gives fewer than 64 ports per worker");
+        }
+        if !dp.handoff_ring.is_power_of_two() || !(64..=1 << 20).contains(&dp.handoff_ring) {
+            self.err("dataplane.handoff_ring", format!("{} is not a power of two in 64..=1048576", dp.handoff_ring));
+        }
+        self.in_range("dataplane.max_real_servers", dp.max_real_servers, 1..=1 << 15, "");
+        self.in_range("dataplane.max_services", dp.max_services, 1..=1 << 15, "");
+        self.in_range("dataplane.announce_count", dp.announce_count, 0..=100, "");
+        self.in_range("dataplane.announce_interval_ms", dp.announce_interval_ms, 10..=60_000, "");
+    }
+
+    /// The ports; returns the balancer's own addresses.
+    fn ports(&mut self) -> HashSet<IpAddr> {
+        let cfg = self.cfg;
+        if cfg.ports.is_empty() {
+            self.err("ports", "at least one port is required");
+        }
+        if cfg.ports.len() > MAX_PORTS {
+            self.err("ports", format!("{} ports; at most {MAX_PORTS} are supported", cfg.ports.len()));
+        }
+        let mut names = HashSet::new();
+        let mut own = HashSet::new();
+        for (i, p) in cfg.ports.iter().enumerate() {
+            let f = |k: &str| format!("ports[{i}].{k}");
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                self.err(f("name"), format!("{:?} must be non-empty letters, digits, '-' or '_'", p.name));
+            } else if !names.insert(p.name.as_str()) {
+                self.err(f("name"), format!("port name {:?} is used twice", p.name));
+            }
+            if p.device.trim().is_empty() {
+                self.err(f("device"), "must name a PCI address or a vdev (e.g. \"net_tap0,iface=rvs0\")");
+            }
+            if p.addresses.is_empty() {
+                self.err(f("addresses"), "a port needs at least one address (it is the source of ARP and ND)");
+            }
+            for (j, a) in p.addresses.iter().enumerate() {
+                if !own.insert(a.addr) {
+                    self.err(format!("ports[{i}].addresses[{j}]"), format!("{} is configured twice", a.addr));
+                }
+                if a.addr.is_multicast() || a.addr.is_unspecified() || a.addr.is_loopback() {
+                    self.err(format!("ports[{i}].addresses[{j}]"), format!("{} cannot be a port address", a.addr));
+                }
+            }
+            self.in_range(&f("mtu"), p.mtu, 1280..=9000, "");
+            for (k, gw, v6) in [("gateway", p.gateway, false), ("gateway6", p.gateway6, true)] {
+                if let Some(g) = gw {
+                    if g.is_ipv6() != v6 {
+                        self.err(f(k), format!("{g} is not an IPv{} address", if v6 { 6 } else { 4 }));
+                    } else if !p.addresses.iter().any(|a| a.contains(g)) {
+                        self.err(f(k), format!("{g} is not on a network of this port"));
+                    }
+                }
+            }
+            if let Some(k) = &p.kernel_interface {
+                if k.is_empty() || k.len() > 15 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+                    self.err(f("kernel_interface"), format!("{k:?} is not a valid interface name (1-15 characters)"));
+                }
+            }
+        }
+        own
+    }
+
+    fn neighbors_and_routes(&mut self) {
+        let cfg = self.cfg;
+        for (i, n) in cfg.neighbors.iter().enumerate() {
+            match cfg.ports.iter().find(|p| p.name == n.port) {
+                None => self.err(format!("neighbors[{i}].port"), format!("no port named {:?}", n.port)),
+                Some(p) if !p.addresses.iter().any(|a| a.contains(n.address)) => {
+                    self.err(format!("neighbors[{i}].address"), format!("{} is not on a network of port {:?}", n.address, n.port));
+                }
+                Some(_) => {}
+            }
+        }
+        for (i, r) in cfg.routes.iter().enumerate() {
+            if r.prefix.addr.is_ipv4() != r.via.is_ipv4() {
+                self.err(format!("routes[{i}].via"), format!("{} is not of the prefix's address family", r.via));
+            } else if cfg.connected_port(r.via).is_none() {
+                self.err(format!("routes[{i}].via"), format!("{} is not on a network of any port", r.via));
+            }
+        }
+    }
+
+    fn services(&mut self, own: &HashSet<IpAddr>, strictness: Strictness) {
+        let cfg = self.cfg;
+        let dp = &cfg.dataplane;
+        if cfg.services.len() > dp.max_services as usize {
+            self.err("services", format!("{} services exceed dataplane.max_services = {}", cfg.services.len(), dp.max_services));
+        }
+        let total_rs: usize = cfg.services.iter().map(|s| s.real_servers.len()).sum();
+        if total_rs > dp.max_real_servers as usize {
+            self.err("services", format!("{total_rs} real servers exceed dataplane.max_real_servers = {}", dp.max_real_servers));
+        }
+        let ours = Ours {
+            vips: cfg.services.iter().map(|s| s.vip).collect(),
+            own: own.clone(),
+            locals: cfg.services.iter().flat_map(|s| s.local_addresses.iter().copied()).collect(),
+        };
+        let mut keys = HashSet::new();
+        for (i, s) in cfg.services.iter().enumerate() {
+            if !keys.insert(s.key()) {
+                self.err(format!("services[{i}].vip"), format!("service {} is defined twice", s.key()));
+            }
+            self.service(i, s, &ours);
+            if let Some(h) = &s.health_check {
+                self.health_check(i, s, h, &ours);
+            }
+            if let Some(fb) = &s.feedback {
+                self.feedback(i, s, fb);
+            }
+            if let Some(fb) = &s.fallback {
+                self.fallback(i, s, fb, &ours);
+            }
+            if strictness == Strictness::File && s.real_servers.is_empty() {
+                self.err(format!("services[{i}].real_servers"), format!("service {} has no real servers", s.key()));
+            }
+            self.real_servers(i, s, &ours);
+        }
+    }
+
+    /// The service's own fields: port, VIP, Maglev size, persistence,
+    /// timeouts, local addresses.
+    fn service(&mut self, i: usize, s: &Service, ours: &Ours) {
+        let f = |k: &str| format!("services[{i}].{k}");
+        if s.port == 0 {
+            self.err(f("port"), "must be 1..=65535");
+        }
+        if !usable_unicast(s.vip) {
+            self.err(f("vip"), format!("{} cannot be a virtual address (not a unicast address)", s.vip));
+        }
+        if ours.own.contains(&s.vip) {
+            self.err(f("vip"), format!("{} is a port address; a VIP must be an address of its own", s.vip));
+        }
+        if s.scheduler == SchedulerKind::Mh && (!is_prime(s.mh_table_size) || !(7..=10_000_019).contains(&s.mh_table_size)) {
+            self.err(f("mh_table_size"), format!("{} is not a prime in 7..=10000019", s.mh_table_size));
+        }
+        if let Some(p) = s.persistence {
+            let max = if s.vip.is_ipv4() { 32 } else { 128 };
+            if let Some(m) = p.netmask.filter(|m| *m > max) {
+                self.err(f("persistence.netmask"), format!("{m} is not a prefix length 0..={max}"));
+            }
+            if p.timeout == 0 {
+                self.err(f("persistence.timeout"), "must be at least 1 second");
+            }
+        }
+        let t = s.timeouts;
+        for (k, v) in [
+            ("tcp_established", t.tcp_established),
+            ("tcp_syn", t.tcp_syn),
+            ("tcp_syn_under_pressure", t.tcp_syn_under_pressure),
+            ("tcp_fin", t.tcp_fin),
+            ("tcp_close", t.tcp_close),
+            ("udp", t.udp),
+        ] {
+            self.in_range(&f(&format!("timeouts.{k}")), v, 1..=7 * 86400, " seconds");
+        }
+        for (j, a) in s.local_addresses.iter().enumerate() {
+            if !ours.own.contains(a) && self.cfg.connected_port(*a).is_none() {
+                self.err(format!("services[{i}].local_addresses[{j}]"), format!("{a} is neither a port address nor on a port's network"));
+            }
+        }
+    }
+
+    fn health_check(&mut self, i: usize, s: &Service, h: &HealthCheck, ours: &Ours) {
+        let f = |k: &str| format!("services[{i}].health_check.{k}");
+        if !(h.interval >= 0.05 && h.interval <= 3600.0) {
+            self.err(f("interval"), format!("{} is not 0.05..=3600 seconds", h.interval));
+        }
+        if !(h.timeout > 0.0 && h.timeout <= 60.0) {
+            self.err(f("timeout"), format!("{} is not (0, 60] seconds", h.timeout));
+        }
+        self.in_range(&f("rise"), h.rise, 1..=100, "");
+        self.in_range(&f("fall"), h.fall, 1..=100, "");
+        match h.kind {
+            CheckKind::Http | CheckKind::Https => {
+                if !h.path.starts_with('/') {
+                    self.err(f("path"), format!("{:?} must start with '/'", h.path));
+                }
+                if h.expect_status.is_empty() || h.expect_status.iter().any(|c| !(100..=599).contains(c)) {
+                    self.err(f("expect_status"), "must list HTTP status codes (100..=599)");
+                }
+            }
+            CheckKind::SendExpect => {
+                if h.send.as_deref().is_none_or(str::is_empty) {
+                    self.err(f("send"), "send_expect needs a non-empty `send`");
+                }
+                if h.expect.as_deref().is_none_or(str::is_empty) {
+                    self.err(f("expect"), "send_expect needs a non-empty `expect`");
+                }
+            }
+            CheckKind::Command => {
+                if h.command.is_empty() {
+                    self.err(f("command"), "a command check needs the program to run");
+                }
+            }
+            CheckKind::Tcp => {}
+        }
+        if let Some(src) = h.source {
+            if !ours.own.contains(&src) {
+                self.err(f("source"), format!("{src} is not an address of a port"));
+            }
+        }
+        if h.kind != CheckKind::Command {
+            if let Some(why) = self.cfg.unreachable_by_kernel(s) {
+                self.err(format!("services[{i}].health_check"), format!("health checks run over the kernel's sockets: {why}"));
+            }
+        }
+    }
+
+    fn feedback(&mut self, i: usize, s: &Service, fb: &Feedback) {
+        let f = |k: &str| format!("services[{i}].feedback.{k}");
+        if let Some(why) = self.cfg.unreachable_by_kernel(s) {
+            self.err(format!("services[{i}].feedback"), format!("the feedback agent is asked over the kernel's sockets: {why}"));
+        }
+        if fb.port == 0 {
+            self.err(f("port"), "must be 1..=65535");
+        }
+        if !(fb.interval >= 0.1 && fb.interval <= 3600.0) {
+            self.err(f("interval"), format!("{} is not 0.1..=3600 seconds", fb.interval));
+        }
+        if !(fb.timeout > 0.0 && fb.timeout <= 60.0) {
+            self.err(f("timeout"), format!("{} is not (0, 60] seconds", fb.timeout));
+        }
+    }
+
+    fn fallback(&mut self, i: usize, s: &Service, fb: &RealServer, ours: &Ours) {
+        let field = format!("services[{i}].fallback.address");
+        if let Some(what) = ours.what(fb.address) {
+            self.err(&field, format!("{} is {what}; the fallback server must be another host", fb.address));
+        }
+        let fwd = s.forwarding_of(fb);
+        if fb.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
+            self.err(&field, format!("{} is not of the VIP's address family", fb.address));
+        } else if self.cfg.egress_for(fb.address).is_none() {
+            self.err(&field, format!("{} is not reachable: no port network, gateway or route covers it", fb.address));
+        }
+        if s.real_servers.iter().any(|r| r.address == fb.address && s.port_of(r) == s.port_of(fb)) {
+            self.err(&field, "the fallback server cannot also be a real server of the service");
+        }
+    }
+
+    fn real_servers(&mut self, i: usize, s: &Service, ours: &Ours) {
+        let mut seen = HashSet::new();
+        for (j, rs) in s.real_servers.iter().enumerate() {
+            let g = |k: &str| format!("services[{i}].real_servers[{j}].{k}");
+            let fwd = s.forwarding_of(rs);
+            let port = s.port_of(rs);
+            if !seen.insert((rs.address, port)) {
+                self.err(g("address"), format!("{}:{} appears twice in this service", rs.address, port));
+            }
+            self.in_range(&g("weight"), rs.weight, 0..=65535, "");
+            if !usable_unicast(rs.address) {
+                self.err(g("address"), format!("{} cannot be a real server (not a unicast address)", rs.address));
+                continue;
+            }
+            if let Some(what) = ours.what(rs.address) {
+                self.err(g("address"), format!("{} is {what}; a real server must be another host", rs.address));
+                continue;
+            }
+            self.real_server_path(s, rs, fwd, port, &g);
+        }
+    }
+
+    /// Whether forwarding mode `fwd` can reach real server `rs` at `port`.
+    fn real_server_path(&mut self, s: &Service, rs: &RealServer, fwd: Forwarding, port: u16, g: &dyn Fn(&str) -> String) {
+        let cfg = self.cfg;
+        if rs.address.is_ipv4() != s.vip.is_ipv4() && fwd != Forwarding::Tunnel {
+            self.err(
+                g("address"),
+                format!("{} is not of the VIP's address family ({fwd} forwarding cannot translate families; tunnel can)", rs.address),
+            );
+        }
+        if matches!(fwd, Forwarding::Dr | Forwarding::Tunnel) && port != s.port {
+            self.err(g("port"), format!("{fwd} forwarding cannot change the port ({port} != {})", s.port));
+        }
+        if fwd == Forwarding::Dr {
+            if cfg.connected_port(rs.address).is_none() {
+                self.err(
+                    g("address"),
+                    format!("{} is not on a network of any port (direct routing needs the real server on the same link)", rs.address),
+                );
+            }
+        } else if cfg.egress_for(rs.address).is_none() {
+            self.err(g("address"), format!("{} is not reachable: no port network, gateway or route covers it", rs.address));
+        }
+        if fwd == Forwarding::FullNat {
+            let fam_ok = s.local_addresses.iter().any(|a| a.is_ipv4() == rs.address.is_ipv4())
+                || cfg.ports.iter().flat_map(|p| &p.addresses).any(|a| a.addr.is_ipv4() == rs.address.is_ipv4());
+            if !fam_ok {
+                self.err(g("address"), "full NAT needs a local address of this real server's family");
+            }
+        }
+    }
+}
+
+/// The balancer's own addresses: what no real server may be.
+struct Ours {
+    vips: HashSet<IpAddr>,
+    own: HashSet<IpAddr>,
+    locals: HashSet<IpAddr>,
+}
+
+impl Ours {
+    /// What `a` is to the balancer, if it is one of its addresses.
+    fn what(&self, a: IpAddr) -> Option<&'static str> {
+        if self.vips.contains(&a) {
+            Some("a VIP of this balancer")
+        } else if self.own.contains(&a) {
+            Some("one of this balancer's port addresses")
+        } else if self.locals.contains(&a) {
+            Some("a full-NAT local address of this balancer")
+        } else {
+            None
+        }
     }
 }
 

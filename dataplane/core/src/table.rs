@@ -14,7 +14,7 @@
 //! not rebuild every table.
 use crate::neigh::NeighTable;
 use crate::sched::{stable_hash, Candidate, SchedSpec};
-use config::{Config, Forwarding, Protocol, ServiceKey, WhenFull};
+use config::{Config, Forwarding, ServiceKey, WhenFull};
 use rvs_wire::{ByFamily, Family, Ipv4, Ipv6, MacAddr, PerFamily};
 
 use std::collections::{HashMap, VecDeque};
@@ -636,32 +636,55 @@ impl Compiler {
         r
     }
 
+    /// The compile, stage by stage (see [`Compiler::compile`]).
     fn compile_inner(&mut self, cfg: &Config, macs: &[MacAddr], health: &Health) -> Result<Arc<Snapshot>, CompileError> {
         if macs.len() < cfg.ports.len() {
             return Err(CompileError::Ports { want: cfg.ports.len(), have: macs.len() });
         }
-        let ports = port_views(cfg, macs);
-        let mut snap = Snapshot::empty(ports, self.max_services, self.max_backends, self.neigh.clone());
-
-        // Real servers removed since the last compile: retired when their
-        // service keeps removed servers' sessions, else gone (their sessions
-        // are reset by the workers).
+        let mut snap = Snapshot::empty(port_views(cfg, macs), self.max_services, self.max_backends, self.neigh.clone());
         let now_gen = self.generation + 1;
+        self.retire_removed(cfg);
+        let skeys = self.assign_slots(cfg, now_gen)?;
+        self.assign_neighbours(cfg, now_gen, &mut snap)?;
+        for s in &cfg.services {
+            self.compile_service(cfg, s, health, &mut snap)?;
+        }
+        // Retired real servers: forwarded to for their sessions, never
+        // scheduled (not among their service's candidates).
+        for (key, (_, fwd)) in &self.retired {
+            let Some(sslot) = self.services.get(&key.0).map(|(s, _)| s) else { continue };
+            let Ok(v) = self.backend_view(cfg, &snap, key, sslot, *fwd, Weights { weight: 0, effective: 0, up: true }) else { continue };
+            snap.backends[usize::from(v.slot)] = Some(BackendView { retired: true, ..v });
+        }
+        steering(&mut snap);
+        self.sched_cache.retain(|k, _| skeys.contains(k));
+        self.generation += 1;
+        snap.generation = self.generation;
+        Ok(Arc::new(snap))
+    }
+
+    /// Real servers removed since the last compile: retired when their
+    /// service keeps removed servers' sessions, else gone (their sessions
+    /// are reset by the workers).
+    fn retire_removed(&mut self, cfg: &Config) {
         let current: HashMap<BackendKey, (config::RealServer, Forwarding)> = cfg
             .services
             .iter()
             .flat_map(|s| s.real_servers.iter().map(move |r| ((s.key(), r.address, s.port_of(r)), (r.clone(), s.forwarding_of(r)))))
             .collect();
+        let keeps = |k: &BackendKey| cfg.service(&k.0).is_some_and(|s| s.on_remove == config::OnRemove::Keep);
         for (k, v) in std::mem::take(&mut self.previous) {
-            let keeps = cfg.service(&k.0).is_some_and(|s| s.on_remove == config::OnRemove::Keep);
-            if !current.contains_key(&k) && keeps {
+            if !current.contains_key(&k) && keeps(&k) {
                 self.retired.insert(k, v);
             }
         }
-        self.retired.retain(|k, _| !current.contains_key(k) && cfg.service(&k.0).is_some_and(|s| s.on_remove == config::OnRemove::Keep));
+        self.retired.retain(|k, _| !current.contains_key(k) && keeps(k));
         self.previous = current;
+    }
 
-        // Slots.
+    /// Service and backend slots (real servers, retired ones, sorry
+    /// servers) for the configuration; returns the service keys.
+    fn assign_slots(&mut self, cfg: &Config, now_gen: u64) -> Result<Vec<ServiceKey>, CompileError> {
         let skeys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key()).collect();
         let safe = self.safe_generation;
         let waiting = self.services.waiting(safe).0;
@@ -674,52 +697,42 @@ impl Compiler {
         bkeys.extend(cfg.services.iter().filter_map(|s| s.fallback.as_ref().map(|f| (s.key(), f.address, s.port_of(f)))));
         let waiting = self.backends.waiting(safe).0;
         self.backends.sync(bkeys.iter(), now_gen, safe).map_err(|()| CompileError::TooManyBackends(waiting))?;
+        Ok(skeys)
+    }
 
-        // Neighbours: every real server's next hop, every gateway, every
-        // static entry.
+    /// Neighbour slots - every real server's next hop, every gateway,
+    /// every static entry - and the snapshot's neighbour maps.
+    fn assign_neighbours(&mut self, cfg: &Config, now_gen: u64, snap: &mut Snapshot) -> Result<(), CompileError> {
         let mut wanted: Vec<(IpAddr, u8)> = Vec::new();
-        for s in &cfg.services {
-            for r in &s.real_servers {
-                if let Some((p, hop)) = cfg.egress_for(r.address) {
-                    wanted.push((hop, port_u8(p)));
-                }
-            }
-        }
+        let hops = cfg
+            .services
+            .iter()
+            .flat_map(|s| s.real_servers.iter().chain(s.fallback.iter()))
+            .chain(self.retired.values().map(|(r, _)| r))
+            .filter_map(|r| cfg.egress_for(r.address));
+        wanted.extend(hops.map(|(p, hop)| (hop, port_u8(p))));
         for (i, p) in cfg.ports.iter().enumerate() {
-            for g in [p.gateway, p.gateway6].into_iter().flatten() {
-                wanted.push((g, port_u8(i)));
-            }
+            wanted.extend([p.gateway, p.gateway6].into_iter().flatten().map(|g| (g, port_u8(i))));
         }
-        for n in &cfg.neighbors {
-            if let Some(p) = cfg.ports.iter().position(|p| p.name == n.port) {
-                wanted.push((n.address, port_u8(p)));
-            }
-        }
-        for f in cfg.services.iter().filter_map(|s| s.fallback.as_ref()) {
-            if let Some((p, hop)) = cfg.egress_for(f.address) {
-                wanted.push((hop, port_u8(p)));
-            }
-        }
-        for (r, _) in self.retired.values() {
-            if let Some((p, hop)) = cfg.egress_for(r.address) {
-                wanted.push((hop, port_u8(p)));
-            }
-        }
+        let statics: Vec<(IpAddr, u8, MacAddr)> = cfg
+            .neighbors
+            .iter()
+            .filter_map(|n| cfg.ports.iter().position(|p| p.name == n.port).map(|p| (n.address, port_u8(p), n.mac)))
+            .collect();
+        wanted.extend(statics.iter().map(|&(a, p, _)| (a, p)));
         wanted.sort();
         wanted.dedup();
         let before: HashMap<(IpAddr, u8), (u16, u16)> = self.neigh_slots.assigned.clone();
-        let waiting = self.neigh_slots.waiting(safe).0;
-        self.neigh_slots.sync(wanted.iter(), now_gen, safe).map_err(|()| CompileError::TooManyNeighbours(waiting))?;
+        let waiting = self.neigh_slots.waiting(self.safe_generation).0;
+        self.neigh_slots.sync(wanted.iter(), now_gen, self.safe_generation).map_err(|()| CompileError::TooManyNeighbours(waiting))?;
         for (k, (slot, _)) in &self.neigh_slots.assigned {
             if before.get(k).map(|x| x.0) != Some(*slot) {
                 self.neigh.clear(u32::from(*slot));
             }
         }
-        for n in &cfg.neighbors {
-            if let Some(p) = cfg.ports.iter().position(|p| p.name == n.port) {
-                if let Some((slot, _)) = self.neigh_slots.get(&(n.address, port_u8(p))) {
-                    self.neigh.set_static(u32::from(slot), n.mac);
-                }
+        for (addr, port, mac) in statics {
+            if let Some((slot, _)) = self.neigh_slots.get(&(addr, port)) {
+                self.neigh.set_static(u32::from(slot), mac);
             }
         }
         for (&(addr, port), &(slot, _)) in &self.neigh_slots.assigned {
@@ -735,199 +748,191 @@ impl Compiler {
             }
         }
         snap.neighbors.sort_by_key(|n| n.slot);
+        Ok(())
+    }
 
-        // Services and backends.
-        for s in &cfg.services {
-            let key = s.key();
-            let (sslot, _) = self.services.get(&key).ok_or_else(|| CompileError::Invalid(format!("no slot for {key}")))?;
-            let mut backends: Vec<u16> = Vec::new();
-            let mut cands = Vec::new();
-            let mut ids = Vec::new();
-            for r in &s.real_servers {
-                let port = s.port_of(r);
-                let bkey = (key, r.address, port);
-                let (slot, gen) = self.backends.get(&bkey).ok_or_else(|| CompileError::Invalid(format!("no slot for {}", r.address)))?;
-                let (egress, hop) = cfg
-                    .egress_for(r.address)
-                    .ok_or_else(|| CompileError::Invalid(format!("{} is not reachable from any port", r.address)))?;
-                let egress = port_u8(egress);
-                let neigh = self
-                    .neigh_slots
-                    .get(&(hop, egress))
-                    .map(|(n, _)| u32::from(n))
-                    .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
-                let h = health.get(&bkey).copied().unwrap_or_default();
-                let up = h.up;
-                let mode = Mode::from(s.forwarding_of(r));
-                let effective_weight = h.effective(r.weight);
-                let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(r.address)).flatten();
-                snap.backends[usize::from(slot)] = Some(BackendView {
-                    slot,
-                    gen,
-                    service: sslot,
-                    addr: r.address,
-                    port,
-                    weight: r.weight,
-                    effective_weight,
-                    mode,
-                    egress,
-                    neigh,
-                    tunnel_src,
-                    up,
-                    retired: false,
-                    fallback: false,
-                });
-                backends.push(slot);
-                cands.push(Candidate { slot, weight: effective_weight });
-                ids.push(backend_id(r.address, port));
+    /// The view of backend `key` (a real, sorry or retired server of
+    /// service slot `sslot`): its slot, egress, next hop and mode.
+    fn backend_view(
+        &self,
+        cfg: &Config,
+        snap: &Snapshot,
+        key: &BackendKey,
+        sslot: u16,
+        fwd: Forwarding,
+        w: Weights,
+    ) -> Result<BackendView, CompileError> {
+        let (_, addr, port) = *key;
+        let (slot, gen) = self.backends.get(key).ok_or_else(|| CompileError::Invalid(format!("no slot for {addr}")))?;
+        let (egress, hop) = cfg.egress_for(addr).ok_or_else(|| CompileError::Invalid(format!("{addr} is not reachable from any port")))?;
+        let egress = port_u8(egress);
+        let neigh = self
+            .neigh_slots
+            .get(&(hop, egress))
+            .map(|(n, _)| u32::from(n))
+            .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
+        let mode = Mode::from(fwd);
+        let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports.get(usize::from(egress)).and_then(|p| p.source_for(addr))).flatten();
+        Ok(BackendView {
+            slot,
+            gen,
+            service: sslot,
+            addr,
+            port,
+            weight: w.weight,
+            effective_weight: w.effective,
+            mode,
+            egress,
+            neigh,
+            tunnel_src,
+            up: w.up,
+            retired: false,
+            fallback: false,
+        })
+    }
+
+    /// One service: its backends (and sorry server), scheduler, lookup
+    /// entries.
+    fn compile_service(&mut self, cfg: &Config, s: &config::Service, health: &Health, snap: &mut Snapshot) -> Result<(), CompileError> {
+        let key = s.key();
+        let (sslot, _) = self.services.get(&key).ok_or_else(|| CompileError::Invalid(format!("no slot for {key}")))?;
+        let mut pool = Candidates::default();
+        for r in &s.real_servers {
+            let bkey = (key, r.address, s.port_of(r));
+            let h = health.get(&bkey).copied().unwrap_or_default();
+            let w = Weights { weight: r.weight, effective: h.effective(r.weight), up: h.up };
+            let v = self.backend_view(cfg, snap, &bkey, sslot, s.forwarding_of(r), w)?;
+            pool.push(&v);
+            let slot = usize::from(v.slot);
+            snap.backends[slot] = Some(v);
+        }
+        // The fallback server: always present for its sessions, the only
+        // candidate while every real server is down.
+        if let Some(fb) = &s.fallback {
+            let fkey = (key, fb.address, s.port_of(fb));
+            let v = self.backend_view(cfg, snap, &fkey, sslot, s.forwarding_of(fb), Weights { weight: 1, effective: 1, up: true })?;
+            let all_down = s.real_servers.iter().all(|r| !health.get(&(key, r.address, s.port_of(r))).copied().unwrap_or_default().up);
+            if all_down {
+                pool = Candidates::default();
+                pool.push(&v);
             }
-            // The fallback server: always present for its sessions, the only
-            // candidate while every real server is down.
-            if let Some(fb) = &s.fallback {
-                let port = s.port_of(fb);
-                let fkey = (key, fb.address, port);
-                let (slot, gen) =
-                    self.backends.get(&fkey).ok_or_else(|| CompileError::Invalid(format!("no slot for fallback {}", fb.address)))?;
-                let (egress, hop) =
-                    cfg.egress_for(fb.address).ok_or_else(|| CompileError::Invalid(format!("{} is not reachable", fb.address)))?;
-                let egress = port_u8(egress);
-                let neigh = self
-                    .neigh_slots
-                    .get(&(hop, egress))
-                    .map(|(n, _)| u32::from(n))
-                    .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
-                let mode = Mode::from(s.forwarding_of(fb));
-                let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(fb.address)).flatten();
-                snap.backends[usize::from(slot)] = Some(BackendView {
-                    slot,
-                    gen,
-                    service: sslot,
-                    addr: fb.address,
-                    port,
-                    weight: 1,
-                    effective_weight: 1,
-                    mode,
-                    egress,
-                    neigh,
-                    tunnel_src,
-                    up: true,
-                    retired: false,
-                    fallback: true,
-                });
-                let all_down = s.real_servers.iter().all(|r| !health.get(&(key, r.address, s.port_of(r))).copied().unwrap_or_default().up);
-                if all_down {
-                    backends = vec![slot];
-                    cands = vec![Candidate { slot, weight: 1 }];
-                    ids = vec![backend_id(fb.address, port)];
-                }
-            }
-            let when_full = s.when_full.unwrap_or(cfg.dataplane.when_full);
-            // The scheduler spec (and Maglev tables) only change when the
-            // candidates or the algorithm do.
-            let sig = {
-                let mut b = Vec::new();
-                b.extend_from_slice(s.scheduler.name().as_bytes());
-                b.extend_from_slice(&s.mh_table_size.to_le_bytes());
-                b.push(u8::from(s.hash_fallback));
-                b.push(u8::from(when_full == WhenFull::Stateless));
-                for (c, id) in cands.iter().zip(&ids) {
-                    b.extend_from_slice(&c.weight.to_le_bytes());
-                    b.extend_from_slice(&id.to_le_bytes());
-                }
-                stable_hash(&b, 0)
-            };
-            let (sched, stateless) = match self.sched_cache.get(&key) {
-                Some((old, spec, st)) if *old == sig => (spec.clone(), st.clone()),
-                _ => {
-                    let spec = SchedSpec::build(s.scheduler, &cands, &ids, s.mh_table_size, s.hash_fallback);
-                    let st = match (&spec, when_full) {
-                        (SchedSpec::Mh { table, .. }, _) => Some(table.clone()),
-                        (_, WhenFull::Stateless) => Some(Arc::new(crate::sched::MaglevTable::build(&cands, &ids, s.mh_table_size))),
-                        _ => None,
-                    };
-                    self.sched_cache.insert(key, (sig, spec.clone(), st.clone()));
-                    (spec, st)
-                }
-            };
-            let persistence = s.persistence.map(|p| (p.timeout.saturating_mul(1000), p.prefix(s.vip.is_ipv6())));
-            snap.services[usize::from(sslot)] = Some(ServiceView {
-                slot: sslot,
-                key,
-                proto: s.protocol.number(),
-                backends,
-                cands,
-                sched,
-                sched_sig: sig,
-                hash_port: s.hash_port,
-                timeouts: s.timeouts.into(),
-                persistence,
-                when_full,
-                stateless,
-                sloppy_tcp: s.sloppy_tcp,
-                locals: s.local_addresses.clone(),
-                on_remove: s.on_remove,
-                steer: persistence.map_or(Steer::Rss, |(_, p)| Steer::ClientNet(p)),
-            });
-            let proto = match s.protocol {
-                Protocol::Tcp => 6,
-                Protocol::Udp => 17,
-            };
-            match s.vip {
-                IpAddr::V4(a) => {
-                    let a = Ipv4::from(a);
-                    snap.maps.v4.services.insert((a, s.port, proto), sslot);
-                    snap.maps.v4.addrs.insert(a, AddrKind::Vip);
-                }
-                IpAddr::V6(a) => {
-                    let a = Ipv6::from(a);
-                    snap.maps.v6.services.insert((a, s.port, proto), sslot);
-                    snap.maps.v6.addrs.insert(a, AddrKind::Vip);
-                }
-            }
-            for l in &s.local_addresses {
-                match *l {
-                    IpAddr::V4(a) => {
-                        snap.maps.v4.addrs.entry(Ipv4::from(a)).or_insert(AddrKind::Local);
-                        snap.maps.v4.locals.insert(Ipv4::from(a), ());
-                    }
-                    IpAddr::V6(a) => {
-                        snap.maps.v6.addrs.entry(Ipv6::from(a)).or_insert(AddrKind::Local);
-                        snap.maps.v6.locals.insert(Ipv6::from(a), ());
-                    }
-                }
+            snap.backends[usize::from(v.slot)] = Some(BackendView { fallback: true, ..v });
+        }
+        let when_full = s.when_full.unwrap_or(cfg.dataplane.when_full);
+        let (sched, stateless, sig) = self.scheduler(s, &pool, when_full);
+        let persistence = s.persistence.map(|p| (p.timeout.saturating_mul(1000), p.prefix(s.vip.is_ipv6())));
+        snap.services[usize::from(sslot)] = Some(ServiceView {
+            slot: sslot,
+            key,
+            proto: s.protocol.number(),
+            backends: pool.slots,
+            cands: pool.cands,
+            sched,
+            sched_sig: sig,
+            hash_port: s.hash_port,
+            timeouts: s.timeouts.into(),
+            persistence,
+            when_full,
+            stateless,
+            sloppy_tcp: s.sloppy_tcp,
+            locals: s.local_addresses.clone(),
+            on_remove: s.on_remove,
+            steer: persistence.map_or(Steer::Rss, |(_, p)| Steer::ClientNet(p)),
+        });
+        index_service(snap, s, sslot);
+        Ok(())
+    }
+
+    /// The service's scheduler (and Maglev table for the stateless
+    /// policy), rebuilt only when the candidates or the algorithm change;
+    /// returns them with the signature they were built for.
+    fn scheduler(
+        &mut self,
+        s: &config::Service,
+        pool: &Candidates,
+        when_full: WhenFull,
+    ) -> (SchedSpec, Option<Arc<crate::sched::MaglevTable>>, u64) {
+        let mut b = Vec::new();
+        b.extend_from_slice(s.scheduler.name().as_bytes());
+        b.extend_from_slice(&s.mh_table_size.to_le_bytes());
+        b.push(u8::from(s.hash_fallback));
+        b.push(u8::from(when_full == WhenFull::Stateless));
+        for (c, id) in pool.cands.iter().zip(&pool.ids) {
+            b.extend_from_slice(&c.weight.to_le_bytes());
+            b.extend_from_slice(&id.to_le_bytes());
+        }
+        let sig = stable_hash(&b, 0);
+        let key = s.key();
+        if let Some((old, spec, st)) = self.sched_cache.get(&key) {
+            if *old == sig {
+                return (spec.clone(), st.clone(), sig);
             }
         }
-        // Retired real servers: forwarded to for their sessions, never
-        // scheduled (not among their service's candidates).
-        for (key, (r, fwd)) in &self.retired {
-            let (Some((slot, gen)), Some(sslot)) = (self.backends.get(key), self.services.get(&key.0).map(|(s, _)| s)) else { continue };
-            let Some((egress, hop)) = cfg.egress_for(r.address) else { continue };
-            let egress = port_u8(egress);
-            let Some((neigh, _)) = self.neigh_slots.get(&(hop, egress)) else { continue };
-            let mode = Mode::from(*fwd);
-            let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports[usize::from(egress)].source_for(r.address)).flatten();
-            snap.backends[usize::from(slot)] = Some(BackendView {
-                slot,
-                gen,
-                service: sslot,
-                addr: r.address,
-                port: key.2,
-                weight: 0,
-                effective_weight: 0,
-                mode,
-                egress,
-                neigh: u32::from(neigh),
-                tunnel_src,
-                up: true,
-                retired: true,
-                fallback: false,
-            });
+        let spec = SchedSpec::build(s.scheduler, &pool.cands, &pool.ids, s.mh_table_size, s.hash_fallback);
+        let st = match (&spec, when_full) {
+            (SchedSpec::Mh { table, .. }, _) => Some(table.clone()),
+            (_, WhenFull::Stateless) => Some(Arc::new(crate::sched::MaglevTable::build(&pool.cands, &pool.ids, s.mh_table_size))),
+            _ => None,
+        };
+        self.sched_cache.insert(key, (sig, spec.clone(), st.clone()));
+        (spec, st, sig)
+    }
+}
+
+/// A backend's weights as compiled.
+#[derive(Clone, Copy, Debug)]
+struct Weights {
+    /// Configured.
+    weight: u32,
+    /// After health and feedback.
+    effective: u32,
+    /// Not marked down by a health check.
+    up: bool,
+}
+
+/// The candidates a service schedules over, in configuration order.
+#[derive(Debug, Default)]
+struct Candidates {
+    slots: Vec<u16>,
+    cands: Vec<Candidate>,
+    ids: Vec<u64>,
+}
+
+impl Candidates {
+    fn push(&mut self, v: &BackendView) {
+        self.slots.push(v.slot);
+        self.cands.push(Candidate { slot: v.slot, weight: v.effective_weight });
+        self.ids.push(backend_id(v.addr, v.port));
+    }
+}
+
+/// Enters service slot `sslot`'s VIP and local addresses in the snapshot's
+/// lookup maps.
+fn index_service(snap: &mut Snapshot, s: &config::Service, sslot: u16) {
+    let proto = s.protocol.number();
+    match s.vip {
+        IpAddr::V4(a) => {
+            let a = Ipv4::from(a);
+            snap.maps.v4.services.insert((a, s.port, proto), sslot);
+            snap.maps.v4.addrs.insert(a, AddrKind::Vip);
         }
-        steering(&mut snap);
-        self.sched_cache.retain(|k, _| skeys.contains(k));
-        self.generation += 1;
-        snap.generation = self.generation;
-        Ok(Arc::new(snap))
+        IpAddr::V6(a) => {
+            let a = Ipv6::from(a);
+            snap.maps.v6.services.insert((a, s.port, proto), sslot);
+            snap.maps.v6.addrs.insert(a, AddrKind::Vip);
+        }
+    }
+    for l in &s.local_addresses {
+        match *l {
+            IpAddr::V4(a) => {
+                snap.maps.v4.addrs.entry(Ipv4::from(a)).or_insert(AddrKind::Local);
+                snap.maps.v4.locals.insert(Ipv4::from(a), ());
+            }
+            IpAddr::V6(a) => {
+                snap.maps.v6.addrs.entry(Ipv6::from(a)).or_insert(AddrKind::Local);
+                snap.maps.v6.locals.insert(Ipv6::from(a), ());
+            }
+        }
     }
 }
 
