@@ -264,13 +264,27 @@ impl fmt::Display for InterfaceAddr {
     }
 }
 
+/// Why a string is not an `address/prefix`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InterfaceAddrError {
+    /// No `/`.
+    #[error("{0:?} is not address/prefix (e.g. \"198.18.0.1/24\")")]
+    NoPrefix(String),
+    /// The part before `/`.
+    #[error("{0:?} is not an IP address")]
+    Address(String),
+    /// The part after `/`, with the family's maximum.
+    #[error("prefix length {0:?} is not 0..={1}")]
+    PrefixLength(String, u8),
+}
+
 impl FromStr for InterfaceAddr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} is not address/prefix (e.g. \"198.18.0.1/24\")"))?;
-        let addr: IpAddr = a.parse().map_err(|_| format!("{a:?} is not an IP address"))?;
+    type Err = InterfaceAddrError;
+    fn from_str(s: &str) -> Result<Self, InterfaceAddrError> {
+        let (a, p) = s.split_once('/').ok_or_else(|| InterfaceAddrError::NoPrefix(s.to_string()))?;
+        let addr: IpAddr = a.parse().map_err(|_| InterfaceAddrError::Address(a.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix: u8 = p.parse().ok().filter(|p| *p <= max).ok_or_else(|| format!("prefix length {p:?} is not 0..={max}"))?;
+        let prefix: u8 = p.parse().ok().filter(|p| *p <= max).ok_or_else(|| InterfaceAddrError::PrefixLength(p.to_string(), max))?;
         Ok(InterfaceAddr { addr, prefix })
     }
 }
@@ -491,14 +505,15 @@ impl fmt::Display for SchedulerKind {
     }
 }
 
+/// A scheduler name rvs does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scheduler {0:?} (one of rr, wrr, lc, wlc, sed, nq, sh, dh, mh)")]
+pub struct UnknownScheduler(pub String);
+
 impl FromStr for SchedulerKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        SchedulerKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown scheduler {s:?} (one of rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"))
+    type Err = UnknownScheduler;
+    fn from_str(s: &str) -> Result<Self, UnknownScheduler> {
+        SchedulerKind::ALL.iter().copied().find(|k| k.name() == s).ok_or_else(|| UnknownScheduler(s.to_string()))
     }
 }
 

@@ -94,6 +94,33 @@ pub enum Action {
     Help,
 }
 
+/// A refused command line, in words for the operator.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(String);
+
+fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}
+
+impl From<String> for UsageError {
+    fn from(msg: String) -> Self {
+        UsageError(msg)
+    }
+}
+
+impl From<&str> for UsageError {
+    fn from(msg: &str) -> Self {
+        UsageError(msg.to_string())
+    }
+}
+
+impl From<config::UnknownScheduler> for UsageError {
+    fn from(e: config::UnknownScheduler) -> Self {
+        usage(e.to_string())
+    }
+}
+
 /// Global options.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Options {
@@ -104,7 +131,7 @@ pub struct Options {
 }
 
 /// Parses `host:port`, `[v6]:port`, or (when `port_optional`) a bare host.
-pub fn parse_addr_port(s: &str, port_optional: bool) -> Result<(IpAddr, u16), String> {
+pub fn parse_addr_port(s: &str, port_optional: bool) -> Result<(IpAddr, u16), UsageError> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or_else(|| format!("{s:?}: missing ']'"))?;
         (h, after.strip_prefix(':'))
@@ -120,21 +147,25 @@ pub fn parse_addr_port(s: &str, port_optional: bool) -> Result<(IpAddr, u16), St
     let port = match port {
         Some(p) => p.parse::<u16>().map_err(|_| format!("{p:?} is not a port"))?,
         None if port_optional => 0,
-        None => return Err(format!("{s:?}: a port is required (address:port)")),
+        None => return Err(usage(format!("{s:?}: a port is required (address:port)"))),
     };
     Ok((addr, port))
 }
 
-fn parse_netmask(s: &str, v6: bool) -> Result<u8, String> {
+fn parse_netmask(s: &str, v6: bool) -> Result<u8, UsageError> {
     if v6 || !s.contains('.') {
-        return s.parse::<u8>().ok().filter(|m| *m <= if v6 { 128 } else { 32 }).ok_or_else(|| format!("{s:?} is not a prefix length"));
+        return s
+            .parse::<u8>()
+            .ok()
+            .filter(|m| *m <= if v6 { 128 } else { 32 })
+            .ok_or_else(|| usage(format!("{s:?} is not a prefix length")));
     }
     let m: std::net::Ipv4Addr = s.parse().map_err(|_| format!("{s:?} is not a netmask"))?;
     let bits = u32::from(m);
     if bits.leading_ones() + bits.trailing_zeros() != 32 {
-        return Err(format!("{s:?} is not a contiguous netmask"));
+        return Err(usage(format!("{s:?} is not a contiguous netmask")));
     }
-    u8::try_from(bits.leading_ones()).map_err(|_| "netmask".to_string())
+    u8::try_from(bits.leading_ones()).map_err(|_| usage("netmask"))
 }
 
 #[derive(Default)]
@@ -164,10 +195,10 @@ struct Flags {
     replace: bool,
 }
 
-fn set_cmd(f: &mut Flags, c: char) -> Result<(), String> {
+fn set_cmd(f: &mut Flags, c: char) -> Result<(), UsageError> {
     match f.cmd {
         Some(old) if old != c && !(matches!(old, 'L' | 'l') && matches!(c, 'L' | 'l')) => {
-            Err(format!("-{old} and -{c} cannot be combined"))
+            Err(usage(format!("-{old} and -{c} cannot be combined")))
         }
         _ => {
             f.cmd = Some(c);
@@ -176,20 +207,22 @@ fn set_cmd(f: &mut Flags, c: char) -> Result<(), String> {
     }
 }
 
-fn parse_sched_flags(v: &str) -> Result<(bool, bool), String> {
+fn parse_sched_flags(v: &str) -> Result<(bool, bool), UsageError> {
     let mut fb = false;
     let mut port = false;
     for f in v.split(',').filter(|x| !x.is_empty()) {
         match f.trim_start_matches("sh-").trim_start_matches("mh-") {
             "fallback" | "flag-1" => fb = true,
             "port" | "flag-2" => port = true,
-            other => return Err(format!("unknown scheduler flag {other:?} (sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2)")),
+            other => {
+                return Err(usage(format!("unknown scheduler flag {other:?} (sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2)")))
+            }
         }
     }
     Ok((fb, port))
 }
 
-fn parse_timeouts(v: &str) -> Result<Timeouts, String> {
+fn parse_timeouts(v: &str) -> Result<Timeouts, UsageError> {
     let n: Vec<u32> =
         v.split(',').map(|x| x.parse::<u32>().map_err(|_| format!("--timeouts {v:?}: {x:?} is not a number"))).collect::<Result<_, _>>()?;
     if n.len() != 5 && n.len() != 6 {
@@ -205,350 +238,449 @@ fn parse_timeouts(v: &str) -> Result<Timeouts, String> {
     })
 }
 
-/// Parses an ipvsadm-style argument list (without the program name).
-pub fn parse_ipvsadm(args: &[String], opts: &mut Options) -> Result<Action, String> {
-    let mut f = Flags::default();
-    let mut i = 0;
-    let next = |i: &mut usize, what: &str| -> Result<String, String> {
-        *i += 1;
-        args.get(*i).cloned().ok_or_else(|| format!("{what} needs a value"))
-    };
-    while i < args.len() {
-        let a = args[i].as_str();
-        if let Some(long) = a.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (long, None),
-            };
-            let mut val = |what: &str| -> Result<String, String> { inline.clone().map_or_else(|| next(&mut i, what), Ok) };
-            match name {
-                "add-service" => set_cmd(&mut f, 'A')?,
-                "edit-service" => set_cmd(&mut f, 'E')?,
-                "delete-service" => set_cmd(&mut f, 'D')?,
-                "clear" => set_cmd(&mut f, 'C')?,
-                "list" => set_cmd(&mut f, 'L')?,
-                "zero" => set_cmd(&mut f, 'Z')?,
-                "add-server" => set_cmd(&mut f, 'a')?,
-                "edit-server" => set_cmd(&mut f, 'e')?,
-                "delete-server" => set_cmd(&mut f, 'd')?,
-                "save" => set_cmd(&mut f, 'S')?,
-                "restore" => set_cmd(&mut f, 'R')?,
-                "help" => set_cmd(&mut f, 'h')?,
-                "version" => set_cmd(&mut f, 'v')?,
-                "tcp-service" => {
-                    f.proto = Some(Protocol::Tcp);
-                    f.vip = Some(parse_addr_port(&val("--tcp-service")?, false)?);
-                }
-                "udp-service" => {
-                    f.proto = Some(Protocol::Udp);
-                    f.vip = Some(parse_addr_port(&val("--udp-service")?, false)?);
-                }
-                "fwmark-service" => return Err("firewall-mark services are not supported by rvs".into()),
-                "scheduler" => f.sched = Some(val("--scheduler")?.parse()?),
-                "persistent" => {
-                    let v = match &inline {
-                        Some(v) => Some(v.clone()),
-                        None => args.get(i + 1).filter(|x| !x.starts_with('-')).cloned().inspect(|_| i += 1),
-                    };
-                    f.persistent = Some(match v {
-                        Some(v) => v.parse().map_err(|_| format!("--persistent {v:?}: not a number of seconds"))?,
-                        None => DEFAULT_PERSISTENT_TIMEOUT,
-                    });
-                }
-                "netmask" => f.netmask = Some(val("--netmask")?),
-                "real-server" => f.rs = Some(parse_addr_port(&val("--real-server")?, true)?),
-                "masquerading" => f.fwd = Some(Forwarding::Nat),
-                "gatewaying" => f.fwd = Some(Forwarding::Dr),
-                "ipip" => f.fwd = Some(Forwarding::Tunnel),
-                "fullnat" => f.fwd = Some(Forwarding::FullNat),
-                "weight" => f.weight = Some(val("--weight")?.parse().map_err(|_| "--weight: not a number".to_string())?),
-                "numeric" | "sort" => {}
-                "connection" => f.conns = true,
-                "stats" => f.stats = true,
-                "rate" => f.rate = true,
-                "exact" => f.exact = true,
-                "nosort" => f.nosort = true,
-                "json" => opts.json = true,
-                "socket" => opts.socket = Some(val("--socket")?),
-                "timeout" => f.timeout = true,
-                "set" => {
-                    let mut n = [0u32; 3];
-                    for x in &mut n {
-                        *x = next(&mut i, "--set")?.parse().map_err(|_| "--set tcp tcpfin udp: numbers of seconds".to_string())?;
-                    }
-                    f.set = Some((n[0], n[1], n[2]));
-                }
-                "sched-flags" => f.sched_flags = Some(parse_sched_flags(&val("--sched-flags")?)?),
-                "mh-size" => f.mh_size = Some(val("--mh-size")?.parse().map_err(|_| "--mh-size: not a number".to_string())?),
-                "on-remove" => {
-                    f.on_remove = Some(match val("--on-remove")?.as_str() {
-                        "reset" => OnRemove::Reset,
-                        "keep" => OnRemove::Keep,
-                        v => return Err(format!("--on-remove {v:?}: reset or keep")),
-                    })
-                }
-                "when-full" => {
-                    f.when_full = Some(match val("--when-full")?.as_str() {
-                        "refuse" => WhenFull::Refuse,
-                        "stateless" => WhenFull::Stateless,
-                        v => return Err(format!("--when-full {v:?}: refuse or stateless")),
-                    })
-                }
-                "sloppy-tcp" => f.sloppy = true,
-                "replace" => f.replace = true,
-                "timeouts" => f.timeouts = Some(parse_timeouts(&val("--timeouts")?)?),
-                "start-daemon" | "stop-daemon" | "mcast-interface" | "syncid" | "daemon" => {
-                    return Err("connection synchronisation daemons are not part of rvs".into())
-                }
-                other => return Err(format!("unknown option --{other}")),
-            }
-        } else if let Some(short) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let chars: Vec<char> = short.chars().collect();
-            let mut k = 0;
-            while k < chars.len() {
-                let c = chars[k];
-                let rest: String = chars[k + 1..].iter().collect();
-                // An option with a value takes the rest of the token or the next one.
-                let mut value = |what: &str| -> Result<String, String> {
-                    k = chars.len();
-                    if rest.is_empty() {
-                        next(&mut i, what)
-                    } else {
-                        Ok(rest.clone())
-                    }
-                };
-                match c {
-                    'A' | 'E' | 'D' | 'C' | 'L' | 'l' | 'Z' | 'a' | 'e' | 'd' | 'S' | 'R' | 'h' | 'v' => set_cmd(&mut f, c)?,
-                    't' | 'u' => {
-                        f.proto = Some(if c == 't' { Protocol::Tcp } else { Protocol::Udp });
-                        f.vip = Some(parse_addr_port(&value("-t/-u")?, false)?);
-                    }
-                    'f' => return Err("firewall-mark services are not supported by rvs".into()),
-                    's' => f.sched = Some(value("-s")?.parse()?),
-                    'p' => {
-                        let v = if !rest.is_empty() {
-                            k = chars.len();
-                            Some(rest.clone())
-                        } else {
-                            args.get(i + 1).filter(|x| !x.starts_with('-')).cloned().inspect(|_| i += 1)
-                        };
-                        f.persistent = Some(match v {
-                            Some(v) => v.parse().map_err(|_| format!("-p {v:?}: not a number of seconds"))?,
-                            None => DEFAULT_PERSISTENT_TIMEOUT,
-                        });
-                    }
-                    'M' => f.netmask = Some(value("-M")?),
-                    'r' => f.rs = Some(parse_addr_port(&value("-r")?, true)?),
-                    'g' => f.fwd = Some(Forwarding::Dr),
-                    'i' => f.fwd = Some(Forwarding::Tunnel),
-                    'm' => f.fwd = Some(Forwarding::Nat),
-                    'b' => f.fwd = Some(Forwarding::FullNat),
-                    'w' => f.weight = Some(value("-w")?.parse().map_err(|_| "-w: not a number".to_string())?),
-                    'x' | 'y' => return Err("connection thresholds (-x/-y) are not supported by rvs".into()),
-                    'n' | 'X' => {
-                        if c == 'X' {
-                            f.exact = true;
-                        }
-                    }
-                    'c' => f.conns = true,
-                    'o' => return Err("one-packet scheduling (-o) is not supported by rvs".into()),
-                    other => return Err(format!("unknown option -{other}")),
-                }
-                k += 1;
-            }
-        } else {
-            return Err(format!("unexpected argument {a:?}"));
-        }
-        i += 1;
+/// The argument list being read, one token at a time.
+struct Cursor<'a> {
+    args: &'a [String],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    /// The token after the current one, which becomes current.
+    fn value(&mut self, what: &str) -> Result<String, UsageError> {
+        self.i += 1;
+        self.args.get(self.i).cloned().ok_or_else(|| usage(format!("{what} needs a value")))
     }
 
-    let key = || -> Result<ServiceKey, String> {
-        match (f.proto, f.vip) {
-            (Some(protocol), Some((vip, port))) => Ok(ServiceKey { protocol, vip, port }),
-            _ => Err("a service is required: -t or -u VIP:port".into()),
+    /// The next token if it is not an option (ipvsadm's `-p [timeout]`).
+    fn optional_value(&mut self) -> Option<String> {
+        let v = self.args.get(self.i + 1).filter(|x| !x.starts_with('-')).cloned();
+        if v.is_some() {
+            self.i += 1;
         }
-    };
-    let netmask = |vip: IpAddr| -> Result<Option<u8>, String> { f.netmask.as_deref().map(|m| parse_netmask(m, vip.is_ipv6())).transpose() };
-    let server = || -> Result<RealServer, String> {
-        let (address, port) = f.rs.ok_or("a real server is required: -r RS[:port]")?;
-        Ok(RealServer { address, port, weight: f.weight.unwrap_or(1), forwarding: Some(f.fwd.unwrap_or(Forwarding::Dr)) })
-    };
-    if let Some((tcp, tcpfin, udp)) = f.set {
-        return Ok(Action::Change(Op::SetTimeouts { tcp, tcpfin, udp }));
+        v
     }
-    if f.timeout {
-        return Ok(Action::ShowTimeouts);
-    }
-    Ok(match f.cmd {
-        None | Some('L' | 'l') => {
-            let kind = if f.conns {
-                ListKind::Connections
-            } else if f.stats {
-                ListKind::Stats
-            } else if f.rate {
-                ListKind::Rate
-            } else {
-                ListKind::Services
-            };
-            Action::List { service: key().ok(), kind, exact: f.exact, nosort: f.nosort }
-        }
-        Some(c @ ('A' | 'E')) => {
-            let k = key()?;
-            let persistence = match f.persistent {
-                Some(timeout) => Some(Persistence { timeout, netmask: netmask(k.vip)? }),
-                None if f.netmask.is_some() => return Err("-M needs -p (persistence)".into()),
-                None => None,
-            };
-            let (fallback, port) = f.sched_flags.unwrap_or((false, false));
-            let sched = f.sched.unwrap_or(SchedulerKind::Wlc);
-            if c == 'A' {
-                let mut s = Service::new(k.protocol, k.vip, k.port);
-                s.scheduler = sched;
-                s.persistence = persistence;
-                s.hash_fallback = fallback;
-                s.hash_port = port;
-                if let Some(m) = f.mh_size {
-                    s.mh_table_size = m;
-                }
-                if let Some(fw) = f.fwd {
-                    s.forwarding = fw;
-                }
-                s.on_remove = f.on_remove.unwrap_or_default();
-                s.when_full = f.when_full;
-                s.sloppy_tcp = f.sloppy;
-                if let Some(t) = f.timeouts {
-                    s.timeouts = t;
-                }
-                Action::Change(Op::ServiceAdd { service: s })
-            } else {
-                // ipvsadm -E sets every attribute it knows: unspecified
-                // ones return to their defaults.
-                let patch = ServicePatch {
-                    scheduler: Some(sched),
-                    persistence: Some(persistence),
-                    hash_fallback: Some(fallback),
-                    hash_port: Some(port),
-                    mh_table_size: f.mh_size,
-                    forwarding: f.fwd,
-                    timeouts: f.timeouts,
-                    when_full: f.when_full,
-                    on_remove: f.on_remove,
-                    sloppy_tcp: f.sloppy.then_some(true),
-                };
-                Action::Change(Op::ServiceEdit { key: k, patch })
+}
+
+/// Where one option finds its value: glued to it (`-w3`, `--weight=3`) or
+/// in the next token.
+struct Arg<'c, 'a> {
+    /// The option as the user spelled it, for messages.
+    spelled: String,
+    glued: Option<String>,
+    used_glued: bool,
+    cur: &'c mut Cursor<'a>,
+}
+
+impl Arg<'_, '_> {
+    fn value(&mut self) -> Result<String, UsageError> {
+        match self.glued.take() {
+            Some(v) => {
+                self.used_glued = true;
+                Ok(v)
             }
+            None => self.cur.value(&self.spelled),
         }
-        Some('D') => Action::Change(Op::ServiceDel { key: key()? }),
-        Some('a') => Action::Change(Op::ServerAdd { key: key()?, server: server()? }),
-        Some('e') => {
-            let mut s = server()?;
-            s.forwarding = f.fwd;
-            Action::Change(Op::ServerEdit { key: key()?, server: s })
+    }
+
+    fn optional(&mut self) -> Option<String> {
+        match self.glued.take() {
+            Some(v) => {
+                self.used_glued = true;
+                Some(v)
+            }
+            None => self.cur.optional_value(),
         }
-        Some('d') => {
-            let (address, port) = f.rs.ok_or("a real server is required: -r RS[:port]")?;
-            Action::Change(Op::ServerDel { key: key()?, address, port })
-        }
-        Some('C') => Action::Change(Op::Clear),
-        Some('Z') => Action::Zero,
-        Some('S') => Action::Save,
-        Some('R') => Action::Restore { replace: f.replace },
-        Some('v') => Action::Simple("version"),
-        _ => Action::Help,
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, unit: &str) -> Result<T, UsageError> {
+        let v = self.value()?;
+        v.parse().map_err(|_| usage(format!("{} {v:?}: not {unit}", self.spelled)))
+    }
+
+    fn choice<T: Copy>(&mut self, choices: &[(&str, T)]) -> Result<T, UsageError> {
+        let v = self.value()?;
+        choices.iter().find(|(n, _)| *n == v).map(|(_, t)| *t).ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            usage(format!("{} {v:?}: {}", self.spelled, names.join(" or ")))
+        })
+    }
+}
+
+/// ipvsadm's one-letter options, by the long name that means the same.
+fn long_name(short: char) -> Option<&'static str> {
+    Some(match short {
+        'A' => "add-service",
+        'E' => "edit-service",
+        'D' => "delete-service",
+        'C' => "clear",
+        'L' | 'l' => "list",
+        'Z' => "zero",
+        'a' => "add-server",
+        'e' => "edit-server",
+        'd' => "delete-server",
+        'S' => "save",
+        'R' => "restore",
+        'h' => "help",
+        'v' => "version",
+        't' => "tcp-service",
+        'u' => "udp-service",
+        'f' => "fwmark-service",
+        's' => "scheduler",
+        'p' => "persistent",
+        'M' => "netmask",
+        'r' => "real-server",
+        'g' => "gatewaying",
+        'i' => "ipip",
+        'm' => "masquerading",
+        'b' => "fullnat",
+        'w' => "weight",
+        'x' => "u-threshold",
+        'y' => "l-threshold",
+        'n' => "numeric",
+        'X' => "exact",
+        'c' => "connection",
+        'o' => "ops",
+        _ => return None,
     })
 }
 
-/// Parses a command line: readable subcommands or ipvsadm's syntax.
-pub fn parse(args: &[String]) -> Result<(Action, Options), String> {
-    let mut opts = Options::default();
-    // Global options may come first.
-    let mut args: Vec<String> = args.to_vec();
-    while let Some(first) = args.first().cloned() {
-        match first.as_str() {
-            "--socket" => {
-                opts.socket = Some(args.get(1).cloned().ok_or("--socket needs a path")?);
-                args.drain(..2);
+/// The command an option selects, as its ipvsadm letter.
+fn command_letter(name: &str) -> Option<char> {
+    Some(match name {
+        "add-service" => 'A',
+        "edit-service" => 'E',
+        "delete-service" => 'D',
+        "clear" => 'C',
+        "list" => 'L',
+        "zero" => 'Z',
+        "add-server" => 'a',
+        "edit-server" => 'e',
+        "delete-server" => 'd',
+        "save" => 'S',
+        "restore" => 'R',
+        "help" => 'h',
+        "version" => 'v',
+        _ => return None,
+    })
+}
+
+/// Applies one option (by its long name) to the flags read so far.
+fn apply_option(f: &mut Flags, opts: &mut Options, name: &str, arg: &mut Arg<'_, '_>) -> Result<(), UsageError> {
+    if let Some(c) = command_letter(name) {
+        return set_cmd(f, c);
+    }
+    match name {
+        "tcp-service" | "udp-service" => {
+            f.proto = Some(if name == "tcp-service" { Protocol::Tcp } else { Protocol::Udp });
+            f.vip = Some(parse_addr_port(&arg.value()?, false)?);
+        }
+        "fwmark-service" => return Err(usage("firewall-mark services are not supported by rvs")),
+        "scheduler" => f.sched = Some(arg.value()?.parse()?),
+        "persistent" => {
+            f.persistent = Some(match arg.optional() {
+                Some(v) => v.parse().map_err(|_| usage(format!("{} {v:?}: not a number of seconds", arg.spelled)))?,
+                None => DEFAULT_PERSISTENT_TIMEOUT,
+            });
+        }
+        "netmask" => f.netmask = Some(arg.value()?),
+        "real-server" => f.rs = Some(parse_addr_port(&arg.value()?, true)?),
+        "masquerading" => f.fwd = Some(Forwarding::Nat),
+        "gatewaying" => f.fwd = Some(Forwarding::Dr),
+        "ipip" => f.fwd = Some(Forwarding::Tunnel),
+        "fullnat" => f.fwd = Some(Forwarding::FullNat),
+        "weight" => f.weight = Some(arg.number("a number")?),
+        "numeric" | "sort" => {}
+        "connection" => f.conns = true,
+        "stats" => f.stats = true,
+        "rate" => f.rate = true,
+        "exact" => f.exact = true,
+        "nosort" => f.nosort = true,
+        "json" => opts.json = true,
+        "socket" => opts.socket = Some(arg.value()?),
+        "timeout" => f.timeout = true,
+        "set" => {
+            let mut n = [0u32; 3];
+            for x in &mut n {
+                *x = arg.number("a number of seconds (--set tcp tcpfin udp)")?;
             }
-            "--json" => {
-                opts.json = true;
-                args.remove(0);
+            f.set = Some((n[0], n[1], n[2]));
+        }
+        "sched-flags" => f.sched_flags = Some(parse_sched_flags(&arg.value()?)?),
+        "mh-size" => f.mh_size = Some(arg.number("a number")?),
+        "on-remove" => f.on_remove = Some(arg.choice(&[("reset", OnRemove::Reset), ("keep", OnRemove::Keep)])?),
+        "when-full" => f.when_full = Some(arg.choice(&[("refuse", WhenFull::Refuse), ("stateless", WhenFull::Stateless)])?),
+        "sloppy-tcp" => f.sloppy = true,
+        "replace" => f.replace = true,
+        "timeouts" => f.timeouts = Some(parse_timeouts(&arg.value()?)?),
+        "u-threshold" | "l-threshold" => return Err(usage("connection thresholds (-x/-y) are not supported by rvs")),
+        "ops" => return Err(usage("one-packet scheduling (-o) is not supported by rvs")),
+        "start-daemon" | "stop-daemon" | "mcast-interface" | "syncid" | "daemon" => {
+            return Err(usage("connection synchronisation daemons are not part of rvs"))
+        }
+        _ => return Err(usage(format!("unknown option {}", arg.spelled))),
+    }
+    Ok(())
+}
+
+/// Reads every option of an ipvsadm-style argument list into flags.
+fn read_flags(args: &[String], opts: &mut Options) -> Result<Flags, UsageError> {
+    let mut f = Flags::default();
+    let mut cur = Cursor { args, i: 0 };
+    while let Some(a) = args.get(cur.i) {
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, glued) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let mut arg = Arg { spelled: format!("--{name}"), glued, used_glued: false, cur: &mut cur };
+            apply_option(&mut f, opts, name, &mut arg)?;
+        } else if let Some(short) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
+            // A cluster of letters (`-lnc`); an option with a value takes
+            // the rest of the cluster (`-t198.18.0.1:80`) or the next token.
+            for (k, c) in short.char_indices() {
+                let name = long_name(c).ok_or_else(|| usage(format!("unknown option -{c}")))?;
+                let rest = &short[k + c.len_utf8()..];
+                let glued = (!rest.is_empty()).then(|| rest.to_string());
+                let mut arg = Arg { spelled: format!("-{c}"), glued, used_glued: false, cur: &mut cur };
+                apply_option(&mut f, opts, name, &mut arg)?;
+                if arg.used_glued {
+                    break;
+                }
             }
-            _ => break,
+        } else {
+            return Err(usage(format!("unexpected argument {a:?}")));
+        }
+        cur.i += 1;
+    }
+    Ok(f)
+}
+
+impl Flags {
+    fn key(&self) -> Result<ServiceKey, UsageError> {
+        match (self.proto, self.vip) {
+            (Some(protocol), Some((vip, port))) => Ok(ServiceKey { protocol, vip, port }),
+            _ => Err(usage("a service is required: -t or -u VIP:port")),
         }
     }
-    let Some(first) = args.first().cloned() else {
-        return Ok((Action::List { service: None, kind: ListKind::Services, exact: false, nosort: false }, opts));
+
+    fn real_server(&self) -> Result<(IpAddr, u16), UsageError> {
+        self.rs.ok_or_else(|| usage("a real server is required: -r RS[:port]"))
+    }
+
+    fn server(&self) -> Result<RealServer, UsageError> {
+        let (address, port) = self.real_server()?;
+        Ok(RealServer { address, port, weight: self.weight.unwrap_or(1), forwarding: Some(self.fwd.unwrap_or(Forwarding::Dr)) })
+    }
+
+    fn list(&self) -> Action {
+        let kind = if self.conns {
+            ListKind::Connections
+        } else if self.stats {
+            ListKind::Stats
+        } else if self.rate {
+            ListKind::Rate
+        } else {
+            ListKind::Services
+        };
+        Action::List { service: self.key().ok(), kind, exact: self.exact, nosort: self.nosort }
+    }
+
+    fn persistence(&self, vip: IpAddr) -> Result<Option<Persistence>, UsageError> {
+        match self.persistent {
+            Some(timeout) => {
+                let netmask = self.netmask.as_deref().map(|m| parse_netmask(m, vip.is_ipv6())).transpose()?;
+                Ok(Some(Persistence { timeout, netmask }))
+            }
+            None if self.netmask.is_some() => Err(usage("-M needs -p (persistence)")),
+            None => Ok(None),
+        }
+    }
+
+    /// `-A`: a new service; what is not given takes ipvsadm's defaults.
+    fn add_service(&self) -> Result<Op, UsageError> {
+        let k = self.key()?;
+        let mut s = Service::new(k.protocol, k.vip, k.port);
+        let (fallback, port) = self.sched_flags.unwrap_or((false, false));
+        s.scheduler = self.sched.unwrap_or(SchedulerKind::Wlc);
+        s.persistence = self.persistence(k.vip)?;
+        s.hash_fallback = fallback;
+        s.hash_port = port;
+        if let Some(m) = self.mh_size {
+            s.mh_table_size = m;
+        }
+        if let Some(fw) = self.fwd {
+            s.forwarding = fw;
+        }
+        s.on_remove = self.on_remove.unwrap_or_default();
+        s.when_full = self.when_full;
+        s.sloppy_tcp = self.sloppy;
+        if let Some(t) = self.timeouts {
+            s.timeouts = t;
+        }
+        Ok(Op::ServiceAdd { service: s })
+    }
+
+    /// `-E`: ipvsadm sets every attribute it knows, so unspecified ones
+    /// return to their defaults.
+    fn edit_service(&self) -> Result<Op, UsageError> {
+        let key = self.key()?;
+        let (fallback, port) = self.sched_flags.unwrap_or((false, false));
+        let patch = ServicePatch {
+            scheduler: Some(self.sched.unwrap_or(SchedulerKind::Wlc)),
+            persistence: Some(self.persistence(key.vip)?),
+            hash_fallback: Some(fallback),
+            hash_port: Some(port),
+            mh_table_size: self.mh_size,
+            forwarding: self.fwd,
+            timeouts: self.timeouts,
+            when_full: self.when_full,
+            on_remove: self.on_remove,
+            sloppy_tcp: self.sloppy.then_some(true),
+        };
+        Ok(Op::ServiceEdit { key, patch })
+    }
+
+    /// The action the flags ask for.
+    fn action(&self) -> Result<Action, UsageError> {
+        if let Some((tcp, tcpfin, udp)) = self.set {
+            return Ok(Action::Change(Op::SetTimeouts { tcp, tcpfin, udp }));
+        }
+        if self.timeout {
+            return Ok(Action::ShowTimeouts);
+        }
+        Ok(match self.cmd {
+            None | Some('L' | 'l') => self.list(),
+            Some('A') => Action::Change(self.add_service()?),
+            Some('E') => Action::Change(self.edit_service()?),
+            Some('D') => Action::Change(Op::ServiceDel { key: self.key()? }),
+            Some('a') => Action::Change(Op::ServerAdd { key: self.key()?, server: self.server()? }),
+            Some('e') => {
+                let mut s = self.server()?;
+                s.forwarding = self.fwd;
+                Action::Change(Op::ServerEdit { key: self.key()?, server: s })
+            }
+            Some('d') => {
+                let (address, port) = self.real_server()?;
+                Action::Change(Op::ServerDel { key: self.key()?, address, port })
+            }
+            Some('C') => Action::Change(Op::Clear),
+            Some('Z') => Action::Zero,
+            Some('S') => Action::Save,
+            Some('R') => Action::Restore { replace: self.replace },
+            Some('v') => Action::Simple("version"),
+            _ => Action::Help,
+        })
+    }
+}
+
+/// Parses an ipvsadm-style argument list (without the program name).
+pub fn parse_ipvsadm(args: &[String], opts: &mut Options) -> Result<Action, UsageError> {
+    read_flags(args, opts)?.action()
+}
+
+/// Readable flags of the `service`/`server` forms, as ipvsadm's.
+fn translate(extra: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = extra.iter();
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--forwarding" | "--forward" => match it.next().map(String::as_str) {
+                Some("nat" | "masq") => out.push("-m".into()),
+                Some("dr" | "route") => out.push("-g".into()),
+                Some("tunnel" | "tun" | "ipip") => out.push("-i".into()),
+                Some("fullnat" | "fnat") => out.push("-b".into()),
+                other => out.push(format!("--forwarding={}", other.unwrap_or(""))),
+            },
+            _ => out.push(x.clone()),
+        }
+    }
+    out
+}
+
+fn protocol_flag(p: &str) -> Result<&'static str, UsageError> {
+    match p {
+        "tcp" => Ok("-t"),
+        "udp" => Ok("-u"),
+        _ => Err(usage(format!("{p:?}: tcp or udp"))),
+    }
+}
+
+/// `service add|edit|del tcp VIP:port [flags]` and `server add|edit|del
+/// tcp VIP:port RS[:port] [flags]`, rewritten as ipvsadm's command line.
+fn service_or_server(noun: &str, verb: &str, rest: &[String], opts: &mut Options) -> Result<Action, UsageError> {
+    let (words, form, flags) = match noun {
+        "service" => (3, "service add|edit|del tcp|udp VIP:port [--scheduler S] [--persistent T] ...", ["-A", "-E", "-D"]),
+        _ => (4, "server add|edit|del tcp|udp VIP:port RS[:port] [--weight W] [--forwarding nat|dr|tunnel|fullnat]", ["-a", "-e", "-d"]),
+    };
+    if rest.len() < words {
+        return Err(usage(format!("usage: rvsadm {form}")));
+    }
+    let flag = match verb {
+        "add" => flags[0],
+        "edit" => flags[1],
+        _ => flags[2],
+    };
+    let mut v = vec![flag.to_string(), protocol_flag(&rest[1])?.to_string(), rest[2].clone()];
+    if words == 4 {
+        v.extend(["-r".to_string(), rest[3].clone()]);
+    }
+    v.extend(translate(&rest[words..]));
+    parse_ipvsadm(&v, opts)
+}
+
+fn list(kind: ListKind, exact: bool) -> Action {
+    Action::List { service: None, kind, exact, nosort: false }
+}
+
+/// `show [what]`.
+fn show(what: &str) -> Result<Action, UsageError> {
+    Ok(match what {
+        "services" | "list" => list(ListKind::Services, false),
+        "stats" => list(ListKind::Stats, true),
+        "rate" => list(ListKind::Rate, true),
+        "connections" | "sessions" => list(ListKind::Connections, false),
+        "drops" => Action::Show(Show::Drops),
+        "neighbors" | "neighbours" => Action::Show(Show::Neighbors),
+        "health" => Action::Show(Show::Health),
+        "config" => Action::Show(Show::Config),
+        other => return Err(usage(format!("show {other:?}: services, stats, rate, connections, drops, neighbors, health or config"))),
+    })
+}
+
+/// Global options, which may come before the command; returns the rest.
+fn global_options<'a>(mut args: &'a [String], opts: &mut Options) -> Result<&'a [String], UsageError> {
+    loop {
+        match args.first().map(String::as_str) {
+            Some("--socket") => {
+                opts.socket = Some(args.get(1).cloned().ok_or("--socket needs a path")?);
+                args = &args[2..];
+            }
+            Some("--json") => {
+                opts.json = true;
+                args = &args[1..];
+            }
+            _ => return Ok(args),
+        }
+    }
+}
+
+/// Parses a command line: readable subcommands or ipvsadm's syntax.
+pub fn parse(args: &[String]) -> Result<(Action, Options), UsageError> {
+    let mut opts = Options::default();
+    let args = global_options(args, &mut opts)?;
+    let Some(first) = args.first() else {
+        return Ok((list(ListKind::Services, false), opts));
     };
     if first.starts_with('-') {
-        return parse_ipvsadm(&args, &mut opts).map(|a| (a, opts));
+        return parse_ipvsadm(args, &mut opts).map(|a| (a, opts));
     }
     let rest = &args[1..];
-    let words = |n: usize, usage: &str| -> Result<(&[String], Vec<String>), String> {
-        if rest.len() < n {
-            return Err(format!("usage: rvsadm {usage}"));
-        }
-        Ok((&rest[..n], rest[n..].to_vec()))
-    };
-    let proto_flag = |p: &str| -> Result<&'static str, String> {
-        match p {
-            "tcp" => Ok("-t"),
-            "udp" => Ok("-u"),
-            _ => Err(format!("{p:?}: tcp or udp")),
-        }
-    };
-    // Readable flags map onto ipvsadm's.
-    let translate = |extra: Vec<String>| -> Vec<String> {
-        let mut out = Vec::new();
-        let mut it = extra.into_iter();
-        while let Some(x) = it.next() {
-            match x.as_str() {
-                "--forwarding" | "--forward" => match it.next().as_deref() {
-                    Some("nat" | "masq") => out.push("-m".into()),
-                    Some("dr" | "route") => out.push("-g".into()),
-                    Some("tunnel" | "tun" | "ipip") => out.push("-i".into()),
-                    Some("fullnat" | "fnat") => out.push("-b".into()),
-                    other => out.push(format!("--forwarding={}", other.unwrap_or(""))),
-                },
-                _ => out.push(x),
-            }
-        }
-        out
-    };
     let action = match (first.as_str(), rest.first().map(String::as_str)) {
-        ("service", Some(verb @ ("add" | "edit" | "del" | "delete"))) => {
-            let (w, extra) = words(3, "service add|edit|del tcp|udp VIP:port [--scheduler S] [--persistent T] ...")?;
-            let flag = match verb {
-                "add" => "-A",
-                "edit" => "-E",
-                _ => "-D",
-            };
-            let mut v = vec![flag.to_string(), proto_flag(&w[1])?.to_string(), w[2].clone()];
-            v.extend(translate(extra));
-            parse_ipvsadm(&v, &mut opts)?
+        (noun @ ("service" | "server"), Some(verb @ ("add" | "edit" | "del" | "delete"))) => {
+            service_or_server(noun, verb, rest, &mut opts)?
         }
-        ("server", Some(verb @ ("add" | "edit" | "del" | "delete"))) => {
-            let (w, extra) = words(4, "server add|edit|del tcp|udp VIP:port RS[:port] [--weight W] [--forwarding nat|dr|tunnel|fullnat]")?;
-            let flag = match verb {
-                "add" => "-a",
-                "edit" => "-e",
-                _ => "-d",
-            };
-            let mut v = vec![flag.to_string(), proto_flag(&w[1])?.to_string(), w[2].clone(), "-r".into(), w[3].clone()];
-            v.extend(translate(extra));
-            parse_ipvsadm(&v, &mut opts)?
-        }
-        ("show", what) => match what.unwrap_or("services") {
-            "services" | "list" => Action::List { service: None, kind: ListKind::Services, exact: false, nosort: false },
-            "stats" => Action::List { service: None, kind: ListKind::Stats, exact: true, nosort: false },
-            "rate" => Action::List { service: None, kind: ListKind::Rate, exact: true, nosort: false },
-            "connections" | "sessions" => Action::List { service: None, kind: ListKind::Connections, exact: false, nosort: false },
-            "drops" => Action::Show(Show::Drops),
-            "neighbors" | "neighbours" => Action::Show(Show::Neighbors),
-            "health" => Action::Show(Show::Health),
-            "config" => Action::Show(Show::Config),
-            other => return Err(format!("show {other:?}: services, stats, rate, connections, drops, neighbors, health or config")),
-        },
-        ("stats", _) => Action::List { service: None, kind: ListKind::Stats, exact: true, nosort: false },
+        ("show", what) => show(what.unwrap_or("services"))?,
+        ("stats", _) => list(ListKind::Stats, true),
         ("reload", _) => Action::Simple("reload"),
         ("version", _) => Action::Simple("version"),
         ("ping", _) => Action::Simple("ping"),
@@ -557,7 +689,7 @@ pub fn parse(args: &[String]) -> Result<(Action, Options), String> {
         ("save", _) => Action::Save,
         ("restore", _) => Action::Restore { replace: rest.iter().any(|a| a == "--replace") },
         ("help", _) => Action::Help,
-        (other, _) => return Err(format!("unknown command {other:?} (try rvsadm help)")),
+        (other, _) => return Err(usage(format!("unknown command {other:?} (try rvsadm help)"))),
     };
     if rest.iter().any(|a| a == "--json") {
         opts.json = true;
@@ -681,7 +813,7 @@ mod tests {
     fn refusals_are_explicit() {
         let bad = |s: &str| {
             let v: Vec<String> = s.split_whitespace().map(str::to_string).collect();
-            parse(&v).unwrap_err()
+            parse(&v).unwrap_err().to_string()
         };
         assert!(bad("-A -t 198.18.0.100").contains("port"));
         assert!(bad("-A -f 1").contains("firewall-mark"));
@@ -690,6 +822,15 @@ mod tests {
         assert!(bad("-a -t 198.18.0.100:80").contains("-r"));
         assert!(bad("-L --bogus").contains("--bogus"));
         assert!(bad("frobnicate").contains("unknown command"));
+    }
+
+    #[test]
+    fn values_glued_or_apart_mean_the_same() {
+        let apart = p("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 -m -w 3");
+        assert_eq!(p("-a -t198.18.0.100:80 -r198.18.1.11:8080 -mw3"), apart);
+        assert_eq!(p("--add-server --tcp-service=198.18.0.100:80 --real-server 198.18.1.11:8080 --masquerading --weight=3"), apart);
+        assert_eq!(p("-A -t 198.18.0.100:80 -p600"), p("-A -t 198.18.0.100:80 --persistent=600"));
+        assert_eq!(p("-A -t 198.18.0.100:80 -p"), p("-A -t 198.18.0.100:80 -p 360"));
     }
 
     #[test]

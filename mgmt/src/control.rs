@@ -161,6 +161,35 @@ struct Done {
     state: ConnState,
 }
 
+/// A client connection that can no longer be written or read.
+#[derive(Debug)]
+struct Dead;
+
+/// Why the control socket could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another process answers on the path.
+    #[error("{0} is in use by another rvsd")]
+    InUse(PathBuf),
+    /// Creating, binding or setting up the socket.
+    #[error("cannot bind {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// `daemon.socket_group` names no group.
+    #[error("daemon.socket_group: no group named {0:?}")]
+    NoGroup(String),
+    /// Looking the group up failed.
+    #[error("daemon.socket_group: {0}")]
+    Group(#[from] nix::Error),
+    /// Starting the server's threads or wake-up pipe.
+    #[error("cannot start the control server: {0}")]
+    Start(#[from] std::io::Error),
+}
+
 impl ControlServer {
     /// Binds the socket (replacing a stale one) and starts serving.
     pub fn start(
@@ -170,27 +199,25 @@ impl ControlServer {
         access: Access,
         limits: Limits,
         mgr: Arc<Mutex<Manager>>,
-    ) -> anyhow::Result<ControlServer> {
+    ) -> Result<ControlServer, ControlError> {
+        let bind = |source| ControlError::Bind { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(bind)?;
         }
         if path.exists() {
             if UnixStream::connect(path).is_ok() {
-                anyhow::bail!("{} is in use by another rvsd", path.display());
+                return Err(ControlError::InUse(path.to_path_buf()));
             }
-            std::fs::remove_file(path)?;
+            std::fs::remove_file(path).map_err(bind)?;
         }
-        let listener = UnixListener::bind(path).map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        let listener = UnixListener::bind(path).map_err(bind)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind)?;
         if let Some(g) = group {
             let gid = match g.parse::<u32>() {
                 Ok(n) => n,
-                Err(_) => nix::unistd::Group::from_name(g)?
-                    .ok_or_else(|| anyhow::anyhow!("daemon.socket_group: no group named {g:?}"))?
-                    .gid
-                    .as_raw(),
+                Err(_) => nix::unistd::Group::from_name(g)?.ok_or_else(|| ControlError::NoGroup(g.to_string()))?.gid.as_raw(),
             };
-            std::os::unix::fs::chown(path, None, Some(gid))?;
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(bind)?;
         }
         listener.set_nonblocking(true)?;
         raise_fd_limit();
@@ -298,24 +325,24 @@ impl Conn {
     }
 
     /// Writes what it can. Err: the connection is dead.
-    fn flush(&mut self) -> Result<(), ()> {
+    fn flush(&mut self) -> Result<(), Dead> {
         while !self.out.is_empty() {
             match self.stream.write(&self.out) {
-                Ok(0) => return Err(()),
+                Ok(0) => return Err(Dead),
                 Ok(n) => {
                     self.out.drain(..n);
                     self.out_since = (!self.out.is_empty()).then(Instant::now);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return Err(()),
+                Err(_) => return Err(Dead),
             }
         }
         Ok(())
     }
 
     /// Reads what is there, up to the read-ahead bound. Err: dead.
-    fn fill(&mut self) -> Result<(), ()> {
+    fn fill(&mut self) -> Result<(), Dead> {
         let mut chunk = [0u8; 16 * 1024];
         while self.input.len() < MAX_LINE + READ_AHEAD {
             match self.stream.read(&mut chunk) {
@@ -330,7 +357,7 @@ impl Conn {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return Err(()),
+                Err(_) => return Err(Dead),
             }
         }
         Ok(())

@@ -117,18 +117,34 @@ fn field_error(file: &str, cfg: &Config, i: usize, field: &str, what: &str) -> S
     StartError::Config(format!("{at}ports[{i}].{field}: {what}"))
 }
 
+/// An `ip` command that could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IpCommandError {
+    /// `ip` could not be started.
+    #[error("cannot run ip: {0}")]
+    Spawn(std::io::Error),
+    /// `ip` said no.
+    #[error("ip {args}: {stderr}")]
+    Failed {
+        /// Its arguments.
+        args: String,
+        /// What it said.
+        stderr: String,
+    },
+}
+
 /// Gives a kernel interface the port's identity: MAC (so frames it sends
 /// carry the port's), MTU, addresses (so its connected routes exist) and
 /// the static routes whose next hop is on this port. IPv6 duplicate
 /// address detection and router advertisements are off: the addresses are
 /// the port's, by configuration.
-pub fn configure_kernel_interface(name: &str, mac: MacAddr, port: &config::Port, routes: &[config::Route]) -> Result<(), String> {
-    let ip = |args: &[&str]| -> Result<(), String> {
-        let out = std::process::Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip: {e}"))?;
+pub fn configure_kernel_interface(name: &str, mac: MacAddr, port: &config::Port, routes: &[config::Route]) -> Result<(), IpCommandError> {
+    let ip = |args: &[&str]| -> Result<(), IpCommandError> {
+        let out = std::process::Command::new("ip").args(args).output().map_err(IpCommandError::Spawn)?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+            Err(IpCommandError::Failed { args: args.join(" "), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
         }
     };
     for (k, v) in [("accept_ra", "0"), ("accept_dad", "0"), ("dad_transmits", "0")] {
@@ -341,7 +357,7 @@ fn open_kernel_interface(
     let setup = PortSetup { rx_queues: nq, tx_queues: nq, descriptors: 512, mtu: p.mtu, rss_key: rvs_core::steer::RSS_KEY, mac: None };
     let dev = format!("net_tap_rvsk{i},iface={name}");
     let port = Port::open(eal, &dev, false, &setup, pool).map_err(|e| field_error(file, cfg, i, "kernel_interface", &e.to_string()))?;
-    configure_kernel_interface(name, mac, p, &cfg.routes).map_err(|e| field_error(file, cfg, i, "kernel_interface", &e))?;
+    configure_kernel_interface(name, mac, p, &cfg.routes).map_err(|e| field_error(file, cfg, i, "kernel_interface", &e.to_string()))?;
     Ok(port)
 }
 

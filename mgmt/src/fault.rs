@@ -114,16 +114,21 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     msg.unwrap_or_else(|| "unknown panic".to_string())
 }
 
+/// A panic caught by [`contain`], with its message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Contained(pub String);
+
 /// Runs `f`; a panic inside is caught, counted under `task`, logged, and
-/// returned as `Err(message)`.
-pub fn contain<T>(task: Task, f: impl FnOnce() -> T) -> Result<T, String> {
+/// returned as `Err(Contained(message))`.
+pub fn contain<T>(task: Task, f: impl FnOnce() -> T) -> Result<T, Contained> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(v) => Ok(v),
         Err(p) => {
             record(task);
             let msg = panic_message(p.as_ref());
             eprintln!("rvsd: fault contained in {} task (counted; forwarding continues): {msg}", task.name());
-            Err(msg)
+            Err(Contained(msg))
         }
     }
 }
@@ -147,7 +152,7 @@ mod tests {
             *g = 2;
             panic!("injected");
         });
-        assert_eq!(r.unwrap_err(), "injected");
+        assert_eq!(r.unwrap_err().0, "injected");
         assert_eq!(count(Task::Metrics), before + 1);
         assert!(m.is_poisoned());
         assert_eq!(*lock(&m), 2, "a poisoned lock is recovered");
@@ -158,7 +163,7 @@ mod tests {
     fn an_injected_fault_fires_once() {
         assert!(inject(Task::Management));
         let before = count(Task::Management);
-        assert!(contain(Task::Management, || injection_point(Task::Management)).unwrap_err().contains("fault injected"));
+        assert!(contain(Task::Management, || injection_point(Task::Management)).unwrap_err().0.contains("fault injected"));
         assert_eq!(contain(Task::Management, || injection_point(Task::Management)), Ok(()));
         assert_eq!(count(Task::Management), before + 1);
         assert_eq!(Task::from_name("probe"), Some(Task::Probe));

@@ -155,18 +155,55 @@ pub struct ProbeResult {
     pub agent: Option<AgentSays>,
 }
 
-fn connect(spec: &ProbeSpec, deadline: Instant) -> Result<TcpStream, String> {
+/// Why a probe failed, as the operator reads it in `show health`.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    /// The deadline passed before the connection was made.
+    #[error("timed out")]
+    Timeout,
+    /// The deadline passed while waiting for the answer.
+    #[error("timed out reading the answer")]
+    ReadTimeout,
+    /// A system call failed (socket, bind, connect, send, read).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The TLS layer refused.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// An HTTP answer that fails the check.
+    #[error(transparent)]
+    Http(#[from] remote::HttpAnswerError),
+    /// A send/expect or agent answer that fails the check.
+    #[error("{0}")]
+    Answer(String),
+    /// A check command that failed or could not run.
+    #[error("{0}")]
+    Command(String),
+}
+
+/// Maps a system error to [`ProbeError::Io`] saying what was being done.
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ProbeError {
+    let what = what.into();
+    move |source| ProbeError::Io { what, source }
+}
+
+fn connect(spec: &ProbeSpec, deadline: Instant) -> Result<TcpStream, ProbeError> {
     let target = SocketAddr::new(spec.addr, spec.port);
     let domain = if spec.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
-    let sock = Socket::new(domain, Type::STREAM, Some(SockProto::TCP)).map_err(|e| format!("socket: {e}"))?;
+    let sock = Socket::new(domain, Type::STREAM, Some(SockProto::TCP)).map_err(io("socket"))?;
     if let Some(src) = spec.source {
-        sock.bind(&SockAddr::from(SocketAddr::new(src, 0))).map_err(|e| format!("bind {src}: {e}"))?;
+        sock.bind(&SockAddr::from(SocketAddr::new(src, 0))).map_err(io(format!("bind {src}")))?;
     }
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err("timed out".into());
+        return Err(ProbeError::Timeout);
     }
-    sock.connect_timeout(&SockAddr::from(target), left).map_err(|e| format!("connect {target}: {e}"))?;
+    sock.connect_timeout(&SockAddr::from(target), left).map_err(io(format!("connect {target}")))?;
     let s: TcpStream = sock.into();
     Ok(s)
 }
@@ -177,28 +214,38 @@ fn read_until(
     set_timeout: &dyn Fn(Duration),
     deadline: Instant,
     done: &dyn Fn(&[u8]) -> bool,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ProbeError> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !done(&buf) && buf.len() < 65536 {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err("timed out reading the answer".into());
+            return Err(ProbeError::ReadTimeout);
         }
         set_timeout(left);
         match s.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
             // DPDK's TAP driver takes SIGIO in this process: a read may be
             // interrupted by a signal and must simply be retried.
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Err("timed out reading the answer".into())
+                return Err(ProbeError::ReadTimeout)
             }
-            Err(e) => return Err(format!("read: {e}")),
+            Err(e) => return Err(io("read")(e)),
         }
     }
     Ok(buf)
+}
+
+/// Reads from a plain TCP stream with [`read_until`].
+fn read_tcp(s: &mut TcpStream, deadline: Instant, done: &dyn Fn(&[u8]) -> bool) -> Result<Vec<u8>, ProbeError> {
+    let sc = s.try_clone().map_err(io("socket"))?;
+    read_until(s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, done)
+}
+
+fn write_timeout(s: &TcpStream, deadline: Instant) -> Result<(), ProbeError> {
+    s.set_write_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))).map_err(io("socket"))
 }
 
 /// Accepts any certificate (health checks do not authenticate servers,
@@ -239,15 +286,111 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
     }
 }
 
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, ProbeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ProbeError::Tls(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
     Ok(Arc::new(cfg))
+}
+
+/// `GET path` over TCP or TLS; the status (and body) must match.
+fn http(
+    spec: &ProbeSpec,
+    deadline: Instant,
+    tls: bool,
+    path: &str,
+    host: &str,
+    status: &[u16],
+    body: Option<&str>,
+) -> Result<String, ProbeError> {
+    let mut s = connect(spec, deadline)?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rvs-health\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+    let until_body = |b: &[u8]| body.is_none() && b.windows(4).any(|w| w == b"\r\n\r\n");
+    write_timeout(&s, deadline)?;
+    let answer = if tls {
+        let name = rustls::pki_types::ServerName::try_from(host.split(':').next().unwrap_or(host).trim_matches(['[', ']']).to_string())
+            .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(spec.addr.into()));
+        let conn = rustls::ClientConnection::new(tls_config()?, name).map_err(|e| ProbeError::Tls(e.to_string()))?;
+        let sc = s.try_clone().map_err(io("socket"))?;
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        tls.write_all(req.as_bytes()).map_err(|e| ProbeError::Tls(e.to_string()))?;
+        read_until(&mut tls, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &until_body)?
+    } else {
+        s.write_all(req.as_bytes()).map_err(io("send"))?;
+        read_tcp(&mut s, deadline, &until_body)?
+    };
+    Ok(remote::check_http(&answer, status, body.map(str::as_bytes))?)
+}
+
+/// Sends a string; the answer must contain the expected one.
+fn send_expect(spec: &ProbeSpec, deadline: Instant, send: &str, expect: &str) -> Result<String, ProbeError> {
+    let mut s = connect(spec, deadline)?;
+    s.write_all(send.as_bytes()).map_err(io("send"))?;
+    let want = expect.as_bytes();
+    // The answer is complete once it holds the expected string or more
+    // line ends than the expected string: a wrong one-line answer fails
+    // at once instead of at the timeout.
+    let lines = want.iter().filter(|&&c| c == b'\n').count();
+    let got = read_tcp(&mut s, deadline, &|b| remote::contains(b, want) || b.iter().filter(|&&c| c == b'\n').count() > lines)?;
+    if remote::contains(&got, want) {
+        Ok(format!("got {}", remote::printable(want, remote::SNIPPET)))
+    } else {
+        Err(ProbeError::Answer(format!(
+            "expected {}, got {}",
+            remote::printable(want, remote::SNIPPET),
+            remote::printable(&got, remote::SNIPPET)
+        )))
+    }
+}
+
+/// Runs a command (`{address}`/`{port}` substituted); exit 0 passes, and
+/// it is killed at the deadline.
+fn command(spec: &ProbeSpec, deadline: Instant, argv: &[String]) -> Result<String, ProbeError> {
+    let subst = |a: &String| a.replace("{address}", &spec.addr.to_string()).replace("{port}", &spec.port.to_string());
+    let (prog, args) = argv.split_first().ok_or_else(|| ProbeError::Command("empty command".into()))?;
+    let mut child = std::process::Command::new(subst(prog))
+        .args(args.iter().map(subst))
+        .env("RVS_ADDRESS", spec.addr.to_string())
+        .env("RVS_PORT", spec.port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io(format!("cannot run {prog}")))?;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(format!("{prog} exited 0")),
+            Ok(Some(st)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(ProbeError::Command(format!("{prog} {st}: {}", err.trim().chars().take(120).collect::<String>())));
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ProbeError::Command(format!("{prog} still running after {:?}: killed", spec.timeout)));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(io(format!("waiting for {prog}"))(e)),
+        }
+    }
+}
+
+/// Reads the agent's one line (HAProxy's agent-check).
+fn feedback(spec: &ProbeSpec, deadline: Instant) -> Result<(String, AgentSays), ProbeError> {
+    let mut s = connect(spec, deadline)?;
+    let got = read_tcp(&mut s, deadline, &|b| b.contains(&b'\n') || b.len() > 512)?;
+    let line = remote::first_line(&got);
+    match remote::parse_agent(line) {
+        Some(a) => Ok((format!("agent: {} ({a:?})", remote::printable(line, remote::SNIPPET)), a)),
+        None => Err(ProbeError::Answer(format!("agent said {}", remote::printable(line, remote::SNIPPET)))),
+    }
 }
 
 /// Runs one probe to completion (or its deadline).
@@ -255,100 +398,19 @@ pub fn run_probe(spec: &ProbeSpec) -> ProbeResult {
     crate::fault::injection_point(crate::fault::Task::Probe);
     let start = Instant::now();
     let deadline = start + spec.timeout;
-    let mut agent = None;
-    let r: Result<String, String> = (|| match &spec.kind {
-        ProbeKind::Tcp => connect(spec, deadline).map(|_| "TCP connect".to_string()),
+    let r = match &spec.kind {
+        ProbeKind::Tcp => connect(spec, deadline).map(|_| ("TCP connect".to_string(), None)),
         ProbeKind::Http { tls, path, host, status, body } => {
-            let s = connect(spec, deadline)?;
-            let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rvs-health\r\nAccept: */*\r\nConnection: close\r\n\r\n");
-            let until_body = |b: &[u8]| body.is_none() && b.windows(4).any(|w| w == b"\r\n\r\n");
-            let answer = if *tls {
-                let name =
-                    rustls::pki_types::ServerName::try_from(host.split(':').next().unwrap_or(host).trim_matches(['[', ']']).to_string())
-                        .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(spec.addr.into()));
-                let conn = rustls::ClientConnection::new(tls_config()?, name).map_err(|e| format!("TLS: {e}"))?;
-                let sc = s.try_clone().map_err(|e| e.to_string())?;
-                let mut tls = rustls::StreamOwned::new(conn, s);
-                sc.set_write_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
-                    .map_err(|e| e.to_string())?;
-                tls.write_all(req.as_bytes()).map_err(|e| format!("TLS: {e}"))?;
-                read_until(&mut tls, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &until_body)?
-            } else {
-                let mut s = s;
-                s.set_write_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
-                    .map_err(|e| e.to_string())?;
-                s.write_all(req.as_bytes()).map_err(|e| format!("send: {e}"))?;
-                let sc = s.try_clone().map_err(|e| e.to_string())?;
-                read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &until_body)?
-            };
-            remote::check_http(&answer, status, body.as_deref().map(str::as_bytes)).map_err(|e| e.to_string())
+            http(spec, deadline, *tls, path, host, status, body.as_deref()).map(|m| (m, None))
         }
-        ProbeKind::SendExpect { send, expect } => {
-            let mut s = connect(spec, deadline)?;
-            s.write_all(send.as_bytes()).map_err(|e| format!("send: {e}"))?;
-            let sc = s.try_clone().map_err(|e| e.to_string())?;
-            let want = expect.as_bytes().to_vec();
-            // The answer is complete once it holds the expected string or
-            // more line ends than the expected string: a wrong one-line
-            // answer fails at once instead of at the timeout.
-            let lines = want.iter().filter(|&&c| c == b'\n').count();
-            let got = read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &|b| {
-                remote::contains(b, &want) || b.iter().filter(|&&c| c == b'\n').count() > lines
-            })?;
-            if remote::contains(&got, &want) {
-                Ok(format!("got {}", remote::printable(&want, remote::SNIPPET)))
-            } else {
-                Err(format!("expected {}, got {}", remote::printable(&want, remote::SNIPPET), remote::printable(&got, remote::SNIPPET)))
-            }
-        }
-        ProbeKind::Command(argv) => {
-            let subst = |a: &String| a.replace("{address}", &spec.addr.to_string()).replace("{port}", &spec.port.to_string());
-            let (prog, args) = argv.split_first().ok_or("empty command")?;
-            let mut child = std::process::Command::new(subst(prog))
-                .args(args.iter().map(subst))
-                .env("RVS_ADDRESS", spec.addr.to_string())
-                .env("RVS_PORT", spec.port.to_string())
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot run {prog}: {e}"))?;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(st)) if st.success() => return Ok(format!("{prog} exited 0")),
-                    Ok(Some(st)) => {
-                        let mut err = String::new();
-                        if let Some(mut e) = child.stderr.take() {
-                            let _ = e.read_to_string(&mut err);
-                        }
-                        return Err(format!("{prog} {st}: {}", err.trim().chars().take(120).collect::<String>()));
-                    }
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(format!("{prog} still running after {:?}: killed", spec.timeout));
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                    Err(e) => return Err(format!("waiting for {prog}: {e}")),
-                }
-            }
-        }
-        ProbeKind::Feedback => {
-            let mut s = connect(spec, deadline)?;
-            let sc = s.try_clone().map_err(|e| e.to_string())?;
-            let got = read_until(&mut s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &|b| b.contains(&b'\n') || b.len() > 512)?;
-            let line = remote::first_line(&got);
-            agent = remote::parse_agent(line);
-            match agent {
-                Some(a) => Ok(format!("agent: {} ({a:?})", remote::printable(line, remote::SNIPPET))),
-                None => Err(format!("agent said {}", remote::printable(line, remote::SNIPPET))),
-            }
-        }
-    })();
+        ProbeKind::SendExpect { send, expect } => send_expect(spec, deadline, send, expect).map(|m| (m, None)),
+        ProbeKind::Command(argv) => command(spec, deadline, argv).map(|m| (m, None)),
+        ProbeKind::Feedback => feedback(spec, deadline).map(|(m, a)| (m, Some(a))),
+    };
     let took = start.elapsed();
     match r {
-        Ok(message) => ProbeResult { id: spec.id(), ok: true, message, took, agent },
-        Err(message) => ProbeResult { id: spec.id(), ok: false, message, took, agent: None },
+        Ok((message, agent)) => ProbeResult { id: spec.id(), ok: true, message, took, agent },
+        Err(e) => ProbeResult { id: spec.id(), ok: false, message: e.to_string(), took, agent: None },
     }
 }
 

@@ -253,7 +253,7 @@ impl Manager {
     }
 
     /// The health-check view of every checked real server.
-    pub fn health_reports(&self) -> HashMap<BackendKey, HealthReport> {
+    pub fn health_reports(&self) -> crate::report::HealthMap {
         let now = Instant::now();
         let event = |(at, r): &(Instant, ProbeResult)| HealthEvent {
             ago_s: now.saturating_duration_since(*at).as_secs_f64(),

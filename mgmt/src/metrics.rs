@@ -41,16 +41,33 @@ impl Family<'_> {
 pub fn render(r: &Report, version: &str) -> String {
     let mut out = String::with_capacity(8192);
     let mut f = Family { out: &mut out };
+    info(&mut f, r, version);
+    services(&mut f, r);
+    real_servers(&mut f, r);
+    frames(&mut f, r);
+    ports(&mut f, r);
+    sessions(&mut f, r);
+    workers(&mut f, r);
+    neighbors(&mut f, r);
+    out
+}
+
+fn service_labels(s: &crate::report::ServiceReport) -> Vec<(&'static str, String)> {
+    vec![("protocol", format!("{}", s.protocol).to_lowercase()), ("vip", s.vip.to_string()), ("port", s.port.to_string())]
+}
+
+/// Version, configuration generation, workers.
+fn info(f: &mut Family<'_>, r: &Report, version: &str) {
     f.head("rvs_info", "gauge", "rvs version and configuration generation.");
     f.sample("rvs_info", &[("version", version.to_string())], 1);
     f.head("rvs_config_generation", "gauge", "Generation of the configuration the workers run.");
     f.sample("rvs_config_generation", &[], r.generation);
     f.head("rvs_workers", "gauge", "Worker cores.");
     f.sample("rvs_workers", &[], r.workers);
+}
 
-    let svc_labels = |s: &crate::report::ServiceReport| {
-        vec![("protocol", format!("{}", s.protocol).to_lowercase()), ("vip", s.vip.to_string()), ("port", s.port.to_string())]
-    };
+/// Per-service counters.
+fn services(f: &mut Family<'_>, r: &Report) {
     type SvcGet = fn(&crate::report::ServiceReport) -> u64;
     let svc_counters: [(&str, &str, SvcGet); 6] = [
         ("rvs_service_connections_total", "Connections (sessions) created.", |s| s.totals.conns),
@@ -63,9 +80,13 @@ pub fn render(r: &Report, version: &str) -> String {
     for (name, help, get) in svc_counters {
         f.head(name, "counter", help);
         for s in &r.services {
-            f.sample(name, &svc_labels(s), get(s));
+            f.sample(name, &service_labels(s), get(s));
         }
     }
+}
+
+/// Per-real-server counters, gauges and health checks.
+fn real_servers(f: &mut Family<'_>, r: &Report) {
     type RsGet = fn(&crate::report::RealServerReport) -> f64;
     #[expect(clippy::cast_precision_loss, reason = "exposition values are floats")]
     let rs_metrics: [(&str, &str, &str, RsGet); 12] = [
@@ -90,12 +111,16 @@ pub fn render(r: &Report, version: &str) -> String {
         f.head(name, kind, help);
         for s in &r.services {
             for x in &s.real_servers {
-                let mut l = svc_labels(s);
+                let mut l = service_labels(s);
                 l.push(("server", crate::ipvsadm::addr_port(x.address, x.port)));
                 f.sample(name, &l, get(x));
             }
         }
     }
+}
+
+/// Drops by reason, frames by verdict, announcements, contained faults.
+fn frames(f: &mut Family<'_>, r: &Report) {
     f.head("rvs_drops_total", "counter", "Packets not forwarded, by reason.");
     for (reason, n) in &r.drops {
         f.sample("rvs_drops_total", &[("reason", reason.clone())], n);
@@ -124,6 +149,10 @@ pub fn render(r: &Report, version: &str) -> String {
     for (task, n) in &r.faults {
         f.sample("rvs_management_faults_total", &[("task", task.clone())], n);
     }
+}
+
+/// Per-port device counters.
+fn ports(f: &mut Family<'_>, r: &Report) {
     type PortGet = fn(&crate::report::PortReport) -> u64;
     let port_counters: [(&str, &str, PortGet); 5] = [
         ("rvs_port_rx_packets_total", "Packets received.", |p| p.rx_packets),
@@ -138,6 +167,10 @@ pub fn render(r: &Report, version: &str) -> String {
             f.sample(name, &[("port", p.name.clone())], get(p));
         }
     }
+}
+
+/// Session tables, hand-over, ICMP and neighbour counters.
+fn sessions(f: &mut Family<'_>, r: &Report) {
     f.head("rvs_sessions", "gauge", "Sessions in the tables.");
     f.sample("rvs_sessions", &[("family", "ipv4".into())], r.sessions.v4);
     f.sample("rvs_sessions", &[("family", "ipv6".into())], r.sessions.v6);
@@ -156,6 +189,10 @@ pub fn render(r: &Report, version: &str) -> String {
         f.head(name, "counter", help);
         f.sample(name, &[], v);
     }
+}
+
+/// Per-worker counters.
+fn workers(f: &mut Family<'_>, r: &Report) {
     f.head("rvs_worker_rx_packets_total", "counter", "Packets received from a port's queue of one worker.");
     for (w, x) in r.per_worker.iter().enumerate() {
         for (p, n) in r.ports.iter().zip(&x.rx_packets) {
@@ -176,11 +213,14 @@ pub fn render(r: &Report, version: &str) -> String {
             f.sample(name, &[("worker", w.to_string())], get(x));
         }
     }
+}
+
+/// Neighbour resolution.
+fn neighbors(f: &mut Family<'_>, r: &Report) {
     f.head("rvs_neighbor_resolved", "gauge", "1 when the next hop's MAC is known.");
     for n in &r.neighbors {
         f.sample("rvs_neighbor_resolved", &[("address", n.address.to_string()), ("port", n.port.clone())], u8::from(n.mac.is_some()));
     }
-    out
 }
 
 /// A running metrics listener.

@@ -7,8 +7,9 @@
 //! every two seconds from the difference of totals, as IPVS's estimator
 //! does, and smoothed (new = old + (sample - old) / 4).
 use config::{Forwarding, Persistence, SchedulerKind};
+use rvs_core::drop::DropClass;
 use rvs_core::stats::{sum_gauge, CoreStats};
-use rvs_core::table::Snapshot;
+use rvs_core::table::{BackendView, ServiceView, Snapshot};
 use rvs_core::DropReason;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -442,6 +443,89 @@ impl Accounting {
         }
     }
 
+    /// One real server of a service: its counters since it was (re)added.
+    fn real_server(
+        &self,
+        s: &config::Service,
+        r: &config::RealServer,
+        b: Option<&BackendView>,
+        cores: &[Arc<CoreStats>],
+        health: Option<HealthReport>,
+    ) -> RealServerReport {
+        let port = s.port_of(r);
+        let Some(b) = b else {
+            // Taken out of the service by a health check (on_down = remove).
+            return RealServerReport {
+                address: r.address,
+                port,
+                forwarding: s.forwarding_of(r),
+                weight: r.weight,
+                effective_weight: 0,
+                up: false,
+                active: 0,
+                inactive: 0,
+                totals: Totals::default(),
+                rates: Rates::default(),
+                health,
+            };
+        };
+        let (t, active, inactive) = backend_raw(cores, usize::from(b.slot));
+        let base = self.backend_base.get(&(b.slot, b.gen)).copied().unwrap_or_default();
+        RealServerReport {
+            address: r.address,
+            port: b.port,
+            forwarding: s.forwarding_of(r),
+            weight: r.weight,
+            effective_weight: b.effective_weight,
+            up: b.up,
+            active,
+            inactive,
+            totals: t.minus(base),
+            rates: self.backend_rate.get(&(b.slot, b.gen)).map(|x| x.1).unwrap_or_default(),
+            health,
+        }
+    }
+
+    /// One service and its real servers, in configuration order.
+    fn service(
+        &self,
+        s: &config::Service,
+        view: &ServiceView,
+        snap: &Snapshot,
+        cores: &[Arc<CoreStats>],
+        health: &HealthMap,
+    ) -> ServiceReport {
+        let key = s.key();
+        let base = self.service_base.get(&(view.slot, key)).copied().unwrap_or_default();
+        let by_key: HashMap<(IpAddr, u16), &BackendView> = snap
+            .backends
+            .iter()
+            .flatten()
+            .filter(|b| b.service == view.slot && !b.retired && !b.fallback)
+            .map(|b| ((b.addr, b.port), b))
+            .collect();
+        let real_servers = s
+            .real_servers
+            .iter()
+            .map(|r| {
+                let port = s.port_of(r);
+                self.real_server(s, r, by_key.get(&(r.address, port)).copied(), cores, health.get(&(key, r.address, port)).cloned())
+            })
+            .collect();
+        ServiceReport {
+            protocol: s.protocol,
+            vip: s.vip,
+            port: s.port,
+            name: s.name.clone(),
+            scheduler: s.scheduler,
+            persistence: s.persistence,
+            totals: service_raw(cores, usize::from(view.slot)).minus(base),
+            rates: self.service_rate.get(&view.slot).map(|x| x.1).unwrap_or_default(),
+            fallback_conns: cores.iter().filter_map(|c| c.services.get(usize::from(view.slot))).map(|x| x.fallback_conns.get()).sum(),
+            real_servers,
+        }
+    }
+
     /// Builds the report for the running configuration.
     pub fn report(
         &self,
@@ -449,144 +533,43 @@ impl Accounting {
         snap: &Snapshot,
         cores: &[Arc<CoreStats>],
         port_missed: &[u64],
-        health: &HashMap<rvs_core::table::BackendKey, HealthReport>,
+        health: &HealthMap,
     ) -> Report {
-        let mut services = Vec::new();
-        for s in &cfg.services {
-            let key = s.key();
-            let Some(view) = snap.services.iter().flatten().find(|v| v.key == key) else { continue };
-            let raw = service_raw(cores, usize::from(view.slot));
-            let base = self.service_base.get(&(view.slot, key)).copied().unwrap_or_default();
-            let mut rs = Vec::new();
-            let by_key: HashMap<(IpAddr, u16), &rvs_core::table::BackendView> = snap
-                .backends
-                .iter()
-                .flatten()
-                .filter(|b| b.service == view.slot && !b.retired && !b.fallback)
-                .map(|b| ((b.addr, b.port), b))
-                .collect();
-            for r in &s.real_servers {
-                let port = s.port_of(r);
-                let health_report = health.get(&(key, r.address, port)).cloned();
-                let Some(b) = by_key.get(&(r.address, port)) else {
-                    // Taken out of the service by a health check (on_down = remove).
-                    rs.push(RealServerReport {
-                        address: r.address,
-                        port,
-                        forwarding: s.forwarding_of(r),
-                        weight: r.weight,
-                        effective_weight: 0,
-                        up: false,
-                        active: 0,
-                        inactive: 0,
-                        totals: Totals::default(),
-                        rates: Rates::default(),
-                        health: health_report,
-                    });
-                    continue;
-                };
-                let slot = b.slot;
-                let (t, a, i) = backend_raw(cores, usize::from(slot));
-                let bt = self.backend_base.get(&(b.slot, b.gen)).copied().unwrap_or_default();
-                rs.push(RealServerReport {
-                    address: r.address,
-                    port: b.port,
-                    forwarding: s.forwarding_of(r),
-                    weight: r.weight,
-                    effective_weight: b.effective_weight,
-                    up: b.up,
-                    active: a,
-                    inactive: i,
-                    totals: t.minus(bt),
-                    rates: self.backend_rate.get(&(b.slot, b.gen)).map(|x| x.1).unwrap_or_default(),
-                    health: health_report,
-                });
-            }
-            let fallback_conns = cores.iter().filter_map(|c| c.services.get(usize::from(view.slot))).map(|x| x.fallback_conns.get()).sum();
-            services.push(ServiceReport {
-                protocol: s.protocol,
-                vip: s.vip,
-                port: s.port,
-                name: s.name.clone(),
-                scheduler: s.scheduler,
-                persistence: s.persistence,
-                totals: raw.minus(base),
-                rates: self.service_rate.get(&view.slot).map(|x| x.1).unwrap_or_default(),
-                fallback_conns,
-                real_servers: rs,
-            });
-        }
-        let sum = |f: &dyn Fn(&CoreStats) -> u64| cores.iter().map(|c| f(c)).fold(0u64, u64::wrapping_add);
-        let drops = DropReason::ALL.iter().map(|r| (r.name().to_string(), sum(&|c| c.drops[r.index()].get()))).collect();
-        let class_sum = |class: rvs_core::drop::DropClass| {
-            DropReason::ALL.iter().filter(|r| r.class() == class).map(|r| sum(&|c| c.drops[r.index()].get())).fold(0u64, u64::wrapping_add)
-        };
-        let frames = FrameReport {
-            received: (0..rvs_core::stats::MAX_PORTS).map(|i| sum(&|c| c.ports[i].rx_pkts.get())).fold(0u64, u64::wrapping_add),
-            handed_in: sum(&|c| c.handover_in.get()),
-            forwarded: sum(&|c| c.frames.forwarded.get()),
-            answered: sum(&|c| c.frames.answered.get()),
-            consumed: sum(&|c| c.frames.consumed.get()),
-            to_kernel: sum(&|c| c.frames.to_kernel.get()),
-            handed_over: sum(&|c| c.frames.handed_over.get()),
-            held: sum(&|c| c.frames.held.get()),
-            dropped: class_sum(rvs_core::drop::DropClass::Verdict),
-            lost: class_sum(rvs_core::drop::DropClass::Lost),
-        };
-        let faults = crate::fault::Task::ALL.iter().map(|t| (t.name().to_string(), crate::fault::count(*t))).collect();
-        let ports = cfg
-            .ports
+        let services = cfg
+            .services
             .iter()
-            .enumerate()
-            .map(|(i, p)| PortReport {
-                name: p.name.clone(),
-                mac: snap.ports.get(i).map(|x| x.mac.to_string()).unwrap_or_default(),
-                rx_packets: sum(&|c| c.ports[i].rx_pkts.get()),
-                rx_bytes: sum(&|c| c.ports[i].rx_bytes.get()),
-                tx_packets: sum(&|c| c.ports[i].tx_pkts.get()),
-                tx_bytes: sum(&|c| c.ports[i].tx_bytes.get()),
-                rx_missed: port_missed.get(i).copied().unwrap_or(0),
+            .filter_map(|s| {
+                let view = snap.services.iter().flatten().find(|v| v.key == s.key())?;
+                Some(self.service(s, view, snap, cores, health))
             })
             .collect();
-        let neighbors = snap
-            .neighbors
-            .iter()
-            .map(|n| {
-                let st = snap.neigh.state(n.slot);
-                NeighborReport {
-                    address: n.addr,
-                    port: cfg.ports.get(usize::from(n.port)).map(|p| p.name.clone()).unwrap_or_default(),
-                    mac: st.and_then(|s| s.mac).map(|m| m.to_string()),
-                    is_static: st.is_some_and(|s| s.is_static),
-                }
-            })
-            .collect();
+        let sum = Sum(cores);
         Report {
             generation: snap.generation,
             workers: cores.len(),
             session_capacity: u64::from(cfg.dataplane.sessions_per_worker),
             services,
-            drops,
-            ports,
+            drops: DropReason::ALL.iter().map(|r| (r.name().to_string(), sum.of(|c| c.drops[r.index()].get()))).collect(),
+            ports: ports(cfg, snap, sum, port_missed),
             sessions: SessionReport {
                 v4: sum_gauge(cores.iter().map(|c| &c.sessions_v4)),
                 v6: sum_gauge(cores.iter().map(|c| &c.sessions_v6)),
-                created: sum(&|c| c.sessions_created.get()),
-                expired: sum(&|c| c.sessions_expired.get()),
-                reused: sum(&|c| c.sessions_reused.get()),
+                created: sum.of(|c| c.sessions_created.get()),
+                expired: sum.of(|c| c.sessions_expired.get()),
+                reused: sum.of(|c| c.sessions_reused.get()),
             },
-            handover_out: sum(&|c| c.handover_out.get()),
-            handover_in: sum(&|c| c.handover_in.get()),
-            icmp_errors_sent: sum(&|c| c.icmp_errors_sent.get()),
-            icmp_errors_forwarded: sum(&|c| c.icmp_errors_forwarded.get()),
-            neigh_answers: sum(&|c| c.neigh_answers.get()),
-            neigh_probes: sum(&|c| c.neigh_probes.get()),
-            neigh_held: sum(&|c| c.neigh_held.get()),
-            neighbors,
+            handover_out: sum.of(|c| c.handover_out.get()),
+            handover_in: sum.of(|c| c.handover_in.get()),
+            icmp_errors_sent: sum.of(|c| c.icmp_errors_sent.get()),
+            icmp_errors_forwarded: sum.of(|c| c.icmp_errors_forwarded.get()),
+            neigh_answers: sum.of(|c| c.neigh_answers.get()),
+            neigh_probes: sum.of(|c| c.neigh_probes.get()),
+            neigh_held: sum.of(|c| c.neigh_held.get()),
+            neighbors: neighbors(cfg, snap),
             per_worker: cores
                 .iter()
                 .map(|c| WorkerReport {
-                    rx_packets: (0..cfg.ports.len()).map(|i| c.ports[i].rx_pkts.get()).collect(),
+                    rx_packets: (0..cfg.ports.len()).map(|i| c.port(i).map_or(0, |p| p.rx_pkts.get())).collect(),
                     sessions_created: c.sessions_created.get(),
                     handover_out: c.handover_out.get(),
                     handover_in: c.handover_in.get(),
@@ -594,9 +577,77 @@ impl Accounting {
                     loops: c.loops.get(),
                 })
                 .collect(),
-            frames,
-            announcements: sum(&|c| c.announcements.get()),
-            faults,
+            frames: frames(sum),
+            announcements: sum.of(|c| c.announcements.get()),
+            faults: crate::fault::Task::ALL.iter().map(|t| (t.name().to_string(), crate::fault::count(*t))).collect(),
         }
     }
+}
+
+/// Health reports by real server.
+pub type HealthMap = HashMap<rvs_core::table::BackendKey, HealthReport>;
+
+/// A counter summed over every worker (wrapping, as the counters do).
+#[derive(Clone, Copy)]
+struct Sum<'a>(&'a [Arc<CoreStats>]);
+
+impl Sum<'_> {
+    fn of(self, f: impl Fn(&CoreStats) -> u64) -> u64 {
+        self.0.iter().map(|c| f(c)).fold(0u64, u64::wrapping_add)
+    }
+
+    fn port(self, i: usize, f: impl Fn(&rvs_core::stats::PortCounters) -> u64) -> u64 {
+        self.of(|c| c.port(i).map_or(0, &f))
+    }
+
+    fn class(self, class: DropClass) -> u64 {
+        DropReason::ALL.iter().filter(|r| r.class() == class).map(|r| self.of(|c| c.drops[r.index()].get())).fold(0u64, u64::wrapping_add)
+    }
+}
+
+/// Where every received frame went.
+fn frames(sum: Sum<'_>) -> FrameReport {
+    FrameReport {
+        received: (0..rvs_core::stats::MAX_PORTS).map(|i| sum.port(i, |p| p.rx_pkts.get())).fold(0u64, u64::wrapping_add),
+        handed_in: sum.of(|c| c.handover_in.get()),
+        forwarded: sum.of(|c| c.frames.forwarded.get()),
+        answered: sum.of(|c| c.frames.answered.get()),
+        consumed: sum.of(|c| c.frames.consumed.get()),
+        to_kernel: sum.of(|c| c.frames.to_kernel.get()),
+        handed_over: sum.of(|c| c.frames.handed_over.get()),
+        held: sum.of(|c| c.frames.held.get()),
+        dropped: sum.class(DropClass::Verdict),
+        lost: sum.class(DropClass::Lost),
+    }
+}
+
+fn ports(cfg: &config::Config, snap: &Snapshot, sum: Sum<'_>, missed: &[u64]) -> Vec<PortReport> {
+    cfg.ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortReport {
+            name: p.name.clone(),
+            mac: snap.ports.get(i).map(|x| x.mac.to_string()).unwrap_or_default(),
+            rx_packets: sum.port(i, |p| p.rx_pkts.get()),
+            rx_bytes: sum.port(i, |p| p.rx_bytes.get()),
+            tx_packets: sum.port(i, |p| p.tx_pkts.get()),
+            tx_bytes: sum.port(i, |p| p.tx_bytes.get()),
+            rx_missed: missed.get(i).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+fn neighbors(cfg: &config::Config, snap: &Snapshot) -> Vec<NeighborReport> {
+    snap.neighbors
+        .iter()
+        .map(|n| {
+            let st = snap.neigh.state(n.slot);
+            NeighborReport {
+                address: n.addr,
+                port: cfg.ports.get(usize::from(n.port)).map(|p| p.name.clone()).unwrap_or_default(),
+                mac: st.and_then(|s| s.mac).map(|m| m.to_string()),
+                is_static: st.is_some_and(|s| s.is_static),
+            }
+        })
+        .collect()
 }

@@ -444,6 +444,10 @@ struct Slots<K: std::hash::Hash + Eq + Clone> {
     free: VecDeque<(u16, u64)>,
 }
 
+/// Every slot is taken or freed too recently to reuse.
+#[derive(Debug)]
+struct NoFreeSlot;
+
 impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
     fn new(n: usize) -> Self {
         let n = n.min(usize::from(u16::MAX));
@@ -453,7 +457,7 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
     /// Keeps the slots of `keep`, frees the others (as of generation
     /// `now_gen`), assigns new ones from slots freed no later than
     /// `safe_gen`.
-    fn sync<'a>(&mut self, keep: impl IntoIterator<Item = &'a K>, now_gen: u64, safe_gen: u64) -> Result<(), ()>
+    fn sync<'a>(&mut self, keep: impl IntoIterator<Item = &'a K>, now_gen: u64, safe_gen: u64) -> Result<(), NoFreeSlot>
     where
         K: 'a,
     {
@@ -471,9 +475,9 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
             if !self.assigned.contains_key(k) {
                 match self.free.front() {
                     Some(&(_, freed)) if freed <= safe_gen => {}
-                    _ => return Err(()),
+                    _ => return Err(NoFreeSlot),
                 }
-                let (slot, _) = self.free.pop_front().ok_or(())?;
+                let (slot, _) = self.free.pop_front().ok_or(NoFreeSlot)?;
                 let g = &mut self.gens[usize::from(slot)];
                 *g = g.wrapping_add(1);
                 self.assigned.insert(k.clone(), (slot, *g));
@@ -688,7 +692,7 @@ impl Compiler {
         let skeys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key()).collect();
         let safe = self.safe_generation;
         let waiting = self.services.waiting(safe).0;
-        self.services.sync(skeys.iter(), now_gen, safe).map_err(|()| CompileError::TooManyServices(waiting))?;
+        self.services.sync(skeys.iter(), now_gen, safe).map_err(|NoFreeSlot| CompileError::TooManyServices(waiting))?;
         let mut bkeys: Vec<BackendKey> =
             cfg.services.iter().flat_map(|s| s.real_servers.iter().map(move |r| (s.key(), r.address, s.port_of(r)))).collect();
         let mut retired_keys: Vec<BackendKey> = self.retired.keys().copied().collect();
@@ -696,7 +700,7 @@ impl Compiler {
         bkeys.extend(retired_keys.iter().copied());
         bkeys.extend(cfg.services.iter().filter_map(|s| s.fallback.as_ref().map(|f| (s.key(), f.address, s.port_of(f)))));
         let waiting = self.backends.waiting(safe).0;
-        self.backends.sync(bkeys.iter(), now_gen, safe).map_err(|()| CompileError::TooManyBackends(waiting))?;
+        self.backends.sync(bkeys.iter(), now_gen, safe).map_err(|NoFreeSlot| CompileError::TooManyBackends(waiting))?;
         Ok(skeys)
     }
 
@@ -724,7 +728,9 @@ impl Compiler {
         wanted.dedup();
         let before: HashMap<(IpAddr, u8), (u16, u16)> = self.neigh_slots.assigned.clone();
         let waiting = self.neigh_slots.waiting(self.safe_generation).0;
-        self.neigh_slots.sync(wanted.iter(), now_gen, self.safe_generation).map_err(|()| CompileError::TooManyNeighbours(waiting))?;
+        self.neigh_slots
+            .sync(wanted.iter(), now_gen, self.safe_generation)
+            .map_err(|NoFreeSlot| CompileError::TooManyNeighbours(waiting))?;
         for (k, (slot, _)) in &self.neigh_slots.assigned {
             if before.get(k).map(|x| x.0) != Some(*slot) {
                 self.neigh.clear(u32::from(*slot));

@@ -1,8 +1,8 @@
 //! rvsadm: the rvs control client, ipvsadm-compatible (see `mgmt::cli`).
+use config::ServiceKey;
 use mgmt::cli::{self, Action, ListKind, Show};
 use mgmt::control::Client;
 use mgmt::ipvsadm::{self, Format, Options};
-use mgmt::ops::Op;
 use mgmt::report::Report;
 use serde_json::{json, Value};
 use std::io::Read;
@@ -37,8 +37,11 @@ fn fail(msg: impl std::fmt::Display, code: i32) -> ! {
     exit(code)
 }
 
+/// A connection to rvsd and how to print its answers.
 struct Conn {
     client: Client,
+    /// `--json`: print the raw reply instead of the table.
+    json: bool,
 }
 
 impl Conn {
@@ -59,10 +62,162 @@ impl Conn {
     fn report(&mut self) -> Report {
         serde_json::from_value(self.call("stats", Value::Null)).unwrap_or_else(|e| fail(format!("unexpected reply: {e}"), 1))
     }
+
+    /// Prints `v` as JSON when asked to; says whether it did.
+    fn printed_json(&self, v: impl FnOnce() -> Value) -> bool {
+        if self.json {
+            print_json(&v());
+        }
+        self.json
+    }
+
+    /// `-L -c`: the connection table, of one service or all.
+    fn list_connections(&mut self, service: Option<ServiceKey>) {
+        let v = self.call("sessions", Value::Null);
+        if self.printed_json(|| v.clone()) {
+            return;
+        }
+        let mut list = v["sessions"].as_array().cloned().unwrap_or_default();
+        if let Some(k) = service {
+            list.retain(|s| s["virtual"] == ipvsadm::addr_port(k.vip, k.port));
+        }
+        print!("{}", ipvsadm::connections(&list));
+    }
+
+    /// `-L`: services and real servers, with their counters or rates.
+    fn list_services(&mut self, service: Option<ServiceKey>, kind: ListKind, exact: bool, nosort: bool) {
+        let mut r = self.report();
+        if self.printed_json(|| serde_json::to_value(&r).unwrap_or_default()) {
+            return;
+        }
+        let format = match kind {
+            ListKind::Stats => Format::Stats,
+            ListKind::Rate => Format::Rate,
+            _ => Format::Plain,
+        };
+        let o = Options { format, exact, nosort };
+        match service {
+            Some(k) => {
+                r.services.retain(|s| s.protocol == k.protocol && s.vip == k.vip && s.port == k.port);
+                let Some(s) = r.services.first() else { fail(format!("no service {k}"), 1) };
+                let mut out = String::new();
+                ipvsadm::title(&mut out, format);
+                ipvsadm::service(&mut out, s, o);
+                print!("{out}");
+            }
+            None => print!("{}", ipvsadm::list(&r, r.session_capacity, o)),
+        }
+    }
+
+    /// `-R`: rules from stdin, applied as one transaction whatever their
+    /// number: all of them or none.
+    fn restore(&mut self, replace: bool) {
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            fail(format!("reading rules from stdin: {e}"), 1);
+        }
+        let mut ops = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+            match cli::parse_ipvsadm(&words, &mut cli::Options::default()) {
+                Ok(Action::Change(op)) => ops.push(op),
+                Ok(other) => fail(format!("line {}: {line:?} is not a change ({other:?})", n + 1), 2),
+                Err(e) => fail(format!("line {}: {e}", n + 1), 2),
+            }
+        }
+        let d = match self.client.apply_all(&ops, replace) {
+            Ok(r) if r.ok => r.result.unwrap_or(Value::Null),
+            Ok(r) => fail(r.error.map_or_else(|| "error".into(), |e| e.message), 1),
+            Err(e) => fail(e, 1),
+        };
+        self.printed_json(|| d);
+    }
+
+    /// `show drops|neighbors|health|config`.
+    fn show(&mut self, what: Show) {
+        if what == Show::Config {
+            return print_json(&self.call("config.get", Value::Null));
+        }
+        let r = self.report();
+        if self.printed_json(|| serde_json::to_value(&r).unwrap_or_default()) {
+            return;
+        }
+        match what {
+            Show::Drops => print_drops(&r),
+            Show::Neighbors => print_neighbors(&r),
+            Show::Health => print_health(&r),
+            Show::Config => {}
+        }
+    }
+
+    /// `reload` prints what changed; other raw commands their reply.
+    fn simple(&mut self, cmd: &str) {
+        let v = self.call(cmd, Value::Null);
+        if self.json || cmd != "reload" {
+            return print_json(&v);
+        }
+        let d = &v["diff"];
+        let mut any = false;
+        for (k, label) in [
+            ("services_added", "service added"),
+            ("services_removed", "service removed"),
+            ("services_changed", "service changed"),
+            ("servers_added", "real server added"),
+            ("servers_removed", "real server removed"),
+            ("servers_changed", "real server changed"),
+        ] {
+            for x in d[k].as_array().cloned().unwrap_or_default() {
+                println!("{label}: {}", x.as_str().unwrap_or(""));
+                any = true;
+            }
+        }
+        if !any {
+            println!("no change");
+        }
+    }
 }
 
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn print_drops(r: &Report) {
+    println!("{:<24} {:>12}  description", "reason", "packets");
+    for reason in rvs_core::DropReason::ALL {
+        let n = r.drops.get(reason.name()).copied().unwrap_or(0);
+        if n > 0 {
+            println!("{:<24} {:>12}  {}", reason.name(), n, reason.help());
+        }
+    }
+    println!("{:<24} {:>12}", "total", r.total_drops());
+}
+
+fn print_neighbors(r: &Report) {
+    println!("{:<40} {:<10} {:<18} kind", "address", "port", "mac");
+    for n in &r.neighbors {
+        let kind = if n.is_static { "static" } else { "dynamic" };
+        println!("{:<40} {:<10} {:<18} {kind}", n.address, n.port, n.mac.as_deref().unwrap_or("(unresolved)"));
+    }
+}
+
+fn print_health(r: &Report) {
+    println!("{:<30} {:<28} {:<6} {:>6}  last check", "service", "real server", "state", "weight");
+    for s in &r.services {
+        for rs in &s.real_servers {
+            println!(
+                "{:<30} {:<28} {:<6} {:>6}  {}",
+                format!("{} {}", s.protocol, ipvsadm::addr_port(s.vip, s.port)),
+                ipvsadm::addr_port(rs.address, rs.port),
+                if rs.up { "up" } else { "down" },
+                rs.effective_weight,
+                rs.health.as_ref().map_or("no check".to_string(), |h| h.summary())
+            );
+        }
+    }
 }
 
 fn main() {
@@ -74,51 +229,13 @@ fn main() {
     }
     let socket = opts.socket.clone().or_else(|| std::env::var("RVS_SOCKET").ok()).unwrap_or_else(|| "/run/rvs/rvsd.sock".into());
     let client = Client::connect(&PathBuf::from(&socket)).unwrap_or_else(|e| fail(format!("cannot connect to rvsd at {socket}: {e}"), 1));
-    let mut c = Conn { client };
+    let mut c = Conn { client, json: opts.json };
     match action {
-        Action::List { service, kind, exact, nosort } => {
-            if kind == ListKind::Connections {
-                let v = c.call("sessions", Value::Null);
-                if opts.json {
-                    return print_json(&v);
-                }
-                let list = v["sessions"].as_array().cloned().unwrap_or_default();
-                let list: Vec<Value> = match service {
-                    Some(k) => list.into_iter().filter(|s| s["virtual"] == ipvsadm::addr_port(k.vip, k.port)).collect(),
-                    None => list,
-                };
-                print!("{}", ipvsadm::connections(&list));
-                return;
-            }
-            let mut r = c.report();
-            if opts.json {
-                return print_json(&serde_json::to_value(&r).unwrap_or_default());
-            }
-            let format = match kind {
-                ListKind::Stats => Format::Stats,
-                ListKind::Rate => Format::Rate,
-                _ => Format::Plain,
-            };
-            let o = Options { format, exact, nosort };
-            match service {
-                Some(k) => {
-                    r.services.retain(|s| s.protocol == k.protocol && s.vip == k.vip && s.port == k.port);
-                    if r.services.is_empty() {
-                        fail(format!("no service {k}"), 1);
-                    }
-                    let mut out = String::new();
-                    ipvsadm::title(&mut out, format);
-                    ipvsadm::service(&mut out, &r.services[0], o);
-                    print!("{out}");
-                }
-                None => print!("{}", ipvsadm::list(&r, r.session_capacity, o)),
-            }
-        }
+        Action::List { service, kind: ListKind::Connections, .. } => c.list_connections(service),
+        Action::List { service, kind, exact, nosort } => c.list_services(service, kind, exact, nosort),
         Action::Change(op) => {
             let d = c.call("batch", json!({ "ops": [op] }));
-            if opts.json {
-                print_json(&d);
-            }
+            c.printed_json(|| d);
         }
         Action::Zero => {
             c.call("zero", Value::Null);
@@ -128,116 +245,15 @@ fn main() {
                 serde_json::from_value(c.call("config.get", Value::Null)).unwrap_or_else(|e| fail(format!("unexpected reply: {e}"), 1));
             print!("{}", ipvsadm::save(&cfg));
         }
-        Action::Restore { replace } => {
-            let mut text = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
-                fail(format!("reading rules from stdin: {e}"), 1);
-            }
-            let mut ops = Vec::new();
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-                let mut o = cli::Options::default();
-                match cli::parse_ipvsadm(&words, &mut o) {
-                    Ok(Action::Change(op)) => ops.push(op),
-                    Ok(other) => fail(format!("line {}: {line:?} is not a change ({other:?})", n + 1), 2),
-                    Err(e) => fail(format!("line {}: {e}", n + 1), 2),
-                }
-            }
-            // One transaction, whatever the size: all of it or none of it.
-            let d = match c.client.apply_all(&ops, replace) {
-                Ok(r) if r.ok => r.result.unwrap_or(Value::Null),
-                Ok(r) => fail(r.error.map_or_else(|| "error".into(), |e| e.message), 1),
-                Err(e) => fail(e, 1),
-            };
-            if opts.json {
-                print_json(&d);
-            }
-        }
+        Action::Restore { replace } => c.restore(replace),
         Action::ShowTimeouts => {
             let t = c.call("timeouts.get", Value::Null);
-            if opts.json {
-                return print_json(&t);
-            }
-            println!("Timeout (tcp tcpfin udp): {} {} {}", t["tcp"], t["tcpfin"], t["udp"]);
-        }
-        Action::Show(what) => {
-            if what == Show::Config {
-                return print_json(&c.call("config.get", Value::Null));
-            }
-            let r = c.report();
-            if opts.json {
-                return print_json(&serde_json::to_value(&r).unwrap_or_default());
-            }
-            match what {
-                Show::Drops => {
-                    println!("{:<24} {:>12}  description", "reason", "packets");
-                    for reason in rvs_core::DropReason::ALL {
-                        let n = r.drops.get(reason.name()).copied().unwrap_or(0);
-                        if n > 0 {
-                            println!("{:<24} {:>12}  {}", reason.name(), n, reason.help());
-                        }
-                    }
-                    println!("{:<24} {:>12}", "total", r.total_drops());
-                }
-                Show::Neighbors => {
-                    println!("{:<40} {:<10} {:<18} kind", "address", "port", "mac");
-                    for n in &r.neighbors {
-                        println!(
-                            "{:<40} {:<10} {:<18} {}",
-                            n.address,
-                            n.port,
-                            n.mac.as_deref().unwrap_or("(unresolved)"),
-                            if n.is_static { "static" } else { "dynamic" }
-                        );
-                    }
-                }
-                Show::Health => {
-                    println!("{:<30} {:<28} {:<6} {:>6}  last check", "service", "real server", "state", "weight");
-                    for s in &r.services {
-                        for rs in &s.real_servers {
-                            println!(
-                                "{:<30} {:<28} {:<6} {:>6}  {}",
-                                format!("{} {}", s.protocol, ipvsadm::addr_port(s.vip, s.port)),
-                                ipvsadm::addr_port(rs.address, rs.port),
-                                if rs.up { "up" } else { "down" },
-                                rs.effective_weight,
-                                rs.health.as_ref().map_or("no check".to_string(), |h| h.summary())
-                            );
-                        }
-                    }
-                }
-                Show::Config => {}
+            if !c.printed_json(|| t.clone()) {
+                println!("Timeout (tcp tcpfin udp): {} {} {}", t["tcp"], t["tcpfin"], t["udp"]);
             }
         }
-        Action::Simple(cmd) => {
-            let v = c.call(cmd, Value::Null);
-            if opts.json || cmd != "reload" {
-                return print_json(&v);
-            }
-            let d = &v["diff"];
-            let mut any = false;
-            for (k, label) in [
-                ("services_added", "service added"),
-                ("services_removed", "service removed"),
-                ("services_changed", "service changed"),
-                ("servers_added", "real server added"),
-                ("servers_removed", "real server removed"),
-                ("servers_changed", "real server changed"),
-            ] {
-                for x in d[k].as_array().cloned().unwrap_or_default() {
-                    println!("{label}: {}", x.as_str().unwrap_or(""));
-                    any = true;
-                }
-            }
-            if !any {
-                println!("no change");
-            }
-        }
+        Action::Show(what) => c.show(what),
+        Action::Simple(cmd) => c.simple(cmd),
         Action::Help => {}
     }
-    let _ = Op::Clear;
 }

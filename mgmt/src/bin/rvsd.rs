@@ -7,7 +7,7 @@
 //! final counters. SIGHUP re-reads the configuration file and applies the
 //! difference (an invalid file is refused and the running state kept).
 use clap::Parser;
-use mgmt::control::{Access, ControlServer, Limits};
+use mgmt::control::{Access, ControlError, ControlServer, Limits};
 use mgmt::daemon::Daemon;
 use mgmt::fault::{self, Task};
 use mgmt::ipvsadm::{self, Format, Options};
@@ -34,10 +34,9 @@ fn log(msg: impl AsRef<str>) {
     eprintln!("rvsd: {}", msg.as_ref());
 }
 
-fn main() {
-    let args = Args::parse();
-    let file = args.config.display().to_string();
-    let cfg = match config::from_file_with(&args.config, &rvs_core::memory::check) {
+/// Reads and validates the configuration, or exits with status 2.
+fn load(args: &Args) -> config::Config {
+    match config::from_file_with(&args.config, &rvs_core::memory::check) {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
@@ -46,44 +45,36 @@ fn main() {
             eprintln!("rvsd: configuration refused; nothing started");
             std::process::exit(2);
         }
-    };
-    if args.check {
-        let mem = rvs_core::memory::estimate(&cfg).total();
-        println!(
-            "{file}: configuration OK ({} ports, {} services; about {} MiB of {} MiB budget)",
-            cfg.ports.len(),
-            cfg.services.len(),
-            mem >> 20,
-            rvs_core::memory::budget(&cfg) >> 20
-        );
-        return;
     }
-    let daemon_cfg = cfg.daemon.clone();
-    let daemon = match Daemon::start(cfg, Some(args.config.clone()), &file) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("rvsd: {e}");
-            eprintln!("rvsd: start-up failed; nothing is forwarding");
-            std::process::exit(e.exit_code());
-        }
-    };
-    let access = Access { uids: daemon_cfg.allowed_uids.clone(), gids: daemon_cfg.allowed_gids.clone() };
-    let control = match ControlServer::start(
-        &daemon_cfg.control_socket,
-        daemon_cfg.socket_mode,
-        daemon_cfg.socket_group.as_deref(),
-        access,
-        Limits::from_config(&daemon_cfg),
-        daemon.manager.clone(),
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rvsd: daemon.control_socket: {e}");
-            let _ = daemon.shutdown();
-            std::process::exit(2);
-        }
-    };
+}
 
+/// `--check`: the verdict and the memory the configuration would take.
+fn check(cfg: &config::Config, file: &str) {
+    let mem = rvs_core::memory::estimate(cfg).total();
+    println!(
+        "{file}: configuration OK ({} ports, {} services; about {} MiB of {} MiB budget)",
+        cfg.ports.len(),
+        cfg.services.len(),
+        mem >> 20,
+        rvs_core::memory::budget(cfg) >> 20
+    );
+}
+
+/// The control socket, with the access rules and limits of `[daemon]`.
+fn serve_control(daemon: &Daemon, d: &config::Daemon) -> Result<ControlServer, ControlError> {
+    let access = Access { uids: d.allowed_uids.clone(), gids: d.allowed_gids.clone() };
+    ControlServer::start(
+        &d.control_socket,
+        d.socket_mode,
+        d.socket_group.as_deref(),
+        access,
+        Limits::from_config(d),
+        daemon.manager.clone(),
+    )
+}
+
+/// SIGINT and SIGTERM set `stop`, SIGHUP sets `hup`.
+fn signals() -> (Arc<AtomicBool>, Arc<AtomicBool>) {
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -94,28 +85,16 @@ fn main() {
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
         log(format!("cannot handle SIGHUP: {e}"));
     }
-    fault::lock(&daemon.manager).start_health_checks();
-    let metrics = match daemon_cfg.metrics_listen {
-        Some(addr) => match mgmt::metrics::MetricsServer::start(addr, daemon.manager.clone()) {
-            Ok(m) => {
-                log(format!("metrics on http://{}/metrics", m.addr));
-                Some(m)
-            }
-            Err(e) => {
-                eprintln!("rvsd: daemon.metrics_listen: cannot listen on {addr}: {e}");
-                drop(control);
-                let _ = daemon.shutdown();
-                std::process::exit(2);
-            }
-        },
-        None => None,
-    };
-    log(format!("forwarding; control socket {}", control.path().display()));
+    (stop, hup)
+}
 
+/// The management loop until `stop`: reloads on SIGHUP, health-check
+/// results, once a second the port counters and rates. Each round is
+/// contained: a fault costs that round, never forwarding.
+fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool) {
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        // Each step is contained: a fault costs that step, not forwarding.
         let _ = fault::contain(Task::Management, || {
             fault::injection_point(Task::Management);
             if hup.swap(false, Ordering::Relaxed) {
@@ -132,13 +111,13 @@ fn main() {
             }
         });
     }
-    log("stopping");
-    drop(metrics);
-    drop(control);
-    let size = daemon.table_size;
-    let report = daemon.shutdown();
+}
+
+/// The final counters, as `ipvsadm -L --stats --exact` plus drops, ports
+/// and sessions.
+fn print_final(report: &mgmt::report::Report, table_size: u64) {
     let opts = Options { format: Format::Stats, exact: true, nosort: false };
-    print!("{}", ipvsadm::list(&report, size, opts));
+    print!("{}", ipvsadm::list(report, table_size, opts));
     println!("Drops:");
     let mut any = false;
     for (k, v) in &report.drops {
@@ -161,14 +140,69 @@ fn main() {
         "Sessions: created {}, expired {}, reused {}, open v4 {} v6 {}",
         report.sessions.created, report.sessions.expired, report.sessions.reused, report.sessions.v4, report.sessions.v6
     );
-    if let Some(path) = args.final_stats {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => {
-                if let Err(e) = std::fs::write(&path, s) {
-                    log(format!("cannot write {}: {e}", path.display()));
-                }
+}
+
+fn write_final(report: &mgmt::report::Report, path: &std::path::Path) {
+    match serde_json::to_string_pretty(report) {
+        Ok(s) => {
+            if let Err(e) = std::fs::write(path, s) {
+                log(format!("cannot write {}: {e}", path.display()));
             }
-            Err(e) => log(format!("cannot encode final stats: {e}")),
         }
+        Err(e) => log(format!("cannot encode final stats: {e}")),
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let file = args.config.display().to_string();
+    let cfg = load(&args);
+    if args.check {
+        return check(&cfg, &file);
+    }
+    let daemon_cfg = cfg.daemon.clone();
+    let daemon = match Daemon::start(cfg, Some(args.config.clone()), &file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            eprintln!("rvsd: start-up failed; nothing is forwarding");
+            std::process::exit(e.exit_code());
+        }
+    };
+    let control = match serve_control(&daemon, &daemon_cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvsd: daemon.control_socket: {e}");
+            let _ = daemon.shutdown();
+            std::process::exit(2);
+        }
+    };
+    let (stop, hup) = signals();
+    fault::lock(&daemon.manager).start_health_checks();
+    let metrics = match daemon_cfg.metrics_listen {
+        Some(addr) => match mgmt::metrics::MetricsServer::start(addr, daemon.manager.clone()) {
+            Ok(m) => {
+                log(format!("metrics on http://{}/metrics", m.addr));
+                Some(m)
+            }
+            Err(e) => {
+                eprintln!("rvsd: daemon.metrics_listen: cannot listen on {addr}: {e}");
+                drop(control);
+                let _ = daemon.shutdown();
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
+    log(format!("forwarding; control socket {}", control.path().display()));
+    manage(&daemon, &stop, &hup);
+    log("stopping");
+    drop(metrics);
+    drop(control);
+    let size = daemon.table_size;
+    let report = daemon.shutdown();
+    print_final(&report, size);
+    if let Some(path) = &args.final_stats {
+        write_final(&report, path);
     }
 }
