@@ -151,6 +151,10 @@ pub fn sessions(shared: &Shared, a: &Value) -> Result<Value, CmdError> {
 }
 
 /// Executes `cmd` with `args` against the management state.
+///
+/// Long by design: one arm per protocol command, a few lines each, so the
+/// whole command set reads as one table (the arms that grow call out to a
+/// function of their own).
 pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError> {
     let no_args = |a: &Value| -> Result<(), CmdError> {
         if a.is_null() || a.as_object().is_some_and(serde_json::Map::is_empty) {

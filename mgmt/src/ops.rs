@@ -113,6 +113,9 @@ fn not_found(key: &ServiceKey) -> CmdError {
 }
 
 /// Applies one change to `cfg`.
+///
+/// Long by design: one arm per kind of change, so every change and its
+/// refusals read as one table.
 pub fn apply(cfg: &mut Config, op: &Op) -> Result<(), CmdError> {
     match op {
         Op::ServiceAdd { service } => {

@@ -105,8 +105,7 @@ impl Rng {
 }
 
 /// The i-th distinct client (address in 198.19.0.0/16, source port).
-pub fn client(i: usize) -> (u32, u16) {
-    let i = u32::try_from(i).unwrap_or(0);
+pub fn client(i: u32) -> (u32, u16) {
     (0xc613_0000 | (i & 0xffff), 1024 + u16::try_from((i >> 16) % 64_000).unwrap_or(0))
 }
 
@@ -117,7 +116,7 @@ fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
 }
 
 /// Pads a frame to the 60-byte Ethernet minimum (64 on the wire with FCS).
-fn pad(mut f: Vec<u8>) -> Vec<u8> {
+pub fn pad(mut f: Vec<u8>) -> Vec<u8> {
     if f.len() < 60 {
         f.resize(60, 0);
     }
@@ -130,11 +129,11 @@ fn pad(mut f: Vec<u8>) -> Vec<u8> {
 /// with `replies`, also the real servers' answer to each flow (round robin
 /// gives flow i to server i % 3 in pass order, so the replies are
 /// generated in that order and shuffled the same way).
-pub fn established(flows: usize, mode: Mode, replies: bool, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+pub fn established(flows: u32, mode: Mode, replies: bool, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut rng = Rng::new(seed);
-    let mut order: Vec<usize> = (0..flows).collect();
+    let mut order: Vec<u32> = (0..flows).collect();
     shuffle(&mut order, &mut rng);
-    let mut fwd = Vec::with_capacity(flows);
+    let mut fwd = Vec::with_capacity(order.len());
     let mut back = Vec::new();
     let (mut tcp_n, mut udp_n) = (0usize, 0usize);
     for &i in &order {
@@ -168,15 +167,15 @@ pub fn established(flows: usize, mode: Mode, replies: bool, seed: u64) -> (Vec<V
 }
 
 /// `n` TCP SYNs, each from a client address and port no other uses.
-pub fn syns(n: usize, seed: u64) -> Vec<Vec<u8>> {
+pub fn syns(n: u32, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng::new(seed);
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut order: Vec<u32> = (0..n).collect();
     shuffle(&mut order, &mut rng);
     order
         .iter()
         .map(|&i| {
             let (ip, port) = client(i);
-            let t = Tcp { sport: port, dport: 80, flags: 0x02, seq: u32::try_from(i).unwrap_or(0), payload: &[] };
+            let t = Tcp { sport: port, dport: 80, flags: 0x02, seq: i, payload: &[] };
             pad(rvs_testpkt::tcp4(ROUTER_MAC, pcap_mac(0), ip, VIP, &t))
         })
         .collect()

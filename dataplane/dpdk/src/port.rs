@@ -165,23 +165,38 @@ fn c_string(bytes: *const std::os::raw::c_char) -> String {
     unsafe { CStr::from_ptr(bytes) }.to_string_lossy().into_owned()
 }
 
-/// Configures queues, RSS, MTU and MAC, then starts the port.
-fn setup(id: u16, s: &PortSetup, pool: &'static Mempool) -> Result<PortInfo, PortError> {
+/// The device name of a port id.
+fn device_name(id: u16) -> String {
     let mut name_buf = [0 as std::os::raw::c_char; 64];
     // SAFETY: the buffer is 64 bytes, as passed; the port id exists.
     let _ = unsafe { sys::rte_eth_dev_get_name_by_port(id, name_buf.as_mut_ptr()) };
-    let name = c_string(name_buf.as_ptr());
+    c_string(name_buf.as_ptr())
+}
 
+/// The device's capabilities, refused if it has fewer queues than asked.
+fn device_info(id: u16, name: &str, s: &PortSetup) -> Result<sys::rte_eth_dev_info, PortError> {
     let mut info = sys::rte_eth_dev_info::default();
     // SAFETY: valid port id and out-pointer.
-    call(&name, "rte_eth_dev_info_get", unsafe { sys::rte_eth_dev_info_get(id, &mut info) })?;
+    call(name, "rte_eth_dev_info_get", unsafe { sys::rte_eth_dev_info_get(id, &mut info) })?;
     if s.rx_queues > info.max_rx_queues {
-        return Err(PortError::Queues { device: name, kind: "RX", want: s.rx_queues, max: info.max_rx_queues });
+        return Err(PortError::Queues { device: name.to_string(), kind: "RX", want: s.rx_queues, max: info.max_rx_queues });
     }
     if s.tx_queues > info.max_tx_queues {
-        return Err(PortError::Queues { device: name, kind: "TX", want: s.tx_queues, max: info.max_tx_queues });
+        return Err(PortError::Queues { device: name.to_string(), kind: "TX", want: s.tx_queues, max: info.max_tx_queues });
     }
+    Ok(info)
+}
 
+/// What [`configure`] asked of the device.
+struct Configured {
+    rss: bool,
+    rx_l4_checksum: bool,
+    tx_offloads: u64,
+}
+
+/// RSS over every queue (when there are several and the device hashes),
+/// receive checksum and fast-free offloads where the device has them.
+fn configure(id: u16, name: &str, s: &PortSetup, info: &sys::rte_eth_dev_info) -> Result<Configured, PortError> {
     let mut key = s.rss_key;
     let mut conf = sys::rte_eth_conf::default();
     let rss_hf = rss::ALL & info.flow_type_rss_offloads;
@@ -200,39 +215,65 @@ fn setup(id: u16, s: &PortSetup, pool: &'static Mempool) -> Result<PortInfo, Por
         conf.txmode.offloads |= TX_OFFLOAD_MBUF_FAST_FREE;
     }
     // SAFETY: valid port id; conf (and the key it points to) outlive the call.
-    call(&name, "rte_eth_dev_configure", unsafe { sys::rte_eth_dev_configure(id, s.rx_queues, s.tx_queues, &conf) })?;
+    call(name, "rte_eth_dev_configure", unsafe { sys::rte_eth_dev_configure(id, s.rx_queues, s.tx_queues, &conf) })?;
+    Ok(Configured { rss, rx_l4_checksum, tx_offloads: conf.txmode.offloads })
+}
 
+/// DPDK's "any NUMA socket", for devices that do not say where they are.
+const SOCKET_ID_ANY: u32 = u32::MAX;
+
+/// Sets up every RX queue (on `pool`) and TX queue.
+fn setup_queues(
+    id: u16,
+    name: &str,
+    s: &PortSetup,
+    info: &sys::rte_eth_dev_info,
+    c: &Configured,
+    pool: &'static Mempool,
+) -> Result<(), PortError> {
     let mut nb_rx = s.descriptors;
     let mut nb_tx = s.descriptors;
     // SAFETY: valid port id and in/out pointers.
-    call(&name, "rte_eth_dev_adjust_nb_rx_tx_desc", unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) })?;
+    call(name, "rte_eth_dev_adjust_nb_rx_tx_desc", unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) })?;
     // SAFETY: valid port id.
-    let socket = u32::try_from(unsafe { sys::rte_eth_dev_socket_id(id) }).unwrap_or(0);
+    let socket = u32::try_from(unsafe { sys::rte_eth_dev_socket_id(id) }).unwrap_or(SOCKET_ID_ANY);
     for q in 0..s.rx_queues {
         // SAFETY: configured port; the pool lives for the whole process,
         // so it outlives the port; default rxconf (null).
-        call(&name, "rte_eth_rx_queue_setup", unsafe { sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, std::ptr::null(), pool.raw()) })?;
+        call(name, "rte_eth_rx_queue_setup", unsafe { sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, std::ptr::null(), pool.raw()) })?;
     }
     for q in 0..s.tx_queues {
         let mut txconf = info.default_txconf;
-        txconf.offloads = conf.txmode.offloads;
+        txconf.offloads = c.tx_offloads;
         // SAFETY: configured port, valid txconf.
-        call(&name, "rte_eth_tx_queue_setup", unsafe { sys::rte_eth_tx_queue_setup(id, q, nb_tx, socket, &txconf) })?;
+        call(name, "rte_eth_tx_queue_setup", unsafe { sys::rte_eth_tx_queue_setup(id, q, nb_tx, socket, &txconf) })?;
     }
+    Ok(())
+}
 
+/// Sets the configured MAC; returns whether it must be kept in software
+/// (the device cannot take one).
+fn set_mac(id: u16, name: &str, mac: Option<[u8; 6]>) -> Result<bool, PortError> {
+    let Some(mac) = mac else { return Ok(false) };
+    let mut a = sys::rte_ether_addr { addr_bytes: mac };
+    // SAFETY: valid port id and address.
+    let rc = unsafe { sys::rte_eth_dev_default_mac_addr_set(id, &mut a) };
+    if rc == -libc::ENOTSUP {
+        return Ok(true);
+    }
+    call(name, "rte_eth_dev_default_mac_addr_set", rc)?;
+    Ok(false)
+}
+
+/// Configures queues, RSS, MTU and MAC, then starts the port.
+fn setup(id: u16, s: &PortSetup, pool: &'static Mempool) -> Result<PortInfo, PortError> {
+    let name = device_name(id);
+    let info = device_info(id, &name, s)?;
+    let c = configure(id, &name, s, &info)?;
+    setup_queues(id, &name, s, &info, &c, pool)?;
     // SAFETY: valid port id.
     let mtu_set = unsafe { sys::rte_eth_dev_set_mtu(id, s.mtu) } == 0;
-    let mut mac_in_software = false;
-    if let Some(mac) = s.mac {
-        let mut a = sys::rte_ether_addr { addr_bytes: mac };
-        // SAFETY: valid port id and address.
-        let rc = unsafe { sys::rte_eth_dev_default_mac_addr_set(id, &mut a) };
-        if rc == -libc::ENOTSUP {
-            mac_in_software = true;
-        } else {
-            call(&name, "rte_eth_dev_default_mac_addr_set", rc)?;
-        }
-    }
+    let mac_in_software = set_mac(id, &name, s.mac)?;
     // SAFETY: the port is configured with all its queues.
     call(&name, "rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(id) })?;
     // Promiscuous: rvs filters destination MACs itself and needs IPv6
@@ -240,7 +281,7 @@ fn setup(id: u16, s: &PortSetup, pool: &'static Mempool) -> Result<PortInfo, Por
     // SAFETY: started port.
     let _ = unsafe { sys::rte_eth_promiscuous_enable(id) };
 
-    let reta_size = if rss { program_reta(id, info.reta_size, s.rx_queues, info.reta_size) } else { 0 };
+    let reta_size = if c.rss { program_reta(id, info.reta_size, s.rx_queues, info.reta_size) } else { 0 };
     let mut a = sys::rte_ether_addr::default();
     // SAFETY: valid port id and out-pointer.
     call(&name, "rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(id, &mut a) })?;
@@ -248,6 +289,7 @@ fn setup(id: u16, s: &PortSetup, pool: &'static Mempool) -> Result<PortInfo, Por
         Some(m) if mac_in_software => m,
         _ => a.addr_bytes,
     };
+    let (rss, rx_l4_checksum) = (c.rss, c.rx_l4_checksum);
     Ok(PortInfo { id, name, driver: c_string(info.driver_name), mac, rss, reta_size, rx_l4_checksum, mtu_set, mac_in_software })
 }
 

@@ -17,8 +17,8 @@ use testbed::bench::{self, median, Mode, Rvsd, RvsdSetup};
 
 #[derive(Debug)]
 struct Opts {
-    flows: usize,
-    syns: usize,
+    flows: u32,
+    syns: u32,
     seconds: u64,
     modes: Vec<Mode>,
     workloads: Vec<String>,
@@ -144,6 +144,85 @@ fn wait_created(r: &Rvsd, n: u64, limit: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Room in the pools beyond the flows (bursts, hand-over, held frames).
+const EXTRA_MBUFS: u32 = 65_536;
+/// The sink port of every pcap workload.
+const NULL_PORT: &str = "net_null0,no-rx=1";
+
+fn pcap_port(i: u8, f: &Path) -> String {
+    format!("net_pcap{i},rx_pcap={},infinite_rx=1", f.display())
+}
+
+/// Established flows, one direction (`mix`: with the replies on the
+/// second port).
+fn established_workload(o: &Opts, dir: &Path, mix: bool) -> Result<()> {
+    let flows = o.flows;
+    let est_file = dir.join("est.pcap");
+    let reply_file = dir.join("est-replies.pcap");
+    let (f, r) = bench::established(flows, Mode::Nat, mix, 1);
+    testbed::pcap::write(&est_file, &f)?;
+    let port1 = if mix {
+        testbed::pcap::write(&reply_file, &r)?;
+        pcap_port(1, &reply_file)
+    } else {
+        NULL_PORT.to_string()
+    };
+    let n = flows;
+    let mbufs = if mix { 2 * n } else { n } + EXTRA_MBUFS;
+    let (label, modes, tag) = if mix {
+        (format!("est {} + replies", short(flows)), vec![Mode::Nat], "m")
+    } else {
+        (format!("est {} flows", short(flows)), o.modes.clone(), "e")
+    };
+    rounds(
+        o,
+        &label,
+        &modes,
+        &mut || Ok(median(&bench::testpmd(&[pcap_port(0, &est_file), port1.clone()], mbufs, o.seconds, tag)?)),
+        &mut |mode| {
+            let setup = RvsdSetup {
+                mode,
+                port0: pcap_port(0, &est_file),
+                port1: port1.clone(),
+                sessions: n + n / 2 + 1024,
+                mbufs,
+                sloppy: true,
+                workers: o.workers,
+            };
+            established_run(dir, &setup, u64::from(n), mix, o.seconds)
+        },
+    )
+}
+
+/// A SYN flood from many sources: every packet a new session.
+fn syn_workload(o: &Opts, dir: &Path) -> Result<()> {
+    let syn_file = dir.join("syn.pcap");
+    testbed::pcap::write(&syn_file, &bench::syns(o.syns, 2))?;
+    let ns = o.syns;
+    let label = format!("SYN flood {} sources", short(o.syns));
+    rounds(
+        o,
+        &label,
+        &o.modes,
+        &mut || Ok(median(&bench::testpmd(&[pcap_port(0, &syn_file), NULL_PORT.to_string()], ns + EXTRA_MBUFS, o.seconds, "s")?)),
+        &mut |mode| {
+            let setup = RvsdSetup {
+                mode,
+                port0: pcap_port(0, &syn_file),
+                port1: NULL_PORT.to_string(),
+                sessions: ns + ns / 2 + 1024,
+                mbufs: ns + EXTRA_MBUFS,
+                sloppy: false,
+                workers: o.workers,
+            };
+            let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
+            let (rate, mpps, drops) = syn_rate(&r, u64::from(ns))?;
+            r.stop();
+            Ok((mpps, Some(rate), drops))
+        },
+    )
+}
+
 fn main() -> Result<()> {
     let o = opts()?;
     let dir = o.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("rvs-bench-{}", std::process::id())));
@@ -161,92 +240,15 @@ fn main() -> Result<()> {
     println!();
     println!("| workload               | mode    | rvs Mpps | testpmd Mpps |  ratio | ratio range |  new sess/s | rvs drops |");
     println!("|------------------------|---------|---------:|-------------:|-------:|-------------|------------:|-----------|");
-    let flows = o.flows;
-    let extra = 65_536u32;
-    let est_file = dir.join("est.pcap");
-    let reply_file = dir.join("est-replies.pcap");
-    let syn_file = dir.join("syn.pcap");
     let want = |w: &str| o.workloads.iter().any(|x| x == w);
-    if want("est") || want("mix") {
-        let (f, r) = bench::established(flows, Mode::Nat, want("mix"), 1);
-        testbed::pcap::write(&est_file, &f)?;
-        if want("mix") {
-            testbed::pcap::write(&reply_file, &r)?;
-        }
-    }
-    let n = u32::try_from(flows)?;
-    let pcap0 = |f: &PathBuf| format!("net_pcap0,rx_pcap={},infinite_rx=1", f.display());
-    let pcap1 = |f: &PathBuf| format!("net_pcap1,rx_pcap={},infinite_rx=1", f.display());
-    let null = "net_null0,no-rx=1".to_string();
     if want("est") {
-        let label = format!("est {} flows", short(flows));
-        rounds(
-            &o,
-            &label,
-            &o.modes,
-            &mut || Ok(median(&bench::testpmd(&[pcap0(&est_file), null.clone()], n + extra, o.seconds, "e")?)),
-            &mut |mode| {
-                let setup = RvsdSetup {
-                    mode,
-                    port0: pcap0(&est_file),
-                    port1: null.clone(),
-                    sessions: n + n / 2 + 1024,
-                    mbufs: n + extra,
-                    sloppy: true,
-                    workers: o.workers,
-                };
-                established_run(&dir, &setup, u64::from(n), false, o.seconds)
-            },
-        )?;
+        established_workload(&o, &dir, false)?;
     }
     if want("mix") {
-        let label = format!("est {} + replies", short(flows));
-        rounds(
-            &o,
-            &label,
-            &[Mode::Nat],
-            &mut || Ok(median(&bench::testpmd(&[pcap0(&est_file), pcap1(&reply_file)], 2 * n + extra, o.seconds, "m")?)),
-            &mut |mode| {
-                let setup = RvsdSetup {
-                    mode,
-                    port0: pcap0(&est_file),
-                    port1: pcap1(&reply_file),
-                    sessions: n + n / 2 + 1024,
-                    mbufs: 2 * n + extra,
-                    sloppy: true,
-                    workers: o.workers,
-                };
-                established_run(&dir, &setup, u64::from(n), true, o.seconds)
-            },
-        )?;
+        established_workload(&o, &dir, true)?;
     }
     if want("syn") {
-        let s = bench::syns(o.syns, 2);
-        testbed::pcap::write(&syn_file, &s)?;
-        drop(s);
-        let ns = u32::try_from(o.syns)?;
-        let label = format!("SYN flood {} sources", short(o.syns));
-        rounds(
-            &o,
-            &label,
-            &o.modes,
-            &mut || Ok(median(&bench::testpmd(&[pcap0(&syn_file), null.clone()], ns + extra, o.seconds, "s")?)),
-            &mut |mode| {
-                let setup = RvsdSetup {
-                    mode,
-                    port0: pcap0(&syn_file),
-                    port1: null.clone(),
-                    sessions: ns + ns / 2 + 1024,
-                    mbufs: ns + extra,
-                    sloppy: false,
-                    workers: o.workers,
-                };
-                let r = Rvsd::start(&dir, &bench::rvsd_config(&dir, &setup))?;
-                let (rate, mpps, drops) = syn_rate(&r, u64::from(ns))?;
-                r.stop();
-                Ok((mpps, Some(rate), drops))
-            },
-        )?;
+        syn_workload(&o, &dir)?;
     }
     for (w, syn) in [("memif-est", false), ("memif-syn", true)] {
         if want(w) {
@@ -280,14 +282,14 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
         },
         &mut |mode| {
             let (g, client) = next()?;
-            let sessions = if syn { 16_000_000 } else { u32::try_from(o.flows)? * 3 / 2 + 1024 };
+            let sessions = if syn { 16_000_000 } else { o.flows * 3 / 2 + 1024 };
             let setup = RvsdSetup { mode, port0: client, port1: null.clone(), sessions, mbufs: 65_535, sloppy: !syn, workers: o.workers };
             let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
             if syn {
                 // The table must not fill before the measurement ends.
                 std::thread::sleep(Duration::from_millis(500));
             } else {
-                wait_created(&r, o.flows as u64, Duration::from_secs(60))?;
+                wait_created(&r, u64::from(o.flows), Duration::from_secs(60))?;
                 // As for testpmd: two seconds of warm-up.
                 std::thread::sleep(Duration::from_secs(2));
             }
@@ -419,7 +421,7 @@ fn syn_rate(r: &Rvsd, n: u64) -> Result<(f64, f64, String)> {
     Ok((rate, mpps, drops_text(&end, &start)))
 }
 
-fn short(n: usize) -> String {
+fn short(n: u32) -> String {
     if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)
     } else if n >= 1000 && n.is_multiple_of(1000) {

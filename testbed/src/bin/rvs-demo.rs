@@ -41,9 +41,15 @@ fn print_spread(title: &str, by: &BTreeMap<String, u64>, addrs: &[&str], weights
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let started = Instant::now();
-    let huge = hugepages_free() >= 128;
+/// The namespace world: two clients, three real servers that route back
+/// through rvsd, rvsd itself on two TAP ports, and the servers' daemons.
+struct World {
+    bed: Bed,
+    clients: Vec<usize>,
+    kit: String,
+}
+
+fn build(huge: bool) -> anyhow::Result<World> {
     let mut bed = Bed::new("demo")?;
     let c = bed.segment("c")?;
     let s = bed.segment("s")?;
@@ -64,80 +70,52 @@ fn main() -> anyhow::Result<()> {
         if huge { "hugepages" } else { "no hugepages (run scripts/setup.sh to reserve them)" }
     );
     bed.start_rvsd_with(&path)?;
-    let kit = bin("rvs-testkit")?;
-    let kit = kit.to_str().unwrap_or("rvs-testkit");
+    let kit = bin("rvs-testkit")?.to_str().unwrap_or("rvs-testkit").to_string();
     for (i, &h) in servers.iter().enumerate() {
-        bed.spawn(h, &[kit, "serve", "--name", &format!("rs{}", i + 1), "--http", "0.0.0.0:8080", "--udp", "0.0.0.0:9000"])?;
+        bed.spawn(h, &[&kit, "serve", "--name", &format!("rs{}", i + 1), "--http", "0.0.0.0:8080", "--udp", "0.0.0.0:9000"])?;
     }
     std::thread::sleep(Duration::from_millis(300));
     bed.wait_neighbors(Duration::from_secs(10))?;
+    Ok(World { bed, clients, kit })
+}
 
-    // Both clients at once: HTTP, then UDP.
+/// Runs the same rvs-testkit command from every client at once; returns
+/// their reports and the seconds it took.
+fn from_every_client(w: &World, args: &[&str]) -> anyhow::Result<(Vec<serde_json::Value>, f64)> {
     let t0 = Instant::now();
-    let http: Vec<serde_json::Value> = std::thread::scope(|sc| {
-        let hs: Vec<_> = clients
+    let out = std::thread::scope(|sc| {
+        let hs: Vec<_> = w
+            .clients
             .iter()
             .map(|&c| {
-                let bed = &bed;
-                sc.spawn(move || {
-                    bed.json(
-                        c,
-                        &[kit, "http", "--url", "http://198.18.0.100/", "--count", "300", "--concurrency", "4"],
-                        Duration::from_secs(120),
-                    )
-                })
+                let mut argv = vec![w.kit.as_str()];
+                argv.extend_from_slice(args);
+                sc.spawn(move || w.bed.json(c, &argv, Duration::from_secs(120)))
             })
             .collect();
         hs.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("client thread"))?).collect::<anyhow::Result<Vec<_>>>()
     })?;
-    let http_secs = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    let udp: Vec<serde_json::Value> = std::thread::scope(|sc| {
-        let hs: Vec<_> = clients
-            .iter()
-            .map(|&c| {
-                let bed = &bed;
-                sc.spawn(move || bed.json(c, &[kit, "udp", "--target", "198.18.0.100:53", "--count", "300"], Duration::from_secs(120)))
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("client thread"))?).collect::<anyhow::Result<Vec<_>>>()
-    })?;
-    let udp_secs = t1.elapsed().as_secs_f64();
+    Ok((out, t0.elapsed().as_secs_f64()))
+}
 
-    let merge = |vs: &[serde_json::Value]| {
-        let mut ok = 0;
-        let mut failed = 0;
-        let mut by = BTreeMap::new();
-        for v in vs {
-            let (o, f, b) = tally(v);
-            ok += o;
-            failed += f;
-            for (k, n) in b {
-                *by.entry(k).or_insert(0) += n;
-            }
+/// Answers that worked, that failed, and by real server, over all clients.
+fn merge(vs: &[serde_json::Value]) -> (u64, u64, BTreeMap<String, u64>) {
+    let mut ok = 0;
+    let mut failed = 0;
+    let mut by = BTreeMap::new();
+    for v in vs {
+        let (o, f, b) = tally(v);
+        ok += o;
+        failed += f;
+        for (k, n) in b {
+            *by.entry(k).or_insert(0) += n;
         }
-        (ok, failed, by)
-    };
-    let (hok, hfail, hby) = merge(&http);
-    let (uok, ufail, uby) = merge(&udp);
-    let addrs = ["198.18.1.11:8080", "198.18.1.12:8080", "198.18.1.13:8080"];
-    let uaddrs = ["198.18.1.11:9000", "198.18.1.12:9000", "198.18.1.13:9000"];
-    println!();
-    print_spread(
-        &format!("HTTP tcp/80, wrr 1:2:3: {} requests from 2 clients, {hok} ok, {hfail} failed, {http_secs:.2} s", hok + hfail),
-        &hby,
-        &addrs,
-        &[1, 2, 3],
-    );
-    print_spread(
-        &format!("UDP  udp/53, rr:        {} echoes from 2 clients, {uok} ok, {ufail} failed, {udp_secs:.2} s", uok + ufail),
-        &uby,
-        &uaddrs,
-        &[1, 1, 1],
-    );
+    }
+    (ok, failed, by)
+}
 
-    let r = bed.stats()?;
-    // rvsd's own view, through the real rvsadm on the control socket.
+/// rvsd's own view, through the real rvsadm on the control socket.
+fn print_rvsadm(bed: &Bed) -> anyhow::Result<()> {
     let rvsadm = bin("rvsadm")?;
     let sock = bed.socket();
     for args in [&["-L", "-n", "--stats"][..], &["-L", "-n"][..], &["show", "health"][..]] {
@@ -149,6 +127,12 @@ fn main() -> anyhow::Result<()> {
             anyhow::bail!("rvsadm {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         }
     }
+    Ok(())
+}
+
+/// rvsd's counters; returns whether its sessions agree with what the
+/// clients saw.
+fn print_counters(r: &mgmt::report::Report, http_ok: u64, udp_ok: u64) -> bool {
     let drops: Vec<String> = r.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
     println!();
     println!(
@@ -168,14 +152,41 @@ fn main() -> anyhow::Result<()> {
     }
     let tcp_sessions: u64 = r.services.iter().filter(|s| s.protocol == config::Protocol::Tcp).map(|s| s.totals.conns).sum();
     let udp_sessions: u64 = r.services.iter().filter(|s| s.protocol == config::Protocol::Udp).map(|s| s.totals.conns).sum();
-    let agree = tcp_sessions == hok && udp_sessions == uok;
+    let agree = tcp_sessions == http_ok && udp_sessions == udp_ok;
     println!(
-        "client view vs rvsd: {hok} HTTP ok / {tcp_sessions} TCP sessions, {uok} UDP ok / {udp_sessions} UDP sessions: {}",
+        "client view vs rvsd: {http_ok} HTTP ok / {tcp_sessions} TCP sessions, {udp_ok} UDP ok / {udp_sessions} UDP sessions: {}",
         if agree { "agree" } else { "DISAGREE" }
     );
-    let (_, _) = bed.stop_rvsd()?;
+    agree
+}
+
+fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut w = build(hugepages_free() >= 128)?;
+    // Both clients at once: HTTP, then UDP.
+    let (http, http_secs) = from_every_client(&w, &["http", "--url", "http://198.18.0.100/", "--count", "300", "--concurrency", "4"])?;
+    let (udp, udp_secs) = from_every_client(&w, &["udp", "--target", "198.18.0.100:53", "--count", "300"])?;
+    let (hok, hfail, hby) = merge(&http);
+    let (uok, ufail, uby) = merge(&udp);
+    println!();
+    print_spread(
+        &format!("HTTP tcp/80, wrr 1:2:3: {} requests from 2 clients, {hok} ok, {hfail} failed, {http_secs:.2} s", hok + hfail),
+        &hby,
+        &["198.18.1.11:8080", "198.18.1.12:8080", "198.18.1.13:8080"],
+        &[1, 2, 3],
+    );
+    print_spread(
+        &format!("UDP  udp/53, rr:        {} echoes from 2 clients, {uok} ok, {ufail} failed, {udp_secs:.2} s", uok + ufail),
+        &uby,
+        &["198.18.1.11:9000", "198.18.1.12:9000", "198.18.1.13:9000"],
+        &[1, 1, 1],
+    );
+    let r = w.bed.stats()?;
+    print_rvsadm(&w.bed)?;
+    let agree = print_counters(&r, hok, uok);
+    let (_, _) = w.bed.stop_rvsd()?;
     println!("rvsd stopped cleanly; namespaces removed. Demo took {:.1} s.", started.elapsed().as_secs_f64());
-    drop(bed);
+    drop(w);
     if hfail + ufail > 0 || !agree {
         anyhow::bail!("demo saw failures");
     }

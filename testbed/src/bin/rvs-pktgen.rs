@@ -15,80 +15,128 @@
 //! end. Needs root (DPDK).
 use anyhow::{anyhow, bail, Context, Result};
 use rvs_dpdk::{Burst, Eal, Mempool, Port, PortSetup};
-use rvs_wire::{checksum, ip::proto, ipv4, MacAddr, PacketBuf};
+use rvs_testpkt::Tcp;
+use rvs_wire::l4::{self, FiveTuple};
+use rvs_wire::{ether, ip::proto, ipv4, Ipv4, MacAddr, PacketBuf};
 use std::time::{Duration, Instant};
-use testbed::bench::{client, pcap_mac, ROUTER_MAC, VIP};
+use testbed::bench::{client, pad, pcap_mac, ROUTER_MAC, VIP};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
-/// Writes the frame of flow `i` (or a SYN for client `i`) into `f` (60 bytes).
-fn write_frame(f: &mut [u8], dst_mac: MacAddr, i: u64, syn: bool) {
-    let (src, sport) = client(usize::try_from(i).unwrap_or(0));
-    let tcp = syn || !i.is_multiple_of(5);
-    f.fill(0);
-    f[0..6].copy_from_slice(&dst_mac.0);
-    f[6..12].copy_from_slice(&ROUTER_MAC.0);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let (l4proto, l4len) = if tcp { (proto::TCP, 20u16) } else { (proto::UDP, 26u16) };
-    ipv4::write_header(&mut f[14..34], 0, 20 + l4len, 0, ipv4::FLAG_DF, 64, l4proto, src.into(), VIP.into());
-    let seg = &mut f[34..34 + usize::from(l4len)];
-    seg[0..2].copy_from_slice(&sport.to_be_bytes());
-    if tcp {
-        seg[2..4].copy_from_slice(&80u16.to_be_bytes());
-        #[expect(clippy::cast_possible_truncation, reason = "a sequence number")]
-        seg[4..8].copy_from_slice(&(i as u32).to_be_bytes());
-        seg[12] = 5 << 4;
-        seg[13] = if syn { 0x02 } else { 0x10 };
-        seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    } else {
-        seg[2..4].copy_from_slice(&53u16.to_be_bytes());
-        seg[4..6].copy_from_slice(&l4len.to_be_bytes());
+/// One frame of each kind, from client 0; every frame sent is a copy with
+/// the client's address and port rewritten by rvs-wire's NAT rewriter,
+/// which keeps the checksums right.
+struct Templates {
+    tcp: Vec<u8>,
+    udp: Vec<u8>,
+    /// What the templates carry: client 0 to the VIP.
+    tcp_tuple: FiveTuple<Ipv4>,
+    udp_tuple: FiveTuple<Ipv4>,
+}
+
+impl Templates {
+    fn new(dst_mac: MacAddr, syn: bool) -> Templates {
+        let (src, sport) = client(0);
+        let flags = if syn { 0x02 } else { 0x10 };
+        let t = Tcp { sport, dport: 80, flags, seq: 1, payload: &[] };
+        let tuple = |proto, dport| FiveTuple { src: Ipv4::from(src), dst: Ipv4::from(VIP), sport, dport, proto };
+        Templates {
+            tcp: pad(rvs_testpkt::tcp4(ROUTER_MAC, dst_mac, src, VIP, &t)),
+            udp: pad(rvs_testpkt::udp4(ROUTER_MAC, dst_mac, src, VIP, sport, 53, &[0u8; 18])),
+            tcp_tuple: tuple(proto::TCP, 80),
+            udp_tuple: tuple(proto::UDP, 53),
+        }
     }
-    let c = checksum::l4_checksum(checksum::pseudo_v4(src.to_be_bytes(), VIP.to_be_bytes(), l4proto, l4len), seg);
-    let at = if tcp { 16 } else { 6 };
-    let c = if !tcp && c == 0 { 0xffff } else { c };
-    seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
+
+    /// Writes the frame of flow `i` (or a SYN for client `i`) into `f`
+    /// (60 bytes): TCP for four flows in five, UDP for the fifth.
+    fn write(&self, f: &mut [u8], i: u32, syn: bool) {
+        let (src, sport) = client(i);
+        let (t, tuple) = if syn || !i.is_multiple_of(5) { (&self.tcp, &self.tcp_tuple) } else { (&self.udp, &self.udp_tuple) };
+        f.copy_from_slice(t);
+        let ip = &mut f[ether::HEADER_LEN..];
+        l4::rewrite(ip, ipv4::MIN_HEADER_LEN, tuple, Some((Ipv4::from(src), sport)), None);
+    }
+}
+
+/// What to send, from the command line.
+struct Opts {
+    vdev: String,
+    dst_mac: MacAddr,
+    syn: bool,
+    flows: u32,
+    seconds: f64,
+    cpu: String,
+}
+
+fn opts() -> Result<Opts> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    Ok(Opts {
+        vdev: arg(&args, "--vdev").context("--vdev required")?,
+        dst_mac: arg(&args, "--dst-mac").map_or(Ok(pcap_mac(0)), |m| m.parse::<MacAddr>().map_err(|e| anyhow!("--dst-mac: {e}")))?,
+        syn: args.iter().any(|a| a == "--syn"),
+        flows: arg(&args, "--flows").map_or(Ok(1_000_000), |v| v.parse())?,
+        seconds: arg(&args, "--seconds").map_or(Ok(10.0), |v| v.parse())?,
+        cpu: arg(&args, "--lcore").unwrap_or_else(|| "0".into()),
+    })
+}
+
+/// The flow (or never-repeating SYN source) of each next frame.
+struct Flows {
+    syn: bool,
+    flows: u32,
+    i: u32,
+    /// An LCG over 2^32 has full period: SYN sources never repeat.
+    lcg: u32,
+}
+
+impl Flows {
+    /// Clients beyond this have no distinct address and port.
+    const LIMIT: u64 = 65_536 * 64_000;
+
+    fn next(&mut self) -> u32 {
+        if self.syn {
+            loop {
+                self.lcg = self.lcg.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                if u64::from(self.lcg) < Self::LIMIT {
+                    return self.lcg;
+                }
+            }
+        }
+        self.i = if self.i + 1 >= self.flows { 0 } else { self.i + 1 };
+        self.i
+    }
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let vdev = arg(&args, "--vdev").context("--vdev required")?;
-    let dst_mac: MacAddr =
-        arg(&args, "--dst-mac").map_or(Ok(pcap_mac(0)), |m| m.parse::<MacAddr>().map_err(|e| anyhow!("--dst-mac: {e}")))?;
-    let syn = args.iter().any(|a| a == "--syn");
-    let flows: u64 = arg(&args, "--flows").map_or(Ok(1_000_000), |v| v.parse())?;
-    let seconds: f64 = arg(&args, "--seconds").map_or(Ok(10.0), |v| v.parse())?;
-    let cpu = arg(&args, "--lcore").unwrap_or_else(|| "0".into());
-    let name = vdev.split(',').next().unwrap_or("net_memif0").to_string();
-    let eal_args = vec![
+    let o = opts()?;
+    let name = o.vdev.split(',').next().unwrap_or("net_memif0").to_string();
+    let mut eal_args = vec![
         "rvs-pktgen".to_string(),
         "--no-pci".into(),
-        format!("--lcores=0@{cpu}"),
+        format!("--lcores=0@{}", o.cpu),
         format!("--file-prefix=rvsg{}", std::process::id()),
         "--no-telemetry".into(),
         "--log-level=lib.eal:warning".into(),
     ];
     // Hugepages when there are some (see bench::use_hugepages).
-    let mut eal_args = eal_args;
     eal_args.extend(testbed::bench::memory_args(16_383));
     let eal = Eal::init(&eal_args).map_err(|e| anyhow!("EAL: {e}"))?;
     let pool = Mempool::new(&eal, "gen", 16383, 256, 384).map_err(|e| anyhow!("{e}"))?;
     let setup = PortSetup { rx_queues: 1, tx_queues: 1, descriptors: 1024, mtu: 1500, rss_key: [0; 40], mac: None };
-    let mut port = Port::open(&eal, &vdev, false, &setup, pool).map_err(|e| anyhow!("{e}"))?;
+    let mut port = Port::open(&eal, &o.vdev, false, &setup, pool).map_err(|e| anyhow!("{e}"))?;
     let mut tx = port.take_tx(0).context("TX queue")?;
     let mut rx = port.take_rx(0).context("RX queue")?;
     println!("rvs-pktgen: {name} up, waiting for a peer");
+    let frames = Templates::new(o.dst_mac, o.syn);
+    let mut flows = Flows { syn: o.syn, flows: o.flows, i: 0, lcg: 0x1234_5678 };
     let start = Instant::now();
-    let end = start + Duration::from_secs_f64(seconds);
+    let end = start + Duration::from_secs_f64(o.seconds);
     let mut b = Burst::new();
     let mut back = Burst::new();
     let mut sent = 0u64;
-    let mut i = 0u64;
-    // Never-repeating SYN sources: an LCG over 2^32 has full period.
-    let mut lcg = 0x1234_5678u32;
-    let limit = 65_536u64 * 64_000;
     let mut last = (Instant::now(), 0u64);
     let mut up = false;
     let mut loops = 0u32;
@@ -109,21 +157,10 @@ fn main() -> Result<()> {
             continue;
         }
         for m in b.as_mut_slice() {
-            let n = if syn {
-                loop {
-                    lcg = lcg.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    if u64::from(lcg) < limit {
-                        break u64::from(lcg);
-                    }
-                }
-            } else {
-                i = if i + 1 >= flows { 0 } else { i + 1 };
-                i
-            };
             if !m.append(60) {
                 bail!("mbuf too small");
             }
-            write_frame(m.data_mut(), dst_mac, n, syn);
+            frames.write(m.data_mut(), flows.next(), o.syn);
         }
         sent += tx.tx(&mut b) as u64;
         b.free_all();
@@ -140,4 +177,33 @@ fn main() -> Result<()> {
     let secs = start.elapsed().as_secs_f64();
     println!("{}", serde_json::json!({"sent": sent, "seconds": secs}));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rewritten template is byte for byte the frame built from scratch
+    /// (the pcap workload's), checksums included.
+    #[test]
+    fn rewritten_templates_equal_frames_built_from_scratch() {
+        let dst = pcap_mac(0);
+        let frames = Templates::new(dst, false);
+        let syns = Templates::new(dst, true);
+        for i in [1u32, 5, 7, 65_535, 65_536, 1_000_003, 4_095_999_999] {
+            let (src, sport) = client(i);
+            let mut f = [0u8; 60];
+            frames.write(&mut f, i, false);
+            let want = if i.is_multiple_of(5) {
+                pad(rvs_testpkt::udp4(ROUTER_MAC, dst, src, VIP, sport, 53, &[0u8; 18]))
+            } else {
+                pad(rvs_testpkt::tcp4(ROUTER_MAC, dst, src, VIP, &Tcp { sport, dport: 80, flags: 0x10, seq: 1, payload: &[] }))
+            };
+            assert_eq!(f.as_slice(), want.as_slice(), "flow {i}");
+            assert!(rvs_testpkt::checksums_ok(&f));
+            syns.write(&mut f, i, true);
+            let want = pad(rvs_testpkt::tcp4(ROUTER_MAC, dst, src, VIP, &Tcp { sport, dport: 80, flags: 0x02, seq: 1, payload: &[] }));
+            assert_eq!(f.as_slice(), want.as_slice(), "SYN {i}");
+        }
+    }
 }
