@@ -96,8 +96,8 @@ fn random_seeds() -> [u64; 4] {
     let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok();
     if !ok {
         let t = rvs_arch::tsc().to_le_bytes();
-        for (i, x) in b.iter_mut().enumerate() {
-            *x = t[i % 8] ^ u8::try_from(i).unwrap_or(0).wrapping_mul(0x9d);
+        for (i, x) in (0u8..).zip(b.iter_mut()) {
+            *x = t[usize::from(i % 8)] ^ i.wrapping_mul(0x9d);
         }
     }
     let mut s = [0u64; 4];
@@ -375,7 +375,12 @@ fn forwarder_config(cfg: &Config, core: u16, ports: &Ports, seeds: [u64; 4]) -> 
         sessions_v6: cfg.dataplane.sessions_v6_per_worker,
         seeds,
         tunnel_ttl: cfg.dataplane.tunnel_ttl,
-        fullnat_ports: (u16::try_from(lo).unwrap_or(pmin), u16::try_from(lo + per - 1).unwrap_or(pmax)),
+        // Within [pmin, pmax] by construction (core < workers, per *
+        // workers <= the range); the min only makes that visible.
+        fullnat_ports: (
+            rvs_wire::num::sat_u16(lo.min(u32::from(pmax))),
+            rvs_wire::num::sat_u16((lo + per).saturating_sub(1).min(u32::from(pmax))),
+        ),
         icmp_rate: 1000,
         steering: (workers > 1).then(|| Steering::new(workers, u32::from(ports.period), pmin, per, ports.hw_rss)),
     }

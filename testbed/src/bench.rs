@@ -32,7 +32,7 @@ pub fn pcap_mac(n: u8) -> MacAddr {
 }
 
 fn server_mac(i: usize) -> MacAddr {
-    MacAddr([0x02, 0, 0, 0, 0x01, 0x11 + u8::try_from(i).unwrap_or(0)])
+    MacAddr([0x02, 0, 0, 0, 0x01, 0x11 + rvs_wire::num::low_u16(i as u64).to_le_bytes()[0]])
 }
 
 /// A forwarding mode under test.
@@ -100,13 +100,13 @@ impl Rng {
     }
     /// Uniform in 0..n.
     pub fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next_u64() % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0)
+        rvs_wire::num::rem_usize(self.next_u64(), n.max(1))
     }
 }
 
 /// The i-th distinct client (address in 198.19.0.0/16, source port).
 pub fn client(i: u32) -> (u32, u16) {
-    (0xc613_0000 | (i & 0xffff), 1024 + u16::try_from((i >> 16) % 64_000).unwrap_or(0))
+    (0xc613_0000 | (i & 0xffff), 1024 + rvs_wire::num::rem_u16(u64::from(i >> 16), 64_000))
 }
 
 fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
@@ -476,8 +476,9 @@ impl Rvsd {
     /// Stops it (SIGTERM) and returns its log.
     pub fn stop(mut self) -> String {
         if let Some(c) = self.child.0.as_mut() {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap_or(0)), nix::sys::signal::Signal::SIGTERM);
+            if let Some(pid) = crate::pid_of(c) {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            }
             let deadline = Instant::now() + Duration::from_secs(20);
             while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));

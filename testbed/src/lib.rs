@@ -193,8 +193,9 @@ impl Proc {
     /// on SIGTERM with status 0.
     pub fn stop(&mut self, grace: Duration) -> bool {
         let Some(mut c) = self.child.take() else { return false };
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap_or(0));
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if let Some(pid) = pid_of(&c) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {
@@ -283,6 +284,13 @@ pub fn bin_dir() -> PathBuf {
     } else {
         dir
     }
+}
+
+/// The pid of a child we started, to signal it; `None` if it does not fit
+/// a `pid_t` (never on Linux). Never pid 0, which would signal our own
+/// process group.
+pub fn pid_of(c: &Child) -> Option<nix::unistd::Pid> {
+    i32::try_from(c.id()).ok().filter(|&p| p > 0).map(nix::unistd::Pid::from_raw)
 }
 
 /// Path of a workspace binary, checked to exist.

@@ -47,9 +47,9 @@ pub fn write(path: &Path, frames: &[Vec<u8>]) -> Result<()> {
     for v in [0u32, 0, 65535, 1] {
         b.extend_from_slice(&v.to_le_bytes());
     }
-    for (i, f) in frames.iter().enumerate() {
+    for (i, f) in (0u32..).zip(frames) {
         let len = u32::try_from(f.len())?;
-        for v in [0u32, u32::try_from(i).unwrap_or(0), len, len] {
+        for v in [0u32, i, len, len] {
             b.extend_from_slice(&v.to_le_bytes());
         }
         b.extend_from_slice(f);

@@ -32,7 +32,8 @@ pub fn tsc() -> u64 {
     #[cfg(not(target_arch = "x86_64"))]
     {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)
+        // Saturates after 584 years.
+        t.as_nanos().try_into().unwrap_or(u64::MAX)
     }
 }
 

@@ -239,7 +239,7 @@ impl<A: Family> SessionTable<A> {
     /// at <= 80% load.
     fn buckets_for(capacity: u32) -> usize {
         let slots = (u64::from(capacity) * 2 * 5).div_ceil(4);
-        usize::try_from(slots.div_ceil(BUCKET_SLOTS as u64)).unwrap_or(usize::MAX).max(2)
+        rvs_wire::num::sat_usize(slots.div_ceil(BUCKET_SLOTS as u64)).max(2)
     }
 
     /// The memory a table of `capacity` sessions allocates (what

@@ -154,7 +154,7 @@ impl Steering {
     /// The queue a hash lands on through the redirection table rvs programs.
     #[inline]
     pub fn queue(&self, h: u32) -> u16 {
-        u16::try_from(h % self.period % u32::from(self.cores)).unwrap_or(0)
+        rvs_wire::num::rem_u16(u64::from(h % self.period), self.cores)
     }
 
     /// The core for a client network or client address and port.
@@ -164,7 +164,7 @@ impl Steering {
         // A multiplicative mix; the top bits spread well.
         let m = x.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (x >> 31);
         let m = m.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        u16::try_from((m >> 32) % u64::from(self.cores)).unwrap_or(0)
+        rvs_wire::num::rem_u16(m >> 32, self.cores)
     }
 
     /// The core owning full-NAT local port `lport`, if in the range.
@@ -172,7 +172,7 @@ impl Steering {
     pub fn fnat_owner(&self, lport: u16) -> Option<u16> {
         let off = u32::from(lport.checked_sub(self.fnat_min)?);
         let core = off / self.fnat_per;
-        (core < u32::from(self.cores)).then(|| u16::try_from(core).unwrap_or(0))
+        u16::try_from(core).ok().filter(|&c| c < self.cores)
     }
 
     /// Whether a reply from `rs:rport` to `local:lport` would arrive on
@@ -217,11 +217,12 @@ mod tests {
     #[test]
     fn rvs_key_is_symmetric() {
         let t = Toeplitz::new(&RSS_KEY);
-        for i in 0..1000u32 {
-            let (a, b) = (Ipv4(0xc612_0000 | i), Ipv4(0xc613_0000 ^ i.wrapping_mul(7919)));
-            let (p, q) = (u16::try_from(1024 + i).unwrap_or(0), 80);
+        for i in 0..1000u16 {
+            let w = u32::from(i);
+            let (a, b) = (Ipv4(0xc612_0000 | w), Ipv4(0xc613_0000 ^ w.wrapping_mul(7919)));
+            let (p, q) = (1024 + i, 80);
             assert_eq!(t.tuple(a, b, p, q), t.tuple(b, a, q, p));
-            let (a6, b6) = (Ipv6(0x2001_0db8_u128 << 96 | u128::from(i)), Ipv6(0x2001_0db8_0001_u128 << 80 | u128::from(i * 3)));
+            let (a6, b6) = (Ipv6(0x2001_0db8_u128 << 96 | u128::from(i)), Ipv6(0x2001_0db8_0001_u128 << 80 | u128::from(w * 3)));
             assert_eq!(t.tuple(a6, b6, p, q), t.tuple(b6, a6, q, p));
         }
     }

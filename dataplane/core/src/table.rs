@@ -451,7 +451,7 @@ struct NoFreeSlot;
 impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
     fn new(n: usize) -> Self {
         let n = n.min(usize::from(u16::MAX));
-        Slots { assigned: HashMap::new(), gens: vec![0; n], free: (0..u16::try_from(n).unwrap_or(u16::MAX)).map(|s| (s, 0)).collect() }
+        Slots { assigned: HashMap::new(), gens: vec![0; n], free: (0..rvs_wire::num::sat_u16(n)).map(|s| (s, 0)).collect() }
     }
 
     /// Keeps the slots of `keep`, frees the others (as of generation
@@ -543,7 +543,7 @@ impl BackendHealth {
         }
         match self.weight_pct {
             None => weight,
-            Some(p) => u32::try_from((u64::from(weight) * u64::from(p.min(100))).div_ceil(100)).unwrap_or(weight),
+            Some(p) => rvs_wire::num::sat_u32((u64::from(weight) * u64::from(p.min(100))).div_ceil(100)),
         }
     }
 }
@@ -1022,6 +1022,10 @@ fn steering(snap: &mut Snapshot) {
     }
 }
 
+/// A port's index as the snapshot stores it. Exact: compilation refuses
+/// more ports than the dataplane runs ([`CompileError::Ports`]), and the
+/// dataplane runs at most `config::MAX_PORTS` (16); were it not, 255 names
+/// no port and every lookup of it fails (it never aliases port 0).
 fn port_u8(i: usize) -> u8 {
     u8::try_from(i).unwrap_or(u8::MAX)
 }

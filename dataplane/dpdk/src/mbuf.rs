@@ -5,6 +5,15 @@ use rvs_wire::PacketBuf;
 use std::ffi::CString;
 use std::ptr::NonNull;
 
+/// The headroom DPDK leaves in front of a packet (from its headers; a
+/// build whose headroom does not fit the mbuf's 16-bit offset fails here).
+const HEADROOM: u16 = {
+    assert!(sys::RTE_PKTMBUF_HEADROOM <= u16::MAX as u32);
+    #[expect(clippy::cast_possible_truncation, reason = "checked just above, at compile time")]
+    let h = sys::RTE_PKTMBUF_HEADROOM as u16;
+    h
+};
+
 /// Packets per RX/TX burst.
 pub const BURST: usize = 32;
 
@@ -56,8 +65,7 @@ impl Mempool {
         let cname = CString::new(name).map_err(|_| MempoolError::BadName(name.to_string()))?;
         // SAFETY: EAL is running (we hold &Eal); the name is a valid C
         // string.
-        let socket = unsafe { sys::rte_socket_id() };
-        let socket = i32::try_from(socket).unwrap_or(-1);
+        let socket = crate::port::socket_or_any(unsafe { sys::rte_socket_id() });
         // SAFETY: as above; arguments are plain values.
         let p = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
         let p = NonNull::new(p).ok_or_else(|| MempoolError::Create { n, data_room, reason: rte_errno() })?;
@@ -173,7 +181,7 @@ impl Mbuf {
     /// the dataplane builds).
     pub fn reset_empty(&mut self) {
         let m = self.m_mut();
-        let headroom = u16::try_from(sys::RTE_PKTMBUF_HEADROOM).unwrap_or(128).min(m.buf_len);
+        let headroom = HEADROOM.min(m.buf_len);
         m.data_off = headroom;
         m.data_len = 0;
         m.pkt_len = 0;

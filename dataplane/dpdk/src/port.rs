@@ -219,8 +219,15 @@ fn configure(id: u16, name: &str, s: &PortSetup, info: &sys::rte_eth_dev_info) -
     Ok(Configured { rss, rx_l4_checksum, tx_offloads: conf.txmode.offloads })
 }
 
-/// DPDK's "any NUMA socket", for devices that do not say where they are.
+/// DPDK's "any NUMA socket" (`SOCKET_ID_ANY`, -1), as the unsigned
+/// argument of the queue set-up calls.
 const SOCKET_ID_ANY: u32 = u32::MAX;
+
+/// A socket id for the allocation calls, which take a signed one: an id
+/// beyond `i32` cannot be a real socket and becomes "any" (-1).
+pub(crate) fn socket_or_any(id: u32) -> i32 {
+    i32::try_from(id).unwrap_or(-1)
+}
 
 /// Sets up every RX queue (on `pool`) and TX queue.
 fn setup_queues(
@@ -310,7 +317,7 @@ fn program_reta(id: u16, reta_size: u16, queues: u16, period: u16) -> u16 {
         c.mask = u64::MAX;
         for i in 0..GROUP {
             let entry = g * GROUP + i;
-            c.reta[i] = u16::try_from(entry % usize::from(period.max(1)) % usize::from(queues)).unwrap_or(0);
+            c.reta[i] = rvs_wire::num::rem_u16(u64::from(rvs_wire::num::rem_u16(entry as u64, period.max(1))), queues);
         }
     }
     // SAFETY: conf holds reta_size/64 groups, as the call expects.

@@ -97,7 +97,7 @@ pub fn ring(eal: &Eal, name: &str, size: u32) -> Result<(RingProducer, RingConsu
     let _ = eal;
     let cname = CString::new(name).map_err(|_| RingError::BadName(name.to_string()))?;
     // SAFETY: EAL is running (we hold &Eal).
-    let socket = i32::try_from(unsafe { sys::rte_socket_id() }).unwrap_or(-1);
+    let socket = crate::port::socket_or_any(unsafe { sys::rte_socket_id() });
     // SAFETY: EAL is running; the name is a valid C string; plain-value
     // arguments; the flags are the SPSC ones the two ends enforce.
     let r = unsafe { sys::rte_ring_create(cname.as_ptr(), size, socket, sys::RVS_RING_F_SP_ENQ | sys::RVS_RING_F_SC_DEQ) };

@@ -3,7 +3,7 @@
 //! Golden tests do not use these: their packets come from an independent
 //! script (scapy), so rvs is never checked against itself there.
 use rvs_wire::ip::proto;
-use rvs_wire::{checksum, ether, ipv4, ipv6, Ipv4, Ipv6, MacAddr};
+use rvs_wire::{checksum, ether, ipv4, ipv6, Family, Ipv4, Ipv6, MacAddr};
 
 /// A TCP segment's variable parts.
 #[derive(Clone, Copy, Debug)]
@@ -36,7 +36,7 @@ fn udp_datagram(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut s = vec![0u8; 8];
     s[0..2].copy_from_slice(&sport.to_be_bytes());
     s[2..4].copy_from_slice(&dport.to_be_bytes());
-    let len = u16::try_from(8 + payload.len()).unwrap_or(u16::MAX);
+    let len = rvs_wire::num::sat_u16(8 + payload.len());
     s[4..6].copy_from_slice(&len.to_be_bytes());
     s.extend_from_slice(payload);
     s
@@ -44,7 +44,7 @@ fn udp_datagram(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
 
 fn frame_v4(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv4, dst: Ipv4, l4proto: u8, mut seg: Vec<u8>) -> Vec<u8> {
     let csum_at = if l4proto == proto::TCP { 16 } else { 6 };
-    let len = u16::try_from(seg.len()).unwrap_or(u16::MAX);
+    let len = rvs_wire::num::sat_u16(seg.len());
     let c = checksum::l4_checksum(checksum::pseudo_v4(src.to_be_bytes(), dst.to_be_bytes(), l4proto, len), &seg);
     let c = if l4proto == proto::UDP && c == 0 { 0xffff } else { c };
     seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
@@ -57,13 +57,13 @@ fn frame_v4(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv4, dst: Ipv4, l4proto: u
 
 fn frame_v6(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv6, dst: Ipv6, l4proto: u8, mut seg: Vec<u8>) -> Vec<u8> {
     let csum_at = if l4proto == proto::TCP { 16 } else { 6 };
-    let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
+    let len = rvs_wire::num::sat_u32(seg.len());
     let c = checksum::l4_checksum(ipv6::pseudo(src, dst, l4proto, len), &seg);
     let c = if l4proto == proto::UDP && c == 0 { 0xffff } else { c };
     seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
     let mut f = vec![0u8; 54];
     ether::write_header(&mut f, dst_mac, src_mac, ether::ethertype::IPV6);
-    ipv6::write_header(&mut f[14..], 0, 0, u16::try_from(seg.len()).unwrap_or(u16::MAX), l4proto, 64, src, dst);
+    ipv6::write_header(&mut f[14..], 0, 0, rvs_wire::num::sat_u16(seg.len()), l4proto, 64, src, dst);
     f.extend_from_slice(&seg);
     f
 }
@@ -127,14 +127,12 @@ pub fn checksums_ok(f: &[u8]) -> bool {
             if h.proto == proto::UDP && seg[6..8] == [0, 0] {
                 return true;
             }
-            let len = u16::try_from(seg.len()).unwrap_or(0);
-            checksum::l4_checksum(checksum::pseudo_v4(h.src.to_be_bytes(), h.dst.to_be_bytes(), h.proto, len), seg) == 0
+            checksum::l4_checksum(Ipv4::pseudo_header(h.src, h.dst, h.proto, seg.len()), seg) == 0
         }
         ether::ethertype::IPV6 => {
             let Ok(h) = ipv6::Ipv6Header::parse(&f[14..]) else { return false };
             let seg = &f[14 + h.header_len..14 + h.total_len];
-            let len = u32::try_from(seg.len()).unwrap_or(0);
-            checksum::l4_checksum(ipv6::pseudo(h.src, h.dst, h.proto, len), seg) == 0
+            checksum::l4_checksum(Ipv6::pseudo_header(h.src, h.dst, h.proto, seg.len()), seg) == 0
         }
         _ => false,
     }

@@ -293,7 +293,7 @@ impl Family for Ipv4 {
     }
     #[inline]
     fn pseudo_header(src: Self, dst: Self, proto: u8, l4_len: usize) -> u64 {
-        checksum::pseudo_v4(src.to_be_bytes(), dst.to_be_bytes(), proto, u16::try_from(l4_len).unwrap_or(u16::MAX))
+        checksum::pseudo_v4(src.to_be_bytes(), dst.to_be_bytes(), proto, crate::num::sat_u16(l4_len))
     }
     #[inline(always)]
     fn ip_src(ip: &[u8]) -> Self {
@@ -387,7 +387,7 @@ impl Family for Ipv6 {
     }
     #[inline]
     fn pseudo_header(src: Self, dst: Self, proto: u8, l4_len: usize) -> u64 {
-        checksum::pseudo_v6(&src.0.to_be_bytes(), &dst.0.to_be_bytes(), proto, u32::try_from(l4_len).unwrap_or(u32::MAX))
+        checksum::pseudo_v6(&src.0.to_be_bytes(), &dst.0.to_be_bytes(), proto, crate::num::sat_u32(l4_len))
     }
     #[inline(always)]
     fn ip_src(ip: &[u8]) -> Self {

@@ -149,7 +149,7 @@ pub fn fill_checksum_v4(msg: &mut [u8]) {
 /// Recomputes an ICMPv6 message checksum from scratch.
 pub fn fill_checksum_v6(msg: &mut [u8], src: Ipv6, dst: Ipv6) {
     put16(msg, 2, 0);
-    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
+    let len = crate::num::sat_u32(msg.len());
     let c = checksum::l4_checksum(ipv6::pseudo(src, dst, super::ip::proto::ICMPV6, len), msg);
     put16(msg, 2, c);
 }
@@ -231,12 +231,12 @@ pub fn time_exceeded<A: Family, B: PacketBuf>(buf: &mut B, ours: MacAddr, from: 
 pub fn too_big<A: Family, B: PacketBuf>(buf: &mut B, ours: MacAddr, from: A, mtu: usize) -> bool {
     match from.to_ip() {
         std::net::IpAddr::V6(a) => {
-            let mtu = u32::try_from(mtu.max(v6::MAX_ERROR_LEN)).unwrap_or(u32::MAX);
+            let mtu = crate::num::sat_u32(mtu.max(v6::MAX_ERROR_LEN));
             error_v6(buf, ours, a.into(), v6::PACKET_TOO_BIG, 0, mtu)
         }
         std::net::IpAddr::V4(a) => {
             // The next-hop MTU field is 16 bits (RFC 1191).
-            let mtu = u32::from(u16::try_from(mtu).unwrap_or(u16::MAX));
+            let mtu = u32::from(crate::num::sat_u16(mtu));
             error_v4(buf, ours, a.into(), v4::DEST_UNREACH, v4::CODE_FRAG_NEEDED, mtu)
         }
     }
@@ -261,7 +261,7 @@ pub fn error_v4<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: Ipv4, ty: u8, co
     buf.truncate(eth_len + GROW + quoted);
     let d = buf.data_mut();
     ether::write_header(d, peer_mac, ours, ether::ethertype::IPV4);
-    let total = u16::try_from(GROW + quoted).unwrap_or(u16::MAX);
+    let total = crate::num::sat_u16(GROW + quoted);
     ipv4::write_header(&mut d[eth_len..], 0, total, 0, 0, 64, super::ip::proto::ICMP, from, orig.src);
     let msg = &mut d[eth_len + ipv4::MIN_HEADER_LEN..];
     msg[0] = ty;
@@ -290,7 +290,7 @@ pub fn error_v6<B: PacketBuf>(buf: &mut B, ours: MacAddr, from: Ipv6, ty: u8, co
     buf.truncate(eth_len + GROW + quoted);
     let d = buf.data_mut();
     ether::write_header(d, peer_mac, ours, ether::ethertype::IPV6);
-    let plen = u16::try_from(HEADER_LEN + quoted).unwrap_or(u16::MAX);
+    let plen = crate::num::sat_u16(HEADER_LEN + quoted);
     ipv6::write_header(&mut d[eth_len..], 0, 0, plen, super::ip::proto::ICMPV6, 64, from, src);
     let msg = &mut d[eth_len + ipv6::HEADER_LEN..];
     msg[0] = ty;

@@ -19,6 +19,7 @@ pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
+pub mod num;
 pub mod peek;
 pub mod tcp;
 pub mod tunnel;

@@ -309,7 +309,7 @@ fn http(args: &[String]) {
     let conc = num(args, "--concurrency", 1).max(1);
     let timeout = Duration::from_millis(num(args, "--timeout-ms", 3000));
     let gap = Duration::from_millis(num(args, "--gap-ms", 0));
-    let post = usize::try_from(num(args, "--post-bytes", 0)).unwrap_or(0);
+    let post = rvs_wire::num::sat_usize(num(args, "--post-bytes", 0));
     let retries = num(args, "--retries", 0);
     let retried = Arc::new(AtomicU64::new(0));
     let (addr, path) = split_url(&url);

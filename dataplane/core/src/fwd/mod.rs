@@ -418,7 +418,7 @@ impl Forwarder {
                 }
             }
             if let Some(r) = self.st.load.remote.get_mut(slot) {
-                *r = (u32::try_from(a.max(0)).unwrap_or(u32::MAX), u32::try_from(i.max(0)).unwrap_or(u32::MAX));
+                *r = (rvs_wire::num::clamp_u32(a), rvs_wire::num::clamp_u32(i));
             }
         }
     }

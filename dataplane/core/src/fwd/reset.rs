@@ -12,7 +12,7 @@ use rvs_wire::{ether, l4, tcp, Family, MacAddr, PacketBuf};
 pub(super) fn reset_to_sender<A: Family, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, p: &Pkt<A>) -> Result<Verdict, DropReason> {
     let port = cx.snap.port(in_port).ok_or(DropReason::NoBackend)?;
     let t = tcp::TcpHeader::parse(&buf.data()[p.l4..p.end])?;
-    let seg_len = u32::try_from(p.end - p.l4 - t.header_len).unwrap_or(0)
+    let seg_len = rvs_wire::num::sat_u32(p.end - p.l4 - t.header_len)
         + u32::from(t.flags & tcp::flags::SYN != 0)
         + u32::from(t.flags & tcp::flags::FIN != 0);
     let (seq, ack, flags) = if t.flags & tcp::flags::ACK != 0 {

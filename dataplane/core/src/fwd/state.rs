@@ -41,7 +41,7 @@ impl RateLimit {
         let elapsed = now.wrapping_sub(self.last);
         if elapsed >= 1000 / self.per_sec.max(1) {
             let add = u64::from(elapsed) * u64::from(self.per_sec) / 1000;
-            self.tokens = u32::try_from((u64::from(self.tokens) + add).min(u64::from(self.per_sec))).unwrap_or(self.per_sec);
+            self.tokens = rvs_wire::num::sat_u32(u64::from(self.tokens) + add).min(self.per_sec);
             self.last = now;
         }
         if self.tokens > 0 {

@@ -124,7 +124,7 @@ pub(super) fn account_transition(cx: &Ctx<'_>, load: &mut LoadTable, tag: u32, f
     if from.is_active() == to.is_active() {
         return;
     }
-    let slot = usize::from(u16::try_from(tag & 0xffff).unwrap_or(0));
+    let slot = usize::from(rvs_wire::num::low_u16(u64::from(tag)));
     let Some(b) = cx.stats.backends.get(slot) else { return };
     if to.is_active() {
         b.inactive.dec();

@@ -45,8 +45,10 @@ impl BucketTable {
             let mut filled = 0;
             'outer: loop {
                 for (i, c) in cands.iter().enumerate() {
-                    for _ in 0..c.weight.min(u32::try_from(BUCKETS).unwrap_or(u32::MAX)) {
-                        buckets[filled] = u16::try_from(i).unwrap_or(EMPTY);
+                    // Bucket entries are u16 candidate indices: none beyond.
+                    let Ok(entry) = u16::try_from(i) else { break 'outer };
+                    for _ in 0..c.weight.min(rvs_wire::num::sat_u32(BUCKETS)) {
+                        buckets[filled] = entry;
                         filled += 1;
                         if filled == BUCKETS {
                             break 'outer;
@@ -61,7 +63,7 @@ impl BucketTable {
     /// The candidate for hash `h`; with `fallback`, the next buckets are
     /// tried while the chosen candidate has weight 0.
     pub fn lookup(&self, h: u64, cands: &[Candidate], fallback: bool) -> Option<usize> {
-        let start = usize::try_from(h % BUCKETS as u64).unwrap_or(0);
+        let start = rvs_wire::num::rem_usize(h, BUCKETS);
         let tries = if fallback { BUCKETS } else { 1 };
         for k in 0..tries {
             let b = self.buckets[(start + k) % BUCKETS];

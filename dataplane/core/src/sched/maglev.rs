@@ -15,6 +15,7 @@
 //! which keeps a 65537-entry build at about a millisecond.
 use super::hashing::stable_hash;
 use super::Candidate;
+use rvs_wire::num::sat_usize;
 
 const EMPTY: u16 = u16::MAX;
 
@@ -32,8 +33,7 @@ fn apportion(weights: &[u64], total: u64) -> Vec<u64> {
     if sum == 0 {
         return vec![0; weights.len()];
     }
-    let mut q: Vec<u64> =
-        weights.iter().map(|&w| u64::try_from(u128::from(total) * u128::from(w) / u128::from(sum)).unwrap_or(0)).collect();
+    let mut q: Vec<u64> = weights.iter().map(|&w| rvs_wire::num::sat_u64(u128::from(total) * u128::from(w) / u128::from(sum))).collect();
     let mut rest = total - q.iter().sum::<u64>();
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse((u128::from(total) * u128::from(weights[i])) % u128::from(sum)));
@@ -61,7 +61,7 @@ impl MaglevTable {
     /// keeps its permutation whatever else changes.
     pub fn build(cands: &[Candidate], ids: &[u64], m: u32) -> MaglevTable {
         let m64 = u64::from(m.max(2));
-        let size = usize::try_from(m64).unwrap_or(65537);
+        let size = sat_usize(m64);
         let mut entries = vec![EMPTY; size];
         let live: Vec<usize> = (0..cands.len()).filter(|&i| cands[i].weight > 0).collect();
         if live.is_empty() {
@@ -81,16 +81,18 @@ impl MaglevTable {
         let mut filled = 0usize;
         'fill: loop {
             for (k, &i) in live.iter().enumerate() {
+                // Entries are u16 candidate indices: none beyond.
+                let Ok(entry) = u16::try_from(i) else { break 'fill };
                 for _ in 0..turns[k].min(quota[k]) {
                     quota[k] -= 1;
                     let mut p = pos[k];
-                    while entries[usize::try_from(p).unwrap_or(0)] != EMPTY {
+                    while entries[sat_usize(p)] != EMPTY {
                         p += skip[k];
                         if p >= m64 {
                             p -= m64;
                         }
                     }
-                    entries[usize::try_from(p).unwrap_or(0)] = u16::try_from(i).unwrap_or(EMPTY);
+                    entries[sat_usize(p)] = entry;
                     p += skip[k];
                     if p >= m64 {
                         p -= m64;
@@ -127,7 +129,7 @@ impl MaglevTable {
     #[inline]
     pub fn lookup(&self, h: u64, cands: &[Candidate], fallback: bool) -> Option<usize> {
         let n = self.entries.len();
-        let start = usize::try_from(h % n as u64).unwrap_or(0);
+        let start = rvs_wire::num::rem_usize(h, n);
         let tries = if fallback { n } else { 1 };
         for k in 0..tries {
             let mut j = start + k;
