@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-}
 if [ -z "$bin" ]; then
-    cargo build --release -p dataplane --example fwdloop >&2
+    cargo build --release -p rvs-core --example fwdloop >&2
     bin=target/release/examples/fwdloop
 fi
 shift || true

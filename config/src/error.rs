@@ -84,7 +84,6 @@ impl From<ConfigError> for ConfigErrors {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

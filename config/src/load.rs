@@ -158,7 +158,6 @@ fn lookup(index: &Index, field: &str) -> Option<Range<usize>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::model::*;
@@ -303,7 +302,6 @@ port = 8080
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod refusals {
     //! Fault 9 of issue 10: configurations that validated but could not
     //! work are refused, each with its field and line.

@@ -3,7 +3,13 @@
 //!
 //! `rte_eal_init` succeeds once per process, so this file holds one test and
 //! cargo-nextest runs it in a process of its own.
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, clippy::cast_possible_wrap, clippy::multiple_unsafe_ops_per_block)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "a test of the raw bindings: casts and unwraps of known values"
+)]
 use dpdk_sys as sys;
 use std::ffi::CString;
 use std::os::raw::c_char;

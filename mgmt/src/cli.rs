@@ -59,7 +59,7 @@ pub enum Show {
 
 /// A parsed command line.
 #[derive(Clone, Debug, PartialEq)]
-#[allow(clippy::large_enum_variant, reason = "parsed once per command line")]
+#[expect(clippy::large_enum_variant, reason = "parsed once per command line")]
 pub enum Action {
     /// List (`-L`).
     List {
@@ -698,7 +698,6 @@ pub fn parse(args: &[String]) -> Result<(Action, Options), UsageError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -415,7 +415,6 @@ fn worker_queues(ports: &mut Ports, core: u16, (handoff_out, handoff_in): worker
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -588,7 +588,6 @@ impl Drop for Checker {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::net::TcpListener;

@@ -300,7 +300,6 @@ pub fn connections(sessions: &[serde_json::Value]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -51,7 +51,7 @@ fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Persis
 
 /// One change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[allow(clippy::large_enum_variant, reason = "control-plane values, not a hot path")]
+#[expect(clippy::large_enum_variant, reason = "control-plane values, not a hot path")]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// `ipvsadm -A`: a new service (with or without real servers).
@@ -296,7 +296,6 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use config::Protocol;

@@ -134,7 +134,6 @@ impl From<config::ConfigErrors> for CmdError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -718,7 +718,6 @@ pub fn tally(v: &serde_json::Value) -> (u64, u64, std::collections::BTreeMap<Str
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

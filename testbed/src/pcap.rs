@@ -72,7 +72,6 @@ pub fn diff(a: &[u8], b: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn roundtrip() {

@@ -2,7 +2,7 @@
 //! rot: pcap input against testpmd and rvsd, a SYN flood, and the memif
 //! two-process harness, for NAT and DR. No threshold: the figures of a
 //! shared CI machine mean nothing; the run must complete and print them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! The control socket and rvsadm against a running rvsd: every verb, the
 //! ipvsadm listing format, save/clear/restore, socket security, and
 //! malformed or hostile requests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};

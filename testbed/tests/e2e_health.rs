@@ -3,7 +3,7 @@
 //! leaves scheduling within interval x fall, comes back after rise
 //! successes, a sorry server takes over when all are down, and a feedback
 //! agent sets weights.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
 use common::*;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! End-to-end ICMP: path-MTU discovery across rvsd, proven by the kernels
 //! themselves (a real server or client only lowers its path MTU when the
 //! ICMP error's quoted header matches one of its own sockets).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
 use common::*;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! End-to-end: persistence, draining and removing real servers with live
 //! connections, through real kernel TCP, changed live by reloading the
 //! configuration file.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
 use common::*;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! End-to-end: direct routing, IP-in-IP tunnel and full NAT, IPv4 and IPv6,
 //! with real kernel TCP in network namespaces (100 HTTP requests each).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
 use common::*;
 use std::collections::BTreeMap;

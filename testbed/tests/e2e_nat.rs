@@ -1,6 +1,6 @@
 //! End-to-end: rvsd in NAT mode between real kernel TCP/UDP clients and real
 //! servers in network namespaces, through DPDK TAP ports.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
 use common::*;
 use std::collections::BTreeMap;

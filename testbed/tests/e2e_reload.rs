@@ -3,7 +3,7 @@
 //! with alternating weights and a real server added and removed; then the
 //! Prometheus endpoint, parsed by the reference Python parser, agrees with
 //! the control socket's statistics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
 use common::*;
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! `net_pcap` port (rx_pcap = the input, tx_pcap = its output); once it has
 //! received every input frame it is stopped, and its output must equal the
 //! expected frames byte for byte, checksums included, in order.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -12,7 +12,7 @@
 //!   received frame has exactly one verdict) on rvsd's final report;
 //! * fault 9 is in `rvsd_refuses.rs` and below (over the socket); fault 10
 //!   in the golden pcap tests (`pcap_mac`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Write};

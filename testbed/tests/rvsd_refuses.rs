@@ -1,7 +1,7 @@
 //! rvsd refuses bad configurations with a precise message (file, line,
 //! field), a non-zero exit status, and nothing started (no control socket,
 //! no forwarding).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -14,9 +14,14 @@
 //!   path without the NIC), and `burst/syn_flood/*`: bursts of 32 SYNs from
 //!   never-repeating clients (each creates a session).
 //!
-//! `cargo bench -p dataplane --bench pieces` runs them; results and the
+//! `cargo bench -p rvs-core --bench pieces` runs them; results and the
 //! machine are in BENCHMARKS.md. Bytes per session are printed at start.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "a benchmark: a failed step ends the run with its message"
+)]
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rvs_core::fwd::{Forwarder, ForwarderConfig, Verdict};
 use rvs_core::sched::{Candidate, MaglevTable};

@@ -1,10 +1,15 @@
 //! A forwarding loop without DPDK, for profilers (callgrind, perf):
-//! `cargo run --release -p dataplane --example fwdloop -- MODE FLOWS BURSTS [syn]`
+//! `cargo run --release -p rvs-core --example fwdloop -- MODE FLOWS BURSTS [syn]`
 //! sends BURSTS bursts of 32 packets of FLOWS established flows through
 //! `prepare` + `process_at` and prints the time per packet. With `syn`,
 //! every packet is instead a SYN from a new source (each creates a
 //! session; the table is sized for 256 K of them).
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    reason = "a benchmark: a failed step ends the run with its message"
+)]
 #[path = "../benches/common/mod.rs"]
 mod common;
 use rvs_core::fwd::Verdict;

@@ -104,7 +104,6 @@ pub fn tcp_next(state: State, tcp_flags: u8, dir: Dir, sflags: &mut SessionFlags
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

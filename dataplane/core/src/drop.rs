@@ -141,7 +141,6 @@ impl From<rvs_wire::WireError> for DropReason {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::collections::HashSet;

@@ -87,7 +87,6 @@ impl<T> HoldQueue<T> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -138,10 +138,8 @@ pub fn check(cfg: &Config) -> Result<(), ConfigErrors> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
     use rvs_wire::{Ipv4, Ipv6};
 
     fn cfg(extra: &str, services: &str) -> Config {

@@ -689,11 +689,9 @@ impl<A: Family> SessionTable<A> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    #[allow(unused_imports)]
     use rvs_wire::{Ipv4, Ipv6};
     use std::collections::HashMap;
 

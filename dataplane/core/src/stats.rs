@@ -280,7 +280,6 @@ pub fn sum_gauge<'a>(cores: impl IntoIterator<Item = &'a Counter>) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

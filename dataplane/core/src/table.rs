@@ -1072,7 +1072,6 @@ pub fn port_views(cfg: &Config, macs: &[MacAddr]) -> Vec<PortView> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -6,7 +6,7 @@
 //! ends with every mbuf back.
 //!
 //! One test per file: `rte_eal_init` works once per process.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 use rvs_dpdk::{ring, Burst, Eal, Mempool, Port, PortError, PortSetup};
 use rvs_wire::PacketBuf;
 

@@ -79,7 +79,6 @@ pub fn write_request(frame: &mut [u8], ours: MacAddr, our_ip: Ipv4Addr, target: 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

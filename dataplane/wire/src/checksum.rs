@@ -108,7 +108,6 @@ pub fn udp_update(cksum: u16, f: impl FnOnce(u16) -> u16) -> u16 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -152,7 +152,6 @@ pub fn reply_macs(frame: &mut [u8], ours: MacAddr) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -385,10 +385,8 @@ pub fn write_neighbor_solicit(frame: &mut [u8], ours: MacAddr, src: Ipv6, target
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
     use crate::addr::{Ipv4, Ipv6};
     use crate::VecBuf;
 

@@ -151,7 +151,6 @@ pub fn decrement_ttl(h: &mut [u8]) {
 }
 
 /// Writes a 20-byte header without options and computes its checksum.
-#[allow(clippy::too_many_arguments)]
 pub fn write_header(h: &mut [u8], tos: u8, total_len: u16, ident: u16, flags_frag: u16, ttl: u8, proto: u8, src: Ipv4, dst: Ipv4) {
     h[0] = 0x45;
     h[1] = tos;
@@ -168,11 +167,9 @@ pub fn write_header(h: &mut [u8], tos: u8, total_len: u16, ident: u16, flags_fra
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::addr::{Ipv4, Ipv6};
+    use crate::addr::Ipv4;
 
     /// 198.18.0.2 -> 198.18.0.100, TCP, 40 bytes total, DF, TTL 64.
     pub(crate) const HDR: [u8; 20] =

@@ -210,11 +210,9 @@ pub fn pseudo(src: Ipv6, dst: Ipv6, proto: u8, l4_len: u32) -> u64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::addr::{Ipv4, Ipv6};
+    use crate::addr::Ipv6;
 
     fn packet(next: u8, payload: &[u8]) -> Vec<u8> {
         let mut p = vec![0u8; HEADER_LEN];

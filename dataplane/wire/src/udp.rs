@@ -52,7 +52,6 @@ pub fn set_dport(seg: &mut [u8], new: u16) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

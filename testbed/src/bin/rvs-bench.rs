@@ -311,7 +311,7 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
 /// baseline, then every mode, then again), and prints one row per mode with
 /// the medians: on a shared VM the machine's speed drifts over minutes, so
 /// each ratio compares runs that are close in time.
-#[allow(clippy::type_complexity)]
+#[expect(clippy::type_complexity, reason = "per mode: four sample lists and the drops, local to this function")]
 fn rounds(
     o: &Opts,
     label: &str,

@@ -1,5 +1,5 @@
 //! Shared set-up of the end-to-end tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "shared by several test crates, each using a part")]
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testbed::{bin, Bed};

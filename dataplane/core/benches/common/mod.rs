@@ -1,6 +1,6 @@
 //! Set-up shared by the criterion benches and the `fwdloop` profiling
 //! example (which includes this file by path).
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, reason = "shared by several test crates, each using a part")]
 use rvs_core::fwd::{Forwarder, ForwarderConfig};
 use rvs_core::stats::CoreStats;
 use rvs_core::table::{Compiler, Health};

@@ -1,6 +1,5 @@
 //! Clocked tests driven by byte buffers: NAT both ways, ARP and echo,
 //! connection reuse, and a drop reason for every kind of malformed input.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use super::*;
 use crate::conn::State;
 use crate::stats::{CoreStats, Counter};
