@@ -9,8 +9,12 @@
 //! * [`model::Config::validate`] holds the checks that span fields (a VIP
 //!   without real servers, duplicate services, a real server unreachable from
 //!   every port). It runs for files and for control-socket changes alike.
+//! * [`error`]: a refusal with its file, line, column and field.
+//! * `fixtures` (feature `fixtures`): the configurations tests share.
 #![forbid(unsafe_code)]
 pub mod error;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 mod load;
 pub mod model;
 

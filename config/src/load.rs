@@ -162,37 +162,11 @@ mod tests {
     use super::*;
     use crate::model::*;
 
-    const GOOD: &str = r#"
-[dataplane]
-workers = 1
-idle_backoff_us = 200
+    use crate::fixtures::{line_of, two_port_nat};
 
-[[ports]]
-name = "client"
-device = "net_tap0,iface=rvsc"
-addresses = ["198.18.0.1/24"]
-
-[[ports]]
-name = "server"
-device = "net_tap1,iface=rvss"
-addresses = ["198.18.1.1/24"]
-
-[[services]]
-vip = "198.18.0.100"
-port = 80
-protocol = "tcp"
-scheduler = "wrr"
-forwarding = "nat"
-
-[[services.real_servers]]
-address = "198.18.1.11"
-port = 8080
-weight = 2
-
-[[services.real_servers]]
-address = "198.18.1.12"
-port = 8080
-"#;
+    fn good() -> String {
+        format!("[dataplane]\nworkers = 1\nidle_backoff_us = 200\n\n{}", two_port_nat())
+    }
 
     fn refuse(text: &str) -> ConfigError {
         from_str(text, "rvs.toml").expect_err("config should be refused").0.remove(0)
@@ -200,9 +174,9 @@ port = 8080
 
     #[test]
     fn accepts_a_good_file() {
-        let c = from_str(GOOD, "rvs.toml").unwrap();
+        let c = from_str(&good(), "rvs.toml").unwrap();
         assert_eq!(c.ports.len(), 2);
-        assert_eq!(c.ports[0].device_line, Some(8));
+        assert_eq!(c.ports[0].device_line, Some(line_of(&good(), "device = \"net_null0\"")));
         let s = &c.services[0];
         assert_eq!(s.scheduler, SchedulerKind::Wrr);
         assert_eq!(s.real_servers[0].weight, 2);
@@ -230,54 +204,56 @@ port = 8080
 
     #[test]
     fn unknown_field_is_named_with_line() {
-        let text = GOOD.replace("weight = 2", "wieght = 2");
+        let text = good().replace("weight = 2", "wieght = 2");
         let e = refuse(&text);
         assert!(e.message.contains("wieght"), "{e}");
-        assert_eq!(e.line, Some(26), "{e}");
+        assert_eq!(e.line, Some(line_of(&text, "wieght")), "{e}");
         assert!(e.field.starts_with("services[0].real_servers[0]"), "{e}");
     }
 
     #[test]
     fn bad_address_names_the_field() {
-        let text = GOOD.replace("198.18.1.12", "198.18.1.x");
+        let text = good().replace("198.18.1.12", "198.18.1.x");
         let e = refuse(&text);
         assert_eq!(e.field, "services[0].real_servers[1].address", "{e}");
-        assert_eq!(e.line, Some(29), "{e}");
+        let line = line_of(&text, "198.18.1.x");
+        assert_eq!(e.line, Some(line), "{e}");
         let s = e.to_string();
-        assert!(s.starts_with("rvs.toml:29:"), "{s}");
+        assert!(s.starts_with(&format!("rvs.toml:{line}:")), "{s}");
     }
 
     #[test]
     fn service_without_real_servers_is_refused() {
-        let cut = GOOD.find("[[services.real_servers]]").unwrap();
-        let e = refuse(&GOOD[..cut]);
+        let good = good();
+        let cut = good.find("[[services.real_servers]]").unwrap();
+        let e = refuse(&good[..cut]);
         assert_eq!(e.field, "services[0].real_servers");
         assert!(e.message.contains("no real servers"), "{e}");
-        assert_eq!(e.line, Some(16), "{e}"); // reported at the service's [[services]] header
+        assert_eq!(e.line, Some(line_of(&good, "[[services]]")), "{e}"); // reported at the service's header
     }
 
     #[test]
     fn semantic_errors_have_lines() {
-        let text = GOOD.replace("address = \"198.18.1.11\"", "address = \"203.0.113.5\"");
+        let text = good().replace("address = \"198.18.1.11\"", "address = \"203.0.113.5\"");
         let e = refuse(&text);
         assert_eq!(e.field, "services[0].real_servers[0].address");
         assert!(e.message.contains("not reachable"), "{e}");
-        assert_eq!(e.line, Some(24), "{e}");
+        assert_eq!(e.line, Some(line_of(&text, "203.0.113.5")), "{e}");
 
-        let text = GOOD.replace("scheduler = \"wrr\"", "scheduler = \"fastest\"");
+        let text = good().replace("scheduler = \"wrr\"", "scheduler = \"fastest\"");
         let e = refuse(&text);
         assert_eq!(e.field, "services[0].scheduler", "{e}");
-        assert_eq!(e.line, Some(20));
+        assert_eq!(e.line, Some(line_of(&text, "fastest")));
 
-        let text = GOOD.replace("addresses = [\"198.18.1.1/24\"]", "addresses = [\"198.18.1.1/40\"]");
+        let text = good().replace("\"198.18.1.1/24\"", "\"198.18.1.1/40\"");
         let e = refuse(&text);
         assert!(e.field.starts_with("ports[1].addresses"), "{e}");
-        assert_eq!(e.line, Some(14));
+        assert_eq!(e.line, Some(line_of(&text, "/40")));
     }
 
     #[test]
     fn neighbor_on_missing_port() {
-        let text = format!("{GOOD}\n[[neighbors]]\naddress = \"198.18.1.11\"\nmac = \"02:00:00:00:00:0b\"\nport = \"nope\"\n");
+        let text = format!("{}\n[[neighbors]]\naddress = \"198.18.1.11\"\nmac = \"02:00:00:00:00:0b\"\nport = \"nope\"\n", good());
         let e = refuse(&text);
         assert_eq!(e.field, "neighbors[0].port");
         assert!(e.message.contains("no port named"));
@@ -285,17 +261,17 @@ port = 8080
 
     #[test]
     fn dr_cannot_change_port_and_families_must_match() {
-        let text = GOOD.replace("forwarding = \"nat\"", "forwarding = \"dr\"");
+        let text = good().replace("forwarding = \"nat\"", "forwarding = \"dr\"");
         let e = refuse(&text);
         assert_eq!(e.field, "services[0].real_servers[0].port", "{e}");
-        let text = GOOD.replace("address = \"198.18.1.11\"", "address = \"2001:db8::11\"");
+        let text = good().replace("address = \"198.18.1.11\"", "address = \"2001:db8::11\"");
         let e = refuse(&text);
         assert!(e.message.contains("family"), "{e}");
     }
 
     #[test]
     fn every_error_is_reported() {
-        let text = GOOD.replace("weight = 2", "weight = 70000").replace("port = 80\n", "port = 0\n");
+        let text = good().replace("weight = 2", "weight = 70000").replace("port = 80\n", "port = 0\n");
         let errs = from_str(&text, "rvs.toml").unwrap_err();
         assert!(errs.0.len() >= 2, "{errs}");
     }
@@ -307,26 +283,12 @@ mod refusals {
     //! work are refused, each with its field and line.
     use super::*;
 
-    const BASE: &str = r#"[[ports]]
-name = "client"
-device = "net_tap0,iface=rvsc"
-addresses = ["198.18.0.1/24"]
+    use crate::fixtures::{line_of, service, two_ports};
 
-[[ports]]
-name = "server"
-device = "net_tap1,iface=rvss"
-addresses = ["198.18.1.1/24"]
-
-[[services]]
-vip = "198.18.0.100"
-port = 80
-protocol = "tcp"
-forwarding = "nat"
-
-[[services.real_servers]]
-address = "198.18.1.11"
-port = 8080
-"#;
+    /// The two ports and a NAT service with one real server, 198.18.1.11:8080.
+    fn base() -> String {
+        format!("{}{}", two_ports(), service("wlc", "nat", 8080, &[1]))
+    }
 
     fn refuse(text: &str) -> ConfigError {
         from_str(text, "rvs.toml").expect_err("config should be refused").0.remove(0)
@@ -334,20 +296,22 @@ port = 8080
 
     #[test]
     fn the_base_is_valid() {
-        from_str(BASE, "rvs.toml").unwrap();
+        from_str(&base(), "rvs.toml").unwrap();
     }
 
     #[test]
     fn a_real_server_cannot_be_the_balancer() {
         for (addr, what) in [("198.18.0.100", "a VIP"), ("198.18.1.1", "port address")] {
-            let e = refuse(&BASE.replace("address = \"198.18.1.11\"", &format!("address = \"{addr}\"")));
+            let text = base().replace("address = \"198.18.1.11\"", &format!("address = \"{addr}\""));
+            let e = refuse(&text);
             assert_eq!(e.field, "services[0].real_servers[0].address", "{e}");
             assert!(e.message.contains(what), "{e}");
-            assert_eq!(e.line, Some(18), "{e}");
+            assert_eq!(e.line, Some(line_of(&text, &format!("address = \"{addr}\""))), "{e}");
         }
         // The VIP of another service counts too.
         let text = format!(
-            "{BASE}\n[[services]]\nvip = \"198.18.0.101\"\nport = 80\nprotocol = \"tcp\"\nforwarding = \"nat\"\n[[services.real_servers]]\naddress = \"198.18.0.100\"\nport = 8080\n"
+            "{}\n[[services]]\nvip = \"198.18.0.101\"\nport = 80\nprotocol = \"tcp\"\nforwarding = \"nat\"\n[[services.real_servers]]\naddress = \"198.18.0.100\"\nport = 8080\n",
+            base()
         );
         let e = refuse(&text);
         assert_eq!(e.field, "services[1].real_servers[0].address", "{e}");
@@ -356,25 +320,26 @@ port = 8080
     #[test]
     fn a_vip_must_be_unicast() {
         for vip in ["255.255.255.255", "0.1.2.3", "240.0.0.1", "224.0.0.18", "::ffff:198.18.0.100", "ff02::12"] {
-            let e = refuse(&BASE.replace("vip = \"198.18.0.100\"", &format!("vip = \"{vip}\"")));
+            let text = base().replace("vip = \"198.18.0.100\"", &format!("vip = \"{vip}\""));
+            let e = refuse(&text);
             assert_eq!(e.field, "services[0].vip", "{vip}: {e}");
-            assert_eq!(e.line, Some(12), "{e}");
+            assert_eq!(e.line, Some(line_of(&text, "vip = ")), "{e}");
         }
     }
 
     #[test]
     fn a_health_check_needs_a_kernel_path_to_the_servers() {
-        let text = format!("{BASE}[services.health_check]\nkind = \"tcp\"\n");
+        let text = format!("{}[services.health_check]\nkind = \"tcp\"\n", base());
         let e = refuse(&text);
         assert_eq!(e.field, "services[0].health_check", "{e}");
         assert!(e.message.contains("kernel_interface") && e.message.contains("\"server\""), "{e}");
         assert!(e.line.is_some(), "{e}");
         // With the kernel interface on the servers' port, it passes; a
         // command check needs none.
-        let with_k = text.replace("addresses = [\"198.18.1.1/24\"]", "addresses = [\"198.18.1.1/24\"]\nkernel_interface = \"rvsk\"");
+        let with_k = text.replace("\"2001:db8:1::1/64\"]", "\"2001:db8:1::1/64\"]\nkernel_interface = \"rvsk\"");
         from_str(&with_k, "rvs.toml").unwrap();
-        from_str(&format!("{BASE}[services.health_check]\nkind = \"command\"\ncommand = [\"true\"]\n"), "rvs.toml").unwrap();
-        let fb = format!("{BASE}[services.feedback]\nport = 9999\n");
+        from_str(&format!("{}[services.health_check]\nkind = \"command\"\ncommand = [\"true\"]\n", base()), "rvs.toml").unwrap();
+        let fb = format!("{}[services.feedback]\nport = 9999\n", base());
         assert_eq!(refuse(&fb).field, "services[0].feedback");
     }
 
@@ -390,20 +355,21 @@ port = 8080
         let dir = std::env::temp_dir().join(format!("rvs-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("bad.toml");
-        let mut bytes = BASE.as_bytes().to_vec();
-        let at = BASE.find("tcp").unwrap();
+        let base = base();
+        let mut bytes = base.as_bytes().to_vec();
+        let at = base.find("tcp").unwrap();
         bytes.splice(at..at, [0xffu8, 0xfe]);
         std::fs::write(&path, &bytes).unwrap();
         let e = from_file(&path).unwrap_err().0.remove(0);
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!((e.line, e.column), (Some(14), Some(13)), "{e}");
+        assert_eq!((e.line, e.column), (Some(line_of(&base, "protocol = \"tcp\"")), Some(13)), "{e}");
         assert!(e.message.contains("UTF-8"), "{e}");
     }
 
     #[test]
     fn extra_checks_are_located() {
         let extra = |_: &Config| -> Result<(), ConfigErrors> { Err(ConfigError::new("services[0].port", "too costly").into()) };
-        let e = from_str_with(BASE, "rvs.toml", &extra).unwrap_err().0.remove(0);
-        assert_eq!((e.field.as_str(), e.line), ("services[0].port", Some(13)));
+        let e = from_str_with(&base(), "rvs.toml", &extra).unwrap_err().0.remove(0);
+        assert_eq!((e.field.as_str(), e.line), ("services[0].port", Some(line_of(&base(), "port = 80"))));
     }
 }

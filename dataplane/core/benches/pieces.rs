@@ -23,17 +23,14 @@
     reason = "a benchmark: a failed step ends the run with its message"
 )]
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rvs_core::fwd::{Forwarder, ForwarderConfig, Verdict};
+use rvs_core::fwd::{Forwarder, Verdict};
 use rvs_core::sched::{Candidate, MaglevTable};
 use rvs_core::session::{Session, SessionFlags, SessionTable};
-use rvs_core::stats::CoreStats;
-use rvs_core::table::{Compiler, Health};
 use rvs_testpkt::Tcp;
 use rvs_wire::{Ipv4, Ipv6, MacAddr, PacketBuf, VecBuf};
 mod common;
-use common::{forwarder_big, P0, P1};
+use common::{forwarder_big, P0};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn rng(mut x: u64) -> impl FnMut() -> u64 {
@@ -140,17 +137,7 @@ fn sessions(c: &mut Criterion) {
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 2]);
 
 fn forwarder(mode: &str) -> Forwarder {
-    let port = if mode == "dr" || mode == "tunnel" { 80 } else { 8080 };
-    let text = format!(
-        "[[ports]]\nname = \"c\"\ndevice = \"net_null0\"\naddresses = [\"198.18.0.1/24\"]\n[[ports]]\nname = \"s\"\ndevice = \"net_null1\"\naddresses = [\"198.18.1.1/24\"]\n\
-         [[neighbors]]\naddress = \"198.18.1.11\"\nmac = \"02:00:00:00:01:11\"\nport = \"s\"\n\
-         [[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{mode}\"\n\
-         [[services.real_servers]]\naddress = \"198.18.1.11\"\nport = {port}\n"
-    );
-    let cfg = config::from_str(&text, "bench.toml").unwrap();
-    let snap = Compiler::new(&cfg).compile(&cfg, &[P0, P1], &Health::new()).unwrap();
-    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
-    Forwarder::new(&ForwarderConfig::single(1 << 16, 1024, [1, 2, 3, 4]), snap, stats)
+    common::forwarder_for(&common::bench_config(mode, 1, false), 1 << 16)
 }
 
 fn forward(c: &mut Criterion) {

@@ -1075,38 +1075,14 @@ pub fn port_views(cfg: &Config, macs: &[MacAddr]) -> Vec<PortView> {
 mod tests {
     use super::*;
 
+    /// The shared two ports (the server port with a gateway) and a wrr
+    /// NAT service over 198.18.1.11:8080 (weight 1), .12:8080 (weight 2)
+    /// and 203.0.113.7:8080, behind the gateway.
     pub(crate) fn cfg() -> Config {
-        config::from_str(
-            r#"
-[[ports]]
-name = "client"
-device = "net_null0"
-addresses = ["198.18.0.1/24", "2001:db8::1/64"]
-[[ports]]
-name = "server"
-device = "net_null1"
-addresses = ["198.18.1.1/24", "2001:db8:1::1/64"]
-gateway = "198.18.1.254"
-[[services]]
-vip = "198.18.0.100"
-port = 80
-protocol = "tcp"
-scheduler = "wrr"
-[[services.real_servers]]
-address = "198.18.1.11"
-port = 8080
-weight = 1
-[[services.real_servers]]
-address = "198.18.1.12"
-port = 8080
-weight = 2
-[[services.real_servers]]
-address = "203.0.113.7"
-port = 8080
-"#,
-            "t.toml",
-        )
-        .unwrap()
+        let ports = config::fixtures::two_ports().replace("\"2001:db8:1::1/64\"]\n", "\"2001:db8:1::1/64\"]\ngateway = \"198.18.1.254\"\n");
+        let service = config::fixtures::service("wrr", "nat", 8080, &[1, 2]);
+        let text = format!("{ports}{service}\n[[services.real_servers]]\naddress = \"203.0.113.7\"\nport = 8080\n");
+        config::from_str(&text, "t.toml").unwrap()
     }
 
     fn macs() -> Vec<MacAddr> {

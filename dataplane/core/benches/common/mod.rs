@@ -12,30 +12,30 @@ pub const P0: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xa0]);
 /// The balancer's MAC on the server port.
 pub const P1: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xa1]);
 
-/// A forwarder with three real servers behind 198.18.0.100:80, sloppy TCP (the
-/// first packet of an established flow creates its session, as in
-/// rvs-bench), 64 full-NAT addresses and room for `cap` sessions.
-pub fn forwarder_big(mode: &str, cap: u32) -> Forwarder {
+/// The benchmark world: the shared two ports (config::fixtures), static
+/// neighbours for `servers` real servers, and TCP 198.18.0.100:80 round
+/// robin over them in `mode`; `sloppy` (the first packet of an established
+/// flow creates its session, as in rvs-bench) and 64 full-NAT local
+/// addresses (for full NAT) are what the large benchmarks add.
+pub fn bench_config(mode: &str, servers: u8, sloppy: bool) -> String {
     let port = if mode == "dr" || mode == "tunnel" { 80 } else { 8080 };
-    let mut text = "[[ports]]\nname = \"c\"\ndevice = \"net_null0\"\naddresses = [\"198.18.0.1/24\"]\n[[ports]]\nname = \"s\"\ndevice = \"net_null1\"\naddresses = [\"198.18.1.1/24\"]\n".to_string();
-    for i in 0..3 {
-        text.push_str(&format!(
-            "[[neighbors]]\naddress = \"198.18.1.{}\"\nmac = \"02:00:00:00:01:{:02x}\"\nport = \"s\"\n",
-            11 + i,
-            0x11 + i
-        ));
+    let mut extra = String::new();
+    if sloppy {
+        extra.push_str("sloppy_tcp = true\n");
+        if mode == "fullnat" {
+            let l: Vec<String> = (0..64).map(|i| format!("\"198.18.1.{}\"", 100 + i)).collect();
+            extra.push_str(&format!("local_addresses = [{}]\n", l.join(", ")));
+        }
     }
-    text.push_str(&format!(
-        "[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{mode}\"\nsloppy_tcp = true\n"
-    ));
-    if mode == "fullnat" {
-        let l: Vec<String> = (0..64).map(|i| format!("\"198.18.1.{}\"", 100 + i)).collect();
-        text.push_str(&format!("local_addresses = [{}]\n", l.join(", ")));
-    }
-    for i in 0..3 {
-        text.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = {port}\n", 11 + i));
-    }
-    let cfg = config::from_str(&text, "bench.toml").unwrap();
+    let service = config::fixtures::service("rr", mode, port, &vec![1; usize::from(servers)]);
+    let service = service.replacen(&format!("forwarding = \"{mode}\"\n"), &format!("forwarding = \"{mode}\"\n{extra}"), 1);
+    format!("{}{}{service}", config::fixtures::two_ports(), config::fixtures::server_neighbours(servers))
+}
+
+/// A forwarder for `text` with room for `cap` sessions and every port
+/// available to full NAT.
+pub fn forwarder_for(text: &str, cap: u32) -> Forwarder {
+    let cfg = config::from_str(text, "bench.toml").unwrap();
     let snap = Compiler::new(&cfg).compile(&cfg, &[P0, P1], &Health::new()).unwrap();
     let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
     let mut fc = ForwarderConfig::single(cap, 1024, [1, 2, 3, 4]);
@@ -43,17 +43,17 @@ pub fn forwarder_big(mode: &str, cap: u32) -> Forwarder {
     Forwarder::new(&fc, snap, stats)
 }
 
-/// Rewrites an IPv4 TCP frame's source address and port, keeping its
-/// checksums right (for SYN floods from distinct sources).
+/// A forwarder with three real servers behind 198.18.0.100:80, sloppy
+/// TCP, 64 full-NAT addresses and room for `cap` sessions.
+pub fn forwarder_big(mode: &str, cap: u32) -> Forwarder {
+    forwarder_for(&bench_config(mode, 3, true), cap)
+}
+
+/// Rewrites an IPv4 TCP frame's source address and port with rvs-wire's
+/// NAT rewriter, which keeps its checksums right (for SYN floods from
+/// distinct sources).
 pub fn set_source(b: &mut rvs_wire::VecBuf, src: u32, sport: u16) {
-    use rvs_wire::{checksum, ipv4, PacketBuf};
-    let d = b.data_mut();
-    let old = u32::from_be_bytes([d[26], d[27], d[28], d[29]]);
-    ipv4::set_src(&mut d[14..34], rvs_wire::Ipv4(src));
-    let old_port = u16::from_be_bytes([d[34], d[35]]);
-    d[34..36].copy_from_slice(&sport.to_be_bytes());
-    let mut c = u16::from_be_bytes([d[50], d[51]]);
-    c = checksum::update32(c, old, src);
-    c = checksum::update16(c, old_port, sport);
-    d[50..52].copy_from_slice(&c.to_be_bytes());
+    use rvs_wire::{ether, ipv4, l4, peek, Ipv4, PacketBuf};
+    let Some(peek::PeekedFlow::V4(old)) = peek::peek_flow(b.data()) else { return };
+    l4::rewrite(&mut b.data_mut()[ether::HEADER_LEN..], ipv4::MIN_HEADER_LEN, &old, Some((Ipv4(src), sport)), None);
 }

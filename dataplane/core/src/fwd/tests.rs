@@ -4,6 +4,7 @@ use super::*;
 use crate::conn::State;
 use crate::stats::{CoreStats, Counter};
 use crate::table::{Compiler, Health};
+use config::fixtures;
 use rvs_testpkt::Tcp;
 use rvs_wire::{arp, checksum, icmp, ipv4, tcp, Ipv4, Ipv6, MacAddr};
 use rvs_wire::{ether, VecBuf};
@@ -70,59 +71,21 @@ fn rs_mac(i: u8) -> MacAddr {
     MacAddr([0x02, 0x5e, 0, 0, 0, 10 + i])
 }
 
+/// The shared two-port world (config::fixtures) with static neighbours for
+/// three real servers, TCP 198.18.0.100:80 over them (`sched`, `fwd`,
+/// weights 1) and UDP 198.18.0.100:53 round robin over two.
 fn cfg_text(fwd: &str, sched: &str) -> String {
+    cfg_weighted(fwd, sched, &[1, 1, 1])
+}
+
+fn cfg_weighted(fwd: &str, sched: &str, weights: &[u32]) -> String {
+    let p = if fwd == "nat" || fwd == "fullnat" { 8080 } else { 80 };
     format!(
-        r#"
-[[ports]]
-name = "client"
-device = "net_null0"
-addresses = ["198.18.0.1/24", "2001:db8::1/64"]
-[[ports]]
-name = "server"
-device = "net_null1"
-addresses = ["198.18.1.1/24", "2001:db8:1::1/64"]
-[[neighbors]]
-address = "198.18.1.11"
-mac = "{m1}"
-port = "server"
-[[neighbors]]
-address = "198.18.1.12"
-mac = "{m2}"
-port = "server"
-[[neighbors]]
-address = "198.18.1.13"
-mac = "{m3}"
-port = "server"
-[[services]]
-vip = "198.18.0.100"
-port = 80
-protocol = "tcp"
-scheduler = "{sched}"
-forwarding = "{fwd}"
-[[services.real_servers]]
-address = "198.18.1.11"
-port = {p}
-[[services.real_servers]]
-address = "198.18.1.12"
-port = {p}
-[[services.real_servers]]
-address = "198.18.1.13"
-port = {p}
-[[services]]
-vip = "198.18.0.100"
-port = 53
-protocol = "udp"
-scheduler = "rr"
-forwarding = "{fwd}"
-[[services.real_servers]]
-address = "198.18.1.11"
-[[services.real_servers]]
-address = "198.18.1.12"
-"#,
-        m1 = rs_mac(1),
-        m2 = rs_mac(2),
-        m3 = rs_mac(3),
-        p = if fwd == "nat" || fwd == "fullnat" { 8080 } else { 80 },
+        "{}{}{}\n[[services]]\nvip = \"198.18.0.100\"\nport = 53\nprotocol = \"udp\"\nscheduler = \"rr\"\nforwarding = \"{fwd}\"\n\
+         [[services.real_servers]]\naddress = \"198.18.1.11\"\n[[services.real_servers]]\naddress = \"198.18.1.12\"\n",
+        fixtures::two_ports(),
+        fixtures::server_neighbours(3),
+        fixtures::service(sched, fwd, p, weights)
     )
 }
 
@@ -220,10 +183,7 @@ fn round_robin_spreads_new_flows_and_sessions_stick() {
 
 #[test]
 fn weighted_round_robin_via_forwarder() {
-    let c = cfg_text("nat", "wrr")
-        .replacen("port = 8080\n", "port = 8080\nweight = 1\n", 1)
-        .replacen("address = \"198.18.1.12\"\nport = 8080\n", "address = \"198.18.1.12\"\nport = 8080\nweight = 2\n", 1)
-        .replacen("address = \"198.18.1.13\"\nport = 8080\n", "address = \"198.18.1.13\"\nport = 8080\nweight = 3\n", 1);
+    let c = cfg_weighted("nat", "wrr", &[1, 2, 3]);
     let c = config::from_str(&c, "t.toml").unwrap();
     let mut comp = Compiler::new(&c);
     let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
@@ -723,7 +683,7 @@ fn persistence_template_expires_after_the_last_connection() {
 }
 
 fn without(text: &str, addr: &str, port: u16) -> String {
-    text.replacen(&format!("[[services.real_servers]]\naddress = \"{addr}\"\nport = {port}\n"), "", 1)
+    text.replacen(&format!("[[services.real_servers]]\naddress = \"{addr}\"\nport = {port}\nweight = 1\n"), "", 1)
 }
 
 #[test]
