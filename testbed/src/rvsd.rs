@@ -1,0 +1,211 @@
+//! rvsd's life on a bed: its configuration (generated `[daemon]` and
+//! `[[ports]]`, the test's own sections), start with its TAP interfaces
+//! wired into their segments, reload, kill and restart, the control
+//! socket, and a clean stop with its final report.
+use crate::bed::Bed;
+use crate::netns::SEQ;
+use crate::process::{bin, Proc};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+impl Bed {
+    /// The `[[ports]]` TOML for the declared rvsd ports.
+    pub fn ports_toml(&self) -> String {
+        let mut s = String::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let addrs: Vec<String> = p.addresses.iter().map(|a| format!("\"{a}\"")).collect();
+            s.push_str(&format!(
+                "[[ports]]\nname = \"{}\"\ndevice = \"net_tap{i},iface={}\"\naddresses = [{}]\n",
+                p.name,
+                p.tap,
+                addrs.join(", ")
+            ));
+            if let Some(k) = &p.kernel {
+                s.push_str(&format!("kernel_interface = \"{k}\"\n"));
+            }
+            if !p.extra.is_empty() {
+                s.push_str(&p.extra);
+                s.push('\n');
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Writes the configuration (daemon and ports sections are generated;
+    /// `rest` holds `[dataplane]` extras, neighbours and services), starts
+    /// rvsd in `lb`, waits for its control socket, and wires its TAP
+    /// interfaces into their segments.
+    pub fn start_rvsd(&mut self, dataplane: &str, rest: &str) -> Result<()> {
+        self.dataplane = dataplane.to_string();
+        let path = self.write_config(rest)?;
+        self.start_rvsd_with(&path)
+    }
+
+    /// Rewrites the configuration file with new `rest` (services...) and
+    /// has rvsd reload it (the control socket's `reload`).
+    pub fn reload_with(&mut self, rest: &str) -> Result<()> {
+        self.write_config(rest)?;
+        self.call("reload", serde_json::Value::Null).map(|_| ())
+    }
+
+    /// Writes the configuration file (as [`Bed::start_rvsd`] does) without
+    /// telling rvsd.
+    pub fn write_config(&self, rest: &str) -> Result<PathBuf> {
+        let dataplane = &self.dataplane;
+        let cfg = format!(
+            "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n{}\n\n[dataplane]\nhugepages = false\nidle_backoff_us = 200\nmbufs = 8191\nsessions_per_worker = 65536\nsessions_v6_per_worker = 16384\n{dataplane}\n\n{}{rest}\n",
+            self.socket().display(),
+            self.daemon_extra,
+            self.ports_toml()
+        );
+        let path = self.dir.join("rvs.toml");
+        std::fs::write(&path, &cfg)?;
+        Ok(path)
+    }
+
+    /// Starts rvsd with an existing configuration file.
+    pub fn start_rvsd_with(&mut self, path: &Path) -> Result<()> {
+        let rvsd = bin("rvsd")?;
+        let stats = self.dir.join("final-stats.json");
+        let proc = self.lb.spawn(
+            &[rvsd.to_str().unwrap_or("rvsd"), "-c", path.to_str().unwrap_or(""), "--final-stats", stats.to_str().unwrap_or("")],
+            &self.dir.join("rvsd.log"),
+        )?;
+        self.rvsd = Some(proc);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut c) = mgmt::control::Client::connect(&self.socket()) {
+                if c.call("ping", serde_json::Value::Null).is_ok_and(|r| r.ok) {
+                    break;
+                }
+            }
+            let running = self.rvsd.as_mut().is_some_and(Proc::running);
+            if !running {
+                bail!("rvsd exited during start-up:\n{}", self.rvsd_log());
+            }
+            if Instant::now() > deadline {
+                bail!("rvsd did not open its control socket in 30 s:\n{}", self.rvsd_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (i, p) in self.ports.clone().into_iter().enumerate() {
+            self.lb.sh(&["ip", "link", "set", &p.tap, "netns", self.sw.name()])?;
+            // The TAP PMD gives the kernel side of the TAP the DPDK port's
+            // MAC; as a bridge port, that MAC would count as the bridge's
+            // own and frames to rvsd would never leave the bridge.
+            let mac = format!(
+                "02:b5:{:02x}:{:02x}:{:02x}:{:02x}",
+                std::process::id() >> 8 & 0xff,
+                std::process::id() & 0xff,
+                SEQ.load(Ordering::Relaxed) & 0xff,
+                i
+            );
+            self.sw.sh(&["ip", "link", "set", &p.tap, "address", &mac])?;
+            let br = &self.segments[p.segment];
+            self.sw.sh(&["ip", "link", "set", &p.tap, "master", br])?;
+            self.sw.sh(&["ip", "link", "set", &p.tap, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the configuration file with new `rest` and sends rvsd
+    /// SIGHUP; returns once the workers run a newer configuration
+    /// generation (or the reload was refused: see the log).
+    pub fn sighup_with(&mut self, rest: &str) -> Result<()> {
+        let before = self.stats()?.generation;
+        self.write_config(rest)?;
+        self.signal_rvsd(nix::sys::signal::Signal::SIGHUP)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.stats()?.generation == before {
+            if Instant::now() > deadline {
+                bail!("no new configuration 10 s after SIGHUP:\n{}", self.rvsd_log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Kills rvsd with SIGKILL (a crash: no clean-up, no final report) and
+    /// waits for it to be gone; its TAP interfaces vanish with it.
+    pub fn kill_rvsd(&mut self) -> Result<()> {
+        let mut p = self.rvsd.take().ok_or_else(|| anyhow!("rvsd not running"))?;
+        p.signal(nix::sys::signal::Signal::SIGKILL)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.running() {
+            if Instant::now() > deadline {
+                bail!("rvsd still running 10 s after SIGKILL");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Its control socket file stays behind, as after a real crash.
+        Ok(())
+    }
+
+    /// Starts rvsd again on the configuration it last ran with (after
+    /// [`Bed::kill_rvsd`] or [`Bed::stop_rvsd`]), regenerating the file so
+    /// that port extras set since take effect.
+    pub fn restart_rvsd(&mut self, rest: &str) -> Result<()> {
+        let path = self.write_config(rest)?;
+        self.start_rvsd_with(&path)
+    }
+
+    /// Sends rvsd a signal.
+    pub fn signal_rvsd(&self, sig: nix::sys::signal::Signal) -> Result<()> {
+        self.rvsd.as_ref().ok_or_else(|| anyhow!("rvsd not running"))?.signal(sig)
+    }
+
+    /// rvsd's output so far.
+    pub fn rvsd_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("rvsd.log")).unwrap_or_default()
+    }
+
+    /// A control-socket client.
+    pub fn ctl(&self) -> Result<mgmt::control::Client> {
+        Ok(mgmt::control::Client::connect(&self.socket())?)
+    }
+
+    /// Calls a control command, failing on an error reply.
+    pub fn call(&self, cmd: &str, args: serde_json::Value) -> Result<serde_json::Value> {
+        let r = self.ctl()?.call(cmd, args)?;
+        if !r.ok {
+            bail!("{cmd}: {:?}", r.error);
+        }
+        Ok(r.result.unwrap_or_default())
+    }
+
+    /// The statistics report.
+    pub fn stats(&self) -> Result<mgmt::report::Report> {
+        Ok(serde_json::from_value(self.call("stats", serde_json::Value::Null)?)?)
+    }
+
+    /// Waits until every neighbour rvsd needs is resolved.
+    pub fn wait_neighbors(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.stats()?;
+            if r.neighbors.iter().all(|n| n.mac.is_some()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("neighbours unresolved after {timeout:?}: {:?}", r.neighbors);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops rvsd (SIGTERM) and returns its final report and output.
+    pub fn stop_rvsd(&mut self) -> Result<(mgmt::report::Report, String)> {
+        let mut p = self.rvsd.take().ok_or_else(|| anyhow!("rvsd not running"))?;
+        let clean = p.stop(Duration::from_secs(15));
+        let log = p.log();
+        if !clean {
+            bail!("rvsd did not exit cleanly on SIGTERM:\n{log}");
+        }
+        let stats =
+            std::fs::read_to_string(self.dir.join("final-stats.json")).with_context(|| format!("no final stats; rvsd output:\n{log}"))?;
+        Ok((serde_json::from_str(&stats)?, log))
+    }
+}
