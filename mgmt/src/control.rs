@@ -774,11 +774,6 @@ impl Client {
         self.call("txn.commit", Value::Null)
     }
 
-    /// Sends raw bytes (tests of malformed input).
-    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes)
-    }
-
     /// Reads one response line.
     pub fn read_response(&mut self) -> std::io::Result<Response> {
         let mut line = String::new();

@@ -349,17 +349,6 @@ impl Manager {
         Ok(())
     }
 
-    /// Sets a real server's health by hand and republishes when it changed.
-    pub fn set_health(&mut self, key: BackendKey, up: bool) -> Result<bool, CmdError> {
-        let h = self.health.entry(key).or_default();
-        if h.up == up {
-            return Ok(false);
-        }
-        h.up = up;
-        self.republish()?;
-        Ok(true)
-    }
-
     /// Re-reads the configuration file and applies what changed.
     pub fn reload(&mut self) -> Result<crate::ops::Diff, CmdError> {
         let path =

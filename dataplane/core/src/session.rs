@@ -369,14 +369,6 @@ impl<A: Family> SessionTable<A> {
         rvs_arch::prefetch(&self.buckets[self.bucket_of(h)]);
     }
 
-    /// Prefetches both buckets of a hash (before an insert).
-    #[inline]
-    pub fn prefetch_both(&self, h: u64) {
-        let (b1, b2) = self.buckets_of(h);
-        rvs_arch::prefetch(&self.buckets[b1]);
-        rvs_arch::prefetch(&self.buckets[b2]);
-    }
-
     /// Prefetches an entry (after a lookup, before using it).
     #[inline]
     pub fn prefetch_entry(&self, idx: u32) {

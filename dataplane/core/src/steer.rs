@@ -53,9 +53,6 @@ pub const RSS_KEY: [u8; 40] = [
 /// The longest Toeplitz input: IPv6 addresses and ports, 36 bytes.
 const MAX_INPUT: usize = 36;
 
-/// Redirection-table period used when no port reports one.
-pub const DEFAULT_RETA: u32 = 128;
-
 /// A software Toeplitz hash with a fixed key, by nibble tables: for each
 /// of the 72 input nibble positions, the 16 possible contributions.
 #[derive(Clone)]

@@ -48,10 +48,6 @@ impl From<Forwarding> for Mode {
 }
 
 impl Mode {
-    /// True for modes whose replies come back through rvs.
-    pub fn has_reply(self) -> bool {
-        matches!(self, Mode::Nat | Mode::FullNat)
-    }
 }
 
 /// A port as workers see it.
@@ -589,11 +585,6 @@ impl Compiler {
         self.generation
     }
 
-    /// Slots of retired real servers (for `reap`).
-    pub fn retired_slots(&self) -> Vec<u16> {
-        self.retired.keys().filter_map(|k| self.backends.get(k).map(|(s, _)| s)).collect()
-    }
-
     /// Forgets retired real servers whose sessions have all ended
     /// (`has_sessions(slot)` false). Returns true when any was forgotten
     /// (recompile and publish to free their slots).
@@ -612,11 +603,6 @@ impl Compiler {
     /// The slot and generation of a backend, if it exists.
     pub fn backend_slot(&self, k: &BackendKey) -> Option<(u16, u16)> {
         self.backends.get(k)
-    }
-
-    /// The slot of a service, if it exists.
-    pub fn service_slot(&self, k: &ServiceKey) -> Option<u16> {
-        self.services.get(k).map(|(s, _)| s)
     }
 
     /// When slots freed by recent changes wait for the workers' sweep: the

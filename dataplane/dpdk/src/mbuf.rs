@@ -324,12 +324,6 @@ impl Burst {
         self.len == 0
     }
 
-    /// True when full.
-    #[inline(always)]
-    pub fn is_full(&self) -> bool {
-        self.len == BURST
-    }
-
     /// The held mbufs.
     #[inline(always)]
     pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {

@@ -69,7 +69,7 @@ use crate::stats::CoreStats;
 use crate::steer::Steering;
 use crate::table::{Mode, Snapshot};
 use l2::frame;
-use rvs_wire::{ByFamily, Family, Ipv4, Ipv6, PacketBuf};
+use rvs_wire::{ByFamily, Family, Ipv4, PacketBuf};
 use state::{Ctx, Hint, LoadTable, RateLimit, St};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -114,14 +114,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The port to transmit on, for the verdicts that send the frame.
-    #[inline]
-    pub fn tx_port(self) -> Option<u8> {
-        match self {
-            Verdict::Tx(p) | Verdict::Answer(p) | Verdict::Reply { port: p, .. } => Some(p),
-            _ => None,
-        }
-    }
 }
 
 /// A session as listed by `rvsadm -c`.
@@ -293,11 +285,6 @@ impl Forwarder {
         self.st.sessions.v6.len()
     }
 
-    /// Memory held by both session tables.
-    pub fn session_memory(&self) -> usize {
-        self.st.sessions.v4.memory_bytes() + self.st.sessions.v6.memory_bytes()
-    }
-
     /// Copies sessions into `out` starting at entry `*cursor` (IPv4 entries
     /// first, then IPv6), visiting at most `visit` entries and stopping at
     /// `max` sessions in `out`. Returns true when the scan is complete.
@@ -341,11 +328,6 @@ impl Forwarder {
     /// IPv4 sessions, for listing (`rvsadm -c`).
     pub fn sessions4(&self) -> impl Iterator<Item = &Session<Ipv4>> {
         self.st.sessions.v4.iter().map(|(_, s)| s)
-    }
-
-    /// IPv6 sessions, for listing.
-    pub fn sessions6(&self) -> impl Iterator<Item = &Session<Ipv6>> {
-        self.st.sessions.v6.iter().map(|(_, s)| s)
     }
 
     /// Counts a frame's verdict (the only place verdicts are counted, so
