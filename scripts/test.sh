@@ -9,11 +9,17 @@ bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 start=$(date +%s)
 # Habits enforced: formatting, every clippy warning an error, and the layer
-# boundary - the forwarding core builds without DPDK.
+# boundaries - the forwarding core builds without DPDK, test frames stay in
+# tests.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 if cargo tree -p rvs-core -e normal,build --prefix none | grep -i dpdk; then
     echo "test.sh: rvs-core must not depend on DPDK (see above)" >&2
+    exit 1
+fi
+# Test frames are for tests: nothing rvsd or rvsadm ships builds them.
+if cargo tree -p mgmt -e normal,build --prefix none | grep -i testpkt; then
+    echo "test.sh: rvs-testpkt must stay a test-only crate (see above)" >&2
     exit 1
 fi
 # The end-to-end tests run the rvsd, rvs-testkit and rvs-demo binaries.

@@ -9,6 +9,15 @@
 //! * [`ipvsadm`]: ipvsadm-compatible text output.
 //! * [`health`] and [`remote`]: health checks, and the byte-level parsers
 //!   of what real servers answer (no input can panic them).
+//! * [`ops`]: one configuration change (add, edit, delete...) applied to a
+//!   configuration, all or nothing per batch.
+//! * [`cli`]: rvsadm's command line (ipvsadm's syntax and readable forms).
+//! * [`metrics`]: the Prometheus exposition of the report.
+//! * [`fault`]: containment of faults in management tasks (a panic costs
+//!   one request or one check, never forwarding) and debug-only injection.
+//!
+//! The binaries are `src/bin/rvsd.rs` (the daemon's stages: load, start,
+//! serve, manage, stop) and `src/bin/rvsadm.rs` (the client).
 #![forbid(unsafe_code)]
 pub mod cli;
 pub mod commands;

@@ -47,9 +47,6 @@ impl From<Forwarding> for Mode {
     }
 }
 
-impl Mode {
-}
-
 /// A port as workers see it.
 #[derive(Clone, Debug)]
 pub struct PortView {

@@ -1,13 +1,32 @@
 #![forbid(unsafe_code)]
-//! Packet formats, with no DPDK in sight.
+//! Packet formats, with no DPDK in sight: the only code in rvs that
+//! knows byte offsets.
 //!
-//! Each module is a zero-copy view over a byte slice in the style of
-//! smoltcp's `wire`: `Xxx::new_checked(bytes)` validates every length the
-//! other accessors rely on and returns a [`WireError`] on failure; after
-//! that no accessor can panic. Fields are read and written at
-//! fixed byte offsets through fixed-size arrays (never by casting bytes to a
-//! packed struct, which would create unaligned references), so the compiler
-//! proves the bounds once per header instead of once per field.
+//! Two kinds of functions, and nothing in between:
+//! * **parsers** read a header into a plain struct (`Ipv4Header::parse`,
+//!   `TcpHeader::parse`, `Arp::parse`, `icmp::parse_quoted`, ...) after
+//!   checking every length they rely on, or return a [`WireError`] that
+//!   says what is wrong (the forwarder counts each as a drop reason);
+//! * **writers and updaters** touch fields of bytes a parser already
+//!   validated (`ipv4::set_src`, [`l4::rewrite`], `ipv4::write_header`),
+//!   through fixed-size arrays, so the compiler proves the bounds once per
+//!   header rather than once per field, and never through casts to packed
+//!   structs (which would create unaligned references).
+//!
+//! Modules, from the bottom up:
+//! * [`buf`]: [`PacketBuf`], the byte-buffer contract every routine is
+//!   written against (an mbuf in rvsd, a [`VecBuf`] in tests);
+//! * [`addr`]: [`Ipv4`]/[`Ipv6`] and the one [`Family`] trait over both;
+//!   [`ByFamily`] for per-family state;
+//! * [`num`]: integer conversions that are exact or saturate by name;
+//! * [`checksum`]: RFC 1071 sums, pseudo-headers, RFC 1624 updates;
+//! * [`ether`], [`arp`], [`ip`], [`ipv4`], [`ipv6`], [`tcp`], [`udp`],
+//!   [`icmp`] (with neighbour discovery): one module per format;
+//! * [`l4`]: the 5-tuple, the one NAT rewriter (packets and ICMP quotes),
+//!   TCP resets;
+//! * [`peek`]: the flow read ahead of validation (for prefetching) and the
+//!   fast path's one-look check of a plain IPv4 frame;
+//! * [`tunnel`]: IP-in-IP encapsulation.
 pub mod addr;
 pub mod arp;
 pub mod buf;

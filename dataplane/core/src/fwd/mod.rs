@@ -4,9 +4,9 @@
 //! the port it arrived on, and returns a [`Verdict`]: transmit on a port
 //! (the frame rewritten in place), hand to another core, pass to the kernel,
 //! or drop for a counted [`DropReason`]. It has no I/O and no clock of its
-//! own: the worker loop sets the time with [`Forwarder::set_now`] once per
-//! burst. This is what the DPDK worker runs, and what unit and golden tests
-//! drive with byte buffers.
+//! own: every call takes `now` (milliseconds), which the worker loop reads
+//! once per burst. This is what the DPDK worker runs, and what unit and
+//! golden tests drive with byte buffers.
 //!
 //! Per packet: Ethernet -> ARP/ND (answer for VIPs and own addresses, learn
 //! neighbours) or IPv4/IPv6 (validate) -> TCP/UDP (validate) -> session
@@ -111,9 +111,6 @@ pub enum Verdict {
     },
     /// Fully handled (e.g. an ARP reply that was learned); free it.
     Consumed,
-}
-
-impl Verdict {
 }
 
 /// A session as listed by `rvsadm -c`.
