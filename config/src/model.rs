@@ -39,6 +39,117 @@ pub struct Config {
     /// Virtual services and their real servers.
     #[serde(default)]
     pub services: Vec<Service>,
+    /// An active/backup pair: VRRP election and session sync. Absent: a
+    /// single balancer, always active.
+    #[serde(default)]
+    pub ha: Option<Ha>,
+}
+
+/// The address family a VRRP instance speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HaFamily {
+    /// VRRP over IPv4 (224.0.0.18).
+    #[default]
+    Ipv4,
+    /// VRRP over IPv6 (ff02::12).
+    Ipv6,
+}
+
+/// High availability: two (or more) equally configured balancers elect a
+/// master with VRRP version 3; the master owns the virtual addresses and
+/// streams its sessions to the others.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ha {
+    /// The port VRRP adverts and sync datagrams use; it needs a
+    /// `kernel_interface` (both travel through it as ordinary sockets).
+    pub port: String,
+    /// Virtual router id, 1..=255, the same on every node of the pair.
+    pub vrid: u8,
+    /// Priority, 1..=255 (255: the address owner, master at once); the
+    /// highest wins.
+    #[serde(default = "default_ha_priority")]
+    pub priority: u8,
+    /// Advertisement interval, milliseconds, a multiple of 10 (VRRP counts
+    /// centiseconds). A backup takes over after about 3.5 of them.
+    #[serde(default = "default_advert_interval")]
+    pub advert_interval_ms: u32,
+    /// VRRP family.
+    #[serde(default)]
+    pub family: HaFamily,
+    /// Whether a higher-priority node takes over from a running master.
+    #[serde(default = "default_true")]
+    pub preempt: bool,
+    /// How long a node waits after it starts (and, with sync, after its
+    /// bulk sync) before it preempts, milliseconds.
+    #[serde(default)]
+    pub preempt_delay_ms: u32,
+    /// Unicast peers (their addresses on `port`); empty: multicast.
+    #[serde(default)]
+    pub peers: Vec<IpAddr>,
+    /// A file holding the shared key that authenticates adverts and sync
+    /// messages (HMAC-SHA256, with anti-replay); none: no authentication.
+    #[serde(default)]
+    pub auth_key_file: Option<PathBuf>,
+    /// Floating addresses beyond the VIPs and full-NAT local addresses:
+    /// e.g. the gateway the real servers use in NAT mode. Answered and
+    /// announced by the master only, each on the port whose network holds it.
+    #[serde(default)]
+    pub virtual_addresses: Vec<IpAddr>,
+    /// Gratuitous ARPs / unsolicited neighbour advertisements per address
+    /// on becoming master, and again after `garp_repeat_delay_ms`.
+    #[serde(default = "default_garp_count")]
+    pub garp_count: u32,
+    /// Delay of the second round of announcements, milliseconds.
+    #[serde(default = "default_garp_repeat_delay")]
+    pub garp_repeat_delay_ms: u32,
+    /// An executable run on every transition with the new state
+    /// (`MASTER`, `BACKUP`, `FAULT`) as its argument, as keepalived's
+    /// `notify`.
+    #[serde(default)]
+    pub notify: Option<PathBuf>,
+    /// FAULT (no mastership) while any port's link is down.
+    #[serde(default = "default_true")]
+    pub track_link: bool,
+    /// FAULT while no service has a real server up.
+    #[serde(default)]
+    pub track_real_servers: bool,
+    /// Stream sessions to the peers.
+    #[serde(default = "default_true")]
+    pub sync: bool,
+    /// UDP port of the sync protocol.
+    #[serde(default = "default_sync_port")]
+    pub sync_port: u16,
+    /// Sync id (default: the VRID); messages with another are ignored.
+    #[serde(default)]
+    pub sync_id: Option<u8>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_ha_priority() -> u8 {
+    100
+}
+fn default_advert_interval() -> u32 {
+    100
+}
+fn default_garp_count() -> u32 {
+    5
+}
+fn default_garp_repeat_delay() -> u32 {
+    5000
+}
+fn default_sync_port() -> u16 {
+    8848
+}
+
+impl Ha {
+    /// The sync id in use.
+    pub fn sync_id(&self) -> u8 {
+        self.sync_id.unwrap_or(self.vrid)
+    }
 }
 
 /// Management-thread settings.
@@ -922,6 +1033,7 @@ impl Config {
         let own = c.ports();
         c.neighbors_and_routes();
         c.services(&own, strictness);
+        c.ha(&own);
         if c.errs.is_empty() {
             Ok(())
         } else {
@@ -996,6 +1108,62 @@ impl Checks<'_> {
         if !range.contains(&v) {
             let msg = format!("{v} is not {}..={}{unit}", range.start(), range.end());
             self.err(field, msg);
+        }
+    }
+
+    /// The `[ha]` section: a port with a kernel interface, VRRP's ranges,
+    /// floating addresses on a port's network, peers that are not us.
+    fn ha(&mut self, own: &HashSet<IpAddr>) {
+        let Some(h) = &self.cfg.ha else { return };
+        match self.cfg.ports.iter().position(|p| p.name == h.port) {
+            None => self.err("ha.port", format!("no port named {:?}", h.port)),
+            Some(i) if self.cfg.ports[i].kernel_interface.is_none() => {
+                self.err("ha.port", format!("port {:?} has no kernel_interface: VRRP adverts and sync datagrams travel through it", h.port))
+            }
+            Some(_) => {}
+        }
+        if h.vrid == 0 {
+            self.err("ha.vrid", "0 is not 1..=255");
+        }
+        if h.priority == 0 {
+            self.err("ha.priority", "0 is not 1..=255 (0 is what a stopping master sends)");
+        }
+        if h.advert_interval_ms % 10 != 0 || !(10..=40_950).contains(&h.advert_interval_ms) {
+            self.err(
+                "ha.advert_interval_ms",
+                format!("{} is not a multiple of 10 in 10..=40950 (VRRP counts centiseconds)", h.advert_interval_ms),
+            );
+        }
+        self.in_range("ha.garp_count", h.garp_count, 0..=100, "");
+        self.in_range("ha.garp_repeat_delay_ms", h.garp_repeat_delay_ms, 0..=600_000, "");
+        self.in_range("ha.preempt_delay_ms", h.preempt_delay_ms, 0..=3_600_000, "");
+        let v6 = h.family == HaFamily::Ipv6;
+        for (i, p) in h.peers.iter().enumerate() {
+            if own.contains(p) {
+                self.err(format!("ha.peers[{i}]"), format!("{p} is one of this balancer's own addresses"));
+            } else if p.is_ipv6() != v6 {
+                self.err(format!("ha.peers[{i}]"), format!("{p} is not of the VRRP family ({:?})", h.family));
+            }
+        }
+        for (i, a) in h.virtual_addresses.iter().enumerate() {
+            if own.contains(a) {
+                self.err(
+                    format!("ha.virtual_addresses[{i}]"),
+                    format!("{a} is a port address: floating addresses are owned by the master only"),
+                );
+            } else if !self.cfg.ports.iter().any(|p| p.addresses.iter().any(|n| n.contains(*a))) {
+                self.err(format!("ha.virtual_addresses[{i}]"), format!("{a} is not on a network of any port"));
+            }
+        }
+        if let Some(f) = &h.auth_key_file {
+            match std::fs::read(f) {
+                Ok(k) if k.iter().filter(|b| !b.is_ascii_whitespace()).count() >= 16 => {}
+                Ok(_) => self.err("ha.auth_key_file", format!("{}: a key needs at least 16 bytes", f.display())),
+                Err(e) => self.err("ha.auth_key_file", format!("{}: {e}", f.display())),
+            }
+        }
+        if h.sync_port == 0 {
+            self.err("ha.sync_port", "0 is not a port");
         }
     }
 

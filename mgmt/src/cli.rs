@@ -20,7 +20,7 @@
 //!
 //! Readable forms: `rvsadm service add|edit|del tcp VIP:port [flags]`,
 //! `rvsadm server add|edit|del tcp VIP:port RS[:port] [flags]`,
-//! `rvsadm show [services|stats|rate|connections|drops|neighbors|health|config]`,
+//! `rvsadm show [services|stats|rate|connections|drops|neighbors|health|config|ha]`,
 //! `rvsadm reload|zero|clear|save|restore|version|ping`.
 use crate::ops::{Op, ServicePatch};
 use config::{Forwarding, OnRemove, Persistence, Protocol, RealServer, SchedulerKind, Service, ServiceKey, Timeouts, WhenFull};
@@ -55,6 +55,8 @@ pub enum Show {
     Health,
     /// Running configuration (JSON).
     Config,
+    /// The pair: state, master, adverts, sync.
+    Ha,
 }
 
 /// A parsed command line.
@@ -643,7 +645,8 @@ fn show(what: &str) -> Result<Action, UsageError> {
         "neighbors" | "neighbours" => Action::Show(Show::Neighbors),
         "health" => Action::Show(Show::Health),
         "config" => Action::Show(Show::Config),
-        other => return Err(usage(format!("show {other:?}: services, stats, rate, connections, drops, neighbors, health or config"))),
+        "ha" => Action::Show(Show::Ha),
+        other => return Err(usage(format!("show {other:?}: services, stats, rate, connections, drops, neighbors, health, config or ha"))),
     })
 }
 

@@ -186,6 +186,13 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
             no_args(a)?;
             to_value(m.config())
         }
+        "ha" => {
+            no_args(a)?;
+            match m.ha_report() {
+                Some(r) => to_value(&r),
+                None => Err(CmdError::field(ErrorCode::NotFound, "ha", "this balancer is not one of a pair (no [ha] section)")),
+            }
+        }
         // Debug builds only: the containment tests inject a fault into a
         // management task (see crate::fault).
         "debug.fault" if cfg!(debug_assertions) => {

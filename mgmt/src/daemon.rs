@@ -210,7 +210,13 @@ pub struct Daemon {
     pub table_size: u64,
     /// EAL, held by the main lcore (this thread) for the daemon's life.
     eal: Eal,
+    /// How flows map to workers (for the pair's sync thread).
+    steering: Option<Steering>,
 }
+
+/// A master sends every session again once per this many milliseconds, so
+/// a backup's copies of long-lived flows never expire.
+const SYNC_REFRESH_MS: u32 = 60_000;
 
 /// The ports brought up for a configuration.
 struct Ports {
@@ -243,7 +249,14 @@ impl Daemon {
         let mut ports = open_ports(&eal, &cfg, file, pool)?;
         let mut compiler = Compiler::new(&cfg);
         let snap = compiler.compile(&cfg, &ports.macs, &Default::default()).map_err(|e| StartError::Config(e.to_string()))?;
-        let shared = Arc::new(Shared::new(snap.clone(), workers));
+        let ha = match &cfg.ha {
+            // A node of a pair starts as a backup: it forwards nothing
+            // until elected.
+            Some(h) => worker::HaShared::pair(workers, h.sync, h.garp_count, h.garp_repeat_delay_ms, SYNC_REFRESH_MS, false),
+            None => worker::HaShared::single(),
+        };
+        let shared = Arc::new(Shared::with_ha(snap.clone(), workers, ha));
+        let steering = forwarder_config(&cfg, 0, &ports, [0; 4]).steering;
         let cores: Vec<Arc<CoreStats>> = (0..workers).map(|_| Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()))).collect();
         let rings = worker::handoff_rings(&eal, workers, cfg.dataplane.handoff_ring)
             .map_err(|e| StartError::Dpdk(format!("dataplane.handoff_ring: {e}")))?;
@@ -266,7 +279,7 @@ impl Daemon {
         }
         let table_size = u64::from(cfg.dataplane.sessions_per_worker);
         let manager = Manager::new(cfg, path, compiler, ports.macs.clone(), shared.clone(), cores);
-        Ok(Daemon { manager: Arc::new(Mutex::new(manager)), shared, lcores, ports: ports.data, table_size, eal })
+        Ok(Daemon { manager: Arc::new(Mutex::new(manager)), shared, lcores, ports: ports.data, table_size, eal, steering })
     }
 
     /// Reads device counters into the manager (missed packets).
@@ -278,6 +291,21 @@ impl Daemon {
     /// The EAL this daemon runs on.
     pub fn eal(&self) -> &Eal {
         &self.eal
+    }
+
+    /// Whether every port's link is up.
+    pub fn links_up(&self) -> bool {
+        self.ports.iter().all(Port::link_up)
+    }
+
+    /// Starts the pair's threads when the configuration has `[ha]`, and
+    /// attaches them to the manager.
+    pub fn start_ha(&self) -> Result<Option<crate::ha::Ha>, crate::ha::HaError> {
+        let cfg = crate::fault::lock(&self.manager).config().clone();
+        let Some(settings) = crate::ha::Settings::of(&cfg)? else { return Ok(None) };
+        let ha = crate::ha::Ha::start(settings.clone(), self.shared.clone(), self.steering.clone())?;
+        crate::fault::lock(&self.manager).set_ha(ha.common.clone(), settings);
+        Ok(Some(ha))
     }
 
     /// Stops the workers and returns the final report. The ports are

@@ -13,6 +13,7 @@
 //!   configuration, all or nothing per batch.
 //! * [`cli`]: rvsadm's command line (ipvsadm's syntax and readable forms).
 //! * [`metrics`]: the Prometheus exposition of the report.
+//! * [`ha`]: the active/backup pair: VRRP election and session sync.
 //! * [`fault`]: containment of faults in management tasks (a panic costs
 //!   one request or one check, never forwarding) and debug-only injection.
 //!
@@ -24,6 +25,7 @@ pub mod commands;
 pub mod control;
 pub mod daemon;
 pub mod fault;
+pub mod ha;
 pub mod health;
 pub mod ipvsadm;
 pub mod manager;

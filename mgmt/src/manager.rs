@@ -45,6 +45,8 @@ pub struct Manager {
     /// log when they grow).
     seen_conflicts: u64,
     seen_wrong_port: u64,
+    /// The pair, when `[ha]` is configured and its threads run.
+    ha: Option<(Arc<crate::ha::HaCommon>, crate::ha::Settings)>,
 }
 
 /// Results kept per real server.
@@ -107,6 +109,7 @@ impl Manager {
             checks: HashMap::new(),
             seen_conflicts: 0,
             seen_wrong_port: 0,
+            ha: None,
         }
     }
 
@@ -449,7 +452,27 @@ impl Manager {
 
     /// The statistics report.
     pub fn report(&self) -> Report {
-        self.accounting.report(&self.config, &self.shared.snapshot.load(), &self.cores, &self.port_missed, &self.health_reports())
+        let mut r =
+            self.accounting.report(&self.config, &self.shared.snapshot.load(), &self.cores, &self.port_missed, &self.health_reports());
+        r.ha = self.ha_report();
+        r
+    }
+
+    /// Attaches the running pair (its counters and settings).
+    pub fn set_ha(&mut self, common: Arc<crate::ha::HaCommon>, settings: crate::ha::Settings) {
+        self.ha = Some((common, settings));
+    }
+
+    /// `rvsadm show ha`, when this node is one of a pair.
+    pub fn ha_report(&self) -> Option<crate::ha::HaReport> {
+        self.ha.as_ref().map(|(c, s)| c.report(s, &self.cores))
+    }
+
+    /// Whether some service has a real server up (the pair's
+    /// `track_real_servers`).
+    pub fn some_server_up(&self) -> bool {
+        let snap = self.shared.snapshot.load();
+        snap.backends.iter().flatten().any(|b| b.up && !b.retired && b.effective_weight > 0)
     }
 
     /// True when every worker runs the latest published snapshot.

@@ -266,6 +266,9 @@ pub struct Report {
     /// forwarding.
     #[serde(default)]
     pub faults: BTreeMap<String, u64>,
+    /// The pair's state, when this node is one of a pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<crate::ha::HaReport>,
 }
 
 /// What the workers did with the frames they received, by verdict.
@@ -580,6 +583,7 @@ impl Accounting {
             frames: frames(sum),
             announcements: sum.of(|c| c.announcements.get()),
             faults: crate::fault::Task::ALL.iter().map(|t| (t.name().to_string(), crate::fault::count(*t))).collect(),
+            ha: None,
         }
     }
 }

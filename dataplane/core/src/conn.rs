@@ -45,6 +45,21 @@ pub enum State {
 }
 
 impl State {
+    /// The state numbered `v` (as a sync record carries it), if any.
+    pub fn from_u8(v: u8) -> Option<State> {
+        Some(match v {
+            0 => State::Free,
+            1 => State::SynRecv,
+            2 => State::Established,
+            3 => State::FinWait,
+            4 => State::TimeWait,
+            5 => State::Close,
+            6 => State::Udp,
+            7 => State::Reset,
+            _ => return None,
+        })
+    }
+
     /// ipvsadm's name for the state.
     pub fn name(self) -> &'static str {
         match self {

@@ -106,6 +106,7 @@ drop_reasons! {
     NoHeadroom => "no_headroom", Verdict, "no buffer headroom to encapsulate";
     LocalUnhandled => "local_unhandled", Verdict, "packet for the balancer's own address with no kernel path";
     LocalPortsExhausted => "local_ports_exhausted", Verdict, "full-NAT local address/port pool exhausted";
+    HaStandby => "ha_standby", Verdict, "for a virtual address while this balancer is the backup of a pair (the master forwards and answers it)";
     HandoverFull => "handover_full", Lost, "ring to the owning core full";
     TxFull => "tx_full", Lost, "transmit queue full";
     KernelPathFull => "kernel_path_full", Lost, "kernel exception path queue full";

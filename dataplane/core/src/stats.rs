@@ -165,6 +165,22 @@ pub struct CoreStats {
     /// the port in bits 48..56. Management logs it when `addr_conflict`
     /// grows.
     pub last_conflict: [Counter; 3],
+    /// Session sync, this core's part.
+    pub sync: SyncCounters,
+}
+
+/// Session sync counters of one core: what a master's core emitted and
+/// what a backup's core installed from its peers.
+#[derive(Debug, Default)]
+pub struct SyncCounters {
+    /// Records emitted (session changes and bulk transfer).
+    pub emitted: Counter,
+    /// Records lost because the core's sync buffer or queue was full.
+    pub overflow: Counter,
+    /// Records installed or applied (upserts and deletions).
+    pub applied: Counter,
+    /// Records refused, by reason ([`crate::fwd::SyncReject`]).
+    pub rejected: [Counter; crate::fwd::SyncReject::COUNT],
 }
 
 /// What the forwarder did with the frames it was given, by verdict.
@@ -215,6 +231,7 @@ impl CoreStats {
             frames: FrameCounters::default(),
             announcements: Counter::default(),
             last_conflict: std::array::from_fn(|_| Counter::default()),
+            sync: SyncCounters::default(),
         }
     }
 

@@ -36,6 +36,19 @@ pub enum Mode {
     FullNat = 4,
 }
 
+impl Mode {
+    /// The mode numbered `v` (as a sync record carries it), if any.
+    pub fn from_u8(v: u8) -> Option<Mode> {
+        Some(match v {
+            1 => Mode::Nat,
+            2 => Mode::Dr,
+            3 => Mode::Tunnel,
+            4 => Mode::FullNat,
+            _ => return None,
+        })
+    }
+}
+
 impl From<Forwarding> for Mode {
     fn from(f: Forwarding) -> Mode {
         match f {
@@ -236,6 +249,9 @@ pub enum AddrKind {
     Own(u8),
     /// A full-NAT local address (not a port address).
     Local,
+    /// A floating address of a pair (`[ha] virtual_addresses`), on this
+    /// port: answered by the master only.
+    Floating(u8),
 }
 
 /// Per-family lookup maps.
@@ -285,6 +301,12 @@ pub struct Snapshot {
     pub neigh: Arc<NeighTable>,
     /// Neighbours to keep resolved.
     pub neighbors: Vec<NeighborRef>,
+    /// The port VRRP runs on, in a pair: adverts arriving on it go to its
+    /// kernel interface (for rvsd's VRRP thread), as do sync datagrams to
+    /// the multicast sync group.
+    pub ha_port: Option<u8>,
+    /// The UDP port of session sync, in a pair.
+    pub sync_port: Option<u16>,
     maps: ByFamily<MapsOf>,
 }
 
@@ -316,8 +338,9 @@ impl Snapshot {
 
     /// The addresses the balancer answers for, each with the ports it is
     /// announced on (gratuitous ARP, unsolicited NA): VIPs and full-NAT
-    /// local addresses on every port, a port's own addresses on that port.
-    pub fn announced(&self) -> Vec<(IpAddr, u8)> {
+    /// local addresses on every port, a port's own and floating addresses
+    /// on that port. A backup (`standby`) announces only its own.
+    pub fn announced(&self, standby: bool) -> Vec<(IpAddr, u8)> {
         let mut out = Vec::new();
         let all: Vec<(IpAddr, AddrKind)> = self
             .maps
@@ -330,11 +353,20 @@ impl Snapshot {
         for (a, k) in all {
             match k {
                 AddrKind::Own(p) => out.push((a, p)),
-                AddrKind::Vip | AddrKind::Local => out.extend(self.ports.iter().map(|p| (a, p.index))),
+                AddrKind::Floating(p) if !standby => out.push((a, p)),
+                AddrKind::Vip | AddrKind::Local if !standby => out.extend(self.ports.iter().map(|p| (a, p.index))),
+                AddrKind::Vip | AddrKind::Local | AddrKind::Floating(_) => {}
             }
         }
         out.sort_unstable();
         out
+    }
+
+    /// Whether `a` is one of the addresses the master of a pair owns (a
+    /// VIP, a full-NAT local or a floating address).
+    #[inline]
+    pub fn is_virtual<A: Family>(&self, a: A) -> bool {
+        matches!(self.addr_kind(a), Some(AddrKind::Vip | AddrKind::Local | AddrKind::Floating(_)))
     }
 
     /// True when `mac` is one of the balancer's own port MACs.
@@ -378,6 +410,8 @@ impl Snapshot {
             backends: vec![None; max_backends],
             neigh,
             neighbors: Vec::new(),
+            ha_port: None,
+            sync_port: None,
             maps: ByFamily::default(),
         };
         s.index_ports();
@@ -636,6 +670,7 @@ impl Compiler {
         for s in &cfg.services {
             self.compile_service(cfg, s, health, &mut snap)?;
         }
+        index_ha(cfg, &mut snap);
         // Retired real servers: forwarded to for their sessions, never
         // scheduled (not among their service's candidates).
         for (key, (_, fwd)) in &self.retired {
@@ -892,6 +927,25 @@ impl Candidates {
         self.slots.push(v.slot);
         self.cands.push(Candidate { slot: v.slot, weight: v.effective_weight });
         self.ids.push(backend_id(v.addr, v.port));
+    }
+}
+
+/// The pair's part of the snapshot: its VRRP port, sync port and floating
+/// addresses (each on the port whose network holds it).
+fn index_ha(cfg: &Config, snap: &mut Snapshot) {
+    let Some(h) = &cfg.ha else { return };
+    snap.ha_port = cfg.ports.iter().position(|p| p.name == h.port).map(port_u8);
+    snap.sync_port = h.sync.then_some(h.sync_port);
+    for &a in &h.virtual_addresses {
+        let Some(p) = cfg.ports.iter().position(|p| p.addresses.iter().any(|n| n.contains(a))) else { continue };
+        match a {
+            IpAddr::V4(a) => {
+                snap.maps.v4.addrs.entry(Ipv4::from(a)).or_insert(AddrKind::Floating(port_u8(p)));
+            }
+            IpAddr::V6(a) => {
+                snap.maps.v6.addrs.entry(Ipv6::from(a)).or_insert(AddrKind::Floating(port_u8(p)));
+            }
+        }
     }
 }
 

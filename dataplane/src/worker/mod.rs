@@ -3,8 +3,8 @@
 //!
 //! One iteration of [`Worker::run`], stage by stage:
 //! 1. [`Worker::pick_up_snapshot`]: a newly published configuration, if the
-//!    generation changed (one relaxed load when it did not); due
-//!    announcements;
+//!    generation changed (one relaxed load when it did not); the node's
+//!    role in a pair (master or backup, see [`ha`]); due announcements;
 //! 2. [`Worker::receive`]: for each RX queue, a burst, its headers
 //!    prefetched and its sessions looked up ahead, each packet through the
 //!    forwarder and sorted by verdict ([`out::Out::dispatch`]) into a
@@ -16,7 +16,8 @@
 //! 4. [`Worker::pass_kernel`]: the kernel interfaces' own traffic, out of
 //!    its port unchanged;
 //! 5. [`Worker::release_held`]: frames whose next hop answered;
-//! 6. every burst flushed ([`out::Out::flush_all`]);
+//! 6. every burst flushed ([`out::Out::flush_all`]); in a pair, session
+//!    records to and from the sync thread ([`Worker::ha_sync`]);
 //! 7. [`Worker::housekeeping`]: a time-based slice of the expiry sweep (an
 //!    expedited one while management waits for freed slots), a session
 //!    dump in bounded steps, and every 100 ms the load refresh and the
@@ -25,11 +26,13 @@
 //!    no packet for that long sleeps that long between polls (tests and
 //!    shared machines); 0 polls flat out, as a production appliance
 //!    should.
+mod ha;
 mod originate;
 mod out;
 
 use arc_swap::ArcSwap;
-use originate::{send_probe, Announcer};
+pub use ha::{HaShared, SYNC_QUEUE};
+use originate::{send_probe, Announce, Announcer};
 use out::{push_dead, Out};
 use rvs_arch::Clock;
 use rvs_core::fwd::{Forwarder, Verdict};
@@ -67,6 +70,8 @@ pub struct Shared {
     /// until its `swept_generation` reaches it (instead of the steady
     /// sweep's ten seconds per pass).
     pub sweep_request: AtomicU64,
+    /// The pair: role, sync queues, bulk requests.
+    pub ha: HaShared,
 }
 
 /// A worker's answer to a session dump request.
@@ -84,8 +89,13 @@ pub struct Dump {
 pub const DUMP_MAX: usize = 100_000;
 
 impl Shared {
-    /// Shared state starting with `snap`.
+    /// Shared state starting with `snap`, for a single balancer.
     pub fn new(snap: Arc<Snapshot>, workers: usize) -> Shared {
+        Shared::with_ha(snap, workers, HaShared::single())
+    }
+
+    /// Shared state starting with `snap`, with the pair's part `ha`.
+    pub fn with_ha(snap: Arc<Snapshot>, workers: usize, ha: HaShared) -> Shared {
         let g = snap.generation;
         Shared {
             snapshot: ArcSwap::new(snap),
@@ -94,6 +104,7 @@ impl Shared {
             dump_request: AtomicU64::new(0),
             dumps: (0..workers).map(|_| Mutex::new(Dump::default())).collect(),
             sweep_request: AtomicU64::new(0),
+            ha,
         }
     }
 
@@ -157,6 +168,12 @@ pub struct LoopConfig {
     pub announce_interval_ms: u32,
 }
 
+impl LoopConfig {
+    fn announce(&self) -> Announce {
+        Announce { count: self.announce_count, interval_ms: self.announce_interval_ms, repeat_after_ms: None }
+    }
+}
+
 /// One worker's loop state.
 struct Worker {
     fwd: Forwarder,
@@ -179,14 +196,17 @@ struct Worker {
     swept_at: u32,
     dump_seen: u64,
     dump_cursor: usize,
+    ha: ha::HaState,
 }
 
 /// Runs the loop until `shared.stop` is set.
-pub fn run(fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &'static Mempool, clock: Clock, cfg: LoopConfig) {
+pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &'static Mempool, clock: Clock, cfg: LoopConfig) {
     let now = clock.now_ms();
+    let active = shared.ha.active.load(Ordering::Acquire);
+    fwd.set_role(active, shared.ha.sync);
     let mut announcer = Announcer::default();
     if cfg.announcer {
-        announcer.install(fwd.snapshot().announced(), cfg.announce_count, now);
+        announcer.install(fwd.snapshot().announced(!active), cfg.announce(), now);
     }
     let mut w = Worker {
         out: Out::new(q.tx.len(), q.handoff_out.len()),
@@ -208,6 +228,7 @@ pub fn run(fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &'sta
         swept_at: now,
         dump_seen: 0,
         dump_cursor: 0,
+        ha: ha::HaState { active, ..ha::HaState::default() },
     };
     while !w.shared.stop.load(Ordering::Relaxed) {
         let now = clock.now_ms();
@@ -215,6 +236,7 @@ pub fn run(fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &'sta
         let got = w.receive(now) + w.receive_handed(now) + w.pass_kernel();
         w.release_held(now);
         w.out.flush_all(&mut w.q, w.fwd.stats());
+        let got = got + w.ha_sync(now);
         w.fwd.stats().loops.inc();
         w.housekeeping(now);
         w.idle(now, got);
@@ -230,11 +252,12 @@ impl Worker {
             self.fwd.install(self.shared.snapshot.load_full());
             self.seen_gen = g;
             if self.cfg.announcer {
-                self.announcer.install(self.fwd.snapshot().announced(), self.cfg.announce_count, now);
+                self.announcer.install(self.fwd.snapshot().announced(!self.ha.active), self.cfg.announce(), now);
             }
         }
+        self.ha_role(now);
         if self.announcer.busy() {
-            self.announcer.run(now, self.cfg.announce_interval_ms, &self.fwd, self.pool, &mut self.q.tx);
+            self.announcer.run(now, &self.fwd, self.pool, &mut self.q.tx);
         }
     }
 

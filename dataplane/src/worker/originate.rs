@@ -39,29 +39,55 @@ pub(super) fn send_probe(fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue], n:
     send_built(fwd, pool, tx, |frame| fwd.build_probe(n, unicast, frame));
 }
 
+/// One address still to announce.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    addr: IpAddr,
+    port: u8,
+    /// Sends left.
+    left: u32,
+    /// When the next is due.
+    at: u32,
+    /// Milliseconds between sends.
+    interval: u32,
+}
+
+/// How to announce addresses that appear: `count` times, `interval_ms`
+/// apart, and with `repeat_after_ms` the same again that much later
+/// (keepalived's second round of gratuitous ARPs after a takeover).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Announce {
+    pub(super) count: u32,
+    pub(super) interval_ms: u32,
+    pub(super) repeat_after_ms: Option<u32>,
+}
+
 /// Announces addresses when they appear: at start (so neighbours that knew
-/// a restarted balancer's old MAC learn the new one at once) and whenever a
-/// configuration adds a VIP, `count` times, `interval` apart.
+/// a restarted balancer's old MAC learn the new one at once), whenever a
+/// configuration adds a VIP, and when a backup becomes master (then every
+/// virtual address appears at once).
 #[derive(Debug, Default)]
 pub(super) struct Announcer {
     /// What the running snapshot announces.
     known: HashSet<(IpAddr, u8)>,
-    /// Still to send: (address, port, sends left, next at).
-    pending: Vec<(IpAddr, u8, u32, u32)>,
+    /// Still to send.
+    pending: Vec<Due>,
 }
 
 impl Announcer {
-    /// Schedules the addresses of a newly installed snapshot that the last
-    /// one did not announce.
-    pub(super) fn install(&mut self, want: Vec<(IpAddr, u8)>, count: u32, now: u32) {
+    /// Schedules the addresses of `want` that were not announced before.
+    pub(super) fn install(&mut self, want: Vec<(IpAddr, u8)>, how: Announce, now: u32) {
         // In the snapshot's (address) order, so the announcements are too.
-        for &(a, p) in want.iter().filter(|x| !self.known.contains(x)) {
-            if count > 0 {
-                self.pending.push((a, p, count, now));
+        for &(addr, port) in want.iter().filter(|x| !self.known.contains(x)) {
+            if how.count > 0 {
+                self.pending.push(Due { addr, port, left: how.count, at: now, interval: how.interval_ms });
+                if let Some(r) = how.repeat_after_ms {
+                    self.pending.push(Due { addr, port, left: how.count, at: now.wrapping_add(r), interval: how.interval_ms });
+                }
             }
         }
         let want: HashSet<_> = want.into_iter().collect();
-        self.pending.retain(|(a, p, _, _)| want.contains(&(*a, *p)));
+        self.pending.retain(|d| want.contains(&(d.addr, d.port)));
         self.known = want;
     }
 
@@ -71,14 +97,14 @@ impl Announcer {
     }
 
     /// Sends what is due.
-    pub(super) fn run(&mut self, now: u32, interval: u32, fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue]) {
-        for e in &mut self.pending {
-            if now.wrapping_sub(e.3) < (1 << 31) {
-                send_announcement(fwd, pool, tx, e.0, e.1);
-                e.2 -= 1;
-                e.3 = now.wrapping_add(interval);
+    pub(super) fn run(&mut self, now: u32, fwd: &Forwarder, pool: &Mempool, tx: &mut [TxQueue]) {
+        for d in &mut self.pending {
+            if now.wrapping_sub(d.at) < (1 << 31) {
+                send_announcement(fwd, pool, tx, d.addr, d.port);
+                d.left -= 1;
+                d.at = now.wrapping_add(d.interval);
             }
         }
-        self.pending.retain(|e| e.2 > 0);
+        self.pending.retain(|d| d.left > 0);
     }
 }

@@ -40,9 +40,11 @@ pub mod ipv6;
 pub mod l4;
 pub mod num;
 pub mod peek;
+pub mod sync;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp;
+pub mod vrrp;
 
 pub use addr::{ByFamily, Family, Ipv4, Ipv6, PerFamily};
 pub use buf::{PacketBuf, VecBuf};

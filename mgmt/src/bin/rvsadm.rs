@@ -27,7 +27,7 @@ ipvsadm syntax:
 readable syntax:
   rvsadm service add|edit|del tcp|udp VIP:port [--scheduler S] [--persistent T] ...
   rvsadm server add|edit|del tcp|udp VIP:port RS[:port] [--weight W] [--forwarding nat|dr|tunnel|fullnat]
-  rvsadm show [services|stats|rate|connections|drops|neighbors|health|config]
+  rvsadm show [services|stats|rate|connections|drops|neighbors|health|config|ha]
   rvsadm reload|zero|clear|save|restore|version|ping
 
 global: --socket PATH (default /run/rvs/rvsd.sock, or $RVS_SOCKET), --json";
@@ -142,6 +142,13 @@ impl Conn {
         if what == Show::Config {
             return print_json(&self.call("config.get", Value::Null));
         }
+        if what == Show::Ha {
+            let v = self.call("ha", Value::Null);
+            if !self.printed_json(|| v.clone()) {
+                print_ha(&v);
+            }
+            return;
+        }
         let r = self.report();
         if self.printed_json(|| serde_json::to_value(&r).unwrap_or_default()) {
             return;
@@ -150,7 +157,7 @@ impl Conn {
             Show::Drops => print_drops(&r),
             Show::Neighbors => print_neighbors(&r),
             Show::Health => print_health(&r),
-            Show::Config => {}
+            Show::Config | Show::Ha => {}
         }
     }
 
@@ -201,6 +208,43 @@ fn print_neighbors(r: &Report) {
     for n in &r.neighbors {
         let kind = if n.is_static { "static" } else { "dynamic" };
         println!("{:<40} {:<10} {:<18} {kind}", n.address, n.port, n.mac.as_deref().unwrap_or("(unresolved)"));
+    }
+}
+
+fn print_ha(v: &Value) {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    let master = match (v["master"].as_str(), v["master_priority"].as_u64()) {
+        (Some(m), Some(p)) => format!("{m} (priority {p})"),
+        _ => "none heard".into(),
+    };
+    println!(
+        "state     {} since {:.1} s ({} transitions)",
+        v["state"].as_str().unwrap_or("?"),
+        v["since_s"].as_f64().unwrap_or(0.0),
+        n("transitions")
+    );
+    println!("vrid      {}, priority {}", n("vrid"), n("priority"));
+    println!("master    {master}");
+    println!("adverts   sent {}, received {}, dropped {}", n("adverts_sent"), n("adverts_received"), v["advert_drops"]);
+    if v["sync"].as_bool() == Some(true) {
+        println!(
+            "sync      records sent {}, received {}, applied {}, rejected {}, lost {}; lag {} ms; {}",
+            n("sync_sent"),
+            n("sync_received"),
+            n("sync_applied"),
+            v["sync_rejected"],
+            n("sync_lost"),
+            n("sync_lag_ms"),
+            if v["synced"].as_bool() == Some(true) { "synced" } else { "waiting for the master's sessions" }
+        );
+        println!(
+            "          datagrams dropped {}; bulk transfers served {}, received {}",
+            v["sync_drops"],
+            n("bulk_served"),
+            n("bulk_received")
+        );
+    } else {
+        println!("sync      off");
     }
 }
 

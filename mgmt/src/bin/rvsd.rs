@@ -91,7 +91,7 @@ fn signals() -> (Arc<AtomicBool>, Arc<AtomicBool>) {
 /// The management loop until `stop`: reloads on SIGHUP, health-check
 /// results, once a second the port counters and rates. Each round is
 /// contained: a fault costs that round, never forwarding.
-fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool) {
+fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool, ha: Option<&mgmt::ha::Ha>) {
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -104,6 +104,12 @@ fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool) {
                 }
             }
             fault::lock(&daemon.manager).poll_health();
+            if let Some(h) = ha {
+                h.common.links_up.store(!h.settings.track_link || daemon.links_up(), Ordering::Relaxed);
+                h.common
+                    .servers_up
+                    .store(!h.settings.track_real_servers || fault::lock(&daemon.manager).some_server_up(), Ordering::Relaxed);
+            }
             if last.elapsed() >= Duration::from_secs(1) {
                 daemon.refresh_port_stats();
                 fault::lock(&daemon.manager).tick();
@@ -178,6 +184,15 @@ fn main() {
         }
     };
     let (stop, hup) = signals();
+    let ha = match daemon.start_ha() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            drop(control);
+            let _ = daemon.shutdown();
+            std::process::exit(2);
+        }
+    };
     fault::lock(&daemon.manager).start_health_checks();
     let metrics = match daemon_cfg.metrics_listen {
         Some(addr) => match mgmt::metrics::MetricsServer::start(addr, daemon.manager.clone()) {
@@ -195,8 +210,14 @@ fn main() {
         None => None,
     };
     log(format!("forwarding; control socket {}", control.path().display()));
-    manage(&daemon, &stop, &hup);
+    manage(&daemon, &stop, &hup, ha.as_ref());
     log("stopping");
+    if let Some(h) = ha {
+        // A master says it stops (priority 0); the workers still run to
+        // put that advert on the wire.
+        h.stop();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(metrics);
     drop(control);
     let size = daemon.table_size;

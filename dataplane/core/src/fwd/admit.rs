@@ -44,6 +44,8 @@ pub(super) fn new_session<A: Family, B: PacketBuf>(
         persist::record::<A>(cx, st, k, svc, b);
     }
     account_new::<A>(cx, st, svc, b, state);
+    let s = *st.sessions.get::<A>().get(idx);
+    super::sync::emit(cx, &mut st.sync, &s, rvs_wire::sync::Op::Upsert);
     Ok(idx)
 }
 
@@ -153,21 +155,29 @@ fn build<A: Family, B: PacketBuf>(
 fn account_new<A: Family>(cx: &Ctx<'_>, st: &mut St, svc: &ServiceView, b: &BackendView, state: State) {
     cx.stats.sessions_of::<A>().set(st.sessions.get::<A>().len() as u64);
     cx.stats.sessions_created.inc();
+    if let Some(bs) = cx.stats.backends.get(usize::from(b.slot)) {
+        bs.conns.inc();
+    }
+    count_open(cx, st, b, state);
+    if let Some(ss) = cx.stats.services.get(usize::from(svc.slot)) {
+        ss.conns.inc();
+        if b.fallback {
+            ss.fallback_conns.inc();
+        }
+    }
+}
+
+/// A session of `b` in `state` opens here: the real server's active or
+/// inactive gauge and this core's load view.
+pub(super) fn count_open(cx: &Ctx<'_>, st: &mut St, b: &BackendView, state: State) {
     let slot = usize::from(b.slot);
     if let Some(bs) = cx.stats.backends.get(slot) {
-        bs.conns.inc();
         if state.is_active() {
             bs.active.inc();
             st.load.active[slot] += 1;
         } else {
             bs.inactive.inc();
             st.load.inactive[slot] += 1;
-        }
-    }
-    if let Some(ss) = cx.stats.services.get(usize::from(svc.slot)) {
-        ss.conns.inc();
-        if b.fallback {
-            ss.fallback_conns.inc();
         }
     }
 }

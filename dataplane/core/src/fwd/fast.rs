@@ -78,15 +78,10 @@ impl Forwarder {
         if i + AHEAD < self.st.burst_len {
             self.candidates_for(i + AHEAD);
         }
-        if self.fast {
-            let cx = Ctx {
-                snap: &self.snap,
-                stats: &self.stats,
-                now,
-                tunnel_ttl: self.tunnel_ttl,
-                steer: self.steering.as_ref(),
-                core: self.core,
-            };
+        // A backup forwards nothing: its packets take the general path,
+        // which says why they are dropped.
+        if self.fast && !self.standby {
+            let cx = ctx!(self, now, self.steering.as_ref());
             match fast4(&cx, &mut self.st, buf, in_port, i) {
                 Some(Ok(v)) => {
                     self.stats.fast_path.inc();

@@ -23,6 +23,11 @@ pub(super) fn transport<A: Family, B: PacketBuf>(
     p: Pkt<A>,
 ) -> Result<Verdict, DropReason> {
     let key = p.tuple();
+    // A backup forwards nothing; only its own addresses' traffic (sync,
+    // management) reaches its kernel.
+    if cx.standby && !matches!(cx.snap.addr_kind(p.dst), Some(AddrKind::Own(_))) {
+        return Err(DropReason::HaStandby);
+    }
     // The lookup made ahead for this packet, when it is still valid.
     let at = st.hint_at;
     let hint = st.hints.get_mut::<A>().get(at).copied().filter(|x| x.valid && x.key == key);
@@ -64,7 +69,7 @@ pub(super) fn transport<A: Family, B: PacketBuf>(
                 Some(_) => Ok(Verdict::Kernel(port)),
                 None => Err(DropReason::LocalUnhandled),
             },
-            Some(AddrKind::Local) => Err(DropReason::LocalUnhandled),
+            Some(AddrKind::Local | AddrKind::Floating(_)) => Err(DropReason::LocalUnhandled),
             None if p.proto == proto::TCP => Err(DropReason::TcpNoSession),
             None => Err(DropReason::NotForUs),
         };

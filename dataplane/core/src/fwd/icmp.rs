@@ -177,11 +177,15 @@ pub(super) fn icmp4<B: PacketBuf>(
     let end = ether::HEADER_LEN + h.total_len;
     let m = icmp::IcmpHeader::parse_v4(&buf.data()[l4..end])?;
     let kind = cx.snap.addr_kind(h.dst);
+    // A backup answers and forwards nothing but for its own addresses.
+    if cx.standby && !matches!(kind, Some(AddrKind::Own(_))) {
+        return Err(DropReason::HaStandby);
+    }
     if m.is_error_v4() {
         return icmp_error::<Ipv4, B>(cx, st, buf, l4, end).or_else(|e| unmatched_error(cx, kind, e));
     }
     match (m.ty, kind) {
-        (icmp::v4::ECHO_REQUEST, Some(AddrKind::Vip | AddrKind::Local)) => echo4(cx, buf, in_port, h.header_len),
+        (icmp::v4::ECHO_REQUEST, Some(AddrKind::Vip | AddrKind::Local | AddrKind::Floating(_))) => echo4(cx, buf, in_port, h.header_len),
         (icmp::v4::ECHO_REQUEST, Some(AddrKind::Own(p))) => match cx.snap.port(p).and_then(|v| v.kernel) {
             Some(_) => Ok(Verdict::Kernel(p)),
             None => echo4(cx, buf, in_port, h.header_len),
@@ -213,6 +217,9 @@ pub(super) fn icmp6<B: PacketBuf>(
     let port = cx.snap.port(in_port).ok_or(DropReason::NotForUs)?;
     if m.is_error_v6() {
         let kind = cx.snap.addr_kind(h.dst);
+        if cx.standby && !matches!(kind, Some(AddrKind::Own(_))) {
+            return Err(DropReason::HaStandby);
+        }
         return icmp_error::<Ipv6, B>(cx, st, buf, l4, end).or_else(|e| unmatched_error(cx, kind, e));
     }
     match m.ty {
@@ -223,8 +230,9 @@ pub(super) fn icmp6<B: PacketBuf>(
                 cx.snap.neigh.learn(slot, peer_mac, cx.now);
             }
             match cx.snap.addr_kind(ns.target) {
+                Some(AddrKind::Vip | AddrKind::Local | AddrKind::Floating(_)) if cx.standby => return Err(DropReason::HaStandby),
                 Some(AddrKind::Vip | AddrKind::Local) => {}
-                Some(AddrKind::Own(p)) if p == in_port => {}
+                Some(AddrKind::Own(p) | AddrKind::Floating(p)) if p == in_port => {}
                 _ => return Err(DropReason::NdNotForUs),
             }
             // Answer in place: an NA with our link-layer address is 86 bytes.
@@ -254,7 +262,8 @@ pub(super) fn icmp6<B: PacketBuf>(
             })
         }
         icmp::v6::ECHO_REQUEST => match cx.snap.addr_kind(h.dst) {
-            Some(AddrKind::Vip | AddrKind::Local) => echo6(buf, port.mac, h.header_len, in_port),
+            Some(AddrKind::Vip | AddrKind::Local | AddrKind::Floating(_)) if cx.standby => Err(DropReason::HaStandby),
+            Some(AddrKind::Vip | AddrKind::Local | AddrKind::Floating(_)) => echo6(buf, port.mac, h.header_len, in_port),
             Some(AddrKind::Own(p)) => match cx.snap.port(p).and_then(|v| v.kernel) {
                 Some(_) => Ok(Verdict::Kernel(p)),
                 None => echo6(buf, port.mac, h.header_len, in_port),

@@ -10,13 +10,17 @@ use super::icmp::{icmp4, icmp6};
 use super::state::{Ctx, Pkt, St};
 use super::Verdict;
 use crate::drop::DropReason;
+use crate::table::AddrKind;
 use rvs_wire::ip::proto;
-use rvs_wire::{ether, icmp, ipv4, ipv6, l4, tcp, udp, Family, Ipv6, PacketBuf};
+use rvs_wire::{ether, icmp, ipv4, ipv6, l4, tcp, udp, vrrp, Family, Ipv6, PacketBuf};
 
 pub(super) fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
     const L3: usize = ether::HEADER_LEN;
     let h = ipv4::Ipv4Header::parse(&buf.data()[L3..], true)?;
     buf.truncate(L3 + h.total_len);
+    if let Some(v) = to_ha_kernel(cx, in_port, h.proto, h.dst, &buf.data()[L3 + h.header_len..]) {
+        return Ok(v);
+    }
     if h.dst.is_multicast_or_broadcast() {
         return Err(DropReason::Multicast);
     }
@@ -52,10 +56,13 @@ pub(super) fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, 
     // extension header: solicitations (sent to solicited-node groups) and
     // unsolicited advertisements (to all nodes), which are claims to judge
     // (a neighbour's new MAC, or someone else claiming our address).
-    if ipv6::is_other_multicast(&buf.data()[L3..]) {
+    if ipv6::is_other_multicast(&buf.data()[L3..]) && !is_vrrp6(&buf.data()[L3..]) {
         return Err(DropReason::Multicast);
     }
     let h = ipv6::Ipv6Header::parse(&buf.data()[L3..])?;
+    if let Some(v) = to_ha_kernel(cx, in_port, h.proto, h.dst, &buf.data()[L3 + h.header_len..]) {
+        return Ok(v);
+    }
     buf.truncate(L3 + h.total_len);
     if h.src.is_martian_source() && !(h.src == Ipv6::UNSPECIFIED && h.proto == proto::ICMPV6) {
         return Err(DropReason::Ipv6BadSource);
@@ -81,6 +88,28 @@ pub(super) fn ipv6_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, 
         _ if cx.snap.addr_kind(h.dst).is_some() => Err(DropReason::UnknownProtocol),
         _ => Err(DropReason::NotForUs),
     }
+}
+
+/// In a pair, what rvsd's HA threads read arrives on the HA port's kernel
+/// interface: VRRP adverts (to the VRRP group or to our own address) and
+/// sync datagrams to a multicast group. Everything else: None.
+#[inline]
+fn to_ha_kernel<A: Family>(cx: &Ctx<'_>, in_port: u8, l4proto: u8, dst: A, l4: &[u8]) -> Option<Verdict> {
+    let ha = cx.snap.ha_port.filter(|&p| p == in_port)?;
+    cx.snap.port(ha)?.kernel?;
+    let ours = matches!(cx.snap.addr_kind(dst), Some(AddrKind::Own(_)));
+    let group = dst.to_ip().is_multicast();
+    let wanted = match l4proto {
+        vrrp::PROTO => ours || group,
+        proto::UDP => group && cx.snap.sync_port.is_some_and(|sp| l4.get(2..4) == Some(&sp.to_be_bytes()[..])),
+        _ => false,
+    };
+    wanted.then_some(Verdict::Kernel(ha))
+}
+
+/// An IPv6 packet to a multicast group whose next header is VRRP.
+fn is_vrrp6(ip: &[u8]) -> bool {
+    ip.get(6) == Some(&vrrp::PROTO)
 }
 
 /// Validates the TCP/UDP header of `seg` (the L4 bytes) into a [`Pkt`].

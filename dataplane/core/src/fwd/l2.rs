@@ -37,6 +37,9 @@ pub(super) fn check_claim<A: Family>(cx: &Ctx<'_>, addr: A, mac: MacAddr, in_por
         if cx.snap.is_own_mac(mac) {
             return Ok(None); // our own announcement, seen again
         }
+        if cx.standby && cx.snap.is_virtual(addr) {
+            return Ok(None); // the master of the pair announcing what it owns
+        }
         cx.stats.record_conflict(addr.to_ip(), mac.0, in_port);
         return Err(DropReason::AddrConflict);
     }
@@ -61,8 +64,9 @@ pub(super) fn arp_packet<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8) -
         });
     }
     match cx.snap.addr_kind(Ipv4::from(a.tpa)) {
+        Some(AddrKind::Vip | AddrKind::Local | AddrKind::Floating(_)) if cx.standby => return Err(DropReason::HaStandby),
         Some(AddrKind::Vip | AddrKind::Local) => {}
-        Some(AddrKind::Own(p)) if p == in_port => {}
+        Some(AddrKind::Own(p) | AddrKind::Floating(p)) if p == in_port => {}
         _ => return Err(DropReason::ArpNotForUs),
     }
     let mac = cx.snap.port(in_port).map(|p| p.mac).ok_or(DropReason::ArpNotForUs)?;

@@ -46,6 +46,15 @@
 //! | [`reset`] | TCP resets to clients |
 //! | [`sweep`] | expiry and the accounting of sessions that end |
 //! | [`state`] | the per-core state and the per-packet context every stage shares |
+/// The context of a packet processed by forwarder `$f` at `$now` with
+/// steering `$steer`, borrowing the forwarder's fields one by one so that
+/// `$f.st` stays free to be borrowed mutably beside it.
+macro_rules! ctx {
+    ($f:expr, $now:expr, $steer:expr) => {
+        Ctx { snap: &$f.snap, stats: &$f.stats, now: $now, tunnel_ttl: $f.tunnel_ttl, steer: $steer, core: $f.core, standby: $f.standby }
+    };
+}
+
 mod admit;
 mod fast;
 mod flow;
@@ -59,9 +68,11 @@ mod reset;
 mod state;
 mod stateless;
 mod sweep;
+mod sync;
 mod xmit;
 
 pub use state::{BURST, SWEEP_PERIOD_MS};
+pub use sync::{record_owner, SyncReject, SYNC_BUFFER};
 
 use crate::drop::DropReason;
 use crate::session::{Session, SessionFlags, SessionTable};
@@ -189,6 +200,8 @@ pub struct Forwarder {
     /// Use the fast path (off only to compare it with the general path).
     fast: bool,
     steering: Option<Steering>,
+    /// A backup's forwarder (see [`Forwarder::set_role`]).
+    standby: bool,
     st: St,
 }
 
@@ -206,6 +219,7 @@ impl Forwarder {
             tunnel_ttl: cfg.tunnel_ttl,
             fast: true,
             steering: cfg.steering.clone().filter(|s| s.cores > 1),
+            standby: false,
             st: St {
                 sessions: ByFamily {
                     v4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
@@ -227,6 +241,7 @@ impl Forwarder {
                 hints: ByFamily { v4: [Hint::default(); BURST], v6: [Hint::default(); BURST] },
                 hint_at: usize::MAX,
                 burst_len: 0,
+                sync: sync::SyncOut::new(),
             },
         };
         f.install(snap);
@@ -280,6 +295,11 @@ impl Forwarder {
     /// IPv6 sessions in use.
     pub fn sessions_v6(&self) -> usize {
         self.st.sessions.v6.len()
+    }
+
+    /// Entries of both session tables (what a full walk visits).
+    pub fn session_entries(&self) -> usize {
+        self.st.sessions.v4.capacity() + self.st.sessions.v6.capacity()
     }
 
     /// Copies sessions into `out` starting at entry `*cursor` (IPv4 entries
@@ -361,14 +381,7 @@ impl Forwarder {
 
     #[inline]
     fn process_steered<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, steer: bool) -> Verdict {
-        let cx = Ctx {
-            snap: &self.snap,
-            stats: &self.stats,
-            now,
-            tunnel_ttl: self.tunnel_ttl,
-            steer: if steer { self.steering.as_ref() } else { None },
-            core: self.core,
-        };
+        let cx = ctx!(self, now, if steer { self.steering.as_ref() } else { None });
         let v = frame(&cx, &mut self.st, buf, in_port).unwrap_or_else(Verdict::Drop);
         self.tally(v)
     }

@@ -63,6 +63,9 @@ pub(super) struct Ctx<'a> {
     /// the packet was handed over and must be processed here).
     pub(super) steer: Option<&'a Steering>,
     pub(super) core: u16,
+    /// This node is a backup: it forwards nothing to the virtual
+    /// addresses and answers no ARP/ND for them.
+    pub(super) standby: bool,
 }
 
 /// Mutable per-core state.
@@ -89,6 +92,8 @@ pub(super) struct St {
     pub(super) hints: ByFamily<HintsOf>,
     pub(super) hint_at: usize,
     pub(super) burst_len: usize,
+    /// Session changes for the backups.
+    pub(super) sync: super::sync::SyncOut,
 }
 
 /// The packets of a burst, at most.

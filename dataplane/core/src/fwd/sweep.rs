@@ -29,7 +29,7 @@ impl Forwarder {
     }
 
     fn sweep_tables(&mut self, now: u32, budget: [usize; 4]) -> usize {
-        let cx = Ctx { snap: &self.snap, stats: &self.stats, now, tunnel_ttl: self.tunnel_ttl, steer: None, core: self.core };
+        let cx = ctx!(self, now, None);
         let st = &mut self.st;
         // Sessions expire, and sessions of removed real servers go too (so
         // their slots can be reused once every core has swept), TCP ones
@@ -143,6 +143,10 @@ pub(super) fn account_transition(cx: &Ctx<'_>, load: &mut LoadTable, tag: u32, f
 /// unless it was already a tombstone, and updates the table's gauge.
 pub(super) fn end_session<A: Family>(cx: &Ctx<'_>, st: &mut St, idx: u32, s: &Session<A>) {
     st.sessions.get_mut::<A>().remove(idx);
+    // A backup expires its copy by itself; one that ends early, it hears of.
+    if !s.expired(cx.now) {
+        super::sync::emit(cx, &mut st.sync, s, rvs_wire::sync::Op::Delete);
+    }
     if s.state != State::Reset {
         account_end(cx, &mut st.load, st.templates.get_mut::<A>(), s);
     }

@@ -1236,3 +1236,122 @@ fn ttl_exceeded_is_counted_once_per_frame_under_rate_limiting() {
     assert_eq!(answered, 1000, "the ICMP rate limit (1000/s per core) holds");
     assert_eq!(f.stats().icmp_errors_sent.get(), 1000);
 }
+
+/// A client packet of flow `cport` with `flags`.
+fn client_segment(cport: u16, flags: u8) -> Vec<u8> {
+    rvs_testpkt::tcp4(
+        CLIENT_MAC,
+        P0_MAC,
+        ip("198.18.0.2"),
+        ip("198.18.0.100"),
+        &Tcp { sport: cport, dport: 80, flags, seq: 2, payload: b"x" },
+    )
+}
+
+#[test]
+fn a_backup_forwards_nothing_and_answers_no_arp_for_the_vip() {
+    let mut f = forwarder("nat", "rr");
+    f.set_role(false, true);
+    let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 40000));
+    assert_eq!(f.process(&mut b, 0), Verdict::Drop(DropReason::HaStandby));
+    let mut req = vec![0u8; 60];
+    arp::write_request(&mut req, CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 100), MacAddr::BROADCAST);
+    assert_eq!(f.process(&mut VecBuf::new(&req), 0), Verdict::Drop(DropReason::HaStandby));
+    // Its own address still answers (VRRP, sync and management use it).
+    arp::write_request(&mut req, CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1), MacAddr::BROADCAST);
+    assert_eq!(f.process(&mut VecBuf::new(&req), 0), Verdict::Answer(0));
+    // Nothing is emitted for the backups while standing by.
+    assert_eq!(f.take_sync().count(), 0);
+    // Active again: forwarding resumes.
+    f.set_role(true, true);
+    let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 40000));
+    assert_eq!(f.process(&mut b, 0), Verdict::Tx(1));
+}
+
+#[test]
+fn a_synced_backup_takes_over_established_flows_on_the_same_servers() {
+    let mut master = forwarder("nat", "rr");
+    let mut backup = forwarder("nat", "rr");
+    master.set_role(true, true);
+    backup.set_role(false, true);
+    // Ten flows through the master: SYN (not synced: a handshake in
+    // flight is retried by the client), then the ACK that establishes.
+    let mut servers = Vec::new();
+    let mut recs = Vec::new();
+    for i in 0..10u16 {
+        let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 41000 + i));
+        assert_eq!(master.process(&mut b, 0), Verdict::Tx(1));
+        servers.push(dst_of(&b));
+        assert_eq!(master.take_sync().count(), 0, "SYN_RECV is not synced");
+        let mut b = VecBuf::new(&client_segment(41000 + i, tcp::flags::ACK));
+        assert_eq!(master.process(&mut b, 0), Verdict::Tx(1));
+        recs.extend(master.take_sync());
+    }
+    assert_eq!(recs.len(), 10, "one record per established flow");
+    let now = backup.now;
+    for r in &recs {
+        backup.apply_sync(now, r).unwrap();
+    }
+    assert_eq!(backup.sessions_v4(), 10);
+    assert_eq!(backup.stats().sync.applied.get(), 10);
+    // Failover: the backup becomes master; mid-flow segments (no SYN)
+    // find their sessions and go to the same real servers.
+    backup.set_role(true, true);
+    for (i, want) in servers.iter().enumerate() {
+        let mut b = VecBuf::new(&client_segment(41000 + u16::try_from(i).unwrap(), tcp::flags::ACK | tcp::flags::PSH));
+        assert_eq!(backup.process(&mut b, 0), Verdict::Tx(1), "flow {i}");
+        assert_eq!(dst_of(&b), *want, "flow {i} keeps its real server");
+    }
+    // A flow ended on the master ends on the backup too.
+    let mut b = VecBuf::new(&client_segment(41000, tcp::flags::RST));
+    master.process(&mut b, 0);
+    let recs: Vec<_> = master.take_sync().collect();
+    assert!(!recs.is_empty());
+    for r in &recs {
+        let _ = backup.apply_sync(now, r);
+    }
+    let s = backup.sessions4().find(|s| s.cport == 41000).map(|s| s.state);
+    assert!(matches!(s, None | Some(State::Close)), "{s:?}");
+}
+
+#[test]
+fn records_for_what_the_backup_does_not_have_are_refused_and_counted() {
+    let mut master = forwarder("nat", "rr");
+    master.set_role(true, true);
+    let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 42000));
+    master.process(&mut b, 0);
+    let mut b = VecBuf::new(&client_segment(42000, tcp::flags::ACK));
+    master.process(&mut b, 0);
+    let rec = master.take_sync().next().unwrap();
+    // A backup configured without that service, or without that server.
+    let (mut other, _, _) = forwarder_from(&cfg_text("nat", "rr").replace("port = 80\n", "port = 81\n"), 4096);
+    assert_eq!(other.apply_sync(1000, &rec), Err(SyncReject::NoService));
+    let (mut other, _, _) = forwarder_from(&without(&cfg_text("nat", "rr"), &dst_of(&b).to_string(), 8080), 4096);
+    assert_eq!(other.apply_sync(1000, &rec), Err(SyncReject::NoServer));
+    let mut bad = rec;
+    if let rvs_wire::sync::AnyRecord::V4(r) = &mut bad {
+        r.state = 99;
+    }
+    let mut backup = forwarder("nat", "rr");
+    assert_eq!(backup.apply_sync(1000, &bad), Err(SyncReject::BadRecord));
+    assert_eq!(backup.stats().sync.rejected[2].get(), 1);
+}
+
+#[test]
+fn a_bulk_walk_emits_every_synced_session() {
+    let mut master = forwarder("nat", "rr");
+    master.set_role(true, true);
+    for i in 0..50u16 {
+        let mut b = VecBuf::new(&syn(ip("198.18.0.2"), 43000 + i));
+        master.process(&mut b, 0);
+        if i % 2 == 0 {
+            let mut b = VecBuf::new(&client_segment(43000 + i, tcp::flags::ACK));
+            master.process(&mut b, 0);
+        }
+    }
+    let _ = master.take_sync().count();
+    let mut cursor = 0;
+    let now = master.now;
+    while !master.bulk_sync(now, &mut cursor, 1000) {}
+    assert_eq!(master.take_sync().count(), 25, "the established half, not the handshakes");
+}

@@ -124,7 +124,9 @@ fn advance_state<A: Family>(cx: &Ctx<'_>, st: &mut St, idx: u32, dir: Dir, p: &P
         e.expires = cx.now.wrapping_add(new.timeout(tm, pressure));
     }
     if new != old {
+        let now_s = *e;
         account_transition(cx, &mut st.load, s.backend, old, new);
+        super::sync::emit(cx, &mut st.sync, &now_s, rvs_wire::sync::Op::Upsert);
     }
 }
 
