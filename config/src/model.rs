@@ -1165,6 +1165,17 @@ impl Checks<'_> {
         if h.sync_port == 0 {
             self.err("ha.sync_port", "0 is not a port");
         }
+        // Full NAT sources its packets from local addresses: in a pair they
+        // must move with the master, so they cannot be a port's own.
+        for (i, s) in self.cfg.services.iter().enumerate() {
+            let fullnat = s.forwarding == Forwarding::FullNat || s.real_servers.iter().any(|r| r.forwarding == Some(Forwarding::FullNat));
+            if fullnat && s.local_addresses.is_empty() {
+                self.err(
+                    format!("services[{i}].local_addresses"),
+                    "a full-NAT service of a pair needs local addresses of its own: the port addresses stay with each node",
+                );
+            }
+        }
     }
 
     fn daemon(&mut self) {

@@ -33,7 +33,25 @@ pub(crate) struct RvsPort {
     pub(crate) extra: String,
 }
 
-/// One isolated test world.
+/// One balancer of a bed: its namespace, ports, configuration and rvsd.
+#[derive(Debug)]
+pub(crate) struct Lb {
+    pub(crate) ns: Netns,
+    pub(crate) rvsd: Option<Proc>,
+    pub(crate) ports: Vec<RvsPort>,
+    pub(crate) dataplane: String,
+    pub(crate) daemon_extra: String,
+}
+
+impl Lb {
+    fn new(ns: Netns) -> Lb {
+        Lb { ns, rvsd: None, ports: Vec::new(), dataplane: String::new(), daemon_extra: String::new() }
+    }
+}
+
+/// One isolated test world. It has one balancer (`lb`) unless
+/// [`Bed::add_balancer`] adds more (a pair); the rvsd methods act on the
+/// balancer [`Bed::select`] chose (the first by default).
 #[derive(Debug)]
 pub struct Bed {
     /// Unique id (in namespace names).
@@ -41,15 +59,12 @@ pub struct Bed {
     /// Directory for configuration, socket and logs.
     pub dir: PathBuf,
     pub(crate) procs: Vec<Proc>,
-    pub(crate) rvsd: Option<Proc>,
     pub(crate) hosts: Vec<Host>,
     pub(crate) segments: Vec<String>,
-    pub(crate) ports: Vec<RvsPort>,
     pub(crate) sw: Netns,
-    pub(crate) lb: Netns,
+    pub(crate) lbs: Vec<Lb>,
+    pub(crate) cur: usize,
     pub(crate) keep_dir: bool,
-    pub(crate) dataplane: String,
-    pub(crate) daemon_extra: String,
 }
 
 impl Bed {
@@ -66,20 +81,40 @@ impl Bed {
         std::fs::create_dir_all(&dir)?;
         let lb = Netns::new(&format!("{id}-lb"))?;
         let sw = Netns::new(&format!("{id}-sw"))?;
-        Ok(Bed {
-            id,
-            dir,
-            procs: Vec::new(),
-            rvsd: None,
-            hosts: Vec::new(),
-            segments: Vec::new(),
-            ports: Vec::new(),
-            sw,
-            lb,
-            keep_dir: false,
-            dataplane: String::new(),
-            daemon_extra: String::new(),
-        })
+        Ok(Bed { id, dir, procs: Vec::new(), hosts: Vec::new(), segments: Vec::new(), sw, lbs: vec![Lb::new(lb)], cur: 0, keep_dir: false })
+    }
+
+    /// Adds another balancer (its own namespace, ports and rvsd: the
+    /// second node of a pair); returns its index.
+    pub fn add_balancer(&mut self) -> Result<usize> {
+        let n = self.lbs.len();
+        self.lbs.push(Lb::new(Netns::new(&format!("{}-lb{n}", self.id))?));
+        Ok(n)
+    }
+
+    /// Makes balancer `i` the one the rvsd methods act on.
+    pub fn select(&mut self, i: usize) {
+        assert!(i < self.lbs.len(), "no balancer {i}");
+        self.cur = i;
+    }
+
+    /// The balancer selected.
+    pub(crate) fn lbc(&self) -> &Lb {
+        &self.lbs[self.cur]
+    }
+
+    pub(crate) fn lbc_mut(&mut self) -> &mut Lb {
+        &mut self.lbs[self.cur]
+    }
+
+    /// A file of the selected balancer: `stem.ext` for the first,
+    /// `stem<i>.ext` for the others.
+    pub(crate) fn lb_file(&self, stem: &str, ext: &str) -> PathBuf {
+        if self.cur == 0 {
+            self.dir.join(format!("{stem}.{ext}"))
+        } else {
+            self.dir.join(format!("{stem}{}.{ext}", self.cur))
+        }
     }
 
     /// Keeps the bed's directory (logs) after drop, for debugging.
@@ -100,8 +135,11 @@ impl Bed {
     /// Declares an rvsd port on `segment` with its addresses ("198.18.0.1/24").
     /// (A TAP port has one queue pair per rvsd worker.)
     pub fn rvsd_port(&mut self, name: &str, segment: usize, addresses: &[&str]) {
-        let tap = format!("t{}", self.ports.len());
-        self.ports.push(RvsPort {
+        let cur = self.cur;
+        let lb = self.lbc_mut();
+        // Unique in the switch namespace, where every balancer's TAPs go.
+        let tap = if cur == 0 { format!("t{}", lb.ports.len()) } else { format!("t{cur}-{}", lb.ports.len()) };
+        lb.ports.push(RvsPort {
             name: name.to_string(),
             segment,
             tap,
@@ -115,7 +153,7 @@ impl Bed {
     /// health checks use) named `kernel` in rvsd's namespace.
     pub fn rvsd_port_with_kernel(&mut self, name: &str, segment: usize, addresses: &[&str], kernel: &str) {
         self.rvsd_port(name, segment, addresses);
-        if let Some(p) = self.ports.last_mut() {
+        if let Some(p) = self.lbc_mut().ports.last_mut() {
             p.kernel = Some(kernel.to_string());
         }
     }
@@ -123,14 +161,14 @@ impl Bed {
     /// Extra lines for the `[[ports]]` table of declared port `index`
     /// (e.g. `mac = "02:..."`); they take effect at the next start.
     pub fn port_extra(&mut self, index: usize, lines: &str) {
-        if let Some(p) = self.ports.get_mut(index) {
+        if let Some(p) = self.lbc_mut().ports.get_mut(index) {
             p.extra = lines.to_string();
         }
     }
 
     /// Extra lines for the `[daemon]` section (socket mode, allowed uids).
     pub fn daemon_extra(&mut self, lines: &str) {
-        self.daemon_extra = lines.to_string();
+        self.lbc_mut().daemon_extra = lines.to_string();
     }
 
     /// Adds a host on `segment` with addresses and routes `(prefix, via)`.
@@ -187,14 +225,14 @@ impl Bed {
         &self.hosts[i]
     }
 
-    /// The rvsd namespace.
+    /// The selected balancer's namespace.
     pub fn lb(&self) -> &Netns {
-        &self.lb
+        &self.lbc().ns
     }
 
-    /// The control socket path.
+    /// The selected balancer's control socket path.
     pub fn socket(&self) -> PathBuf {
-        self.dir.join("rvsd.sock")
+        self.lb_file("rvsd", "sock")
     }
 
     /// Starts a long-running process on a host (e.g. a server).
@@ -234,8 +272,10 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        if let Some(mut p) = self.rvsd.take() {
-            p.stop(Duration::from_secs(10));
+        for lb in &mut self.lbs {
+            if let Some(mut p) = lb.rvsd.take() {
+                p.stop(Duration::from_secs(10));
+            }
         }
         for mut p in self.procs.drain(..) {
             p.stop(Duration::from_secs(3));

@@ -14,7 +14,7 @@ impl Bed {
     /// The `[[ports]]` TOML for the declared rvsd ports.
     pub fn ports_toml(&self) -> String {
         let mut s = String::new();
-        for (i, p) in self.ports.iter().enumerate() {
+        for (i, p) in self.lbc().ports.iter().enumerate() {
             let addrs: Vec<String> = p.addresses.iter().map(|a| format!("\"{a}\"")).collect();
             s.push_str(&format!(
                 "[[ports]]\nname = \"{}\"\ndevice = \"net_tap{i},iface={}\"\naddresses = [{}]\n",
@@ -39,7 +39,7 @@ impl Bed {
     /// rvsd in `lb`, waits for its control socket, and wires its TAP
     /// interfaces into their segments.
     pub fn start_rvsd(&mut self, dataplane: &str, rest: &str) -> Result<()> {
-        self.dataplane = dataplane.to_string();
+        self.lbc_mut().dataplane = dataplane.to_string();
         let path = self.write_config(rest)?;
         self.start_rvsd_with(&path)
     }
@@ -54,14 +54,14 @@ impl Bed {
     /// Writes the configuration file (as [`Bed::start_rvsd`] does) without
     /// telling rvsd.
     pub fn write_config(&self, rest: &str) -> Result<PathBuf> {
-        let dataplane = &self.dataplane;
+        let dataplane = &self.lbc().dataplane;
         let cfg = format!(
             "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n{}\n\n[dataplane]\nhugepages = false\nidle_backoff_us = 200\nmbufs = 8191\nsessions_per_worker = 65536\nsessions_v6_per_worker = 16384\n{dataplane}\n\n{}{rest}\n",
             self.socket().display(),
-            self.daemon_extra,
+            self.lbc().daemon_extra,
             self.ports_toml()
         );
-        let path = self.dir.join("rvs.toml");
+        let path = self.lb_file("rvs", "toml");
         std::fs::write(&path, &cfg)?;
         Ok(path)
     }
@@ -69,12 +69,12 @@ impl Bed {
     /// Starts rvsd with an existing configuration file.
     pub fn start_rvsd_with(&mut self, path: &Path) -> Result<()> {
         let rvsd = bin("rvsd")?;
-        let stats = self.dir.join("final-stats.json");
-        let proc = self.lb.spawn(
+        let stats = self.lb_file("final-stats", "json");
+        let proc = self.lbc().ns.spawn(
             &[rvsd.to_str().unwrap_or("rvsd"), "-c", path.to_str().unwrap_or(""), "--final-stats", stats.to_str().unwrap_or("")],
-            &self.dir.join("rvsd.log"),
+            &self.lb_file("rvsd", "log"),
         )?;
-        self.rvsd = Some(proc);
+        self.lbc_mut().rvsd = Some(proc);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(mut c) = mgmt::control::Client::connect(&self.socket()) {
@@ -82,7 +82,7 @@ impl Bed {
                     break;
                 }
             }
-            let running = self.rvsd.as_mut().is_some_and(Proc::running);
+            let running = self.lbc_mut().rvsd.as_mut().is_some_and(Proc::running);
             if !running {
                 bail!("rvsd exited during start-up:\n{}", self.rvsd_log());
             }
@@ -91,8 +91,8 @@ impl Bed {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        for (i, p) in self.ports.clone().into_iter().enumerate() {
-            self.lb.sh(&["ip", "link", "set", &p.tap, "netns", self.sw.name()])?;
+        for (i, p) in self.lbc().ports.clone().into_iter().enumerate() {
+            self.lbc().ns.sh(&["ip", "link", "set", &p.tap, "netns", self.sw.name()])?;
             // The TAP PMD gives the kernel side of the TAP the DPDK port's
             // MAC; as a bridge port, that MAC would count as the bridge's
             // own and frames to rvsd would never leave the bridge.
@@ -101,7 +101,7 @@ impl Bed {
                 std::process::id() >> 8 & 0xff,
                 std::process::id() & 0xff,
                 SEQ.load(Ordering::Relaxed) & 0xff,
-                i
+                (self.cur << 4 | i) & 0xff
             );
             self.sw.sh(&["ip", "link", "set", &p.tap, "address", &mac])?;
             let br = &self.segments[p.segment];
@@ -131,7 +131,7 @@ impl Bed {
     /// Kills rvsd with SIGKILL (a crash: no clean-up, no final report) and
     /// waits for it to be gone; its TAP interfaces vanish with it.
     pub fn kill_rvsd(&mut self) -> Result<()> {
-        let mut p = self.rvsd.take().ok_or_else(|| anyhow!("rvsd not running"))?;
+        let mut p = self.lbc_mut().rvsd.take().ok_or_else(|| anyhow!("rvsd not running"))?;
         p.signal(nix::sys::signal::Signal::SIGKILL)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while p.running() {
@@ -154,12 +154,12 @@ impl Bed {
 
     /// Sends rvsd a signal.
     pub fn signal_rvsd(&self, sig: nix::sys::signal::Signal) -> Result<()> {
-        self.rvsd.as_ref().ok_or_else(|| anyhow!("rvsd not running"))?.signal(sig)
+        self.lbc().rvsd.as_ref().ok_or_else(|| anyhow!("rvsd not running"))?.signal(sig)
     }
 
     /// rvsd's output so far.
     pub fn rvsd_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("rvsd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.lb_file("rvsd", "log")).unwrap_or_default()
     }
 
     /// A control-socket client.
@@ -198,14 +198,14 @@ impl Bed {
 
     /// Stops rvsd (SIGTERM) and returns its final report and output.
     pub fn stop_rvsd(&mut self) -> Result<(mgmt::report::Report, String)> {
-        let mut p = self.rvsd.take().ok_or_else(|| anyhow!("rvsd not running"))?;
+        let mut p = self.lbc_mut().rvsd.take().ok_or_else(|| anyhow!("rvsd not running"))?;
         let clean = p.stop(Duration::from_secs(15));
         let log = p.log();
         if !clean {
             bail!("rvsd did not exit cleanly on SIGTERM:\n{log}");
         }
         let stats =
-            std::fs::read_to_string(self.dir.join("final-stats.json")).with_context(|| format!("no final stats; rvsd output:\n{log}"))?;
+            std::fs::read_to_string(self.lb_file("final-stats", "json")).with_context(|| format!("no final stats; rvsd output:\n{log}"))?;
         Ok((serde_json::from_str(&stats)?, log))
     }
 }

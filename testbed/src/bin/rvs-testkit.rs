@@ -15,6 +15,14 @@
 //! * `hold --url URL --conns N --seconds S` - N keep-alive connections, each
 //!   sending a request every 200 ms for S seconds; prints per-connection
 //!   results and which server each stayed on.
+//! * `failover --url URL --conns N --interval-ms I --seconds S [--udp ADDR
+//!   --udp-flows M] [--new-per-s K]` - the load of a failover test: N
+//!   keep-alive connections, each sending a request every I ms; M UDP
+//!   flows (one socket each), each sending an echo every I ms; K new
+//!   connections a second, one request each. Prints JSON: per long-lived
+//!   connection whether it survived and every silence longer than 3 I
+//!   (epoch milliseconds), per UDP flow its answers and last answer, and
+//!   the new connections that failed and when.
 //! * `decap` - a userspace IP-in-IP decapsulator for a real server in tunnel
 //!   mode (these kernels have no ipip/ip6_tunnel modules): raw sockets
 //!   receive protocol 4 and 41 over IPv4 and IPv6, and the inner packet is
@@ -59,8 +67,9 @@ fn main() {
         Some("http") => http(&args),
         Some("udp") => udp(&args),
         Some("hold") => hold(&args),
+        Some("failover") => failover(&args),
         Some("decap") => decap(),
-        _ => die("usage: rvs-testkit serve|http|udp|hold|decap ..."),
+        _ => die("usage: rvs-testkit serve|http|udp|hold|failover|decap ..."),
     }
 }
 
@@ -442,6 +451,102 @@ fn hold(args: &[String]) {
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| serde_json::json!({"ok": false}))).collect();
     let ok = results.iter().filter(|r| r["ok"] == true).count();
     println!("{}", serde_json::json!({"ok": ok, "failed": results.len() - ok, "conns": results}));
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One long-lived connection of `failover`: requests every `every` until
+/// `end`; returns whether it survived, its requests and its silences.
+fn failover_conn(addr: SocketAddr, path: &str, every: Duration, end: Instant) -> serde_json::Value {
+    let s = match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        Ok(s) => s,
+        Err(e) => return serde_json::json!({"ok": false, "error": format!("connect: {e}")}),
+    };
+    // Generous: a request caught by the failover is retransmitted by TCP.
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut r = BufReader::new(s);
+    let (mut requests, mut last, mut gaps) = (0u64, epoch_ms(), Vec::new());
+    let limit = 3 * u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+    while Instant::now() < end {
+        if let Err(e) = request(&mut r, path, true) {
+            return serde_json::json!({"ok": false, "error": e, "requests": requests, "gaps": gaps, "at": epoch_ms()});
+        }
+        let now = epoch_ms();
+        if now - last > limit {
+            gaps.push([last, now]);
+        }
+        last = now;
+        requests += 1;
+        std::thread::sleep(every);
+    }
+    serde_json::json!({"ok": true, "requests": requests, "gaps": gaps})
+}
+
+/// One UDP flow of `failover`.
+fn failover_udp(target: SocketAddr, every: Duration, end: Instant) -> serde_json::Value {
+    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().unwrap_or_else(|_| die("bind"));
+    let Ok(s) = UdpSocket::bind(bind) else { return serde_json::json!({"sent": 0, "answered": 0}) };
+    let _ = s.set_read_timeout(Some(every));
+    let (mut sent, mut answered, mut last) = (0u64, 0u64, 0u64);
+    let mut buf = [0u8; 1500];
+    while Instant::now() < end {
+        if s.send_to(b"flow", target).is_ok() {
+            sent += 1;
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < every {
+            if s.recv(&mut buf).is_ok() {
+                answered += 1;
+                last = epoch_ms();
+            }
+        }
+    }
+    serde_json::json!({"sent": sent, "answered": answered, "last": last})
+}
+
+fn failover(args: &[String]) {
+    let url = flag(args, "--url").unwrap_or_else(|| die("--url required"));
+    let (addr, path) = split_url(&url);
+    let conns = num(args, "--conns", 100);
+    let every = Duration::from_millis(num(args, "--interval-ms", 50));
+    let end = Instant::now() + Duration::from_secs(num(args, "--seconds", 10));
+    let udp = flag(args, "--udp").map(|a| parse_addr(&a));
+    let flows = num(args, "--udp-flows", 0);
+    let new_per_s = num(args, "--new-per-s", 0);
+    let long: Vec<_> = (0..conns)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || failover_conn(addr, &path, every, end))
+        })
+        .collect();
+    let udp: Vec<_> = udp.map_or_else(Vec::new, |t| (0..flows).map(|_| std::thread::spawn(move || failover_udp(t, every, end))).collect());
+    let fresh = (new_per_s > 0).then(|| {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let gap = Duration::from_millis(1000 / new_per_s);
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            while Instant::now() < end {
+                let t = epoch_ms();
+                let r = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).map_err(|e| e.to_string()).and_then(|s| {
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                    request(&mut BufReader::new(s), &path, false)
+                });
+                match r {
+                    Ok(_) => ok += 1,
+                    Err(_) => failed.push(t),
+                }
+                std::thread::sleep(gap);
+            }
+            serde_json::json!({"ok": ok, "failed": failed})
+        })
+    });
+    let join = |h: std::thread::JoinHandle<serde_json::Value>| h.join().unwrap_or_else(|_| serde_json::json!({"ok": false}));
+    let long: Vec<serde_json::Value> = long.into_iter().map(join).collect();
+    let udp: Vec<serde_json::Value> = udp.into_iter().map(join).collect();
+    let fresh = fresh.map(join);
+    println!("{}", serde_json::json!({"long": long, "udp": udp, "new": fresh}));
 }
 
 fn decap() {
