@@ -300,10 +300,10 @@ impl Daemon {
 
     /// Starts the pair's threads when the configuration has `[ha]`, and
     /// attaches them to the manager.
-    pub fn start_ha(&self) -> Result<Option<crate::ha::Ha>, crate::ha::HaError> {
+    pub fn start_ha(&self, leaving: Arc<std::sync::atomic::AtomicBool>) -> Result<Option<crate::ha::Ha>, crate::ha::HaError> {
         let cfg = crate::fault::lock(&self.manager).config().clone();
         let Some(settings) = crate::ha::Settings::of(&cfg)? else { return Ok(None) };
-        let ha = crate::ha::Ha::start(settings.clone(), self.shared.clone(), self.steering.clone())?;
+        let ha = crate::ha::Ha::start(settings.clone(), self.shared.clone(), self.steering.clone(), leaving)?;
         crate::fault::lock(&self.manager).set_ha(ha.common.clone(), settings);
         Ok(Some(ha))
     }

@@ -184,7 +184,7 @@ fn main() {
         }
     };
     let (stop, hup) = signals();
-    let ha = match daemon.start_ha() {
+    let ha = match daemon.start_ha(stop.clone()) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("rvsd: {e}");

@@ -341,7 +341,14 @@ impl Sequence {
 impl Ha {
     /// Starts the VRRP thread and, with sync, the sync thread. The node
     /// starts as a backup (the workers' role is inactive until elected).
-    pub fn start(settings: Settings, shared: Arc<Shared>, steering: Option<rvs_core::steer::Steering>) -> Result<Ha, HaError> {
+    /// When `leaving` is set (rvsd got SIGTERM), the VRRP thread gives up
+    /// mastership at once (priority 0), before the rest of rvsd stops.
+    pub fn start(
+        settings: Settings,
+        shared: Arc<Shared>,
+        steering: Option<rvs_core::steer::Steering>,
+        leaving: Arc<AtomicBool>,
+    ) -> Result<Ha, HaError> {
         let common = Arc::new(HaCommon::default());
         common.links_up.store(true, Ordering::Relaxed);
         common.servers_up.store(true, Ordering::Relaxed);
@@ -355,7 +362,7 @@ impl Ha {
         threads.push(
             std::thread::Builder::new()
                 .name("rvs-vrrp".into())
-                .spawn(move || v.run(&st))
+                .spawn(move || v.run(&st, &leaving))
                 .map_err(|source| HaError::Socket { what: "VRRP thread", source })?,
         );
         if settings.sync {

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often fault conditions are looked at.
-const FAULT_POLL: Duration = Duration::from_millis(50);
+/// How often fault conditions (and a stop) are looked at.
+const FAULT_POLL: Duration = Duration::from_millis(20);
 
 /// The VRRP thread's state.
 #[derive(Debug)]
@@ -65,8 +65,8 @@ impl Vrrp {
         Ok(Vrrp { sock, s: s.clone(), common, shared, election, seq: Sequence::default(), last_seq: HashMap::new(), children: Vec::new() })
     }
 
-    /// Runs until `stop`; then a master sends priority 0.
-    pub fn run(mut self, stop: &AtomicBool) {
+    /// Runs until `stop` or `leaving`; then a master sends priority 0.
+    pub fn run(mut self, stop: &AtomicBool, leaving: &AtomicBool) {
         let now = Instant::now();
         log(format!(
             "VRRP instance {} on {} ({}), priority {}, every {} ms{}{}",
@@ -82,7 +82,7 @@ impl Vrrp {
         self.apply(&acts, now);
         let mut fault_at = now;
         let mut buf = [0u8; 2048];
-        while !stop.load(Ordering::Acquire) {
+        while !stop.load(Ordering::Acquire) && !leaving.load(Ordering::Acquire) {
             let now = Instant::now();
             let wait = self
                 .election
@@ -111,6 +111,7 @@ impl Vrrp {
         let now = Instant::now();
         let acts = self.election.shutdown(now);
         self.apply(&acts, now);
+        log("stopped");
     }
 
     /// One received IP packet (header included).

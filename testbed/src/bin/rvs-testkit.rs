@@ -23,6 +23,15 @@
 //!   connection whether it survived and every silence longer than 3 I
 //!   (epoch milliseconds), per UDP flow its answers and last answer, and
 //!   the new connections that failed and when.
+//! * `vrrp --from ADDR --vrid V --priority P --count N --interval-ms I
+//!   [--tag none|bad]` - VRRPv3 adverts to 224.0.0.18 as a third router
+//!   would send them (a forger: without an authentication trailer, or with
+//!   a trailer whose tag is wrong).
+//! * `ha-junk --from ADDR --vrid V --sync-port P` - malformed VRRP
+//!   (truncated, wrong version, wrong checksum, TTL below 255, unknown
+//!   VRID, trailing bytes) and sync datagrams (truncated, wrong version,
+//!   wrong size, unknown kind, another sync id, records for services no
+//!   balancer has) to the VRRP and sync multicast groups.
 //! * `decap` - a userspace IP-in-IP decapsulator for a real server in tunnel
 //!   mode (these kernels have no ipip/ip6_tunnel modules): raw sockets
 //!   receive protocol 4 and 41 over IPv4 and IPv6, and the inner packet is
@@ -68,8 +77,10 @@ fn main() {
         Some("udp") => udp(&args),
         Some("hold") => hold(&args),
         Some("failover") => failover(&args),
+        Some("vrrp") => vrrp_adverts(&args),
+        Some("ha-junk") => ha_junk(&args),
         Some("decap") => decap(),
-        _ => die("usage: rvs-testkit serve|http|udp|hold|failover|decap ..."),
+        _ => die("usage: rvs-testkit serve|http|udp|hold|failover|vrrp|ha-junk|decap ..."),
     }
 }
 
@@ -547,6 +558,113 @@ fn failover(args: &[String]) {
     let udp: Vec<serde_json::Value> = udp.into_iter().map(join).collect();
     let fresh = fresh.map(join);
     println!("{}", serde_json::json!({"long": long, "udp": udp, "new": fresh}));
+}
+
+/// A raw socket for VRRP (IP protocol 112) from `from`, TTL `ttl`.
+fn vrrp_socket(from: std::net::Ipv4Addr, ttl: u32) -> socket2::Socket {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112))).unwrap_or_else(|e| die(&format!("raw socket: {e}")));
+    s.set_multicast_if_v4(&from).unwrap_or_else(|e| die(&format!("multicast if: {e}")));
+    s.set_multicast_ttl_v4(ttl).unwrap_or_else(|e| die(&format!("multicast ttl: {e}")));
+    s
+}
+
+fn v4_flag(args: &[String], name: &str) -> std::net::Ipv4Addr {
+    flag(args, name).and_then(|a| a.parse().ok()).unwrap_or_else(|| die(&format!("{name} ADDR required")))
+}
+
+const VRRP_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 18);
+
+fn vrrp_adverts(args: &[String]) {
+    use rvs_wire::vrrp;
+    let from = v4_flag(args, "--from");
+    let vrid = u8::try_from(num(args, "--vrid", 51)).unwrap_or_else(|_| die("--vrid"));
+    let priority = u8::try_from(num(args, "--priority", 254)).unwrap_or_else(|_| die("--priority"));
+    let count = num(args, "--count", 10);
+    let every = Duration::from_millis(num(args, "--interval-ms", 100));
+    let tag = flag(args, "--tag").unwrap_or_else(|| "none".into());
+    let adv = vrrp::Advert { vrid, priority, interval_cs: 10, addrs: vec!["198.18.0.100".parse().unwrap_or_else(|_| die("addr"))] };
+    let s = vrrp_socket(from, 255);
+    let to = socket2::SockAddr::from(std::net::SocketAddrV4::new(VRRP_GROUP, 0));
+    let wrong = |_: &[u8]| [0x5a; vrrp::TAG_LEN];
+    for i in 0..count {
+        let (src, dst) = (rvs_wire::Ipv4::from(from), rvs_wire::Ipv4::from(VRRP_GROUP));
+        let msg = if tag == "bad" { vrrp::encode(&adv, src, dst, Some((i + 1, &wrong))) } else { vrrp::encode(&adv, src, dst, None) };
+        let _ = s.send_to(&msg, &to);
+        std::thread::sleep(every);
+    }
+    println!("{}", serde_json::json!({"sent": count}));
+}
+
+fn ha_junk(args: &[String]) {
+    use rvs_wire::{sync, vrrp, Ipv4};
+    let from = v4_flag(args, "--from");
+    let vrid = u8::try_from(num(args, "--vrid", 51)).unwrap_or_else(|_| die("--vrid"));
+    let sync_port = u16::try_from(num(args, "--sync-port", 8848)).unwrap_or_else(|_| die("--sync-port"));
+    let (src, dst) = (Ipv4::from(from), Ipv4::from(VRRP_GROUP));
+    let adv = vrrp::Advert { vrid, priority: 254, interval_cs: 10, addrs: vec!["198.18.0.100".parse().unwrap_or_else(|_| die("addr"))] };
+    let good = vrrp::encode(&adv, src, dst, None);
+    let mut junk: Vec<(&str, Vec<u8>)> = vec![("truncated", good[..5].to_vec())];
+    let mut v = good.clone();
+    v[0] = 0x21;
+    junk.push(("bad_version", v));
+    let mut v = good.clone();
+    v[2] ^= 0x40;
+    junk.push(("bad_checksum", v));
+    junk.push(("other_vrid", vrrp::encode(&vrrp::Advert { vrid: vrid.wrapping_add(1), ..adv.clone() }, src, dst, None)));
+    // Three stray bytes after the addresses, under a right checksum.
+    let mut v = good.clone();
+    v.extend_from_slice(&[1, 2, 3]);
+    v[6..8].copy_from_slice(&[0, 0]);
+    let c = rvs_wire::checksum::l4_checksum(rvs_wire::Family::pseudo_header(src, dst, vrrp::PROTO, v.len()), &v);
+    v[6..8].copy_from_slice(&c.to_be_bytes());
+    junk.push(("bad_trailer", v));
+    let s = vrrp_socket(from, 255);
+    let to = socket2::SockAddr::from(std::net::SocketAddrV4::new(VRRP_GROUP, 0));
+    let mut sent = serde_json::Map::new();
+    for (what, m) in &junk {
+        let _ = s.send_to(m, &to);
+        sent.insert((*what).to_string(), 1.into());
+    }
+    // A well-formed advert that crossed a router (TTL 64).
+    let _ = vrrp_socket(from, 64).send_to(&good, &to);
+    sent.insert("bad_ttl".into(), 1.into());
+    // Sync datagrams.
+    let rec = sync::AnyRecord::V4(sync::Record {
+        op: sync::Op::Upsert as u8,
+        proto: 6,
+        state: 2,
+        mode: 1,
+        vip: Ipv4(0xc612_00fe), // 198.18.0.254: no service has it
+        client: Ipv4(0xc612_0063),
+        rs: Ipv4(0xc612_010b),
+        cport: 1234,
+        vport: 80,
+        rport: 8080,
+        timeout_ms: 60_000,
+        ..Default::default()
+    });
+    let good = sync::encode(sync::Kind::Records, vrid, 1, &[rec], None);
+    let mut sjunk: Vec<(&str, Vec<u8>)> = vec![("truncated", good[..9].to_vec())];
+    let mut v = good.clone();
+    v[0] = 9;
+    sjunk.push(("bad_version", v));
+    let mut v = good.clone();
+    v[1] = 7;
+    sjunk.push(("unknown_kind", v));
+    sjunk.push(("bad_size", good[..good.len() - 1].to_vec()));
+    sjunk.push(("other_sync_id", sync::encode(sync::Kind::Records, vrid.wrapping_add(1), 2, &[rec], None)));
+    sjunk.push(("unknown_service", sync::encode(sync::Kind::Records, vrid, 3, &[rec], None)));
+    let u = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP)).unwrap_or_else(|e| die(&format!("udp: {e}")));
+    u.set_multicast_if_v4(&from).unwrap_or_else(|e| die(&format!("multicast if: {e}")));
+    u.bind(&socket2::SockAddr::from(std::net::SocketAddrV4::new(from, 0))).unwrap_or_else(|e| die(&format!("bind: {e}")));
+    let u: UdpSocket = u.into();
+    let group = SocketAddr::from((std::net::Ipv4Addr::new(224, 0, 0, 81), sync_port));
+    for (what, m) in &sjunk {
+        let _ = u.send_to(m, group);
+        sent.insert(format!("sync_{what}"), 1.into());
+    }
+    println!("{}", serde_json::Value::Object(sent));
 }
 
 fn decap() {
