@@ -475,3 +475,73 @@ fn malformed_vrrp_and_sync_frames_are_counted_and_survived() {
     p.bed.kill_rvsd().unwrap();
     p.wait_state(1, "MASTER", Duration::from_secs(2));
 }
+
+/// keepalived (Debian's) in its own namespace on the client segment, with a
+/// `vrrp_instance` of the pair's VRID and VIP; returns its process index.
+fn start_keepalived(p: &mut Pair, host: usize, priority: u8) -> usize {
+    let conf = p.bed.dir.join(format!("keepalived-{priority}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "global_defs {{\n  vrrp_version 3\n  enable_script_security\n  script_user root\n}}\n\
+             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 0.1\n\
+               virtual_ipaddress {{\n    198.18.0.100/32\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let pid = p.bed.dir.join(format!("keepalived-{priority}"));
+    let (c, v) = (format!("{}.pid", pid.display()), format!("{}.vrrp.pid", pid.display()));
+    let args = ["/usr/sbin/keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp", "-f", conf.to_str().unwrap(), "-p", &c, "-r", &v];
+    p.bed.spawn(host, &args).unwrap()
+}
+
+/// Waits until keepalived's log says it entered `state` (MASTER/BACKUP).
+fn wait_keepalived(p: &mut Pair, k: usize, state: &str, limit: Duration) -> Duration {
+    let t = Instant::now();
+    let want = format!("Entering {state} STATE");
+    loop {
+        let log = p.bed.proc(k).log();
+        // The last transition it logged.
+        let last = log.lines().rev().find(|l| l.contains("Entering ") && l.contains(" STATE"));
+        if last.is_some_and(|l| l.contains(&want)) {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < limit, "keepalived not {state} after {limit:?}:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn keepalived_and_rvs_agree_on_the_master_both_ways() {
+    let mut p = pair("ha-kad", Mode::Nat);
+    let kad_host = p.bed.host("kad", 0, &["198.18.0.9/24"], &[]).unwrap();
+    // rvs master (150), keepalived backup (100).
+    p.start(0, 150, "sync = false");
+    p.wait_state(0, "MASTER", Duration::from_secs(3));
+    let k = start_keepalived(&mut p, kad_host, 100);
+    wait_keepalived(&mut p, k, "BACKUP", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(p.ha(0)["state"], "MASTER", "{}", p.ha(0));
+    wait_keepalived(&mut p, k, "BACKUP", Duration::from_secs(1));
+    assert!(p.ha(0)["advert_drops"].as_object().is_none_or(|d| d.get("bad_checksum").is_none()), "keepalived's adverts parse: {}", p.ha(0));
+    // rvs goes: keepalived takes over.
+    p.bed.select(0);
+    p.bed.kill_rvsd().unwrap();
+    let took = wait_keepalived(&mut p, k, "MASTER", Duration::from_secs(3));
+    eprintln!("keepalived master {took:?} after rvs was killed");
+    // Now the reverse: keepalived master (200), rvs backup, hearing it.
+    p.bed.proc(k).stop(Duration::from_secs(5));
+    let k2 = start_keepalived(&mut p, kad_host, 200);
+    wait_keepalived(&mut p, k2, "MASTER", Duration::from_secs(5));
+    p.start(0, 150, "sync = false");
+    p.wait_state(0, "BACKUP", Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(1));
+    let h = p.ha(0);
+    assert_eq!(h["state"], "BACKUP", "{h}");
+    assert_eq!(h["master"], "198.18.0.9", "rvs hears keepalived as master: {h}");
+    assert!(h["adverts_received"].as_u64().unwrap() >= 5, "{h}");
+    // keepalived goes: rvs takes over.
+    p.bed.proc(k2).signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    let took = p.wait_state(0, "MASTER", Duration::from_secs(3));
+    eprintln!("rvs master {took:?} after keepalived was killed");
+}
