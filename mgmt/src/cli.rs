@@ -92,6 +92,10 @@ pub enum Action {
     Show(Show),
     /// A raw command with no arguments (`reload`, `version`, `ping`).
     Simple(&'static str),
+    /// `--start-daemon` / `--stop-daemon`.
+    SyncDaemon(SyncDaemon),
+    /// `-L --daemon`: the sync daemon's state.
+    ListDaemon,
     /// `-h`.
     Help,
 }
@@ -121,6 +125,22 @@ impl From<config::UnknownScheduler> for UsageError {
     fn from(e: config::UnknownScheduler) -> Self {
         usage(e.to_string())
     }
+}
+
+/// ipvsadm's `--start-daemon` / `--stop-daemon`: in rvs, session sync is
+/// part of the pair (`[ha]`), with the role elected; these start and pause
+/// it, checking what they name against the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SyncDaemon {
+    /// Start (resume) or stop (pause).
+    pub start: bool,
+    /// `master` or `backup` as ipvsadm names it (informational: the
+    /// election decides).
+    pub role: Option<String>,
+    /// `--syncid`.
+    pub syncid: Option<u8>,
+    /// `--mcast-interface`.
+    pub interface: Option<String>,
 }
 
 /// Global options.
@@ -172,6 +192,10 @@ fn parse_netmask(s: &str, v6: bool) -> Result<u8, UsageError> {
 
 #[derive(Default)]
 struct Flags {
+    daemon: Option<SyncDaemon>,
+    mcast_interface: Option<String>,
+    syncid: Option<u8>,
+    list_daemon: bool,
     cmd: Option<char>,
     proto: Option<Protocol>,
     vip: Option<(IpAddr, u16)>,
@@ -416,9 +440,20 @@ fn apply_option(f: &mut Flags, opts: &mut Options, name: &str, arg: &mut Arg<'_,
         "timeouts" => f.timeouts = Some(parse_timeouts(&arg.value()?)?),
         "u-threshold" | "l-threshold" => return Err(usage("connection thresholds (-x/-y) are not supported by rvs")),
         "ops" => return Err(usage("one-packet scheduling (-o) is not supported by rvs")),
-        "start-daemon" | "stop-daemon" | "mcast-interface" | "syncid" | "daemon" => {
-            return Err(usage("connection synchronisation daemons are not part of rvs"))
+        "start-daemon" => {
+            f.daemon = Some(SyncDaemon {
+                start: true,
+                role: Some(arg.choice(&[("master", "master"), ("backup", "backup")])?.to_string()),
+                ..f.daemon.take().unwrap_or_default()
+            })
         }
+        "stop-daemon" => {
+            let role = arg.optional().filter(|r| r == "master" || r == "backup");
+            f.daemon = Some(SyncDaemon { start: false, role, ..f.daemon.take().unwrap_or_default() });
+        }
+        "mcast-interface" => f.mcast_interface = Some(arg.value()?),
+        "syncid" => f.syncid = Some(arg.number("a sync id (0..=255)")?),
+        "daemon" => f.list_daemon = true,
         _ => return Err(usage(format!("unknown option {}", arg.spelled))),
     }
     Ok(())
@@ -549,6 +584,12 @@ impl Flags {
         }
         if self.timeout {
             return Ok(Action::ShowTimeouts);
+        }
+        if let Some(d) = &self.daemon {
+            return Ok(Action::SyncDaemon(SyncDaemon { syncid: self.syncid, interface: self.mcast_interface.clone(), ..d.clone() }));
+        }
+        if self.list_daemon {
+            return Ok(Action::ListDaemon);
         }
         Ok(match self.cmd {
             None | Some('L' | 'l') => self.list(),
@@ -824,6 +865,21 @@ mod tests {
         assert!(bad("-a -t 198.18.0.100:80").contains("-r"));
         assert!(bad("-L --bogus").contains("--bogus"));
         assert!(bad("frobnicate").contains("unknown command"));
+        assert!(bad("--start-daemon primary").contains("master or backup"));
+    }
+
+    #[test]
+    fn sync_daemon_options_map_to_the_pair() {
+        assert_eq!(
+            p("--start-daemon master --syncid 51 --mcast-interface rvsk"),
+            Action::SyncDaemon(SyncDaemon { start: true, role: Some("master".into()), syncid: Some(51), interface: Some("rvsk".into()) })
+        );
+        assert_eq!(
+            p("--stop-daemon backup"),
+            Action::SyncDaemon(SyncDaemon { start: false, role: Some("backup".into()), ..Default::default() })
+        );
+        assert_eq!(p("--stop-daemon"), Action::SyncDaemon(SyncDaemon::default()));
+        assert_eq!(p("-L --daemon"), Action::ListDaemon);
     }
 
     #[test]

@@ -186,6 +186,18 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
             no_args(a)?;
             to_value(m.config())
         }
+        "sync.start" | "sync.stop" => {
+            let syncid = match a.get("syncid") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_u64()
+                        .and_then(|n| u8::try_from(n).ok())
+                        .ok_or_else(|| CmdError::field(ErrorCode::BadRequest, "args.syncid", "a sync id is 0..=255"))?,
+                ),
+            };
+            let interface = a.get("interface").and_then(Value::as_str);
+            m.sync_daemon(cmd == "sync.start", syncid, interface)
+        }
         "ha" => {
             no_args(a)?;
             match m.ha_report() {

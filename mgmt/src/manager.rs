@@ -468,6 +468,37 @@ impl Manager {
         self.ha.as_ref().map(|(c, s)| c.report(s, &self.cores))
     }
 
+    /// `ipvsadm --start-daemon` / `--stop-daemon`: resumes or pauses the
+    /// pair's session sync, after checking the sync id and interface they
+    /// name against the configuration.
+    pub fn sync_daemon(&mut self, start: bool, syncid: Option<u8>, interface: Option<&str>) -> Result<serde_json::Value, CmdError> {
+        use crate::proto::ErrorCode;
+        let Some((common, s)) = &self.ha else {
+            return Err(CmdError::field(
+                ErrorCode::NotFound,
+                "ha",
+                "this balancer is not one of a pair: configure [ha] in rvs.toml (rvs syncs sessions as part of the pair, its role elected by VRRP)",
+            ));
+        };
+        if !s.sync {
+            return Err(CmdError::field(ErrorCode::BadRequest, "ha.sync", "session sync is off in the configuration ([ha] sync = false)"));
+        }
+        if let Some(id) = syncid.filter(|&id| id != s.sync_id) {
+            return Err(CmdError::field(ErrorCode::BadRequest, "syncid", format!("{id}: the pair's sync id is {}", s.sync_id)));
+        }
+        let port = self.config.ha.as_ref().map(|h| h.port.clone()).unwrap_or_default();
+        if let Some(i) = interface.filter(|&i| i != s.iface && i != port) {
+            return Err(CmdError::field(
+                ErrorCode::BadRequest,
+                "mcast-interface",
+                format!("{i:?}: the pair syncs on {:?} (port {port:?})", s.iface),
+            ));
+        }
+        common.paused.store(!start, Ordering::Relaxed);
+        eprintln!("rvsd: ha sync: {} by the control socket", if start { "resumed" } else { "paused" });
+        Ok(serde_json::json!({ "sync": if start { "running" } else { "paused" }, "sync_id": s.sync_id, "interface": s.iface }))
+    }
+
     /// Whether some service has a real server up (the pair's
     /// `track_real_servers`).
     pub fn some_server_up(&self) -> bool {

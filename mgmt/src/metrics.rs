@@ -49,7 +49,51 @@ pub fn render(r: &Report, version: &str) -> String {
     sessions(&mut f, r);
     workers(&mut f, r);
     neighbors(&mut f, r);
+    ha(&mut f, r);
     out
+}
+
+/// The pair: state, adverts, sync (only on a node of a pair).
+fn ha(f: &mut Family<'_>, r: &Report) {
+    let Some(h) = &r.ha else { return };
+    f.head("rvs_ha_state", "gauge", "VRRP state: 0 init, 1 backup, 2 master, 3 fault.");
+    let n = match h.state.as_str() {
+        "BACKUP" => 1,
+        "MASTER" => 2,
+        "FAULT" => 3,
+        _ => 0,
+    };
+    f.sample("rvs_ha_state", &[("vrid", h.vrid.to_string())], n);
+    f.head("rvs_ha_priority", "gauge", "This node's VRRP priority.");
+    f.sample("rvs_ha_priority", &[], h.priority);
+    for (name, help, v) in [
+        ("rvs_ha_transitions_total", "VRRP state changes.", h.transitions),
+        ("rvs_ha_adverts_sent_total", "VRRP advertisements sent.", h.adverts_sent),
+        ("rvs_ha_adverts_received_total", "VRRP advertisements accepted.", h.adverts_received),
+        ("rvs_sync_records_sent_total", "Session sync records sent.", h.sync_sent),
+        ("rvs_sync_records_received_total", "Session sync records received.", h.sync_received),
+        ("rvs_sync_records_applied_total", "Session sync records installed by the workers.", h.sync_applied),
+        ("rvs_sync_records_lost_total", "Session sync records lost to full queues.", h.sync_lost),
+        ("rvs_sync_bulk_served_total", "Bulk transfers of the whole table sent to a joining peer.", h.bulk_served),
+        ("rvs_sync_bulk_received_total", "Bulk transfers received complete.", h.bulk_received),
+    ] {
+        f.head(name, "counter", help);
+        f.sample(name, &[], v);
+    }
+    for (name, help, by) in [
+        ("rvs_ha_advert_drops_total", "VRRP advertisements dropped, by reason.", &h.advert_drops),
+        ("rvs_sync_records_rejected_total", "Session sync records the workers refused, by reason.", &h.sync_rejected),
+        ("rvs_sync_drops_total", "Session sync datagrams dropped, by reason.", &h.sync_drops),
+    ] {
+        f.head(name, "counter", help);
+        for (reason, v) in by {
+            f.sample(name, &[("reason", reason.clone())], v);
+        }
+    }
+    f.head("rvs_sync_lag_ms", "gauge", "How long the last batch of sync records waited before it was sent.");
+    f.sample("rvs_sync_lag_ms", &[], h.sync_lag_ms);
+    f.head("rvs_sync_synced", "gauge", "1 when this node has the master's sessions (it may preempt).");
+    f.sample("rvs_sync_synced", &[], u8::from(h.synced));
 }
 
 fn service_labels(s: &crate::report::ServiceReport) -> Vec<(&'static str, String)> {

@@ -41,7 +41,8 @@ fn service(mode: Mode) -> String {
         Mode::Dr => ("dr", 80),
         Mode::Tunnel => ("tunnel", 80),
     };
-    let mut s = format!("[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{fwd}\"\n");
+    let mut s =
+        format!("[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{fwd}\"\n");
     if mode == Mode::FullNat {
         s.push_str("local_addresses = [\"198.18.1.200\"]\n");
     }
@@ -53,7 +54,9 @@ fn service(mode: Mode) -> String {
         Mode::Dr | Mode::Tunnel => (fwd, 9000),
         _ => (fwd, 9000),
     };
-    s.push_str(&format!("[[services]]\nvip = \"198.18.0.100\"\nport = 9000\nprotocol = \"udp\"\nscheduler = \"rr\"\nforwarding = \"{ufwd}\"\n"));
+    s.push_str(&format!(
+        "[[services]]\nvip = \"198.18.0.100\"\nport = 9000\nprotocol = \"udp\"\nscheduler = \"rr\"\nforwarding = \"{ufwd}\"\n"
+    ));
     if mode == Mode::FullNat {
         s.push_str("local_addresses = [\"198.18.1.200\"]\n");
     }
@@ -96,13 +99,20 @@ fn pair(tag: &str, mode: Mode) -> Pair {
         bed.attach(router, s, "eth1", &["198.18.1.254/24"]).unwrap();
         bed.h(router).ns.sh(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
     }
-    let servers: Vec<usize> = (0..3).map(|i| bed.host(&format!("s{i}"), s, &[&format!("198.18.1.{}/24", 11 + i)], routes).unwrap()).collect();
+    let servers: Vec<usize> =
+        (0..3).map(|i| bed.host(&format!("s{i}"), s, &[&format!("198.18.1.{}/24", 11 + i)], routes).unwrap()).collect();
     let kit = bin("rvs-testkit").unwrap();
     for (i, &h) in servers.iter().enumerate() {
         let ns = &bed.h(h).ns;
         if matches!(mode, Mode::Dr | Mode::Tunnel) {
             ns.sh(&["ip", "addr", "add", "198.18.0.100/32", "dev", "lo"]).unwrap();
-            for k in ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.lo.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"] {
+            for k in [
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.lo.rp_filter=0",
+                "net.ipv4.conf.eth0.rp_filter=0",
+            ] {
                 ns.sh(&["sysctl", "-qw", k]).unwrap();
             }
         }
@@ -420,22 +430,38 @@ fn forged_adverts_change_nothing_with_authentication_on() {
     let forger = p.bed.host("forger", 0, &["198.18.0.66/24"], &[]).unwrap();
     let kit = bin("rvs-testkit").unwrap();
     for tag in ["none", "bad"] {
-        p.bed.h(forger)
+        p.bed
+            .h(forger)
             .ns
             .sh_timeout(
-                &[kit.to_str().unwrap(), "vrrp", "--from", "198.18.0.66", "--vrid", "51", "--priority", "254", "--count", "15", "--interval-ms", "100", "--tag", tag],
+                &[
+                    kit.to_str().unwrap(),
+                    "vrrp",
+                    "--from",
+                    "198.18.0.66",
+                    "--vrid",
+                    "51",
+                    "--priority",
+                    "254",
+                    "--count",
+                    "15",
+                    "--interval-ms",
+                    "100",
+                    "--tag",
+                    tag,
+                ],
                 Duration::from_secs(10),
             )
             .unwrap();
     }
     assert_eq!(p.ha(0)["state"], "MASTER", "A stays master: {}", p.ha(0));
     assert_eq!(p.ha(1)["state"], "BACKUP", "B stays backup: {}", p.ha(1));
-    for i in 0..2 {
+    for (i, before) in before.iter().enumerate() {
         let h = p.ha(i);
         let d = &h["advert_drops"];
         assert!(d["auth_missing"].as_u64().unwrap_or(0) >= 10, "balancer {i}: {h}");
         assert!(d["auth_bad"].as_u64().unwrap_or(0) >= 10, "balancer {i}: {h}");
-        assert_eq!(h["transitions"], before[i], "no role change from forged adverts: {h}");
+        assert_eq!(h["transitions"], *before, "no role change from forged adverts: {h}");
     }
     // The authenticated pair still fails over.
     p.bed.select(0);
@@ -449,10 +475,11 @@ fn malformed_vrrp_and_sync_frames_are_counted_and_survived() {
     let before: Vec<u64> = (0..2).map(|i| p.ha(i)["transitions"].as_u64().unwrap()).collect();
     let junk = p.bed.host("junk", 0, &["198.18.0.67/24"], &[]).unwrap();
     let kit = bin("rvs-testkit").unwrap();
-    let out = p.bed.h(junk).ns.sh(&[kit.to_str().unwrap(), "ha-junk", "--from", "198.18.0.67", "--vrid", "51", "--sync-port", "8848"]).unwrap();
+    let out =
+        p.bed.h(junk).ns.sh(&[kit.to_str().unwrap(), "ha-junk", "--from", "198.18.0.67", "--vrid", "51", "--sync-port", "8848"]).unwrap();
     eprintln!("sent: {out}");
     std::thread::sleep(Duration::from_millis(300));
-    for i in 0..2 {
+    for (i, before) in before.iter().enumerate() {
         let h = p.ha(i);
         let d = &h["advert_drops"];
         for reason in ["truncated", "bad_version", "bad_checksum", "other_vrid", "bad_trailer", "bad_ttl"] {
@@ -462,7 +489,7 @@ fn malformed_vrrp_and_sync_frames_are_counted_and_survived() {
         for reason in ["truncated", "bad_version", "unknown_kind", "bad_size", "other_sync_id"] {
             assert!(s[reason].as_u64().unwrap_or(0) >= 1, "balancer {i}: sync {reason} not counted: {h}");
         }
-        assert_eq!(h["transitions"], before[i], "balancer {i}: no role change: {h}");
+        assert_eq!(h["transitions"], *before, "balancer {i}: no role change: {h}");
     }
     // The record for a service nobody has: the backup's worker refused it
     // (the master ignores records while it forwards).
@@ -491,7 +518,19 @@ fn start_keepalived(p: &mut Pair, host: usize, priority: u8) -> usize {
     .unwrap();
     let pid = p.bed.dir.join(format!("keepalived-{priority}"));
     let (c, v) = (format!("{}.pid", pid.display()), format!("{}.vrrp.pid", pid.display()));
-    let args = ["/usr/sbin/keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp", "-f", conf.to_str().unwrap(), "-p", &c, "-r", &v];
+    let args = [
+        "/usr/sbin/keepalived",
+        "--dont-fork",
+        "--log-console",
+        "--log-detail",
+        "--vrrp",
+        "-f",
+        conf.to_str().unwrap(),
+        "-p",
+        &c,
+        "-r",
+        &v,
+    ];
     p.bed.spawn(host, &args).unwrap()
 }
 
@@ -544,4 +583,54 @@ fn keepalived_and_rvs_agree_on_the_master_both_ways() {
     p.bed.proc(k2).signal(nix::sys::signal::Signal::SIGKILL).unwrap();
     let took = p.wait_state(0, "MASTER", Duration::from_secs(3));
     eprintln!("rvs master {took:?} after keepalived was killed");
+}
+
+#[test]
+fn operators_see_the_pair_and_control_its_sync() {
+    let mut p = pair("ha-ops", Mode::Nat);
+    let states = p.bed.dir.join("states");
+    let hook = p.bed.dir.join("notify.sh");
+    std::fs::write(&hook, format!("#!/bin/sh\necho \"$1\" >> {}\n", states.display())).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p.start(0, 150, &format!("notify = \"{}\"", hook.display()));
+    p.wait_state(0, "MASTER", Duration::from_secs(3));
+    p.start(1, 100, "");
+    p.wait_state(1, "BACKUP", Duration::from_secs(3));
+    // The notify hook ran on each transition, with the state.
+    let t = Instant::now();
+    while std::fs::read_to_string(&states).unwrap_or_default() != "BACKUP\nMASTER\n" {
+        assert!(t.elapsed() < Duration::from_secs(3), "hook: {:?}", std::fs::read_to_string(&states));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.bed.select(0);
+    let rvsadm = bin("rvsadm").unwrap();
+    let sock = p.bed.socket();
+    let adm = |args: &[&str]| {
+        let out = std::process::Command::new(&rvsadm).arg("--socket").arg(&sock).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, out, err) = adm(&["show", "ha"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("state     MASTER") && out.contains("vrid      51, priority 150") && out.contains("synced"), "{out}");
+    assert_eq!(adm(&["-L", "--daemon"]).1, "master sync daemon (mcast=rvsk, syncid=51)\n");
+    // ipvsadm's daemon controls pause and resume the pair's sync.
+    assert_eq!(adm(&["--stop-daemon", "master"]).0, Some(0));
+    assert_eq!(p.ha(0)["sync_paused"], true);
+    assert_eq!(adm(&["-L", "--daemon"]).1, "");
+    let (code, _, err) = adm(&["--start-daemon", "master", "--syncid", "52"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("syncid") && err.contains("51"), "{err}");
+    let (code, _, err) = adm(&["--start-daemon", "master", "--syncid", "51", "--mcast-interface", "rvsk"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(p.ha(0)["sync_paused"], false);
+    // Prometheus has the state and the sync counters.
+    p.bed.select(0);
+    let m = p.bed.lb().sh(&["curl", "-sf", "http://127.0.0.1:9580/metrics"]).unwrap();
+    assert!(m.contains("rvs_ha_state{vrid=\"51\"} 2"), "{}", m.lines().filter(|l| l.contains("rvs_ha")).collect::<Vec<_>>().join("\n"));
+    assert!(m.contains("rvs_ha_adverts_sent_total ") && m.contains("rvs_sync_records_sent_total "), "metrics");
+    p.bed.select(1);
+    let m = p.bed.lb().sh(&["curl", "-sf", "http://127.0.0.1:9580/metrics"]).unwrap();
+    assert!(m.contains("rvs_ha_state{vrid=\"51\"} 1"), "B is backup");
+    // The log has every transition.
+    assert!(p.log(0).contains("BACKUP -> MASTER (vrid 51, priority 150"), "{}", p.log(0));
 }

@@ -20,6 +20,8 @@ ipvsadm syntax:
   rvsadm -d -t|-u VIP:port -r RS[:port]
   rvsadm -L|-l [-t|-u VIP:port] [-n] [--stats|--rate|-c] [--exact] [--nosort]
   rvsadm -C | -Z | -S [-n] | -R [--replace] < rules | --set tcp tcpfin udp | --timeout
+  rvsadm --start-daemon master|backup [--syncid N] [--mcast-interface IF] | --stop-daemon | -L --daemon
+         (in a pair ([ha] in rvs.toml) these resume and pause session sync; the role is elected)
          (-R applies the rules as one all-or-nothing change; --replace clears
           every service first in the same change)
   -g direct routing (default), -i IP-in-IP tunnel, -m NAT, -b full NAT
@@ -298,6 +300,19 @@ fn main() {
         }
         Action::Show(what) => c.show(what),
         Action::Simple(cmd) => c.simple(cmd),
+        Action::SyncDaemon(d) => {
+            let cmd = if d.start { "sync.start" } else { "sync.stop" };
+            let v = c.call(cmd, json!({ "role": d.role, "syncid": d.syncid, "interface": d.interface }));
+            c.printed_json(|| v);
+        }
+        Action::ListDaemon => {
+            let v = c.call("ha", Value::Null);
+            if !c.printed_json(|| v.clone()) && v["sync"] == true && v["sync_paused"] != true {
+                // ipvsadm's line, with the role the election gave.
+                let role = v["state"].as_str().unwrap_or("backup").to_lowercase();
+                println!("{role} sync daemon (mcast={}, syncid={})", v["interface"].as_str().unwrap_or(""), v["sync_id"]);
+            }
+        }
         Action::Help => {}
     }
 }

@@ -199,6 +199,9 @@ pub struct HaCommon {
     pub links_up: AtomicBool,
     /// Some service has a real server up (set by the management loop).
     pub servers_up: AtomicBool,
+    /// Sync paused (`ipvsadm --stop-daemon`): nothing sent, records from
+    /// peers ignored.
+    pub paused: AtomicBool,
 }
 
 /// `rvsadm show ha`.
@@ -247,6 +250,12 @@ pub struct HaReport {
     pub bulk_served: u64,
     /// Bulk transfers received.
     pub bulk_received: u64,
+    /// The kernel interface VRRP and sync use.
+    pub interface: String,
+    /// The sync id.
+    pub sync_id: u8,
+    /// Sync paused by `--stop-daemon`.
+    pub sync_paused: bool,
 }
 
 impl HaCommon {
@@ -288,6 +297,9 @@ impl HaCommon {
             synced: self.synced.load(Ordering::Relaxed),
             bulk_served: self.bulk_served.load(Ordering::Relaxed),
             bulk_received: self.bulk_received.load(Ordering::Relaxed),
+            interface: s.iface.clone(),
+            sync_id: s.sync_id,
+            sync_paused: self.paused.load(Ordering::Relaxed),
         }
     }
 }

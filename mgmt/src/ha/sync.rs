@@ -158,8 +158,14 @@ impl Sync {
         }
     }
 
-    /// The workers' records, batched and sent.
+    /// The workers' records, batched and sent (discarded while paused).
     fn drain(&mut self, now: Instant) {
+        if self.common.paused.load(Ordering::Relaxed) {
+            for q in &self.shared.ha.out {
+                while q.pop().is_some() {}
+            }
+            return;
+        }
         for q in &self.shared.ha.out {
             while let Some(r) = q.pop() {
                 self.batch_since.get_or_insert(now);
@@ -248,6 +254,9 @@ impl Sync {
         self.common.sync_datagrams_received.fetch_add(1, Ordering::Relaxed);
         match msg.header.kind {
             Kind::Records => {
+                if self.common.paused.load(Ordering::Relaxed) {
+                    return drops.count("paused");
+                }
                 if self.is_master() {
                     // Two masters for a moment (a preemption): the one
                     // that forwards keeps its own view.

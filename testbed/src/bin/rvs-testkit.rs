@@ -655,7 +655,8 @@ fn ha_junk(args: &[String]) {
     sjunk.push(("bad_size", good[..good.len() - 1].to_vec()));
     sjunk.push(("other_sync_id", sync::encode(sync::Kind::Records, vrid.wrapping_add(1), 2, &[rec], None)));
     sjunk.push(("unknown_service", sync::encode(sync::Kind::Records, vrid, 3, &[rec], None)));
-    let u = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP)).unwrap_or_else(|e| die(&format!("udp: {e}")));
+    let u = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+        .unwrap_or_else(|e| die(&format!("udp: {e}")));
     u.set_multicast_if_v4(&from).unwrap_or_else(|e| die(&format!("multicast if: {e}")));
     u.bind(&socket2::SockAddr::from(std::net::SocketAddrV4::new(from, 0))).unwrap_or_else(|e| die(&format!("bind: {e}")));
     let u: UdpSocket = u.into();
