@@ -17,7 +17,8 @@
 //!
 //! Modules: [`netns`] (namespaces), [`process`] (commands and children),
 //! [`bed`] (the world), [`rvsd`] (the daemon's lifecycle on a bed),
-//! [`bench`] (benchmark workloads and harness), [`pcap`] (capture files).
+//! [`bench`] (benchmark workloads and harness), [`pcap`] (capture files),
+//! [`pair`] (two balancers: the HA tests and the failover demo).
 //!
 //! Errors are `anyhow`'s: this is a test harness, whose every error ends
 //! a test or the demo with a message for a person, as in a binary.
@@ -25,6 +26,7 @@
 pub mod bed;
 pub mod bench;
 pub mod netns;
+pub mod pair;
 pub mod pcap;
 pub mod process;
 pub mod rvsd;

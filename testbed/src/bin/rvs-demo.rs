@@ -7,6 +7,10 @@
 //! NAT), runs 300 HTTP requests and 300 UDP echoes from each client, prints
 //! how they were spread and rvsd's counters (with the real `rvsadm`), and
 //! tears everything down. Needs root.
+//!
+//! `rvs-demo ha [nat|fullnat|dr|tunnel]` runs the failover demo instead: an
+//! active/backup pair under load, its master killed, and what the clients
+//! lost (see `testbed::pair`).
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use testbed::{bin, tally, Bed};
@@ -160,7 +164,60 @@ fn print_counters(r: &mgmt::report::Report, http_ok: u64, udp_ok: u64) -> bool {
     agree
 }
 
+/// `rvs-demo ha [nat|fullnat|dr|tunnel]`: the pair, loaded, and its master
+/// killed.
+fn pair_demo(mode: testbed::pair::Mode) -> anyhow::Result<()> {
+    use testbed::pair;
+    let started = Instant::now();
+    println!("rvs HA demo ({mode:?}): two rvsd, A (priority 150) and B (priority 100), elect a master with VRRPv3 every 100 ms");
+    println!("  and stream sessions to each other; a client opens 500 long-lived connections (a request every 50 ms each),");
+    println!("  50 UDP flows and 20 new connections a second to VIP 198.18.0.100; then A is killed with SIGKILL.");
+    let mut p = pair::running_pair("demo-ha", mode, "");
+    println!("A is {}, B is {}", p.ha(0)["state"].as_str().unwrap_or("?"), p.ha(1)["state"].as_str().unwrap_or("?"));
+    let secs = 8;
+    let load = pair::start_load(&mut p, secs);
+    std::thread::sleep(Duration::from_secs(3));
+    pair::wait_synced(&mut p, 500);
+    println!("B holds {} sessions synced from A; killing A (kill -9)", p.ha(1)["sync_applied"]);
+    p.bed.select(0);
+    let kill_ms = pair::epoch_ms();
+    p.bed.kill_rvsd()?;
+    let took = p.wait_state(1, "MASTER", Duration::from_secs(5));
+    let v = pair::finish_load(&mut p, load, secs);
+    let o = pair::outcome(&v, kill_ms);
+    let long = v["long"].as_array().map_or(0, Vec::len);
+    let udp = v["udp"].as_array().map_or(0, Vec::len);
+    println!();
+    println!("B became master {:.0} ms after the kill", took.as_secs_f64() * 1000.0);
+    println!("every long-lived connection answered again within {} ms of the kill", o.recovery.as_millis());
+    println!("established connections kept: {} of {long}; UDP flows kept: {} of {udp}", long - o.lost, udp - o.udp_lost);
+    println!("new connections: {} succeeded, {} failed (all inside the gap: {})", o.new_ok, o.new_failed, o.new_failed_outside == 0);
+    let rvsadm = bin("rvsadm")?;
+    p.bed.select(1);
+    let out = std::process::Command::new(&rvsadm).arg("--socket").arg(p.bed.socket()).args(["show", "ha"]).output()?;
+    println!();
+    println!("# rvsadm show ha (B)");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    drop(p);
+    println!("namespaces removed. Demo took {:.1} s.", started.elapsed().as_secs_f64());
+    if o.lost + o.udp_lost + o.new_failed_outside > 0 {
+        anyhow::bail!("the failover lost traffic");
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("ha") {
+        let mode = match args.get(1).map(String::as_str) {
+            None | Some("nat") => testbed::pair::Mode::Nat,
+            Some("fullnat") => testbed::pair::Mode::FullNat,
+            Some("dr") => testbed::pair::Mode::Dr,
+            Some("tunnel") => testbed::pair::Mode::Tunnel,
+            Some(other) => anyhow::bail!("rvs-demo ha {other:?}: nat, fullnat, dr or tunnel"),
+        };
+        return pair_demo(mode);
+    }
     let started = Instant::now();
     let mut w = build(hugepages_free() >= 128)?;
     // Both clients at once: HTTP, then UDP.
