@@ -344,6 +344,28 @@ mod refusals {
     }
 
     #[test]
+    fn a_pair_is_refused_field_by_field() {
+        let with_k = base().replace("\"2001:db8::1/64\"]", "\"2001:db8::1/64\"]\nkernel_interface = \"rvsk\"");
+        let ok = format!("{with_k}\n[ha]\nport = \"client\"\nvrid = 51\nvirtual_addresses = [\"198.18.1.254\"]\n");
+        let c = from_str(&ok, "rvs.toml").unwrap();
+        let h = c.ha.unwrap();
+        assert_eq!((h.priority, h.advert_interval_ms, h.sync_port, h.sync_id(), h.garp_count), (100, 100, 8848, 51, 5));
+        for (text, field) in [
+            (format!("{}\n[ha]\nport = \"client\"\nvrid = 51\n", base()), "ha.port"),
+            (ok.replace("vrid = 51", "vrid = 0"), "ha.vrid"),
+            (ok.replace("vrid = 51", "vrid = 51\nadvert_interval_ms = 105"), "ha.advert_interval_ms"),
+            (ok.replace("198.18.1.254", "203.0.113.1"), "ha.virtual_addresses[0]"),
+            (ok.replace("198.18.1.254", "198.18.1.1"), "ha.virtual_addresses[0]"),
+            (ok.replace("vrid = 51", "vrid = 51\npeers = [\"198.18.0.1\"]"), "ha.peers[0]"),
+            (ok.replace("vrid = 51", "vrid = 51\nauth_key_file = \"/nonexistent/key\""), "ha.auth_key_file"),
+            (ok.replace("forwarding = \"nat\"", "forwarding = \"fullnat\""), "services[0].local_addresses"),
+        ] {
+            let e = refuse(&text);
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
     fn refusals_without_a_line_say_whole_file() {
         let e = refuse("[dataplane]\nworkers = 1\n");
         assert_eq!(e.field, "ports");

@@ -97,6 +97,12 @@ pub struct Ha {
     /// announced by the master only, each on the port whose network holds it.
     #[serde(default)]
     pub virtual_addresses: Vec<IpAddr>,
+    /// The master answers and announces the virtual addresses from the VRRP
+    /// virtual MAC (00:00:5e:00:01:VRID) and accepts frames to it, so the
+    /// neighbours' caches never change on a failover (only the switches
+    /// learn where the MAC went); false: from each port's own MAC.
+    #[serde(default)]
+    pub use_virtual_mac: bool,
     /// Gratuitous ARPs / unsolicited neighbour advertisements per address
     /// on becoming master, and again after `garp_repeat_delay_ms`.
     #[serde(default = "default_garp_count")]

@@ -381,3 +381,27 @@ fn operators_see_the_pair_and_control_its_sync() {
     // The log has every transition.
     assert!(p.log(0).contains("BACKUP -> MASTER (vrid 51, priority 150"), "{}", p.log(0));
 }
+
+#[test]
+fn with_the_virtual_mac_neighbours_never_relearn_on_failover() {
+    let mut p = running_pair("ha-vmac", Mode::Nat, "use_virtual_mac = true");
+    let vmac = "00:00:5e:00:01:33"; // VRID 51
+    assert_eq!(client_arp_for_vip(&p).as_deref(), Some(vmac));
+    let secs = 6;
+    let load = start_load(&mut p, secs);
+    std::thread::sleep(Duration::from_secs(2));
+    wait_synced(&mut p, 500);
+    p.bed.select(0);
+    let kill_ms = epoch_ms();
+    p.bed.kill_rvsd().unwrap();
+    p.wait_state(1, "MASTER", Duration::from_secs(3));
+    let v = finish_load(&mut p, load, secs);
+    let o = outcome(&v, kill_ms);
+    eprintln!("virtual MAC: {o:?}");
+    assert_eq!((o.lost, o.udp_lost), (0, 0), "{o:?}");
+    // The client's entry for the VIP never changed: still the virtual MAC.
+    let ns = &p.bed.h(p.client).ns;
+    let out = ns.sh(&["ip", "neigh", "show", "198.18.0.100", "dev", "eth0"]).unwrap();
+    assert!(out.contains(vmac), "{out}");
+    assert_eq!(client_arp_for_vip(&p).as_deref(), Some(vmac), "B answers with the same MAC");
+}

@@ -307,6 +307,9 @@ pub struct Snapshot {
     pub ha_port: Option<u8>,
     /// The UDP port of session sync, in a pair.
     pub sync_port: Option<u16>,
+    /// The VRRP virtual MAC the master uses for the virtual addresses,
+    /// when the pair is configured so.
+    pub vmac: Option<MacAddr>,
     maps: ByFamily<MapsOf>,
 }
 
@@ -369,10 +372,21 @@ impl Snapshot {
         matches!(self.addr_kind(a), Some(AddrKind::Vip | AddrKind::Local | AddrKind::Floating(_)))
     }
 
-    /// True when `mac` is one of the balancer's own port MACs.
+    /// True when `mac` is one of the balancer's own port MACs (or the
+    /// pair's virtual MAC).
     #[inline]
     pub fn is_own_mac(&self, mac: MacAddr) -> bool {
-        self.ports.iter().any(|p| p.mac == mac)
+        self.ports.iter().any(|p| p.mac == mac) || self.vmac == Some(mac)
+    }
+
+    /// The MAC that answers for and announces `a` on port `p`: the pair's
+    /// virtual MAC for a virtual address when configured, else the port's.
+    #[inline]
+    pub fn mac_for<A: Family>(&self, a: A, p: &PortView) -> MacAddr {
+        match self.vmac {
+            Some(v) if self.is_virtual(a) => v,
+            _ => p.mac,
+        }
     }
 
     /// How to steer a reply from NAT real server `rs:port`, if it is one.
@@ -412,6 +426,7 @@ impl Snapshot {
             neighbors: Vec::new(),
             ha_port: None,
             sync_port: None,
+            vmac: None,
             maps: ByFamily::default(),
         };
         s.index_ports();
@@ -936,6 +951,7 @@ fn index_ha(cfg: &Config, snap: &mut Snapshot) {
     let Some(h) = &cfg.ha else { return };
     snap.ha_port = cfg.ports.iter().position(|p| p.name == h.port).map(port_u8);
     snap.sync_port = h.sync.then_some(h.sync_port);
+    snap.vmac = h.use_virtual_mac.then(|| rvs_wire::vrrp::virtual_mac(h.vrid, false));
     for &a in &h.virtual_addresses {
         let Some(p) = cfg.ports.iter().position(|p| p.addresses.iter().any(|n| n.contains(a))) else { continue };
         match a {

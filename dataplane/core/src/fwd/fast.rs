@@ -116,7 +116,12 @@ pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     }
     let (key, h, cands) = (hint.key, hint.h, hint.cands);
     let port = cx.snap.port(in_port)?;
-    let plain = peek::plain_ipv4(buf.data(), port.mac, key.proto)?;
+    // The master of a pair with a virtual MAC takes frames to it too.
+    let to = match cx.snap.vmac {
+        Some(v) if buf.data().get(..6) == Some(&v.0[..]) => v,
+        _ => port.mac,
+    };
+    let plain = peek::plain_ipv4(buf.data(), to, key.proto)?;
     if key.dst.is_multicast_or_broadcast() || key.src.is_martian_source() {
         return None;
     }

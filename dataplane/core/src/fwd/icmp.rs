@@ -246,7 +246,7 @@ pub(super) fn icmp6<B: PacketBuf>(
             } else {
                 (h.src, peer_mac, true)
             };
-            icmp::write_neighbor_advert(buf.data_mut(), port.mac, to_mac, ns.target, to, solicited);
+            icmp::write_neighbor_advert(buf.data_mut(), cx.snap.mac_for(ns.target, port), to_mac, ns.target, to, solicited);
             cx.stats.neigh_answers.inc();
             Ok(Verdict::Answer(in_port))
         }

@@ -11,7 +11,7 @@ pub(super) fn frame<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     ether::check(d)?;
     let port = cx.snap.port(in_port).ok_or(DropReason::NotForUs)?;
     let dst = ether::dst(d);
-    if dst != port.mac && !dst.is_multicast() {
+    if dst != port.mac && !dst.is_multicast() && !(cx.snap.vmac == Some(dst) && !cx.standby) {
         return Err(DropReason::EthNotForUs);
     }
     match ether::ethertype(d) {
@@ -69,7 +69,7 @@ pub(super) fn arp_packet<B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8) -
         Some(AddrKind::Own(p) | AddrKind::Floating(p)) if p == in_port => {}
         _ => return Err(DropReason::ArpNotForUs),
     }
-    let mac = cx.snap.port(in_port).map(|p| p.mac).ok_or(DropReason::ArpNotForUs)?;
+    let mac = cx.snap.port(in_port).map(|p| cx.snap.mac_for(Ipv4::from(a.tpa), p)).ok_or(DropReason::ArpNotForUs)?;
     arp::answer_in_place(buf.data_mut(), &a, mac);
     cx.stats.neigh_answers.inc();
     Ok(Verdict::Answer(in_port))
@@ -108,10 +108,10 @@ impl Forwarder {
     pub fn build_announcement(&self, addr: IpAddr, port: u8, frame: &mut [u8]) -> Option<usize> {
         let p = self.snap.port(port)?;
         let len = match addr {
-            IpAddr::V4(a) => arp::write_request(frame, p.mac, a, a, MacAddr::BROADCAST),
+            IpAddr::V4(a) => arp::write_request(frame, self.snap.mac_for(Ipv4::from(a), p), a, a, MacAddr::BROADCAST),
             IpAddr::V6(a) => {
                 let to_mac = MacAddr::ipv6_multicast(&ipv6::ALL_NODES.to_be_bytes());
-                icmp::write_neighbor_advert(frame, p.mac, to_mac, a.into(), ipv6::ALL_NODES, false)
+                icmp::write_neighbor_advert(frame, self.snap.mac_for(rvs_wire::Ipv6::from(a), p), to_mac, a.into(), ipv6::ALL_NODES, false)
             }
         };
         self.stats.announcements.inc();
