@@ -11,7 +11,9 @@ pub(super) fn frame<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     ether::check(d)?;
     let port = cx.snap.port(in_port).ok_or(DropReason::NotForUs)?;
     let dst = ether::dst(d);
-    if dst != port.mac && !dst.is_multicast() && !(cx.snap.vmac == Some(dst) && !cx.standby) {
+    // A pair's master also takes frames to the virtual MAC.
+    let ours = dst == port.mac || (!cx.standby && cx.snap.vmac == Some(dst));
+    if !ours && !dst.is_multicast() {
         return Err(DropReason::EthNotForUs);
     }
     match ether::ethertype(d) {
