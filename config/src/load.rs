@@ -357,6 +357,8 @@ mod refusals {
             (ok.replace("198.18.1.254", "203.0.113.1"), "ha.virtual_addresses[0]"),
             (ok.replace("198.18.1.254", "198.18.1.1"), "ha.virtual_addresses[0]"),
             (ok.replace("vrid = 51", "vrid = 51\npeers = [\"198.18.0.1\"]"), "ha.peers[0]"),
+            (ok.replace("vrid = 51", "vrid = 51\npeers = [\"2001:db8::7\"]"), "ha.peers[0]"),
+            (ok.replace("vrid = 51", "vrid = 51\nfamily = \"ipv6\"\npeers = [\"2001:db8::7\"]"), "ha.peers[0]"),
             (ok.replace("vrid = 51", "vrid = 51\nauth_key_file = \"/nonexistent/key\""), "ha.auth_key_file"),
             (ok.replace("forwarding = \"nat\"", "forwarding = \"fullnat\""), "services[0].local_addresses"),
         ] {

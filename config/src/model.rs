@@ -1147,7 +1147,12 @@ impl Checks<'_> {
         for (i, p) in h.peers.iter().enumerate() {
             if own.contains(p) {
                 self.err(format!("ha.peers[{i}]"), format!("{p} is one of this balancer's own addresses"));
-            } else if p.is_ipv6() != v6 {
+            } else if v6 {
+                self.err(
+                    format!("ha.peers[{i}]"),
+                    format!("{p}: unicast peers are IPv4 only; VRRP over IPv6 speaks to ff02::12 from the link-local address"),
+                );
+            } else if p.is_ipv6() {
                 self.err(format!("ha.peers[{i}]"), format!("{p} is not of the VRRP family ({:?})", h.family));
             }
         }

@@ -253,13 +253,18 @@ fn malformed_vrrp_and_sync_frames_are_counted_and_survived() {
 /// keepalived (Debian's) in its own namespace on the client segment, with a
 /// `vrrp_instance` of the pair's VRID and VIP; returns its process index.
 fn start_keepalived(p: &mut Pair, host: usize, priority: u8) -> usize {
+    start_keepalived_for(p, host, priority, 51, "198.18.0.100/32")
+}
+
+/// Likewise for `vrid` and `vip` (an IPv6 VIP makes it an IPv6 instance).
+fn start_keepalived_for(p: &mut Pair, host: usize, priority: u8, vrid: u8, vip: &str) -> usize {
     let conf = p.bed.dir.join(format!("keepalived-{priority}.conf"));
     std::fs::write(
         &conf,
         format!(
             "global_defs {{\n  vrrp_version 3\n  enable_script_security\n  script_user root\n}}\n\
-             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 0.1\n\
-               virtual_ipaddress {{\n    198.18.0.100/32\n  }}\n}}\n"
+             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  priority {priority}\n  advert_int 0.1\n\
+               virtual_ipaddress {{\n    {vip}\n  }}\n}}\n"
         ),
     )
     .unwrap();
@@ -404,4 +409,75 @@ fn with_the_virtual_mac_neighbours_never_relearn_on_failover() {
     let out = ns.sh(&["ip", "neigh", "show", "198.18.0.100", "dev", "eth0"]).unwrap();
     assert!(out.contains(vmac), "{out}");
     assert_eq!(client_arp_for_vip(&p).as_deref(), Some(vmac), "B answers with the same MAC");
+}
+
+/// VRRP over IPv6 (`family = "ipv6"`): adverts go from each kernel
+/// interface's link-local address to ff02::12 (hop limit 255); the master
+/// owns an IPv6 VIP and its real server's floating IPv6 gateway; a
+/// `kill -9` hands both to the backup, which announces them with
+/// unsolicited neighbour advertisements.
+#[test]
+fn vrrp_over_ipv6_elects_and_fails_over() {
+    let mut bed = Bed::new("ha-v6").unwrap();
+    let c = bed.segment("c").unwrap();
+    let s = bed.segment("s").unwrap();
+    bed.add_balancer().unwrap();
+    for i in 0..2 {
+        bed.select(i);
+        bed.rvsd_port_with_kernel("client", c, &[&format!("{}/24", own(i, 0)), &format!("2001:db8::{}/64", 2 + i)], "rvsk");
+        bed.rvsd_port("server", s, &[&format!("{}/24", own(i, 1)), &format!("2001:db8:1::{}/64", 2 + i)]);
+    }
+    bed.select(0);
+    let client = bed.host("c0", c, &["2001:db8::10/64"], &[]).unwrap();
+    let server = bed.host("s0", s, &["2001:db8:1::11/64"], &[("2001:db8::/64", "2001:db8:1::1")]).unwrap();
+    let kit = bin("rvs-testkit").unwrap();
+    bed.spawn(server, &[kit.to_str().unwrap(), "serve", "--name", "rs1", "--http", "[::]:8080"]).unwrap();
+    let mut p = Pair { bed, client, servers: vec![server], mode: Mode::Nat };
+    let conf = |priority: u8| {
+        format!(
+            "[ha]\nport = \"client\"\nfamily = \"ipv6\"\nvrid = 52\npriority = {priority}\nadvert_interval_ms = 100\n\
+             virtual_addresses = [\"2001:db8:1::1\"]\ngarp_count = 3\ntrack_link = false\n\n\
+             [[services]]\nvip = \"2001:db8::100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"nat\"\n\
+             [[services.real_servers]]\naddress = \"2001:db8:1::11\"\nport = 8080\n"
+        )
+    };
+    for (i, priority) in [(0, 150), (1, 100)] {
+        p.bed.select(i);
+        p.bed.start_rvsd("workers = 1", &conf(priority)).unwrap_or_else(|e| panic!("balancer {i}: {e}"));
+    }
+    p.wait_state(0, "MASTER", Duration::from_secs(5));
+    p.wait_state(1, "BACKUP", Duration::from_secs(3));
+    let t = Instant::now();
+    while p.ha(1)["master"].is_null() && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (ha, hb) = (p.ha(0), p.ha(1));
+    let master = hb["master"].as_str().unwrap_or_default().to_string();
+    assert!(master.starts_with("fe80:"), "B hears A's link-local address as master: {hb}");
+    assert!(hb["adverts_received"].as_u64().unwrap() > 0, "{hb}");
+    assert!(ha["adverts_sent"].as_u64().unwrap() > 0, "{ha}");
+    let url = "http://[2001:db8::100]/";
+    let out = common::kit(&p.bed, p.client, &["http", "--url", url, "--count", "20"], 60);
+    assert_eq!(out["ok"], 20, "through A: {out}\n{}", p.log(0));
+    p.bed.select(0);
+    p.bed.kill_rvsd().unwrap();
+    let took = p.wait_state(1, "MASTER", Duration::from_secs(3));
+    eprintln!("IPv6 VRRP: B master {took:?} after A's kill -9 (master was {master})");
+    let out = common::kit(&p.bed, p.client, &["http", "--url", url, "--count", "20"], 60);
+    assert_eq!(out["ok"], 20, "through B: {out}\n{}", p.log(1));
+    p.bed.select(1);
+    let r = p.bed.stats().unwrap();
+    assert!(r.frames.forwarded > 0, "B forwarded the IPv6 traffic: {r:?}");
+    // keepalived (an IPv6 instance of the same VRID, priority 200) preempts
+    // B, and B takes over again when it dies.
+    let kad_host = p.bed.host("kad", c, &["2001:db8::9/64"], &[]).unwrap();
+    let k = start_keepalived_for(&mut p, kad_host, 200, 52, "2001:db8::100/128");
+    wait_keepalived(&mut p, k, "MASTER", Duration::from_secs(8));
+    p.wait_state(1, "BACKUP", Duration::from_secs(3));
+    let hb = p.ha(1);
+    let kad_master = hb["master"].as_str().unwrap_or_default().to_string();
+    assert!(kad_master.starts_with("fe80:") && kad_master != master, "B hears keepalived's link-local address: {hb}");
+    p.bed.proc(k).signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    let took = p.wait_state(1, "MASTER", Duration::from_secs(3));
+    eprintln!("IPv6 VRRP: B master {took:?} after keepalived (master {kad_master}) was killed");
 }

@@ -951,7 +951,7 @@ fn index_ha(cfg: &Config, snap: &mut Snapshot) {
     let Some(h) = &cfg.ha else { return };
     snap.ha_port = cfg.ports.iter().position(|p| p.name == h.port).map(port_u8);
     snap.sync_port = h.sync.then_some(h.sync_port);
-    snap.vmac = h.use_virtual_mac.then(|| rvs_wire::vrrp::virtual_mac(h.vrid, false));
+    snap.vmac = h.use_virtual_mac.then(|| rvs_wire::vrrp::virtual_mac(h.vrid, h.family == config::HaFamily::Ipv6));
     for &a in &h.virtual_addresses {
         let Some(p) = cfg.ports.iter().position(|p| p.addresses.iter().any(|n| n.contains(a))) else { continue };
         match a {

@@ -64,6 +64,9 @@ pub struct Settings {
     pub local: Ipv4Addr,
     /// Unicast peers (empty: multicast).
     pub peers: Vec<Ipv4Addr>,
+    /// The VRRP family; over IPv6 adverts go from the kernel interface's
+    /// link-local address to ff02::12 (unicast peers are IPv4 only).
+    pub family: config::HaFamily,
     /// The shared key, if authentication is on.
     pub key: Option<Vec<u8>>,
     /// The addresses the adverts list (the VIPs of the family).
@@ -87,12 +90,6 @@ impl Settings {
     pub fn of(cfg: &config::Config) -> Result<Option<Settings>, HaError> {
         let Some(h) = &cfg.ha else { return Ok(None) };
         let cfgerr = |field, message: String| HaError::Config { field, message };
-        if h.family == config::HaFamily::Ipv6 {
-            return Err(cfgerr(
-                "family",
-                "VRRP over IPv6 is not implemented yet; use ipv4 (IPv6 VIPs are covered by an IPv4 instance)".into(),
-            ));
-        }
         let port = cfg.ports.iter().find(|p| p.name == h.port).ok_or_else(|| cfgerr("port", format!("no port named {:?}", h.port)))?;
         let iface = port.kernel_interface.clone().ok_or_else(|| cfgerr("port", "needs a kernel_interface".into()))?;
         let local = port
@@ -102,7 +99,7 @@ impl Settings {
                 IpAddr::V4(v) => Some(v),
                 IpAddr::V6(_) => None,
             })
-            .ok_or_else(|| cfgerr("port", format!("port {:?} has no IPv4 address to advertise from", h.port)))?;
+            .ok_or_else(|| cfgerr("port", format!("port {:?} has no IPv4 address (VRRP over IPv4 and session sync need one)", h.port)))?;
         let key = match &h.auth_key_file {
             Some(f) => {
                 let k = std::fs::read(f).map_err(|e| cfgerr("auth_key_file", format!("{}: {e}", f.display())))?;
@@ -110,7 +107,8 @@ impl Settings {
             }
             None => None,
         };
-        let mut addresses: Vec<IpAddr> = cfg.services.iter().map(|s| s.vip).filter(IpAddr::is_ipv4).collect();
+        let v6 = h.family == config::HaFamily::Ipv6;
+        let mut addresses: Vec<IpAddr> = cfg.services.iter().map(|s| s.vip).filter(|a| a.is_ipv6() == v6).collect();
         addresses.sort_unstable();
         addresses.dedup();
         Ok(Some(Settings {
@@ -129,6 +127,7 @@ impl Settings {
                     IpAddr::V6(_) => None,
                 })
                 .collect(),
+            family: h.family,
             key,
             addresses,
             notify: h.notify.clone(),
