@@ -130,6 +130,14 @@ pub struct Ha {
     /// Sync id (default: the VRID); messages with another are ignored.
     #[serde(default)]
     pub sync_id: Option<u8>,
+    /// A UDP flow is synced once the client has sent this many packets
+    /// (IPVS's `sync_threshold`, 3): one-shot queries are not streamed.
+    #[serde(default = "default_sync_udp_threshold")]
+    pub sync_udp_threshold: u8,
+}
+
+fn default_sync_udp_threshold() -> u8 {
+    3
 }
 
 fn default_true() -> bool {
@@ -1176,6 +1184,7 @@ impl Checks<'_> {
         if h.sync_port == 0 {
             self.err("ha.sync_port", "0 is not a port");
         }
+        self.in_range("ha.sync_udp_threshold", h.sync_udp_threshold, 1..=255, "");
         // Full NAT sources its packets from local addresses: in a pair they
         // must move with the master, so they cannot be a port's own.
         for (i, s) in self.cfg.services.iter().enumerate() {

@@ -90,8 +90,10 @@ pub struct Session<A: Family> {
     pub flags: SessionFlags,
     /// Port the client's packets arrive on (replies leave by it).
     pub client_port: u8,
-    /// Padding kept explicit so the IPv4 entry is exactly one line.
-    pub reserved: u8,
+    /// UDP: the client's packets, counted up to the pair's sync threshold
+    /// (the flow is synced when it reaches it). Also keeps the IPv4 entry
+    /// exactly one cache line.
+    pub sync_count: u8,
     /// MAC address the client's packets came from (the reply's next hop).
     pub client_mac: [u8; 6],
 }
@@ -115,7 +117,7 @@ impl<A: Family> Default for Session<A> {
             mode: Mode::Nat,
             flags: SessionFlags::empty(),
             client_port: 0,
-            reserved: 0,
+            sync_count: 0,
             client_mac: [0; 6],
         }
     }

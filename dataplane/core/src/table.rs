@@ -307,6 +307,8 @@ pub struct Snapshot {
     pub ha_port: Option<u8>,
     /// The UDP port of session sync, in a pair.
     pub sync_port: Option<u16>,
+    /// Client packets after which a UDP flow is synced.
+    pub sync_udp_threshold: u8,
     /// The VRRP virtual MAC the master uses for the virtual addresses,
     /// when the pair is configured so.
     pub vmac: Option<MacAddr>,
@@ -426,6 +428,7 @@ impl Snapshot {
             neighbors: Vec::new(),
             ha_port: None,
             sync_port: None,
+            sync_udp_threshold: 1,
             vmac: None,
             maps: ByFamily::default(),
         };
@@ -951,6 +954,7 @@ fn index_ha(cfg: &Config, snap: &mut Snapshot) {
     let Some(h) = &cfg.ha else { return };
     snap.ha_port = cfg.ports.iter().position(|p| p.name == h.port).map(port_u8);
     snap.sync_port = h.sync.then_some(h.sync_port);
+    snap.sync_udp_threshold = h.sync_udp_threshold;
     snap.vmac = h.use_virtual_mac.then(|| rvs_wire::vrrp::virtual_mac(h.vrid, h.family == config::HaFamily::Ipv6));
     for &a in &h.virtual_addresses {
         let Some(p) = cfg.ports.iter().position(|p| p.addresses.iter().any(|n| n.contains(a))) else { continue };

@@ -121,7 +121,7 @@ fn build<A: Family, B: PacketBuf>(
         mode: b.mode,
         flags: SessionFlags::empty(),
         client_port: in_port,
-        reserved: 0,
+        sync_count: 0, // counted by the packet's own step (advance_state)
         client_mac: ether::src(buf.data()).0,
     };
     match b.mode {

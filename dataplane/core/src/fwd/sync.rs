@@ -4,8 +4,10 @@
 //! On a master, the session changes a backup needs become records in the
 //! core's sync buffer ([`emit`]): a TCP session once it is established
 //! (IPVS syncs from ESTABLISHED on: a flow caught in its handshake by a
-//! failover is retried by its SYN), every later state change, UDP flows
-//! at creation, and the end of a session. The worker drains the buffer
+//! failover is retried by its SYN), every later state change, a UDP flow
+//! once its client has sent `ha.sync_udp_threshold` packets (IPVS's
+//! `sync_threshold`: one-shot queries are not streamed), and the end of a
+//! session. The worker drains the buffer
 //! into its queue to the sync thread after each burst; nothing here
 //! allocates or makes a system call. A bulk walk ([`Forwarder::bulk_sync`])
 //! emits every synced-worthy session, for a node that joins.
@@ -80,9 +82,16 @@ impl SyncOut {
     }
 }
 
-/// Whether a backup needs to hear of a session in this state.
+/// Whether a backup needs to hear of session `s`: TCP from ESTABLISHED
+/// on, a UDP flow once its client sent `udp_threshold` packets.
 #[inline]
-fn worth_syncing(state: State) -> bool {
+fn worth_syncing<A: Family>(s: &Session<A>, udp_threshold: u8) -> bool {
+    syncable(s.state) && (s.state != State::Udp || s.sync_count >= udp_threshold)
+}
+
+/// The states a sync record may carry.
+#[inline]
+fn syncable(state: State) -> bool {
     !matches!(state, State::Free | State::SynRecv | State::Reset)
 }
 
@@ -116,7 +125,7 @@ fn record_of<A: Family>(s: &Session<A>, now: u32, op: Op) -> Option<AnyRecord> {
 /// emits and the session is worth syncing.
 #[inline]
 pub(super) fn emit<A: Family>(cx: &Ctx<'_>, out: &mut SyncOut, s: &Session<A>, op: Op) {
-    if !out.on || !worth_syncing(s.state) {
+    if !out.on || !worth_syncing(s, cx.snap.sync_udp_threshold) {
         return;
     }
     if out.buf.len() >= SYNC_BUFFER {
@@ -142,7 +151,7 @@ fn upsert<A: Family>(cx: &Ctx<'_>, st: &mut St, r: &Record<A>) -> Result<(), Syn
         .find(is_it)
         .or_else(|| cx.snap.backends.iter().flatten().filter(|b| b.service == svc.slot).find(is_it))
         .ok_or(SyncReject::NoServer)?;
-    let state = State::from_u8(r.state).filter(|&s| worth_syncing(s)).ok_or(SyncReject::BadRecord)?;
+    let state = State::from_u8(r.state).filter(|&s| syncable(s)).ok_or(SyncReject::BadRecord)?;
     let mode = Mode::from_u8(r.mode).filter(|&m| m == b.mode).ok_or(SyncReject::BadRecord)?;
     if cx.snap.port(r.client_port).is_none() {
         return Err(SyncReject::BadRecord);
@@ -174,7 +183,8 @@ fn upsert<A: Family>(cx: &Ctx<'_>, st: &mut St, r: &Record<A>) -> Result<(), Syn
         mode,
         flags,
         client_port: r.client_port,
-        reserved: 0,
+        // Synced already: worth syncing again, should this node lead.
+        sync_count: u8::MAX,
         client_mac: r.client_mac,
     };
     let table = st.sessions.get_mut::<A>();

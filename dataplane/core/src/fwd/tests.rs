@@ -1355,3 +1355,28 @@ fn a_bulk_walk_emits_every_synced_session() {
     while !master.bulk_sync(now, &mut cursor, 1000) {}
     assert_eq!(master.take_sync().count(), 25, "the established half, not the handshakes");
 }
+
+#[test]
+fn a_udp_flow_is_synced_once_its_client_reaches_the_threshold() {
+    let text = cfg_text("nat", "rr").replacen("\"2001:db8::1/64\"]\n", "\"2001:db8::1/64\"]\nkernel_interface = \"rvsk\"\n", 1)
+        + "\n[ha]\nport = \"client\"\nvrid = 51\nsync_udp_threshold = 3\n";
+    let (mut master, _, _) = forwarder_from(&text, 4096);
+    master.set_role(true, true);
+    let query = |cport| rvs_testpkt::udp4(CLIENT_MAC, P0_MAC, ip("198.18.0.2"), ip("198.18.0.100"), cport, 53, b"q");
+    // A one-shot query is never streamed; a flow is, once, at its third packet.
+    assert_eq!(master.process(&mut VecBuf::new(&query(6000)), 0), Verdict::Tx(1));
+    for n in 1..=5 {
+        assert_eq!(master.process(&mut VecBuf::new(&query(6001)), 0), Verdict::Tx(1));
+        let recs: Vec<_> = master.take_sync().collect();
+        assert_eq!(recs.len(), usize::from(n == 3), "packet {n}: {recs:?}");
+    }
+    // A bulk walk and the refresh send only the flow past the threshold.
+    let (mut cursor, now) = (0, master.now);
+    while !master.bulk_sync(now, &mut cursor, 10_000) {}
+    assert_eq!(master.take_sync().count(), 1);
+    // Without [ha] (threshold 1) a UDP flow is synced at creation.
+    let mut plain = forwarder("nat", "rr");
+    plain.set_role(true, true);
+    assert_eq!(plain.process(&mut VecBuf::new(&query(6002)), 0), Verdict::Tx(1));
+    assert_eq!(plain.take_sync().count(), 1);
+}

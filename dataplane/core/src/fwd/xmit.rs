@@ -17,7 +17,7 @@ use super::reset::{reset_reply_to_client, reset_to_sender};
 use super::state::{Ctx, Pkt, St};
 use super::sweep::{account_transition, end_session};
 use super::Verdict;
-use crate::conn;
+use crate::conn::{self, State};
 use crate::drop::DropReason;
 use crate::session::{Dir, Session};
 use crate::table::{BackendView, Mode, PortView};
@@ -123,9 +123,17 @@ fn advance_state<A: Family>(cx: &Ctx<'_>, st: &mut St, idx: u32, dir: Dir, p: &P
     if let Some(tm) = svc_timeouts {
         e.expires = cx.now.wrapping_add(new.timeout(tm, pressure));
     }
-    if new != old {
+    // A UDP flow is synced when its client's packets reach the threshold.
+    let threshold = cx.snap.sync_udp_threshold;
+    let udp_synced_now = new == State::Udp && dir == Dir::Forward && e.sync_count < threshold && {
+        e.sync_count += 1;
+        e.sync_count == threshold
+    };
+    if new != old || udp_synced_now {
         let now_s = *e;
-        account_transition(cx, &mut st.load, s.backend, old, new);
+        if new != old {
+            account_transition(cx, &mut st.load, s.backend, old, new);
+        }
         super::sync::emit(cx, &mut st.sync, &now_s, rvs_wire::sync::Op::Upsert);
     }
 }
