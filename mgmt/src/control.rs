@@ -737,7 +737,15 @@ impl Client {
         self.next_id += 1;
         let mut line = serde_json::to_vec(&req)?;
         line.push(b'\n');
-        self.stream.write_all(&line)?;
+        if let Err(e) = self.stream.write_all(&line) {
+            // A server that refuses the connection (a uid not allowed, too
+            // many connections) answers at once and closes: its answer may
+            // be waiting even though the request could not be written.
+            if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) {
+                return self.read_response().map_err(|_| e);
+            }
+            return Err(e);
+        }
         self.read_response()
     }
 
