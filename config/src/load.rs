@@ -368,6 +368,29 @@ mod refusals {
     }
 
     #[test]
+    fn cluster_services_and_announce_are_refused_field_by_field() {
+        let with_k = base().replace("\"2001:db8::1/64\"]", "\"2001:db8::1/64\"]\nkernel_interface = \"rvsk\"");
+        let dr = with_k
+            .replace("port = 8080", "port = 80")
+            .replace("forwarding = \"nat\"", "forwarding = \"dr\"")
+            .replace("scheduler = \"wlc\"", "scheduler = \"mh\"");
+        let ok = format!("{}\n[announce]\nport = \"client\"\n", dr.replace("forwarding = \"dr\"", "forwarding = \"dr\"\ncluster = true"));
+        let c = from_str(&ok, "rvs.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.services[0].cluster);
+        assert_eq!(c.announce.as_ref().map(|a| (a.table, a.drain_ms)), Some((100, 2000)));
+        for (text, field) in [
+            (ok.replace("scheduler = \"mh\"", "scheduler = \"wlc\""), "services[0].cluster"),
+            (ok.replace("forwarding = \"dr\"", "forwarding = \"nat\""), "services[0].forwarding"),
+            (ok.replace("cluster = true", "cluster = true\npersistence = { timeout = 60 }"), "services[0].cluster"),
+            (ok.replace("port = \"client\"\n", "port = \"server\"\n"), "announce.port"),
+            (ok.replace("port = \"client\"\n", "port = \"client\"\ntable = 254\n"), "announce.table"),
+        ] {
+            let e = refuse(&text);
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
     fn refusals_without_a_line_say_whole_file() {
         let e = refuse("[dataplane]\nworkers = 1\n");
         assert_eq!(e.field, "ports");

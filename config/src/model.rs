@@ -43,6 +43,40 @@ pub struct Config {
     /// single balancer, always active.
     #[serde(default)]
     pub ha: Option<Ha>,
+    /// Scale-out behind ECMP: the VIPs this balancer announces, as routes a
+    /// routing daemon (BIRD, FRR) exports by BGP. Absent: nothing is
+    /// announced.
+    #[serde(default)]
+    pub announce: Option<Announce>,
+}
+
+/// `[announce]`: rvsd decides what is announced, a routing daemon speaks
+/// BGP. Each announced VIP is a host route (/32, /128) in kernel routing
+/// table `table`, through the kernel interface of `port`; BIRD's kernel
+/// protocol learns the table and its BGP protocol exports it. The routes
+/// go through the TAP device rvsd owns, so the kernel deletes them the
+/// moment rvsd dies, however it dies: a dead balancer is never announced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    /// The port towards the routers; its `kernel_interface` carries the
+    /// routes (and BGP).
+    pub port: String,
+    /// Kernel routing table of the announced routes, 1..=4294967295 but not
+    /// 253-255 (default, main, local).
+    #[serde(default = "default_announce_table")]
+    pub table: u32,
+    /// On shutdown: withdraw, keep forwarding this long (the routers move
+    /// their flows away), then stop. Milliseconds.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u32,
+}
+
+fn default_announce_table() -> u32 {
+    100
+}
+fn default_drain_ms() -> u32 {
+    2000
 }
 
 /// The address family a VRRP instance speaks.
@@ -921,6 +955,13 @@ pub struct Service {
     /// `sloppy_tcp`); useful after a failover.
     #[serde(default)]
     pub sloppy_tcp: bool,
+    /// Cluster mode, for N balancers behind ECMP: a TCP segment of no
+    /// session (a flow a router moved here from another balancer) is
+    /// scheduled by the same consistent hash and opens a session, as
+    /// Katran does, instead of being dropped as `tcp_no_session`. Needs
+    /// `scheduler = "mh"` and DR or tunnel forwarding.
+    #[serde(default)]
+    pub cluster: bool,
     /// What happens to the sessions of a real server removed from it.
     #[serde(default)]
     pub on_remove: OnRemove,
@@ -967,6 +1008,7 @@ impl Service {
             local_addresses: Vec::new(),
             when_full: None,
             sloppy_tcp: false,
+            cluster: false,
             on_remove: OnRemove::Reset,
             health_check: None,
             feedback: None,
@@ -1048,6 +1090,7 @@ impl Config {
         c.neighbors_and_routes();
         c.services(&own, strictness);
         c.ha(&own);
+        c.announce();
         if c.errs.is_empty() {
             Ok(())
         } else {
@@ -1123,6 +1166,23 @@ impl Checks<'_> {
             let msg = format!("{v} is not {}..={}{unit}", range.start(), range.end());
             self.err(field, msg);
         }
+    }
+
+    /// The `[announce]` section: a port with a kernel interface, a table
+    /// of its own.
+    fn announce(&mut self) {
+        let Some(a) = &self.cfg.announce else { return };
+        match self.cfg.ports.iter().find(|p| p.name == a.port) {
+            None => self.err("announce.port", format!("no port named {:?}", a.port)),
+            Some(p) if p.kernel_interface.is_none() => {
+                self.err("announce.port", format!("port {:?} has no kernel_interface: the announced routes and BGP go through it", a.port))
+            }
+            Some(_) => {}
+        }
+        if a.table == 0 || (253..=255).contains(&a.table) {
+            self.err("announce.table", format!("{} is not a table of its own (not 0, 253 default, 254 main, 255 local)", a.table));
+        }
+        self.in_range("announce.drain_ms", a.drain_ms, 0..=600_000, "");
     }
 
     /// The `[ha]` section: a port with a kernel interface, VRRP's ranges,
@@ -1356,6 +1416,31 @@ impl Checks<'_> {
 
     /// The service's own fields: port, VIP, Maglev size, persistence,
     /// timeouts, local addresses.
+    /// Cluster mode: every balancer must make the same choice for a flow
+    /// it has never seen, and be able to forward it without the session
+    /// the first balancer holds.
+    fn cluster(&mut self, i: usize, s: &Service) {
+        let f = |k: &str| format!("services[{i}].{k}");
+        if s.scheduler != SchedulerKind::Mh {
+            self.err(f("cluster"), "needs scheduler = \"mh\": only Maglev makes every balancer pick the same real server");
+        }
+        if s.persistence.is_some() {
+            self.err(f("cluster"), "cannot be persistent: persistence templates are one balancer's memory");
+        }
+        let stateless = |fw: Forwarding| matches!(fw, Forwarding::Dr | Forwarding::Tunnel);
+        if !stateless(s.forwarding) {
+            self.err(
+                f("forwarding"),
+                "cluster mode needs dr or tunnel: NAT and full NAT replies must come back through the balancer that holds the session",
+            );
+        }
+        for (j, r) in s.real_servers.iter().enumerate() {
+            if r.forwarding.is_some_and(|fw| !stateless(fw)) {
+                self.err(format!("services[{i}].real_servers[{j}].forwarding"), "cluster mode needs dr or tunnel");
+            }
+        }
+    }
+
     fn service(&mut self, i: usize, s: &Service, ours: &Ours) {
         let f = |k: &str| format!("services[{i}].{k}");
         if s.port == 0 {
@@ -1369,6 +1454,9 @@ impl Checks<'_> {
         }
         if s.scheduler == SchedulerKind::Mh && (!is_prime(s.mh_table_size) || !(7..=10_000_019).contains(&s.mh_table_size)) {
             self.err(f("mh_table_size"), format!("{} is not a prime in 7..=10000019", s.mh_table_size));
+        }
+        if s.cluster {
+            self.cluster(i, s);
         }
         if let Some(p) = s.persistence {
             let max = if s.vip.is_ipv4() { 32 } else { 128 };

@@ -14,7 +14,7 @@
 //!
 //! rvs adds: `-b`/`--fullnat` (full NAT, as DPVS's ipvsadm), and, on
 //! `-A`/`-E`, `--mh-size N`, `--on-remove reset|keep`, `--when-full
-//! refuse|stateless`, `--sloppy-tcp`, `--timeouts EST,SYN,FIN,CLOSE,UDP`
+//! refuse|stateless`, `--sloppy-tcp`, `--cluster`, `--timeouts EST,SYN,FIN,CLOSE,UDP`
 //! (seconds), which `-S` writes when they are not the defaults, so that
 //! `-S` / `-C` / `-R` restores exactly. `--json` prints the raw reply.
 //!
@@ -57,6 +57,8 @@ pub enum Show {
     Config,
     /// The pair: state, master, adverts, sync.
     Ha,
+    /// Scale-out: the VIPs announced, the drain state.
+    Node,
 }
 
 /// A parsed command line.
@@ -96,6 +98,14 @@ pub enum Action {
     SyncDaemon(SyncDaemon),
     /// `-L --daemon`: the sync daemon's state.
     ListDaemon,
+    /// `choose tcp|udp VIP:port CLIENT:PORT...`: the real server a hashing
+    /// scheduler gives each client's new flow.
+    Choose {
+        /// The service.
+        key: ServiceKey,
+        /// The flows' clients.
+        clients: Vec<(IpAddr, u16)>,
+    },
     /// `-h`.
     Help,
 }
@@ -217,6 +227,7 @@ struct Flags {
     on_remove: Option<OnRemove>,
     when_full: Option<WhenFull>,
     sloppy: bool,
+    cluster: bool,
     timeouts: Option<Timeouts>,
     replace: bool,
 }
@@ -436,6 +447,7 @@ fn apply_option(f: &mut Flags, opts: &mut Options, name: &str, arg: &mut Arg<'_,
         "on-remove" => f.on_remove = Some(arg.choice(&[("reset", OnRemove::Reset), ("keep", OnRemove::Keep)])?),
         "when-full" => f.when_full = Some(arg.choice(&[("refuse", WhenFull::Refuse), ("stateless", WhenFull::Stateless)])?),
         "sloppy-tcp" => f.sloppy = true,
+        "cluster" => f.cluster = true,
         "replace" => f.replace = true,
         "timeouts" => f.timeouts = Some(parse_timeouts(&arg.value()?)?),
         "u-threshold" | "l-threshold" => return Err(usage("connection thresholds (-x/-y) are not supported by rvs")),
@@ -551,6 +563,7 @@ impl Flags {
         s.on_remove = self.on_remove.unwrap_or_default();
         s.when_full = self.when_full;
         s.sloppy_tcp = self.sloppy;
+        s.cluster = self.cluster;
         if let Some(t) = self.timeouts {
             s.timeouts = t;
         }
@@ -573,6 +586,7 @@ impl Flags {
             when_full: self.when_full,
             on_remove: self.on_remove,
             sloppy_tcp: self.sloppy.then_some(true),
+            cluster: Some(self.cluster),
         };
         Ok(Op::ServiceEdit { key, patch })
     }
@@ -687,7 +701,10 @@ fn show(what: &str) -> Result<Action, UsageError> {
         "health" => Action::Show(Show::Health),
         "config" => Action::Show(Show::Config),
         "ha" => Action::Show(Show::Ha),
-        other => return Err(usage(format!("show {other:?}: services, stats, rate, connections, drops, neighbors, health, config or ha"))),
+        "node" => Action::Show(Show::Node),
+        other => {
+            return Err(usage(format!("show {other:?}: services, stats, rate, connections, drops, neighbors, health, config, ha or node")))
+        }
     })
 }
 
@@ -732,6 +749,18 @@ pub fn parse(args: &[String]) -> Result<(Action, Options), UsageError> {
         ("clear", _) => Action::Change(Op::Clear),
         ("save", _) => Action::Save,
         ("restore", _) => Action::Restore { replace: rest.iter().any(|a| a == "--replace") },
+        ("choose", _) => {
+            let [proto, vip, clients @ ..] = rest else {
+                return Err(usage("usage: rvsadm choose tcp|udp VIP:port CLIENT:PORT..."));
+            };
+            let protocol = if protocol_flag(proto)? == "-t" { Protocol::Tcp } else { Protocol::Udp };
+            let (vip, port) = parse_addr_port(vip, false)?;
+            let clients = clients.iter().map(|c| parse_addr_port(c, false)).collect::<Result<Vec<_>, _>>()?;
+            Action::Choose { key: ServiceKey { protocol, vip, port }, clients }
+        }
+        ("node", Some("drain")) => Action::Simple("node.drain"),
+        ("node", Some("undrain")) => Action::Simple("node.undrain"),
+        ("node", _) => return Err(usage("node drain|undrain")),
         ("help", _) => Action::Help,
         (other, _) => return Err(usage(format!("unknown command {other:?} (try rvsadm help)"))),
     };
@@ -791,6 +820,25 @@ mod tests {
                 assert_eq!(service.on_remove, OnRemove::Keep);
             }
             a => panic!("{a:?}"),
+        }
+    }
+
+    #[test]
+    fn scale_out_commands() {
+        assert_eq!(p("node drain"), Action::Simple("node.drain"));
+        assert_eq!(p("node undrain"), Action::Simple("node.undrain"));
+        assert_eq!(p("show node"), Action::Show(Show::Node));
+        assert!(parse(&"node sideways".split(' ').map(String::from).collect::<Vec<_>>()).is_err());
+        assert_eq!(
+            p("choose tcp 198.18.3.100:80 198.19.0.1:40000 [2001:db8::5]:1"),
+            Action::Choose {
+                key: key("198.18.3.100:80"),
+                clients: vec![("198.19.0.1".parse().unwrap(), 40000), ("2001:db8::5".parse().unwrap(), 1)]
+            }
+        );
+        match p("-A -t 198.18.3.100:80 -s mh --cluster") {
+            Action::Change(Op::ServiceAdd { service }) => assert!(service.cluster),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -94,6 +94,45 @@ struct BatchArgs {
     ops: Vec<Op>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChooseArgs {
+    key: ServiceKey,
+    /// Client address and port of each flow.
+    clients: Vec<(IpAddr, u16)>,
+}
+
+/// Most flows one `choose` request may ask about.
+const CHOOSE_MAX: usize = 100_000;
+
+/// The `choose` command: the real server a hashing scheduler gives each
+/// of the clients' new flows (`rvsadm show choice`), as the workers would.
+fn choose(m: &Manager, a: &Value) -> Result<Value, CmdError> {
+    let x: ChooseArgs = args("choose", a)?;
+    if x.clients.len() > CHOOSE_MAX {
+        return Err(CmdError::field(ErrorCode::BadRequest, "args.clients", format!("at most {CHOOSE_MAX} flows per request")));
+    }
+    let snap = m.shared().snapshot.load();
+    let svc = m.config().services.iter().find(|s| s.key() == x.key);
+    match svc {
+        None => return Err(CmdError::field(ErrorCode::NotFound, "args.key", format!("no service {}", x.key))),
+        Some(s) if !matches!(s.scheduler, config::SchedulerKind::Sh | config::SchedulerKind::Dh | config::SchedulerKind::Mh) => {
+            return Err(CmdError::field(
+                ErrorCode::BadRequest,
+                "args.key",
+                format!("service {} schedules by {:?}: only sh, dh and mh choose by the flow alone", x.key, s.scheduler),
+            ))
+        }
+        Some(_) => {}
+    }
+    let servers: Vec<Value> = x
+        .clients
+        .iter()
+        .map(|&(c, p)| snap.hashed_choice(&x.key, c, p).map_or(Value::Null, |(a, p)| json!(crate::ipvsadm::addr_port(a, p))))
+        .collect();
+    Ok(json!({ "servers": servers }))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct SessionArgs {
@@ -197,6 +236,18 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
             };
             let interface = a.get("interface").and_then(Value::as_str);
             m.sync_daemon(cmd == "sync.start", syncid, interface)
+        }
+        "choose" => choose(m, a),
+        "node" => {
+            no_args(a)?;
+            m.node_report().map_or_else(
+                || Err(CmdError::field(ErrorCode::NotFound, "announce", "this balancer announces nothing (no [announce] section)")),
+                |r| to_value(&r),
+            )
+        }
+        "node.drain" | "node.undrain" => {
+            no_args(a)?;
+            m.drain_node(cmd == "node.drain").and_then(|r| to_value(&r))
         }
         "ha" => {
             no_args(a)?;

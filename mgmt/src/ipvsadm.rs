@@ -260,6 +260,9 @@ pub fn save(cfg: &config::Config) -> String {
         if s.sloppy_tcp {
             out.push_str(" --sloppy-tcp");
         }
+        if s.cluster {
+            out.push_str(" --cluster");
+        }
         let t = s.timeouts;
         if t != config::Timeouts::default() {
             let _ = write!(

@@ -14,12 +14,15 @@
 //! * [`cli`]: rvsadm's command line (ipvsadm's syntax and readable forms).
 //! * [`metrics`]: the Prometheus exposition of the report.
 //! * [`ha`]: the active/backup pair: VRRP election and session sync.
+//! * [`announce`]: scale-out behind ECMP: the VIPs a routing daemon (BIRD)
+//!   announces, as routes in a kernel table; drain and withdraw on stop.
 //! * [`fault`]: containment of faults in management tasks (a panic costs
 //!   one request or one check, never forwarding) and debug-only injection.
 //!
 //! The binaries are `src/bin/rvsd.rs` (the daemon's stages: load, start,
 //! serve, manage, stop) and `src/bin/rvsadm.rs` (the client).
 #![forbid(unsafe_code)]
+pub mod announce;
 pub mod cli;
 pub mod commands;
 pub mod control;

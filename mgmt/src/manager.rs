@@ -47,6 +47,8 @@ pub struct Manager {
     seen_wrong_port: u64,
     /// The pair, when `[ha]` is configured and its threads run.
     ha: Option<(Arc<crate::ha::HaCommon>, crate::ha::Settings)>,
+    /// The VIPs' announcement, when `[announce]` is configured.
+    announcer: Option<crate::announce::Announcer>,
 }
 
 /// Results kept per real server.
@@ -110,6 +112,7 @@ impl Manager {
             seen_conflicts: 0,
             seen_wrong_port: 0,
             ha: None,
+            announcer: None,
         }
     }
 
@@ -455,7 +458,51 @@ impl Manager {
         let mut r =
             self.accounting.report(&self.config, &self.shared.snapshot.load(), &self.cores, &self.port_missed, &self.health_reports());
         r.ha = self.ha_report();
+        r.node = self.node_report();
         r
+    }
+
+    /// Starts announcing the VIPs (`[announce]`), through the kernel
+    /// interface of its port.
+    pub fn start_announcing(&mut self) {
+        let Some(a) = &self.config.announce else { return };
+        let Some(iface) = self.config.ports.iter().find(|p| p.name == a.port).and_then(|p| p.kernel_interface.clone()) else { return };
+        self.announcer = Some(crate::announce::Announcer::new(a.table, &iface));
+        self.announce();
+    }
+
+    /// Brings the announced routes up to date (cheap when nothing changed).
+    pub fn announce(&mut self) {
+        if let Some(a) = &mut self.announcer {
+            a.update(&self.shared.snapshot.load());
+        }
+    }
+
+    /// `rvsadm node drain|undrain`.
+    pub fn drain_node(&mut self, drained: bool) -> Result<crate::announce::NodeReport, CmdError> {
+        use crate::proto::ErrorCode;
+        let a = self
+            .announcer
+            .as_mut()
+            .ok_or_else(|| CmdError::field(ErrorCode::NotFound, "announce", "this balancer announces nothing (no [announce] section)"))?;
+        a.set_drained(drained);
+        self.announce();
+        self.node_report().ok_or_else(|| CmdError::new(ErrorCode::Internal, "no announcer"))
+    }
+
+    /// Stopping: withdraws every VIP now; returns how long to keep
+    /// forwarding before the stop (`drain_ms`), if anything is announced
+    /// by this node at all.
+    pub fn withdraw_for_stop(&mut self) -> Option<Duration> {
+        let a = self.announcer.as_mut()?;
+        a.set_stopping();
+        self.announce();
+        self.config.announce.as_ref().map(|c| Duration::from_millis(u64::from(c.drain_ms)))
+    }
+
+    /// `rvsadm show node`.
+    pub fn node_report(&self) -> Option<crate::announce::NodeReport> {
+        self.announcer.as_ref().map(|a| a.report(&self.shared.snapshot.load()))
     }
 
     /// Attaches the running pair (its counters and settings).

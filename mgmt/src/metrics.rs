@@ -50,7 +50,24 @@ pub fn render(r: &Report, version: &str) -> String {
     workers(&mut f, r);
     neighbors(&mut f, r);
     ha(&mut f, r);
+    node(&mut f, r);
     out
+}
+
+/// Scale-out: what this node announces (only with `[announce]`).
+fn node(f: &mut Family<'_>, r: &Report) {
+    let Some(n) = &r.node else { return };
+    f.head("rvs_node_announced_vips", "gauge", "VIPs this node announces now.");
+    f.sample("rvs_node_announced_vips", &[], n.announced.len());
+    f.head("rvs_node_drained", "gauge", "1 while the operator has drained this node.");
+    f.sample("rvs_node_drained", &[], u64::from(n.drained));
+    f.head("rvs_vip_announced", "gauge", "1 for a VIP announced by this node, 0 for one withheld.");
+    for a in &n.announced {
+        f.sample("rvs_vip_announced", &[("vip", a.to_string())], 1);
+    }
+    for (a, _) in &n.withheld {
+        f.sample("rvs_vip_announced", &[("vip", a.to_string())], 0);
+    }
 }
 
 /// The pair: state, adverts, sync (only on a node of a pair).

@@ -43,6 +43,9 @@ pub struct ServicePatch {
     /// sloppy_tcp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sloppy_tcp: Option<bool>,
+    /// Cluster mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<bool>,
 }
 
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Persistence>>, D::Error> {
@@ -229,6 +232,9 @@ fn edit_service(s: &mut Service, p: &ServicePatch) {
     }
     if let Some(v) = p.sloppy_tcp {
         s.sloppy_tcp = v;
+    }
+    if let Some(v) = p.cluster {
+        s.cluster = v;
     }
 }
 

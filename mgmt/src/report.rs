@@ -269,6 +269,9 @@ pub struct Report {
     /// The pair's state, when this node is one of a pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha: Option<crate::ha::HaReport>,
+    /// What this node announces, when `[announce]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<crate::announce::NodeReport>,
 }
 
 /// What the workers did with the frames they received, by verdict.
@@ -584,6 +587,7 @@ impl Accounting {
             announcements: sum.of(|c| c.announcements.get()),
             faults: crate::fault::Task::ALL.iter().map(|t| (t.name().to_string(), crate::fault::count(*t))).collect(),
             ha: None,
+            node: None,
         }
     }
 }

@@ -243,6 +243,15 @@ impl Bed {
         Ok(self.procs.len() - 1)
     }
 
+    /// Starts a long-running process in the selected balancer's namespace
+    /// (beside its rvsd: a routing daemon).
+    pub fn spawn_on_balancer(&mut self, cmd: &[&str]) -> Result<usize> {
+        let log = self.lb_file(&format!("lb-proc{}", self.procs.len()), "log");
+        let p = self.lbc().ns.spawn(cmd, &log)?;
+        self.procs.push(p);
+        Ok(self.procs.len() - 1)
+    }
+
     /// A started process.
     pub fn proc(&mut self, i: usize) -> &mut Proc {
         &mut self.procs[i]

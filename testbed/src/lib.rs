@@ -18,13 +18,15 @@
 //! Modules: [`netns`] (namespaces), [`process`] (commands and children),
 //! [`bed`] (the world), [`rvsd`] (the daemon's lifecycle on a bed),
 //! [`bench`] (benchmark workloads and harness), [`pcap`] (capture files),
-//! [`pair`] (two balancers: the HA tests and the failover demo).
+//! [`pair`] (two balancers: the HA tests and the failover demo),
+//! [`cluster`] (N balancers with BIRD behind an ECMP router: scale-out).
 //!
 //! Errors are `anyhow`'s: this is a test harness, whose every error ends
 //! a test or the demo with a message for a person, as in a binary.
 #![forbid(unsafe_code)]
 pub mod bed;
 pub mod bench;
+pub mod cluster;
 pub mod netns;
 pub mod pair;
 pub mod pcap;

@@ -323,6 +323,26 @@ impl Snapshot {
         self.services.get(usize::from(slot))?.as_ref()
     }
 
+    /// The real server (address, port) a new flow from `src:sport` to the
+    /// service `key` gets from its hashing scheduler (sh, dh, mh), exactly
+    /// as a worker computes it: what a cluster of balancers must agree on.
+    /// None for other schedulers, an unknown service or no server.
+    pub fn hashed_choice(&self, key: &ServiceKey, src: IpAddr, sport: u16) -> Option<(IpAddr, u16)> {
+        let proto = match key.protocol {
+            config::Protocol::Tcp => rvs_wire::ip::proto::TCP,
+            config::Protocol::Udp => rvs_wire::ip::proto::UDP,
+        };
+        let (svc, s, d) = match (key.vip, src) {
+            (IpAddr::V4(v), IpAddr::V4(c)) => (self.service(Ipv4::from(v), key.port, proto)?, c.octets().to_vec(), v.octets().to_vec()),
+            (IpAddr::V6(v), IpAddr::V6(c)) => (self.service(Ipv6::from(v), key.port, proto)?, c.octets().to_vec(), v.octets().to_vec()),
+            _ => return None,
+        };
+        let flow = crate::sched::Flow::of(&s, svc.hash_port.then_some(sport), &d);
+        let pick = svc.sched.hashed_pick(&svc.cands, &flow)?;
+        let b = self.backends.get(usize::from(*svc.backends.get(pick)?))?.as_ref()?;
+        Some((b.addr, b.port))
+    }
+
     /// What `a` is to the balancer, if anything.
     #[inline]
     pub fn addr_kind<A: Family>(&self, a: A) -> Option<AddrKind> {
@@ -876,7 +896,7 @@ impl Compiler {
             persistence,
             when_full,
             stateless,
-            sloppy_tcp: s.sloppy_tcp,
+            sloppy_tcp: s.sloppy_tcp || s.cluster,
             locals: s.local_addresses.clone(),
             on_remove: s.on_remove,
             steer: persistence.map_or(Steer::Rss, |(_, p)| Steer::ClientNet(p)),

@@ -14,7 +14,7 @@ const USAGE: &str = "rvsadm - control rvsd (ipvsadm-compatible)
 ipvsadm syntax:
   rvsadm -A|-E -t|-u VIP:port [-s rr|wrr|lc|wlc|sed|nq|sh|dh|mh] [-p [timeout]] [-M netmask]
          [--sched-flags fallback,port] [--mh-size N] [--on-remove reset|keep]
-         [--when-full refuse|stateless] [--sloppy-tcp] [--timeouts EST,SYN,FIN,CLOSE,UDP]
+         [--when-full refuse|stateless] [--sloppy-tcp] [--cluster] [--timeouts EST,SYN,FIN,CLOSE,UDP]
   rvsadm -D -t|-u VIP:port
   rvsadm -a|-e -t|-u VIP:port -r RS[:port] [-g|-i|-m|-b] [-w weight]
   rvsadm -d -t|-u VIP:port -r RS[:port]
@@ -29,7 +29,9 @@ ipvsadm syntax:
 readable syntax:
   rvsadm service add|edit|del tcp|udp VIP:port [--scheduler S] [--persistent T] ...
   rvsadm server add|edit|del tcp|udp VIP:port RS[:port] [--weight W] [--forwarding nat|dr|tunnel|fullnat]
-  rvsadm show [services|stats|rate|connections|drops|neighbors|health|config|ha]
+  rvsadm show [services|stats|rate|connections|drops|neighbors|health|config|ha|node]
+  rvsadm node drain|undrain      (scale-out: withdraw / announce again every VIP)
+  rvsadm choose tcp|udp VIP:port CLIENT:PORT...   (the real server sh/dh/mh gives each new flow)
   rvsadm reload|zero|clear|save|restore|version|ping
 
 global: --socket PATH (default /run/rvs/rvsd.sock, or $RVS_SOCKET), --json";
@@ -151,6 +153,13 @@ impl Conn {
             }
             return;
         }
+        if what == Show::Node {
+            let v = self.call("node", Value::Null);
+            if !self.printed_json(|| v.clone()) {
+                print_node(&v);
+            }
+            return;
+        }
         let r = self.report();
         if self.printed_json(|| serde_json::to_value(&r).unwrap_or_default()) {
             return;
@@ -159,13 +168,16 @@ impl Conn {
             Show::Drops => print_drops(&r),
             Show::Neighbors => print_neighbors(&r),
             Show::Health => print_health(&r),
-            Show::Config | Show::Ha => {}
+            Show::Config | Show::Ha | Show::Node => {}
         }
     }
 
     /// `reload` prints what changed; other raw commands their reply.
     fn simple(&mut self, cmd: &str) {
         let v = self.call(cmd, Value::Null);
+        if !self.json && cmd.starts_with("node.") {
+            return print_node(&v);
+        }
         if self.json || cmd != "reload" {
             return print_json(&v);
         }
@@ -210,6 +222,27 @@ fn print_neighbors(r: &Report) {
     for n in &r.neighbors {
         let kind = if n.is_static { "static" } else { "dynamic" };
         println!("{:<40} {:<10} {:<18} {kind}", n.address, n.port, n.mac.as_deref().unwrap_or("(unresolved)"));
+    }
+}
+
+/// `show node`: what this balancer announces.
+fn print_node(v: &Value) {
+    let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let state = if v["stopping"] == true {
+        "stopping (withdrawn)"
+    } else if v["drained"] == true {
+        "drained"
+    } else {
+        "in service"
+    };
+    println!("node      {state}; routes in table {} via {}", v["table"], v["interface"].as_str().unwrap_or("?"));
+    let announced: Vec<String> = list("announced").iter().filter_map(|a| a.as_str().map(str::to_string)).collect();
+    println!("announced {}", if announced.is_empty() { "(none)".to_string() } else { announced.join(" ") });
+    for w in list("withheld") {
+        println!("withheld  {} ({})", w[0].as_str().unwrap_or("?"), w[1].as_str().unwrap_or("?"));
+    }
+    if let Some(e) = v["last_error"].as_str() {
+        println!("error     {e}");
     }
 }
 
@@ -311,6 +344,14 @@ fn main() {
                 // ipvsadm's line, with the role the election gave.
                 let role = v["state"].as_str().unwrap_or("backup").to_lowercase();
                 println!("{role} sync daemon (mcast={}, syncid={})", v["interface"].as_str().unwrap_or(""), v["sync_id"]);
+            }
+        }
+        Action::Choose { key, clients } => {
+            let v = c.call("choose", json!({ "key": key, "clients": clients }));
+            if !c.printed_json(|| v.clone()) {
+                for ((a, p), s) in clients.iter().zip(v["servers"].as_array().cloned().unwrap_or_default()) {
+                    println!("{} -> {}", ipvsadm::addr_port(*a, *p), s.as_str().unwrap_or("(none)"));
+                }
             }
         }
         Action::Help => {}

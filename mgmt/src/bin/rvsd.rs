@@ -104,6 +104,7 @@ fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool, ha: Option<&mgmt
                 }
             }
             fault::lock(&daemon.manager).poll_health();
+            fault::lock(&daemon.manager).announce();
             if let Some(h) = ha {
                 h.common.links_up.store(!h.settings.track_link || daemon.links_up(), Ordering::Relaxed);
                 h.common
@@ -194,6 +195,7 @@ fn main() {
         }
     };
     fault::lock(&daemon.manager).start_health_checks();
+    fault::lock(&daemon.manager).start_announcing();
     let metrics = match daemon_cfg.metrics_listen {
         Some(addr) => match mgmt::metrics::MetricsServer::start(addr, daemon.manager.clone()) {
             Ok(m) => {
@@ -212,6 +214,13 @@ fn main() {
     log(format!("forwarding; control socket {}", control.path().display()));
     manage(&daemon, &stop, &hup, ha.as_ref());
     log("stopping");
+    // Scale-out: withdraw every VIP, keep forwarding while the routers
+    // move the flows away, then stop.
+    let drain = fault::lock(&daemon.manager).withdraw_for_stop();
+    if let Some(d) = drain {
+        log(format!("VIPs withdrawn; forwarding {} ms more before the stop", d.as_millis()));
+        std::thread::sleep(d);
+    }
     if let Some(h) = ha {
         // A master says it stops (priority 0); the workers still run to
         // put that advert on the wire.

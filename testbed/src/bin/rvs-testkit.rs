@@ -477,12 +477,19 @@ fn failover_conn(addr: SocketAddr, path: &str, every: Duration, end: Instant) ->
     };
     // Generous: a request caught by the failover is retransmitted by TCP.
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let port = s.local_addr().map_or(0, |a| a.port());
     let mut r = BufReader::new(s);
     let (mut requests, mut last, mut gaps) = (0u64, epoch_ms(), Vec::new());
+    // Every real server that answered (one, unless the flow moved).
+    let mut servers: Vec<String> = Vec::new();
     let limit = 3 * u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
     while Instant::now() < end {
-        if let Err(e) = request(&mut r, path, true) {
-            return serde_json::json!({"ok": false, "error": e, "requests": requests, "gaps": gaps, "at": epoch_ms()});
+        match request(&mut r, path, true) {
+            Err(e) => {
+                return serde_json::json!({"ok": false, "error": e, "requests": requests, "gaps": gaps, "at": epoch_ms(), "servers": servers, "port": port})
+            }
+            Ok(name) if !servers.contains(&name) => servers.push(name),
+            Ok(_) => {}
         }
         let now = epoch_ms();
         if now - last > limit {
@@ -492,7 +499,7 @@ fn failover_conn(addr: SocketAddr, path: &str, every: Duration, end: Instant) ->
         requests += 1;
         std::thread::sleep(every);
     }
-    serde_json::json!({"ok": true, "requests": requests, "gaps": gaps})
+    serde_json::json!({"ok": true, "requests": requests, "gaps": gaps, "servers": servers, "port": port})
 }
 
 /// One UDP flow of `failover`.

@@ -15,7 +15,7 @@ use super::persist;
 use super::state::{Ctx, Pkt, St};
 use crate::conn::State;
 use crate::drop::DropReason;
-use crate::sched::{stable_hash, Flow};
+use crate::sched::Flow;
 use crate::session::{self, Session, SessionFlags};
 use crate::table::{BackendView, Mode, ServiceView};
 use rvs_wire::ip::proto;
@@ -185,16 +185,8 @@ pub(super) fn count_open(cx: &Ctx<'_>, st: &mut St, b: &BackendView, state: Stat
 /// Hashes a scheduler may use: source (and port) and destination, stable
 /// across restarts and balancers.
 pub(super) fn flow_hashes<A: Family>(p: &Pkt<A>, with_port: bool) -> Flow {
-    let mut b = [0u8; 18];
-    p.src.write(&mut b);
-    let n = if with_port {
-        b[A::LEN..A::LEN + 2].copy_from_slice(&p.sport.to_be_bytes());
-        A::LEN + 2
-    } else {
-        A::LEN
-    };
-    let src = stable_hash(&b[..n], 0x0073_7263);
-    let mut d = [0u8; 16];
+    let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
+    p.src.write(&mut s);
     p.dst.write(&mut d);
-    Flow { src, dst: stable_hash(&d[..A::LEN], 0x647374) }
+    Flow::of(&s[..A::LEN], with_port.then_some(p.sport), &d[..A::LEN])
 }

@@ -58,12 +58,19 @@ fn gcd(a: u32, b: u32) -> u32 {
 impl MaglevTable {
     /// Builds a table of `m` entries (prime). `ids[i]` is a stable identity
     /// of candidate i (e.g. a hash of its address and port), so a candidate
-    /// keeps its permutation whatever else changes.
+    /// keeps its permutation whatever else changes, and the table maps each
+    /// entry to the same identity whatever the candidates' order.
     pub fn build(cands: &[Candidate], ids: &[u64], m: u32) -> MaglevTable {
         let m64 = u64::from(m.max(2));
         let size = sat_usize(m64);
         let mut entries = vec![EMPTY; size];
-        let live: Vec<usize> = (0..cands.len()).filter(|&i| cands[i].weight > 0).collect();
+        // Turns go in the order of the candidates' identities, not of their
+        // indices: the table is a function of the set of (identity, weight)
+        // alone, whatever order a configuration lists them in or its
+        // history gave their slots - so every balancer of a cluster with
+        // the same real servers builds the same table.
+        let mut live: Vec<usize> = (0..cands.len()).filter(|&i| cands[i].weight > 0).collect();
+        live.sort_by_key(|&i| (ids.get(i).copied().unwrap_or(i as u64), i));
         if live.is_empty() {
             return MaglevTable { entries };
         }
@@ -159,6 +166,26 @@ mod tests {
 
     fn ids(n: usize) -> Vec<u64> {
         (0..n as u64).map(|i| stable_hash(&(0xc612_0100 + i).to_be_bytes(), 7)).collect()
+    }
+
+    proptest! {
+        /// The same real servers listed in any order build the same table,
+        /// read as identities (what a cluster of balancers relies on).
+        #[test]
+        fn the_table_does_not_depend_on_the_candidates_order(weights in proptest::collection::vec(0u32..5, 1..12), seed in any::<u64>()) {
+            let n = weights.len();
+            let id = ids(n);
+            let a = MaglevTable::build(&cands(&weights), &id, 251);
+            // A permutation of the candidates (with their ids and weights).
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by_key(|&i| stable_hash(&(i as u64 ^ seed).to_le_bytes(), 3));
+            let w2: Vec<u32> = order.iter().map(|&i| weights[i]).collect();
+            let id2: Vec<u64> = order.iter().map(|&i| id[i]).collect();
+            let b = MaglevTable::build(&cands(&w2), &id2, 251);
+            for e in 0..251 {
+                prop_assert_eq!(a.entry(e).map(|c| id[c]), b.entry(e).map(|c| id2[c]), "entry {}", e);
+            }
+        }
     }
 
     fn shares(t: &MaglevTable, n: usize) -> Vec<usize> {

@@ -70,6 +70,26 @@ pub struct Flow {
     pub dst: u64,
 }
 
+impl Flow {
+    /// The hashes of a flow from `src` (and `sport`, when the service
+    /// hashes ports) to `dst`, addresses in network byte order: stable
+    /// across restarts and balancers (fixed seeds), so every balancer of
+    /// a cluster hashes a flow alike.
+    pub fn of(src: &[u8], sport: Option<u16>, dst: &[u8]) -> Flow {
+        let mut b = [0u8; 18];
+        let n = src.len().min(16);
+        b[..n].copy_from_slice(&src[..n]);
+        let n = match sport {
+            Some(p) => {
+                b[n..n + 2].copy_from_slice(&p.to_be_bytes());
+                n + 2
+            }
+            None => n,
+        };
+        Flow { src: stable_hash(&b[..n], 0x0073_7263), dst: stable_hash(dst, 0x647374) }
+    }
+}
+
 /// A scheduling algorithm with its per-core state.
 pub trait Scheduler: Send + Debug {
     /// Picks a candidate index for a new flow, or None when no candidate
@@ -134,6 +154,22 @@ impl SchedSpec {
             SchedulerKind::Sh => SchedSpec::Sh { table: Arc::new(BucketTable::build(cands)), fallback },
             SchedulerKind::Dh => SchedSpec::Dh { table: Arc::new(BucketTable::build(cands)), fallback },
             SchedulerKind::Mh => SchedSpec::Mh { table: Arc::new(MaglevTable::build(cands, ids, mh_size)), fallback },
+        }
+    }
+
+    /// The candidate a hashing scheduler (sh, dh, mh) picks for `flow`,
+    /// as every worker does; None for the others (their pick depends on
+    /// per-core state) or when no candidate is available.
+    pub fn hashed_pick(&self, cands: &[Candidate], flow: &Flow) -> Option<usize> {
+        struct NoLoad;
+        impl Load for NoLoad {
+            fn conns(&self, _: u16) -> (u32, u32) {
+                (0, 0)
+            }
+        }
+        match self {
+            SchedSpec::Sh { .. } | SchedSpec::Dh { .. } | SchedSpec::Mh { .. } => self.instantiate().pick(cands, &NoLoad, flow),
+            _ => None,
         }
     }
 
