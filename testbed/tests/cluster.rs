@@ -114,6 +114,12 @@ fn vips_are_announced_and_new_connections_spread_over_the_boxes() {
         let took = c.wait_hops(boxes, Duration::from_secs(10));
         eprintln!("node {verb}: the router's next hops followed in {took:?}");
     }
+    // A service removed: its VIP withdrawn (from that box).
+    let out =
+        std::process::Command::new(&rvsadm).arg("--socket").arg(c.bed.socket()).args(["-D", "-t", &format!("{VIP}:80")]).output().unwrap();
+    assert!(out.status.success(), "-D: {}", String::from_utf8_lossy(&out.stderr));
+    let took = c.wait_hops(&[0, 1], Duration::from_secs(10));
+    eprintln!("service removed from box 2: withdrawn in {took:?}");
 }
 
 #[test]
@@ -199,6 +205,15 @@ fn failed_health_checks_withdraw_the_vip_from_that_box_only() {
         c.bed.lb().sh(&["ip", "route", "del", "blackhole", &format!("198.18.1.{}/32", 11 + k)]).unwrap();
     }
     c.wait_hops(&[0, 1, 2], Duration::from_secs(10));
+    // A clean stop (SIGTERM): withdrawn at once, still forwarding for
+    // drain_ms (1 s here), then gone.
+    c.bed.select(2);
+    c.bed.signal_rvsd(nix::sys::signal::Signal::SIGTERM).unwrap();
+    let took = c.wait_hops(&[0, 1], Duration::from_millis(900));
+    let node = c.node(2);
+    assert_eq!(node["stopping"], true, "rvsd still runs, withdrawn, while it drains: {node}");
+    c.stop(2);
+    eprintln!("SIGTERM: withdrawn {took:?} later, before the stop");
 }
 
 /// The services of the identical-table test: a Maglev service over `rs`.
