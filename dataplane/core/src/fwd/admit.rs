@@ -44,8 +44,10 @@ pub(super) fn new_session<A: Family, B: PacketBuf>(
         persist::record::<A>(cx, st, k, svc, b);
     }
     account_new::<A>(cx, st, svc, b, state);
-    let s = *st.sessions.get::<A>().get(idx);
-    super::sync::emit(cx, &mut st.sync, &s, rvs_wire::sync::Op::Upsert);
+    if st.sync.on {
+        let s = *st.sessions.get::<A>().get(idx);
+        super::sync::emit(cx, &mut st.sync, &s, rvs_wire::sync::Op::Upsert);
+    }
     Ok(idx)
 }
 
@@ -169,6 +171,7 @@ fn account_new<A: Family>(cx: &Ctx<'_>, st: &mut St, svc: &ServiceView, b: &Back
 
 /// A session of `b` in `state` opens here: the real server's active or
 /// inactive gauge and this core's load view.
+#[inline]
 pub(super) fn count_open(cx: &Ctx<'_>, st: &mut St, b: &BackendView, state: State) {
     let slot = usize::from(b.slot);
     if let Some(bs) = cx.stats.backends.get(slot) {
