@@ -384,6 +384,8 @@ mod refusals {
             (ok.replace("cluster = true", "cluster = true\npersistence = { timeout = 60 }"), "services[0].cluster"),
             (ok.replace("port = \"client\"\n", "port = \"server\"\n"), "announce.port"),
             (ok.replace("port = \"client\"\n", "port = \"client\"\ntable = 254\n"), "announce.table"),
+            (format!("{ok}\n[ha]\nport = \"client\"\nvrid = 51\n"), "announce"),
+            (ok.replace("cluster = true", "cluster = true\ndeny_sources = [\"198.18.0.7/24\"]"), "services[0].deny_sources[0]"),
         ] {
             let e = refuse(&text);
             assert_eq!(e.field, field, "{e}");

@@ -396,6 +396,20 @@ pub struct InterfaceAddr {
 }
 
 impl InterfaceAddr {
+    /// The network address (host bits cleared).
+    pub fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let m = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix.min(32))) };
+                IpAddr::V4((u32::from(a) & m).into())
+            }
+            IpAddr::V6(a) => {
+                let m = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix.min(128))) };
+                IpAddr::V6((u128::from(a) & m).into())
+            }
+        }
+    }
+
     /// True when `ip` is on this connected network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         prefix_contains(self.addr, self.prefix, ip)
@@ -962,6 +976,14 @@ pub struct Service {
     /// `scheduler = "mh"` and DR or tunnel forwarding.
     #[serde(default)]
     pub cluster: bool,
+    /// Client prefixes that may open flows (IPv4 and IPv6). Not empty: a
+    /// source no prefix of either list covers is refused. The most
+    /// specific prefix of `allow_sources` and `deny_sources` decides.
+    #[serde(default)]
+    pub allow_sources: Vec<InterfaceAddr>,
+    /// Client prefixes that may not open flows.
+    #[serde(default)]
+    pub deny_sources: Vec<InterfaceAddr>,
     /// What happens to the sessions of a real server removed from it.
     #[serde(default)]
     pub on_remove: OnRemove,
@@ -1009,6 +1031,8 @@ impl Service {
             when_full: None,
             sloppy_tcp: false,
             cluster: false,
+            allow_sources: Vec::new(),
+            deny_sources: Vec::new(),
             on_remove: OnRemove::Reset,
             health_check: None,
             feedback: None,
@@ -1183,6 +1207,12 @@ impl Checks<'_> {
             self.err("announce.table", format!("{} is not a table of its own (not 0, 253 default, 254 main, 255 local)", a.table));
         }
         self.in_range("announce.drain_ms", a.drain_ms, 0..=600_000, "");
+        if self.cfg.ha.is_some() {
+            self.err(
+                "announce",
+                "cannot be combined with [ha] yet: a backup would announce VIPs it does not forward (run the boxes of a cluster without [ha])",
+            );
+        }
     }
 
     /// The `[ha]` section: a port with a kernel interface, VRRP's ranges,
@@ -1457,6 +1487,14 @@ impl Checks<'_> {
         }
         if s.cluster {
             self.cluster(i, s);
+        }
+        for (name, list) in [("allow_sources", &s.allow_sources), ("deny_sources", &s.deny_sources)] {
+            if let Some((j, p)) = list.iter().enumerate().find(|(_, p)| p.addr != p.network()) {
+                self.err(
+                    format!("services[{i}].{name}[{j}]"),
+                    format!("{p} has host bits set: the prefix is {}/{}", p.network(), p.prefix),
+                );
+            }
         }
         if let Some(p) = s.persistence {
             let max = if s.vip.is_ipv4() { 32 } else { 128 };

@@ -689,6 +689,43 @@ fn list(kind: ListKind, exact: bool) -> Action {
     Action::List { service: None, kind, exact, nosort: false }
 }
 
+/// `sources tcp|udp VIP:port allow|deny add|del PREFIX...`: a change to
+/// a service's source lists.
+fn sources(rest: &[String]) -> Result<Action, UsageError> {
+    const FORM: &str = "usage: rvsadm sources tcp|udp VIP:port allow|deny add|del PREFIX...";
+    let [proto, vip, list, verb, prefixes @ ..] = rest else { return Err(usage(FORM)) };
+    let protocol = if protocol_flag(proto)? == "-t" { Protocol::Tcp } else { Protocol::Udp };
+    let (vip, port) = parse_addr_port(vip, false)?;
+    let deny = match list.as_str() {
+        "allow" => false,
+        "deny" => true,
+        other => return Err(usage(format!("{other:?}: allow or deny ({FORM})"))),
+    };
+    let parsed = prefixes
+        .iter()
+        .map(|p| {
+            // A bare address is its host prefix.
+            let p = if p.contains('/') {
+                p.clone()
+            } else if p.contains(':') {
+                format!("{p}/128")
+            } else {
+                format!("{p}/32")
+            };
+            p.parse::<config::InterfaceAddr>().map_err(|e| usage(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.is_empty() {
+        return Err(usage(FORM));
+    }
+    let (add, remove) = match verb.as_str() {
+        "add" => (parsed, Vec::new()),
+        "del" | "delete" => (Vec::new(), parsed),
+        other => return Err(usage(format!("{other:?}: add or del ({FORM})"))),
+    };
+    Ok(Action::Change(Op::Sources { key: ServiceKey { protocol, vip, port }, deny, add, remove }))
+}
+
 /// `show [what]`.
 fn show(what: &str) -> Result<Action, UsageError> {
     Ok(match what {
@@ -758,6 +795,7 @@ pub fn parse(args: &[String]) -> Result<(Action, Options), UsageError> {
             let clients = clients.iter().map(|c| parse_addr_port(c, false)).collect::<Result<Vec<_>, _>>()?;
             Action::Choose { key: ServiceKey { protocol, vip, port }, clients }
         }
+        ("sources", _) => sources(rest)?,
         ("node", Some("drain")) => Action::Simple("node.drain"),
         ("node", Some("undrain")) => Action::Simple("node.undrain"),
         ("node", _) => return Err(usage("node drain|undrain")),

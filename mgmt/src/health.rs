@@ -728,8 +728,18 @@ mod tests {
         });
         let c = Checker::start_with(1, runner);
         c.sync(vec![spec(good, ProbeKind::Tcp), spec(1, ProbeKind::Tcp)]);
-        std::thread::sleep(Duration::from_millis(450));
-        let r = c.drain();
+        // Until each has run three times (a panic's backtrace can take a
+        // few hundred ms to print on a loaded machine), within a bound.
+        let mut r = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            r.extend(c.drain());
+            let n = |p: u16| r.iter().filter(|x: &&ProbeResult| x.id.0 .2 == p).count();
+            if n(1) >= 3 && n(good) >= 3 {
+                break;
+            }
+        }
         let bad: Vec<_> = r.iter().filter(|x| x.id.0 .2 == 1).collect();
         let ok: Vec<_> = r.iter().filter(|x| x.id.0 .2 == good).collect();
         assert!(bad.len() >= 3 && bad.iter().all(|x| !x.ok && x.message.contains("injected fault")), "{bad:?}");

@@ -98,6 +98,20 @@ pub enum Op {
         #[serde(default)]
         port: u16,
     },
+    /// Source lists: prefixes added to and removed from a service's
+    /// `allow_sources` or `deny_sources` (`rvsadm sources ...`).
+    Sources {
+        /// Which service.
+        key: ServiceKey,
+        /// The deny list (else the allow list).
+        deny: bool,
+        /// Prefixes to add (already listed: kept once).
+        #[serde(default)]
+        add: Vec<config::InterfaceAddr>,
+        /// Prefixes to remove (not listed: refused).
+        #[serde(default)]
+        remove: Vec<config::InterfaceAddr>,
+    },
     /// `ipvsadm -C`: remove every service.
     Clear,
     /// `ipvsadm --set tcp tcpfin udp`: timeouts of every service.
@@ -130,6 +144,23 @@ pub fn apply(cfg: &mut Config, op: &Op) -> Result<(), CmdError> {
         Op::ServiceEdit { key, patch } => {
             let s = cfg.service_mut(key).ok_or_else(|| not_found(key))?;
             edit_service(s, patch);
+        }
+        Op::Sources { key, deny, add, remove } => {
+            let s = cfg.service_mut(key).ok_or_else(|| not_found(key))?;
+            let (list, name) = if *deny { (&mut s.deny_sources, "deny_sources") } else { (&mut s.allow_sources, "allow_sources") };
+            for p in remove {
+                let before = list.len();
+                list.retain(|x| x != p);
+                if list.len() == before {
+                    return Err(CmdError::field(ErrorCode::NotFound, "remove", format!("{p} is not in {key}'s {name}")));
+                }
+            }
+            let mut seen: std::collections::HashSet<config::InterfaceAddr> = list.iter().copied().collect();
+            for p in add {
+                if seen.insert(*p) {
+                    list.push(*p);
+                }
+            }
         }
         Op::ServiceDel { key } => {
             let before = cfg.services.len();

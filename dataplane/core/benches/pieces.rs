@@ -12,7 +12,9 @@
 //! * `burst/established_1M/*`: bursts of 32 packets of 1M established
 //!   flows in random order through `prepare` + `process_at` (the worker's
 //!   path without the NIC), and `burst/syn_flood/*`: bursts of 32 SYNs from
-//!   never-repeating clients (each creates a session).
+//!   never-repeating clients (each creates a session);
+//! * `sources/lookup_100k/{v4,v6}`: a source check against allow and deny
+//!   lists of 100,000 random prefixes (the build time is printed).
 //!
 //! `cargo bench -p rvs-core --bench pieces` runs them; results and the
 //! machine are in BENCHMARKS.md. Bytes per session are printed at start.
@@ -263,5 +265,39 @@ fn bursts(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, maglev, sessions, forward, bursts);
+fn sources(c: &mut Criterion) {
+    let mut r = rng(7);
+    let mut prefix = |v6: bool| -> config::InterfaceAddr {
+        let s = if v6 {
+            let a = std::net::Ipv6Addr::from((u128::from(r()) << 64) | u128::from(r()));
+            format!("{a}/{}", 16 + r() % 113)
+        } else {
+            format!("{}/{}", std::net::Ipv4Addr::from(r() as u32), 8 + r() % 25)
+        };
+        let p: config::InterfaceAddr = s.parse().unwrap();
+        format!("{}/{}", p.network(), p.prefix).parse().unwrap()
+    };
+    let mut g = c.benchmark_group("sources/lookup_100k");
+    for v6 in [false, true] {
+        let allow: Vec<_> = (0..50_000).map(|_| prefix(v6)).collect();
+        let deny: Vec<_> = (0..50_000).map(|_| prefix(v6)).collect();
+        let t = Instant::now();
+        let lists = rvs_core::acl::SourceLists::build(&allow, &deny);
+        let points = if v6 { lists.v6.len() } else { lists.v4.len() };
+        println!("source lists, {}: 100000 prefixes built in {:?} ({points} change points)", if v6 { "v6" } else { "v4" }, t.elapsed());
+        let mut q = rng(11);
+        let probes: Vec<u128> =
+            (0..4096).map(|_| if v6 { (u128::from(q()) << 64) | u128::from(q()) } else { u128::from(q() as u32) }).collect();
+        let mut i = 0;
+        g.bench_function(if v6 { "v6" } else { "v4" }, |b| {
+            b.iter(|| {
+                i = (i + 1) & 4095;
+                black_box(lists.check(v6, black_box(probes[i])))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, maglev, sessions, forward, bursts, sources);
 criterion_main!(benches);

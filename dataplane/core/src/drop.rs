@@ -96,6 +96,8 @@ drop_reasons! {
     NdNotForUs => "nd_not_for_us", Verdict, "neighbour solicitation for an address that is neither a VIP nor ours";
     Multicast => "multicast", Verdict, "multicast or broadcast IP packet rvs has no use for (IGMP, MLD, router solicitations...)";
     UnknownProtocol => "unknown_protocol", Verdict, "L4 protocol with no virtual service (not TCP, UDP or ICMP)";
+    SourceDenied => "source_denied", Verdict, "new flow from a source the service's deny_sources lists (most specific prefix)";
+    SourceNotAllowed => "source_not_allowed", Verdict, "new flow from a source none of the service's allow_sources covers";
     NoService => "no_service", Verdict, "destination is a VIP but no service matches the port and protocol";
     NotForUs => "not_for_us", Verdict, "destination is not a VIP, a local address nor a known session";
     NoBackend => "no_backend", Verdict, "service has no available real server";

@@ -11,12 +11,14 @@
 //! * [`drop`]: why packets are dropped, one counter per reason.
 //! * [`memory`]: what a configuration will cost, checked against a budget.
 //! * [`steer`]: which worker core owns a flow (multi-core reply steering).
+//! * [`acl`]: source allow and deny lists (longest-prefix match).
 //!
 //! Packets come in as any [`rvs_wire::PacketBuf`] and time as an argument:
 //! the crate does no I/O, has no clock and no `unsafe` (the prefetch and
 //! huge-page hints it uses come from `rvs-arch`), so `cargo test -p
 //! rvs-core` runs anywhere, without DPDK.
 #![forbid(unsafe_code)]
+pub mod acl;
 pub mod conn;
 pub mod drop;
 pub mod fwd;

@@ -207,6 +207,8 @@ pub struct ServiceView {
     pub stateless: Option<Arc<crate::sched::MaglevTable>>,
     /// Create sessions on non-SYN TCP.
     pub sloppy_tcp: bool,
+    /// Source allow/deny lists, checked on new flows (None: no lists).
+    pub sources: Option<Arc<crate::acl::SourceLists>>,
     /// Full-NAT local addresses.
     pub locals: Vec<IpAddr>,
     /// What happens to sessions of real servers removed from it.
@@ -897,6 +899,8 @@ impl Compiler {
             when_full,
             stateless,
             sloppy_tcp: s.sloppy_tcp || s.cluster,
+            sources: (!s.allow_sources.is_empty() || !s.deny_sources.is_empty())
+                .then(|| Arc::new(crate::acl::SourceLists::build(&s.allow_sources, &s.deny_sources))),
             locals: s.local_addresses.clone(),
             on_remove: s.on_remove,
             steer: persistence.map_or(Steer::Rss, |(_, p)| Steer::ClientNet(p)),

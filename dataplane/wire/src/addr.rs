@@ -206,6 +206,9 @@ pub trait Family: Copy + Eq + Ord + Hash + Default + fmt::Debug + fmt::Display +
     fn read(b: &[u8]) -> Option<Self>;
     /// Low 64 bits mixed with the high ones, for hashing on an address.
     fn fold64(self) -> u64;
+    /// The address as an integer (IPv4's 32 bits, zero-extended): a key
+    /// for per-family ordered structures.
+    fn key128(self) -> u128;
     /// Feeds two addresses to a hasher in as few words as possible (one
     /// for IPv4, two for IPv6): the session table's per-packet hash.
     fn hash_pair<H: Hasher>(a: Self, b: Self, h: &mut H);
@@ -278,6 +281,10 @@ impl Family for Ipv4 {
     #[inline(always)]
     fn read(b: &[u8]) -> Option<Self> {
         b.first_chunk::<4>().map(|a| Ipv4(u32::from_be_bytes(*a)))
+    }
+    #[inline]
+    fn key128(self) -> u128 {
+        u128::from(self.0)
     }
     #[inline]
     fn fold64(self) -> u64 {
@@ -372,7 +379,11 @@ impl Family for Ipv6 {
         b.first_chunk::<16>().map(|a| Ipv6(u128::from_be_bytes(*a)))
     }
     #[inline]
+    fn key128(self) -> u128 {
+        self.0
+    }
     #[expect(clippy::cast_possible_truncation, reason = "folding halves on purpose")]
+    #[inline]
     fn fold64(self) -> u64 {
         (self.0 as u64) ^ ((self.0 >> 64) as u64).rotate_left(17)
     }

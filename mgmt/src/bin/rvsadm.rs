@@ -32,6 +32,7 @@ readable syntax:
   rvsadm show [services|stats|rate|connections|drops|neighbors|health|config|ha|node]
   rvsadm node drain|undrain      (scale-out: withdraw / announce again every VIP)
   rvsadm choose tcp|udp VIP:port CLIENT:PORT...   (the real server sh/dh/mh gives each new flow)
+  rvsadm sources tcp|udp VIP:port allow|deny add|del PREFIX...   (source allow/deny lists)
   rvsadm reload|zero|clear|save|restore|version|ping
 
 global: --socket PATH (default /run/rvs/rvsd.sock, or $RVS_SOCKET), --json";

@@ -72,6 +72,12 @@ fn admit<A: Family, B: PacketBuf>(st: &St, buf: &B, p: &Pkt<A>, svc: &ServiceVie
     } else {
         State::Udp
     };
+    if let Some(l) = &svc.sources {
+        l.check(A::V6, p.src.key128()).map_err(|r| match r {
+            crate::acl::Refusal::Denied => DropReason::SourceDenied,
+            crate::acl::Refusal::NotAllowed => DropReason::SourceNotAllowed,
+        })?;
+    }
     if buf.l4_csum_bad() || (!buf.l4_csum_good() && !l4::checksum_ok(&buf.data()[p.l4..p.end], &p.tuple())) {
         return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
     }

@@ -1,3 +1,5 @@
+//! The established-flow fast path: a burst's look-ahead lookups and the one-
+//! look validation of plain IPv4 TCP/UDP frames.
 use super::state::{Ctx, Hint, Pkt, St, AHEAD, BURST};
 use super::xmit::commit;
 use super::{Forwarder, Verdict};

@@ -1,3 +1,5 @@
+//! A TCP/UDP packet's flow: session lookup, which core owns it, and the hand
+//! to admission for a new one.
 use super::admit::new_session;
 use super::icmp::time_exceeded;
 use super::state::{Ctx, Pkt, St};

@@ -1,3 +1,4 @@
+//! Full NAT's local side: choosing a local address and port for a new flow.
 use super::state::{Ctx, St};
 use crate::drop::DropReason;
 use crate::session::FlowKey;

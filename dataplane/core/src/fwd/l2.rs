@@ -1,3 +1,5 @@
+//! Ethernet and ARP: frames for us, neighbour claims judged per port,
+//! answers, and the frames rvs originates (probes, announcements).
 use super::ip::{ipv4_packet, ipv6_packet};
 use super::state::{Ctx, St};
 use super::{Forwarder, Verdict};

@@ -1,3 +1,5 @@
+//! The per-core state ([`St`]) and the per-packet context ([`Ctx`]) every
+//! stage shares.
 use crate::sched::{Load, Scheduler};
 use crate::session;
 use crate::session::{FlowKey, SessionTable};

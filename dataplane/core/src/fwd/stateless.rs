@@ -1,3 +1,5 @@
+//! Forwarding without a session when the table is full and the service says
+//! `when_full = "stateless"`.
 use super::icmp::too_big;
 use super::state::{Ctx, Pkt, St};
 use super::xmit::{decrement_ttl, encapsulate, tx_or_hold};

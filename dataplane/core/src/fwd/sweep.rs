@@ -1,3 +1,5 @@
+//! Expiry: the sweep of the session tables, and the accounting of every
+//! session that ends.
 use super::persist::template_key;
 use super::state::{Ctx, LoadTable, St, SWEEP_PERIOD_MS};
 use super::Forwarder;
