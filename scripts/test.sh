@@ -2,7 +2,8 @@
 # Installs what is missing and runs the whole test suite: unit and property
 # tests, DPDK tests (each in its own process), golden packet tests through
 # the real binary, end-to-end tests in network namespaces, and a smoke run
-# of the benchmark harness. Run as root.
+# of the benchmark harness, then the fuzz targets (scripts/fuzz.sh). Run as
+# root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -28,4 +29,7 @@ cargo nextest run --workspace --no-fail-fast
 # Doc tests (nextest does not run them): the wrapper's compile_fail
 # examples prove its misuses do not compile.
 cargo test --workspace --doc
+# Coverage-guided fuzzing of the forwarder, the wire, configuration,
+# control-protocol and remote-answer parsers, a bounded time per target.
+bash scripts/fuzz.sh "${RVS_FUZZ_SECONDS:-60}"
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"

@@ -55,8 +55,17 @@ impl Bed {
     /// telling rvsd.
     pub fn write_config(&self, rest: &str) -> Result<PathBuf> {
         let dataplane = &self.lbc().dataplane;
+        // The bed's defaults, unless the test's dataplane lines set them.
+        let defaults: String = ["hugepages = false", "idle_backoff_us = 200", "mbufs = 8191", "sessions_per_worker = 65536", "sessions_v6_per_worker = 16384"]
+            .iter()
+            .filter(|d| {
+                let key = d.split(' ').next().unwrap_or_default();
+                !dataplane.lines().any(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+            })
+            .map(|d| format!("{d}\n"))
+            .collect();
         let cfg = format!(
-            "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n{}\n\n[dataplane]\nhugepages = false\nidle_backoff_us = 200\nmbufs = 8191\nsessions_per_worker = 65536\nsessions_v6_per_worker = 16384\n{dataplane}\n\n{}{rest}\n",
+            "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n{}\n\n[dataplane]\n{defaults}{dataplane}\n\n{}{rest}\n",
             self.socket().display(),
             self.lbc().daemon_extra,
             self.ports_toml()
@@ -155,6 +164,17 @@ impl Bed {
     /// Sends rvsd a signal.
     pub fn signal_rvsd(&self, sig: nix::sys::signal::Signal) -> Result<()> {
         self.lbc().rvsd.as_ref().ok_or_else(|| anyhow!("rvsd not running"))?.signal(sig)
+    }
+
+    /// The running rvsd's PID.
+    pub fn rvsd_pid(&self) -> Option<u32> {
+        self.lbc().rvsd.as_ref().and_then(Proc::pid)
+    }
+
+    /// The running rvsd's resident memory, KiB (VmRSS).
+    pub fn rvsd_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.rvsd_pid()?)).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok())
     }
 
     /// rvsd's output so far.

@@ -32,6 +32,10 @@
 //!   VRID, trailing bytes) and sync datagrams (truncated, wrong version,
 //!   wrong size, unknown kind, another sync id, records for services no
 //!   balancer has) to the VRRP and sync multicast groups.
+//! * `flood --syn|--udp --to VIP:PORT --net A.B.C.0/24 --seconds S` - a
+//!   spoofed-source flood as fast as a raw socket sends: SYNs (or 18-byte
+//!   UDP datagrams) from random addresses of the /24 (hosts 20-250) and
+//!   random ports; prints the count sent.
 //! * `decap` - a userspace IP-in-IP decapsulator for a real server in tunnel
 //!   mode (these kernels have no ipip/ip6_tunnel modules): raw sockets
 //!   receive protocol 4 and 41 over IPv4 and IPv6, and the inner packet is
@@ -80,7 +84,8 @@ fn main() {
         Some("vrrp") => vrrp_adverts(&args),
         Some("ha-junk") => ha_junk(&args),
         Some("decap") => decap(),
-        _ => die("usage: rvs-testkit serve|http|udp|hold|failover|vrrp|ha-junk|decap ..."),
+        Some("flood") => flood(&args),
+        _ => die("usage: rvs-testkit serve|http|udp|hold|failover|vrrp|ha-junk|flood|decap ..."),
     }
 }
 
@@ -727,4 +732,47 @@ fn decap() {
             std::process::exit(0);
         }
     }
+}
+
+/// `flood`: spoofed-source SYNs or UDP datagrams through a raw IPv4 socket
+/// (the kernel routes them and resolves the VIP's MAC; the sources are
+/// made up, so no host answers for them).
+fn flood(args: &[String]) {
+    use rvs_testpkt::Tcp;
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let to = match parse_addr(&flag(args, "--to").unwrap_or_else(|| die("--to VIP:PORT required"))) {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => die("flood: IPv4 only"),
+    };
+    let net: std::net::Ipv4Addr = flag(args, "--net")
+        .and_then(|n| n.split('/').next().and_then(|a| a.parse().ok()))
+        .unwrap_or_else(|| die("--net A.B.C.0/24 required"));
+    let syn = args.iter().any(|a| a == "--syn");
+    let secs = num(args, "--seconds", 5);
+    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))).unwrap_or_else(|e| die(&format!("raw socket: {e}")));
+    let dst = SockAddr::from(to);
+    let base = u32::from(net) & 0xffff_ff00;
+    let mac = rvs_wire::MacAddr([2, 0, 0, 0, 0, 0]);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        for _ in 0..256 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let src = std::net::Ipv4Addr::from(base | (20 + (x % 231) as u32));
+            let sport = 1024 + ((x >> 16) % 60000) as u16;
+            let frame = if syn {
+                rvs_testpkt::tcp4(mac, mac, src, *to.ip(), &Tcp { sport, dport: to.port(), flags: 0x02, seq: (x >> 32) as u32, payload: &[] })
+            } else {
+                rvs_testpkt::udp4(mac, mac, src, *to.ip(), sport, to.port(), b"flood-flood-flood!")
+            };
+            // The IP packet, past the Ethernet header.
+            if s.send_to(&frame[14..], &dst).is_ok() {
+                sent += 1;
+            }
+        }
+    }
+    println!("{}", serde_json::json!({"sent": sent, "seconds": secs, "pps": sent / secs.max(1)}));
 }

@@ -1,0 +1,68 @@
+//! Floods with figures (without a SYN proxy): a spoofed-source TCP SYN
+//! flood, then a spoofed-source UDP flood, as fast as a raw socket in a
+//! client namespace sends, against a NAT service whose session table is
+//! small (4,096), while 1,000 established TCP connections (a request every
+//! 100 ms each) and 200 UDP flows run through it, plus 20 new connections a
+//! second. Established connections and UDP flows lost: 0. rvsd's memory:
+//! flat. Every frame counted under exactly one verdict. New connections
+//! during the floods are counted (without a SYN proxy they may fail once
+//! the table is full).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
+mod common;
+use common::{http_service, nat_bed, vip_url};
+use std::time::Duration;
+use testbed::bin;
+use testbed::pair::{epoch_ms, outcome};
+
+#[test]
+fn spoofed_syn_and_udp_floods_lose_no_established_flow() {
+    let mut services = http_service(false, "nat", "rr");
+    services.push_str("[[services]]\nvip = \"198.18.0.100\"\nport = 9000\nprotocol = \"udp\"\nscheduler = \"rr\"\nforwarding = \"nat\"\n");
+    for i in 0..3 {
+        services.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = 9000\n", 11 + i));
+    }
+    let (mut bed, cl, _) = nat_bed("floods", 2, 3, "workers = 1\nsessions_per_worker = 4096", &services);
+    let kit = bin("rvs-testkit").unwrap();
+    let k = kit.to_str().unwrap();
+    let secs = 16u64;
+    let load = bed
+        .spawn(
+            cl[0],
+            &[
+                k, "failover", "--url", &vip_url(false, "/"), "--conns", "1000", "--interval-ms", "100", "--seconds", &secs.to_string(),
+                "--udp", "198.18.0.100:9000", "--udp-flows", "200", "--new-per-s", "20",
+            ],
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let rss_before = bed.rvsd_rss_kib().unwrap();
+    let before = bed.stats().unwrap();
+    let start_ms = epoch_ms();
+    let mut figures = Vec::new();
+    for (kind, port) in [("--syn", 80), ("--udp", 9000)] {
+        let to = format!("198.18.0.100:{port}");
+        let out = bed.json(cl[1], &[k, "flood", kind, "--to", &to, "--net", "198.18.0.0/24", "--seconds", "4"], Duration::from_secs(30)).unwrap();
+        figures.push(format!("{kind}: {} sent, {} pps", out["sent"], out["pps"]));
+    }
+    let during = bed.stats().unwrap();
+    let rss_after = bed.rvsd_rss_kib().unwrap();
+    let out = bed.wait(load, Duration::from_secs(secs + 40)).unwrap();
+    let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no result from the load: {out}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let o = outcome(&v, start_ms);
+    let full = during.drops.get("session_table_full").copied().unwrap_or(0) - before.drops.get("session_table_full").copied().unwrap_or(0);
+    println!(
+        "floods: {}; table full refusals {full}; sessions created {}; rvsd RSS {rss_before} -> {rss_after} KiB; {o:?}",
+        figures.join("; "),
+        during.sessions.created - before.sessions.created
+    );
+    common::print_drops("floods", &during);
+    let long = v["long"].as_array().unwrap();
+    assert_eq!(long.len(), 1000);
+    assert_eq!(o.lost, 0, "established connections lost under the floods: {o:?}");
+    assert_eq!(o.udp_lost, 0, "UDP flows lost under the floods: {o:?}");
+    assert!(full > 0, "the floods filled the table (else the test floods too slowly): {figures:?}");
+    assert!(rss_after <= rss_before + 16 * 1024, "rvsd's memory grew: {rss_before} -> {rss_after} KiB");
+    let (r, log) = bed.stop_rvsd().unwrap();
+    assert_eq!(r.frames.unaccounted(), 0, "frames without exactly one verdict: {:?}\n{log}", r.frames);
+}
