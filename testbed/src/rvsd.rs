@@ -56,14 +56,15 @@ impl Bed {
     pub fn write_config(&self, rest: &str) -> Result<PathBuf> {
         let dataplane = &self.lbc().dataplane;
         // The bed's defaults, unless the test's dataplane lines set them.
-        let defaults: String = ["hugepages = false", "idle_backoff_us = 200", "mbufs = 8191", "sessions_per_worker = 65536", "sessions_v6_per_worker = 16384"]
-            .iter()
-            .filter(|d| {
-                let key = d.split(' ').next().unwrap_or_default();
-                !dataplane.lines().any(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
-            })
-            .map(|d| format!("{d}\n"))
-            .collect();
+        let defaults: String =
+            ["hugepages = false", "idle_backoff_us = 200", "mbufs = 8191", "sessions_per_worker = 65536", "sessions_v6_per_worker = 16384"]
+                .iter()
+                .filter(|d| {
+                    let key = d.split(' ').next().unwrap_or_default();
+                    !dataplane.lines().any(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+                })
+                .map(|d| format!("{d}\n"))
+                .collect();
         let cfg = format!(
             "[daemon]\ncontrol_socket = \"{}\"\nmetrics_listen = \"127.0.0.1:9580\"\n{}\n\n[dataplane]\n{defaults}{dataplane}\n\n{}{rest}\n",
             self.socket().display(),

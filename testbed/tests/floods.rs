@@ -29,8 +29,22 @@ fn spoofed_syn_and_udp_floods_lose_no_established_flow() {
         .spawn(
             cl[0],
             &[
-                k, "failover", "--url", &vip_url(false, "/"), "--conns", "1000", "--interval-ms", "100", "--seconds", &secs.to_string(),
-                "--udp", "198.18.0.100:9000", "--udp-flows", "200", "--new-per-s", "20",
+                k,
+                "failover",
+                "--url",
+                &vip_url(false, "/"),
+                "--conns",
+                "1000",
+                "--interval-ms",
+                "100",
+                "--seconds",
+                &secs.to_string(),
+                "--udp",
+                "198.18.0.100:9000",
+                "--udp-flows",
+                "200",
+                "--new-per-s",
+                "20",
             ],
         )
         .unwrap();
@@ -41,7 +55,8 @@ fn spoofed_syn_and_udp_floods_lose_no_established_flow() {
     let mut figures = Vec::new();
     for (kind, port) in [("--syn", 80), ("--udp", 9000)] {
         let to = format!("198.18.0.100:{port}");
-        let out = bed.json(cl[1], &[k, "flood", kind, "--to", &to, "--net", "198.18.0.0/24", "--seconds", "4"], Duration::from_secs(30)).unwrap();
+        let out =
+            bed.json(cl[1], &[k, "flood", kind, "--to", &to, "--net", "198.18.0.0/24", "--seconds", "4"], Duration::from_secs(30)).unwrap();
         figures.push(format!("{kind}: {} sent, {} pps", out["sent"], out["pps"]));
     }
     let during = bed.stats().unwrap();

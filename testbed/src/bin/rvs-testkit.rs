@@ -764,7 +764,13 @@ fn flood(args: &[String]) {
             let src = std::net::Ipv4Addr::from(base | (20 + (x % 231) as u32));
             let sport = 1024 + ((x >> 16) % 60000) as u16;
             let frame = if syn {
-                rvs_testpkt::tcp4(mac, mac, src, *to.ip(), &Tcp { sport, dport: to.port(), flags: 0x02, seq: (x >> 32) as u32, payload: &[] })
+                rvs_testpkt::tcp4(
+                    mac,
+                    mac,
+                    src,
+                    *to.ip(),
+                    &Tcp { sport, dport: to.port(), flags: 0x02, seq: (x >> 32) as u32, payload: &[] },
+                )
             } else {
                 rvs_testpkt::udp4(mac, mac, src, *to.ip(), sport, to.port(), b"flood-flood-flood!")
             };
