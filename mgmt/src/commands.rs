@@ -258,6 +258,12 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
         }
         // Debug builds only: the containment tests inject a fault into a
         // management task (see crate::fault).
+        // Debug builds only: a worker stalls (the watchdog test).
+        "debug.stall" if cfg!(debug_assertions) => {
+            let ms = a.get("ms").and_then(Value::as_u64).unwrap_or(1000).min(60_000);
+            m.shared().stall_ms.store(ms, Ordering::Relaxed);
+            Ok(json!({ "stall_ms": ms }))
+        }
         "debug.fault" if cfg!(debug_assertions) => {
             let name = a.get("task").and_then(Value::as_str).unwrap_or("");
             let task = crate::fault::Task::from_name(name).ok_or_else(|| {

@@ -13,6 +13,8 @@
 //!   configuration, all or nothing per batch.
 //! * [`cli`]: rvsadm's command line (ipvsadm's syntax and readable forms).
 //! * [`metrics`]: the Prometheus exposition of the report.
+//! * [`notify`]: systemd's notify protocol (READY, RELOADING, STOPPING, and
+//!   watchdog keep-alives only while every worker makes progress).
 //! * [`ha`]: the active/backup pair: VRRP election and session sync.
 //! * [`announce`]: scale-out behind ECMP: the VIPs a routing daemon (BIRD)
 //!   announces, as routes in a kernel table; drain and withdraw on stop.
@@ -33,6 +35,7 @@ pub mod health;
 pub mod ipvsadm;
 pub mod manager;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod proto;
 pub mod remote;

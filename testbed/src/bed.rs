@@ -41,11 +41,13 @@ pub(crate) struct Lb {
     pub(crate) ports: Vec<RvsPort>,
     pub(crate) dataplane: String,
     pub(crate) daemon_extra: String,
+    /// Environment variables rvsd starts with (`NAME=value`).
+    pub(crate) env: Vec<String>,
 }
 
 impl Lb {
     fn new(ns: Netns) -> Lb {
-        Lb { ns, rvsd: None, ports: Vec::new(), dataplane: String::new(), daemon_extra: String::new() }
+        Lb { ns, rvsd: None, ports: Vec::new(), dataplane: String::new(), daemon_extra: String::new(), env: Vec::new() }
     }
 }
 
@@ -115,6 +117,12 @@ impl Bed {
         } else {
             self.dir.join(format!("{stem}{}.{ext}", self.cur))
         }
+    }
+
+    /// Starts the selected balancer's rvsd with `NAME=value` in its
+    /// environment (e.g. systemd's `NOTIFY_SOCKET`).
+    pub fn rvsd_env(&mut self, var: &str) {
+        self.lbc_mut().env.push(var.to_string());
     }
 
     /// Keeps the bed's directory (logs) after drop, for debugging.

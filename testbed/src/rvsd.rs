@@ -80,10 +80,13 @@ impl Bed {
     pub fn start_rvsd_with(&mut self, path: &Path) -> Result<()> {
         let rvsd = bin("rvsd")?;
         let stats = self.lb_file("final-stats", "json");
-        let proc = self.lbc().ns.spawn(
-            &[rvsd.to_str().unwrap_or("rvsd"), "-c", path.to_str().unwrap_or(""), "--final-stats", stats.to_str().unwrap_or("")],
-            &self.lb_file("rvsd", "log"),
-        )?;
+        let mut cmd: Vec<&str> = Vec::new();
+        if !self.lbc().env.is_empty() {
+            cmd.push("/usr/bin/env");
+            cmd.extend(self.lbc().env.iter().map(String::as_str));
+        }
+        cmd.extend([rvsd.to_str().unwrap_or("rvsd"), "-c", path.to_str().unwrap_or(""), "--final-stats", stats.to_str().unwrap_or("")]);
+        let proc = self.lbc().ns.spawn(&cmd, &self.lb_file("rvsd", "log"))?;
         self.lbc_mut().rvsd = Some(proc);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -72,6 +72,9 @@ pub struct Shared {
     pub sweep_request: AtomicU64,
     /// The pair: role, sync queues, bulk requests.
     pub ha: HaShared,
+    /// Debug builds only (the watchdog test): a worker that sees a value
+    /// here takes it and stalls that many milliseconds.
+    pub stall_ms: AtomicU64,
 }
 
 /// A worker's answer to a session dump request.
@@ -105,6 +108,7 @@ impl Shared {
             dumps: (0..workers).map(|_| Mutex::new(Dump::default())).collect(),
             sweep_request: AtomicU64::new(0),
             ha,
+            stall_ms: AtomicU64::new(0),
         }
     }
 
@@ -368,6 +372,10 @@ impl Worker {
 
     /// Stage 7: expiry, expedited sweeps, dumps, load and probes.
     fn housekeeping(&mut self, now: u32) {
+        if cfg!(debug_assertions) && self.shared.stall_ms.load(Ordering::Relaxed) > 0 {
+            let ms = self.shared.stall_ms.swap(0, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         // Expiry sweeps go by time, not by packets: at most once a
         // millisecond, a share of every table.
         if now != self.swept_at {

@@ -11,6 +11,7 @@ use mgmt::control::{Access, ControlError, ControlServer, Limits};
 use mgmt::daemon::Daemon;
 use mgmt::fault::{self, Task};
 use mgmt::ipvsadm::{self, Format, Options};
+use mgmt::notify::Notifier;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -91,17 +92,26 @@ fn signals() -> (Arc<AtomicBool>, Arc<AtomicBool>) {
 /// The management loop until `stop`: reloads on SIGHUP, health-check
 /// results, once a second the port counters and rates. Each round is
 /// contained: a fault costs that round, never forwarding.
-fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool, ha: Option<&mgmt::ha::Ha>) {
+fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool, ha: Option<&mgmt::ha::Ha>, notify: &mut Notifier) {
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         let _ = fault::contain(Task::Management, || {
             fault::injection_point(Task::Management);
             if hup.swap(false, Ordering::Relaxed) {
+                notify.reloading();
                 match fault::lock(&daemon.manager).reload() {
                     Ok(d) => log(format!("SIGHUP: configuration reloaded: {}", serde_json::to_string(&d).unwrap_or_default())),
                     Err(e) => log(format!("SIGHUP: reload refused, running configuration kept: {}", e.message)),
                 }
+                notify.ready("forwarding");
+            }
+            // systemd's watchdog: a keep-alive only while every worker
+            // makes progress.
+            let loops: Vec<u64> = fault::lock(&daemon.manager).cores().iter().map(|c| c.loops.get()).collect();
+            let stuck = notify.watchdog(&loops);
+            if !stuck.is_empty() {
+                log(format!("workers {stuck:?} made no progress: watchdog keep-alive withheld"));
             }
             fault::lock(&daemon.manager).poll_health();
             fault::lock(&daemon.manager).announce();
@@ -212,8 +222,11 @@ fn main() {
         None => None,
     };
     log(format!("forwarding; control socket {}", control.path().display()));
-    manage(&daemon, &stop, &hup, ha.as_ref());
+    let mut notify = Notifier::from_env();
+    notify.ready("forwarding");
+    manage(&daemon, &stop, &hup, ha.as_ref(), &mut notify);
     log("stopping");
+    notify.stopping();
     // Scale-out: withdraw every VIP, keep forwarding while the routers
     // move the flows away, then stop.
     let drain = fault::lock(&daemon.manager).withdraw_for_stop();
