@@ -226,6 +226,23 @@ pub struct Daemon {
     pub control_max_connections: u32,
     /// Seconds an idle control connection is kept.
     pub control_idle_timeout: u32,
+    /// What rvsd logs: error, warn, info (the default) or debug.
+    pub log_level: LogLevel,
+}
+
+/// `[daemon] log_level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings (refused requests, conflicts, faults).
+    Warn,
+    /// Also every change, transition and start/stop step.
+    #[default]
+    Info,
+    /// Also details for debugging.
+    Debug,
 }
 
 impl Default for Daemon {
@@ -240,6 +257,7 @@ impl Default for Daemon {
             control_max_per_uid: 16,
             control_max_connections: 256,
             control_idle_timeout: 30,
+            log_level: LogLevel::Info,
         }
     }
 }

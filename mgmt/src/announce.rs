@@ -242,5 +242,5 @@ impl Announcer {
 }
 
 fn log(msg: impl AsRef<str>) {
-    eprintln!("rvsd: announce: {}", msg.as_ref());
+    log::info!("announce: {}", msg.as_ref());
 }

@@ -705,9 +705,29 @@ pub fn handle_line(line: &[u8], mgr: &Mutex<Manager>, st: &mut ConnState) -> Res
     } else {
         commands::execute(&mut fault::lock(mgr), &req.cmd, &req.args)
     };
+    audit(st.uid, &req.cmd, &req.args, result.as_ref().err());
     match result {
         Ok(v) => Response::ok(req.id, v),
         Err(e) => Response::err(req.id, e.code, e.message, e.field),
+    }
+}
+
+/// Requests that change nothing (not in the audit trail when they succeed).
+const READ_ONLY: [&str; 10] = ["ping", "version", "stats", "config.get", "sessions", "ha", "node", "choose", "timeouts.get", "txn.begin"];
+
+/// The audit trail: every change made through the socket, with the
+/// caller's uid and the change, and every refused request with the reason.
+fn audit(uid: u32, cmd: &str, args: &Value, refused: Option<&CmdError>) {
+    let mut a = args.to_string();
+    if a.len() > 400 {
+        let cut = (0..=400).rev().find(|&i| a.is_char_boundary(i)).unwrap_or(0);
+        a.truncate(cut);
+        a.push_str("...");
+    }
+    match refused {
+        Some(e) => log::warn!("control: uid {uid} {cmd} {a}: refused: {}", e.message),
+        None if READ_ONLY.contains(&cmd) => {}
+        None => log::info!("control: uid {uid} {cmd} {a}: done"),
     }
 }
 

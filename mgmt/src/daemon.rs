@@ -315,7 +315,7 @@ impl Daemon {
         for l in self.lcores {
             let id = l.id();
             if !l.wait() {
-                eprintln!("rvsd: the worker on lcore {id} ended with a panic");
+                log::warn!("the worker on lcore {id} ended with a panic");
             }
         }
         let missed = self.ports.iter().map(|p| p.stats().imissed).collect();
@@ -343,8 +343,8 @@ fn open_ports(eal: &Eal, cfg: &Config, file: &str, pool: &'static Mempool) -> Re
         };
         let port = Port::open(eal, &p.device, p.is_pci(), &setup, pool).map_err(|e| port_error(file, cfg, i, &e.to_string()))?;
         if port.info().mac_in_software {
-            eprintln!(
-                "rvsd: ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software",
+            log::warn!(
+                "ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software",
                 p.name,
                 MacAddr(port.info().mac)
             );

@@ -127,7 +127,7 @@ pub fn contain<T>(task: Task, f: impl FnOnce() -> T) -> Result<T, Contained> {
         Err(p) => {
             record(task);
             let msg = panic_message(p.as_ref());
-            eprintln!("rvsd: fault contained in {} task (counted; forwarding continues): {msg}", task.name());
+            log::error!("fault contained in {} task (counted; forwarding continues): {msg}", task.name());
             Err(Contained(msg))
         }
     }

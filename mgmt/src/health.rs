@@ -473,7 +473,7 @@ fn run_isolated(runner: &ProbeRunner, spec: &ProbeSpec, faults: &AtomicU64) -> P
             faults.fetch_add(1, Ordering::Relaxed);
             crate::fault::record(crate::fault::Task::Probe);
             let msg = crate::fault::panic_message(p.as_ref());
-            eprintln!("rvsd: health: fault contained in the probe of {} port {} (check failed, counted): {msg}", spec.addr, spec.port);
+            log::warn!("health: fault contained in the probe of {} port {} (check failed, counted): {msg}", spec.addr, spec.port);
             ProbeResult {
                 id: spec.id(),
                 ok: false,

@@ -13,6 +13,8 @@
 //!   configuration, all or nothing per batch.
 //! * [`cli`]: rvsadm's command line (ipvsadm's syntax and readable forms).
 //! * [`metrics`]: the Prometheus exposition of the report.
+//! * [`logging`]: the log (levels, timestamps, journald priorities) and
+//!   the audit trail of control-socket changes.
 //! * [`notify`]: systemd's notify protocol (READY, RELOADING, STOPPING, and
 //!   watchdog keep-alives only while every worker makes progress).
 //! * [`ha`]: the active/backup pair: VRRP election and session sync.
@@ -33,6 +35,7 @@ pub mod fault;
 pub mod ha;
 pub mod health;
 pub mod ipvsadm;
+pub mod logging;
 pub mod manager;
 pub mod metrics;
 pub mod notify;

@@ -162,8 +162,8 @@ impl Manager {
                 if !self.expedite_sweep(g, SWEEP_WAIT) {
                     return Err(e);
                 }
-                eprintln!(
-                    "rvsd: every free slot was still held by sessions of removed services or servers: the workers swept them out in {} ms",
+                log::info!(
+                    "every free slot was still held by sessions of removed services or servers: the workers swept them out in {} ms",
                     t.elapsed().as_millis()
                 );
                 self.compiler.compile(cfg, &self.macs, &self.health)
@@ -235,8 +235,8 @@ impl Manager {
             if flip {
                 st.up = !st.up;
                 st.since = Instant::now();
-                eprintln!(
-                    "rvsd: health: {} -> {} is {} ({})",
+                log::info!(
+                    "health: {} -> {} is {} ({})",
                     key.0,
                     crate::ipvsadm::addr_port(key.1, key.2),
                     if st.up { "UP" } else { "DOWN" },
@@ -252,7 +252,7 @@ impl Manager {
         }
         if changed {
             if let Err(e) = self.republish() {
-                eprintln!("rvsd: health: cannot publish: {}", e.message);
+                log::error!("health: cannot publish: {}", e.message);
             }
         }
         changed
@@ -434,8 +434,8 @@ impl Manager {
             let latest = self.cores.iter().max_by_key(|c| c.drops[DropReason::AddrConflict.index()].get()).map(|c| c.last_conflict());
             if let Some((addr, mac, port)) = latest {
                 let port = self.config.ports.get(usize::from(port)).map_or("?", |p| p.name.as_str());
-                eprintln!(
-                    "rvsd: address conflict: {} frame(s) from other hosts claimed our addresses (last: {addr} at {} on port {port}); \
+                log::warn!(
+                    "address conflict: {} frame(s) from other hosts claimed our addresses (last: {addr} at {} on port {port}); \
                      on an HA pair this means a second master",
                     conflicts.wrapping_sub(self.seen_conflicts),
                     MacAddr(mac)
@@ -445,8 +445,8 @@ impl Manager {
         }
         let wrong = count(DropReason::NeighWrongPort);
         if wrong != self.seen_wrong_port {
-            eprintln!(
-                "rvsd: refused {} ARP/ND frame(s) claiming a neighbour's address from the wrong port (poisoning attempt?)",
+            log::warn!(
+                "refused {} ARP/ND frame(s) claiming a neighbour's address from the wrong port (poisoning attempt?)",
                 wrong.wrapping_sub(self.seen_wrong_port)
             );
             self.seen_wrong_port = wrong;
@@ -542,7 +542,7 @@ impl Manager {
             ));
         }
         common.paused.store(!start, Ordering::Relaxed);
-        eprintln!("rvsd: ha sync: {} by the control socket", if start { "resumed" } else { "paused" });
+        log::info!("ha sync: {} by the control socket", if start { "resumed" } else { "paused" });
         Ok(serde_json::json!({ "sync": if start { "running" } else { "paused" }, "sync_id": s.sync_id, "interface": s.iface }))
     }
 

@@ -87,3 +87,36 @@ fn the_systemd_unit_verifies() {
     assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify: {err}");
     assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec=") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
 }
+
+/// The log: timestamped lines with their level, and the audit trail - a
+/// change made through rvsadm appears with the caller's uid and the
+/// change, a refused one with the reason.
+#[test]
+fn changes_through_the_socket_are_logged_with_the_uid() {
+    let mut bed = Bed::new("audit").unwrap();
+    let c = bed.segment("c").unwrap();
+    bed.rvsd_port("client", c, &["198.18.0.1/24"]);
+    bed.daemon_extra("log_level = \"info\"");
+    let service = "[[services]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"dr\"\n\
+                   [[services.real_servers]]\naddress = \"198.18.0.11\"\nport = 80\n";
+    bed.start_rvsd("workers = 1", service).unwrap();
+    let rvsadm = testbed::bin("rvsadm").unwrap();
+    let adm = |args: &[&str]| std::process::Command::new(&rvsadm).arg("--socket").arg(bed.socket()).args(args).output().unwrap();
+    assert!(adm(&["-a", "-t", "198.18.0.100:80", "-r", "198.18.0.12", "-g", "-w", "3"]).status.success());
+    assert!(!adm(&["-a", "-t", "198.18.0.100:80", "-r", "10.9.9.9", "-g"]).status.success());
+    assert!(adm(&["-L", "-n"]).status.success());
+    let t = Instant::now();
+    let log = loop {
+        let log = bed.rvsd_log();
+        if log.contains("refused") || t.elapsed() > Duration::from_secs(5) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let done = log.lines().find(|l| l.contains("control: uid 0 batch") && l.contains("198.18.0.12") && l.ends_with("done"));
+    let done = done.unwrap_or_else(|| panic!("the change with uid 0:\n{log}"));
+    assert!(done.contains("INFO") && done.as_bytes()[..4].iter().all(u8::is_ascii_digit) && done.contains('T'), "timestamp and level: {done}");
+    let refused = log.lines().find(|l| l.contains("control: uid 0 batch") && l.contains("10.9.9.9") && l.contains("refused:"));
+    assert!(refused.is_some_and(|l| l.contains("WARN") && l.contains("not reachable")), "the refusal with its reason:\n{log}");
+    assert!(!log.lines().any(|l| l.contains("control: uid 0 stats")), "read-only requests are not audited:\n{log}");
+}

@@ -32,7 +32,7 @@ struct Args {
 }
 
 fn log(msg: impl AsRef<str>) {
-    eprintln!("rvsd: {}", msg.as_ref());
+    log::info!("{}", msg.as_ref());
 }
 
 /// Reads and validates the configuration, or exits with status 2.
@@ -177,19 +177,20 @@ fn main() {
     if args.check {
         return check(&cfg, &file);
     }
+    mgmt::logging::init(mgmt::logging::level_of(cfg.daemon.log_level));
     let daemon_cfg = cfg.daemon.clone();
     let daemon = match Daemon::start(cfg, Some(args.config.clone()), &file) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("rvsd: {e}");
-            eprintln!("rvsd: start-up failed; nothing is forwarding");
+            log::error!("{e}");
+            log::error!("start-up failed; nothing is forwarding");
             std::process::exit(e.exit_code());
         }
     };
     let control = match serve_control(&daemon, &daemon_cfg) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("rvsd: daemon.control_socket: {e}");
+            log::error!("daemon.control_socket: {e}");
             let _ = daemon.shutdown();
             std::process::exit(2);
         }
@@ -198,7 +199,7 @@ fn main() {
     let ha = match daemon.start_ha(stop.clone()) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("rvsd: {e}");
+            log::error!("{e}");
             drop(control);
             let _ = daemon.shutdown();
             std::process::exit(2);
@@ -213,7 +214,7 @@ fn main() {
                 Some(m)
             }
             Err(e) => {
-                eprintln!("rvsd: daemon.metrics_listen: cannot listen on {addr}: {e}");
+                log::error!("daemon.metrics_listen: cannot listen on {addr}: {e}");
                 drop(control);
                 let _ = daemon.shutdown();
                 std::process::exit(2);

@@ -57,7 +57,7 @@ pub struct Sync {
 }
 
 fn log(msg: impl AsRef<str>) {
-    eprintln!("rvsd: ha sync: {}", msg.as_ref());
+    log::info!("ha sync: {}", msg.as_ref());
 }
 
 impl Sync {

@@ -71,7 +71,7 @@ pub struct Vrrp {
 }
 
 fn log(msg: impl AsRef<str>) {
-    eprintln!("rvsd: ha: {}", msg.as_ref());
+    log::info!("ha: {}", msg.as_ref());
 }
 
 /// The raw VRRP socket of `s` on its kernel interface, and where it speaks from.
