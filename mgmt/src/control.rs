@@ -717,7 +717,7 @@ const READ_ONLY: [&str; 10] = ["ping", "version", "stats", "config.get", "sessio
 
 /// The audit trail: every change made through the socket, with the
 /// caller's uid and the change, and every refused request with the reason.
-fn audit(uid: u32, cmd: &str, args: &Value, refused: Option<&CmdError>) {
+fn audit(uid: u32, cmd: &str, args: &Value, refused: Option<&crate::proto::CmdError>) {
     let mut a = args.to_string();
     if a.len() > 400 {
         let cut = (0..=400).rev().find(|&i| a.is_char_boundary(i)).unwrap_or(0);

@@ -343,11 +343,7 @@ fn open_ports(eal: &Eal, cfg: &Config, file: &str, pool: &'static Mempool) -> Re
         };
         let port = Port::open(eal, &p.device, p.is_pci(), &setup, pool).map_err(|e| port_error(file, cfg, i, &e.to_string()))?;
         if port.info().mac_in_software {
-            log::warn!(
-                "ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software",
-                p.name,
-                MacAddr(port.info().mac)
-            );
+            log::warn!("ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software", p.name, MacAddr(port.info().mac));
         }
         macs.push(MacAddr(port.info().mac));
         data.push(port);
