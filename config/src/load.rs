@@ -393,6 +393,24 @@ mod refusals {
     }
 
     #[test]
+    fn synproxy_services_are_refused_field_by_field() {
+        let ok = base().replace("forwarding = \"nat\"", "forwarding = \"nat\"\nsynproxy = true\nsynproxy_invalid_ack = \"drop\"");
+        let c = from_str(&ok, "rvs.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.services[0].synproxy);
+        assert_eq!(c.services[0].synproxy_invalid_ack, crate::model::InvalidAck::Drop);
+        for (text, field) in [
+            (ok.replace("forwarding = \"nat\"", "forwarding = \"dr\""), "services[0].forwarding"),
+            (ok.replace("forwarding = \"nat\"", "forwarding = \"tunnel\""), "services[0].forwarding"),
+            (ok.replace("synproxy = true", "synproxy = true\nsloppy_tcp = true"), "services[0].synproxy"),
+            (ok.replace("synproxy = true", "synproxy = true\nwhen_full = \"stateless\""), "services[0].when_full"),
+            (ok.replace("\"drop\"", "\"maybe\""), "services[0].synproxy_invalid_ack"),
+        ] {
+            let e = refuse(&text);
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
     fn refusals_without_a_line_say_whole_file() {
         let e = refuse("[dataplane]\nworkers = 1\n");
         assert_eq!(e.field, "ports");

@@ -319,6 +319,18 @@ pub enum OnRemove {
     Keep,
 }
 
+/// What a SYN proxy does with an ACK that opens no session (no valid
+/// cookie).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidAck {
+    /// Answer it with a reset (a client whose cookie expired learns at once).
+    #[default]
+    Reset,
+    /// Drop it silently (sends nothing to forged sources).
+    Drop,
+}
+
 /// Dataplane settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -1002,6 +1014,15 @@ pub struct Service {
     /// Client prefixes that may not open flows.
     #[serde(default)]
     pub deny_sources: Vec<InterfaceAddr>,
+    /// SYN proxy (NAT and full NAT): rvs answers each SYN itself with a SYN
+    /// cookie and opens the real server's connection only for a client that
+    /// completes the handshake, so spoofed SYN floods reach no real server
+    /// and fill no table.
+    #[serde(default)]
+    pub synproxy: bool,
+    /// With `synproxy`: what an ACK without a valid cookie gets.
+    #[serde(default)]
+    pub synproxy_invalid_ack: InvalidAck,
     /// What happens to the sessions of a real server removed from it.
     #[serde(default)]
     pub on_remove: OnRemove,
@@ -1051,6 +1072,8 @@ impl Service {
             cluster: false,
             allow_sources: Vec::new(),
             deny_sources: Vec::new(),
+            synproxy: false,
+            synproxy_invalid_ack: InvalidAck::Reset,
             on_remove: OnRemove::Reset,
             health_check: None,
             feedback: None,
@@ -1475,17 +1498,54 @@ impl Checks<'_> {
         if s.persistence.is_some() {
             self.err(f("cluster"), "cannot be persistent: persistence templates are one balancer's memory");
         }
-        let stateless = |fw: Forwarding| matches!(fw, Forwarding::Dr | Forwarding::Tunnel);
-        if !stateless(s.forwarding) {
-            self.err(
-                f("forwarding"),
-                "cluster mode needs dr or tunnel: NAT and full NAT replies must come back through the balancer that holds the session",
-            );
+        self.forwarding_is(
+            i,
+            s,
+            |fw| matches!(fw, Forwarding::Dr | Forwarding::Tunnel),
+            "cluster mode needs dr or tunnel",
+            ": NAT and full NAT replies must come back through the balancer that holds the session",
+        );
+    }
+
+    /// Every forwarding method of the service (its default, its real
+    /// servers', its fallback's) passes `ok`; each one that does not is
+    /// refused with `msg` (and `why`, for the service's own).
+    fn forwarding_is(&mut self, i: usize, s: &Service, ok: fn(Forwarding) -> bool, msg: &str, why: &str) {
+        if !ok(s.forwarding) {
+            self.err(format!("services[{i}].forwarding"), format!("{msg}{why}"));
         }
         for (j, r) in s.real_servers.iter().enumerate() {
-            if r.forwarding.is_some_and(|fw| !stateless(fw)) {
-                self.err(format!("services[{i}].real_servers[{j}].forwarding"), "cluster mode needs dr or tunnel");
+            if r.forwarding.is_some_and(|fw| !ok(fw)) {
+                self.err(format!("services[{i}].real_servers[{j}].forwarding"), msg);
             }
+        }
+        if s.fallback.as_ref().is_some_and(|r| r.forwarding.is_some_and(|fw| !ok(fw))) {
+            self.err(format!("services[{i}].fallback.forwarding"), msg);
+        }
+    }
+
+    /// A SYN proxy splices two connections, so it must see both directions:
+    /// NAT or full NAT, TCP, and sessions of its own (no stateless fallback).
+    fn synproxy(&mut self, i: usize, s: &Service) {
+        let f = |k: &str| format!("services[{i}].{k}");
+        if s.protocol != Protocol::Tcp {
+            self.err(f("synproxy"), "is for TCP services");
+        }
+        self.forwarding_is(
+            i,
+            s,
+            |fw| matches!(fw, Forwarding::Nat | Forwarding::FullNat),
+            "synproxy needs nat or fullnat",
+            ": with dr or tunnel the real server's replies bypass rvs, which must translate their sequence numbers",
+        );
+        if s.cluster {
+            self.err(f("synproxy"), "cannot be combined with cluster (a spliced connection lives on one balancer)");
+        }
+        if s.sloppy_tcp {
+            self.err(f("synproxy"), "cannot be combined with sloppy_tcp (only a valid cookie opens a session)");
+        }
+        if s.when_full == Some(WhenFull::Stateless) {
+            self.err(f("when_full"), "\"stateless\" cannot be combined with synproxy (a spliced connection needs its session)");
         }
     }
 
@@ -1505,6 +1565,9 @@ impl Checks<'_> {
         }
         if s.cluster {
             self.cluster(i, s);
+        }
+        if s.synproxy {
+            self.synproxy(i, s);
         }
         for (name, list) in [("allow_sources", &s.allow_sources), ("deny_sources", &s.deny_sources)] {
             if let Some((j, p)) = list.iter().enumerate().find(|(_, p)| p.addr != p.network()) {

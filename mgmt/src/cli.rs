@@ -14,7 +14,8 @@
 //!
 //! rvs adds: `-b`/`--fullnat` (full NAT, as DPVS's ipvsadm), and, on
 //! `-A`/`-E`, `--mh-size N`, `--on-remove reset|keep`, `--when-full
-//! refuse|stateless`, `--sloppy-tcp`, `--cluster`, `--timeouts EST,SYN,FIN,CLOSE,UDP`
+//! refuse|stateless`, `--sloppy-tcp`, `--cluster`, `--synproxy`, `--synproxy-invalid-ack
+//! reset|drop`, `--timeouts EST,SYN,FIN,CLOSE,UDP`
 //! (seconds), which `-S` writes when they are not the defaults, so that
 //! `-S` / `-C` / `-R` restores exactly. `--json` prints the raw reply.
 //!
@@ -23,7 +24,7 @@
 //! `rvsadm show [services|stats|rate|connections|drops|neighbors|health|config|ha]`,
 //! `rvsadm reload|zero|clear|save|restore|version|ping`.
 use crate::ops::{Op, ServicePatch};
-use config::{Forwarding, OnRemove, Persistence, Protocol, RealServer, SchedulerKind, Service, ServiceKey, Timeouts, WhenFull};
+use config::{Forwarding, InvalidAck, OnRemove, Persistence, Protocol, RealServer, SchedulerKind, Service, ServiceKey, Timeouts, WhenFull};
 use std::net::IpAddr;
 
 /// The persistence timeout of `-p` without a value (the kernel's
@@ -228,6 +229,8 @@ struct Flags {
     when_full: Option<WhenFull>,
     sloppy: bool,
     cluster: bool,
+    synproxy: bool,
+    invalid_ack: Option<InvalidAck>,
     timeouts: Option<Timeouts>,
     replace: bool,
 }
@@ -448,6 +451,8 @@ fn apply_option(f: &mut Flags, opts: &mut Options, name: &str, arg: &mut Arg<'_,
         "when-full" => f.when_full = Some(arg.choice(&[("refuse", WhenFull::Refuse), ("stateless", WhenFull::Stateless)])?),
         "sloppy-tcp" => f.sloppy = true,
         "cluster" => f.cluster = true,
+        "synproxy" => f.synproxy = true,
+        "synproxy-invalid-ack" => f.invalid_ack = Some(arg.choice(&[("reset", InvalidAck::Reset), ("drop", InvalidAck::Drop)])?),
         "replace" => f.replace = true,
         "timeouts" => f.timeouts = Some(parse_timeouts(&arg.value()?)?),
         "u-threshold" | "l-threshold" => return Err(usage("connection thresholds (-x/-y) are not supported by rvs")),
@@ -564,6 +569,8 @@ impl Flags {
         s.when_full = self.when_full;
         s.sloppy_tcp = self.sloppy;
         s.cluster = self.cluster;
+        s.synproxy = self.synproxy;
+        s.synproxy_invalid_ack = self.invalid_ack.unwrap_or_default();
         if let Some(t) = self.timeouts {
             s.timeouts = t;
         }
@@ -587,6 +594,8 @@ impl Flags {
             on_remove: self.on_remove,
             sloppy_tcp: self.sloppy.then_some(true),
             cluster: Some(self.cluster),
+            synproxy: Some(self.synproxy),
+            synproxy_invalid_ack: Some(self.invalid_ack.unwrap_or_default()),
         };
         Ok(Op::ServiceEdit { key, patch })
     }
@@ -878,6 +887,14 @@ mod tests {
             Action::Change(Op::ServiceAdd { service }) => assert!(service.cluster),
             other => panic!("{other:?}"),
         }
+        match p("-A -t 198.18.3.100:80 --synproxy --synproxy-invalid-ack drop") {
+            Action::Change(Op::ServiceAdd { service }) => {
+                assert!(service.synproxy);
+                assert_eq!(service.synproxy_invalid_ack, InvalidAck::Drop);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&"-A -t 198.18.3.100:80 --synproxy-invalid-ack never".split(' ').map(String::from).collect::<Vec<_>>()).is_err());
     }
 
     #[test]

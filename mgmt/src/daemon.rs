@@ -256,15 +256,21 @@ impl Daemon {
             None => worker::HaShared::single(),
         };
         let shared = Arc::new(Shared::with_ha(snap.clone(), workers, ha));
-        let steering = forwarder_config(&cfg, 0, &ports, [0; 4]).steering;
+        let steering = forwarder_config(&cfg, 0, &ports, [0; 4], [0; 2]).steering;
         let cores: Vec<Arc<CoreStats>> = (0..workers).map(|_| Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()))).collect();
         let rings = worker::handoff_rings(&eal, workers, cfg.dataplane.handoff_ring)
             .map_err(|e| StartError::Dpdk(format!("dataplane.handoff_ring: {e}")))?;
         let seeds = random_seeds();
+        // The SYN proxy's cookie key: its own random bits, shared by every
+        // worker (a flow's SYN and ACK meet the same key on any core).
+        let cookie_key = {
+            let r = random_seeds();
+            [r[0], r[1]]
+        };
         let mut lcores = Vec::new();
         for ((w, lcore), ends) in lcore_ids.into_iter().take(workers).enumerate().zip(rings) {
             let core = u16::try_from(w).map_err(|_| StartError::Config("dataplane.workers: too many".into()))?;
-            let mut fwd = Forwarder::new(&forwarder_config(&cfg, core, &ports, seeds), snap.clone(), cores[w].clone());
+            let mut fwd = Forwarder::new(&forwarder_config(&cfg, core, &ports, seeds, cookie_key), snap.clone(), cores[w].clone());
             fwd.set_peers(cores.clone());
             let queues = worker_queues(&mut ports, core, ends)?;
             let lc = LoopConfig {
@@ -387,7 +393,7 @@ fn open_kernel_interface(
 
 /// Worker `core`'s settings: its slice of the full-NAT ports, the steering
 /// rule with several workers.
-fn forwarder_config(cfg: &Config, core: u16, ports: &Ports, seeds: [u64; 4]) -> ForwarderConfig {
+fn forwarder_config(cfg: &Config, core: u16, ports: &Ports, seeds: [u64; 4], cookie_key: [u64; 2]) -> ForwarderConfig {
     let workers = cfg.dataplane.workers.max(1);
     let (pmin, pmax) = (cfg.dataplane.fullnat_port_min, cfg.dataplane.fullnat_port_max);
     let per = (u32::from(pmax - pmin) + 1) / u32::from(workers);
@@ -407,6 +413,7 @@ fn forwarder_config(cfg: &Config, core: u16, ports: &Ports, seeds: [u64; 4]) -> 
         ),
         icmp_rate: 1000,
         steering: (workers > 1).then(|| Steering::new(workers, u32::from(ports.period), pmin, per, ports.hw_rss)),
+        cookie_key,
     }
 }
 

@@ -263,6 +263,12 @@ pub fn save(cfg: &config::Config) -> String {
         if s.cluster {
             out.push_str(" --cluster");
         }
+        if s.synproxy {
+            out.push_str(" --synproxy");
+            if s.synproxy_invalid_ack == config::InvalidAck::Drop {
+                out.push_str(" --synproxy-invalid-ack drop");
+            }
+        }
         let t = s.timeouts;
         if t != config::Timeouts::default() {
             let _ = write!(

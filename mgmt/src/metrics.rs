@@ -246,6 +246,19 @@ fn sessions(f: &mut Family<'_>, r: &Report) {
         ("rvs_neighbor_answers_total", "ARP replies and neighbour advertisements sent.", r.neigh_answers),
         ("rvs_neighbor_probes_total", "ARP requests and neighbour solicitations sent.", r.neigh_probes),
         ("rvs_neighbor_held_total", "Frames held until their next hop's MAC resolved.", r.neigh_held),
+        ("rvs_synproxy_syns_total", "SYNs the SYN proxy answered with a cookie.", r.synproxy.syns),
+        (
+            "rvs_synproxy_cookies_valid_total",
+            "ACKs with a valid SYN cookie (connections opened to a real server).",
+            r.synproxy.cookies_valid,
+        ),
+        ("rvs_synproxy_cookies_invalid_total", "ACKs to a SYN-proxied service with no valid cookie.", r.synproxy.cookies_invalid),
+        ("rvs_synproxy_window_updates_total", "Window updates the SYN proxy sent once a real server answered.", r.synproxy.window_updates),
+        (
+            "rvs_synproxy_sack_translated_total",
+            "Segments of spliced connections whose SACK blocks were translated.",
+            r.synproxy.sack_translated,
+        ),
     ] {
         f.head(name, "counter", help);
         f.sample(name, &[], v);

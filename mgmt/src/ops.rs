@@ -46,6 +46,12 @@ pub struct ServicePatch {
     /// Cluster mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<bool>,
+    /// SYN proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synproxy: Option<bool>,
+    /// What the SYN proxy does with an ACK of no valid cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synproxy_invalid_ack: Option<config::InvalidAck>,
 }
 
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Persistence>>, D::Error> {
@@ -266,6 +272,12 @@ fn edit_service(s: &mut Service, p: &ServicePatch) {
     }
     if let Some(v) = p.cluster {
         s.cluster = v;
+    }
+    if let Some(v) = p.synproxy {
+        s.synproxy = v;
+    }
+    if let Some(v) = p.synproxy_invalid_ack {
+        s.synproxy_invalid_ack = v;
     }
 }
 

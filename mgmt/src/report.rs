@@ -204,6 +204,23 @@ pub struct SessionReport {
     pub reused: u64,
 }
 
+/// SYN proxy counters, summed over the workers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SynproxyReport {
+    /// SYNs answered with a cookie.
+    pub syns: u64,
+    /// ACKs with a valid cookie (connections opened to a real server).
+    pub cookies_valid: u64,
+    /// ACKs with no valid cookie.
+    pub cookies_invalid: u64,
+    /// Window updates sent to clients once their real server answered.
+    pub window_updates: u64,
+    /// Window updates with no room to send them.
+    pub updates_lost: u64,
+    /// Segments whose SACK blocks were translated.
+    pub sack_translated: u64,
+}
+
 /// A neighbour in a report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NeighborReport {
@@ -249,6 +266,9 @@ pub struct Report {
     /// Frames held until their next hop resolved.
     #[serde(default)]
     pub neigh_held: u64,
+    /// The SYN proxy.
+    #[serde(default)]
+    pub synproxy: SynproxyReport,
     /// Neighbours.
     pub neighbors: Vec<NeighborReport>,
     /// Per worker core: what it received, created and passed around.
@@ -571,6 +591,14 @@ impl Accounting {
             neigh_answers: sum.of(|c| c.neigh_answers.get()),
             neigh_probes: sum.of(|c| c.neigh_probes.get()),
             neigh_held: sum.of(|c| c.neigh_held.get()),
+            synproxy: SynproxyReport {
+                syns: sum.of(|c| c.synproxy.syns.get()),
+                cookies_valid: sum.of(|c| c.synproxy.cookies_valid.get()),
+                cookies_invalid: sum.of(|c| c.synproxy.cookies_invalid.get()),
+                window_updates: sum.of(|c| c.synproxy.window_updates.get()),
+                updates_lost: sum.of(|c| c.synproxy.updates_lost.get()),
+                sack_translated: sum.of(|c| c.synproxy.sack_translated.get()),
+            },
             neighbors: neighbors(cfg, snap),
             per_worker: cores
                 .iter()

@@ -98,6 +98,8 @@ drop_reasons! {
     UnknownProtocol => "unknown_protocol", Verdict, "L4 protocol with no virtual service (not TCP, UDP or ICMP)";
     SourceDenied => "source_denied", Verdict, "new flow from a source the service's deny_sources lists (most specific prefix)";
     SourceNotAllowed => "source_not_allowed", Verdict, "new flow from a source none of the service's allow_sources covers";
+    SynproxyBadCookie => "synproxy_bad_cookie", Verdict, "ACK to a SYN-proxied service that opens no session: no valid cookie (answered with a reset or dropped, as synproxy_invalid_ack says)";
+    SynproxyWait => "synproxy_wait", Verdict, "segment of a SYN-proxied connection while the real server's handshake is under way (the client's window is still zero; it sends again)";
     NoService => "no_service", Verdict, "destination is a VIP but no service matches the port and protocol";
     NotForUs => "not_for_us", Verdict, "destination is not a VIP, a local address nor a known session";
     NoBackend => "no_backend", Verdict, "service has no available real server";

@@ -29,6 +29,7 @@ pub mod sched;
 pub mod session;
 pub mod stats;
 pub mod steer;
+pub mod synproxy;
 pub mod table;
 
 pub use drop::DropReason;

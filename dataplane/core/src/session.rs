@@ -96,6 +96,29 @@ pub struct Session<A: Family> {
     pub sync_count: u8,
     /// MAC address the client's packets came from (the reply's next hop).
     pub client_mac: [u8; 6],
+    /// SYN proxy: how the client's and the real server's connections are
+    /// spliced (with [`SessionFlags::SYNPROXY`]). Fills the IPv4 entry's
+    /// line exactly.
+    pub splice: Splice,
+}
+
+/// The splice of a SYN-proxied connection (see `fwd::synproxy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Splice {
+    /// Real server's sequence numbers minus the client's view of them
+    /// (while [`SessionFlags::SPLICE_WAIT`]: the cookie).
+    pub seq: u32,
+    /// rvs's timestamps minus the real server's (while waiting: rvs's
+    /// TSval the client echoed).
+    pub ts: u32,
+    /// The client's ISN + 1.
+    pub isn1: u32,
+    /// The client's window field in its handshake ACK.
+    pub win: u16,
+    /// Window scales: the client's in the high nibble, the real server's
+    /// in the low one (15: none).
+    pub ws: u8,
 }
 
 impl<A: Family> Default for Session<A> {
@@ -119,6 +142,7 @@ impl<A: Family> Default for Session<A> {
             client_port: 0,
             sync_count: 0,
             client_mac: [0; 6],
+            splice: Splice::default(),
         }
     }
 }
@@ -131,6 +155,12 @@ bitflags::bitflags! {
         const HAS_REPLY = 0x01;
         /// The reply key uses the full-NAT local address and port.
         const FULL_NAT = 0x02;
+        /// Opened by the SYN proxy: packets are translated ([`Splice`]).
+        const SYNPROXY = 0x04;
+        /// SYN proxy: waiting for the real server's SYN-ACK.
+        const SPLICE_WAIT = 0x08;
+        /// SYN proxy: timestamps are in use and translated.
+        const SPLICE_TS = 0x40;
         /// The client sent FIN.
         const FIN_CLIENT = 0x10;
         /// The real server sent FIN.

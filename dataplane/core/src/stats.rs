@@ -167,6 +167,25 @@ pub struct CoreStats {
     pub last_conflict: [Counter; 3],
     /// Session sync, this core's part.
     pub sync: SyncCounters,
+    /// The SYN proxy.
+    pub synproxy: SynproxyCounters,
+}
+
+/// SYN proxy counters of one core.
+#[derive(Debug, Default)]
+pub struct SynproxyCounters {
+    /// SYNs answered with a cookie.
+    pub syns: Counter,
+    /// ACKs with a valid cookie (connections opened to a real server).
+    pub cookies_valid: Counter,
+    /// ACKs with no valid cookie.
+    pub cookies_invalid: Counter,
+    /// Window updates sent to clients (a real server answered).
+    pub window_updates: Counter,
+    /// Window updates that found no room (the client's probe opens it).
+    pub updates_lost: Counter,
+    /// Segments whose SACK blocks were translated.
+    pub sack_translated: Counter,
 }
 
 /// Session sync counters of one core: what a master's core emitted and
@@ -232,6 +251,7 @@ impl CoreStats {
             announcements: Counter::default(),
             last_conflict: std::array::from_fn(|_| Counter::default()),
             sync: SyncCounters::default(),
+            synproxy: SynproxyCounters::default(),
         }
     }
 

@@ -207,6 +207,8 @@ pub struct ServiceView {
     pub stateless: Option<Arc<crate::sched::MaglevTable>>,
     /// Create sessions on non-SYN TCP.
     pub sloppy_tcp: bool,
+    /// SYN proxy, and what it does with an ACK of no valid cookie.
+    pub synproxy: Option<config::InvalidAck>,
     /// Source allow/deny lists, checked on new flows (None: no lists).
     pub sources: Option<Arc<crate::acl::SourceLists>>,
     /// Full-NAT local addresses.
@@ -899,6 +901,7 @@ impl Compiler {
             when_full,
             stateless,
             sloppy_tcp: s.sloppy_tcp || s.cluster,
+            synproxy: s.synproxy.then_some(s.synproxy_invalid_ack),
             sources: (!s.allow_sources.is_empty() || !s.deny_sources.is_empty())
                 .then(|| Arc::new(crate::acl::SourceLists::build(&s.allow_sources, &s.deny_sources))),
             locals: s.local_addresses.clone(),

@@ -45,6 +45,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The frames the forwarder originated during a burst (the SYN proxy's
+/// window updates) join the TX bursts.
+fn send_extra(fwd: &mut Forwarder, out: &mut Out, q: &mut WorkerQueues, pool: &Mempool) {
+    fwd.drain_extra(|stats, port, bytes| {
+        let p = usize::from(port);
+        if p >= q.tx.len() {
+            return;
+        }
+        let Some(mut m) = pool.alloc() else {
+            stats.count_drop(DropReason::TxFull);
+            return;
+        };
+        m.reset_empty();
+        if !m.append(bytes.len()) {
+            push_dead(&mut out.dead, m);
+            return;
+        }
+        m.data_mut().copy_from_slice(bytes);
+        out.send(q, stats, p, m);
+    });
+}
+
 /// Interval of neighbour probing and load refresh, in milliseconds.
 const HOUSEKEEPING_MS: u32 = 100;
 
@@ -299,6 +321,7 @@ impl Worker {
             for (m, v) in self.rx.drain().zip(self.verdicts.iter()) {
                 self.out.dispatch(&mut self.q, &self.fwd, self.pool, &mut self.hold, now, m, *v);
             }
+            send_extra(&mut self.fwd, &mut self.out, &mut self.q, self.pool);
         }
         got
     }
@@ -320,6 +343,7 @@ impl Worker {
                 };
                 self.out.dispatch(&mut self.q, &self.fwd, self.pool, &mut self.hold, now, m, v);
             }
+            send_extra(&mut self.fwd, &mut self.out, &mut self.q, self.pool);
         }
         got
     }

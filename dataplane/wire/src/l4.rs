@@ -108,11 +108,9 @@ pub fn rewrite<A: Family>(ip: &mut [u8], l4: usize, old: &FiveTuple<A>, src: Opt
 }
 
 /// Writes, from the start of `frame`, a frame carrying a bare TCP segment
-/// `src -> dst` (no options, no payload) with the given sequence number,
-/// acknowledgement and flags: Ethernet `from -> to`, an IPv4 header (DF,
-/// TTL 64) or IPv6 header (hop limit 64), and the segment with its
-/// checksum. Returns the frame's length (54 or 74 bytes); `frame` must be
-/// at least that long (any frame that carried a TCP segment is).
+/// `src -> dst` (no options, no payload, window 0) with the given sequence
+/// number, acknowledgement and flags; see [`write_tcp`]. Returns the
+/// frame's length (54 or 74 bytes).
 pub fn write_tcp_reset<A: Family>(
     frame: &mut [u8],
     to: MacAddr,
@@ -123,26 +121,71 @@ pub fn write_tcp_reset<A: Family>(
     ack: u32,
     flags: u8,
 ) -> usize {
+    write_tcp(frame, to, from, src, dst, TcpFields { seq, ack, flags, window: 0 }, &[])
+}
+
+/// The header fields of a segment [`write_tcp`] writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFields {
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number.
+    pub ack: u32,
+    /// Flags.
+    pub flags: u8,
+    /// Window field.
+    pub window: u16,
+}
+
+/// The length of the frame [`write_tcp`] writes with `options` bytes of
+/// options.
+pub fn tcp_frame_len<A: Family>(options: usize) -> usize {
+    ether::HEADER_LEN + if A::V6 { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN } + tcp::MIN_HEADER_LEN + options
+}
+
+/// Writes, from the start of `frame`, a frame carrying a TCP segment
+/// `src -> dst` with no payload: Ethernet `from -> to`, an IPv4 header
+/// (DF, TTL 64) or IPv6 header (hop limit 64), and the segment with
+/// `options` (a multiple of 4 bytes, at most 40) and its checksum. Returns
+/// the frame's length ([`tcp_frame_len`]); `frame` must be at least that
+/// long.
+pub fn write_tcp<A: Family>(
+    frame: &mut [u8],
+    to: MacAddr,
+    from: MacAddr,
+    src: (A, u16),
+    dst: (A, u16),
+    f: TcpFields,
+    options: &[u8],
+) -> usize {
+    let options = &options[..options.len().min(40) / 4 * 4];
     let ip_len = if A::V6 { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
     let l4 = ether::HEADER_LEN + ip_len;
-    let len = l4 + tcp::MIN_HEADER_LEN;
+    let seg_len = tcp::MIN_HEADER_LEN + options.len();
+    let len = l4 + seg_len;
     let ethertype = if A::V6 { ether::ethertype::IPV6 } else { ether::ethertype::IPV4 };
     ether::write_header(frame, to, from, ethertype);
     let ip = &mut frame[ether::HEADER_LEN..];
-    #[expect(clippy::cast_possible_truncation, reason = "a 20-byte segment in a 40-byte packet")]
+    #[expect(clippy::cast_possible_truncation, reason = "at most 60 bytes of segment in an 80-byte packet")]
     match (src.0.to_ip(), dst.0.to_ip()) {
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            ipv6::write_header(ip, 0, 0, tcp::MIN_HEADER_LEN as u16, proto::TCP, 64, s.into(), d.into());
+            ipv6::write_header(ip, 0, 0, seg_len as u16, proto::TCP, 64, s.into(), d.into());
         }
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let total = (ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN) as u16;
+            let total = (ipv4::MIN_HEADER_LEN + seg_len) as u16;
             ipv4::write_header(ip, 0, total, 0, ipv4::FLAG_DF, 64, proto::TCP, s.into(), d.into());
         }
         _ => {}
     }
     let seg = &mut frame[l4..len];
-    tcp::write_bare(seg, src.1, dst.1, seq, ack, flags);
-    let c = checksum::l4_checksum(A::pseudo_header(src.0, dst.0, proto::TCP, tcp::MIN_HEADER_LEN), seg);
+    tcp::write_bare(seg, src.1, dst.1, f.seq, f.ack, f.flags);
+    #[expect(clippy::cast_possible_truncation, reason = "at most 15 words")]
+    {
+        seg[12] = ((seg_len / 4) as u8) << 4;
+    }
+    seg[14..16].copy_from_slice(&f.window.to_be_bytes());
+    seg[tcp::MIN_HEADER_LEN..].copy_from_slice(options);
+    let c = checksum::l4_checksum(A::pseudo_header(src.0, dst.0, proto::TCP, seg_len), seg);
     seg[tcp::CHECKSUM_AT..tcp::CHECKSUM_AT + 2].copy_from_slice(&c.to_be_bytes());
     len
 }

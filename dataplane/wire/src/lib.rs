@@ -20,7 +20,8 @@
 //!   [`ByFamily`] for per-family state;
 //! * [`num`]: integer conversions that are exact or saturate by name;
 //! * [`checksum`]: RFC 1071 sums, pseudo-headers, RFC 1624 updates;
-//! * [`ether`], [`arp`], [`ip`], [`ipv4`], [`ipv6`], [`tcp`], [`udp`],
+//! * [`ether`], [`arp`], [`ip`], [`ipv4`], [`ipv6`], [`tcp`] (and its options,
+//!   [`tcpopt`]), [`udp`],
 //!   [`icmp`] (with neighbour discovery): one module per format;
 //! * [`l4`]: the 5-tuple, the one NAT rewriter (packets and ICMP quotes),
 //!   TCP resets;
@@ -42,6 +43,7 @@ pub mod num;
 pub mod peek;
 pub mod sync;
 pub mod tcp;
+pub mod tcpopt;
 pub mod tunnel;
 pub mod udp;
 pub mod vrrp;

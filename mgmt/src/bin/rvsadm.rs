@@ -15,6 +15,7 @@ ipvsadm syntax:
   rvsadm -A|-E -t|-u VIP:port [-s rr|wrr|lc|wlc|sed|nq|sh|dh|mh] [-p [timeout]] [-M netmask]
          [--sched-flags fallback,port] [--mh-size N] [--on-remove reset|keep]
          [--when-full refuse|stateless] [--sloppy-tcp] [--cluster] [--timeouts EST,SYN,FIN,CLOSE,UDP]
+         [--synproxy [--synproxy-invalid-ack reset|drop]]
   rvsadm -D -t|-u VIP:port
   rvsadm -a|-e -t|-u VIP:port -r RS[:port] [-g|-i|-m|-b] [-w weight]
   rvsadm -d -t|-u VIP:port -r RS[:port]

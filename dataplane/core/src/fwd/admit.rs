@@ -16,7 +16,7 @@ use super::state::{Ctx, Pkt, St};
 use crate::conn::State;
 use crate::drop::DropReason;
 use crate::sched::Flow;
-use crate::session::{self, Session, SessionFlags};
+use crate::session::{self, Session, SessionFlags, Splice};
 use crate::table::{BackendView, Mode, ServiceView};
 use rvs_wire::ip::proto;
 use rvs_wire::Family;
@@ -33,13 +33,38 @@ pub(super) fn new_session<A: Family, B: PacketBuf>(
     svc: &ServiceView,
     hf: u64,
 ) -> Result<u32, DropReason> {
-    let state = admit(st, buf, p, svc)?;
+    let state = admit(buf, p, svc)?;
+    open(cx, st, buf, in_port, p, svc, hf, state, SessionFlags::empty(), Splice::default())
+}
+
+/// Opens the session of a flow that may open one (see [`admit`]) in
+/// `state` with `flags` and `splice`: persistence or scheduling, the
+/// session, accounting and sync.
+#[expect(clippy::too_many_arguments, reason = "the flow's facts and what the caller decided")]
+pub(super) fn open<A: Family, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    st: &mut St,
+    buf: &B,
+    in_port: u8,
+    p: &Pkt<A>,
+    svc: &ServiceView,
+    hf: u64,
+    state: State,
+    flags: SessionFlags,
+    splice: Splice,
+) -> Result<u32, DropReason> {
+    // A full table refuses the flow (the caller may then forward it
+    // statelessly; see [`super::stateless`]).
+    let table = st.sessions.get::<A>();
+    if table.len() >= table.capacity() {
+        return Err(DropReason::SessionTableFull);
+    }
     let tpl_key = svc.persistence.map(|(_, prefix)| persist::template_key(p.src, p.dst, p.dport, p.proto, prefix));
     let b = match tpl_key.as_ref().and_then(|k| persist::lookup::<A>(cx, st, k, svc)) {
         Some(b) => b,
         None => schedule(cx, st, p, svc)?,
     };
-    let idx = build(cx, st, buf, in_port, p, svc, b, state, hf)?;
+    let idx = build(cx, st, buf, in_port, p, svc, b, state, hf, flags, splice)?;
     if let Some(k) = tpl_key {
         persist::record::<A>(cx, st, k, svc, b);
     }
@@ -55,7 +80,7 @@ pub(super) fn new_session<A: Family, B: PacketBuf>(
 /// (or, for `sloppy_tcp` services, any valid segment) or any UDP datagram,
 /// with a right checksum (the NIC's verdict when it gave one), while the
 /// table has room.
-fn admit<A: Family, B: PacketBuf>(st: &St, buf: &B, p: &Pkt<A>, svc: &ServiceView) -> Result<State, DropReason> {
+fn admit<A: Family, B: PacketBuf>(buf: &B, p: &Pkt<A>, svc: &ServiceView) -> Result<State, DropReason> {
     let state = if p.proto == proto::TCP {
         let t = tcp::TcpHeader { sport: p.sport, dport: p.dport, seq: 0, ack: 0, header_len: 20, flags: p.tcp_flags };
         if t.flags_invalid() {
@@ -72,6 +97,13 @@ fn admit<A: Family, B: PacketBuf>(st: &St, buf: &B, p: &Pkt<A>, svc: &ServiceVie
     } else {
         State::Udp
     };
+    check_new(buf, p, svc)?;
+    Ok(state)
+}
+
+/// What every packet that opens a flow must pass: the service's source
+/// lists and a right checksum (the NIC's verdict when it gave one).
+pub(super) fn check_new<A: Family, B: PacketBuf>(buf: &B, p: &Pkt<A>, svc: &ServiceView) -> Result<(), DropReason> {
     if let Some(l) = &svc.sources {
         l.check(A::V6, p.src.key128()).map_err(|r| match r {
             crate::acl::Refusal::Denied => DropReason::SourceDenied,
@@ -81,13 +113,7 @@ fn admit<A: Family, B: PacketBuf>(st: &St, buf: &B, p: &Pkt<A>, svc: &ServiceVie
     if buf.l4_csum_bad() || (!buf.l4_csum_good() && !l4::checksum_ok(&buf.data()[p.l4..p.end], &p.tuple())) {
         return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
     }
-    // A full table refuses the flow (the caller may then forward it
-    // statelessly; see [`super::stateless`]).
-    let table = st.sessions.get::<A>();
-    if table.len() >= table.capacity() {
-        return Err(DropReason::SessionTableFull);
-    }
-    Ok(state)
+    Ok(())
 }
 
 /// The real server the service's scheduler picks for this flow.
@@ -101,6 +127,7 @@ fn schedule<'s, A: Family>(cx: &Ctx<'s>, st: &mut St, p: &Pkt<A>, svc: &ServiceV
 /// Builds the session of a new flow to real server `b` and inserts it
 /// under its forward key (hash `hf`) and, for NAT and full NAT, its reply
 /// key.
+#[expect(clippy::too_many_arguments, reason = "the flow's facts and what the caller decided")]
 fn build<A: Family, B: PacketBuf>(
     cx: &Ctx<'_>,
     st: &mut St,
@@ -111,6 +138,8 @@ fn build<A: Family, B: PacketBuf>(
     b: &BackendView,
     state: State,
     hf: u64,
+    flags: SessionFlags,
+    splice: Splice,
 ) -> Result<u32, DropReason> {
     let mut s = Session {
         client: p.src,
@@ -127,10 +156,11 @@ fn build<A: Family, B: PacketBuf>(
         proto: p.proto,
         state,
         mode: b.mode,
-        flags: SessionFlags::empty(),
+        flags,
         client_port: in_port,
         sync_count: 0, // counted by the packet's own step (advance_state)
         client_mac: ether::src(buf.data()).0,
+        splice,
     };
     match b.mode {
         Mode::Nat => s.flags |= SessionFlags::HAS_REPLY,

@@ -137,6 +137,9 @@ pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
             && plain.tcp_flags & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN
             && state.is_closing())
         || buf.l4_csum_bad()
+        // The SYN proxy's handshake with the real server takes the general path.
+        || (s.flags.contains(session::SessionFlags::SYNPROXY)
+            && (s.flags.contains(session::SessionFlags::SPLICE_WAIT) || plain.tcp_flags & tcp::flags::SYN != 0))
     {
         return None;
     }

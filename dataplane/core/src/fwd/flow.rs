@@ -5,10 +5,11 @@ use super::icmp::time_exceeded;
 use super::state::{Ctx, Pkt, St};
 use super::stateless::stateless;
 use super::sweep::end_session;
+use super::synproxy;
 use super::xmit::forward;
 use super::Verdict;
 use crate::drop::DropReason;
-use crate::session::{Dir, FlowKey};
+use crate::session::{Dir, FlowKey, SessionFlags};
 use crate::steer::Steering;
 use crate::table::{AddrKind, Snapshot, Steer};
 use config::WhenFull;
@@ -55,6 +56,11 @@ pub(super) fn transport<A: Family, B: PacketBuf>(
                 cx.stats.sessions_reused.inc();
             }
         } else {
+            if s.flags.contains(SessionFlags::SYNPROXY) {
+                if let Some(v) = synproxy::on_session(cx, st, buf, in_port, idx, dir, &p, &s) {
+                    return v;
+                }
+            }
             return forward(cx, st, buf, in_port, idx, dir, &p);
         }
     }
@@ -79,6 +85,9 @@ pub(super) fn transport<A: Family, B: PacketBuf>(
     // A packet that cannot leave (TTL) must not open a session.
     if A::ttl(&buf.data()[ether::HEADER_LEN..]) <= 1 {
         return time_exceeded::<A, B>(cx, st, buf, in_port);
+    }
+    if let (Some(invalid), proto::TCP) = (svc.synproxy, p.proto) {
+        return synproxy::no_session(cx, st, buf, in_port, &p, svc, h, invalid);
     }
     match new_session(cx, st, buf, in_port, &p, svc, h) {
         Ok(idx) => forward(cx, st, buf, in_port, idx, Dir::Forward, &p),

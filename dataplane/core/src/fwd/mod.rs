@@ -51,7 +51,16 @@
 /// `$f.st` stays free to be borrowed mutably beside it.
 macro_rules! ctx {
     ($f:expr, $now:expr, $steer:expr) => {
-        Ctx { snap: &$f.snap, stats: &$f.stats, now: $now, tunnel_ttl: $f.tunnel_ttl, steer: $steer, core: $f.core, standby: $f.standby }
+        Ctx {
+            snap: &$f.snap,
+            stats: &$f.stats,
+            now: $now,
+            tunnel_ttl: $f.tunnel_ttl,
+            steer: $steer,
+            core: $f.core,
+            standby: $f.standby,
+            cookie: &$f.cookie,
+        }
     };
 }
 
@@ -69,9 +78,10 @@ mod state;
 mod stateless;
 mod sweep;
 mod sync;
+mod synproxy;
 mod xmit;
 
-pub use state::{BURST, SWEEP_PERIOD_MS};
+pub use state::{BURST, EXTRA_FRAME, SWEEP_PERIOD_MS};
 pub use sync::{record_owner, SyncReject, SYNC_BUFFER};
 
 use crate::drop::DropReason;
@@ -168,6 +178,9 @@ pub struct ForwarderConfig {
     pub icmp_rate: u32,
     /// How flows are spread over the cores (None with one core).
     pub steering: Option<Steering>,
+    /// The SYN proxy's cookie key (random at start-up, the same on every
+    /// core).
+    pub cookie_key: [u64; 2],
 }
 
 impl ForwarderConfig {
@@ -183,6 +196,7 @@ impl ForwarderConfig {
             fullnat_ports: (1024, 32767),
             icmp_rate: 1000,
             steering: None,
+            cookie_key: [seeds[0] ^ 0x5350_524f_5859_4b31, seeds[2].rotate_left(17) ^ 0x636f_6f6b_6965_7321],
         }
     }
 }
@@ -202,6 +216,7 @@ pub struct Forwarder {
     steering: Option<Steering>,
     /// A backup's forwarder (see [`Forwarder::set_role`]).
     standby: bool,
+    cookie: crate::synproxy::CookieKey,
     st: St,
 }
 
@@ -220,6 +235,7 @@ impl Forwarder {
             fast: true,
             steering: cfg.steering.clone().filter(|s| s.cores > 1),
             standby: false,
+            cookie: crate::synproxy::CookieKey::new(cfg.cookie_key[0], cfg.cookie_key[1]),
             st: St {
                 sessions: ByFamily {
                     v4: SessionTable::new(cfg.sessions_v4, cfg.seeds),
@@ -242,6 +258,7 @@ impl Forwarder {
                 hint_at: usize::MAX,
                 burst_len: 0,
                 sync: sync::SyncOut::new(),
+                extra: state::Extra::new(),
             },
         };
         f.install(snap);
@@ -384,6 +401,14 @@ impl Forwarder {
         let cx = ctx!(self, now, if steer { self.steering.as_ref() } else { None });
         let v = frame(&cx, &mut self.st, buf, in_port).unwrap_or_else(Verdict::Drop);
         self.tally(v)
+    }
+
+    /// Hands the frames originated while processing the last packets
+    /// (port, bytes: at most [`EXTRA_FRAME`] each) to `f`, to be sent after
+    /// the burst's own; call after every burst.
+    pub fn drain_extra(&mut self, mut f: impl FnMut(&CoreStats, u8, &[u8])) {
+        let stats = &self.stats;
+        self.st.extra.drain(|port, bytes| f(stats, port, bytes));
     }
 
     /// Gives this forwarder every worker's counters (its own included), so

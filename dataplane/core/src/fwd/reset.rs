@@ -9,7 +9,13 @@ use rvs_wire::{ether, l4, tcp, Family, MacAddr, PacketBuf};
 /// Answers a client's TCP segment with a reset from the VIP, in place
 /// (RFC 9293 3.10.7.1: with the segment's ACK as sequence number, or
 /// acknowledging it when it carried no ACK).
-pub(super) fn reset_to_sender<A: Family, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, in_port: u8, p: &Pkt<A>) -> Result<Verdict, DropReason> {
+pub(super) fn reset_to_sender<A: Family, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    buf: &mut B,
+    in_port: u8,
+    p: &Pkt<A>,
+    reason: DropReason,
+) -> Result<Verdict, DropReason> {
     let port = cx.snap.port(in_port).ok_or(DropReason::NoBackend)?;
     let t = tcp::TcpHeader::parse(&buf.data()[p.l4..p.end])?;
     let seg_len = rvs_wire::num::sat_u32(p.end - p.l4 - t.header_len)
@@ -23,7 +29,7 @@ pub(super) fn reset_to_sender<A: Family, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B
     let peer = ether::src(buf.data());
     write_reset(buf, (p.dst, p.dport), (p.src, p.sport), seq, ack, flags, peer, port.mac);
     cx.stats.resets_sent.inc();
-    Ok(Verdict::Reply { port: in_port, reason: DropReason::NoBackend })
+    Ok(Verdict::Reply { port: in_port, reason })
 }
 
 /// Turns a real server's segment for a session whose server was removed

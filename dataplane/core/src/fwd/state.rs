@@ -68,6 +68,8 @@ pub(super) struct Ctx<'a> {
     /// This node is a backup: it forwards nothing to the virtual
     /// addresses and answers no ARP/ND for them.
     pub(super) standby: bool,
+    /// The SYN proxy's cookie key.
+    pub(super) cookie: &'a crate::synproxy::CookieKey,
 }
 
 /// Mutable per-core state.
@@ -96,6 +98,50 @@ pub(super) struct St {
     pub(super) burst_len: usize,
     /// Session changes for the backups.
     pub(super) sync: super::sync::SyncOut,
+    /// Frames originated while processing the burst.
+    pub(super) extra: Extra,
+}
+
+/// Room for one originated frame (a TCP segment with options).
+pub const EXTRA_FRAME: usize = 128;
+
+/// Frames the forwarder originates beside its verdicts (the SYN proxy's
+/// window updates), preallocated: at most one per packet of a burst. The
+/// worker sends them after each burst ([`super::Forwarder::drain_extra`]).
+#[derive(Debug)]
+pub(super) struct Extra {
+    frames: Box<[[u8; EXTRA_FRAME]; BURST]>,
+    meta: [(u8, u8); BURST],
+    n: usize,
+}
+
+impl Extra {
+    pub(super) fn new() -> Extra {
+        Extra { frames: Box::new([[0; EXTRA_FRAME]; BURST]), meta: [(0, 0); BURST], n: 0 }
+    }
+
+    /// The next free frame, if any (written, then [`Extra::commit`]ted).
+    pub(super) fn slot(&mut self) -> Option<&mut [u8; EXTRA_FRAME]> {
+        self.frames.get_mut(self.n)
+    }
+
+    /// Keeps the frame just written into [`Extra::slot`]: `len` bytes for
+    /// port `port`.
+    pub(super) fn commit(&mut self, port: u8, len: usize) {
+        if let (Some(m), Ok(len)) = (self.meta.get_mut(self.n), u8::try_from(len)) {
+            *m = (port, len);
+            self.n += 1;
+        }
+    }
+
+    /// Hands every frame to `f` (port, bytes) and empties the list.
+    pub(super) fn drain(&mut self, mut f: impl FnMut(u8, &[u8])) {
+        for i in 0..self.n {
+            let (port, len) = self.meta[i];
+            f(port, &self.frames[i][..usize::from(len)]);
+        }
+        self.n = 0;
+    }
 }
 
 /// The packets of a burst, at most.

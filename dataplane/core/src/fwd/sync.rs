@@ -24,7 +24,7 @@ use super::state::{Ctx, St};
 use super::sweep::{account_transition, end_session};
 use super::Forwarder;
 use crate::conn::State;
-use crate::session::{Session, SessionFlags};
+use crate::session::{Session, SessionFlags, Splice};
 use crate::table::Mode;
 use rvs_wire::sync::{AnyRecord, Op, Record};
 use rvs_wire::{Family, Ipv4, Ipv6};
@@ -86,7 +86,9 @@ impl SyncOut {
 /// on, a UDP flow once its client sent `udp_threshold` packets.
 #[inline]
 fn worth_syncing<A: Family>(s: &Session<A>, udp_threshold: u8) -> bool {
-    syncable(s.state) && (s.state != State::Udp || s.sync_count >= udp_threshold)
+    // A spliced connection cannot be resumed without its deltas, which the
+    // record has no room for: a backup would only reset it.
+    syncable(s.state) && (s.state != State::Udp || s.sync_count >= udp_threshold) && !s.flags.contains(SessionFlags::SYNPROXY)
 }
 
 /// The states a sync record may carry.
@@ -186,6 +188,7 @@ fn upsert<A: Family>(cx: &Ctx<'_>, st: &mut St, r: &Record<A>) -> Result<(), Syn
         // Synced already: worth syncing again, should this node lead.
         sync_count: u8::MAX,
         client_mac: r.client_mac,
+        splice: Splice::default(),
     };
     let table = st.sessions.get_mut::<A>();
     let key = s.forward_key();

@@ -1380,3 +1380,5 @@ fn a_udp_flow_is_synced_once_its_client_reaches_the_threshold() {
     assert_eq!(plain.process(&mut VecBuf::new(&query(6002)), 0), Verdict::Tx(1));
     assert_eq!(plain.take_sync().count(), 1);
 }
+
+mod synproxy;

@@ -19,7 +19,7 @@ use super::sweep::{account_transition, end_session};
 use super::Verdict;
 use crate::conn::{self, State};
 use crate::drop::DropReason;
-use crate::session::{Dir, Session};
+use crate::session::{Dir, Session, SessionFlags};
 use crate::table::{BackendView, Mode, PortView};
 use rvs_wire::ip::proto;
 use rvs_wire::tunnel::{self, EncapError};
@@ -43,7 +43,7 @@ pub(super) fn forward<A: Family, B: PacketBuf>(
         end_session::<A>(cx, st, idx, &s);
         if p.proto == proto::TCP && p.tcp_flags & tcp::flags::RST == 0 {
             return match dir {
-                Dir::Forward => reset_to_sender::<A, B>(cx, buf, in_port, p),
+                Dir::Forward => reset_to_sender::<A, B>(cx, buf, in_port, p, DropReason::NoBackend),
                 Dir::Reply => reset_reply_to_client::<A, B>(cx, buf, &s, p),
             };
         }
@@ -96,7 +96,12 @@ pub(super) fn commit<A: Family, B: PacketBuf>(
     advance_state(cx, st, idx, dir, p, s);
     let len = buf.len() as u64;
     match (s.mode, dir) {
-        (mode @ (Mode::Nat | Mode::FullNat), _) => nat::rewrite(buf, p, NatRewrite::of_session(mode, dir, s)),
+        (mode @ (Mode::Nat | Mode::FullNat), _) => {
+            nat::rewrite(buf, p, NatRewrite::of_session(mode, dir, s));
+            if s.flags.contains(SessionFlags::SYNPROXY) && !s.flags.contains(SessionFlags::SPLICE_WAIT) {
+                splice::<A, B>(cx, buf, p, s, dir);
+            }
+        }
         (Mode::Dr, Dir::Forward) => decrement_ttl::<A>(buf.data_mut()),
         (Mode::Tunnel, Dir::Forward) => {
             decrement_ttl::<A>(buf.data_mut());
@@ -107,6 +112,17 @@ pub(super) fn commit<A: Family, B: PacketBuf>(
     ether::set_macs(buf.data_mut(), dst_mac.unwrap_or(MacAddr::ZERO), out.mac);
     account_packet(cx, s, b, dir, len);
     Ok(tx_or_hold(out_port, dst_mac, b.neigh))
+}
+
+/// Translates a packet of a spliced (SYN-proxied) connection between the
+/// client's and the real server's sequence spaces (see [`super::synproxy`]).
+#[inline]
+fn splice<A: Family, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, p: &Pkt<A>, s: &Session<A>, dir: Dir) {
+    if let Some(seg) = buf.data_mut().get_mut(p.l4..p.end) {
+        if rvs_wire::tcpopt::shift(seg, &super::synproxy::shift_of(s, dir)) {
+            cx.stats.synproxy.sack_translated.inc();
+        }
+    }
 }
 
 /// The TCP state machine's step for this packet, the session's new

@@ -1,0 +1,352 @@
+//! Golden packets of the SYN proxy: the cookie handshake, the real
+//! server's handshake, and the translation of every field afterwards, in
+//! NAT and full NAT, on the fast path and the general path alike.
+use super::*;
+use rvs_wire::l4::{self, TcpFields};
+use rvs_wire::tcpopt::{self, HandshakeOptions, TcpOptions};
+
+const VIP: &str = "198.18.0.100";
+const CLIENT: &str = "198.18.0.2";
+
+fn spx_forwarder(fwd: &str, extra: &str) -> Clocked {
+    let text =
+        cfg_text(fwd, "rr").replacen(&format!("forwarding = \"{fwd}\"\n"), &format!("forwarding = \"{fwd}\"\nsynproxy = true\n{extra}"), 1);
+    forwarder_from(&text, 4096).0
+}
+
+/// A TCP/IPv4 frame with options and payload, checksums right.
+fn seg(from: MacAddr, to: MacAddr, src: Ipv4, dst: Ipv4, sport: u16, dport: u16, f: TcpFields, opts: &[u8], payload: &[u8]) -> Vec<u8> {
+    let n = l4::tcp_frame_len::<Ipv4>(opts.len());
+    let mut v = vec![0u8; n + payload.len()];
+    l4::write_tcp(&mut v, to, from, (src, sport), (dst, dport), f, opts);
+    if !payload.is_empty() {
+        v[n..].copy_from_slice(payload);
+        let total = u16::try_from(v.len() - 14).unwrap();
+        v[16..18].copy_from_slice(&total.to_be_bytes());
+        v[24..26].fill(0);
+        let c = checksum::checksum(&v[14..34]);
+        v[24..26].copy_from_slice(&c.to_be_bytes());
+        v[50..52].fill(0);
+        let c = checksum::l4_checksum(Ipv4::pseudo_header(src, dst, 6, v.len() - 34), &v[34..]);
+        v[50..52].copy_from_slice(&c.to_be_bytes());
+    }
+    v
+}
+
+fn ts(v: u32, e: u32) -> Vec<u8> {
+    let mut b = [0u8; 12];
+    tcpopt::write_timestamps(&mut b, v, e);
+    b.to_vec()
+}
+
+fn ts_sack(v: u32, e: u32, l: u32, r: u32) -> Vec<u8> {
+    let mut o = ts(v, e);
+    o.extend([1, 1, 5, 10]);
+    o.extend(l.to_be_bytes());
+    o.extend(r.to_be_bytes());
+    o
+}
+
+/// What a frame rvs sent says.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    src: (Ipv4, u16),
+    dst: (Ipv4, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    opts: TcpOptions,
+    payload: Vec<u8>,
+}
+
+fn seen(frame: &[u8]) -> Seen {
+    assert!(rvs_testpkt::checksums_ok(frame), "checksums of {frame:02x?}");
+    let h = ipv4::Ipv4Header::parse(&frame[14..], true).unwrap();
+    let end = 14 + h.total_len;
+    let t = tcp::TcpHeader::parse(&frame[34..end]).unwrap();
+    Seen {
+        src: (h.src, t.sport),
+        dst: (h.dst, t.dport),
+        seq: t.seq,
+        ack: t.ack,
+        flags: t.flags,
+        window: u16::from_be_bytes([frame[48], frame[49]]),
+        opts: TcpOptions::parse(&frame[34..end], t.header_len),
+        payload: frame[34 + t.header_len..end].to_vec(),
+    }
+}
+
+/// Processes one frame the way the worker does (look-ahead, then the fast
+/// path where it applies, unless `fast` is off).
+fn run(f: &mut Clocked, fast: bool, frame: &[u8], port: u8) -> (Verdict, VecBuf) {
+    f.set_fast_path(fast);
+    let mut b = VecBuf::with_room(frame, 128, 256);
+    f.prepare(std::slice::from_ref(&b));
+    let v = f.process_at(&mut b, port, 0);
+    (v, b)
+}
+
+fn extra(f: &mut Clocked) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    f.drain_extra(|_, port, bytes| out.push((port, bytes.to_vec())));
+    out
+}
+
+const ACK: u8 = tcp::flags::ACK;
+const SYN: u8 = tcp::flags::SYN;
+
+/// The whole life of a spliced connection; returns every frame rvs sent,
+/// for comparing the two paths.
+fn splice_story(fwd: &str, fast: bool) -> Vec<Vec<u8>> {
+    let mut f = spx_forwarder(fwd, "");
+    let mut sent = Vec::new();
+    let (vip, client) = (ip(VIP), ip(CLIENT));
+    let now0 = f.now;
+
+    // 1. The client's SYN (MSS 1460, SACK, timestamps, scale 6): a SYN-ACK
+    // from the VIP with a cookie, window 0, no session.
+    let mut o = [0u8; tcpopt::HANDSHAKE_MAX];
+    let n = tcpopt::write_handshake(&mut o, &HandshakeOptions { mss: 1460, wscale: Some(6), sack_perm: true, ts: Some((100, 0)) });
+    let syn = seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1000, ack: 0, flags: SYN, window: 64240 }, &o[..n], &[]);
+    let (v, b) = run(&mut f, fast, &syn, 0);
+    assert_eq!(v, Verdict::Answer(0));
+    assert_eq!((ether::dst(b.data()), ether::src(b.data())), (CLIENT_MAC, P0_MAC));
+    let sa = seen(b.data());
+    assert_eq!((sa.src, sa.dst, sa.ack, sa.flags, sa.window), ((vip, 80), (client, 40000), 1001, SYN | ACK, 0));
+    assert_eq!((sa.opts.mss, sa.opts.wscale, sa.opts.sack_perm, sa.opts.ts), (Some(1460), Some(7), true, Some((now0, 100))));
+    assert_eq!(f.sessions_v4(), 0, "a SYN costs no state");
+    let cookie = sa.seq;
+    sent.push(b.to_vec());
+
+    // 2. A client whose ACK carries no valid cookie is reset.
+    let bad =
+        seg(CLIENT_MAC, P0_MAC, client, vip, 40001, 80, TcpFields { seq: 1001, ack: cookie ^ 0x100, flags: ACK, window: 502 }, &[], &[]);
+    let (v, b) = run(&mut f, fast, &bad, 0);
+    assert_eq!(v, Verdict::Reply { port: 0, reason: DropReason::SynproxyBadCookie });
+    let r = seen(b.data());
+    assert_eq!((r.src, r.dst, r.seq, r.flags), ((vip, 80), (client, 40001), cookie ^ 0x100, tcp::flags::RST));
+    assert_eq!(f.sessions_v4(), 0);
+
+    // 3. The right ACK: the session, and the SYN the client would have sent
+    // the real server, with its ISN and options.
+    let ack = seg(
+        CLIENT_MAC,
+        P0_MAC,
+        client,
+        vip,
+        40000,
+        80,
+        TcpFields { seq: 1001, ack: cookie + 1, flags: ACK, window: 502 },
+        &ts(101, now0),
+        &[],
+    );
+    let (v, b) = run(&mut f, fast, &ack, 0);
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(ether::dst(b.data()), rs_mac(1));
+    let s = seen(b.data());
+    let rs = (ip("198.18.1.11"), 8080);
+    assert_eq!(s.dst, rs);
+    if fwd == "nat" {
+        assert_eq!(s.src, (client, 40000));
+    } else {
+        assert_ne!(s.src.0, client, "full NAT: from a local address");
+    }
+    let lsrc = s.src;
+    assert_eq!((s.seq, s.flags, s.window), (1000, SYN, 502 << 6));
+    assert_eq!((s.opts.mss, s.opts.wscale, s.opts.sack_perm, s.opts.ts), (Some(1460), Some(6), true, Some((101, 0))));
+    assert_eq!(f.sessions_v4(), 1);
+    sent.push(b.to_vec());
+
+    // 4. The client waits (window 0); anything it sends now is dropped.
+    let early = seg(
+        CLIENT_MAC,
+        P0_MAC,
+        client,
+        vip,
+        40000,
+        80,
+        TcpFields { seq: 1001, ack: cookie + 1, flags: ACK, window: 502 },
+        &ts(102, now0),
+        b"x",
+    );
+    assert_eq!(run(&mut f, fast, &early, 0).0, Verdict::Drop(DropReason::SynproxyWait));
+
+    // 5. The real server's SYN-ACK (ISN 5,000,000, scale 9, TSval 7777):
+    // rvs ACKs it, and opens the client's window.
+    let server_isn = 5_000_000u32;
+    let mut o = [0u8; tcpopt::HANDSHAKE_MAX];
+    let n = tcpopt::write_handshake(&mut o, &HandshakeOptions { mss: 1460, wscale: Some(9), sack_perm: true, ts: Some((7777, 101)) });
+    let rs_mac1 = rs_mac(1);
+    let synack = seg(
+        rs_mac1,
+        P1_MAC,
+        rs.0,
+        lsrc.0,
+        rs.1,
+        lsrc.1,
+        TcpFields { seq: server_isn, ack: 1001, flags: SYN | ACK, window: 65160 },
+        &o[..n],
+        &[],
+    );
+    f.set_now(now0 + 3);
+    let (v, b) = run(&mut f, fast, &synack, 1);
+    assert_eq!(v, Verdict::Tx(1));
+    let a = seen(b.data());
+    assert_eq!((a.src, a.dst, a.seq, a.ack, a.flags, a.window), (lsrc, rs, 1001, server_isn + 1, ACK, 502));
+    assert_eq!(a.opts.ts, Some((101, 7777)));
+    sent.push(b.to_vec());
+    let x = extra(&mut f);
+    assert_eq!(x.len(), 1, "one window update");
+    let (port, upd) = &x[0];
+    assert_eq!(*port, 0);
+    assert_eq!((ether::dst(upd), ether::src(upd)), (CLIENT_MAC, P0_MAC));
+    let u = seen(upd);
+    assert_eq!((u.src, u.dst, u.seq, u.ack, u.flags, u.window), ((vip, 80), (client, 40000), cookie + 1, 1001, ACK, 65160 >> 7));
+    assert_eq!(u.opts.ts, Some((now0, 101)), "the client keeps seeing rvs's clock");
+    sent.push(upd.clone());
+
+    // 6. Server data: sequence, timestamps and window in the client's terms.
+    let data = seg(
+        rs_mac1,
+        P1_MAC,
+        rs.0,
+        lsrc.0,
+        rs.1,
+        lsrc.1,
+        TcpFields { seq: server_isn + 1, ack: 1001, flags: ACK | tcp::flags::PSH, window: 100 },
+        &ts(7800, 101),
+        b"hello",
+    );
+    let (v, b) = run(&mut f, fast, &data, 1);
+    assert_eq!(v, Verdict::Tx(0));
+    let d = seen(b.data());
+    assert_eq!((d.src, d.dst, d.seq, d.ack, d.window), ((vip, 80), (client, 40000), cookie + 1, 1001, (100 << 9) >> 7));
+    assert_eq!(d.opts.ts, Some((now0 + 23, 101)));
+    assert_eq!(d.payload, b"hello");
+    sent.push(b.to_vec());
+
+    // 7. The client acknowledges with a SACK block: ack, SACK edges and
+    // TSecr in the real server's terms.
+    let sack = seg(
+        CLIENT_MAC,
+        P0_MAC,
+        client,
+        vip,
+        40000,
+        80,
+        TcpFields { seq: 1001, ack: cookie + 6, flags: ACK, window: 700 },
+        &ts_sack(103, now0 + 23, cookie + 100, cookie + 200),
+        b"GET",
+    );
+    let before = f.stats().synproxy.sack_translated.get();
+    let (v, b) = run(&mut f, fast, &sack, 0);
+    assert_eq!(v, Verdict::Tx(1));
+    let c = seen(b.data());
+    assert_eq!((c.src, c.dst, c.seq, c.ack, c.window), (lsrc, rs, 1001, server_isn + 6, 700));
+    assert_eq!(c.opts.ts, Some((103, 7800)));
+    let sb = &b.data()[34 + c.opts.sack_at..];
+    let edge = |i: usize| u32::from_be_bytes([sb[i], sb[i + 1], sb[i + 2], sb[i + 3]]);
+    assert_eq!((edge(0), edge(4)), (server_isn + 100, server_isn + 200));
+    assert_eq!(f.stats().synproxy.sack_translated.get(), before + 1);
+    sent.push(b.to_vec());
+
+    // 8. The server repeats its SYN-ACK (as if rvs's ACK were lost): ACKed
+    // again, no second window update.
+    let (v, b) = run(&mut f, fast, &synack, 1);
+    assert_eq!(v, Verdict::Tx(1));
+    let a2 = seen(b.data());
+    assert_eq!((a2.seq, a2.ack, a2.flags), (1001, server_isn + 1, ACK));
+    assert!(extra(&mut f).is_empty());
+    sent.push(b.to_vec());
+
+    let st = &f.stats().synproxy;
+    assert_eq!((st.syns.get(), st.cookies_valid.get(), st.cookies_invalid.get(), st.window_updates.get()), (1, 1, 1, 1));
+    if fast {
+        assert_eq!(f.stats().fast_path.get(), 2, "steps 6 and 7 took the fast path");
+    }
+    sent
+}
+
+#[test]
+fn nat_splices_a_connection_field_by_field() {
+    splice_story("nat", true);
+}
+
+#[test]
+fn full_nat_splices_a_connection_field_by_field() {
+    splice_story("fullnat", true);
+}
+
+#[test]
+fn the_fast_path_splices_as_the_general_path_does() {
+    for fwd in ["nat", "fullnat"] {
+        assert_eq!(splice_story(fwd, true), splice_story(fwd, false), "{fwd}");
+    }
+}
+
+#[test]
+fn cookies_expire_and_invalid_acks_may_be_dropped() {
+    let mut f = spx_forwarder("nat", "synproxy_invalid_ack = \"drop\"\n");
+    let (vip, client) = (ip(VIP), ip(CLIENT));
+    let syn = seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1000, ack: 0, flags: SYN, window: 64240 }, &[], &[]);
+    let (v, b) = run(&mut f, true, &syn, 0);
+    assert_eq!(v, Verdict::Answer(0));
+    let sa = seen(b.data());
+    // No options from the client: MSS 536 assumed, no scaling, no SACK.
+    assert_eq!((sa.opts.mss, sa.opts.wscale, sa.opts.sack_perm, sa.opts.ts), (Some(1460), None, false, None));
+    let ack = seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1001, ack: sa.seq + 1, flags: ACK, window: 502 }, &[], &[]);
+    let later = f.now + 2 * 65_536 + 1;
+    f.set_now(later);
+    assert_eq!(run(&mut f, true, &ack, 0).0, Verdict::Drop(DropReason::SynproxyBadCookie), "131 s later the cookie is void");
+    f.set_now(later - 65_536);
+    let (v, b) = run(&mut f, true, &ack, 0);
+    assert_eq!(v, Verdict::Tx(1), "65 s later it still opens the connection");
+    let s = seen(b.data());
+    assert_eq!((s.opts.mss, s.opts.wscale, s.opts.sack_perm, s.opts.ts), (Some(536), None, false, None));
+    // The real server refuses: the client gets a reset it accepts.
+    let rst = seg(
+        rs_mac(1),
+        P1_MAC,
+        ip("198.18.1.11"),
+        client,
+        8080,
+        40000,
+        TcpFields { seq: 0, ack: 1001, flags: tcp::flags::RST | ACK, window: 0 },
+        &[],
+        &[],
+    );
+    let (v, b) = run(&mut f, true, &rst, 1);
+    assert_eq!(v, Verdict::Tx(0));
+    let r = seen(b.data());
+    assert_eq!((r.src, r.seq, r.flags & tcp::flags::RST), ((vip, 80), sa.seq + 1, tcp::flags::RST));
+    // A SYN flood costs no session, ever.
+    for i in 0..1000u32 {
+        let syn = seg(
+            CLIENT_MAC,
+            P0_MAC,
+            Ipv4(0xc612_4000 + i),
+            vip,
+            1024 + u16::try_from(i).unwrap(),
+            80,
+            TcpFields { seq: i, ack: 0, flags: SYN, window: 1 },
+            &[],
+            &[],
+        );
+        assert_eq!(run(&mut f, true, &syn, 0).0, Verdict::Answer(0));
+    }
+    assert_eq!(f.sessions_v4(), 1);
+}
+
+#[test]
+fn spliced_sessions_are_not_synced() {
+    let mut f = spx_forwarder("nat", "");
+    f.set_role(true, true);
+    let (vip, client) = (ip(VIP), ip(CLIENT));
+    let syn = seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1000, ack: 0, flags: SYN, window: 64240 }, &[], &[]);
+    let (_, b) = run(&mut f, true, &syn, 0);
+    let cookie = seen(b.data()).seq;
+    let ack = seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1001, ack: cookie + 1, flags: ACK, window: 502 }, &[], &[]);
+    assert_eq!(run(&mut f, true, &ack, 0).0, Verdict::Tx(1));
+    assert_eq!(f.stats().sync.emitted.get(), 0);
+}
