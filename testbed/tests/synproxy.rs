@@ -1,0 +1,59 @@
+//! The SYN proxy end to end: a real kernel client downloads 10 MB through
+//! a SYN-proxied service in NAT and in full NAT while its own namespace
+//! drops 2% of what it receives (nftables), so its stack sends SACK blocks
+//! that rvs translates; the body arrives whole, every cookie handshake is
+//! counted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
+mod common;
+use common::{http_service, nat_bed};
+use testbed::Bed;
+
+const SIZE: u64 = 10_000_000;
+
+/// Downloads /bytes/SIZE from the VIP with curl on `host`: (HTTP status,
+/// bytes received).
+fn download(bed: &Bed, host: usize) -> (u32, u64) {
+    let url = format!("http://198.18.0.100/bytes/{SIZE}");
+    let out = bed
+        .h(host)
+        .ns
+        .sh_timeout(
+            &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--max-time", "90", &url],
+            std::time::Duration::from_secs(100),
+        )
+        .unwrap_or_else(|e| panic!("curl: {e}\nrvsd:\n{}", bed.rvsd_log()));
+    let mut it = out.split_whitespace();
+    (it.next().and_then(|x| x.parse().ok()).unwrap_or(0), it.next().and_then(|x| x.parse().ok()).unwrap_or(0))
+}
+
+fn spliced_download(tag: &str, fwd: &str) {
+    let services =
+        http_service(false, fwd, "rr").replace(&format!("forwarding = \"{fwd}\"\n"), &format!("forwarding = \"{fwd}\"\nsynproxy = true\n"));
+    let (bed, cl, _) = nat_bed(tag, 1, 3, "workers = 1", &services);
+    let ns = &bed.h(cl[0]).ns;
+    ns.sh(&["nft", "add", "table", "inet", "loss"]).unwrap();
+    ns.sh(&["nft", "add", "chain", "inet", "loss", "in", "{ type filter hook input priority 0; }"]).unwrap();
+    ns.sh(&["nft", "add", "rule", "inet", "loss", "in", "meta", "l4proto", "tcp", "numgen", "random", "mod", "100", "<", "2", "drop"])
+        .unwrap();
+    for round in 0..2 {
+        let (code, got) = download(&bed, cl[0]);
+        assert_eq!((code, got), (200, SIZE), "{fwd} download {round}\nrvsd:\n{}", bed.rvsd_log());
+    }
+    let r = bed.stats().unwrap();
+    let sp = &r.synproxy;
+    println!("{fwd}: synproxy {sp:?}");
+    assert!(sp.syns >= 2 && sp.cookies_valid >= 2 && sp.window_updates >= 2, "{sp:?}");
+    assert_eq!(sp.cookies_invalid, 0, "{sp:?}");
+    assert!(sp.sack_translated > 0, "the client's SACK blocks were translated: {sp:?}");
+    assert_eq!(r.drops.get("tcp_bad_checksum").copied().unwrap_or(0), 0);
+}
+
+#[test]
+fn a_10_mb_download_through_a_syn_proxied_nat_service() {
+    spliced_download("spx-nat", "nat");
+}
+
+#[test]
+fn a_10_mb_download_through_a_syn_proxied_full_nat_service() {
+    spliced_download("spx-fnat", "fullnat");
+}
