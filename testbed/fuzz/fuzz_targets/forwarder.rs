@@ -1,7 +1,7 @@
 //! The forwarder fed raw frames: byte 0 picks one of the golden tests'
 //! worlds (every forwarding mode, both families, ARP/ND, ICMP, the drop
-//! cases), then records of [length high, length low, port, frame...] are
-//! processed in order, 10 ms apart, through the general and the burst
+//! cases, SYN-proxied NAT and full NAT), then records of [length high,
+//! length low, port, frame...] are processed in order, 10 ms apart, through the general and the burst
 //! path, with a sweep at the end. Nothing may panic, and every frame gets
 //! exactly one verdict counted once.
 #![no_main]
@@ -12,7 +12,7 @@ use rvs_core::table::{Compiler, Health, Snapshot};
 use rvs_wire::{MacAddr, VecBuf};
 use std::sync::{Arc, OnceLock};
 
-const WORLDS: [&str; 14] = [
+const WORLDS: [&str; 16] = [
     include_str!("../worlds/announce.toml"),
     include_str!("../worlds/dr4.toml"),
     include_str!("../worlds/dr6.toml"),
@@ -27,6 +27,9 @@ const WORLDS: [&str; 14] = [
     include_str!("../worlds/tun46.toml"),
     include_str!("../worlds/tun6.toml"),
     include_str!("../worlds/tun64.toml"),
+    // Appended, so the committed seeds keep their worlds.
+    include_str!("../worlds/synproxy4.toml"),
+    include_str!("../worlds/synproxy6.toml"),
 ];
 
 /// The golden port's MAC (the pcap PMD's), unless the world sets one.
@@ -70,6 +73,8 @@ fuzz_target!(|data: &[u8]| {
         } else {
             let _ = f.process(now, &mut b, port);
         }
+        // The frames the forwarder originated (SYN proxy window updates).
+        f.drain_extra(|_, _, bytes| assert!(bytes.len() <= rvs_core::fwd::EXTRA_FRAME));
         frames += 1;
         now = now.wrapping_add(10);
     }

@@ -1,10 +1,11 @@
 //! Every parser of rvs-wire on arbitrary bytes: Ethernet/IPv4/IPv6/TCP/
 //! UDP/ICMP/ICMPv6/ND/ARP headers, quoted packets of ICMP errors, the fast
-//! path's flow peek, VRRP adverts (both families) and sync messages.
-//! Nothing may panic.
+//! path's flow peek, VRRP adverts (both families), sync messages, TCP
+//! options and the SYN proxy's in-place shift of a segment. Nothing may
+//! panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rvs_wire::{arp, icmp, ipv4, ipv6, peek, sync, tcp, udp, vrrp, Ipv4, Ipv6};
+use rvs_wire::{arp, icmp, ipv4, ipv6, peek, sync, tcp, tcpopt, udp, vrrp, Ipv4, Ipv6};
 
 fuzz_target!(|d: &[u8]| {
     let _ = peek::peek_flow(d);
@@ -13,6 +14,19 @@ fuzz_target!(|d: &[u8]| {
     let _ = ipv4::Ipv4Header::parse(d, false);
     let _ = ipv6::Ipv6Header::parse(d);
     let _ = tcp::TcpHeader::parse(d);
+    let hl = usize::from(d.get(12).copied().unwrap_or(0) >> 4) * 4;
+    let _ = tcpopt::TcpOptions::parse(d, hl);
+    let mut seg = d.to_vec();
+    let k = |i: usize| u32::from(d.get(i).copied().unwrap_or(0));
+    let shift = tcpopt::Shift {
+        seq: k(0) << 24 | k(5),
+        ack: k(1) << 16,
+        sack: k(2).wrapping_mul(0x0101_0101),
+        tsval: k(3),
+        tsecr: k(4).wrapping_neg(),
+        window: d.get(13).map(|&w| (w & 0xf, w >> 4)),
+    };
+    let _ = tcpopt::shift(&mut seg, &shift);
     let _ = udp::UdpHeader::parse(d);
     let _ = icmp::IcmpHeader::parse_v4(d);
     let (a, b) = (Ipv6(0x2001_0db8 << 96 | 1), Ipv6(0x2001_0db8 << 96 | 2));
