@@ -348,5 +348,20 @@ fn spliced_sessions_are_not_synced() {
     let cookie = seen(b.data()).seq;
     let ack = seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1001, ack: cookie + 1, flags: ACK, window: 502 }, &[], &[]);
     assert_eq!(run(&mut f, true, &ack, 0).0, Verdict::Tx(1));
+    // The real server answers: the session is established (a state a
+    // plain NAT session would be synced in), and still nothing is emitted.
+    let synack = seg(
+        rs_mac(1),
+        P1_MAC,
+        ip("198.18.1.11"),
+        client,
+        8080,
+        40000,
+        TcpFields { seq: 77, ack: 1001, flags: SYN | ACK, window: 65160 },
+        &[],
+        &[],
+    );
+    assert_eq!(run(&mut f, true, &synack, 1).0, Verdict::Tx(1));
+    assert_eq!(f.sessions4().next().map(|s| s.state), Some(State::Established));
     assert_eq!(f.stats().sync.emitted.get(), 0);
 }
