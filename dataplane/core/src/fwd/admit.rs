@@ -110,10 +110,17 @@ pub(super) fn check_new<A: Family, B: PacketBuf>(buf: &B, p: &Pkt<A>, svc: &Serv
             crate::acl::Refusal::NotAllowed => DropReason::SourceNotAllowed,
         })?;
     }
-    if buf.l4_csum_bad() || (!buf.l4_csum_good() && !l4::checksum_ok(&buf.data()[p.l4..p.end], &p.tuple())) {
+    if l4_checksum_bad(buf, p) {
         return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
     }
     Ok(())
+}
+
+/// True when the packet's L4 checksum is wrong: the NIC's verdict when it
+/// gave one, else computed.
+#[inline]
+pub(super) fn l4_checksum_bad<A: Family, B: PacketBuf>(buf: &B, p: &Pkt<A>) -> bool {
+    buf.l4_csum_bad() || (!buf.l4_csum_good() && !l4::checksum_ok(&buf.data()[p.l4..p.end], &p.tuple()))
 }
 
 /// The real server the service's scheduler picks for this flow.

@@ -146,7 +146,7 @@ pub(super) fn on_session<A: Family, B: PacketBuf>(
     if dir == Dir::Forward {
         return Some(Err(DropReason::SynproxyWait));
     }
-    if buf.l4_csum_bad() || (!buf.l4_csum_good() && !l4::checksum_ok(&buf.data()[p.l4..p.end], &p.tuple())) {
+    if super::admit::l4_checksum_bad(buf, p) {
         return Some(Err(DropReason::TcpBadChecksum));
     }
     let Ok(t) = TcpHeader::parse(&buf.data()[p.l4..p.end]) else { return Some(Err(DropReason::TcpTruncated)) };
