@@ -181,6 +181,15 @@ impl Bed {
         status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok())
     }
 
+    /// Frames the kernel could not hand to rvsd on its port `i`: the TAP
+    /// queue was full (the TAP's `tx_dropped`, kernel side). What a flood
+    /// loses before rvsd sees it, so no counter of rvsd's can.
+    pub fn tap_dropped(&self, i: usize) -> Result<u64> {
+        let tap = &self.lbc().ports.get(i).ok_or_else(|| anyhow!("no port {i}"))?.tap;
+        let v = self.sw.sh(&["cat", &format!("/sys/class/net/{tap}/statistics/tx_dropped")])?;
+        v.trim().parse().with_context(|| format!("tx_dropped of {tap}: {v:?}"))
+    }
+
     /// rvsd's output so far.
     pub fn rvsd_log(&self) -> String {
         std::fs::read_to_string(self.lb_file("rvsd", "log")).unwrap_or_default()

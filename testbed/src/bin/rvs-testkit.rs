@@ -16,10 +16,11 @@
 //!   sending a request every 200 ms for S seconds; prints per-connection
 //!   results and which server each stayed on.
 //! * `failover --url URL --conns N --interval-ms I --seconds S [--udp ADDR
-//!   --udp-flows M] [--new-per-s K]` - the load of a failover test: N
-//!   keep-alive connections, each sending a request every I ms; M UDP
-//!   flows (one socket each), each sending an echo every I ms; K new
-//!   connections a second, one request each. Prints JSON: per long-lived
+//!   --udp-flows M] [--new-per-s K [--new-timeout-ms T]]` - the load of a
+//!   failover test: N keep-alive connections, each sending a request every
+//!   I ms; M UDP flows (one socket each), each sending an echo every I ms;
+//!   K new connections a second, one request each, failed when connecting
+//!   or answering takes longer than T ms (500). Prints JSON: per long-lived
 //!   connection whether it survived and every silence longer than 3 I
 //!   (epoch milliseconds), per UDP flow its answers and last answer, and
 //!   the new connections that failed and when.
@@ -538,6 +539,8 @@ fn failover(args: &[String]) {
     let udp = flag(args, "--udp").map(|a| parse_addr(&a));
     let flows = num(args, "--udp-flows", 0);
     let new_per_s = num(args, "--new-per-s", 0);
+    // How long a new connection may take to connect, and then to answer.
+    let new_timeout = Duration::from_millis(num(args, "--new-timeout-ms", 500));
     let long: Vec<_> = (0..conns)
         .map(|_| {
             let path = path.clone();
@@ -552,8 +555,8 @@ fn failover(args: &[String]) {
             let (mut ok, mut failed) = (0u64, Vec::new());
             while Instant::now() < end {
                 let t = epoch_ms();
-                let r = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).map_err(|e| e.to_string()).and_then(|s| {
-                    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let r = TcpStream::connect_timeout(&addr, new_timeout).map_err(|e| e.to_string()).and_then(|s| {
+                    let _ = s.set_read_timeout(Some(new_timeout));
                     request(&mut BufReader::new(s), &path, false)
                 });
                 match r {

@@ -22,7 +22,9 @@
 //! gets a session. The SYN-ACK announces a zero window, as netfilter's
 //! SYNPROXY does, so the client sends nothing until the real server has
 //! answered; the window update that opens it is the one frame this stage
-//! originates ([`super::state::Extra`]). While the real server's handshake
+//! originates ([`super::state::Extra`]). A client whose ACK was lost sends
+//! zero-window probes (sequence number one less); a probe with a valid
+//! cookie opens the connection just as well. While the real server's handshake
 //! is under way, the client's segments are dropped (`synproxy_wait`); an
 //! ACK without a valid cookie is answered with a reset, or dropped, as the
 //! service's `synproxy_invalid_ack` says (`synproxy_bad_cookie`).
@@ -75,9 +77,18 @@ pub(super) fn no_session<A: Family, B: PacketBuf>(
     if t.flags & (flags::SYN | flags::ACK | flags::RST) != flags::ACK {
         return Err(DropReason::TcpNoSession);
     }
-    let isn = t.seq.wrapping_sub(1);
     let cookie = t.ack.wrapping_sub(1);
-    let Some(co) = cx.cookie.check(&p.tuple(), isn, cookie, cx.now) else {
+    let tuple = p.tuple();
+    // The client's ACK carries ISN + 1. If that ACK was lost, the client,
+    // facing the zero window, sends window probes instead, whose sequence
+    // number is one less (the ISN itself, as Linux's persist timer does):
+    // a probe opens the connection as the lost ACK would have.
+    let probe = p.end == p.l4 + t.header_len;
+    let found = [t.seq.wrapping_sub(1), t.seq]
+        .into_iter()
+        .take(if probe { 2 } else { 1 })
+        .find_map(|isn| cx.cookie.check(&tuple, isn, cookie, cx.now).map(|co| (isn, co)));
+    let Some((isn, co)) = found else {
         cx.stats.synproxy.cookies_invalid.inc();
         return match invalid {
             InvalidAck::Reset => reset_to_sender::<A, B>(cx, buf, in_port, p, DropReason::SynproxyBadCookie),
@@ -89,7 +100,13 @@ pub(super) fn no_session<A: Family, B: PacketBuf>(
     let o = TcpOptions::parse(seg, t.header_len);
     let win = u16::from_be_bytes([seg[14], seg[15]]);
     let ts = o.ts;
-    let splice = Splice { seq: cookie, ts: ts.map_or(0, |(_, ecr)| ecr), isn1: t.seq, win, ws: (co.wscale.unwrap_or(NO_WS) << 4) | NO_WS };
+    let splice = Splice {
+        seq: cookie,
+        ts: ts.map_or(0, |(_, ecr)| ecr),
+        isn1: isn.wrapping_add(1),
+        win,
+        ws: (co.wscale.unwrap_or(NO_WS) << 4) | NO_WS,
+    };
     let mut fl = SessionFlags::SYNPROXY | SessionFlags::SPLICE_WAIT;
     if ts.is_some() {
         fl |= SessionFlags::SPLICE_TS;

@@ -87,6 +87,13 @@ fn run(f: &mut Clocked, fast: bool, frame: &[u8], port: u8) -> (Verdict, VecBuf)
     (v, b)
 }
 
+/// The first real server's SYN-ACK (ISN 77, no options) to the client
+/// (NAT) of a connection whose ISN was 1000.
+fn plain_synack(client: Ipv4) -> Vec<u8> {
+    let f = TcpFields { seq: 77, ack: 1001, flags: SYN | ACK, window: 65160 };
+    seg(rs_mac(1), P1_MAC, ip("198.18.1.11"), client, 8080, 40000, f, &[], &[])
+}
+
 fn extra(f: &mut Clocked) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
     f.drain_extra(|_, port, bytes| out.push((port, bytes.to_vec())));
@@ -350,18 +357,37 @@ fn spliced_sessions_are_not_synced() {
     assert_eq!(run(&mut f, true, &ack, 0).0, Verdict::Tx(1));
     // The real server answers: the session is established (a state a
     // plain NAT session would be synced in), and still nothing is emitted.
-    let synack = seg(
-        rs_mac(1),
-        P1_MAC,
-        ip("198.18.1.11"),
-        client,
-        8080,
-        40000,
-        TcpFields { seq: 77, ack: 1001, flags: SYN | ACK, window: 65160 },
-        &[],
-        &[],
-    );
+    let synack = plain_synack(client);
     assert_eq!(run(&mut f, true, &synack, 1).0, Verdict::Tx(1));
     assert_eq!(f.sessions4().next().map(|s| s.state), Some(State::Established));
     assert_eq!(f.stats().sync.emitted.get(), 0);
+}
+
+#[test]
+fn a_window_probe_opens_the_connection_when_the_clients_ack_was_lost() {
+    let mut f = spx_forwarder("nat", "");
+    let (vip, client) = (ip(VIP), ip(CLIENT));
+    let syn = seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1000, ack: 0, flags: SYN, window: 64240 }, &[], &[]);
+    let (_, b) = run(&mut f, true, &syn, 0);
+    let cookie = seen(b.data()).seq;
+    // The ACK (seq 1001) never arrived; the client's persist timer probes
+    // the zero window with seq = ISN (1000).
+    let probe =
+        seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1000, ack: cookie + 1, flags: ACK, window: 502 }, &[], &[]);
+    let (v, b) = run(&mut f, true, &probe, 0);
+    assert_eq!(v, Verdict::Tx(1));
+    let s = seen(b.data());
+    assert_eq!((s.seq, s.flags), (1000, SYN), "the real server gets the client's ISN");
+    let synack = plain_synack(client);
+    let (v, b) = run(&mut f, true, &synack, 1);
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!((seen(b.data()).seq, seen(b.data()).ack), (1001, 78));
+    let x = extra(&mut f);
+    assert_eq!(x.len(), 1);
+    let w = seen(&x[0].1);
+    assert_eq!((w.seq, w.ack, w.flags), (cookie + 1, 1001, ACK), "the window update acknowledges the client's ISN + 1");
+    // A segment with data one below ISN + 1 is no probe: it is reset.
+    let data =
+        seg(CLIENT_MAC, P0_MAC, client, vip, 40002, 80, TcpFields { seq: 1000, ack: cookie + 1, flags: ACK, window: 502 }, &[], b"x");
+    assert_eq!(run(&mut f, true, &data, 0).0, Verdict::Reply { port: 0, reason: DropReason::SynproxyBadCookie });
 }
