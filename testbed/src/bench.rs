@@ -229,6 +229,8 @@ pub struct RvsdSetup {
     pub sloppy: bool,
     /// Worker cores.
     pub workers: u16,
+    /// A SYN proxy in front of the TCP service (NAT and full NAT only).
+    pub synproxy: bool,
 }
 
 /// rvsd's configuration for a benchmark.
@@ -285,6 +287,9 @@ addresses = ["198.18.1.1/24"]
         ));
         if tcp && s.sloppy {
             c.push_str("sloppy_tcp = true\n");
+        }
+        if tcp && s.synproxy {
+            c.push_str("synproxy = true\n");
         }
         if s.mode == Mode::FullNat {
             let locals: Vec<String> = (0..LOCALS).map(|i| format!("\"198.18.1.{}\"", 100 + i)).collect();
@@ -513,19 +518,24 @@ mod tests {
 
     #[test]
     fn the_benchmark_configuration_is_valid() {
-        for mode in [Mode::Nat, Mode::FullNat, Mode::Dr, Mode::Tunnel] {
+        let proxied = [(Mode::Nat, true), (Mode::FullNat, true)];
+        for (mode, synproxy) in
+            [(Mode::Nat, false), (Mode::FullNat, false), (Mode::Dr, false), (Mode::Tunnel, false)].into_iter().chain(proxied)
+        {
             let s = RvsdSetup {
                 mode,
                 port0: "net_pcap0,rx_pcap=/x.pcap,infinite_rx=1".into(),
                 port1: "net_null0,no-rx=1".into(),
                 sessions: 1 << 20,
                 mbufs: 1 << 16,
-                sloppy: true,
+                sloppy: !synproxy,
                 workers: 1,
+                synproxy,
             };
             let text = rvsd_config(Path::new("/tmp"), &s);
             let c = config::from_str(&text, "bench.toml").unwrap_or_else(|e| panic!("{mode:?}: {e}\n{text}"));
             c.validate(config::Strictness::File).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+            assert_eq!(c.services[0].synproxy, synproxy);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A short run of the benchmark harness (`rvs-bench --quick`), so it cannot
-//! rot: pcap input against testpmd and rvsd, a SYN flood, and the memif
+//! rot: pcap input against testpmd and rvsd, a SYN flood, SYN-cookie
+//! answers from a SYN-proxied service, and the memif
 //! two-process harness, for NAT and DR. No threshold: the figures of a
 //! shared CI machine mean nothing; the run must complete and print them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
@@ -16,7 +17,7 @@ fn benchmark_harness_runs() {
     let bench = testbed::bin("rvs-bench").unwrap();
     let out = dir.join("out.txt");
     let mut child = Command::new(&bench)
-        .args(["--quick", "--flows", "5000", "--modes", "nat,dr", "--workloads", "est,syn,memif-est", "--dir"])
+        .args(["--quick", "--flows", "5000", "--modes", "nat,dr", "--workloads", "est,syn,spx,memif-est", "--dir"])
         .arg(&dir)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
@@ -46,9 +47,9 @@ fn benchmark_harness_runs() {
     let status = status.unwrap_or_else(|| panic!("rvs-bench did not finish in 100 s:\n{text}"));
     assert!(status.success(), "rvs-bench failed ({status}):\n{text}");
     // One row per workload and mode, each with figures and a ratio.
-    for want in ["| est 5k flows", "| SYN flood 1M sources", "memif"] {
+    for want in ["| est 5k flows", "| SYN flood 1M sources", "| SYN proxy 1M sources", "memif"] {
         assert!(text.lines().any(|l| l.starts_with(want) || l.contains(want)), "no {want:?} row:\n{text}");
     }
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ") && l.contains('%') && !l.contains("workload")).collect();
-    assert!(rows.len() >= 5, "{rows:?}");
+    assert!(rows.len() >= 6, "{rows:?}");
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel]
-//!           [--workloads est,mix,syn,memif-est,memif-syn] [--workers N] [--rounds N]
+//!           [--workloads est,mix,syn,spx,memif-est,memif-syn] [--workers N] [--rounds N]
 //!           [--quick] [--dir DIR]
 //! ```
 //!
@@ -34,7 +34,7 @@ fn opts() -> Result<Opts> {
         syns: 2_000_000,
         seconds: 5,
         modes: vec![Mode::Nat, Mode::FullNat, Mode::Dr, Mode::Tunnel],
-        workloads: vec!["est".into(), "mix".into(), "syn".into(), "memif-est".into(), "memif-syn".into()],
+        workloads: vec!["est".into(), "mix".into(), "syn".into(), "spx".into(), "memif-est".into(), "memif-syn".into()],
         workers: 1,
         rounds: 3,
         dir: None,
@@ -60,7 +60,7 @@ fn opts() -> Result<Opts> {
             "--workloads" => o.workloads = val(i)?.split(',').map(str::to_string).collect(),
             "--dir" => o.dir = Some(PathBuf::from(val(i)?)),
             "-h" | "--help" => {
-                println!("usage: rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel] [--workloads est,mix,syn] [--workers N] [--rounds N] [--quick] [--dir DIR]");
+                println!("usage: rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel] [--workloads est,mix,syn,spx] [--workers N] [--rounds N] [--quick] [--dir DIR]");
                 std::process::exit(0);
             }
             other => bail!("unknown option {other:?} (--help)"),
@@ -188,6 +188,7 @@ fn established_workload(o: &Opts, dir: &Path, mix: bool) -> Result<()> {
                 mbufs,
                 sloppy: true,
                 workers: o.workers,
+                synproxy: false,
             };
             established_run(dir, &setup, u64::from(n), mix, o.seconds)
         },
@@ -214,11 +215,58 @@ fn syn_workload(o: &Opts, dir: &Path) -> Result<()> {
                 mbufs: ns + EXTRA_MBUFS,
                 sloppy: false,
                 workers: o.workers,
+                synproxy: false,
             };
             let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
             let (rate, mpps, drops) = syn_rate(&r, u64::from(ns))?;
             r.stop();
             Ok((mpps, Some(rate), drops))
+        },
+    )
+}
+
+/// A SYN flood from many sources against a SYN-proxied service: rvs
+/// answers every SYN with a cookie SYN-ACK and keeps no state, so the file
+/// loops (`infinite_rx`) and the answer rate is sampled in the steady
+/// state. NAT and full NAT only (the modes a SYN proxy serves).
+fn synproxy_workload(o: &Opts, dir: &Path) -> Result<()> {
+    let syn_file = dir.join("syn.pcap");
+    if !syn_file.exists() {
+        testbed::pcap::write(&syn_file, &bench::syns(o.syns, 2))?;
+    }
+    let ns = o.syns;
+    let label = format!("SYN proxy {} sources", short(o.syns));
+    let modes: Vec<Mode> = o.modes.iter().copied().filter(|m| matches!(m, Mode::Nat | Mode::FullNat)).collect();
+    rounds(
+        o,
+        &label,
+        &modes,
+        &mut || Ok(median(&bench::testpmd(&[pcap_port(0, &syn_file), NULL_PORT.to_string()], ns + EXTRA_MBUFS, o.seconds, "p")?)),
+        &mut |mode| {
+            let setup = RvsdSetup {
+                mode,
+                port0: pcap_port(0, &syn_file),
+                port1: NULL_PORT.to_string(),
+                sessions: 1024,
+                mbufs: ns + EXTRA_MBUFS,
+                sloppy: false,
+                workers: o.workers,
+                synproxy: true,
+            };
+            let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
+            let before = r.stats()?;
+            let t = Instant::now();
+            let samples = r.sample_tx(o.seconds)?;
+            let after = r.stats()?;
+            let secs = t.elapsed().as_secs_f64();
+            r.stop();
+            let (answered, created) = (after.synproxy.syns - before.synproxy.syns, after.sessions.created - before.sessions.created);
+            if created != 0 || after.synproxy.cookies_valid != 0 {
+                bail!("a SYN proxy kept state for a SYN: {created} sessions, {} valid cookies", after.synproxy.cookies_valid);
+            }
+            #[expect(clippy::cast_precision_loss, reason = "rates")]
+            let rate = answered as f64 / secs;
+            Ok((median(&samples), Some(rate), drops_text(&after, &before)))
         },
     )
 }
@@ -249,6 +297,9 @@ fn main() -> Result<()> {
     }
     if want("syn") {
         syn_workload(&o, &dir)?;
+    }
+    if want("spx") {
+        synproxy_workload(&o, &dir)?;
     }
     for (w, syn) in [("memif-est", false), ("memif-syn", true)] {
         if want(w) {
@@ -283,7 +334,16 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
         &mut |mode| {
             let (g, client) = next()?;
             let sessions = if syn { 16_000_000 } else { o.flows * 3 / 2 + 1024 };
-            let setup = RvsdSetup { mode, port0: client, port1: null.clone(), sessions, mbufs: 65_535, sloppy: !syn, workers: o.workers };
+            let setup = RvsdSetup {
+                mode,
+                port0: client,
+                port1: null.clone(),
+                sessions,
+                mbufs: 65_535,
+                sloppy: !syn,
+                workers: o.workers,
+                synproxy: false,
+            };
             let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
             if syn {
                 // The table must not fill before the measurement ends.
