@@ -17,8 +17,9 @@ export DEBIAN_FRONTEND=noninteractive
 # keepalived for the VRRP interoperability test of the pair; bird2 (BGP
 # towards the routers) for the scale-out tests, systemd for systemd-analyze
 # (the unit file is verified), nftables to lose packets on purpose (the SYN
-# proxy test makes the client SACK).
-pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl keepalived bird2 systemd nftables)
+# proxy test makes the client SACK); man-db, binutils and dpkg-dev to build
+# and check the Debian package (man -l, objdump, dpkg-shlibdeps).
+pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl keepalived bird2 systemd nftables man-db binutils dpkg-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

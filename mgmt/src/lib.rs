@@ -31,6 +31,7 @@ pub mod cli;
 pub mod commands;
 pub mod control;
 pub mod daemon;
+pub mod docs;
 pub mod fault;
 pub mod ha;
 pub mod health;

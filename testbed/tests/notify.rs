@@ -71,21 +71,28 @@ fn rvsd_speaks_systemds_notify_protocol_and_its_watchdog_follows_the_workers() {
     println!("notify transcript: {:?}", first.iter().chain(&r).map(|(_, m)| m.replace('\n', " ")).take(6).collect::<Vec<_>>());
 }
 
-/// The shipped unit file (mgmt/systemd/rvsd.service) passes
-/// `systemd-analyze verify` with no complaint (pointed at the built rvsd).
+/// The shipped unit files (mgmt/systemd/rvsd.service and the
+/// rvs-hugepages.service it requires) pass `systemd-analyze verify` with
+/// no complaint (pointed at the built rvsd and the repository's script).
 #[test]
 fn the_systemd_unit_verifies() {
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../mgmt/systemd/rvsd.service")).unwrap();
+    let sys = concat!(env!("CARGO_MANIFEST_DIR"), "/../mgmt/systemd");
+    let unit = std::fs::read_to_string(format!("{sys}/rvsd.service")).unwrap();
+    let huge = std::fs::read_to_string(format!("{sys}/rvs-hugepages.service")).unwrap();
     let rvsd = testbed::bin("rvsd").unwrap();
     let dir = std::env::temp_dir().join(format!("rvs-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("rvsd.service");
+    let (path, hpath) = (dir.join("rvsd.service"), dir.join("rvs-hugepages.service"));
     std::fs::write(&path, unit.replace("/usr/sbin/rvsd", rvsd.to_str().unwrap())).unwrap();
-    let out = testbed::process::run(&["systemd-analyze", "verify", path.to_str().unwrap()], Duration::from_secs(30)).unwrap();
+    std::fs::write(&hpath, huge.replace("/usr/lib/rvs/rvs-hugepages", &format!("{sys}/rvs-hugepages"))).unwrap();
+    let out =
+        testbed::process::run(&["systemd-analyze", "verify", path.to_str().unwrap(), hpath.to_str().unwrap()], Duration::from_secs(30))
+            .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify: {err}");
     assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec=") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    assert!(unit.contains("Requires=rvs-hugepages.service"), "rvsd starts after its hugepages");
 }
 
 /// The log: timestamped lines with their level, and the audit trail - a

@@ -29,6 +29,30 @@ struct Args {
     /// Write the final statistics report (JSON) to this file at exit.
     #[arg(long)]
     final_stats: Option<PathBuf>,
+    /// Print a generated document and exit: man (rvsd.8), toml-man
+    /// (rvs.toml.5), bash or zsh (completions). Used by the package build.
+    #[arg(long, hide = true, value_name = "WHAT")]
+    generate: Option<String>,
+}
+
+/// `--generate WHAT`: prints the document, or exits with status 2.
+fn generate(what: &str) -> ! {
+    use clap::CommandFactory;
+    let text = match what {
+        "man" => mgmt::docs::rvsd_man(Args::command()).ok(),
+        "toml-man" => Some(mgmt::docs::toml_man(env!("CARGO_PKG_VERSION"))),
+        shell => mgmt::docs::completion(Args::command(), shell),
+    };
+    match text {
+        Some(t) => {
+            print!("{t}");
+            std::process::exit(0)
+        }
+        None => {
+            eprintln!("rvsd: --generate: man, toml-man, bash or zsh, not {what:?}");
+            std::process::exit(2)
+        }
+    }
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -172,6 +196,9 @@ fn write_final(report: &mgmt::report::Report, path: &std::path::Path) {
 
 fn main() {
     let args = Args::parse();
+    if let Some(what) = &args.generate {
+        generate(what);
+    }
     let file = args.config.display().to_string();
     let cfg = load(&args);
     if args.check {
