@@ -6,7 +6,7 @@
 //! semantic check from [`Config::validate`]) is mapped back to the field
 //! path and the line and column where that field is written.
 use crate::error::{ConfigError, ConfigErrors};
-use crate::model::{Config, Strictness};
+use crate::model::{Config, SourceLine, Strictness};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
@@ -76,7 +76,7 @@ pub fn from_str_with(text: &str, file: &str, extra: ExtraCheck<'_>) -> Result<Co
     })?;
 
     for (i, p) in cfg.ports.iter_mut().enumerate() {
-        p.device_line = index.get(&format!("ports[{i}].device")).map(|(s, _)| line_col(text, s.start).0);
+        p.device_line = SourceLine(index.get(&format!("ports[{i}].device")).map(|(s, _)| line_col(text, s.start).0));
     }
 
     cfg.validate(Strictness::File).and_then(|()| extra(&cfg)).map_err(|errs| {
@@ -176,7 +176,7 @@ mod tests {
     fn accepts_a_good_file() {
         let c = from_str(&good(), "rvs.toml").unwrap();
         assert_eq!(c.ports.len(), 2);
-        assert_eq!(c.ports[0].device_line, Some(line_of(&good(), "device = \"net_null0\"")));
+        assert_eq!(c.ports[0].device_line.0, Some(line_of(&good(), "device = \"net_null0\"")));
         let s = &c.services[0];
         assert_eq!(s.scheduler, SchedulerKind::Wrr);
         assert_eq!(s.real_servers[0].weight, 2);

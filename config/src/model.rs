@@ -509,6 +509,18 @@ macro_rules! serde_via_string {
 }
 serde_via_string!(InterfaceAddr);
 
+/// Where something was in the file (a line number), for messages only: it
+/// is never part of a comparison, so a file whose lines moved (a comment
+/// added above `[[ports]]`) still describes the same ports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SourceLine(pub Option<usize>);
+
+impl PartialEq for SourceLine {
+    fn eq(&self, _: &SourceLine) -> bool {
+        true
+    }
+}
+
 /// A network port: one DPDK device and the addresses rvs owns on it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -539,7 +551,7 @@ pub struct Port {
     pub kernel_interface: Option<String>,
     /// Line of the `device` key in the file, for error messages.
     #[serde(skip)]
-    pub device_line: Option<usize>,
+    pub device_line: SourceLine,
 }
 
 fn default_mtu() -> u16 {
@@ -1799,7 +1811,7 @@ mod tests {
             gateway: None,
             gateway6: None,
             kernel_interface: None,
-            device_line: None,
+            device_line: SourceLine(None),
         };
         assert!(p.is_pci());
         p.device = "03:00.1".into();

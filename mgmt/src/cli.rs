@@ -4,25 +4,27 @@
 //! alone = 360 s, `-a` without a method = `-g`, weight 1):
 //!
 //! ```text
-//! rvsadm -A|-E -t|-u VIP:port [-s sched] [-p [timeout]] [-M netmask] [--sched-flags f,..]
+//! rvsadm -A|-E -t|-u VIP:port [-s sched] [-p [timeout]] [-M netmask] [-b|--sched-flags f,..]
 //! rvsadm -D -t|-u VIP:port
-//! rvsadm -a|-e -t|-u VIP:port -r RS[:port] [-g|-i|-m|-b] [-w weight]
+//! rvsadm -a|-e -t|-u VIP:port -r RS[:port] [-g|-i|-m|--fullnat] [-w weight]
 //! rvsadm -d -t|-u VIP:port -r RS[:port]
 //! rvsadm -L|-l [-t|-u VIP:port] [-n] [--stats|--rate|-c] [--exact] [--nosort]
 //! rvsadm -C | -Z | -S [-n] | -R | --set tcp tcpfin udp | --timeout
 //! ```
 //!
-//! rvs adds: `-b`/`--fullnat` (full NAT, as DPVS's ipvsadm), and, on
+//! rvs adds: `--fullnat` (full NAT, DPVS's long option; DPVS's short `-b`
+//! is ipvsadm's `--sched-flags` here, so ipvsadm scripts keep working), and, on
 //! `-A`/`-E`, `--mh-size N`, `--on-remove reset|keep`, `--when-full
 //! refuse|stateless`, `--sloppy-tcp`, `--cluster`, `--synproxy`, `--synproxy-invalid-ack
 //! reset|drop`, `--timeouts EST,SYN,FIN,CLOSE,UDP`
-//! (seconds), which `-S` writes when they are not the defaults, so that
+//! (seconds), which `-S` writes when they are not the defaults, and
+//! `--extra JSON` for every field without a flag ([`extra_of`]), so that
 //! `-S` / `-C` / `-R` restores exactly. `--json` prints the raw reply.
 //!
 //! Readable forms: `rvsadm service add|edit|del tcp VIP:port [flags]`,
 //! `rvsadm server add|edit|del tcp VIP:port RS[:port] [flags]`,
 //! `rvsadm show [services|stats|rate|connections|drops|neighbors|health|config|ha]`,
-//! `rvsadm reload|zero|clear|save|restore|version|ping`.
+//! `rvsadm reload [--force]|save-config [FILE]|zero|clear|save|restore|version|ping`.
 use crate::ops::{Op, ServicePatch};
 use config::{Forwarding, InvalidAck, OnRemove, Persistence, Protocol, RealServer, SchedulerKind, Service, ServiceKey, Timeouts, WhenFull};
 use std::net::IpAddr;
@@ -79,8 +81,17 @@ pub enum Action {
     },
     /// A configuration change.
     Change(Op),
-    /// `-Z`.
-    Zero,
+    /// `reload [--force]`: re-read the file; `--force` discards unsaved
+    /// changes made through the socket.
+    Reload {
+        /// Discard unsaved runtime changes.
+        force: bool,
+    },
+    /// `save-config [FILE]`: the running configuration as TOML, into
+    /// rvsd's own file (no FILE) or FILE.
+    SaveConfig(Option<String>),
+    /// `-Z` (every service) or `-Z -t|-u VIP:port` (that one).
+    Zero(Option<ServiceKey>),
     /// `-S`.
     Save,
     /// `-R`: one all-or-nothing change; `--replace` clears every service
@@ -232,6 +243,7 @@ struct Flags {
     synproxy: bool,
     invalid_ack: Option<InvalidAck>,
     timeouts: Option<Timeouts>,
+    extra: Option<serde_json::Map<String, serde_json::Value>>,
     replace: bool,
 }
 
@@ -260,6 +272,60 @@ fn parse_sched_flags(v: &str) -> Result<(bool, bool), UsageError> {
         }
     }
     Ok((fb, port))
+}
+
+/// The fields of a service that have no flag of their own (health check,
+/// sorry server, feedback agent, local addresses, source lists, name, the
+/// service's forwarding method), as `-S` writes them after `--extra`: one
+/// JSON object with no whitespace, so a saved line stays one word per
+/// argument. Only fields that differ from a new service's are written.
+pub fn extra_of(s: &Service) -> Option<String> {
+    let mut v = serde_json::to_value(s).ok()?;
+    let base = serde_json::to_value(Service::new(s.protocol, s.vip, s.port)).ok()?;
+    let (serde_json::Value::Object(m), serde_json::Value::Object(b)) = (&mut v, &base) else { return None };
+    m.retain(|k, val| !FLAGGED.contains(&k.as_str()) && b.get(k) != Some(val));
+    if m.is_empty() {
+        return None;
+    }
+    // Compact JSON has whitespace only inside strings: escape it there.
+    Some(serde_json::to_string(m).ok()?.replace(' ', "\\u0020"))
+}
+
+/// Service fields `-S` carries with flags (or `-a` lines) of their own.
+const FLAGGED: [&str; 16] = [
+    "real_servers",
+    "vip",
+    "port",
+    "protocol",
+    "scheduler",
+    "mh_table_size",
+    "hash_fallback",
+    "hash_port",
+    "persistence",
+    "timeouts",
+    "when_full",
+    "sloppy_tcp",
+    "cluster",
+    "synproxy",
+    "synproxy_invalid_ack",
+    "on_remove",
+];
+
+/// `s` with the fields of an `--extra` object; refused naming the field.
+fn with_extra(s: &Service, extra: &serde_json::Map<String, serde_json::Value>) -> Result<Service, UsageError> {
+    let mut v = serde_json::to_value(s).map_err(|e| usage(e.to_string()))?;
+    if let serde_json::Value::Object(m) = &mut v {
+        for (k, x) in extra {
+            if FLAGGED.contains(&k.as_str()) {
+                return Err(usage(format!("--extra: {k:?} has its own flag (or line)")));
+            }
+            if !m.contains_key(k) {
+                return Err(usage(format!("--extra: {k:?} is not a service field")));
+            }
+            m.insert(k.clone(), x.clone());
+        }
+    }
+    serde_json::from_value(v).map_err(|e| usage(format!("--extra: {e}")))
 }
 
 fn parse_timeouts(v: &str) -> Result<Timeouts, UsageError> {
@@ -372,7 +438,9 @@ fn long_name(short: char) -> Option<&'static str> {
         'g' => "gatewaying",
         'i' => "ipip",
         'm' => "masquerading",
-        'b' => "fullnat",
+        // ipvsadm's -b is --sched-flags; full NAT is --fullnat (DPVS's
+        // long spelling; its -b would collide).
+        'b' => "sched-flags",
         'w' => "weight",
         'x' => "u-threshold",
         'y' => "l-threshold",
@@ -455,6 +523,13 @@ fn apply_option(f: &mut Flags, opts: &mut Options, name: &str, arg: &mut Arg<'_,
         "synproxy-invalid-ack" => f.invalid_ack = Some(arg.choice(&[("reset", InvalidAck::Reset), ("drop", InvalidAck::Drop)])?),
         "replace" => f.replace = true,
         "timeouts" => f.timeouts = Some(parse_timeouts(&arg.value()?)?),
+        "extra" => {
+            let v = arg.value()?;
+            match serde_json::from_str::<serde_json::Value>(&v) {
+                Ok(serde_json::Value::Object(m)) => f.extra = Some(m),
+                _ => return Err(usage(format!("--extra {v:?}: a JSON object of service fields (as `rvsadm -S` writes)"))),
+            }
+        }
         "u-threshold" | "l-threshold" => return Err(usage("connection thresholds (-x/-y) are not supported by rvs")),
         "ops" => return Err(usage("one-packet scheduling (-o) is not supported by rvs")),
         "start-daemon" => {
@@ -574,6 +649,9 @@ impl Flags {
         if let Some(t) = self.timeouts {
             s.timeouts = t;
         }
+        if let Some(extra) = &self.extra {
+            s = with_extra(&s, extra)?;
+        }
         Ok(Op::ServiceAdd { service: s })
     }
 
@@ -581,6 +659,11 @@ impl Flags {
     /// return to their defaults.
     fn edit_service(&self) -> Result<Op, UsageError> {
         let key = self.key()?;
+        if self.extra.is_some() {
+            return Err(usage(
+                "--extra is for -A (a service as -S saved it); change a running service's other fields in the file and reload",
+            ));
+        }
         let (fallback, port) = self.sched_flags.unwrap_or((false, false));
         let patch = ServicePatch {
             scheduler: Some(self.sched.unwrap_or(SchedulerKind::Wlc)),
@@ -630,7 +713,7 @@ impl Flags {
                 Action::Change(Op::ServerDel { key: self.key()?, address, port })
             }
             Some('C') => Action::Change(Op::Clear),
-            Some('Z') => Action::Zero,
+            Some('Z') => Action::Zero(self.key().ok()),
             Some('S') => Action::Save,
             Some('R') => Action::Restore { replace: self.replace },
             Some('v') => Action::Simple("version"),
@@ -654,7 +737,7 @@ fn translate(extra: &[String]) -> Vec<String> {
                 Some("nat" | "masq") => out.push("-m".into()),
                 Some("dr" | "route") => out.push("-g".into()),
                 Some("tunnel" | "tun" | "ipip") => out.push("-i".into()),
-                Some("fullnat" | "fnat") => out.push("-b".into()),
+                Some("fullnat" | "fnat") => out.push("--fullnat".into()),
                 other => out.push(format!("--forwarding={}", other.unwrap_or(""))),
             },
             _ => out.push(x.clone()),
@@ -788,10 +871,22 @@ pub fn parse(args: &[String]) -> Result<(Action, Options), UsageError> {
         }
         ("show", what) => show(what.unwrap_or("services"))?,
         ("stats", _) => list(ListKind::Stats, true),
-        ("reload", _) => Action::Simple("reload"),
+        ("reload", None) => Action::Reload { force: false },
+        ("reload", Some("--force")) if rest.len() == 1 => Action::Reload { force: true },
+        ("reload", Some(_)) => return Err(usage("usage: rvsadm reload [--force]")),
+        ("save-config", _) if rest.len() <= 1 => Action::SaveConfig(rest.first().cloned()),
+        ("save-config", _) => return Err(usage("usage: rvsadm save-config [FILE]")),
         ("version", _) => Action::Simple("version"),
         ("ping", _) => Action::Simple("ping"),
-        ("zero", _) => Action::Zero,
+        ("zero", None) => Action::Zero(None),
+        ("zero", Some(_)) => {
+            let [proto, vip] = rest else {
+                return Err(usage("usage: rvsadm zero [tcp|udp VIP:port]"));
+            };
+            let (vip, port) = parse_addr_port(vip, false)?;
+            let protocol = if protocol_flag(proto)? == "-t" { Protocol::Tcp } else { Protocol::Udp };
+            Action::Zero(Some(ServiceKey { protocol, vip, port }))
+        }
         ("clear", _) => Action::Change(Op::Clear),
         ("save", _) => Action::Save,
         ("restore", _) => Action::Restore { replace: rest.iter().any(|a| a == "--replace") },
@@ -919,9 +1014,18 @@ mod tests {
             Action::Change(Op::ServerEdit { server: RealServer { weight: 0, .. }, .. })
         ));
         assert!(matches!(
-            p("-a -t [2001:db8::100]:80 -r [2001:db8:1::11]:80 -b"),
+            p("-a -t [2001:db8::100]:80 -r [2001:db8:1::11]:80 --fullnat"),
             Action::Change(Op::ServerAdd { server: RealServer { forwarding: Some(Forwarding::FullNat), .. }, .. })
         ));
+        // ipvsadm's -b: scheduler flags, as an ipvsadm script or -S file has them.
+        match p("-A -t 198.18.0.100:80 -s sh -b sh-fallback,sh-port") {
+            Action::Change(Op::ServiceAdd { service }) => assert!(service.hash_fallback && service.hash_port),
+            a => panic!("{a:?}"),
+        }
+        match p("-A -t 198.18.0.100:80 -s mh -bmh-port") {
+            Action::Change(Op::ServiceAdd { service }) => assert!(!service.hash_fallback && service.hash_port),
+            a => panic!("{a:?}"),
+        }
     }
 
     #[test]
@@ -943,7 +1047,10 @@ mod tests {
     #[test]
     fn ipvsadm_misc_commands() {
         assert_eq!(p("-C"), Action::Change(Op::Clear));
-        assert_eq!(p("-Z"), Action::Zero);
+        assert_eq!(p("-Z"), Action::Zero(None));
+        let one = ServiceKey { protocol: Protocol::Tcp, vip: "198.18.0.100".parse().unwrap(), port: 80 };
+        assert_eq!(p("-Z -t 198.18.0.100:80"), Action::Zero(Some(one)));
+        assert_eq!(p("zero tcp 198.18.0.100:80"), Action::Zero(Some(one)));
         assert_eq!(p("-S -n"), Action::Save);
         assert_eq!(p("-R"), Action::Restore { replace: false });
         assert_eq!(p("-R --replace"), Action::Restore { replace: true });

@@ -47,6 +47,13 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, CmdError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ReloadArgs {
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyArgs {
     key: ServiceKey,
 }
@@ -276,14 +283,25 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
             Ok(json!({ "armed": name }))
         }
         "reload" => {
-            no_args(a)?;
-            let d = m.reload()?;
+            // {"force": true}: discard unsaved runtime changes.
+            let force = if a.is_null() { false } else { args::<ReloadArgs>(cmd, a)?.force };
+            let d = m.reload(force)?;
             Ok(json!({"generation": m.shared().snapshot.load().generation, "diff": d}))
         }
-        "zero" => {
+        "config.toml" => {
             no_args(a)?;
-            m.zero();
-            Ok(json!({}))
+            Ok(json!({"toml": m.config_toml()?, "unsaved": m.unsaved(), "path": m.config_path()}))
+        }
+        "config.save" => {
+            no_args(a)?;
+            let path = m.save_config()?;
+            Ok(json!({"path": path}))
+        }
+        "zero" => {
+            // No arguments: every service; {"key": ...}: that service.
+            let only = if a.is_null() { None } else { Some(args::<KeyArgs>(cmd, a)?.key) };
+            let zeroed = m.zero(only)?;
+            Ok(json!({ "services": zeroed }))
         }
         "service.add" => {
             let x: ServiceArgs = args(cmd, a)?;

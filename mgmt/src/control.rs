@@ -713,7 +713,8 @@ pub fn handle_line(line: &[u8], mgr: &Mutex<Manager>, st: &mut ConnState) -> Res
 }
 
 /// Requests that change nothing (not in the audit trail when they succeed).
-const READ_ONLY: [&str; 10] = ["ping", "version", "stats", "config.get", "sessions", "ha", "node", "choose", "timeouts.get", "txn.begin"];
+const READ_ONLY: [&str; 11] =
+    ["ping", "version", "stats", "config.get", "config.toml", "sessions", "ha", "node", "choose", "timeouts.get", "txn.begin"];
 
 /// The audit trail: every change made through the socket, with the
 /// caller's uid and the change, and every refused request with the reason.

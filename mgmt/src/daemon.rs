@@ -77,6 +77,16 @@ pub fn eal_args(cfg: &Config, ncpu: usize, pid: u32) -> Vec<String> {
     }
     if dp.hugepages {
         a.push("--in-memory".into());
+        // A vhost-user backend maps a virtio-user port's memory region by
+        // region, and takes at most 8: one file for all segments keeps the
+        // hugepage memory to one region per memseg list.
+        if cfg
+            .ports
+            .iter()
+            .any(|p| p.device.split(',').next().is_some_and(|d| d.starts_with("net_virtio_user") || d.starts_with("virtio_user")))
+        {
+            a.push("--single-file-segments".into());
+        }
     } else {
         // Each mbuf: its buffer, the 128-byte rte_mbuf and pool overhead.
         let mb = (u64::from(dp.mbufs) * (u64::from(dp.mbuf_size) + 384)) / (1 << 20) + 256;
@@ -113,7 +123,7 @@ fn port_error(file: &str, cfg: &Config, i: usize, what: &str) -> StartError {
 
 fn field_error(file: &str, cfg: &Config, i: usize, field: &str, what: &str) -> StartError {
     let p = &cfg.ports[i];
-    let at = p.device_line.map(|l| format!("{file}:{l}: ")).unwrap_or_default();
+    let at = p.device_line.0.map(|l| format!("{file}:{l}: ")).unwrap_or_default();
     StartError::Config(format!("{at}ports[{i}].{field}: {what}"))
 }
 
@@ -481,5 +491,12 @@ mod tests {
         assert!(!a.contains(&"--no-pci".to_string()));
         assert!(a.windows(2).any(|w| w[0] == "-a" && w[1] == "0000:03:00.0"));
         assert!(a.contains(&"--in-memory".to_string()));
+        assert!(!a.contains(&"--single-file-segments".to_string()));
+    }
+
+    #[test]
+    fn virtio_user_ports_get_single_file_segments() {
+        let a = eal_args(&cfg("net_virtio_user0,path=/run/x.sock", true), 2, 42);
+        assert!(a.contains(&"--single-file-segments".to_string()), "vhost-user takes at most 8 memory regions: {a:?}");
     }
 }

@@ -4,7 +4,8 @@
 //! services sorted by family, protocol, address and port, real servers by
 //! address and port (unless `--nosort`); large numbers abbreviated with
 //! K/M/G/T unless `--exact`. rvs adds one forwarding method, full NAT,
-//! shown as `FullNat` and saved as `-b` (DPVS's switch).
+//! shown as `FullNat` and saved as `--fullnat` (DPVS's long option; `-b`
+//! is ipvsadm's `--sched-flags`).
 use crate::report::{RealServerReport, Report, ServiceReport};
 use config::Forwarding;
 use std::fmt::Write;
@@ -69,7 +70,7 @@ fn fwd_switch(f: Forwarding) -> &'static str {
         Forwarding::Nat => "-m",
         Forwarding::Dr => "-g",
         Forwarding::Tunnel => "-i",
-        Forwarding::FullNat => "-b",
+        Forwarding::FullNat => "--fullnat",
     }
 }
 
@@ -276,6 +277,11 @@ pub fn save(cfg: &config::Config) -> String {
                 " --timeouts {},{},{},{},{},{}",
                 t.tcp_established, t.tcp_syn, t.tcp_fin, t.tcp_close, t.udp, t.tcp_syn_under_pressure
             );
+        }
+        // Whatever has no flag of its own (health check, sorry server,
+        // feedback, local addresses, source lists, name, forwarding).
+        if let Some(x) = crate::cli::extra_of(s) {
+            let _ = write!(out, " --extra {x}");
         }
         out.push('\n');
         let mut rs: Vec<&config::RealServer> = s.real_servers.iter().collect();

@@ -30,6 +30,10 @@ const SWEEP_WAIT: Duration = Duration::from_secs(3);
 pub struct Manager {
     config: Config,
     config_path: Option<PathBuf>,
+    /// Changes made through the control socket since the file was last
+    /// read or written: a reload would lose them, so it is refused unless
+    /// forced ([`Manager::reload`]).
+    unsaved: bool,
     compiler: Compiler,
     macs: Vec<MacAddr>,
     health: Health,
@@ -98,6 +102,7 @@ impl Manager {
         Manager {
             config,
             config_path,
+            unsaved: false,
             compiler,
             macs,
             health: Health::new(),
@@ -356,13 +361,78 @@ impl Manager {
     }
 
     /// Re-reads the configuration file and applies what changed.
-    pub fn reload(&mut self) -> Result<crate::ops::Diff, CmdError> {
+    ///
+    /// Refused, and nothing changes, while changes made through the
+    /// control socket are unsaved (they would vanish) unless `force`:
+    /// `rvsadm save-config` writes them to the file first, `rvsadm reload
+    /// --force` discards them.
+    pub fn reload(&mut self, force: bool) -> Result<crate::ops::Diff, CmdError> {
         let path =
             self.config_path.clone().ok_or_else(|| CmdError::new(ErrorCode::Invalid, "rvsd was started without a configuration file"))?;
+        if self.unsaved && !force {
+            return Err(CmdError::field(
+                ErrorCode::Invalid,
+                "reload",
+                format!(
+                    "the running configuration has changes made through the control socket that {} does not have: \
+                     `rvsadm save-config` writes them to it, `rvsadm reload --force` discards them",
+                    path.display()
+                ),
+            ));
+        }
         let next = config::from_file_with(&path, &rvs_core::memory::check)?;
         let diff = crate::ops::diff(&self.config, &next);
         self.apply(next, Strictness::File)?;
+        self.unsaved = false;
         Ok(diff)
+    }
+
+    /// True while changes made through the control socket are not in the
+    /// configuration file.
+    pub fn unsaved(&self) -> bool {
+        self.unsaved
+    }
+
+    /// The running configuration as a TOML file, with a header saying
+    /// where it came from. Checked: it loads back to exactly the running
+    /// configuration, or it is refused.
+    pub fn config_toml(&self) -> Result<String, CmdError> {
+        let body = toml::to_string(&self.config).map_err(|e| CmdError::new(ErrorCode::Internal, format!("writing TOML: {e}")))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let text = format!(
+            "# rvs.toml written by `rvsadm save-config` at {} from rvsd's running configuration\n\
+             # (every field explicit; rvs.toml(5) and /usr/share/doc/rvs/rvs.example.toml explain them).\n\
+             # The file it replaced, comments included, was kept as <this file>.bak.\n\n{body}",
+            crate::logging::rfc3339(now)
+        );
+        match config::from_str(&text, "saved") {
+            Ok(back) if back == self.config => Ok(text),
+            Ok(_) => Err(CmdError::new(
+                ErrorCode::Internal,
+                "the saved TOML does not load back to the running configuration (a bug: please report)",
+            )),
+            Err(e) => Err(CmdError::new(ErrorCode::Internal, format!("the saved TOML does not load back: {e}"))),
+        }
+    }
+
+    /// `rvsadm save-config`: writes the running configuration to the file
+    /// rvsd was started with (atomically; the previous file, with its
+    /// comments, becomes `FILE.bak`), after which a reload is allowed
+    /// again. Returns the path written.
+    pub fn save_config(&mut self) -> Result<PathBuf, CmdError> {
+        let path =
+            self.config_path.clone().ok_or_else(|| CmdError::new(ErrorCode::Invalid, "rvsd was started without a configuration file"))?;
+        let text = self.config_toml()?;
+        let io = |what: &str, e: std::io::Error| CmdError::new(ErrorCode::Internal, format!("{what} {}: {e}", path.display()));
+        let tmp = path.with_extension("toml.new");
+        std::fs::write(&tmp, text).map_err(|e| io("writing next to", e))?;
+        if path.exists() {
+            std::fs::copy(&path, path.with_extension("toml.bak")).map_err(|e| io("keeping a copy of", e))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| io("replacing", e))?;
+        self.unsaved = false;
+        log::info!("configuration saved to {} (the previous file is {}.bak)", path.display(), path.with_extension("toml").display());
+        Ok(path)
     }
 
     /// Applies control-socket changes atomically: all of them or none.
@@ -377,13 +447,25 @@ impl Manager {
             })?;
         }
         let diff = crate::ops::diff(&self.config, &next);
+        let changed = next != self.config;
         self.apply(next, Strictness::Live)?;
+        self.unsaved |= changed;
         Ok(diff)
     }
 
-    /// Zeroes the reported counters (`ipvsadm -Z`).
-    pub fn zero(&mut self) {
-        self.accounting.zero(&self.shared.snapshot.load(), &self.cores);
+    /// Zeroes the reported counters (`ipvsadm -Z`) of every service, or of
+    /// one (`-Z -t VIP:port`) and its real servers; returns how many
+    /// services were zeroed. An unknown service is refused.
+    pub fn zero(&mut self, only: Option<config::ServiceKey>) -> Result<usize, CmdError> {
+        let snap = self.shared.snapshot.load();
+        if let Some(k) = only {
+            if !snap.services.iter().flatten().any(|s| s.key == k) {
+                return Err(CmdError::field(ErrorCode::NotFound, "args.key", format!("no service {k}")));
+            }
+        }
+        let n = self.accounting.zero(&snap, &self.cores, only);
+        log::info!("counters zeroed: {}", only.map_or_else(|| "every service".to_string(), |k| format!("service {k}")));
+        Ok(n)
     }
 
     /// Records the devices' missed-packet counters (read by the caller,

@@ -439,17 +439,21 @@ impl Accounting {
     }
 
     /// Zeroes the reported counters of every service and real server
-    /// (`ipvsadm -Z`); gauges are not zeroed.
-    pub fn zero(&mut self, snap: &Snapshot, cores: &[Arc<CoreStats>]) {
-        for b in snap.backends.iter().flatten() {
+    /// (`ipvsadm -Z`), or only of service `only` and its real servers
+    /// (`ipvsadm -Z -t VIP:port`); gauges are not zeroed. Returns the
+    /// number of services zeroed.
+    pub fn zero(&mut self, snap: &Snapshot, cores: &[Arc<CoreStats>], only: Option<config::ServiceKey>) -> usize {
+        let chosen: Vec<&ServiceView> = snap.services.iter().flatten().filter(|s| only.is_none_or(|k| s.key == k)).collect();
+        for b in snap.backends.iter().flatten().filter(|b| chosen.iter().any(|s| s.slot == b.service)) {
             let (t, _, _) = backend_raw(cores, usize::from(b.slot));
             if let Some(base) = self.backend_base.get_mut(&(b.slot, b.gen)) {
                 *base = t;
             }
         }
-        for s in snap.services.iter().flatten() {
+        for s in &chosen {
             self.service_base.insert((s.slot, s.key), service_raw(cores, usize::from(s.slot)));
         }
+        chosen.len()
     }
 
     /// Updates the rate estimates (call every ~2 s with the elapsed time).

@@ -76,6 +76,12 @@ impl Bed {
         Ok(path)
     }
 
+    /// The configuration file rvsd runs with (the one [`Bed::write_config`]
+    /// writes).
+    pub fn config_path(&self) -> PathBuf {
+        self.lb_file("rvs", "toml")
+    }
+
     /// Starts rvsd with an existing configuration file.
     pub fn start_rvsd_with(&mut self, path: &Path) -> Result<()> {
         let rvsd = bin("rvsd")?;

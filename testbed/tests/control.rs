@@ -181,6 +181,8 @@ fn every_verb_round_trips() {
     assert_eq!(ok(&b, &["--timeout"]), "Timeout (tcp tcpfin udp): 1000 60 200\n");
     // Counters, JSON, shows, misc.
     ok(&b, &["-Z"]);
+    ok(&b, &["-Z", "-t", "198.18.0.100:80"]);
+    fails(&b, &["-Z", "-t", "198.18.0.99:80"], 1, "no service");
     let j: serde_json::Value = serde_json::from_str(&ok(&b, &["--json", "-L", "-n"])).unwrap();
     assert_eq!(j["services"].as_array().unwrap().len(), 4);
     let j: serde_json::Value = serde_json::from_str(&ok(&b, &["--json", "-L", "-n", "-c"])).unwrap();
@@ -192,12 +194,167 @@ fn every_verb_round_trips() {
     assert_eq!(cfg["services"][0]["timeouts"]["tcp_established"], 1000);
     assert!(ok(&b, &["version"]).contains("DPDK"));
     assert!(ok(&b, &["ping"]).contains("pong"));
-    assert_eq!(ok(&b, &["reload"]), "service changed: TCP 198.18.0.100:80\nservice changed: TCP 198.18.0.101:443\nservice changed: UDP 198.18.0.100:53\nservice changed: TCP [2001:db8::100]:80\n", "reload restores the file's timeouts");
+    // A reload would lose the runtime changes: refused until saved or forced.
+    fails(&b, &["reload"], 1, "rvsadm save-config");
+    assert_eq!(ok(&b, &["reload", "--force"]), "service changed: TCP 198.18.0.100:80\nservice changed: TCP 198.18.0.101:443\nservice changed: UDP 198.18.0.100:53\nservice changed: TCP [2001:db8::100]:80\n", "reload --force restores the file's timeouts");
     assert_eq!(ok(&b, &["reload"]), "no change\n");
     fails(&b, &["-A", "-t"], 2, "needs a value");
     fails(&b, &["-L", "--frobnicate"], 2, "--frobnicate");
     ok(&b, &["-C"]);
     assert_eq!(ok(&b, &["-L", "-n"]).lines().count(), 3, "no services after -C");
+}
+
+/// Every service of a `config.get` reply, field by field, in a stable
+/// order: real servers sorted, each with its effective forwarding method
+/// and port (ipvsadm's `-a` names both for every server, so a server that
+/// inherited the service's comes back naming them: the same behaviour).
+fn normalized(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            let (fwd, port) = (s["forwarding"].clone(), s["port"].clone());
+            if let Some(rs) = s["real_servers"].as_array_mut() {
+                for r in rs.iter_mut() {
+                    if r["forwarding"].is_null() {
+                        r["forwarding"] = fwd.clone();
+                    }
+                    if r["port"] == 0 {
+                        r["port"] = port.clone();
+                    }
+                }
+                rs.sort_by_key(|r| r.to_string());
+            }
+            s
+        })
+        .collect();
+    out.sort_by_key(|s| format!("{}{}{}", s["protocol"], s["vip"], s["port"]));
+    out
+}
+
+/// What `-S` has no ipvsadm flag for - health checks, a sorry server, a
+/// feedback agent, full-NAT local addresses, source lists, names, the
+/// service's own forwarding method - rides in `--extra`, and `-S`, `-C`,
+/// `-R` gives back exactly the state it started from.
+#[test]
+fn save_clear_restore_is_lossless_for_every_field() {
+    let services = r#"
+[[services]]
+name = "web frontend"
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+scheduler = "wrr"
+forwarding = "nat"
+allow_sources = ["198.18.0.0/16", "2001:db8::/32"]
+deny_sources = ["198.18.66.0/24"]
+feedback = { port = 7777, interval = 5.0, timeout = 1.0 }
+fallback = { address = "198.18.1.200", port = 8080 }
+[services.health_check]
+kind = "http"
+interval = 2.0
+timeout = 1.0
+rise = 2
+fall = 3
+path = "/health"
+expect_status = [200, 204]
+expect_body = "OK"
+[[services.real_servers]]
+address = "198.18.1.11"
+port = 8080
+weight = 1
+[[services.real_servers]]
+address = "198.18.1.12"
+port = 80
+weight = 2
+forwarding = "dr"
+
+[[services]]
+name = "dns"
+vip = "198.18.0.100"
+port = 53
+protocol = "udp"
+scheduler = "rr"
+forwarding = "fullnat"
+local_addresses = ["198.18.1.2", "198.18.1.3"]
+[services.health_check]
+kind = "send_expect"
+send = "PING with spaces\r\n"
+expect = "PONG"
+[[services.real_servers]]
+address = "198.18.1.13"
+port = 5353
+"#;
+    let mut b = Bed::new("ctl-lossless").unwrap();
+    let c = b.segment("c").unwrap();
+    let s = b.segment("s").unwrap();
+    b.rvsd_port("client", c, &["198.18.0.1/24", "2001:db8::1/64"]);
+    // Health checks and the agent go out through the kernel interface.
+    b.rvsd_port_with_kernel("server", s, &["198.18.1.1/24", "2001:db8:1::1/64"], "rvsk1");
+    b.start_rvsd("workers = 1", services).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&ok(&b, &["show", "config"])).unwrap();
+    let saved = ok(&b, &["-S", "-n"]);
+    assert!(saved.contains(" --extra {"), "{saved}");
+    assert!(saved.lines().all(|l| !l.contains(" --extra ") || !l.split(" --extra ").nth(1).unwrap().contains(' ')), "one word: {saved}");
+    ok(&b, &["-C"]);
+    let (code, out, err) = rvsadm_as(&b, None, &["-R"], &saved);
+    assert_eq!(code, 0, "{out}{err}\n{saved}");
+    let after: serde_json::Value = serde_json::from_str(&ok(&b, &["show", "config"])).unwrap();
+    assert_eq!(normalized(&after), normalized(&before), "-S, -C, -R lost something:\n{saved}");
+    assert_eq!(ok(&b, &["-S", "-n"]), saved, "-S after -R");
+    // --extra is checked like the rest: an unknown field, a flagged one.
+    let (code, _, err) = rvsadm_as(&b, None, &["-R"], "-A -t 198.18.0.250:80 --extra {\"nmae\":\"x\"}\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("\"nmae\" is not a service field"), "{err}");
+    let (code, _, err) = rvsadm_as(&b, None, &["-R"], "-A -t 198.18.0.250:80 --extra {\"scheduler\":\"rr\"}\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("has its own flag"), "{err}");
+}
+
+/// `rvsadm save-config` writes the running configuration, runtime changes
+/// included, over rvsd's own file (the old one kept as `.bak`); rvsd
+/// restarted from it runs exactly that state. Until then, a reload (by
+/// rvsadm or SIGHUP) is refused rather than silently losing the changes.
+#[test]
+fn save_config_keeps_runtime_changes_across_a_restart() {
+    let mut b = bed("ctl-savecfg", "");
+    ok(&b, &["-A", "-t", "198.18.0.200:8080", "-s", "mh", "-b", "mh-port", "-p", "120"]);
+    ok(&b, &["-a", "-t", "198.18.0.200:8080", "-r", "198.18.1.11:80", "-m", "-w", "4"]);
+    ok(&b, &["-e", "-t", "198.18.0.100:80", "-r", "198.18.1.12:8080", "-m", "-w", "9"]);
+    ok(&b, &["sources", "tcp", "198.18.0.100:80", "deny", "add", "198.18.77.0/24"]);
+    let running: serde_json::Value = serde_json::from_str(&ok(&b, &["show", "config"])).unwrap();
+    fails(&b, &["reload"], 1, "rvsadm save-config");
+    // SIGHUP is refused the same way, and says so in the log.
+    b.signal_rvsd(nix::sys::signal::Signal::SIGHUP).unwrap();
+    let t = Instant::now();
+    while !b.rvsd_log().contains("SIGHUP: reload refused") {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", b.rvsd_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let same: serde_json::Value = serde_json::from_str(&ok(&b, &["show", "config"])).unwrap();
+    assert_eq!(same, running, "a refused SIGHUP changed nothing");
+    // save-config FILE: written by rvsadm; rvsd's own file still differs.
+    let elsewhere = std::env::temp_dir().join(format!("rvs-saved-{}.toml", std::process::id()));
+    assert!(ok(&b, &["save-config", elsewhere.to_str().unwrap()]).contains("still lacks"));
+    let copy = config::from_file(&elsewhere).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_file(&elsewhere);
+    assert_eq!(copy.services.len(), running["services"].as_array().unwrap().len());
+    fails(&b, &["reload"], 1, "rvsadm save-config");
+    // save-config: rvsd's own file, the old one kept.
+    assert!(ok(&b, &["save-config"]).contains("saved to"));
+    let file = b.config_path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with("# rvs.toml written by `rvsadm save-config` at "), "{text}");
+    let bak = std::fs::read_to_string(file.with_extension("toml.bak")).unwrap();
+    assert!(bak.contains("scheduler = \"wrr\"") && !bak.contains("198.18.0.200"), "{bak}");
+    assert_eq!(ok(&b, &["reload"]), "no change\n", "the saved file is the running state");
+    // A restart from the saved file runs exactly the same state.
+    b.stop_rvsd().unwrap();
+    b.start_rvsd_with(&file).unwrap();
+    let after: serde_json::Value = serde_json::from_str(&ok(&b, &["show", "config"])).unwrap();
+    assert_eq!(after, running, "the state after a restart from the saved file");
 }
 
 #[test]
@@ -221,7 +378,7 @@ fn save_clear_restore_restores_the_same_state() {
             "600,30,60,5,120",
         ],
     );
-    ok(&b, &["-a", "-u", "198.18.0.210:53", "-r", "198.18.1.20:5353", "-b", "-w", "7"]);
+    ok(&b, &["-a", "-u", "198.18.0.210:53", "-r", "198.18.1.20:5353", "--fullnat", "-w", "7"]);
     let saved = ok(&b, &["-S", "-n"]);
     assert!(
         saved.contains(
@@ -239,12 +396,7 @@ fn save_clear_restore_restores_the_same_state() {
     assert_eq!(ok(&b, &["-S", "-n"]), saved, "-S after -R");
     assert_eq!(ok(&b, &["-L", "-n"]), listed, "-L after -R");
     let after: serde_json::Value = serde_json::from_str(&ok(&b, &["show", "config"])).unwrap();
-    let services = |v: &serde_json::Value| {
-        let mut s: Vec<String> = v["services"].as_array().unwrap().iter().map(|x| x.to_string()).collect();
-        s.sort();
-        s.len()
-    };
-    assert_eq!(services(&after), services(&config));
+    assert_eq!(normalized(&after), normalized(&config), "the whole state, field by field, after -S, -C, -R");
     // A bad line refuses the whole restore and changes nothing.
     let (code, _, err) = rvsadm_as(&b, None, &["-R"], "-C\n-A -t 198.18.0.250:80\n-a -t 198.18.0.250:80 -r 198.18.1.11:80 -w nope\n");
     assert_eq!(code, 2);

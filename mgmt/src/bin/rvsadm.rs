@@ -17,7 +17,7 @@ ipvsadm syntax:
          [--when-full refuse|stateless] [--sloppy-tcp] [--cluster] [--timeouts EST,SYN,FIN,CLOSE,UDP]
          [--synproxy [--synproxy-invalid-ack reset|drop]]
   rvsadm -D -t|-u VIP:port
-  rvsadm -a|-e -t|-u VIP:port -r RS[:port] [-g|-i|-m|-b] [-w weight]
+  rvsadm -a|-e -t|-u VIP:port -r RS[:port] [-g|-i|-m|--fullnat] [-w weight]
   rvsadm -d -t|-u VIP:port -r RS[:port]
   rvsadm -L|-l [-t|-u VIP:port] [-n] [--stats|--rate|-c] [--exact] [--nosort]
   rvsadm -C | -Z | -S [-n] | -R [--replace] < rules | --set tcp tcpfin udp | --timeout
@@ -25,7 +25,8 @@ ipvsadm syntax:
          (in a pair ([ha] in rvs.toml) these resume and pause session sync; the role is elected)
          (-R applies the rules as one all-or-nothing change; --replace clears
           every service first in the same change)
-  -g direct routing (default), -i IP-in-IP tunnel, -m NAT, -b full NAT
+  -g direct routing (default), -i IP-in-IP tunnel, -m NAT, --fullnat full NAT
+  -b FLAGS is ipvsadm's --sched-flags (sh-fallback,sh-port,mh-fallback,mh-port)
 
 readable syntax:
   rvsadm service add|edit|del tcp|udp VIP:port [--scheduler S] [--persistent T] ...
@@ -34,7 +35,8 @@ readable syntax:
   rvsadm node drain|undrain      (scale-out: withdraw / announce again every VIP)
   rvsadm choose tcp|udp VIP:port CLIENT:PORT...   (the real server sh/dh/mh gives each new flow)
   rvsadm sources tcp|udp VIP:port allow|deny add|del PREFIX...   (source allow/deny lists)
-  rvsadm reload|zero|clear|save|restore|version|ping
+  rvsadm reload [--force] | save-config [FILE]   (unsaved runtime changes block a reload)
+  rvsadm zero [tcp|udp VIP:port] | clear|save|restore|version|ping
 
 global: --socket PATH (default /run/rvs/rvsd.sock, or $RVS_SOCKET), --json";
 
@@ -174,14 +176,57 @@ impl Conn {
         }
     }
 
+    /// `reload [--force]`: prints what changed.
+    fn reload(&mut self, force: bool) {
+        let args = if force { json!({ "force": true }) } else { Value::Null };
+        let v = self.call("reload", args);
+        self.print_reload(&v);
+    }
+
+    /// `save-config [FILE]`: rvsd writes its own file; another FILE is
+    /// written here, with this user's permissions.
+    fn save_config(&mut self, file: Option<&str>) {
+        let own = |v: &Value| v["path"].as_str().map(PathBuf::from);
+        let got = self.call("config.toml", Value::Null);
+        let target = file.map(PathBuf::from);
+        let same = |a: &PathBuf, b: &PathBuf| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(x, y)| x == y);
+        match (target, own(&got)) {
+            (Some(t), Some(o)) if !same(&t, &o) => self.write_toml(&t, &got),
+            (Some(t), None) => self.write_toml(&t, &got),
+            _ => {
+                let v = self.call("config.save", Value::Null);
+                if !self.printed_json(|| v.clone()) {
+                    println!("running configuration saved to {} (the previous file is kept as .bak)", v["path"].as_str().unwrap_or("?"));
+                }
+            }
+        }
+    }
+
+    fn write_toml(&mut self, to: &std::path::Path, got: &Value) {
+        let text = got["toml"].as_str().unwrap_or_default();
+        if let Err(e) = std::fs::write(to, text) {
+            fail(format!("writing {}: {e}", to.display()), 1);
+        }
+        if !self.printed_json(|| json!({ "path": to })) {
+            println!("running configuration written to {}", to.display());
+            if got["unsaved"].as_bool() == Some(true) {
+                println!("(rvsd's own file still lacks the runtime changes: a reload stays refused until `rvsadm save-config` or `reload --force`)");
+            }
+        }
+    }
+
     /// `reload` prints what changed; other raw commands their reply.
     fn simple(&mut self, cmd: &str) {
         let v = self.call(cmd, Value::Null);
         if !self.json && cmd.starts_with("node.") {
             return print_node(&v);
         }
-        if self.json || cmd != "reload" {
-            return print_json(&v);
+        print_json(&v);
+    }
+
+    fn print_reload(&mut self, v: &Value) {
+        if self.json {
+            return print_json(v);
         }
         let d = &v["diff"];
         let mut any = false;
@@ -318,8 +363,13 @@ fn main() {
             let d = c.call("batch", json!({ "ops": [op] }));
             c.printed_json(|| d);
         }
-        Action::Zero => {
+        Action::Reload { force } => c.reload(force),
+        Action::SaveConfig(file) => c.save_config(file.as_deref()),
+        Action::Zero(None) => {
             c.call("zero", Value::Null);
+        }
+        Action::Zero(Some(key)) => {
+            c.call("zero", json!({ "key": key }));
         }
         Action::Save => {
             let cfg: config::Config =

@@ -124,7 +124,9 @@ fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool, ha: Option<&mgmt
             fault::injection_point(Task::Management);
             if hup.swap(false, Ordering::Relaxed) {
                 notify.reloading();
-                match fault::lock(&daemon.manager).reload() {
+                // Unsaved changes made through rvsadm are not discarded by
+                // a signal: the reload is refused and says so.
+                match fault::lock(&daemon.manager).reload(false) {
                     Ok(d) => log(format!("SIGHUP: configuration reloaded: {}", serde_json::to_string(&d).unwrap_or_default())),
                     Err(e) => log(format!("SIGHUP: reload refused, running configuration kept: {}", e.message)),
                 }

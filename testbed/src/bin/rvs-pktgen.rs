@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! rvs-pktgen --vdev 'net_memif0,role=server,socket=/tmp/x.sock' --dst-mac 02:00:00:00:00:01
-//!            (--flows N | --syn) --seconds S [--lcore CPU]
+//!            (--flows N | --syn) --seconds S [--lcore CPU] [--back VDEV]
 //! ```
 //!
 //! Sends 64-byte frames to the VIP of rvs-bench's configuration as fast as
@@ -12,7 +12,12 @@
 //! Every frame gets correct IPv4 and L4 checksums. It waits for the peer,
 //! keeps sending while peers come and go (rvs-bench measures testpmd and
 //! rvsd in turn against it), and prints `{"sent": N, "seconds": S}` at the
-//! end. Needs root (DPDK).
+//! end. With `--back VDEV` it also opens that device, counts every frame
+//! that arrives there (what the forwarder under test sent on), keeps
+//! draining it for a second after sending stops, and prints
+//! `{"sent": N, "received": M, "seconds": S}`: with `net_vhost` devices,
+//! a forwarder in a container attached by `net_virtio_user` over the
+//! vhost-user sockets is measured end to end. Needs root (DPDK).
 use anyhow::{anyhow, bail, Context, Result};
 use rvs_dpdk::{Burst, Eal, Mempool, Port, PortSetup};
 use rvs_testpkt::Tcp;
@@ -69,6 +74,7 @@ struct Opts {
     flows: u32,
     seconds: f64,
     cpu: String,
+    back: Option<String>,
 }
 
 fn opts() -> Result<Opts> {
@@ -80,6 +86,7 @@ fn opts() -> Result<Opts> {
         flows: arg(&args, "--flows").map_or(Ok(1_000_000), |v| v.parse())?,
         seconds: arg(&args, "--seconds").map_or(Ok(10.0), |v| v.parse())?,
         cpu: arg(&args, "--lcore").unwrap_or_else(|| "0".into()),
+        back: arg(&args, "--back"),
     })
 }
 
@@ -129,6 +136,15 @@ fn main() -> Result<()> {
     let mut port = Port::open(&eal, &o.vdev, false, &setup, pool).map_err(|e| anyhow!("{e}"))?;
     let mut tx = port.take_tx(0).context("TX queue")?;
     let mut rx = port.take_rx(0).context("RX queue")?;
+    let mut back_port = match &o.back {
+        Some(dev) => Some(Port::open(&eal, dev, false, &setup, pool).map_err(|e| anyhow!("--back: {e}"))?),
+        None => None,
+    };
+    let mut back_rx = match back_port.as_mut() {
+        Some(p) => Some(p.take_rx(0).context("--back RX queue")?),
+        None => None,
+    };
+    let mut received = 0u64;
     println!("rvs-pktgen: {name} up, waiting for a peer");
     let frames = Templates::new(o.dst_mac, o.syn);
     let mut flows = Flows { syn: o.syn, flows: o.flows, i: 0, lcg: 0x1234_5678 };
@@ -142,6 +158,10 @@ fn main() -> Result<()> {
     let mut loops = 0u32;
     while Instant::now() < end {
         if rx.rx(&mut back) > 0 {
+            back.free_all();
+        }
+        if let Some(r) = back_rx.as_mut() {
+            received += r.rx(&mut back) as u64;
             back.free_all();
         }
         // The link state is a control-path query: ask now and then.
@@ -175,7 +195,20 @@ fn main() -> Result<()> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{}", serde_json::json!({"sent": sent, "seconds": secs}));
+    if let Some(r) = back_rx.as_mut() {
+        // What is still on its way through the forwarder.
+        let drain = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < drain {
+            if rx.rx(&mut back) > 0 {
+                back.free_all();
+            }
+            received += r.rx(&mut back) as u64;
+            back.free_all();
+        }
+        println!("{}", serde_json::json!({"sent": sent, "received": received, "seconds": secs}));
+    } else {
+        println!("{}", serde_json::json!({"sent": sent, "seconds": secs}));
+    }
     Ok(())
 }
 
