@@ -20,8 +20,9 @@ export DEBIAN_FRONTEND=noninteractive
 # proxy test makes the client SACK); man-db, binutils and dpkg-dev to build
 # and check the Debian package (man -l, objdump, dpkg-shlibdeps); docker.io
 # and debootstrap to build and run the container image from a local base,
-# docker-compose to run it from docker/compose.yaml.
-pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl keepalived bird2 systemd nftables man-db binutils dpkg-dev docker.io debootstrap docker-compose)
+# docker-compose to run it from docker/compose.yaml; netbase for
+# /etc/services (rvsadm -L names ports as ipvsadm does).
+pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl keepalived bird2 systemd nftables man-db binutils dpkg-dev docker.io debootstrap docker-compose netbase)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -75,6 +75,15 @@ pub fn from_str_with(text: &str, file: &str, extra: ExtraCheck<'_>) -> Result<Co
         locate(span, field, e.message().trim().to_string())
     })?;
 
+    // A timeout a service does not set is the [defaults] one.
+    let defaults = cfg.defaults.timeouts;
+    for (i, s) in cfg.services.iter_mut().enumerate() {
+        for ((k, v), (_, d)) in s.timeouts.fields_mut().into_iter().zip(defaults.fields()) {
+            if !index.contains_key(&format!("services[{i}].timeouts.{k}")) {
+                *v = d;
+            }
+        }
+    }
     for (i, p) in cfg.ports.iter_mut().enumerate() {
         p.device_line = SourceLine(index.get(&format!("ports[{i}].device")).map(|(s, _)| line_col(text, s.start).0));
     }
@@ -297,6 +306,21 @@ mod refusals {
     #[test]
     fn the_base_is_valid() {
         from_str(&base(), "rvs.toml").unwrap();
+    }
+
+    #[test]
+    fn defaults_fill_the_timeouts_a_service_does_not_set() {
+        let text = format!(
+            "[defaults.timeouts]\ntcp_established = 3600\nudp = 30\n{}\n{}[services.timeouts]\nudp = 5\n",
+            two_ports(),
+            service("wlc", "nat", 8080, &[1])
+        );
+        let c = from_str(&text, "rvs.toml").unwrap();
+        let t = c.services[0].timeouts;
+        assert_eq!((t.tcp_established, t.udp, t.tcp_fin), (3600, 5, 120), "default, own, built-in");
+        assert_eq!(c.defaults.timeouts.udp, 30);
+        let errs = from_str(&base().replacen("[[ports]]", "[defaults.timeouts]\ntcp_fin = 0\n\n[[ports]]", 1), "rvs.toml").unwrap_err().0;
+        assert!(errs.iter().any(|e| e.field == "defaults.timeouts.tcp_fin" && e.line == Some(2)), "{errs:?}");
     }
 
     #[test]

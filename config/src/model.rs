@@ -48,6 +48,21 @@ pub struct Config {
     /// announced.
     #[serde(default)]
     pub announce: Option<Announce>,
+    /// What a service that does not set a field itself gets (ipvsadm's
+    /// global `--set` timeouts).
+    #[serde(default)]
+    pub defaults: Defaults,
+}
+
+/// `[defaults]`: values for services that do not set their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Session timeouts, field by field: a service's own
+    /// `[services.timeouts]` field wins, then this, then the built-in
+    /// (IPVS) value. `rvsadm --set` changes these (and every service's).
+    #[serde(default)]
+    pub timeouts: Timeouts,
 }
 
 /// `[announce]`: rvsd decides what is announced, a routing daemon speaks
@@ -776,6 +791,25 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// Every field by its TOML name.
+    pub fn fields_mut(&mut self) -> [(&'static str, &mut u32); 6] {
+        [
+            ("tcp_established", &mut self.tcp_established),
+            ("tcp_syn", &mut self.tcp_syn),
+            ("tcp_syn_under_pressure", &mut self.tcp_syn_under_pressure),
+            ("tcp_fin", &mut self.tcp_fin),
+            ("tcp_close", &mut self.tcp_close),
+            ("udp", &mut self.udp),
+        ]
+    }
+
+    /// Every field by its TOML name, by value.
+    pub fn fields(mut self) -> [(&'static str, u32); 6] {
+        self.fields_mut().map(|(k, v)| (k, *v))
+    }
+}
+
 /// A real server behind a virtual service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1168,6 +1202,7 @@ impl Config {
         c.services(&own, strictness);
         c.ha(&own);
         c.announce();
+        c.timeouts("defaults.timeouts", self.defaults.timeouts);
         if c.errs.is_empty() {
             Ok(())
         } else {
@@ -1235,6 +1270,13 @@ struct Checks<'a> {
 impl Checks<'_> {
     fn err(&mut self, field: impl Into<String>, msg: impl Into<String>) {
         self.errs.push(ConfigError::new(field.into(), msg.into()));
+    }
+
+    /// Every timeout 1 s to a week, each named under `prefix`.
+    fn timeouts(&mut self, prefix: &str, t: Timeouts) {
+        for (k, v) in t.fields() {
+            self.in_range(&format!("{prefix}.{k}"), v, 1..=7 * 86400, " seconds");
+        }
     }
 
     /// Refuses `v` outside `range`, naming `field`.
@@ -1598,17 +1640,7 @@ impl Checks<'_> {
                 self.err(f("persistence.timeout"), "must be at least 1 second");
             }
         }
-        let t = s.timeouts;
-        for (k, v) in [
-            ("tcp_established", t.tcp_established),
-            ("tcp_syn", t.tcp_syn),
-            ("tcp_syn_under_pressure", t.tcp_syn_under_pressure),
-            ("tcp_fin", t.tcp_fin),
-            ("tcp_close", t.tcp_close),
-            ("udp", t.udp),
-        ] {
-            self.in_range(&f(&format!("timeouts.{k}")), v, 1..=7 * 86400, " seconds");
-        }
+        self.timeouts(&f("timeouts"), s.timeouts);
         for (j, a) in s.local_addresses.iter().enumerate() {
             if !ours.own.contains(a) && self.cfg.connected_port(*a).is_none() {
                 self.err(format!("services[{i}].local_addresses[{j}]"), format!("{a} is neither a port address nor on a port's network"));

@@ -78,6 +78,8 @@ pub enum Action {
         exact: bool,
         /// `--nosort`.
         nosort: bool,
+        /// `-n`: numbers, not service and host names.
+        numeric: bool,
     },
     /// A configuration change.
     Change(Op),
@@ -232,6 +234,7 @@ struct Flags {
     rate: bool,
     exact: bool,
     nosort: bool,
+    numeric: bool,
     set: Option<(u32, u32, u32)>,
     timeout: bool,
     sched_flags: Option<(bool, bool)>,
@@ -497,7 +500,8 @@ fn apply_option(f: &mut Flags, opts: &mut Options, name: &str, arg: &mut Arg<'_,
         "ipip" => f.fwd = Some(Forwarding::Tunnel),
         "fullnat" => f.fwd = Some(Forwarding::FullNat),
         "weight" => f.weight = Some(arg.number("a number")?),
-        "numeric" | "sort" => {}
+        "numeric" => f.numeric = true,
+        "sort" => {}
         "connection" => f.conns = true,
         "stats" => f.stats = true,
         "rate" => f.rate = true,
@@ -611,7 +615,7 @@ impl Flags {
         } else {
             ListKind::Services
         };
-        Action::List { service: self.key().ok(), kind, exact: self.exact, nosort: self.nosort }
+        Action::List { service: self.key().ok(), kind, exact: self.exact, nosort: self.nosort, numeric: self.numeric }
     }
 
     fn persistence(&self, vip: IpAddr) -> Result<Option<Persistence>, UsageError> {
@@ -778,7 +782,7 @@ fn service_or_server(noun: &str, verb: &str, rest: &[String], opts: &mut Options
 }
 
 fn list(kind: ListKind, exact: bool) -> Action {
-    Action::List { service: None, kind, exact, nosort: false }
+    Action::List { service: None, kind, exact, nosort: false, numeric: true }
 }
 
 /// `sources tcp|udp VIP:port allow|deny add|del PREFIX...`: a change to
@@ -1030,17 +1034,23 @@ mod tests {
 
     #[test]
     fn ipvsadm_listing_flags_combine() {
-        assert_eq!(p("-Ln"), Action::List { service: None, kind: ListKind::Services, exact: false, nosort: false });
-        assert_eq!(p("-L -n --stats --exact"), Action::List { service: None, kind: ListKind::Stats, exact: true, nosort: false });
-        assert_eq!(p("-lnc"), Action::List { service: None, kind: ListKind::Connections, exact: false, nosort: false });
+        assert_eq!(p("-Ln"), Action::List { service: None, kind: ListKind::Services, exact: false, nosort: false, numeric: true });
+        assert_eq!(
+            p("-L -n --stats --exact"),
+            Action::List { service: None, kind: ListKind::Stats, exact: true, nosort: false, numeric: true }
+        );
+        assert_eq!(p("-lnc"), Action::List { service: None, kind: ListKind::Connections, exact: false, nosort: false, numeric: true });
         assert_eq!(
             p("-L -t 198.18.0.100:80 --rate"),
-            Action::List { service: Some(key("198.18.0.100:80")), kind: ListKind::Rate, exact: false, nosort: false }
+            Action::List { service: Some(key("198.18.0.100:80")), kind: ListKind::Rate, exact: false, nosort: false, numeric: false }
         );
-        assert_eq!(p("--list --numeric --nosort"), Action::List { service: None, kind: ListKind::Services, exact: false, nosort: true });
+        assert_eq!(
+            p("--list --numeric --nosort"),
+            Action::List { service: None, kind: ListKind::Services, exact: false, nosort: true, numeric: true }
+        );
         assert_eq!(
             p("-t198.18.0.100:80 -L"),
-            Action::List { service: Some(key("198.18.0.100:80")), kind: ListKind::Services, exact: false, nosort: false }
+            Action::List { service: Some(key("198.18.0.100:80")), kind: ListKind::Services, exact: false, nosort: false, numeric: false }
         );
     }
 

@@ -15,8 +15,8 @@
 //! | `server.edit` | `{key, server}` | `ipvsadm -e` |
 //! | `server.del` | `{key, address, port}` | `ipvsadm -d` |
 //! | `clear` | - | `ipvsadm -C` |
-//! | `timeouts.set` | `{tcp, tcpfin, udp}` | `ipvsadm --set` (every service) |
-//! | `timeouts.get` | - | `ipvsadm --timeout` |
+//! | `timeouts.set` | `{tcp, tcpfin, udp}` | `ipvsadm --set` (every service, and the defaults of later ones) |
+//! | `timeouts.get` | - | `ipvsadm --timeout` (the defaults) |
 //! | `batch` | `{ops: [Op]}` | several changes, all or none (`rvsadm -R`) |
 //! | `sessions` | `{limit}` | the sessions of every worker (`ipvsadm -c`) |
 //!
@@ -337,7 +337,7 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
         }
         "timeouts.get" => {
             no_args(a)?;
-            let t = m.config().services.first().map(|s| s.timeouts).unwrap_or_default();
+            let t = m.config().defaults.timeouts;
             Ok(json!({"tcp": t.tcp_established, "tcpfin": t.tcp_fin, "udp": t.udp}))
         }
         "batch" => {

@@ -26,7 +26,9 @@ pub enum Format {
 
 /// Listing options.
 #[derive(Clone, Copy, Debug)]
-pub struct Options {
+pub struct Options<'a> {
+    /// Names instead of numbers (`-L` without `-n`); `None`: numeric.
+    pub names: Option<&'a crate::names::Names>,
     /// The format.
     pub format: Format,
     /// Print exact numbers (`--exact`).
@@ -107,7 +109,7 @@ fn truncated(mut s: String, n: usize) -> String {
 }
 
 /// The whole listing (`rvsadm -L -n [--stats|--rate]`, `-S`).
-pub fn list(r: &Report, size: u64, o: Options) -> String {
+pub fn list(r: &Report, size: u64, o: Options<'_>) -> String {
     let mut out = String::new();
     if o.format != Format::Rule {
         let _ = writeln!(out, "IP Virtual Server version 1.2.1 (size={size})");
@@ -145,12 +147,16 @@ fn rate(x: f64) -> u64 {
 }
 
 /// One service and its real servers.
-pub fn service(out: &mut String, s: &ServiceReport, o: Options) {
+pub fn service(out: &mut String, s: &ServiceReport, o: Options<'_>) {
     let proto = match s.protocol {
         config::Protocol::Tcp => "TCP",
         config::Protocol::Udp => "UDP",
     };
-    let vname = addr_port(s.vip, s.port);
+    let name = |a: IpAddr, port: u16| match o.names {
+        Some(n) if o.format != Format::Rule => n.host_port(a, port, s.protocol),
+        _ => addr_port(a, port),
+    };
+    let vname = name(s.vip, s.port);
     let svc_name = if o.format == Format::Rule {
         format!("{} {}", if s.protocol == config::Protocol::Tcp { "-t" } else { "-u" }, vname)
     } else if s.vip.is_ipv4() {
@@ -192,7 +198,7 @@ pub fn service(out: &mut String, s: &ServiceReport, o: Options) {
     }
     out.push('\n');
     for r in sorted_rs(s, o.nosort) {
-        let dname = addr_port(r.address, r.port);
+        let dname = name(r.address, r.port);
         let dname = if o.format != Format::Rule && s.vip.is_ipv4() { truncated(dname, 28) } else { dname };
         let _ = match o.format {
             Format::Rule => writeln!(out, "-a {svc_name} -r {dname} {} -w {}", fwd_switch(r.forwarding), r.weight),

@@ -39,6 +39,7 @@ pub mod ipvsadm;
 pub mod logging;
 pub mod manager;
 pub mod metrics;
+pub mod names;
 pub mod notify;
 pub mod ops;
 pub mod proto;

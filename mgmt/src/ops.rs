@@ -145,7 +145,13 @@ pub fn apply(cfg: &mut Config, op: &Op) -> Result<(), CmdError> {
             if cfg.service(&service.key()).is_some() {
                 return Err(CmdError::field(ErrorCode::Exists, "service", format!("service {} already exists", service.key())));
             }
-            cfg.services.push(service.clone());
+            let mut service = service.clone();
+            // A service added without timeouts of its own (the built-in
+            // ones) takes the defaults, as one in the file does.
+            if service.timeouts == Timeouts::default() {
+                service.timeouts = cfg.defaults.timeouts;
+            }
+            cfg.services.push(service);
         }
         Op::ServiceEdit { key, patch } => {
             let s = cfg.service_mut(key).ok_or_else(|| not_found(key))?;
@@ -223,6 +229,14 @@ pub fn apply(cfg: &mut Config, op: &Op) -> Result<(), CmdError> {
         }
         Op::Clear => cfg.services.clear(),
         Op::SetTimeouts { tcp, tcpfin, udp } => {
+            // ipvsadm's --set is global: the defaults for services added
+            // later, and every service now.
+            let d = &mut cfg.defaults.timeouts;
+            for (v, new) in [(&mut d.tcp_established, *tcp), (&mut d.tcp_fin, *tcpfin), (&mut d.udp, *udp)] {
+                if new > 0 {
+                    *v = new;
+                }
+            }
             for s in &mut cfg.services {
                 if *tcp > 0 {
                     s.timeouts.tcp_established = *tcp;

@@ -148,6 +148,26 @@ fn listing_matches_ipvsadm_golden_text() {
     assert!(rate.starts_with("IP Virtual Server version 1.2.1 (size=65536)\nProt LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n"), "{rate}");
     let conns = ok(&b, &["-L", "-n", "-c"]);
     assert_eq!(conns, "IPVS connection entries\npro expire state       source             virtual            destination\n");
+    // Without -n, as ipvsadm: ports by their /etc/services names, hosts by
+    // name when they resolve (these test addresses have none; the
+    // resolver's timeouts are short so a DNS that does not answer cannot
+    // stall the test).
+    let out = Command::new(bin("rvsadm").unwrap())
+        .args(["--socket", b.socket().to_str().unwrap(), "-L"])
+        .env("RES_OPTIONS", "timeout:1 attempts:1")
+        .output()
+        .unwrap();
+    let named = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{named}");
+    let services = std::fs::read_to_string("/etc/services").unwrap_or_default();
+    if services.contains("\nhttp\t") || services.contains("\nhttp ") {
+        assert!(named.contains("TCP  198.18.0.100:http wrr\n"), "{named}");
+        assert!(named.contains("UDP  198.18.0.100:domain rr\n"), "{named}");
+        assert!(named.contains("TCP  198.18.0.101:https sh persistent 600"), "{named}");
+        assert!(named.contains("TCP  [2001:db8::100]:http wlc"), "{named}");
+        assert!(named.contains("  -> 198.18.1.11:8080 ") || named.contains("  -> 198.18.1.11:http-alt "), "{named}");
+    }
+    assert_eq!(named.lines().count(), GOLDEN_LIST.lines().count(), "{named}");
 }
 
 #[test]
@@ -179,6 +199,17 @@ fn every_verb_round_trips() {
     // Timeouts.
     ok(&b, &["--set", "1000", "60", "200"]);
     assert_eq!(ok(&b, &["--timeout"]), "Timeout (tcp tcpfin udp): 1000 60 200\n");
+    // --set is also the default of services added later.
+    ok(&b, &["-A", "-t", "198.18.0.202:80"]);
+    let cfg: serde_json::Value = serde_json::from_str(&ok(&b, &["show", "config"])).unwrap();
+    let added = cfg["services"].as_array().unwrap().iter().find(|s| s["vip"] == "198.18.0.202").unwrap().clone();
+    let t = &added["timeouts"];
+    assert_eq!(
+        (&t["tcp_established"], &t["tcp_fin"], &t["udp"], &t["tcp_syn"]),
+        (&1000.into(), &60.into(), &200.into(), &120.into()),
+        "{t}"
+    );
+    ok(&b, &["-D", "-t", "198.18.0.202:80"]);
     // Counters, JSON, shows, misc.
     ok(&b, &["-Z"]);
     ok(&b, &["-Z", "-t", "198.18.0.100:80"]);

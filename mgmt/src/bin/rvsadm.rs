@@ -93,7 +93,7 @@ impl Conn {
     }
 
     /// `-L`: services and real servers, with their counters or rates.
-    fn list_services(&mut self, service: Option<ServiceKey>, kind: ListKind, exact: bool, nosort: bool) {
+    fn list_services(&mut self, service: Option<ServiceKey>, kind: ListKind, exact: bool, nosort: bool, numeric: bool) {
         let mut r = self.report();
         if self.printed_json(|| serde_json::to_value(&r).unwrap_or_default()) {
             return;
@@ -103,7 +103,8 @@ impl Conn {
             ListKind::Rate => Format::Rate,
             _ => Format::Plain,
         };
-        let o = Options { format, exact, nosort };
+        let names = (!numeric).then(mgmt::names::Names::system);
+        let o = Options { format, exact, nosort, names: names.as_ref() };
         match service {
             Some(k) => {
                 r.services.retain(|s| s.protocol == k.protocol && s.vip == k.vip && s.port == k.port);
@@ -358,7 +359,7 @@ fn main() {
     let mut c = Conn { client, json: opts.json };
     match action {
         Action::List { service, kind: ListKind::Connections, .. } => c.list_connections(service),
-        Action::List { service, kind, exact, nosort } => c.list_services(service, kind, exact, nosort),
+        Action::List { service, kind, exact, nosort, numeric } => c.list_services(service, kind, exact, nosort, numeric),
         Action::Change(op) => {
             let d = c.call("batch", json!({ "ops": [op] }));
             c.printed_json(|| d);

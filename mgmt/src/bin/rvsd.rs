@@ -159,7 +159,7 @@ fn manage(daemon: &Daemon, stop: &AtomicBool, hup: &AtomicBool, ha: Option<&mgmt
 /// The final counters, as `ipvsadm -L --stats --exact` plus drops, ports
 /// and sessions.
 fn print_final(report: &mgmt::report::Report, table_size: u64) {
-    let opts = Options { format: Format::Stats, exact: true, nosort: false };
+    let opts = Options { format: Format::Stats, exact: true, nosort: false, names: None };
     print!("{}", ipvsadm::list(report, table_size, opts));
     println!("Drops:");
     let mut any = false;
