@@ -1,7 +1,10 @@
 //! Health checks and feedback probes, run by management, never by workers.
 //!
-//! A [`Checker`] owns one scheduler thread and a small pool of probe
-//! threads. Management hands it the set of probes ([`Checker::sync`]) after
+//! A [`Checker`] owns one scheduler thread and a pool of probe threads
+//! that grows with demand: a probe due while every pool thread is busy
+//! (servers that black-hole their checks hold a thread for the whole
+//! timeout) gets a new thread, up to [`MAX_PROBE_THREADS`], so a few dead or
+//! hostile servers cannot delay the checks of healthy ones. Management hands it the set of probes ([`Checker::sync`]) after
 //! every configuration change; the scheduler starts each probe every
 //! `interval` (the first runs at once, spread over the first interval), a
 //! pool thread runs it under its `timeout` with ordinary kernel sockets
@@ -441,6 +444,10 @@ struct Shared {
     running: HashSet<ProbeId>,
 }
 
+/// Most probe threads a [`Checker`] grows to (each idle one costs a
+/// parked thread; probes beyond this wait for a free one).
+pub const MAX_PROBE_THREADS: usize = 256;
+
 /// Runs one probe; [`run_probe`] in rvsd, something else in tests.
 pub type ProbeRunner = Arc<dyn Fn(&ProbeSpec) -> ProbeResult + Send + Sync>;
 
@@ -455,7 +462,15 @@ pub struct Checker {
     results: Receiver<ProbeResult>,
     stop: Arc<AtomicBool>,
     faults: Arc<AtomicU64>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+    pool: Arc<Pool>,
+}
+
+/// The probe threads: how many, how many wait for work.
+#[derive(Debug, Default)]
+struct Pool {
+    threads: std::sync::atomic::AtomicUsize,
+    idle: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Checker {
@@ -491,18 +506,28 @@ impl Checker {
         Checker::start_with(pool, Arc::new(run_probe))
     }
 
-    /// Starts the scheduler and `pool` probe threads running `runner`.
+    /// Starts the scheduler and `pool` probe threads running `runner`
+    /// (more are started while every one is busy, up to
+    /// [`MAX_PROBE_THREADS`]).
     pub fn start_with(pool: usize, runner: ProbeRunner) -> Checker {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let faults = Arc::new(AtomicU64::new(0));
         let (job_tx, job_rx): (Sender<ProbeSpec>, Receiver<ProbeSpec>) = unbounded();
         let (res_tx, res_rx) = unbounded();
-        let mut threads = Vec::new();
-        for i in 0..pool.max(1) {
-            let (jobs, results, sh, runner, faults) = (job_rx.clone(), res_tx.clone(), shared.clone(), runner.clone(), faults.clone());
-            let t = std::thread::Builder::new().name(format!("rvs-probe{i}")).spawn(move || {
-                while let Ok(spec) = jobs.recv() {
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let counts = Arc::new(Pool::default());
+        let spawn = {
+            let (threads, counts, shared, faults) = (threads.clone(), counts.clone(), shared.clone(), faults.clone());
+            move || {
+                let i = counts.threads.fetch_add(1, Ordering::Relaxed);
+                let (jobs, results, sh, runner, faults, pool) =
+                    (job_rx.clone(), res_tx.clone(), shared.clone(), runner.clone(), faults.clone(), counts.clone());
+                let t = std::thread::Builder::new().name(format!("rvs-probe{i}")).spawn(move || loop {
+                    pool.idle.fetch_add(1, Ordering::Relaxed);
+                    let got = jobs.recv();
+                    pool.idle.fetch_sub(1, Ordering::Relaxed);
+                    let Ok(spec) = got else { return };
                     let r = run_isolated(&runner, &spec, &faults);
                     {
                         let mut s = sh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -515,13 +540,20 @@ impl Checker {
                     if results.send(r).is_err() {
                         return;
                     }
+                });
+                match t {
+                    Ok(t) => threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(t),
+                    Err(e) => {
+                        counts.threads.fetch_sub(1, Ordering::Relaxed);
+                        log::warn!("health: no new probe thread: {e}");
+                    }
                 }
-            });
-            if let Ok(t) = t {
-                threads.push(t);
             }
+        };
+        for _ in 0..pool.max(1) {
+            spawn();
         }
-        let (sh, st) = (shared.clone(), stop.clone());
+        let (sh, st, counts2) = (shared.clone(), stop.clone(), counts.clone());
         let sched = std::thread::Builder::new().name("rvs-health".into()).spawn(move || {
             let mut heap: BinaryHeap<Due> = BinaryHeap::new();
             let mut n = 0u32;
@@ -539,8 +571,17 @@ impl Checker {
                         let Some(Due(_, id)) = heap.pop() else { break };
                         let Some(spec) = s.specs.get(&id).cloned() else { continue };
                         heap.push(Due(now + spec.interval, id));
-                        if s.running.insert(id) && job_tx.send(spec).is_err() {
-                            return;
+                        if s.running.insert(id) {
+                            // Every thread busy (or about to be, with what
+                            // is queued): one more, up to the cap.
+                            let queued = job_tx.len();
+                            if counts2.idle.load(Ordering::Relaxed) <= queued && counts2.threads.load(Ordering::Relaxed) < MAX_PROBE_THREADS
+                            {
+                                spawn();
+                            }
+                            if job_tx.send(spec).is_err() {
+                                return;
+                            }
                         }
                     }
                 }
@@ -548,9 +589,14 @@ impl Checker {
             }
         });
         if let Ok(t) = sched {
-            threads.push(t);
+            threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(t);
         }
-        Checker { shared, results: res_rx, stop, faults, threads }
+        Checker { shared, results: res_rx, stop, faults, threads, pool: counts }
+    }
+
+    /// Probe threads running now.
+    pub fn threads(&self) -> usize {
+        self.pool.threads.load(Ordering::Relaxed)
     }
 
     /// Probes that panicked (each was reported as a failed check).
@@ -580,9 +626,16 @@ impl Drop for Checker {
         self.stop.store(true, Ordering::Relaxed);
         self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).specs.clear();
         // Pool threads exit when the scheduler (holding the job sender)
-        // stops; probes are bounded by their timeouts.
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        // stops; probes are bounded by their timeouts. (The scheduler may
+        // add a thread until it stops: take the list until it is empty.)
+        loop {
+            let batch: Vec<_> = self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
+            if batch.is_empty() {
+                break;
+            }
+            for t in batch {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -745,6 +798,38 @@ mod tests {
         assert!(bad.len() >= 3 && bad.iter().all(|x| !x.ok && x.message.contains("injected fault")), "{bad:?}");
         assert!(ok.len() >= 3 && ok.iter().all(|x| x.ok), "the single pool thread survived every fault: {ok:?}");
         assert!(c.faults() >= bad.len() as u64, "every fault counted: {} < {}", c.faults(), bad.len());
+    }
+
+    /// Twelve servers that hold every check for its whole timeout (a
+    /// black hole) cannot delay the check of a healthy one: the pool grows
+    /// past its two first threads, and the healthy server is checked at its
+    /// interval throughout.
+    #[test]
+    fn black_holed_servers_do_not_delay_the_checks_of_healthy_ones() {
+        let runner: ProbeRunner = Arc::new(move |s: &ProbeSpec| {
+            if s.port != 100 {
+                std::thread::sleep(s.timeout);
+                return ProbeResult { id: s.id(), ok: false, message: "timeout".into(), took: s.timeout, agent: None };
+            }
+            ProbeResult { id: s.id(), ok: true, message: "ok".into(), took: Duration::ZERO, agent: None }
+        });
+        let c = Checker::start_with(2, runner);
+        let every = |port: u16| {
+            let mut p = spec(port, ProbeKind::Tcp);
+            p.interval = Duration::from_millis(100);
+            p.timeout = Duration::from_millis(600);
+            p
+        };
+        let mut specs: Vec<ProbeSpec> = (1..=12).map(every).collect();
+        specs.push(every(100));
+        c.sync(specs);
+        std::thread::sleep(Duration::from_millis(1500));
+        let r = c.drain();
+        let healthy = r.iter().filter(|x| x.id.0 .2 == 100).count();
+        // Every 100 ms for 1.5 s: 15 if nothing waits; a fixed pool of two
+        // would manage about one in 0.6 s x 12 / 2 = 3.6 s.
+        assert!(healthy >= 10, "the healthy server was checked {healthy} times in 1.5 s ({} threads)", c.threads());
+        assert!(c.threads() > 2 && c.threads() <= MAX_PROBE_THREADS, "{} threads", c.threads());
     }
 
     #[test]
