@@ -12,7 +12,8 @@ _rvsadm() {
         --start-daemon) COMPREPLY=($(compgen -W "master backup" -- "$cur")); return ;;
         --socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         show) COMPREPLY=($(compgen -W "services stats rate connections drops neighbors health config ha node" -- "$cur")); return ;;
-        service|server) COMPREPLY=($(compgen -W "add edit del" -- "$cur")); return ;;
+        service) COMPREPLY=($(compgen -W "add edit del" -- "$cur")); return ;;
+        server) COMPREPLY=($(compgen -W "add edit del maint ready" -- "$cur")); return ;;
         node) COMPREPLY=($(compgen -W "drain undrain" -- "$cur")); return ;;
         add|edit|del|choose|sources) COMPREPLY=($(compgen -W "tcp udp" -- "$cur")); return ;;
     esac

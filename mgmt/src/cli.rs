@@ -83,6 +83,18 @@ pub enum Action {
     },
     /// A configuration change.
     Change(Op),
+    /// `server maint|ready`: take a real server out of service by hand
+    /// (drained; health checks cannot bring it back) or give it back.
+    Maint {
+        /// The service.
+        key: ServiceKey,
+        /// The real server.
+        address: IpAddr,
+        /// Its port (0: the service's).
+        port: u16,
+        /// Maintenance on (maint) or off (ready).
+        maint: bool,
+    },
     /// `reload [--force]`: re-read the file; `--force` discards unsaved
     /// changes made through the socket.
     Reload {
@@ -873,6 +885,15 @@ pub fn parse(args: &[String]) -> Result<(Action, Options), UsageError> {
         (noun @ ("service" | "server"), Some(verb @ ("add" | "edit" | "del" | "delete"))) => {
             service_or_server(noun, verb, rest, &mut opts)?
         }
+        ("server", Some(verb @ ("maint" | "ready"))) => {
+            let [_, proto, vip, rs] = rest else {
+                return Err(usage("usage: rvsadm server maint|ready tcp|udp VIP:port RS[:port]"));
+            };
+            let (vip, port) = parse_addr_port(vip, false)?;
+            let protocol = if protocol_flag(proto)? == "-t" { Protocol::Tcp } else { Protocol::Udp };
+            let (address, rs_port) = parse_addr_port(rs, true)?;
+            Action::Maint { key: ServiceKey { protocol, vip, port }, address, port: rs_port, maint: verb == "maint" }
+        }
         ("show", what) => show(what.unwrap_or("services"))?,
         ("stats", _) => list(ListKind::Stats, true),
         ("reload", None) => Action::Reload { force: false },
@@ -1059,6 +1080,14 @@ mod tests {
         assert_eq!(p("-C"), Action::Change(Op::Clear));
         assert_eq!(p("-Z"), Action::Zero(None));
         let one = ServiceKey { protocol: Protocol::Tcp, vip: "198.18.0.100".parse().unwrap(), port: 80 };
+        assert_eq!(
+            p("server maint tcp 198.18.0.100:80 198.18.1.11:8080"),
+            Action::Maint { key: one, address: "198.18.1.11".parse().unwrap(), port: 8080, maint: true }
+        );
+        assert_eq!(
+            p("server ready tcp 198.18.0.100:80 198.18.1.11"),
+            Action::Maint { key: one, address: "198.18.1.11".parse().unwrap(), port: 0, maint: false }
+        );
         assert_eq!(p("-Z -t 198.18.0.100:80"), Action::Zero(Some(one)));
         assert_eq!(p("zero tcp 198.18.0.100:80"), Action::Zero(Some(one)));
         assert_eq!(p("-S -n"), Action::Save);

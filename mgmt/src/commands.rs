@@ -80,6 +80,16 @@ struct ServerArgs {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct MaintArgs {
+    key: ServiceKey,
+    address: IpAddr,
+    #[serde(default)]
+    port: u16,
+    maint: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ServerDelArgs {
     key: ServiceKey,
     address: IpAddr,
@@ -322,6 +332,11 @@ pub fn execute(m: &mut Manager, cmd: &str, a: &Value) -> Result<Value, CmdError>
         "server.edit" => {
             let x: ServerArgs = args(cmd, a)?;
             change(m, vec![Op::ServerEdit { key: x.key, server: x.server }])
+        }
+        "server.maint" => {
+            let x: MaintArgs = args(cmd, a)?;
+            let changed = m.set_maint(x.key, x.address, x.port, x.maint)?;
+            Ok(json!({ "changed": changed }))
         }
         "server.del" => {
             let x: ServerDelArgs = args(cmd, a)?;

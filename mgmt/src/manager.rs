@@ -16,6 +16,7 @@ use rvs_core::stats::CoreStats;
 use rvs_core::table::{BackendKey, CompileError, Compiler, Health};
 use rvs_wire::MacAddr;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,6 +35,10 @@ pub struct Manager {
     /// read or written: a reload would lose them, so it is refused unless
     /// forced ([`Manager::reload`]).
     unsaved: bool,
+    /// Real servers in maintenance by hand (`rvsadm server maint`):
+    /// drained (weight 0 to the workers) whatever their health, until
+    /// `rvsadm server ready`; kept across reloads while they exist.
+    maint: std::collections::HashSet<BackendKey>,
     compiler: Compiler,
     macs: Vec<MacAddr>,
     health: Health,
@@ -103,6 +108,7 @@ impl Manager {
             config,
             config_path,
             unsaved: false,
+            maint: std::collections::HashSet::new(),
             compiler,
             macs,
             health: Health::new(),
@@ -133,6 +139,12 @@ impl Manager {
     fn effective(&self, cfg: &Config) -> Config {
         let mut eff = cfg.clone();
         for s in &mut eff.services {
+            let (key, port) = (s.key(), s.port);
+            for r in &mut s.real_servers {
+                if self.maint.contains(&(key, r.address, if r.port == 0 { port } else { r.port })) {
+                    r.weight = 0;
+                }
+            }
             if s.health_check.as_ref().is_some_and(|h| h.on_down == config::OnDown::Remove) {
                 let key = s.key();
                 let port = s.port;
@@ -353,6 +365,7 @@ impl Manager {
         self.accounting.rebase_new(&snap, &self.cores);
         self.shared.publish(snap);
         self.checks.retain(|k, _| keep(k));
+        self.maint.retain(|k| keep(k));
         self.config = next;
         if let Some(c) = &self.checker {
             c.sync(ProbeSpec::from_config(&self.config));
@@ -385,6 +398,29 @@ impl Manager {
         self.apply(next, Strictness::File)?;
         self.unsaved = false;
         Ok(diff)
+    }
+
+    /// `rvsadm server maint|ready`: puts a real server in maintenance
+    /// (drained at once: no new sessions, established ones continue; its
+    /// checks keep running but cannot bring it back) or takes it out.
+    pub fn set_maint(&mut self, key: config::ServiceKey, address: IpAddr, port: u16, maint: bool) -> Result<bool, CmdError> {
+        let s = self.config.service(&key).ok_or_else(|| CmdError::field(ErrorCode::NotFound, "key", format!("no service {key}")))?;
+        let r = s
+            .real_servers
+            .iter()
+            .find(|r| r.address == address && (port == 0 || s.port_of(r) == port))
+            .ok_or_else(|| CmdError::field(ErrorCode::NotFound, "address", format!("{address} is not a real server of {key}")))?;
+        let bk = (key, address, s.port_of(r));
+        let changed = if maint { self.maint.insert(bk) } else { self.maint.remove(&bk) };
+        if changed {
+            self.republish()?;
+            log::info!(
+                "real server {} of {key}: {}",
+                crate::ipvsadm::addr_port(address, bk.2),
+                if maint { "maintenance (drained by hand)" } else { "ready" }
+            );
+        }
+        Ok(changed)
     }
 
     /// True while changes made through the control socket are not in the
@@ -539,6 +575,12 @@ impl Manager {
     pub fn report(&self) -> Report {
         let mut r =
             self.accounting.report(&self.config, &self.shared.snapshot.load(), &self.cores, &self.port_missed, &self.health_reports());
+        for s in &mut r.services {
+            let key = config::ServiceKey { protocol: s.protocol, vip: s.vip, port: s.port };
+            for rs in &mut s.real_servers {
+                rs.maint = self.maint.contains(&(key, rs.address, rs.port));
+            }
+        }
         r.ha = self.ha_report();
         r.node = self.node_report();
         r

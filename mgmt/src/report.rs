@@ -139,6 +139,10 @@ pub struct RealServerReport {
     /// Health checks (when the service has them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthReport>,
+    /// In maintenance by hand (`rvsadm server maint`): drained, whatever
+    /// its health checks say, until `rvsadm server ready`.
+    #[serde(default)]
+    pub maint: bool,
 }
 
 /// A service in a report.
@@ -497,6 +501,7 @@ impl Accounting {
                 totals: Totals::default(),
                 rates: Rates::default(),
                 health,
+                maint: false,
             };
         };
         let (t, active, inactive) = backend_raw(cores, usize::from(b.slot));
@@ -513,6 +518,7 @@ impl Accounting {
             totals: t.minus(base),
             rates: self.backend_rate.get(&(b.slot, b.gen)).map(|x| x.1).unwrap_or_default(),
             health,
+            maint: false,
         }
     }
 

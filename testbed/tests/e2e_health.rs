@@ -313,3 +313,47 @@ fn wait_serving(bed: &mut Bed, p: usize, name: &str) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// `rvsadm server maint` (HAProxy's `disable server`): rs2 is drained at
+/// once - new connections go to rs1 and rs3 while its health checks keep
+/// passing and cannot bring it back - until `rvsadm server ready`; the
+/// state shows as `maint` in `show health`.
+#[test]
+fn maintenance_by_hand_survives_health_checks_until_ready() {
+    let (bed, cl, _sv) = nat_bed_opts("hc-maint", 1, 3, "workers = 1", &service("kind = \"tcp\"", ""), true, &|_| Vec::new());
+    let t = Instant::now();
+    while !bed.stats().unwrap().services[0].real_servers.iter().all(|r| r.up) {
+        assert!(t.elapsed() < Duration::from_secs(5), "servers not up: {:?}", bed.stats().unwrap().services[0].real_servers);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rvsadm = |args: &[&str]| {
+        let out = std::process::Command::new(bin("rvsadm").unwrap())
+            .args(["--socket", bed.socket().to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "rvsadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    rvsadm(&["server", "maint", "tcp", &format!("{VIP}:80"), "198.18.1.12:8080"]);
+    // Several check intervals pass, every check of rs2 succeeds.
+    let checks_before = rs2(&bed).health.map(|h| h.history.len()).unwrap_or(0);
+    std::thread::sleep(Duration::from_secs_f64(INTERVAL * f64::from(RISE + 2)));
+    let r = rs2(&bed);
+    assert!(r.maint && r.up && r.effective_weight == 0, "{r:?}");
+    assert!(r.health.as_ref().map(|h| h.history.len()).unwrap_or(0) >= checks_before, "{r:?}");
+    assert!(rvsadm(&["show", "health"]).lines().any(|l| l.contains("198.18.1.12:8080") && l.contains("maint")));
+    let v = kit(&bed, cl[0], &["http", "--url", &format!("http://{VIP}/"), "--count", "60"], 60);
+    let (ok, failed, by) = tally(&v);
+    assert_eq!((ok, failed), (60, 0), "{v}");
+    assert!(!by.contains_key("rs2") && by.len() == 2, "rs2 in maintenance got connections: {by:?}");
+    // Ready: back in the rotation at once (its checks already pass).
+    rvsadm(&["server", "ready", "tcp", &format!("{VIP}:80"), "198.18.1.12:8080"]);
+    let r = rs2(&bed);
+    assert!(!r.maint && r.up && r.effective_weight > 0, "{r:?}");
+    let v = kit(&bed, cl[0], &["http", "--url", &format!("http://{VIP}/"), "--count", "60"], 60);
+    let (ok, _, by) = tally(&v);
+    assert_eq!(ok, 60, "{v}");
+    assert_eq!(by.get("rs2").copied().unwrap_or(0), 20, "rr over three again: {by:?}");
+    println!("maint: 60 requests to rs1/rs3 only while rs2 was in maintenance with passing checks; {by:?} after ready");
+}

@@ -35,6 +35,7 @@ readable syntax:
   rvsadm node drain|undrain      (scale-out: withdraw / announce again every VIP)
   rvsadm choose tcp|udp VIP:port CLIENT:PORT...   (the real server sh/dh/mh gives each new flow)
   rvsadm sources tcp|udp VIP:port allow|deny add|del PREFIX...   (source allow/deny lists)
+  rvsadm server maint|ready tcp|udp VIP:port RS[:port]   (by hand: drained, checks cannot bring it back)
   rvsadm reload [--force] | save-config [FILE]   (unsaved runtime changes block a reload)
   rvsadm zero [tcp|udp VIP:port] | clear|save|restore|version|ping
 
@@ -339,7 +340,13 @@ fn print_health(r: &Report) {
                 "{:<30} {:<28} {:<6} {:>6}  {}",
                 format!("{} {}", s.protocol, ipvsadm::addr_port(s.vip, s.port)),
                 ipvsadm::addr_port(rs.address, rs.port),
-                if rs.up { "up" } else { "down" },
+                if rs.maint {
+                    "maint"
+                } else if rs.up {
+                    "up"
+                } else {
+                    "down"
+                },
                 rs.effective_weight,
                 rs.health.as_ref().map_or("no check".to_string(), |h| h.summary())
             );
@@ -365,6 +372,10 @@ fn main() {
             c.printed_json(|| d);
         }
         Action::Reload { force } => c.reload(force),
+        Action::Maint { key, address, port, maint } => {
+            let v = c.call("server.maint", json!({ "key": key, "address": address, "port": port, "maint": maint }));
+            c.printed_json(|| v);
+        }
         Action::SaveConfig(file) => c.save_config(file.as_deref()),
         Action::Zero(None) => {
             c.call("zero", Value::Null);
