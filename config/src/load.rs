@@ -309,6 +309,14 @@ mod refusals {
     }
 
     #[test]
+    fn quorum_hysteresis_and_hooks_are_checked() {
+        let e = refuse(&base().replacen("[[services.real_servers]]", "quorum = 2\nhysteresis = 3\n[[services.real_servers]]", 1));
+        assert_eq!(e.field, "services[0].hysteresis", "{e}");
+        let text = base().replacen("[[services.real_servers]]", "quorum_down = [\"\"]\n[[services.real_servers]]", 1);
+        assert_eq!(refuse(&text).field, "services[0].quorum_down");
+    }
+
+    #[test]
     fn defaults_fill_the_timeouts_a_service_does_not_set() {
         let text = format!(
             "[defaults.timeouts]\ntcp_established = 3600\nudp = 30\n{}\n{}[services.timeouts]\nudp = 5\n",

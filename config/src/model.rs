@@ -935,6 +935,20 @@ pub struct HealthCheck {
     /// What a failure does.
     #[serde(default)]
     pub on_down: OnDown,
+    /// A real server starts down until its first good check (keepalived's
+    /// `alpha`); otherwise it starts up and `fall` failures take it down.
+    #[serde(default)]
+    pub alpha: bool,
+    /// Run when a real server comes up (keepalived's `notify_up`):
+    /// program and arguments; `{address}`, `{port}`, `{service}` and
+    /// `{state}` are replaced, and RVS_ADDRESS, RVS_PORT, RVS_SERVICE and
+    /// RVS_STATE set. Not waited for.
+    #[serde(default)]
+    pub notify_up: Vec<String>,
+    /// Run when a real server goes down (keepalived's `notify_down`), as
+    /// `notify_up`.
+    #[serde(default)]
+    pub notify_down: Vec<String>,
 }
 
 impl Default for HealthCheck {
@@ -955,6 +969,9 @@ impl Default for HealthCheck {
             expect: None,
             command: Vec::new(),
             on_down: OnDown::Quiesce,
+            alpha: false,
+            notify_up: Vec::new(),
+            notify_down: Vec::new(),
         }
     }
 }
@@ -1082,6 +1099,22 @@ pub struct Service {
     /// is down.
     #[serde(default)]
     pub fallback: Option<RealServer>,
+    /// Quorum (keepalived's `quorum`): the service has it while the
+    /// weights of its up real servers add up to at least this; 0: none.
+    /// Losing and regaining it runs `quorum_down` / `quorum_up`.
+    #[serde(default)]
+    pub quorum: u32,
+    /// Hysteresis around the quorum (keepalived's): lost below `quorum -
+    /// hysteresis`, regained at `quorum + hysteresis`.
+    #[serde(default)]
+    pub hysteresis: u32,
+    /// Run when the service regains its quorum: program and arguments
+    /// (`{service}`, `{state}` replaced; RVS_SERVICE, RVS_STATE set).
+    #[serde(default)]
+    pub quorum_up: Vec<String>,
+    /// Run when the service loses its quorum, as `quorum_up`.
+    #[serde(default)]
+    pub quorum_down: Vec<String>,
     /// Real servers.
     #[serde(default)]
     pub real_servers: Vec<RealServer>,
@@ -1124,6 +1157,10 @@ impl Service {
             health_check: None,
             feedback: None,
             fallback: None,
+            quorum: 0,
+            hysteresis: 0,
+            quorum_up: Vec::new(),
+            quorum_down: Vec::new(),
             real_servers: Vec::new(),
         }
     }
@@ -1641,6 +1678,17 @@ impl Checks<'_> {
             }
         }
         self.timeouts(&f("timeouts"), s.timeouts);
+        if s.hysteresis > s.quorum {
+            self.err(f("hysteresis"), format!("{} is more than the quorum ({})", s.hysteresis, s.quorum));
+        }
+        let hooks = [("quorum_up", &s.quorum_up), ("quorum_down", &s.quorum_down)];
+        let check_hooks =
+            s.health_check.as_ref().map(|h| [("health_check.notify_up", &h.notify_up), ("health_check.notify_down", &h.notify_down)]);
+        for (k, argv) in hooks.into_iter().chain(check_hooks.into_iter().flatten()) {
+            if argv.first().is_some_and(|p| p.trim().is_empty()) {
+                self.err(f(k), "the program (first element) is empty");
+            }
+        }
         for (j, a) in s.local_addresses.iter().enumerate() {
             if !ours.own.contains(a) && self.cfg.connected_port(*a).is_none() {
                 self.err(format!("services[{i}].local_addresses[{j}]"), format!("{a} is neither a port address nor on a port's network"));

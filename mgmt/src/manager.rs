@@ -39,6 +39,10 @@ pub struct Manager {
     /// drained (weight 0 to the workers) whatever their health, until
     /// `rvsadm server ready`; kept across reloads while they exist.
     maint: std::collections::HashSet<BackendKey>,
+    /// Per service with a `quorum`: whether it has it now.
+    quorum: HashMap<config::ServiceKey, bool>,
+    /// Hooks started and not yet reaped (`notify_up`, `quorum_down`...).
+    hooks: Vec<std::process::Child>,
     compiler: Compiler,
     macs: Vec<MacAddr>,
     health: Health,
@@ -67,6 +71,8 @@ const HISTORY: usize = 10;
 #[derive(Debug)]
 struct CheckState {
     up: bool,
+    /// Started down by `alpha`: the first good check brings it up.
+    alpha: bool,
     successes: u32,
     failures_in_row: u32,
     since: Instant,
@@ -80,6 +86,7 @@ impl CheckState {
     fn new() -> CheckState {
         CheckState {
             up: true,
+            alpha: false,
             successes: 0,
             failures_in_row: 0,
             since: Instant::now(),
@@ -109,6 +116,8 @@ impl Manager {
             config_path,
             unsaved: false,
             maint: std::collections::HashSet::new(),
+            quorum: HashMap::new(),
+            hooks: Vec::new(),
             compiler,
             macs,
             health: Health::new(),
@@ -132,6 +141,86 @@ impl Manager {
         let checker = Checker::start(4);
         checker.sync(ProbeSpec::from_config(&self.config));
         self.checker = Some(checker);
+        let cfg = self.config.clone();
+        let mut health = std::mem::take(&mut self.health);
+        self.alpha(&cfg, &mut health);
+        self.health = health;
+        if let Err(e) = self.republish() {
+            log::error!("health: cannot publish: {}", e.message);
+        }
+        self.check_quorum();
+    }
+
+    /// Real servers new to `cfg` whose check has `alpha` start down.
+    fn alpha(&mut self, cfg: &Config, health: &mut Health) {
+        for s in cfg.services.iter().filter(|s| s.health_check.as_ref().is_some_and(|h| h.alpha)) {
+            for r in &s.real_servers {
+                let key = (s.key(), r.address, s.port_of(r));
+                if let std::collections::hash_map::Entry::Vacant(v) = self.checks.entry(key) {
+                    let mut st = CheckState::new();
+                    st.up = false;
+                    st.alpha = true;
+                    v.insert(st);
+                    health.entry(key).or_default().up = false;
+                }
+            }
+        }
+    }
+
+    /// Starts a hook (not waited for; reaped later). `vars` replace
+    /// `{name}` in the arguments and are set as RVS_NAME.
+    fn run_hook(&mut self, what: &str, argv: &[String], vars: &[(&str, String)]) {
+        self.hooks.retain_mut(|c| c.try_wait().map_or(true, |done| done.is_none()));
+        let Some((prog, args)) = argv.split_first() else { return };
+        let subst = |a: &String| vars.iter().fold(a.clone(), |a, (k, v)| a.replace(&format!("{{{k}}}"), v));
+        let mut cmd = std::process::Command::new(subst(prog));
+        cmd.args(args.iter().map(subst)).stdin(std::process::Stdio::null());
+        for (k, v) in vars {
+            cmd.env(format!("RVS_{}", k.to_uppercase()), v);
+        }
+        match cmd.spawn() {
+            Ok(c) => {
+                log::info!("hook {what}: started {} (pid {})", argv.join(" "), c.id());
+                self.hooks.push(c);
+            }
+            Err(e) => log::warn!("hook {what}: cannot run {prog}: {e}"),
+        }
+    }
+
+    /// Runs `quorum_up` / `quorum_down` where a service's quorum changed:
+    /// the weights of its up servers (not in maintenance) against
+    /// `quorum` -/+ `hysteresis`.
+    fn check_quorum(&mut self) {
+        let mut runs = Vec::new();
+        for s in self.config.services.iter().filter(|s| s.quorum > 0) {
+            let key = s.key();
+            let sum: u32 = s
+                .real_servers
+                .iter()
+                .filter(|r| {
+                    let k = (key, r.address, s.port_of(r));
+                    self.health.get(&k).is_none_or(|h| h.up) && !self.maint.contains(&k)
+                })
+                .map(|r| r.weight)
+                .sum();
+            let had = self.quorum.get(&key).copied().unwrap_or(true);
+            let has = if had { sum >= s.quorum.saturating_sub(s.hysteresis) } else { sum >= s.quorum + s.hysteresis };
+            self.quorum.insert(key, has);
+            if has != had {
+                log::info!(
+                    "service {key}: quorum {} (up weight {sum}, quorum {} hysteresis {})",
+                    if has { "regained" } else { "lost" },
+                    s.quorum,
+                    s.hysteresis
+                );
+                let argv = if has { s.quorum_up.clone() } else { s.quorum_down.clone() };
+                runs.push((argv, vec![("service", key.to_string()), ("state", if has { "up" } else { "down" }.to_string())]));
+            }
+        }
+        self.quorum.retain(|k, _| self.config.services.iter().any(|s| s.key() == *k && s.quorum > 0));
+        for (argv, vars) in runs {
+            self.run_hook("quorum", &argv, &vars);
+        }
     }
 
     /// The configuration as it is compiled: without the real servers that a
@@ -218,6 +307,7 @@ impl Manager {
             return false;
         }
         let mut changed = false;
+        let mut notify = Vec::new();
         for r in results {
             let (key, feedback) = r.id;
             let Some(svc) = self.config.service(&key.0) else { continue };
@@ -248,9 +338,10 @@ impl Manager {
                 st.failures_in_row += 1;
                 st.successes = 0;
             }
-            let flip = if st.up { !r.ok && st.failures_in_row >= fall } else { r.ok && st.successes >= rise };
+            let flip = if st.up { !r.ok && st.failures_in_row >= fall } else { r.ok && (st.successes >= rise || st.alpha) };
             if flip {
                 st.up = !st.up;
+                st.alpha = false;
                 st.since = Instant::now();
                 log::info!(
                     "health: {} -> {} is {} ({})",
@@ -261,6 +352,17 @@ impl Manager {
                 );
                 self.health.entry(key).or_default().up = st.up;
                 changed = true;
+                let argv = if st.up { hc.notify_up.clone() } else { hc.notify_down.clone() };
+                let state = if st.up { "up" } else { "down" };
+                notify.push((
+                    argv,
+                    vec![
+                        ("address", key.1.to_string()),
+                        ("port", key.2.to_string()),
+                        ("service", key.0.to_string()),
+                        ("state", state.to_string()),
+                    ],
+                ));
             }
             st.history.push_back((Instant::now(), r));
             while st.history.len() > HISTORY {
@@ -271,6 +373,12 @@ impl Manager {
             if let Err(e) = self.republish() {
                 log::error!("health: cannot publish: {}", e.message);
             }
+        }
+        for (argv, vars) in notify {
+            self.run_hook("notify", &argv, &vars);
+        }
+        if changed {
+            self.check_quorum();
         }
         changed
     }
@@ -352,7 +460,10 @@ impl Manager {
         let keep = |k: &BackendKey| {
             next.services.iter().any(|s| s.key() == k.0 && s.real_servers.iter().any(|r| r.address == k.1 && s.port_of(r) == k.2))
         };
-        let health: Health = self.health.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (*k, *v)).collect();
+        let mut health: Health = self.health.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (*k, *v)).collect();
+        if self.checker.is_some() {
+            self.alpha(&next, &mut health);
+        }
         let old_health = std::mem::replace(&mut self.health, health);
         let eff = self.effective(&next);
         let snap = match self.compile(&eff) {
@@ -370,6 +481,7 @@ impl Manager {
         if let Some(c) = &self.checker {
             c.sync(ProbeSpec::from_config(&self.config));
         }
+        self.check_quorum();
         Ok(())
     }
 
@@ -414,6 +526,7 @@ impl Manager {
         let changed = if maint { self.maint.insert(bk) } else { self.maint.remove(&bk) };
         if changed {
             self.republish()?;
+            self.check_quorum();
             log::info!(
                 "real server {} of {key}: {}",
                 crate::ipvsadm::addr_port(address, bk.2),

@@ -357,3 +357,48 @@ fn maintenance_by_hand_survives_health_checks_until_ready() {
     assert_eq!(by.get("rs2").copied().unwrap_or(0), 20, "rr over three again: {by:?}");
     println!("maint: 60 requests to rs1/rs3 only while rs2 was in maintenance with passing checks; {by:?} after ready");
 }
+
+/// keepalived's `alpha`, `notify_up`/`notify_down` and `quorum` with its
+/// hooks, against real servers: with `alpha` every server starts down (so
+/// the service starts without its quorum of 2 and `quorum_down` runs),
+/// each first good check brings one up (`notify_up` with its address and
+/// port, `quorum_up` once two are up); killing two of the three runs
+/// `notify_down` for each and `quorum_down` again.
+#[test]
+fn alpha_notify_hooks_and_quorum_run_as_keepalived_does() {
+    let log = std::env::temp_dir().join(format!("rvs-{}-hooks.log", std::process::id()));
+    let _cleanup = Remove(log.clone());
+    let hook =
+        |what: &str| format!("[\"/bin/sh\", \"-c\", \"echo {what} $RVS_STATE {{address}}:{{port}} {{service}} >> {}\"]", log.display());
+    let check = format!("kind = \"tcp\"\nalpha = true\nnotify_up = {}\nnotify_down = {}", hook("server"), hook("server"));
+    let extra = format!("quorum = 2\nhysteresis = 0\nquorum_up = {}\nquorum_down = {}\n", hook("quorum"), hook("quorum"));
+    let (mut bed, _cl, _sv) = nat_bed_opts("hc-hooks", 1, 3, "workers = 1", &service(&check, &extra), true, &|_| Vec::new());
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_for = |bed: &Bed, what: &str, n: usize| {
+        let t = Instant::now();
+        while lines().lines().filter(|l| l.starts_with(what)).count() < n {
+            assert!(t.elapsed() < Duration::from_secs(10), "{n} x {what:?} not seen:\n{}\nrvsd:\n{}", lines(), bed.rvsd_log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Up one by one after their first good check; the quorum comes back.
+    wait_for(&bed, "server up", 3);
+    wait_for(&bed, "quorum up", 1);
+    let text = lines();
+    for i in 1..=3 {
+        assert!(text.contains(&format!("server up 198.18.1.1{i}:8080 TCP {VIP}:80")), "{text}");
+    }
+    // Alpha: the service started without its quorum.
+    let first_quorum = text.lines().find(|l| l.starts_with("quorum")).unwrap();
+    assert_eq!(first_quorum, format!("quorum down {{address}}:{{port}} TCP {VIP}:80"), "{text}");
+    // Two of three die: notify_down for each, and the quorum is lost.
+    bed.proc(1).stop(Duration::from_secs(1));
+    bed.proc(2).stop(Duration::from_secs(1));
+    wait_for(&bed, "server down", 2);
+    wait_for(&bed, "quorum down", 2);
+    let text = lines();
+    assert!(text.contains("server down 198.18.1.12:8080") && text.contains("server down 198.18.1.13:8080"), "{text}");
+    let r = bed.stats().unwrap();
+    assert!(r.services[0].real_servers[0].up && !r.services[0].real_servers[1].up, "{:?}", r.services[0].real_servers);
+    println!("hooks:\n{text}");
+}
