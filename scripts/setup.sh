@@ -21,8 +21,9 @@ export DEBIAN_FRONTEND=noninteractive
 # and check the Debian package (man -l, objdump, dpkg-shlibdeps); docker.io
 # and debootstrap to build and run the container image from a local base,
 # docker-compose to run it from docker/compose.yaml; netbase for
-# /etc/services (rvsadm -L names ports as ipvsadm does).
-pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl keepalived bird2 systemd nftables man-db binutils dpkg-dev docker.io debootstrap docker-compose netbase)
+# /etc/services (rvsadm -L names ports as ipvsadm does); dnsmasq-base, a
+# real DNS server for the DNS health check test.
+pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl keepalived bird2 systemd nftables man-db binutils dpkg-dev docker.io debootstrap docker-compose netbase dnsmasq-base)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

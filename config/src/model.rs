@@ -848,6 +848,22 @@ pub enum CheckKind {
     SendExpect,
     /// An external command exits with status 0 (keepalived's MISC_CHECK).
     Command,
+    /// A UDP datagram (`send`) gets a reply (containing `expect`, when
+    /// given).
+    Udp,
+    /// A DNS query for `dns_name` and `dns_type` gets a NOERROR answer
+    /// with such a record (keepalived's DNS_CHECK).
+    Dns,
+    /// The server greets with an SMTP `220` banner (keepalived's
+    /// SMTP_CHECK); rvs then says QUIT.
+    Smtp,
+}
+
+/// DNS record types a DNS check may ask for, by name.
+pub const DNS_TYPES: [(&str, u16); 7] = [("A", 1), ("NS", 2), ("CNAME", 5), ("SOA", 6), ("MX", 15), ("TXT", 16), ("AAAA", 28)];
+
+fn default_dns_type() -> String {
+    "A".into()
 }
 
 /// What a failed health check does to a real server.
@@ -935,6 +951,12 @@ pub struct HealthCheck {
     /// What a failure does.
     #[serde(default)]
     pub on_down: OnDown,
+    /// dns: the name to ask for.
+    #[serde(default)]
+    pub dns_name: Option<String>,
+    /// dns: the record type (A, AAAA, NS, CNAME, SOA, MX, TXT).
+    #[serde(default = "default_dns_type")]
+    pub dns_type: String,
     /// A real server starts down until its first good check (keepalived's
     /// `alpha`); otherwise it starts up and `fall` failures take it down.
     #[serde(default)]
@@ -969,6 +991,8 @@ impl Default for HealthCheck {
             expect: None,
             command: Vec::new(),
             on_down: OnDown::Quiesce,
+            dns_name: None,
+            dns_type: default_dns_type(),
             alpha: false,
             notify_up: Vec::new(),
             notify_down: Vec::new(),
@@ -1728,7 +1752,23 @@ impl Checks<'_> {
                     self.err(f("command"), "a command check needs the program to run");
                 }
             }
-            CheckKind::Tcp => {}
+            CheckKind::Udp => {
+                if h.send.as_deref().is_none_or(str::is_empty) {
+                    self.err(f("send"), "a udp check needs a non-empty `send` (the datagram)");
+                }
+            }
+            CheckKind::Dns => {
+                let name = h.dns_name.as_deref().unwrap_or_default();
+                let name = name.strip_suffix('.').unwrap_or(name);
+                if name.is_empty() || name.len() > 253 || name.split('.').any(|l| l.is_empty() || l.len() > 63) {
+                    self.err(f("dns_name"), format!("a dns check needs a domain name to ask for, not {name:?}"));
+                }
+                if !DNS_TYPES.iter().any(|(n, _)| n.eq_ignore_ascii_case(&h.dns_type)) {
+                    let names: Vec<&str> = DNS_TYPES.iter().map(|(n, _)| *n).collect();
+                    self.err(f("dns_type"), format!("{:?} is not one of {}", h.dns_type, names.join(", ")));
+                }
+            }
+            CheckKind::Tcp | CheckKind::Smtp => {}
         }
         if let Some(src) = h.source {
             if !ours.own.contains(&src) {

@@ -59,6 +59,22 @@ pub enum ProbeKind {
     Command(Vec<String>),
     /// Ask the feedback agent for a weight.
     Feedback,
+    /// A UDP datagram, a reply (containing `expect` unless empty).
+    Udp {
+        /// Sent.
+        send: String,
+        /// Expected in the reply (empty: any reply).
+        expect: String,
+    },
+    /// A DNS query; an answer with a record of the type.
+    Dns {
+        /// The name asked for.
+        name: String,
+        /// The record type.
+        qtype: u16,
+    },
+    /// An SMTP banner (220).
+    Smtp,
 }
 
 /// One probe of one real server.
@@ -113,6 +129,14 @@ impl ProbeSpec {
                             ProbeKind::SendExpect { send: h.send.clone().unwrap_or_default(), expect: h.expect.clone().unwrap_or_default() }
                         }
                         config::CheckKind::Command => ProbeKind::Command(h.command.clone()),
+                        config::CheckKind::Udp => {
+                            ProbeKind::Udp { send: h.send.clone().unwrap_or_default(), expect: h.expect.clone().unwrap_or_default() }
+                        }
+                        config::CheckKind::Dns => ProbeKind::Dns {
+                            name: h.dns_name.clone().unwrap_or_default(),
+                            qtype: remote::DNS_TYPES.iter().find(|(n, _)| n.eq_ignore_ascii_case(&h.dns_type)).map_or(1, |(_, v)| *v),
+                        },
+                        config::CheckKind::Smtp => ProbeKind::Smtp,
                     };
                     out.push(ProbeSpec {
                         key,
@@ -385,6 +409,78 @@ fn command(spec: &ProbeSpec, deadline: Instant, argv: &[String]) -> Result<Strin
     }
 }
 
+/// Sends one datagram from the check's source (if any) and waits for a
+/// reply until the deadline; checks it contains `expect` (when not empty)
+/// or, with `dns`, that it answers the DNS query.
+fn udp(spec: &ProbeSpec, deadline: Instant, send: &[u8], expect: &[u8], dns: Option<(u16, u16)>) -> Result<String, ProbeError> {
+    let target = SocketAddr::new(spec.addr, spec.port);
+    let domain = if spec.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let sock = Socket::new(domain, Type::DGRAM, Some(SockProto::UDP)).map_err(io("socket"))?;
+    if let Some(src) = spec.source {
+        sock.bind(&SockAddr::from(SocketAddr::new(src, 0))).map_err(io(format!("bind {src}")))?;
+    }
+    sock.connect(&SockAddr::from(target)).map_err(io(format!("connect {target}")))?;
+    let sock: std::net::UdpSocket = sock.into();
+    sock.send(send).map_err(io("send"))?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ProbeError::ReadTimeout);
+        }
+        sock.set_read_timeout(Some(left)).map_err(io("socket"))?;
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(ProbeError::ReadTimeout)
+            }
+            // ICMP port unreachable arrives as ECONNREFUSED.
+            Err(e) => return Err(io("receive")(e)),
+        };
+        let got = &buf[..n];
+        if let Some((id, qtype)) = dns {
+            match remote::dns_answers(got, id, qtype) {
+                Ok(k) => return Ok(format!("DNS answer with {k} record(s)")),
+                // Someone else's datagram: wait for ours.
+                Err(remote::DnsAnswerError::NotOurs) => continue,
+                Err(e) => return Err(ProbeError::Answer(e.to_string())),
+            }
+        }
+        return if expect.is_empty() || remote::contains(got, expect) {
+            Ok(format!("UDP reply {}", remote::printable(got, remote::SNIPPET)))
+        } else {
+            Err(ProbeError::Answer(format!(
+                "expected {}, got {}",
+                remote::printable(expect, remote::SNIPPET),
+                remote::printable(got, remote::SNIPPET)
+            )))
+        };
+    }
+}
+
+/// keepalived's DNS_CHECK: a query for `name`/`qtype`, a NOERROR answer
+/// with at least one such record.
+fn dns(spec: &ProbeSpec, deadline: Instant, name: &str, qtype: u16) -> Result<String, ProbeError> {
+    // The id only has to tell our answer from stray datagrams.
+    let id = u16::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos() & 0xffff)
+        .unwrap_or(1);
+    let q = remote::dns_query(id, name, qtype).ok_or_else(|| ProbeError::Answer(format!("{name:?} is not a domain name")))?;
+    udp(spec, deadline, &q, b"", Some((id, qtype)))
+}
+
+/// keepalived's SMTP_CHECK: the banner must be `220`; then QUIT.
+fn smtp(spec: &ProbeSpec, deadline: Instant) -> Result<String, ProbeError> {
+    let mut s = connect(spec, deadline)?;
+    let got = read_tcp(&mut s, deadline, &|b| b.contains(&b'\n') || b.len() > 512)?;
+    let line = remote::first_line(&got);
+    if line.starts_with(b"220") {
+        let _ = s.write_all(b"QUIT\r\n");
+        Ok(format!("SMTP {}", remote::printable(line, remote::SNIPPET)))
+    } else {
+        Err(ProbeError::Answer(format!("SMTP banner {}", remote::printable(line, remote::SNIPPET))))
+    }
+}
+
 /// Reads the agent's one line (HAProxy's agent-check).
 fn feedback(spec: &ProbeSpec, deadline: Instant) -> Result<(String, AgentSays), ProbeError> {
     let mut s = connect(spec, deadline)?;
@@ -409,6 +505,9 @@ pub fn run_probe(spec: &ProbeSpec) -> ProbeResult {
         ProbeKind::SendExpect { send, expect } => send_expect(spec, deadline, send, expect).map(|m| (m, None)),
         ProbeKind::Command(argv) => command(spec, deadline, argv).map(|m| (m, None)),
         ProbeKind::Feedback => feedback(spec, deadline).map(|(m, a)| (m, Some(a))),
+        ProbeKind::Udp { send, expect } => udp(spec, deadline, send.as_bytes(), expect.as_bytes(), None).map(|m| (m, None)),
+        ProbeKind::Dns { name, qtype } => dns(spec, deadline, name, *qtype).map(|m| (m, None)),
+        ProbeKind::Smtp => smtp(spec, deadline).map(|m| (m, None)),
     };
     let took = start.elapsed();
     match r {
@@ -676,6 +775,50 @@ mod tests {
             }
         });
         port
+    }
+
+    /// A UDP server on loopback answering each datagram with `answer(it)`.
+    fn serve_udp(answer: fn(&[u8]) -> Vec<u8>) -> u16 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 2048];
+            while let Ok((n, from)) = s.recv_from(&mut b) {
+                let _ = s.send_to(&answer(&b[..n]), from);
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn udp_dns_and_smtp_probes_against_local_servers() {
+        let echo = serve_udp(|d| d.to_vec());
+        let udp = |send: &str, expect: &str| run_probe(&spec(echo, ProbeKind::Udp { send: send.into(), expect: expect.into() }));
+        assert!(udp("PING", "PING").ok);
+        assert!(udp("PING", "").ok, "any reply");
+        let r = udp("PING", "PONG");
+        assert!(!r.ok && r.message.contains("expected \"PONG\""), "{r:?}");
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let r = run_probe(&spec(closed, ProbeKind::Udp { send: "x".into(), expect: String::new() }));
+        assert!(!r.ok, "{r:?}");
+        // A DNS server answering every query with one A record.
+        let dns = serve_udp(|q| {
+            let mut r = q.to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[7] = 1;
+            r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 1, 11]);
+            r
+        });
+        let r = run_probe(&spec(dns, ProbeKind::Dns { name: "rs.test".into(), qtype: 1 }));
+        assert!(r.ok && r.message.contains("1 record"), "{r:?}");
+        let r = run_probe(&spec(dns, ProbeKind::Dns { name: "rs.test".into(), qtype: 28 }));
+        assert!(!r.ok && r.message.contains("no AAAA record"), "{r:?}");
+        let smtp = serve("220 mail.rs.test ESMTP\r\n");
+        let r = run_probe(&spec(smtp, ProbeKind::Smtp));
+        assert!(r.ok && r.message.contains("220 mail.rs.test"), "{r:?}");
+        let r = run_probe(&spec(serve("554 go away\r\n"), ProbeKind::Smtp));
+        assert!(!r.ok && r.message.contains("554"), "{r:?}");
     }
 
     #[test]

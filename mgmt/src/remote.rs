@@ -169,10 +169,155 @@ fn parse_percent(digits: &[u8]) -> Option<u8> {
     u8::try_from(n.min(100)).ok()
 }
 
+pub use config::DNS_TYPES;
+
+/// A DNS query (RFC 1035: one question, recursion desired) for `name`
+/// and record type `qtype`, or `None` when the name is not a valid one
+/// (empty labels, a label over 63 bytes, over 253 bytes in all).
+pub fn dns_query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return None;
+    }
+    let mut q = Vec::with_capacity(18 + name.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        let len = u8::try_from(label.len()).ok().filter(|&n| (1..=63).contains(&n))?;
+        q.push(len);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    Some(q)
+}
+
+/// Skips a (possibly compressed) domain name at `at`; the offset after it.
+fn dns_skip_name(d: &[u8], mut at: usize) -> Option<usize> {
+    for _ in 0..128 {
+        let len = *d.get(at)?;
+        match len & 0xc0 {
+            0xc0 => return d.get(at + 1).map(|_| at + 2),
+            0 if len == 0 => return Some(at + 1),
+            0 => at += 1 + usize::from(len),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Why a DNS answer fails a check.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DnsAnswerError {
+    /// Not a DNS response to our query (short, another id, not a response).
+    #[error("not an answer to the query")]
+    NotOurs,
+    /// The server answered with an error code.
+    #[error("the server answered {0}")]
+    Rcode(&'static str),
+    /// A response with no record of the type asked for.
+    #[error("no {0} record in the answer")]
+    NoRecord(String),
+    /// A record runs past the end of the message.
+    #[error("the answer is truncated or malformed")]
+    Malformed,
+}
+
+/// Checks a DNS response on arbitrary bytes: ours (`id`, a response),
+/// NOERROR, and at least one answer record of `qtype` (class IN).
+/// Returns how many.
+pub fn dns_answers(d: &[u8], id: u16, qtype: u16) -> Result<u16, DnsAnswerError> {
+    let word = |at: usize| d.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let (Some(got_id), Some(flags), Some(qd), Some(an)) = (word(0), word(2), word(4), word(6)) else {
+        return Err(DnsAnswerError::NotOurs);
+    };
+    if got_id != id || flags & 0x8000 == 0 {
+        return Err(DnsAnswerError::NotOurs);
+    }
+    match flags & 0x000f {
+        0 => {}
+        1 => return Err(DnsAnswerError::Rcode("FORMERR")),
+        2 => return Err(DnsAnswerError::Rcode("SERVFAIL")),
+        3 => return Err(DnsAnswerError::Rcode("NXDOMAIN")),
+        4 => return Err(DnsAnswerError::Rcode("NOTIMP")),
+        5 => return Err(DnsAnswerError::Rcode("REFUSED")),
+        _ => return Err(DnsAnswerError::Rcode("an error")),
+    }
+    let mut at = 12;
+    for _ in 0..qd {
+        at = dns_skip_name(d, at).ok_or(DnsAnswerError::Malformed)? + 4;
+    }
+    let mut found = 0u16;
+    for _ in 0..an {
+        at = dns_skip_name(d, at).ok_or(DnsAnswerError::Malformed)?;
+        let (Some(t), Some(class), Some(rdlen)) = (word(at), word(at + 2), word(at + 8)) else { return Err(DnsAnswerError::Malformed) };
+        at += 10 + usize::from(rdlen);
+        if at > d.len() {
+            return Err(DnsAnswerError::Malformed);
+        }
+        if t == qtype && class == 1 {
+            found += 1;
+        }
+    }
+    if found == 0 {
+        let name = DNS_TYPES.iter().find(|(_, v)| *v == qtype).map_or_else(|| format!("type {qtype}"), |(n, _)| (*n).to_string());
+        return Err(DnsAnswerError::NoRecord(name));
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A response to `q` with the given rcode and answers (each an A or
+    /// AAAA record behind a compression pointer to the question's name).
+    fn response(q: &[u8], rcode: u8, answers: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut r = q.to_vec();
+        r[2] = 0x81;
+        r[3] = 0x80 | rcode;
+        r[6..8].copy_from_slice(&u16::try_from(answers.len()).unwrap().to_be_bytes());
+        for (t, data) in answers {
+            r.extend_from_slice(&[0xc0, 12]);
+            r.extend_from_slice(&t.to_be_bytes());
+            r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            r.extend_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
+            r.extend_from_slice(data);
+        }
+        r
+    }
+
+    #[test]
+    fn dns_queries_and_answers() {
+        let q = dns_query(0x1234, "www.rs.test.", 1).unwrap();
+        assert_eq!(&q[..4], &[0x12, 0x34, 0x01, 0x00]);
+        assert_eq!(&q[12..], b"\x03www\x02rs\x04test\x00\x00\x01\x00\x01");
+        assert_eq!(dns_query(1, "a..b", 1), None);
+        assert_eq!(dns_query(1, &"x".repeat(64), 1), None);
+        assert_eq!(dns_answers(&response(&q, 0, &[(1, &[198, 18, 1, 11])]), 0x1234, 1), Ok(1));
+        assert_eq!(dns_answers(&response(&q, 0, &[(28, &[0; 16]), (1, &[1, 2, 3, 4])]), 0x1234, 1), Ok(1));
+        assert_eq!(dns_answers(&response(&q, 3, &[]), 0x1234, 1), Err(DnsAnswerError::Rcode("NXDOMAIN")));
+        assert_eq!(dns_answers(&response(&q, 0, &[(28, &[0; 16])]), 0x1234, 1), Err(DnsAnswerError::NoRecord("A".into())));
+        assert_eq!(dns_answers(&response(&q, 0, &[]), 0x4321, 1), Err(DnsAnswerError::NotOurs));
+        assert_eq!(dns_answers(&q, 0x1234, 1), Err(DnsAnswerError::NotOurs), "a query is not a response");
+        let mut cut = response(&q, 0, &[(1, &[198, 18, 1, 11])]);
+        cut.truncate(cut.len() - 2);
+        assert_eq!(dns_answers(&cut, 0x1234, 1), Err(DnsAnswerError::Malformed));
+        // A name that points at itself cannot loop.
+        let mut evil = response(&q, 0, &[(1, &[1, 2, 3, 4])]);
+        let at = q.len();
+        evil[at..at + 2].copy_from_slice(&[0xc0, u8::try_from(at).unwrap()]);
+        assert!(dns_answers(&evil, 0x1234, 1).is_ok(), "a pointer is followed once, never looped");
+    }
+
+    proptest! {
+        #[test]
+        fn dns_answers_never_panic(d in proptest::collection::vec(any::<u8>(), 0..600), id: u16, t: u16) {
+            let _ = dns_answers(&d, id, t);
+        }
+    }
 
     #[test]
     fn status_lines() {

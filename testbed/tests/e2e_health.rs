@@ -402,3 +402,82 @@ fn alpha_notify_hooks_and_quorum_run_as_keepalived_does() {
     assert!(r.services[0].real_servers[0].up && !r.services[0].real_servers[1].up, "{:?}", r.services[0].real_servers);
     println!("hooks:\n{text}");
 }
+
+/// keepalived's DNS_CHECK and a UDP check against real servers: dnsmasq
+/// (Debian's) answers `rs.test` in each real server's namespace; a UDP
+/// DNS service is checked with queries for it, a UDP echo service with a
+/// datagram. Killing one server's dnsmasq takes it down within interval x
+/// fall; the UDP echo service's servers all stay up, and a stopped echo
+/// server goes down.
+#[test]
+fn dns_and_udp_checks_against_real_servers() {
+    let dns_check = "[services.health_check]\nalpha = true\nkind = \"dns\"\ndns_name = \"rs.test\"\ndns_type = \"A\"\ninterval = 0.3\ntimeout = 0.5\nrise = 2\nfall = 3\n";
+    let udp_check =
+        "[services.health_check]\nalpha = true\nkind = \"udp\"\nsend = \"PING\"\ninterval = 0.3\ntimeout = 0.5\nrise = 2\nfall = 3\n";
+    let mut services =
+        format!("[[services]]\nvip = \"{VIP}\"\nport = 53\nprotocol = \"udp\"\nscheduler = \"rr\"\nforwarding = \"nat\"\n{dns_check}");
+    for i in 0..2 {
+        services.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = 5353\n", 11 + i));
+    }
+    services.push_str(&format!(
+        "\n[[services]]\nvip = \"{VIP}\"\nport = 9000\nprotocol = \"udp\"\nscheduler = \"rr\"\nforwarding = \"nat\"\n{udp_check}"
+    ));
+    for i in 0..2 {
+        services.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = 9000\n", 11 + i));
+    }
+    let (mut bed, _cl, sv) = nat_bed_opts("hc-dns", 1, 2, "workers = 1", &services, true, &|_| Vec::new());
+    let pid_file = |i: usize| std::env::temp_dir().join(format!("rvs-{}-dnsmasq{i}.pid", std::process::id()));
+    let _cleanup: Vec<Remove> = (0..2).map(|i| Remove(pid_file(i))).collect();
+    let dnsmasq: Vec<usize> = (0..2)
+        .map(|i| {
+            let addr = format!("198.18.1.{}", 11 + i);
+            bed.spawn(
+                sv[i],
+                &[
+                    "dnsmasq",
+                    "--keep-in-foreground",
+                    "--no-daemon",
+                    "--port=5353",
+                    &format!("--listen-address={addr}"),
+                    "--bind-interfaces",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--conf-file=/dev/null",
+                    "--user=root",
+                    &format!("--pid-file={}", pid_file(i).display()),
+                    &format!("--address=/rs.test/{addr}"),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    let ups = |bed: &Bed, svc: usize| bed.stats().unwrap().services[svc].real_servers.iter().map(|r| r.up).collect::<Vec<_>>();
+    let wait = |bed: &Bed, svc: usize, want: &[bool], what: &str| {
+        let t = Instant::now();
+        while ups(bed, svc) != want {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{what}: {:?}\n{}",
+                bed.stats().unwrap().services[svc].real_servers,
+                bed.rvsd_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        t.elapsed()
+    };
+    // alpha: up only once a check passed.
+    wait(&bed, 0, &[true, true], "both DNS servers answer");
+    wait(&bed, 1, &[true, true], "both UDP echo servers answer");
+    let msg = bed.stats().unwrap().services[0].real_servers[0].health.clone().unwrap();
+    assert!(msg.history.iter().any(|e| e.ok && e.message.contains("DNS answer")), "{msg:?}");
+    // rs2's DNS server dies: down within interval x fall (+ a margin).
+    bed.proc(dnsmasq[1]).stop(Duration::from_secs(1));
+    let took = wait(&bed, 0, &[true, false], "rs2's DNS server stopped");
+    assert!(took < Duration::from_secs_f64(0.3 * 3.0 + 1.5), "{took:?}");
+    // The echo servers (rvs-testkit, spawned first) still answer; stop rs1's.
+    assert_eq!(ups(&bed, 1), [true, true]);
+    bed.proc(0).stop(Duration::from_secs(1));
+    wait(&bed, 1, &[false, true], "rs1's UDP echo server stopped");
+    let down = bed.stats().unwrap().services[0].real_servers[1].health.clone().unwrap();
+    println!("dns: rs2 down {took:?} after its dnsmasq stopped: {:?}", down.history.last());
+}

@@ -1,6 +1,6 @@
 //! What remote peers send, on arbitrary bytes: HTTP(S) health-check
-//! answers (status line, headers, body, expectations), feedback-agent
-//! lines, and the printable excerpt put in logs. Nothing may panic (a
+//! answers (status line, headers, body, expectations), DNS check answers,
+//! feedback-agent lines, and the printable excerpt put in logs. Nothing may panic (a
 //! real server once aborted rvsd with a multi-byte status line).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -16,4 +16,8 @@ fuzz_target!(|d: &[u8]| {
     let _ = remote::printable(d, usize::from(d.first().copied().unwrap_or(0)));
     let n = d.len() / 2;
     let _ = remote::contains(&d[..n], &d[n..]);
+    // DNS check answers: ours by id, or anything else.
+    let id = d.get(..2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let _ = remote::dns_answers(d, id, 1);
+    let _ = remote::dns_answers(d, 0x1234, 28);
 });
