@@ -951,6 +951,11 @@ pub struct HealthCheck {
     /// What a failure does.
     #[serde(default)]
     pub on_down: OnDown,
+    /// After a failed check, the next one this many seconds later instead
+    /// of after `interval` (keepalived's `delay_before_retry`): a failing
+    /// server reaches `fall` sooner, or later, than the interval says.
+    #[serde(default)]
+    pub delay_before_retry: Option<f64>,
     /// dns: the name to ask for.
     #[serde(default)]
     pub dns_name: Option<String>,
@@ -971,6 +976,11 @@ pub struct HealthCheck {
     /// `notify_up`.
     #[serde(default)]
     pub notify_down: Vec<String>,
+    /// keepalived's `omega`: `notify_down` also runs for an up server that
+    /// leaves (removed by a reload or rvsadm, or rvsd stopping), and
+    /// `quorum_down` for a service that had its quorum and leaves.
+    #[serde(default)]
+    pub omega: bool,
 }
 
 impl Default for HealthCheck {
@@ -991,11 +1001,13 @@ impl Default for HealthCheck {
             expect: None,
             command: Vec::new(),
             on_down: OnDown::Quiesce,
+            delay_before_retry: None,
             dns_name: None,
             dns_type: default_dns_type(),
             alpha: false,
             notify_up: Vec::new(),
             notify_down: Vec::new(),
+            omega: false,
         }
     }
 }
@@ -1730,6 +1742,11 @@ impl Checks<'_> {
         }
         self.in_range(&f("rise"), h.rise, 1..=100, "");
         self.in_range(&f("fall"), h.fall, 1..=100, "");
+        if let Some(d) = h.delay_before_retry {
+            if !(0.05..=3600.0).contains(&d) {
+                self.err(f("delay_before_retry"), format!("{d} is not 0.05..=3600 seconds"));
+            }
+        }
         match h.kind {
             CheckKind::Http | CheckKind::Https => {
                 if !h.path.starts_with('/') {

@@ -337,6 +337,7 @@ impl Daemon {
         let missed = self.ports.iter().map(|p| p.stats().imissed).collect();
         let mut m = crate::fault::lock(&self.manager);
         m.set_port_missed(missed);
+        m.on_exit();
         m.report()
     }
 }

@@ -96,6 +96,9 @@ pub struct ProbeSpec {
     pub interval: Duration,
     /// Deadline of one run.
     pub timeout: Duration,
+    /// After a failure, the next run this much later instead of after
+    /// `interval` (keepalived's `delay_before_retry`).
+    pub retry: Option<Duration>,
 }
 
 /// The identity of a probe.
@@ -147,6 +150,7 @@ impl ProbeSpec {
                         kind,
                         interval: Duration::from_secs_f64(h.interval),
                         timeout: Duration::from_secs_f64(h.timeout),
+                        retry: h.delay_before_retry.map(Duration::from_secs_f64),
                     });
                 }
                 if let Some(f) = &s.feedback {
@@ -159,6 +163,7 @@ impl ProbeSpec {
                         kind: ProbeKind::Feedback,
                         interval: Duration::from_secs_f64(f.interval),
                         timeout: Duration::from_secs_f64(f.timeout),
+                        retry: None,
                     });
                 }
             }
@@ -541,6 +546,8 @@ struct Shared {
     specs: HashMap<ProbeId, ProbeSpec>,
     added: Vec<ProbeId>,
     running: HashSet<ProbeId>,
+    /// Failed probes with a `delay_before_retry`: when to run them again.
+    retry: Vec<(ProbeId, Instant)>,
 }
 
 /// Most probe threads a [`Checker`] grows to (each idle one costs a
@@ -635,6 +642,11 @@ impl Checker {
                         if s.specs.get(&spec.id()) != Some(&spec) {
                             continue;
                         }
+                        // keepalived's delay_before_retry: a failed check
+                        // runs again after this, not after the interval.
+                        if let (false, Some(d)) = (r.ok, spec.retry) {
+                            s.retry.push((spec.id(), Instant::now() + d));
+                        }
                     }
                     if results.send(r).is_err() {
                         return;
@@ -655,6 +667,9 @@ impl Checker {
         let (sh, st, counts2) = (shared.clone(), stop.clone(), counts.clone());
         let sched = std::thread::Builder::new().name("rvs-health".into()).spawn(move || {
             let mut heap: BinaryHeap<Due> = BinaryHeap::new();
+            // The one due time of each probe that counts: heap entries with
+            // another (a probe changed, or rescheduled for a retry) are stale.
+            let mut next: HashMap<ProbeId, Instant> = HashMap::new();
             let mut n = 0u32;
             while !st.load(Ordering::Relaxed) {
                 let now = Instant::now();
@@ -664,12 +679,26 @@ impl Checker {
                     // configuration does not probe everything together.
                     for id in std::mem::take(&mut s.added) {
                         n = n.wrapping_add(1);
-                        heap.push(Due(now + Duration::from_millis(u64::from(n % 50) * 2), id));
+                        let at = now + Duration::from_millis(u64::from(n % 50) * 2);
+                        next.insert(id, at);
+                        heap.push(Due(at, id));
+                    }
+                    for (id, at) in std::mem::take(&mut s.retry) {
+                        next.insert(id, at);
+                        heap.push(Due(at, id));
                     }
                     while heap.peek().is_some_and(|d| d.0 <= now) {
-                        let Some(Due(_, id)) = heap.pop() else { break };
-                        let Some(spec) = s.specs.get(&id).cloned() else { continue };
-                        heap.push(Due(now + spec.interval, id));
+                        let Some(Due(at, id)) = heap.pop() else { break };
+                        if next.get(&id) != Some(&at) {
+                            continue;
+                        }
+                        let Some(spec) = s.specs.get(&id).cloned() else {
+                            next.remove(&id);
+                            continue;
+                        };
+                        let due = now + spec.interval;
+                        next.insert(id, due);
+                        heap.push(Due(due, id));
                         if s.running.insert(id) {
                             // Every thread busy (or about to be, with what
                             // is queued): one more, up to the cap.
@@ -759,6 +788,7 @@ mod tests {
             kind,
             interval: Duration::from_millis(100),
             timeout: Duration::from_millis(500),
+            retry: None,
         }
     }
 
@@ -973,6 +1003,33 @@ mod tests {
         // would manage about one in 0.6 s x 12 / 2 = 3.6 s.
         assert!(healthy >= 10, "the healthy server was checked {healthy} times in 1.5 s ({} threads)", c.threads());
         assert!(c.threads() > 2 && c.threads() <= MAX_PROBE_THREADS, "{} threads", c.threads());
+    }
+
+    /// keepalived's delay_before_retry: a failing probe runs again after
+    /// the retry delay (50 ms), not after its interval (1 s); a passing
+    /// one keeps the interval.
+    #[test]
+    fn a_failed_check_is_retried_after_delay_before_retry() {
+        let runner: ProbeRunner = Arc::new(|s: &ProbeSpec| ProbeResult {
+            id: s.id(),
+            ok: s.port == 100,
+            message: String::new(),
+            took: Duration::ZERO,
+            agent: None,
+        });
+        let c = Checker::start_with(2, runner);
+        let with_retry = |port: u16| {
+            let mut p = spec(port, ProbeKind::Tcp);
+            p.interval = Duration::from_secs(1);
+            p.retry = Some(Duration::from_millis(50));
+            p
+        };
+        c.sync(vec![with_retry(1), with_retry(100)]);
+        std::thread::sleep(Duration::from_millis(700));
+        let r = c.drain();
+        let n = |p: u16| r.iter().filter(|x| x.id.0 .2 == p).count();
+        assert!(n(1) >= 6, "the failing probe ran {} times in 0.7 s", n(1));
+        assert_eq!(n(100), 1, "the passing probe waits its interval");
     }
 
     #[test]

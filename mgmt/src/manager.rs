@@ -187,6 +187,46 @@ impl Manager {
         }
     }
 
+    /// keepalived's `omega`: the `notify_down` of every up real server of
+    /// `old` that is no longer in the running configuration (all of them
+    /// when `exiting`), and the `quorum_down` of every service that had
+    /// its quorum and leaves.
+    fn omega(&mut self, old: &Config, exiting: bool) {
+        let mut runs = Vec::new();
+        for s in old.services.iter().filter(|s| s.health_check.as_ref().is_some_and(|h| h.omega)) {
+            let Some(hc) = s.health_check.as_ref() else { continue };
+            let key = s.key();
+            let now = if exiting { None } else { self.config.service(&key) };
+            for r in &s.real_servers {
+                let bk = (key, r.address, s.port_of(r));
+                let stays = now.is_some_and(|n| n.real_servers.iter().any(|x| x.address == r.address && n.port_of(x) == bk.2));
+                let up = self.checks.get(&bk).is_none_or(|c| c.up);
+                if !stays && up {
+                    let vars = vec![
+                        ("address", bk.1.to_string()),
+                        ("port", bk.2.to_string()),
+                        ("service", key.to_string()),
+                        ("state", "down".to_string()),
+                    ];
+                    runs.push(("notify", hc.notify_down.clone(), vars));
+                }
+            }
+            if s.quorum > 0 && (now.is_none() || now.is_some_and(|n| n.quorum == 0)) && self.quorum.get(&key).copied().unwrap_or(true) {
+                runs.push(("quorum", s.quorum_down.clone(), vec![("service", key.to_string()), ("state", "down".to_string())]));
+                self.quorum.remove(&key);
+            }
+        }
+        for (what, argv, vars) in runs {
+            self.run_hook(what, &argv, &vars);
+        }
+    }
+
+    /// rvsd is stopping: keepalived's `omega` hooks for every service.
+    pub fn on_exit(&mut self) {
+        let cfg = self.config.clone();
+        self.omega(&cfg, true);
+    }
+
     /// Runs `quorum_up` / `quorum_down` where a service's quorum changed:
     /// the weights of its up servers (not in maintenance) against
     /// `quorum` -/+ `hysteresis`.
@@ -477,7 +517,8 @@ impl Manager {
         self.shared.publish(snap);
         self.checks.retain(|k, _| keep(k));
         self.maint.retain(|k| keep(k));
-        self.config = next;
+        let old = std::mem::replace(&mut self.config, next);
+        self.omega(&old, false);
         if let Some(c) = &self.checker {
             c.sync(ProbeSpec::from_config(&self.config));
         }

@@ -363,14 +363,15 @@ fn maintenance_by_hand_survives_health_checks_until_ready() {
 /// the service starts without its quorum of 2 and `quorum_down` runs),
 /// each first good check brings one up (`notify_up` with its address and
 /// port, `quorum_up` once two are up); killing two of the three runs
-/// `notify_down` for each and `quorum_down` again.
+/// `notify_down` for each and `quorum_down` again; with `omega`, rvsd
+/// stopping runs `notify_down` for the one still up.
 #[test]
 fn alpha_notify_hooks_and_quorum_run_as_keepalived_does() {
     let log = std::env::temp_dir().join(format!("rvs-{}-hooks.log", std::process::id()));
     let _cleanup = Remove(log.clone());
     let hook =
         |what: &str| format!("[\"/bin/sh\", \"-c\", \"echo {what} $RVS_STATE {{address}}:{{port}} {{service}} >> {}\"]", log.display());
-    let check = format!("kind = \"tcp\"\nalpha = true\nnotify_up = {}\nnotify_down = {}", hook("server"), hook("server"));
+    let check = format!("kind = \"tcp\"\nalpha = true\nomega = true\nnotify_up = {}\nnotify_down = {}", hook("server"), hook("server"));
     let extra = format!("quorum = 2\nhysteresis = 0\nquorum_up = {}\nquorum_down = {}\n", hook("quorum"), hook("quorum"));
     let (mut bed, _cl, _sv) = nat_bed_opts("hc-hooks", 1, 3, "workers = 1", &service(&check, &extra), true, &|_| Vec::new());
     let lines = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -400,6 +401,11 @@ fn alpha_notify_hooks_and_quorum_run_as_keepalived_does() {
     assert!(text.contains("server down 198.18.1.12:8080") && text.contains("server down 198.18.1.13:8080"), "{text}");
     let r = bed.stats().unwrap();
     assert!(r.services[0].real_servers[0].up && !r.services[0].real_servers[1].up, "{:?}", r.services[0].real_servers);
+    // omega: rvsd stopping runs notify_down for the server still up.
+    bed.stop_rvsd().unwrap();
+    wait_for(&bed, "server down", 3);
+    let text = lines();
+    assert!(text.contains("server down 198.18.1.11:8080"), "{text}");
     println!("hooks:\n{text}");
 }
 
