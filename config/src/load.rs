@@ -376,6 +376,42 @@ mod refusals {
     }
 
     #[test]
+    fn per_server_and_multiple_checks_are_checked_field_by_field() {
+        let k = |t: String| t.replace("\"2001:db8:1::1/64\"]", "\"2001:db8:1::1/64\"]\nkernel_interface = \"rvsk\"");
+        let good = k(format!(
+            "{}[[services.real_servers.health_checks]]\nkind = \"http\"\nalpha = true\n[[services.real_servers.health_checks]]\nkind = \"tcp\"\nport = 22\n",
+            base()
+        ));
+        let cfg = from_str(&good, "rvs.toml").unwrap();
+        let (s, r) = (&cfg.services[0], &cfg.services[0].real_servers[0]);
+        assert_eq!(s.checks_of(r).iter().map(|h| h.port).collect::<Vec<_>>(), [None, Some(22)]);
+        assert!(s.main_check_of(r).is_some_and(|h| h.alpha) && s.is_checked());
+        // A later check may not set what belongs to the server.
+        let text = good.replace("port = 22\n", "port = 22\nnotify_down = [\"/bin/true\"]\n");
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[0].real_servers[0].health_checks[1].notify_down", "{e}");
+        assert_eq!(e.line, Some(line_of(&text, "notify_down = ")), "{e}");
+        // Each check is validated where it is.
+        let text = good.replace("port = 22\n", "port = 22\ninterval = 0\n");
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[0].real_servers[0].health_checks[1].interval", "{e}");
+        assert_eq!(e.line, Some(line_of(&text, "interval = 0")), "{e}");
+        // The service's further checks: after `health_check`, only checks.
+        let text = k(format!(
+            "{}[services.health_check]\nkind = \"tcp\"\n[[services.health_checks]]\nkind = \"tcp\"\nport = 22\nalpha = true\n",
+            base()
+        ));
+        let e = refuse(&text);
+        assert_eq!(e.field, "services[0].health_checks[0].alpha", "{e}");
+        let cfg = from_str(&text.replace("alpha = true\n", ""), "rvs.toml").unwrap();
+        let s = &cfg.services[0];
+        assert_eq!(s.checks_of(&s.real_servers[0]).len(), 2);
+        // Per-server checks need the kernel's path too.
+        let text = format!("{}[[services.real_servers.health_checks]]\nkind = \"tcp\"\n", base());
+        assert_eq!(refuse(&text).field, "services[0].real_servers[0].health_checks[0]");
+    }
+
+    #[test]
     fn a_pair_is_refused_field_by_field() {
         let with_k = base().replace("\"2001:db8::1/64\"]", "\"2001:db8::1/64\"]\nkernel_interface = \"rvsk\"");
         let ok = format!("{with_k}\n[ha]\nport = \"client\"\nvrid = 51\nvirtual_addresses = [\"198.18.1.254\"]\n");

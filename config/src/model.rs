@@ -825,6 +825,19 @@ pub struct RealServer {
     /// Forwarding method; defaults to the service's.
     #[serde(default)]
     pub forwarding: Option<Forwarding>,
+    /// Health checks of this server alone (keepalived's checkers inside a
+    /// `real_server` block): when there are any, they replace the
+    /// service's for it. Every one must pass for the server to be up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<HealthCheck>,
+}
+
+impl RealServer {
+    /// A real server at `address` with the defaults (the service's port
+    /// and method, weight 1, the service's checks).
+    pub fn new(address: IpAddr) -> Self {
+        RealServer { address, port: 0, weight: default_weight(), forwarding: None, health_checks: Vec::new() }
+    }
 }
 
 fn default_weight() -> u32 {
@@ -898,7 +911,12 @@ fn default_status() -> Vec<u16> {
     vec![200]
 }
 
-/// A health check of every real server of a service.
+/// A health check of every real server of a service (or of one).
+///
+/// With several checks on one server, all must pass; the settings that
+/// belong to the server rather than to one check (`alpha`, `omega`,
+/// `on_down`, `notify_up`, `notify_down`) are the first check's, and a
+/// later check setting them is refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
@@ -981,6 +999,33 @@ pub struct HealthCheck {
     /// `quorum_down` for a service that had its quorum and leaves.
     #[serde(default)]
     pub omega: bool,
+}
+
+// The numbers of a loaded configuration are validated finite (intervals,
+// timeouts and delays within ranges), so equality is an equivalence.
+impl Eq for HealthCheck {}
+
+impl HealthCheck {
+    /// Whether it sets one of the server-level settings (see the type).
+    fn sets_server_settings(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.alpha {
+            out.push("alpha");
+        }
+        if self.omega {
+            out.push("omega");
+        }
+        if self.on_down != OnDown::Quiesce {
+            out.push("on_down");
+        }
+        if !self.notify_up.is_empty() {
+            out.push("notify_up");
+        }
+        if !self.notify_down.is_empty() {
+            out.push("notify_down");
+        }
+        out
+    }
 }
 
 impl Default for HealthCheck {
@@ -1128,6 +1173,11 @@ pub struct Service {
     /// Health check of its real servers.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// More checks of its real servers, after `health_check`: all must
+    /// pass (keepalived's several checkers per real server). A real
+    /// server with checks of its own runs those instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<HealthCheck>,
     /// Dynamic weights reported by the real servers.
     #[serde(default)]
     pub feedback: Option<Feedback>,
@@ -1191,6 +1241,7 @@ impl Service {
             synproxy_invalid_ack: InvalidAck::Reset,
             on_remove: OnRemove::Reset,
             health_check: None,
+            health_checks: Vec::new(),
             feedback: None,
             fallback: None,
             quorum: 0,
@@ -1218,6 +1269,32 @@ impl Service {
         } else {
             rs.port
         }
+    }
+
+    /// The service's own checks: `health_check`, then `health_checks`.
+    pub fn service_checks(&self) -> impl Iterator<Item = &HealthCheck> {
+        self.health_check.iter().chain(&self.health_checks)
+    }
+
+    /// The checks of real server `rs`, all of which must pass: its own
+    /// when it has any, the service's otherwise. Empty: not checked.
+    pub fn checks_of<'a>(&'a self, rs: &'a RealServer) -> Vec<&'a HealthCheck> {
+        if rs.health_checks.is_empty() {
+            self.service_checks().collect()
+        } else {
+            rs.health_checks.iter().collect()
+        }
+    }
+
+    /// The check that carries the server-level settings of `rs` (`alpha`,
+    /// `omega`, `on_down`, the notify hooks): its first.
+    pub fn main_check_of<'a>(&'a self, rs: &'a RealServer) -> Option<&'a HealthCheck> {
+        rs.health_checks.first().or(self.service_checks().next())
+    }
+
+    /// Whether some real server of it is health-checked.
+    pub fn is_checked(&self) -> bool {
+        self.service_checks().next().is_some() || self.real_servers.iter().any(|r| !r.health_checks.is_empty())
     }
 }
 
@@ -1597,7 +1674,23 @@ impl Checks<'_> {
             }
             self.service(i, s, &ours);
             if let Some(h) = &s.health_check {
-                self.health_check(i, s, h, &ours);
+                self.health_check(&format!("services[{i}].health_check"), s, h, &ours);
+            }
+            for (j, h) in s.health_checks.iter().enumerate() {
+                let at = format!("services[{i}].health_checks[{j}]");
+                self.health_check(&at, s, h, &ours);
+                if s.health_check.is_some() || j > 0 {
+                    self.not_server_settings(&at, h);
+                }
+            }
+            for (k, r) in s.real_servers.iter().enumerate() {
+                for (j, h) in r.health_checks.iter().enumerate() {
+                    let at = format!("services[{i}].real_servers[{k}].health_checks[{j}]");
+                    self.health_check(&at, s, h, &ours);
+                    if j > 0 {
+                        self.not_server_settings(&at, h);
+                    }
+                }
             }
             if let Some(fb) = &s.feedback {
                 self.feedback(i, s, fb);
@@ -1718,9 +1811,7 @@ impl Checks<'_> {
             self.err(f("hysteresis"), format!("{} is more than the quorum ({})", s.hysteresis, s.quorum));
         }
         let hooks = [("quorum_up", &s.quorum_up), ("quorum_down", &s.quorum_down)];
-        let check_hooks =
-            s.health_check.as_ref().map(|h| [("health_check.notify_up", &h.notify_up), ("health_check.notify_down", &h.notify_down)]);
-        for (k, argv) in hooks.into_iter().chain(check_hooks.into_iter().flatten()) {
+        for (k, argv) in hooks {
             if argv.first().is_some_and(|p| p.trim().is_empty()) {
                 self.err(f(k), "the program (first element) is empty");
             }
@@ -1732,8 +1823,16 @@ impl Checks<'_> {
         }
     }
 
-    fn health_check(&mut self, i: usize, s: &Service, h: &HealthCheck, ours: &Ours) {
-        let f = |k: &str| format!("services[{i}].health_check.{k}");
+    /// A check after a server's first may not set what belongs to the
+    /// server.
+    fn not_server_settings(&mut self, at: &str, h: &HealthCheck) {
+        for k in h.sets_server_settings() {
+            self.err(format!("{at}.{k}"), "belongs to the real server: set it on its first check (the others only check)");
+        }
+    }
+
+    fn health_check(&mut self, at: &str, s: &Service, h: &HealthCheck, ours: &Ours) {
+        let f = |k: &str| format!("{at}.{k}");
         if !(h.interval >= 0.05 && h.interval <= 3600.0) {
             self.err(f("interval"), format!("{} is not 0.05..=3600 seconds", h.interval));
         }
@@ -1787,6 +1886,11 @@ impl Checks<'_> {
             }
             CheckKind::Tcp | CheckKind::Smtp => {}
         }
+        for (k, argv) in [("notify_up", &h.notify_up), ("notify_down", &h.notify_down)] {
+            if argv.first().is_some_and(|p| p.trim().is_empty()) {
+                self.err(f(k), "the program (first element) is empty");
+            }
+        }
         if let Some(src) = h.source {
             if !ours.own.contains(&src) {
                 self.err(f("source"), format!("{src} is not an address of a port"));
@@ -1794,7 +1898,7 @@ impl Checks<'_> {
         }
         if h.kind != CheckKind::Command {
             if let Some(why) = self.cfg.unreachable_by_kernel(s) {
-                self.err(format!("services[{i}].health_check"), format!("health checks run over the kernel's sockets: {why}"));
+                self.err(at.to_string(), format!("health checks run over the kernel's sockets: {why}"));
             }
         }
     }

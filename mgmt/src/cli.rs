@@ -326,6 +326,29 @@ const FLAGGED: [&str; 16] = [
     "on_remove",
 ];
 
+/// The fields of a real server without a flag (its own health checks), as
+/// `-S` writes them after `-a ... --extra`, as [`extra_of`] does for a
+/// service.
+pub fn server_extra_of(r: &RealServer) -> Option<String> {
+    if r.health_checks.is_empty() {
+        return None;
+    }
+    let v = serde_json::json!({ "health_checks": r.health_checks });
+    Some(serde_json::to_string(&v).ok()?.replace(' ', "\\u0020"))
+}
+
+/// The health checks an `-a ... --extra` object gives a real server.
+fn server_extra(extra: &serde_json::Map<String, serde_json::Value>) -> Result<Vec<config::HealthCheck>, UsageError> {
+    let mut checks = Vec::new();
+    for (k, x) in extra {
+        if k != "health_checks" {
+            return Err(usage(format!("--extra: {k:?} is not a real-server field without a flag (health_checks)")));
+        }
+        checks = serde_json::from_value(x.clone()).map_err(|e| usage(format!("--extra: health_checks: {e}")))?;
+    }
+    Ok(checks)
+}
+
 /// `s` with the fields of an `--extra` object; refused naming the field.
 fn with_extra(s: &Service, extra: &serde_json::Map<String, serde_json::Value>) -> Result<Service, UsageError> {
     let mut v = serde_json::to_value(s).map_err(|e| usage(e.to_string()))?;
@@ -334,7 +357,8 @@ fn with_extra(s: &Service, extra: &serde_json::Map<String, serde_json::Value>) -
             if FLAGGED.contains(&k.as_str()) {
                 return Err(usage(format!("--extra: {k:?} has its own flag (or line)")));
             }
-            if !m.contains_key(k) {
+            // (`health_checks` is not written while empty.)
+            if !m.contains_key(k) && k != "health_checks" {
                 return Err(usage(format!("--extra: {k:?} is not a service field")));
             }
             m.insert(k.clone(), x.clone());
@@ -614,7 +638,16 @@ impl Flags {
 
     fn server(&self) -> Result<RealServer, UsageError> {
         let (address, port) = self.real_server()?;
-        Ok(RealServer { address, port, weight: self.weight.unwrap_or(1), forwarding: Some(self.fwd.unwrap_or(Forwarding::Dr)) })
+        let mut r = RealServer {
+            port,
+            weight: self.weight.unwrap_or(1),
+            forwarding: Some(self.fwd.unwrap_or(Forwarding::Dr)),
+            ..RealServer::new(address)
+        };
+        if let Some(extra) = &self.extra {
+            r.health_checks = server_extra(extra)?;
+        }
+        Ok(r)
     }
 
     fn list(&self) -> Action {
@@ -720,6 +753,9 @@ impl Flags {
             Some('D') => Action::Change(Op::ServiceDel { key: self.key()? }),
             Some('a') => Action::Change(Op::ServerAdd { key: self.key()?, server: self.server()? }),
             Some('e') => {
+                if self.extra.is_some() {
+                    return Err(usage("--extra is for -a (a server as -S saved it); change a server's checks in the file and reload"));
+                }
                 let mut s = self.server()?;
                 s.forwarding = self.fwd;
                 Action::Change(Op::ServerEdit { key: self.key()?, server: s })
@@ -1023,7 +1059,13 @@ mod tests {
             p("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 -m -w 3"),
             Action::Change(Op::ServerAdd {
                 key: key("198.18.0.100:80"),
-                server: RealServer { address: "198.18.1.11".parse().unwrap(), port: 8080, weight: 3, forwarding: Some(Forwarding::Nat) }
+                server: RealServer {
+                    address: "198.18.1.11".parse().unwrap(),
+                    port: 8080,
+                    weight: 3,
+                    forwarding: Some(Forwarding::Nat),
+                    health_checks: Vec::new()
+                }
             })
         );
         // ipvsadm's default method is -g, weight 1, port the service's.

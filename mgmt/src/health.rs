@@ -84,6 +84,8 @@ pub struct ProbeSpec {
     pub key: BackendKey,
     /// Health check or feedback.
     pub feedback: bool,
+    /// Which of the server's health checks (0 for feedback).
+    pub check: usize,
     /// Address to probe.
     pub addr: IpAddr,
     /// Port to probe.
@@ -101,65 +103,74 @@ pub struct ProbeSpec {
     pub retry: Option<Duration>,
 }
 
-/// The identity of a probe.
-pub type ProbeId = (BackendKey, bool);
+/// The identity of a probe: the real server, feedback or not, which of
+/// its checks.
+pub type ProbeId = (BackendKey, bool, usize);
 
 impl ProbeSpec {
     /// Its identity.
     pub fn id(&self) -> ProbeId {
-        (self.key, self.feedback)
+        (self.key, self.feedback, self.check)
     }
 
-    /// The probes of a configuration: one health check and one feedback
-    /// query per real server of every service that has them.
+    /// Check number `check` of real server `key` at `addr`, `port`.
+    fn check(key: BackendKey, check: usize, addr: IpAddr, port: u16, h: &config::HealthCheck) -> ProbeSpec {
+        let kind = match h.kind {
+            config::CheckKind::Tcp => ProbeKind::Tcp,
+            config::CheckKind::Http | config::CheckKind::Https => ProbeKind::Http {
+                tls: h.kind == config::CheckKind::Https,
+                path: h.path.clone(),
+                host: h.host.clone().unwrap_or_else(|| crate::ipvsadm::addr_port(addr, h.port.unwrap_or(port))),
+                status: h.expect_status.clone(),
+                body: h.expect_body.clone(),
+            },
+            config::CheckKind::SendExpect => {
+                ProbeKind::SendExpect { send: h.send.clone().unwrap_or_default(), expect: h.expect.clone().unwrap_or_default() }
+            }
+            config::CheckKind::Command => ProbeKind::Command(h.command.clone()),
+            config::CheckKind::Udp => {
+                ProbeKind::Udp { send: h.send.clone().unwrap_or_default(), expect: h.expect.clone().unwrap_or_default() }
+            }
+            config::CheckKind::Dns => ProbeKind::Dns {
+                name: h.dns_name.clone().unwrap_or_default(),
+                qtype: remote::DNS_TYPES.iter().find(|(n, _)| n.eq_ignore_ascii_case(&h.dns_type)).map_or(1, |(_, v)| *v),
+            },
+            config::CheckKind::Smtp => ProbeKind::Smtp,
+        };
+        ProbeSpec {
+            key,
+            feedback: false,
+            check,
+            addr,
+            port: h.port.unwrap_or(port),
+            source: h.source,
+            kind,
+            interval: Duration::from_secs_f64(h.interval),
+            timeout: Duration::from_secs_f64(h.timeout),
+            retry: h.delay_before_retry.map(Duration::from_secs_f64),
+        }
+    }
+
+    /// The probes of a configuration: each health check of every real
+    /// server (its own, or its service's) and one feedback query per real
+    /// server of a service that has an agent.
     pub fn from_config(cfg: &config::Config) -> Vec<ProbeSpec> {
         let mut out = Vec::new();
         for s in &cfg.services {
             for r in &s.real_servers {
                 let port = s.port_of(r);
                 let key = (s.key(), r.address, port);
-                if let Some(h) = &s.health_check {
-                    let kind = match h.kind {
-                        config::CheckKind::Tcp => ProbeKind::Tcp,
-                        config::CheckKind::Http | config::CheckKind::Https => ProbeKind::Http {
-                            tls: h.kind == config::CheckKind::Https,
-                            path: h.path.clone(),
-                            host: h.host.clone().unwrap_or_else(|| crate::ipvsadm::addr_port(r.address, h.port.unwrap_or(port))),
-                            status: h.expect_status.clone(),
-                            body: h.expect_body.clone(),
-                        },
-                        config::CheckKind::SendExpect => {
-                            ProbeKind::SendExpect { send: h.send.clone().unwrap_or_default(), expect: h.expect.clone().unwrap_or_default() }
-                        }
-                        config::CheckKind::Command => ProbeKind::Command(h.command.clone()),
-                        config::CheckKind::Udp => {
-                            ProbeKind::Udp { send: h.send.clone().unwrap_or_default(), expect: h.expect.clone().unwrap_or_default() }
-                        }
-                        config::CheckKind::Dns => ProbeKind::Dns {
-                            name: h.dns_name.clone().unwrap_or_default(),
-                            qtype: remote::DNS_TYPES.iter().find(|(n, _)| n.eq_ignore_ascii_case(&h.dns_type)).map_or(1, |(_, v)| *v),
-                        },
-                        config::CheckKind::Smtp => ProbeKind::Smtp,
-                    };
-                    out.push(ProbeSpec {
-                        key,
-                        feedback: false,
-                        addr: r.address,
-                        port: h.port.unwrap_or(port),
-                        source: h.source,
-                        kind,
-                        interval: Duration::from_secs_f64(h.interval),
-                        timeout: Duration::from_secs_f64(h.timeout),
-                        retry: h.delay_before_retry.map(Duration::from_secs_f64),
-                    });
+                for (check, h) in s.checks_of(r).into_iter().enumerate() {
+                    out.push(ProbeSpec::check(key, check, r.address, port, h));
                 }
                 if let Some(f) = &s.feedback {
                     out.push(ProbeSpec {
                         key,
                         feedback: true,
+                        check: 0,
                         addr: r.address,
                         port: f.port,
-                        source: s.health_check.as_ref().and_then(|h| h.source),
+                        source: s.main_check_of(r).and_then(|h| h.source),
                         kind: ProbeKind::Feedback,
                         interval: Duration::from_secs_f64(f.interval),
                         timeout: Duration::from_secs_f64(f.timeout),
@@ -782,6 +793,7 @@ mod tests {
         ProbeSpec {
             key,
             feedback: false,
+            check: 0,
             addr: "127.0.0.1".parse().unwrap(),
             port,
             source: None,

@@ -293,7 +293,11 @@ pub fn save(cfg: &config::Config) -> String {
         let mut rs: Vec<&config::RealServer> = s.real_servers.iter().collect();
         rs.sort_by_key(|r| (r.address, s.port_of(r)));
         for r in rs {
-            let _ = writeln!(out, "-a {svc} -r {} {} -w {}", addr_port(r.address, s.port_of(r)), fwd_switch(s.forwarding_of(r)), r.weight);
+            let _ = write!(out, "-a {svc} -r {} {} -w {}", addr_port(r.address, s.port_of(r)), fwd_switch(s.forwarding_of(r)), r.weight);
+            if let Some(x) = crate::cli::server_extra_of(r) {
+                let _ = write!(out, " --extra {x}");
+            }
+            out.push('\n');
         }
     }
     out

@@ -64,17 +64,33 @@ pub struct Manager {
     announcer: Option<crate::announce::Announcer>,
 }
 
+/// A check kind as the configuration spells it.
+fn kind_name(k: config::CheckKind) -> &'static str {
+    match k {
+        config::CheckKind::Tcp => "tcp",
+        config::CheckKind::Http => "http",
+        config::CheckKind::Https => "https",
+        config::CheckKind::SendExpect => "send_expect",
+        config::CheckKind::Command => "command",
+        config::CheckKind::Udp => "udp",
+        config::CheckKind::Dns => "dns",
+        config::CheckKind::Smtp => "smtp",
+    }
+}
+
 /// Results kept per real server.
 const HISTORY: usize = 10;
 
 /// A real server's health-check state (rise/fall counting).
 #[derive(Debug)]
 struct CheckState {
+    /// Up: every one of its checks is.
     up: bool,
-    /// Started down by `alpha`: the first good check brings it up.
+    /// Started down by `alpha`: the first good result of each check brings
+    /// that check up.
     alpha: bool,
-    successes: u32,
-    failures_in_row: u32,
+    /// Per check of the server (rise/fall count each on its own).
+    each: Vec<OneCheck>,
     since: Instant,
     checks: u64,
     failures: u64,
@@ -82,13 +98,35 @@ struct CheckState {
     agent: Option<(Instant, ProbeResult)>,
 }
 
+/// One check of a real server.
+#[derive(Clone, Debug)]
+struct OneCheck {
+    up: bool,
+    alpha: bool,
+    successes: u32,
+    failures_in_row: u32,
+    last: Option<(bool, String)>,
+}
+
+impl OneCheck {
+    fn new(up: bool) -> OneCheck {
+        OneCheck { up, alpha: !up, successes: 0, failures_in_row: 0, last: None }
+    }
+}
+
 impl CheckState {
+    /// Fits the per-check state to `n` checks: a check new to the server
+    /// starts as the server is (down under `alpha`, else up).
+    fn fit(&mut self, n: usize) {
+        let start = !self.alpha;
+        self.each.resize_with(n, || OneCheck::new(start));
+    }
+
     fn new() -> CheckState {
         CheckState {
             up: true,
             alpha: false,
-            successes: 0,
-            failures_in_row: 0,
+            each: Vec::new(),
             since: Instant::now(),
             checks: 0,
             failures: 0,
@@ -153,8 +191,8 @@ impl Manager {
 
     /// Real servers new to `cfg` whose check has `alpha` start down.
     fn alpha(&mut self, cfg: &Config, health: &mut Health) {
-        for s in cfg.services.iter().filter(|s| s.health_check.as_ref().is_some_and(|h| h.alpha)) {
-            for r in &s.real_servers {
+        for s in &cfg.services {
+            for r in s.real_servers.iter().filter(|r| s.main_check_of(r).is_some_and(|h| h.alpha)) {
                 let key = (s.key(), r.address, s.port_of(r));
                 if let std::collections::hash_map::Entry::Vacant(v) = self.checks.entry(key) {
                     let mut st = CheckState::new();
@@ -193,11 +231,11 @@ impl Manager {
     /// its quorum and leaves.
     fn omega(&mut self, old: &Config, exiting: bool) {
         let mut runs = Vec::new();
-        for s in old.services.iter().filter(|s| s.health_check.as_ref().is_some_and(|h| h.omega)) {
-            let Some(hc) = s.health_check.as_ref() else { continue };
+        for s in &old.services {
             let key = s.key();
             let now = if exiting { None } else { self.config.service(&key) };
             for r in &s.real_servers {
+                let Some(hc) = s.main_check_of(r).filter(|h| h.omega) else { continue };
                 let bk = (key, r.address, s.port_of(r));
                 let stays = now.is_some_and(|n| n.real_servers.iter().any(|x| x.address == r.address && n.port_of(x) == bk.2));
                 let up = self.checks.get(&bk).is_none_or(|c| c.up);
@@ -211,7 +249,12 @@ impl Manager {
                     runs.push(("notify", hc.notify_down.clone(), vars));
                 }
             }
-            if s.quorum > 0 && (now.is_none() || now.is_some_and(|n| n.quorum == 0)) && self.quorum.get(&key).copied().unwrap_or(true) {
+            let omega = s.service_checks().next().is_some_and(|h| h.omega);
+            if omega
+                && s.quorum > 0
+                && (now.is_none() || now.is_some_and(|n| n.quorum == 0))
+                && self.quorum.get(&key).copied().unwrap_or(true)
+            {
                 runs.push(("quorum", s.quorum_down.clone(), vec![("service", key.to_string()), ("state", "down".to_string())]));
                 self.quorum.remove(&key);
             }
@@ -274,14 +317,16 @@ impl Manager {
                     r.weight = 0;
                 }
             }
-            if s.health_check.as_ref().is_some_and(|h| h.on_down == config::OnDown::Remove) {
-                let key = s.key();
-                let port = s.port;
-                s.real_servers.retain(|r| {
-                    let p = if r.port == 0 { port } else { r.port };
-                    self.health.get(&(key, r.address, p)).is_none_or(|h| h.up)
-                });
-            }
+            let removed: Vec<bool> = s
+                .real_servers
+                .iter()
+                .map(|r| {
+                    s.main_check_of(r).is_some_and(|h| h.on_down == config::OnDown::Remove)
+                        && self.health.get(&(key, r.address, s.port_of(r))).is_some_and(|h| !h.up)
+                })
+                .collect();
+            let mut gone = removed.into_iter();
+            s.real_servers.retain(|_| !gone.next().unwrap_or(false));
         }
         eff
     }
@@ -349,7 +394,7 @@ impl Manager {
         let mut changed = false;
         let mut notify = Vec::new();
         for r in results {
-            let (key, feedback) = r.id;
+            let (key, feedback, _) = r.id;
             let Some(svc) = self.config.service(&key.0) else { continue };
             if feedback {
                 let pct = match r.agent {
@@ -366,25 +411,38 @@ impl Manager {
                 self.checks.entry(key).or_insert_with(CheckState::new).agent = Some((Instant::now(), r));
                 continue;
             }
-            let Some(hc) = svc.health_check.as_ref() else { continue };
+            let Some(rs) = svc.real_servers.iter().find(|x| x.address == key.1 && svc.port_of(x) == key.2) else { continue };
+            let checks = svc.checks_of(rs);
+            let (Some(hc), Some(main)) = (checks.get(r.id.2), checks.first()) else { continue };
             let (rise, fall) = (hc.rise, hc.fall);
             let st = self.checks.entry(key).or_insert_with(CheckState::new);
+            st.fit(checks.len());
             st.checks += 1;
-            if r.ok {
-                st.successes += 1;
-                st.failures_in_row = 0;
-            } else {
+            if !r.ok {
                 st.failures += 1;
-                st.failures_in_row += 1;
-                st.successes = 0;
             }
-            let flip = if st.up { !r.ok && st.failures_in_row >= fall } else { r.ok && (st.successes >= rise || st.alpha) };
+            let Some(one) = st.each.get_mut(r.id.2) else { continue };
+            if r.ok {
+                one.successes += 1;
+                one.failures_in_row = 0;
+            } else {
+                one.failures_in_row += 1;
+                one.successes = 0;
+            }
+            one.last = Some((r.ok, r.message.clone()));
+            let flip = if one.up { !r.ok && one.failures_in_row >= fall } else { r.ok && (one.successes >= rise || one.alpha) };
             if flip {
-                st.up = !st.up;
+                one.up = !one.up;
+                one.alpha = false;
+            }
+            let up = st.each.iter().all(|c| c.up);
+            if up != st.up {
+                st.up = up;
                 st.alpha = false;
                 st.since = Instant::now();
+                let which = if checks.len() > 1 { format!(" by its {} check", kind_name(hc.kind)) } else { String::new() };
                 log::info!(
-                    "health: {} -> {} is {} ({})",
+                    "health: {} -> {} is {}{which} ({})",
                     key.0,
                     crate::ipvsadm::addr_port(key.1, key.2),
                     if st.up { "UP" } else { "DOWN" },
@@ -392,7 +450,7 @@ impl Manager {
                 );
                 self.health.entry(key).or_default().up = st.up;
                 changed = true;
-                let argv = if st.up { hc.notify_up.clone() } else { hc.notify_down.clone() };
+                let argv = if st.up { main.notify_up.clone() } else { main.notify_down.clone() };
                 let state = if st.up { "up" } else { "down" };
                 notify.push((
                     argv,
@@ -403,6 +461,10 @@ impl Manager {
                         ("state", state.to_string()),
                     ],
                 ));
+            }
+            let mut r = r;
+            if checks.len() > 1 {
+                r.message = format!("{}: {}", kind_name(hc.kind), r.message);
             }
             st.history.push_back((Instant::now(), r));
             while st.history.len() > HISTORY {
@@ -435,7 +497,24 @@ impl Manager {
         self.checks
             .iter()
             .map(|(k, st)| {
-                let kind = self.config.service(&k.0).and_then(|s| s.health_check.as_ref()).map(|h| format!("{:?}", h.kind).to_lowercase());
+                let svc = self.config.service(&k.0);
+                let checks = svc
+                    .and_then(|s| s.real_servers.iter().find(|r| r.address == k.1 && s.port_of(r) == k.2).map(|r| s.checks_of(r)))
+                    .unwrap_or_default();
+                let kind = (!checks.is_empty()).then(|| checks.iter().map(|h| kind_name(h.kind)).collect::<Vec<_>>().join("+"));
+                let each = checks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        let one = st.each.get(i);
+                        crate::report::CheckReport {
+                            kind: kind_name(h.kind).to_string(),
+                            port: h.port.unwrap_or(k.2),
+                            up: one.is_none_or(|c| c.up),
+                            last: one.and_then(|c| c.last.as_ref().map(|(_, m)| m.clone())),
+                        }
+                    })
+                    .collect();
                 (
                     *k,
                     HealthReport {
@@ -447,6 +526,7 @@ impl Manager {
                         history: st.history.iter().rev().map(event).collect(),
                         agent: st.agent.as_ref().map(event),
                         weight_pct: self.health.get(k).and_then(|h| h.weight_pct),
+                        each,
                     },
                 )
             })

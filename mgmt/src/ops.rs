@@ -368,7 +368,7 @@ mod tests {
     }
 
     fn rs(a: &str, w: u32) -> RealServer {
-        RealServer { address: a.parse().unwrap(), port: 8080, weight: w, forwarding: Some(Forwarding::Nat) }
+        RealServer { address: a.parse().unwrap(), port: 8080, weight: w, forwarding: Some(Forwarding::Nat), health_checks: Vec::new() }
     }
 
     #[test]

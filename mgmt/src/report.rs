@@ -90,6 +90,22 @@ pub struct HealthReport {
     pub agent: Option<HealthEvent>,
     /// Weight percentage from the agent.
     pub weight_pct: Option<u8>,
+    /// Each of its checks (all must pass), in configuration order.
+    #[serde(default)]
+    pub each: Vec<CheckReport>,
+}
+
+/// One health check of a real server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// Its kind (`http`, `tcp`...).
+    pub kind: String,
+    /// The port it checks.
+    pub port: u16,
+    /// Passing (by its rise/fall).
+    pub up: bool,
+    /// Its last result's message.
+    pub last: Option<String>,
 }
 
 impl HealthReport {
@@ -108,6 +124,11 @@ impl HealthReport {
         ));
         if let Some(p) = self.weight_pct {
             s.push_str(&format!("; agent weight {p}%"));
+        }
+        if self.each.len() > 1 {
+            let each: Vec<String> =
+                self.each.iter().map(|c| format!("{}:{} {}", c.kind, c.port, if c.up { "up" } else { "DOWN" })).collect();
+            s.push_str(&format!("; checks {}", each.join(", ")));
         }
         s
     }

@@ -301,6 +301,13 @@ address = "198.18.1.12"
 port = 80
 weight = 2
 forwarding = "dr"
+[[services.real_servers.health_checks]]
+kind = "tcp"
+port = 22
+alpha = true
+[[services.real_servers.health_checks]]
+kind = "https"
+path = "/ready now"
 
 [[services]]
 name = "dns"
@@ -314,6 +321,10 @@ local_addresses = ["198.18.1.2", "198.18.1.3"]
 kind = "send_expect"
 send = "PING with spaces\r\n"
 expect = "PONG"
+[[services.health_checks]]
+kind = "udp"
+port = 5354
+send = "are you there"
 [[services.real_servers]]
 address = "198.18.1.13"
 port = 5353
@@ -328,6 +339,7 @@ port = 5353
     let before: serde_json::Value = serde_json::from_str(&ok(&b, &["show", "config"])).unwrap();
     let saved = ok(&b, &["-S", "-n"]);
     assert!(saved.contains(" --extra {"), "{saved}");
+    assert!(saved.lines().any(|l| l.starts_with("-a ") && l.contains(" --extra {\"health_checks\":[")), "per-server checks: {saved}");
     assert!(saved.lines().all(|l| !l.contains(" --extra ") || !l.split(" --extra ").nth(1).unwrap().contains(' ')), "one word: {saved}");
     ok(&b, &["-C"]);
     let (code, out, err) = rvsadm_as(&b, None, &["-R"], &saved);

@@ -487,3 +487,85 @@ fn dns_and_udp_checks_against_real_servers() {
     let down = bed.stats().unwrap().services[0].real_servers[1].health.clone().unwrap();
     println!("dns: rs2 down {took:?} after its dnsmasq stopped: {:?}", down.history.last());
 }
+
+/// Per-real-server checks and several checks per server (keepalived's
+/// checkers inside a `real_server` block): the service checks TCP :8080;
+/// rs2 runs two checks of its own instead (HTTP GET on :8080 and a TCP
+/// connect to :7100, served by a second process in its namespace), and rs3
+/// one of its own against a port nothing listens on. rs3 is down from the
+/// start though the service's check would pass (its own replaces it); rs2
+/// is up while both its checks pass, goes down when only its second fails
+/// (the HTTP check still passing) and comes back when that one passes
+/// again; rs1 stays up all along; `show health` names each check.
+#[test]
+fn per_server_and_multiple_checks_all_must_pass() {
+    let check = |kind: &str, port: Option<u16>| {
+        let port = port.map_or(String::new(), |p| format!("port = {p}\n"));
+        format!("kind = \"{kind}\"\n{port}interval = {INTERVAL}\ntimeout = 0.5\nrise = {RISE}\nfall = {FALL}\n")
+    };
+    let mut services = format!(
+        "[[services]]\nvip = \"{VIP}\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"nat\"\n\
+         [services.health_check]\n{}",
+        check("tcp", None)
+    );
+    services.push_str("[[services.real_servers]]\naddress = \"198.18.1.11\"\nport = 8080\n");
+    services.push_str("[[services.real_servers]]\naddress = \"198.18.1.12\"\nport = 8080\n");
+    services.push_str(&format!("[[services.real_servers.health_checks]]\n{}", check("http", None)));
+    services.push_str(&format!("[[services.real_servers.health_checks]]\n{}", check("tcp", Some(7100))));
+    services.push_str("[[services.real_servers]]\naddress = \"198.18.1.13\"\nport = 8080\n");
+    services.push_str(&format!("[[services.real_servers.health_checks]]\n{}", check("tcp", Some(7999))));
+    let (mut bed, cl, sv) = nat_bed_opts("hc-multi", 1, 3, "workers = 1", &services, true, &|_| Vec::new());
+    let kit_path = bin("rvs-testkit").unwrap();
+    let second = bed.spawn(sv[1], &[kit_path.to_str().unwrap(), "serve", "--name", "rs2b", "--tcp-echo", "[::]:7100"]).unwrap();
+    let ups = |bed: &Bed| bed.stats().unwrap().services[0].real_servers.iter().map(|r| r.up).collect::<Vec<_>>();
+    let wait = |bed: &Bed, want: [bool; 3], what: &str| {
+        let t = Instant::now();
+        while ups(bed) != want {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{what}: {:?}\n{}",
+                bed.stats().unwrap().services[0].real_servers,
+                bed.rvsd_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        t.elapsed()
+    };
+    wait(&bed, [true, true, false], "rs1 and rs2 up, rs3 down by its own check");
+    // Stable: several intervals later still so.
+    std::thread::sleep(Duration::from_secs_f64(INTERVAL * f64::from(FALL + 1)));
+    assert_eq!(ups(&bed), [true, true, false]);
+    let rs = bed.stats().unwrap().services[0].real_servers.clone();
+    let h2 = rs[1].health.clone().unwrap();
+    assert_eq!(h2.check.as_deref(), Some("http+tcp"), "{h2:?}");
+    assert_eq!(h2.each.iter().map(|c| (c.kind.as_str(), c.port, c.up)).collect::<Vec<_>>(), [("http", 8080, true), ("tcp", 7100, true)]);
+    let h3 = rs[2].health.clone().unwrap();
+    assert_eq!(h3.check.as_deref(), Some("tcp"), "{h3:?}");
+    assert_eq!(h3.each.iter().map(|c| (c.port, c.up)).collect::<Vec<_>>(), [(7999, false)]);
+    assert_eq!(rs[0].health.clone().unwrap().each.iter().map(|c| c.port).collect::<Vec<_>>(), [8080]);
+    // Traffic: rs3 gets none.
+    let v = kit(&bed, cl[0], &["http", "--url", &format!("http://{VIP}/"), "--count", "40"], 60);
+    let (ok, _, by) = tally(&v);
+    assert_eq!(ok, 40, "{v}");
+    assert!(!by.contains_key("rs3") && by.len() == 2, "{by:?}");
+    // rs2's second check fails (its HTTP check keeps passing): rs2 down.
+    bed.proc(second).stop(Duration::from_secs(1));
+    let took = wait(&bed, [true, false, false], "rs2 down by its second check");
+    let h2 = bed.stats().unwrap().services[0].real_servers[1].health.clone().unwrap();
+    assert_eq!(h2.each.iter().map(|c| c.up).collect::<Vec<_>>(), [true, false], "{h2:?}");
+    assert!(h2.history.iter().any(|e| e.ok && e.message.starts_with("http: ")), "{h2:?}");
+    let out = std::process::Command::new(bin("rvsadm").unwrap())
+        .args(["--socket", bed.socket().to_str().unwrap(), "show", "health"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.contains("198.18.1.12:8080") && l.contains("http:8080 up, tcp:7100 DOWN")), "{text}");
+    // It passes again: rs2 back after rise checks.
+    bed.spawn(sv[1], &[kit_path.to_str().unwrap(), "serve", "--name", "rs2b", "--tcp-echo", "[::]:7100"]).unwrap();
+    let back = wait(&bed, [true, true, false], "rs2 back");
+    println!(
+        "multi-check: rs2 down {:.2} s after its second check's server stopped, back {:.2} s after it restarted",
+        took.as_secs_f64(),
+        back.as_secs_f64()
+    );
+}
