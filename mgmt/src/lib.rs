@@ -42,6 +42,8 @@ pub mod metrics;
 pub mod names;
 pub mod notify;
 pub mod ops;
+pub mod pcap;
 pub mod proto;
 pub mod remote;
+pub mod replay;
 pub mod report;

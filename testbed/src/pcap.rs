@@ -1,60 +1,23 @@
 //! Minimal classic-pcap reading and writing (what the golden tests and the
 //! benchmark generator need; no dependency).
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::Path;
 
 /// Reads every frame of a classic pcap file (either byte order, micro- or
 /// nanosecond timestamps).
 pub fn read(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let b = std::fs::read(path)?;
-    if b.len() < 24 {
-        bail!("{}: not a pcap file ({} bytes)", path.display(), b.len());
-    }
-    let magic = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let le = match magic {
-        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
-        _ => bail!("{}: bad pcap magic {magic:#x}", path.display()),
-    };
-    let u32_at = |at: usize| {
-        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if le {
-            u32::from_le_bytes(w)
-        } else {
-            u32::from_be_bytes(w)
-        }
-    };
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= b.len() {
-        let incl = u32_at(at + 8) as usize;
-        at += 16;
-        if at + incl > b.len() {
-            bail!("{}: truncated record", path.display());
-        }
-        out.push(b[at..at + incl].to_vec());
-        at += incl;
-    }
-    Ok(out)
+    let frames = mgmt::pcap::read_all(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(frames.into_iter().map(|f| f.data).collect())
 }
 
-/// Writes frames as a classic little-endian pcap file (Ethernet).
+/// Writes frames as a classic little-endian pcap file (Ethernet), one
+/// microsecond apart.
 pub fn write(path: &Path, frames: &[Vec<u8>]) -> Result<()> {
-    let mut b = Vec::with_capacity(24 + frames.iter().map(|f| f.len() + 16).sum::<usize>());
-    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0u32, 0, 65535, 1] {
-        b.extend_from_slice(&v.to_le_bytes());
+    let mut w = mgmt::pcap::Writer::create(path)?;
+    for (i, f) in (0u64..).zip(frames) {
+        w.write(i * 1000, f)?;
     }
-    for (i, f) in (0u32..).zip(frames) {
-        let len = u32::try_from(f.len())?;
-        for v in [0u32, i, len, len] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b.extend_from_slice(f);
-    }
-    std::fs::write(path, b)?;
+    w.finish()?;
     Ok(())
 }
 

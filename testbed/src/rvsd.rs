@@ -196,6 +196,30 @@ impl Bed {
         v.trim().parse().with_context(|| format!("tx_dropped of {tap}: {v:?}"))
     }
 
+    /// Starts tcpdump (Debian's) on rvsd port `i`'s TAP, capturing what the
+    /// kernel hands to rvsd there (the TAP's egress) into `out`, packet by
+    /// packet; returns once it listens. Stop it with
+    /// [`crate::process::Proc::stop`] (SIGTERM: it flushes and reports its
+    /// counts in its log).
+    pub fn capture_port(&mut self, i: usize, out: &Path) -> Result<usize> {
+        let tap = self.lbc().ports.get(i).ok_or_else(|| anyhow!("no port {i}"))?.tap.clone();
+        let log = self.dir.join(format!("tcpdump-{tap}-{}.log", self.procs.len()));
+        let o = out.display().to_string();
+        let p = self
+            .sw
+            .spawn(&["tcpdump", "-i", &tap, "-Q", "out", "--immediate-mode", "-B", "32768", "-U", "-n", "-s", "0", "-w", &o], &log)?;
+        self.procs.push(p);
+        let idx = self.procs.len() - 1;
+        let t = Instant::now();
+        while !self.procs[idx].log().contains("listening on") {
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!("tcpdump did not start: {}", self.procs[idx].log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(idx)
+    }
+
     /// rvsd's output so far.
     pub fn rvsd_log(&self) -> String {
         std::fs::read_to_string(self.lb_file("rvsd", "log")).unwrap_or_default()

@@ -29,6 +29,20 @@ struct Args {
     /// Write the final statistics report (JSON) to this file at exit.
     #[arg(long)]
     final_stats: Option<PathBuf>,
+    /// Offline replay: run the dataplane over this capture (classic pcap,
+    /// Ethernet) with net_pcap in place of every port, print the verdicts
+    /// by reason and the spread over the real servers, and exit. No NIC,
+    /// namespaces, hugepages or root needed.
+    #[arg(long, value_name = "IN.pcap")]
+    replay: Option<PathBuf>,
+    /// With --replay: write every frame rvsd sends, on any port, here
+    /// (time order).
+    #[arg(long, value_name = "OUT.pcap", requires = "replay")]
+    out: Option<PathBuf>,
+    /// With --replay: the port that receives the capture (default: the
+    /// first).
+    #[arg(long, value_name = "NAME", requires = "replay")]
+    replay_port: Option<String>,
     /// Print a generated document and exit: man (rvsd.8), toml-man
     /// (rvs.toml.5), bash or zsh (completions). Used by the package build.
     #[arg(long, hide = true, value_name = "WHAT")]
@@ -196,6 +210,59 @@ fn write_final(report: &mgmt::report::Report, path: &std::path::Path) {
     }
 }
 
+/// `--replay`: the dataplane over a capture, then the verdicts. Exits.
+fn replay(args: &Args, cfg: config::Config, input: &std::path::Path, file: &str) -> ! {
+    use mgmt::replay;
+    let fail = |msg: String, code: i32| -> ! {
+        eprintln!("rvsd: {msg}");
+        std::process::exit(code)
+    };
+    let dir = replay::work_dir().unwrap_or_else(|e| fail(e.to_string(), 2));
+    let plan = replay::plan(&cfg, input, args.replay_port.as_deref(), &dir).unwrap_or_else(|e| fail(e.to_string(), 2));
+    mgmt::logging::init(mgmt::logging::level_of(cfg.daemon.log_level));
+    let daemon = Daemon::start(plan.config.clone(), None, file).unwrap_or_else(|e| fail(format!("{e}; nothing replayed"), e.exit_code()));
+    // Done when the whole capture was received and nothing moved for a
+    // moment (the last frames forwarded); a capture whose last frames the
+    // device refuses (longer than an mbuf) ends when nothing moves for 2 s.
+    let deadline = Instant::now() + Duration::from_secs(60 + plan.frames / 50_000);
+    let (mut last, mut since) = ((u64::MAX, u64::MAX), Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let r = fault::lock(&daemon.manager).report();
+        let rx = r.ports.get(plan.port).map_or(0, |p| p.rx_packets);
+        let now = (rx, r.ports.iter().map(|p| p.tx_packets).sum());
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+        let still = since.elapsed();
+        if (rx >= plan.frames && still >= Duration::from_millis(200)) || still >= Duration::from_secs(2) {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("rvsd: replay: {rx} of {} frames received before the deadline", plan.frames);
+            break;
+        }
+    }
+    let report = daemon.shutdown();
+    print!("{}", replay::summary(&plan, &report));
+    if let Some(path) = &args.final_stats {
+        write_final(&report, path);
+    }
+    let mut code = 0;
+    if let Some(out) = &args.out {
+        let tx: Vec<&std::path::Path> = plan.tx.iter().map(PathBuf::as_path).collect();
+        match mgmt::pcap::merge(&tx, out) {
+            Ok(n) => println!("Wrote {n} frames to {}", out.display()),
+            Err(e) => {
+                eprintln!("rvsd: --out {}: {e}", out.display());
+                code = 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::process::exit(code)
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(what) = &args.generate {
@@ -205,6 +272,9 @@ fn main() {
     let cfg = load(&args);
     if args.check {
         return check(&cfg, &file);
+    }
+    if let Some(input) = args.replay.clone() {
+        replay(&args, cfg, &input, &file);
     }
     mgmt::logging::init(mgmt::logging::level_of(cfg.daemon.log_level));
     let daemon_cfg = cfg.daemon.clone();
