@@ -83,6 +83,16 @@ pub enum Action {
     },
     /// A configuration change.
     Change(Op),
+    /// `explain tcp|udp CLIENT:PORT VIP:PORT`: what rvs does with a flow
+    /// and why.
+    Explain {
+        /// The protocol.
+        protocol: Protocol,
+        /// The client's address and port.
+        client: (IpAddr, u16),
+        /// The virtual service's address and port.
+        vip: (IpAddr, u16),
+    },
     /// `server maint|ready`: take a real server out of service by hand
     /// (drained; health checks cannot bring it back) or give it back.
     Maint {
@@ -930,6 +940,13 @@ pub fn parse(args: &[String]) -> Result<(Action, Options), UsageError> {
             let (address, rs_port) = parse_addr_port(rs, true)?;
             Action::Maint { key: ServiceKey { protocol, vip, port }, address, port: rs_port, maint: verb == "maint" }
         }
+        ("explain", _) => {
+            let [proto, client, vip] = rest else {
+                return Err(usage("usage: rvsadm explain tcp|udp CLIENT:PORT VIP:PORT"));
+            };
+            let protocol = if protocol_flag(proto)? == "-t" { Protocol::Tcp } else { Protocol::Udp };
+            Action::Explain { protocol, client: parse_addr_port(client, false)?, vip: parse_addr_port(vip, false)? }
+        }
         ("show", what) => show(what.unwrap_or("services"))?,
         ("stats", _) => list(ListKind::Stats, true),
         ("reload", None) => Action::Reload { force: false },
@@ -1122,6 +1139,15 @@ mod tests {
         assert_eq!(p("-C"), Action::Change(Op::Clear));
         assert_eq!(p("-Z"), Action::Zero(None));
         let one = ServiceKey { protocol: Protocol::Tcp, vip: "198.18.0.100".parse().unwrap(), port: 80 };
+        assert_eq!(
+            p("explain tcp 198.18.0.10:40000 198.18.0.100:80"),
+            Action::Explain {
+                protocol: Protocol::Tcp,
+                client: ("198.18.0.10".parse().unwrap(), 40000),
+                vip: ("198.18.0.100".parse().unwrap(), 80)
+            }
+        );
+        assert!(parse(&["explain".to_string(), "tcp".to_string(), "198.18.0.10".to_string()]).is_err());
         assert_eq!(
             p("server maint tcp 198.18.0.100:80 198.18.1.11:8080"),
             Action::Maint { key: one, address: "198.18.1.11".parse().unwrap(), port: 8080, maint: true }

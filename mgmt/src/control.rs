@@ -698,6 +698,9 @@ pub fn handle_line(line: &[u8], mgr: &Mutex<Manager>, st: &mut ConnState) -> Res
     }
     let result = if req.cmd.starts_with("txn.") {
         transaction(&req.cmd, &req.args, mgr, st)
+    } else if req.cmd == "explain" {
+        // Waits for the workers too.
+        crate::explain::explain(mgr, &req.args)
     } else if req.cmd == "sessions" {
         // Waits for the workers: must not hold the management lock.
         let shared = fault::lock(mgr).shared().clone();
@@ -713,8 +716,8 @@ pub fn handle_line(line: &[u8], mgr: &Mutex<Manager>, st: &mut ConnState) -> Res
 }
 
 /// Requests that change nothing (not in the audit trail when they succeed).
-const READ_ONLY: [&str; 11] =
-    ["ping", "version", "stats", "config.get", "config.toml", "sessions", "ha", "node", "choose", "timeouts.get", "txn.begin"];
+const READ_ONLY: [&str; 12] =
+    ["ping", "version", "stats", "config.get", "config.toml", "sessions", "explain", "ha", "node", "choose", "timeouts.get", "txn.begin"];
 
 /// The audit trail: every change made through the socket, with the
 /// caller's uid and the change, and every refused request with the reason.

@@ -32,6 +32,7 @@ pub mod commands;
 pub mod control;
 pub mod daemon;
 pub mod docs;
+pub mod explain;
 pub mod fault;
 pub mod ha;
 pub mod health;

@@ -533,6 +533,13 @@ impl Manager {
             .collect()
     }
 
+    /// A real server's state beside its configured weight: in maintenance,
+    /// up by its checks, the percentage its feedback agent gives.
+    pub fn server_state(&self, key: &BackendKey) -> (bool, bool, Option<u8>) {
+        let h = self.health.get(key);
+        (self.maint.contains(key), h.is_none_or(|h| h.up), h.and_then(|h| h.weight_pct))
+    }
+
     /// The running configuration.
     pub fn config(&self) -> &Config {
         &self.config

@@ -326,15 +326,7 @@ fn maintenance_by_hand_survives_health_checks_until_ready() {
         assert!(t.elapsed() < Duration::from_secs(5), "servers not up: {:?}", bed.stats().unwrap().services[0].real_servers);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let rvsadm = |args: &[&str]| {
-        let out = std::process::Command::new(bin("rvsadm").unwrap())
-            .args(["--socket", bed.socket().to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "rvsadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let rvsadm = |args: &[&str]| rvsadm_ok(&bed, args);
     rvsadm(&["server", "maint", "tcp", &format!("{VIP}:80"), "198.18.1.12:8080"]);
     // Several check intervals pass, every check of rs2 succeeds.
     let checks_before = rs2(&bed).health.map(|h| h.history.len()).unwrap_or(0);

@@ -87,6 +87,11 @@ pub struct Shared {
     pub dump_request: AtomicU64,
     /// Per worker: the answer to a dump request.
     pub dumps: Vec<Mutex<Dump>>,
+    /// Incremented by management to ask every worker to explain the flow
+    /// in its slot of `explains` (`rvsadm explain`).
+    pub explain_request: AtomicU64,
+    /// Per worker: the flow to explain and the answer.
+    pub explains: Vec<Mutex<ExplainSlot>>,
     /// Set by management when it needs slots freed up to this snapshot
     /// generation now: each worker then sweeps its tables in large steps
     /// until its `swept_generation` reaches it (instead of the steady
@@ -110,6 +115,17 @@ pub struct Dump {
     pub sessions: Vec<rvs_core::fwd::SessionInfo>,
 }
 
+/// A worker's part of an explain request.
+#[derive(Debug, Default)]
+pub struct ExplainSlot {
+    /// The request it belongs to.
+    pub request: u64,
+    /// The flow.
+    pub query: Option<rvs_core::fwd::ExplainQuery>,
+    /// The worker's answer, once given.
+    pub answer: Option<rvs_core::fwd::Explanation>,
+}
+
 /// Most sessions one worker returns per dump.
 pub const DUMP_MAX: usize = 100_000;
 
@@ -128,6 +144,8 @@ impl Shared {
             stop: AtomicBool::new(false),
             dump_request: AtomicU64::new(0),
             dumps: (0..workers).map(|_| Mutex::new(Dump::default())).collect(),
+            explain_request: AtomicU64::new(0),
+            explains: (0..workers).map(|_| Mutex::new(ExplainSlot::default())).collect(),
             sweep_request: AtomicU64::new(0),
             ha,
             stall_ms: AtomicU64::new(0),
@@ -221,6 +239,7 @@ struct Worker {
     housekeeping_at: Option<u32>,
     swept_at: u32,
     dump_seen: u64,
+    explain_seen: u64,
     dump_cursor: usize,
     ha: ha::HaState,
 }
@@ -253,6 +272,7 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &
         housekeeping_at: None,
         swept_at: now,
         dump_seen: 0,
+        explain_seen: 0,
         dump_cursor: 0,
         ha: ha::HaState { active, ..ha::HaState::default() },
     };
@@ -412,6 +432,7 @@ impl Worker {
             self.fwd.sweep(now, EXPEDITED_SWEEP);
         }
         self.dump_step(now);
+        self.explain_step(now);
         if self.housekeeping_at.is_none_or(|t| now.wrapping_sub(t) >= HOUSEKEEPING_MS) {
             self.housekeeping_at = Some(now);
             self.fwd.refresh_load();
@@ -419,6 +440,23 @@ impl Worker {
             self.fwd.neighbour_probes(now, &mut self.probes);
             for (n, unicast) in &self.probes {
                 send_probe(&self.fwd, self.pool, &mut self.q.tx, n, *unicast);
+            }
+        }
+    }
+
+    /// An explanation management asked for (one table lookup and a
+    /// scheduler copy: no step of it is long).
+    fn explain_step(&mut self, now: u32) {
+        let req = self.shared.explain_request.load(Ordering::Relaxed);
+        if req == self.explain_seen {
+            return;
+        }
+        self.explain_seen = req;
+        let Some(slot) = self.shared.explains.get(usize::from(self.fwd.core())) else { return };
+        let Ok(mut x) = slot.lock() else { return };
+        if x.request == req && x.answer.is_none() {
+            if let Some(q) = x.query {
+                x.answer = Some(self.fwd.explain(&q, now));
             }
         }
     }

@@ -36,6 +36,7 @@ readable syntax:
   rvsadm choose tcp|udp VIP:port CLIENT:PORT...   (the real server sh/dh/mh gives each new flow)
   rvsadm sources tcp|udp VIP:port allow|deny add|del PREFIX...   (source allow/deny lists)
   rvsadm server maint|ready tcp|udp VIP:port RS[:port]   (by hand: drained, checks cannot bring it back)
+  rvsadm explain tcp|udp CLIENT:PORT VIP:PORT         what rvs does with that flow, and why
   rvsadm reload [--force] | save-config [FILE]   (unsaved runtime changes block a reload)
   rvsadm zero [tcp|udp VIP:port] | clear|save|restore|version|ping
 
@@ -372,6 +373,15 @@ fn main() {
             c.printed_json(|| d);
         }
         Action::Reload { force } => c.reload(force),
+        Action::Explain { protocol, client, vip } => {
+            let v = c.call(
+                "explain",
+                json!({ "protocol": protocol, "client": ipvsadm::addr_port(client.0, client.1), "vip": ipvsadm::addr_port(vip.0, vip.1) }),
+            );
+            if !c.printed_json(|| v.clone()) {
+                print!("{}", v["text"].as_str().unwrap_or_default());
+            }
+        }
         Action::Maint { key, address, port, maint } => {
             let v = c.call("server.maint", json!({ "key": key, "address": address, "port": port, "maint": maint }));
             c.printed_json(|| v);

@@ -8,7 +8,8 @@
 //!   response carries `X-Real-Server: rs1` and the body `rs1\n`), a UDP echo
 //!   (`rs1 <payload>`) and a line-oriented TCP responder (`PING` -> `PONG rs1`).
 //!   It exits when its parent does.
-//! * `http --url URL --count N [--concurrency C]` - N requests, each on a new
+//! * `http --url URL --count N [--concurrency C] [--source-port P]` - N
+//!   requests (request i from port P + i when given), each on a new
 //!   connection; prints JSON `{ok, failed, by_server, errors}`.
 //! * `udp --target ADDR --count N` - N echoes, each from a new socket (a new
 //!   flow); prints the same JSON.
@@ -337,6 +338,9 @@ fn http(args: &[String]) {
     let gap = Duration::from_millis(num(args, "--gap-ms", 0));
     let post = rvs_wire::num::sat_usize(num(args, "--post-bytes", 0));
     let retries = num(args, "--retries", 0);
+    // Request i comes from this port + i (rvsadm explain's test names each
+    // flow before it opens).
+    let sport = flag(args, "--source-port").map(|p| p.parse::<u16>().unwrap_or_else(|_| die("--source-port: a port")));
     let retried = Arc::new(AtomicU64::new(0));
     let (addr, path) = split_url(&url);
     let next = Arc::new(AtomicU64::new(0));
@@ -352,7 +356,7 @@ fn http(args: &[String]) {
                     return;
                 }
                 let once = || {
-                    TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}")).and_then(|s| {
+                    connect_from(&addr, sport.map(|p| p.wrapping_add(u16::try_from(i).unwrap_or(0))), timeout).and_then(|s| {
                         s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
                         s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
                         request_body(&mut BufReader::new(s), &path, false, post)
@@ -387,6 +391,18 @@ fn http(args: &[String]) {
     let order = order.lock().map(|o| o.clone()).unwrap_or_default();
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
     t.print(serde_json::json!({"seconds": start.elapsed().as_secs_f64(), "order": order, "retried": retried.load(Ordering::Relaxed)}));
+}
+
+/// A TCP connection to `addr`, from source port `sport` when given.
+fn connect_from(addr: &SocketAddr, sport: Option<u16>, timeout: Duration) -> Result<TcpStream, String> {
+    let Some(p) = sport else { return TcpStream::connect_timeout(addr, timeout).map_err(|e| format!("connect: {e}")) };
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(|e| format!("socket: {e}"))?;
+    s.set_reuse_address(true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
+    let any: SocketAddr = if addr.is_ipv4() { SocketAddr::from(([0, 0, 0, 0], p)) } else { SocketAddr::from(([0u16; 8], p)) };
+    s.bind(&any.into()).map_err(|e| format!("bind port {p}: {e}"))?;
+    s.connect_timeout(&(*addr).into(), timeout).map_err(|e| format!("connect: {e}"))?;
+    Ok(s.into())
 }
 
 fn udp(args: &[String]) {

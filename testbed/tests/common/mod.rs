@@ -74,6 +74,15 @@ pub fn start_server(bed: &mut Bed, host: usize, name: &str, extra: &[&str]) -> u
     bed.spawn(host, &cmd).unwrap()
 }
 
+/// Runs rvsadm against the bed's rvsd; its output (fails the test when it
+/// fails).
+pub fn rvsadm_ok(bed: &Bed, args: &[&str]) -> String {
+    let out =
+        std::process::Command::new(bin("rvsadm").unwrap()).args(["--socket", bed.socket().to_str().unwrap()]).args(args).output().unwrap();
+    assert!(out.status.success(), "rvsadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs rvs-testkit on a host and returns its JSON.
 pub fn kit(bed: &Bed, host: usize, args: &[&str], timeout_s: u64) -> serde_json::Value {
     let k = bin("rvs-testkit").unwrap();

@@ -65,6 +65,7 @@ macro_rules! ctx {
 }
 
 mod admit;
+mod explain;
 mod fast;
 mod flow;
 mod fullnat;
@@ -81,6 +82,7 @@ mod sync;
 mod synproxy;
 mod xmit;
 
+pub use explain::{CandidateView, ExplainQuery, Explanation, HashSlot};
 pub use state::{BURST, EXTRA_FRAME, SWEEP_PERIOD_MS};
 pub use sync::{record_owner, SyncReject, SYNC_BUFFER};
 

@@ -91,7 +91,7 @@ impl Flow {
 }
 
 /// A scheduling algorithm with its per-core state.
-pub trait Scheduler: Send + Debug {
+pub trait Scheduler: Send + Debug + CloneScheduler {
     /// Picks a candidate index for a new flow, or None when no candidate
     /// has a positive weight.
     fn pick(&mut self, cands: &[Candidate], load: &dyn Load, flow: &Flow) -> Option<usize>;
@@ -99,6 +99,19 @@ pub trait Scheduler: Send + Debug {
     /// only then).
     fn uses_flow(&self) -> bool {
         false
+    }
+}
+
+/// A copy of a scheduler with its state (`rvsadm explain` picks with a
+/// copy, so the worker's own cursor does not move).
+pub trait CloneScheduler {
+    /// The copy.
+    fn clone_box(&self) -> Box<dyn Scheduler>;
+}
+
+impl<T: Scheduler + Clone + 'static> CloneScheduler for T {
+    fn clone_box(&self) -> Box<dyn Scheduler> {
+        Box::new(self.clone())
     }
 }
 
@@ -190,7 +203,7 @@ impl SchedSpec {
 }
 
 /// `rr`: cycles through candidates with weight > 0.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RoundRobin {
     next: usize,
 }
@@ -212,7 +225,7 @@ impl Scheduler for RoundRobin {
 /// `wrr`: smooth weighted round robin (each pick adds every weight to its
 /// candidate's current value, takes the largest, and subtracts the total
 /// from it): interleaved, and exact over every full cycle of W flows.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct WeightedRoundRobin {
     current: Vec<i64>,
 }
@@ -249,7 +262,7 @@ fn overhead(load: &dyn Load, slot: u16) -> u64 {
 }
 
 /// `lc`: least overhead.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct LeastConn;
 
 impl Scheduler for LeastConn {
@@ -286,7 +299,7 @@ fn least_ratio(cands: &[Candidate], cost: impl Fn(&Candidate) -> u64) -> Option<
 }
 
 /// `wlc`: least overhead per unit of weight.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct WeightedLeastConn;
 
 impl Scheduler for WeightedLeastConn {
@@ -296,7 +309,7 @@ impl Scheduler for WeightedLeastConn {
 }
 
 /// `sed`: least (active + 1) per unit of weight.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ShortestExpectedDelay;
 
 impl Scheduler for ShortestExpectedDelay {
@@ -306,7 +319,7 @@ impl Scheduler for ShortestExpectedDelay {
 }
 
 /// `nq`: the first idle candidate, else `sed`.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct NeverQueue;
 
 impl Scheduler for NeverQueue {
@@ -319,7 +332,7 @@ impl Scheduler for NeverQueue {
 }
 
 /// `sh` / `dh`: a hash of the source (or destination) picks a bucket.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct HashSched {
     table: Arc<BucketTable>,
     fallback: bool,
@@ -337,7 +350,7 @@ impl Scheduler for HashSched {
 }
 
 /// `mh`: Maglev lookup.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MaglevSched {
     table: Arc<MaglevTable>,
     fallback: bool,
