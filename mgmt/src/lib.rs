@@ -48,3 +48,4 @@ pub mod proto;
 pub mod remote;
 pub mod replay;
 pub mod report;
+pub mod status;

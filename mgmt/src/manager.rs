@@ -54,6 +54,8 @@ pub struct Manager {
     started: Instant,
     checker: Option<Checker>,
     checks: HashMap<BackendKey, CheckState>,
+    /// The rates of the last minutes, for the status page's charts.
+    history: crate::status::History,
     /// Address conflicts and wrong-port neighbour claims seen so far (to
     /// log when they grow).
     seen_conflicts: u64,
@@ -167,6 +169,7 @@ impl Manager {
             started: Instant::now(),
             checker: None,
             checks: HashMap::new(),
+            history: crate::status::History::default(),
             seen_conflicts: 0,
             seen_wrong_port: 0,
             ha: None,
@@ -540,6 +543,11 @@ impl Manager {
         (self.maint.contains(key), h.is_none_or(|h| h.up), h.and_then(|h| h.weight_pct))
     }
 
+    /// The rates of the last minutes (the status page's charts).
+    pub fn history(&self) -> &crate::status::History {
+        &self.history
+    }
+
     /// The running configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -761,6 +769,8 @@ impl Manager {
         if secs >= 2.0 {
             self.accounting.tick(&self.shared.snapshot.load(), &self.cores, secs);
             self.last_tick = Instant::now();
+            let r = self.report();
+            self.history.record(&r);
         }
         let safe = self.cores.iter().map(|c| c.swept_generation.get()).min().unwrap_or(0);
         self.compiler.set_safe_generation(safe);

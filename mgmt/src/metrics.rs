@@ -332,10 +332,26 @@ fn serve(mut s: TcpStream, mgr: &Mutex<Manager>) {
     } else if path == "/metrics" || path.starts_with("/metrics?") {
         let report = crate::fault::lock(mgr).report();
         ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&report, env!("CARGO_PKG_VERSION")))
+    } else if path == "/" || path == "/index.html" || path == "/?part=main" {
+        // The status page (mgmt/src/status.rs); its script asks for the
+        // live part alone.
+        let m = crate::fault::lock(mgr);
+        let (report, history, up) = (m.report(), m.history().clone(), m.uptime());
+        drop(m);
+        let body = if path == "/?part=main" {
+            crate::status::main(&report, &history)
+        } else {
+            crate::status::page(&report, &history, env!("CARGO_PKG_VERSION"), up)
+        };
+        ("200 OK", "text/html; charset=utf-8", body)
     } else {
-        ("404 Not Found", "text/plain", "try /metrics\n".to_string())
+        ("404 Not Found", "text/plain", "try / (the status page) or /metrics\n".to_string())
     };
-    let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 impl MetricsServer {
