@@ -359,6 +359,12 @@ pub struct Dataplane {
     /// sleeps that long between polls. 0 polls flat out (production); tests
     /// and shared machines set e.g. 200.
     pub idle_backoff_us: u32,
+    /// Measure the time each packet spends in rvsd (from the burst it came
+    /// in to the send that took it out) into a per-worker histogram, shown
+    /// in the statistics as p50/p99/p99.9. Costs two TSC reads per burst;
+    /// off by default, for benchmarks.
+    #[serde(default)]
+    pub latency_histogram: bool,
     /// Mbufs in the pool (shared by all ports and workers).
     pub mbufs: u32,
     /// Bytes of buffer per mbuf, the 128-byte headroom included (DPDK's
@@ -410,6 +416,7 @@ impl Default for Dataplane {
             workers: 1,
             lcores: None,
             idle_backoff_us: 0,
+            latency_histogram: false,
             mbufs: 16383,
             mbuf_size: 2176,
             descriptors: 1024,

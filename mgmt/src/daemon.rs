@@ -288,6 +288,10 @@ impl Daemon {
                 announcer: w == 0,
                 announce_count: cfg.dataplane.announce_count,
                 announce_interval_ms: cfg.dataplane.announce_interval_ms,
+                latency: cfg
+                    .dataplane
+                    .latency_histogram
+                    .then(|| u64::try_from((1_000_000_000u128 << 32) / u128::from(eal.tsc_hz().max(1))).unwrap_or(u64::MAX)),
             };
             let (sh, clock) = (shared.clone(), Clock::new(eal.tsc_hz()));
             let job = eal.launch(lcore, move || worker::run(fwd, queues, sh, pool, clock, lc));
@@ -367,7 +371,7 @@ fn open_ports(eal: &Eal, cfg: &Config, file: &str, pool: &'static Mempool) -> Re
     }
     // One redirection period for every port, so software computes the
     // queue of any packet on any port alike (see rvs_core::steer).
-    let period = data.iter().map(|p| p.info().reta_size).filter(|&r| r > 0).min().unwrap_or(128);
+    let period = data.iter().map(|p| p.info().reta_size).filter(|&r| r > 0).min().unwrap_or(rvs_core::steer::DEFAULT_PERIOD);
     for p in data.iter_mut().filter(|p| p.info().reta_size > period) {
         p.program_reta(nq, period);
     }

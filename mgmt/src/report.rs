@@ -369,6 +369,61 @@ pub struct WorkerReport {
     pub idle_loops: u64,
     /// Loop iterations.
     pub loops: u64,
+    /// The time its packets spent in rvsd, with
+    /// `dataplane.latency_histogram`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyReport>,
+}
+
+/// Percentiles of a latency histogram (each the lower bound of its
+/// bucket, at most 12.5% below the true value).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyReport {
+    /// Packets measured.
+    pub packets: u64,
+    /// Median, ns.
+    pub p50_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// 99.9th percentile, ns.
+    pub p999_ns: u64,
+    /// The highest bucket with a packet, ns.
+    pub max_ns: u64,
+    /// The histogram: (bucket floor ns, packets), non-empty buckets only.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl LatencyReport {
+    /// The percentiles of a histogram of [`rvs_core::stats::LATENCY_BUCKETS`]
+    /// counts; None when it is empty.
+    pub fn of(counts: &[u64]) -> Option<LatencyReport> {
+        let packets: u64 = counts.iter().sum();
+        if packets == 0 {
+            return None;
+        }
+        let at = |q: f64| {
+            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "a rank")]
+            let rank = ((packets as f64) * q).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    return rvs_core::stats::latency_floor(i);
+                }
+            }
+            0
+        };
+        let buckets: Vec<(u64, u64)> =
+            counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| (rvs_core::stats::latency_floor(i), *c)).collect();
+        Some(LatencyReport {
+            packets,
+            p50_ns: at(0.5),
+            p99_ns: at(0.99),
+            p999_ns: at(0.999),
+            max_ns: buckets.last().map_or(0, |b| b.0),
+            buckets,
+        })
+    }
 }
 
 impl Report {
@@ -640,6 +695,7 @@ impl Accounting {
                     handover_in: c.handover_in.get(),
                     idle_loops: c.idle_loops.get(),
                     loops: c.loops.get(),
+                    latency: LatencyReport::of(&c.latency.iter().map(rvs_core::stats::Counter::get).collect::<Vec<_>>()),
                 })
                 .collect(),
             frames: frames(sum),

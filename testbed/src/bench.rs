@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 pub const VIP: u32 = 0xc612_0064; // 198.18.0.100
 /// The real servers (198.18.1.11-13).
 pub const SERVERS: [u32; 3] = [0xc612_010b, 0xc612_010c, 0xc612_010d];
+/// The IPv6 VIP (TCP 80 and UDP 53).
+pub const VIP6: u128 = 0x2001_0db8_0000_0000_0000_0000_0000_0100;
+/// The IPv6 real servers (2001:db8:1::11-13).
+pub const SERVERS6: [u128; 3] =
+    [0x2001_0db8_0001_0000_0000_0000_0000_0011, 0x2001_0db8_0001_0000_0000_0000_0000_0012, 0x2001_0db8_0001_0000_0000_0000_0000_0013];
 /// The MAC the clients' frames come from (a router in front of rvs).
 pub const ROUTER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xfe]);
 /// Full NAT local addresses (198.18.1.100 + i): 64 x 64512 ports per real
@@ -109,6 +114,11 @@ pub fn client(i: u32) -> (u32, u16) {
     (0xc613_0000 | (i & 0xffff), 1024 + rvs_wire::num::rem_u16(u64::from(i >> 16), 64_000))
 }
 
+/// The i-th distinct IPv6 client (address in 2001:db8:c::/64, port).
+pub fn client6(i: u32) -> (u128, u16) {
+    (0x2001_0db8_000c_0000_0000_0000_0000_0000 | u128::from(i & 0xffff), 1024 + rvs_wire::num::rem_u16(u64::from(i >> 16), 64_000))
+}
+
 fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
     for i in (1..v.len()).rev() {
         v.swap(i, rng.below(i + 1));
@@ -166,6 +176,95 @@ pub fn established(flows: u32, mode: Mode, replies: bool, seed: u64) -> (Vec<Vec
     (fwd, back)
 }
 
+/// IPv6 established flows (as [`established`]: 80% TCP ACKs, 20% UDP, one
+/// minimum-size frame per flow and pass; no replies).
+pub fn established6(flows: u32, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(seed);
+    let mut order: Vec<u32> = (0..flows).collect();
+    shuffle(&mut order, &mut rng);
+    order
+        .iter()
+        .map(|&i| {
+            let (ip, port) = client6(i);
+            if i % 5 != 0 {
+                let t = Tcp { sport: port, dport: 80, flags: 0x10, seq: 1, payload: &[] };
+                pad(rvs_testpkt::tcp6(ROUTER_MAC, pcap_mac(0), ip, VIP6, &t))
+            } else {
+                pad(rvs_testpkt::udp6(ROUTER_MAC, pcap_mac(0), ip, VIP6, port, 53, &[0u8; 18]))
+            }
+        })
+        .collect()
+}
+
+/// `n` IPv6 TCP SYNs, each from a client address and port no other uses.
+pub fn syns6(n: u32, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(seed);
+    let mut order: Vec<u32> = (0..n).collect();
+    shuffle(&mut order, &mut rng);
+    order
+        .iter()
+        .map(|&i| {
+            let (ip, port) = client6(i);
+            let t = Tcp { sport: port, dport: 80, flags: 0x02, seq: i, payload: &[] };
+            pad(rvs_testpkt::tcp6(ROUTER_MAC, pcap_mac(0), ip, VIP6, &t))
+        })
+        .collect()
+}
+
+/// The RX queue an RSS NIC programmed by rvs gives a client frame: the
+/// Toeplitz hash of its addresses and ports with rvs's key, through the
+/// redirection table rvs programs (period
+/// [`rvs_core::steer::DEFAULT_PERIOD`] on devices without one of their
+/// own, as these virtual ones). None for a frame that is not TCP or UDP
+/// over IPv4 or IPv6.
+pub fn queue_of(frame: &[u8], steering: &rvs_core::steer::Steering) -> Option<u16> {
+    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let port = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
+    match ethertype {
+        0x0800 => {
+            let ihl = usize::from(frame.get(14)? & 0x0f) * 4;
+            let a = |at: usize| Some(u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?));
+            let (src, dst) = (rvs_wire::Ipv4(a(26)?), rvs_wire::Ipv4(a(30)?));
+            Some(steering.rss(src, dst, port(14 + ihl)?, port(16 + ihl)?))
+        }
+        0x86dd => {
+            let a = |at: usize| Some(u128::from_be_bytes(frame.get(at..at + 16)?.try_into().ok()?));
+            let (src, dst) = (rvs_wire::Ipv6(a(22)?), rvs_wire::Ipv6(a(38)?));
+            Some(steering.rss(src, dst, port(54)?, port(56)?))
+        }
+        _ => None,
+    }
+}
+
+/// How a workload's frames reach `workers` RX queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// As an RSS NIC programmed by rvs spreads them: each flow on the queue
+    /// of its owner ([`queue_of`]).
+    Rss,
+    /// Every flow on every queue (a NIC without RSS): the cores hand the
+    /// frames to the flows' owners.
+    All,
+}
+
+/// The frames of each of `workers` RX queues.
+pub fn split(frames: Vec<Vec<u8>>, workers: u16, spread: Spread) -> Vec<Vec<Vec<u8>>> {
+    let n = usize::from(workers.max(1));
+    if n == 1 {
+        return vec![frames];
+    }
+    if spread == Spread::All {
+        return vec![frames; n];
+    }
+    let sv = rvs_core::steer::Steering::new(workers, u32::from(rvs_core::steer::DEFAULT_PERIOD), 0, 1, false);
+    let mut out = vec![Vec::new(); n];
+    for f in frames {
+        let q = usize::from(queue_of(&f, &sv).unwrap_or(0));
+        out[q].push(f);
+    }
+    out
+}
+
 /// `n` TCP SYNs, each from a client address and port no other uses.
 pub fn syns(n: u32, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng::new(seed);
@@ -212,6 +311,13 @@ pub fn memory_args(mbufs: u32) -> Vec<String> {
     }
 }
 
+/// EAL arguments for every DPDK process of the harness from
+/// `RVS_EAL_EXTRA` (space-separated; the bench bundle sets `-d DIR`, its
+/// PMDs).
+pub fn eal_extra() -> Vec<String> {
+    std::env::var("RVS_EAL_EXTRA").map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+}
+
 /// What rvsd is given.
 #[derive(Clone, Debug)]
 pub struct RvsdSetup {
@@ -231,11 +337,40 @@ pub struct RvsdSetup {
     pub workers: u16,
     /// A SYN proxy in front of the TCP service (NAT and full NAT only).
     pub synproxy: bool,
+    /// The sessions are IPv6 (`sessions` sizes the IPv6 table then).
+    pub v6: bool,
+}
+
+/// The CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// The `--lcores` map for a main lcore and `workers` forwarding lcores:
+/// one CPU each while there are enough; with fewer CPUs than workers + 1,
+/// the workers take every CPU and the main lcore (which waits, it does not
+/// spin) shares the first.
+pub fn lcore_map(workers: u16) -> String {
+    let n = cpus();
+    let w = usize::from(workers);
+    (0..=w)
+        .map(|i| {
+            let cpu = if w < n {
+                i
+            } else if i == 0 {
+                0
+            } else {
+                (i - 1) % n
+            };
+            format!("{i}@{cpu}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// rvsd's configuration for a benchmark.
 pub fn rvsd_config(dir: &Path, s: &RvsdSetup) -> String {
-    let lcores: Vec<String> = (0..=s.workers).map(|i| format!("{i}@{}", if i == 0 { 0 } else { i })).collect();
+    let (v4_sessions, v6_sessions) = if s.v6 { (1024, s.sessions) } else { (s.sessions, 1024) };
     let mut c = format!(
         r#"[daemon]
 control_socket = "{sock}"
@@ -249,40 +384,45 @@ hugepages = {huge}
 mbufs = {mbufs}
 mbuf_size = 384
 descriptors = 1024
-sessions_per_worker = {sessions}
-sessions_v6_per_worker = 1024
+sessions_per_worker = {v4_sessions}
+sessions_v6_per_worker = {v6_sessions}
 fullnat_port_min = 1024
 fullnat_port_max = 65535
+eal_args = {eal}
 
 [[ports]]
 name = "client"
 device = "{p0}"
-addresses = ["198.18.0.1/24"]
+addresses = ["198.18.0.1/24", "2001:db8::1/64"]
 
 [[ports]]
 name = "server"
 device = "{p1}"
-addresses = ["198.18.1.1/24"]
+addresses = ["198.18.1.1/24", "2001:db8:1::1/64"]
 "#,
         sock = dir.join("rvsd.sock").display(),
         workers = s.workers,
-        lcores = lcores.join(","),
+        lcores = lcore_map(s.workers),
         mbufs = s.mbufs,
         huge = use_hugepages(s.mbufs),
-        sessions = s.sessions,
+        eal = serde_json::to_string(&eal_extra()).unwrap_or_else(|_| "[]".into()),
         p0 = s.port0,
         p1 = s.port1,
     );
-    for (i, rs) in SERVERS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[neighbors]]\naddress = \"{}\"\nmac = \"{}\"\nport = \"server\"\n",
-            std::net::Ipv4Addr::from(*rs),
-            server_mac(i)
-        ));
+    let servers: Vec<(std::net::IpAddr, std::net::IpAddr)> =
+        SERVERS.iter().zip(SERVERS6).map(|(a, b)| (std::net::Ipv4Addr::from(*a).into(), std::net::Ipv6Addr::from(b).into())).collect();
+    for (i, (rs4, rs6)) in servers.iter().enumerate() {
+        for rs in [rs4, rs6] {
+            c.push_str(&format!("\n[[neighbors]]\naddress = \"{rs}\"\nmac = \"{}\"\nport = \"server\"\n", server_mac(i)));
+        }
     }
-    for (proto, vport, tcp) in [("tcp", 80, true), ("udp", 53, false)] {
+    let vips: [(std::net::IpAddr, bool); 2] =
+        [(std::net::Ipv4Addr::from(VIP).into(), false), (std::net::Ipv6Addr::from(VIP6).into(), true)];
+    for ((proto, vport, tcp), (vip, v6)) in
+        [("tcp", 80, true), ("udp", 53, false)].into_iter().flat_map(|p| vips.into_iter().map(move |v| (p, v)))
+    {
         c.push_str(&format!(
-            "\n[[services]]\nvip = \"198.18.0.100\"\nport = {vport}\nprotocol = \"{proto}\"\nscheduler = \"rr\"\nforwarding = \"{}\"\n",
+            "\n[[services]]\nvip = \"{vip}\"\nport = {vport}\nprotocol = \"{proto}\"\nscheduler = \"rr\"\nforwarding = \"{}\"\n",
             s.mode.name()
         ));
         if tcp && s.sloppy {
@@ -292,15 +432,14 @@ addresses = ["198.18.1.1/24"]
             c.push_str("synproxy = true\n");
         }
         if s.mode == Mode::FullNat {
-            let locals: Vec<String> = (0..LOCALS).map(|i| format!("\"198.18.1.{}\"", 100 + i)).collect();
+            let locals: Vec<String> = (0..LOCALS)
+                .map(|i| if v6 { format!("\"2001:db8:1::{:x}\"", 0x100 + i) } else { format!("\"198.18.1.{}\"", 100 + i) })
+                .collect();
             c.push_str(&format!("local_addresses = [{}]\n", locals.join(", ")));
         }
-        for rs in SERVERS {
-            c.push_str(&format!(
-                "[[services.real_servers]]\naddress = \"{}\"\nport = {}\n",
-                std::net::Ipv4Addr::from(rs),
-                s.mode.rs_port(tcp)
-            ));
+        for (rs4, rs6) in &servers {
+            let rs = if v6 { rs6 } else { rs4 };
+            c.push_str(&format!("[[services.real_servers]]\naddress = \"{rs}\"\nport = {}\n", s.mode.rs_port(tcp)));
         }
     }
     c
@@ -339,15 +478,18 @@ pub fn median(v: &[f64]) -> f64 {
 /// warm-up. testpmd runs interactively (its main thread then waits on
 /// input instead of spinning beside a generator on a 2-core machine) under
 /// `stdbuf -oL`, and is asked `show port stats all` once a second.
-pub fn testpmd(vdevs: &[String], mbufs: u32, seconds: u64, tag: &str) -> Result<Vec<f64>> {
+pub fn testpmd(vdevs: &[String], mbufs: u32, seconds: u64, tag: &str, cores: u16) -> Result<Vec<f64>> {
     let mut cmd = Command::new("stdbuf");
-    cmd.args(["-oL", "dpdk-testpmd", "--no-pci", "--no-telemetry", "-l", "0,1", "--log-level=lib.eal:warning"])
+    let lcores = format!("--lcores={}", lcore_map(cores));
+    cmd.args(["-oL", "dpdk-testpmd", "--no-pci", "--no-telemetry", &lcores, "--log-level=lib.eal:warning"])
         .args(memory_args(mbufs))
+        .args(eal_extra())
         .arg(format!("--file-prefix=rvsb{}{tag}", std::process::id()));
     for v in vdevs {
         cmd.arg(format!("--vdev={v}"));
     }
     cmd.args(["--", "-i", "--forward-mode=io", "--no-mlockall", "--auto-start", "--burst=32", "--rxd=1024", "--txd=1024"])
+        .args([format!("--nb-cores={cores}"), format!("--rxq={cores}"), format!("--txq={cores}")])
         .arg(format!("--total-num-mbufs={mbufs}"))
         .arg("--mbuf-size=384")
         .stdin(Stdio::piped())
@@ -478,6 +620,21 @@ impl Rvsd {
         Ok(out)
     }
 
+    /// Samples the TX rate for `seconds` seconds (as [`Rvsd::sample_tx`])
+    /// and, over the whole window, each worker's receive rate (Mpps) and
+    /// the frames handed between cores.
+    pub fn sample_workers(&self, seconds: u64) -> Result<(Vec<f64>, Vec<f64>, u64)> {
+        let (t0, before) = (Instant::now(), self.stats()?);
+        let total = self.sample_tx(seconds)?;
+        let (secs, after) = (t0.elapsed().as_secs_f64(), self.stats()?);
+        let rx = |w: &mgmt::report::WorkerReport| w.rx_packets.iter().sum::<u64>();
+        #[expect(clippy::cast_precision_loss, reason = "rates")]
+        let per: Vec<f64> = after.per_worker.iter().zip(&before.per_worker).map(|(a, b)| (rx(a) - rx(b)) as f64 / secs / 1e6).collect();
+        let handed =
+            after.per_worker.iter().map(|w| w.handover_out).sum::<u64>() - before.per_worker.iter().map(|w| w.handover_out).sum::<u64>();
+        Ok((total, per, handed))
+    }
+
     /// Stops it (SIGTERM) and returns its log.
     pub fn stop(mut self) -> String {
         if let Some(c) = self.child.0.as_mut() {
@@ -531,11 +688,33 @@ mod tests {
                 sloppy: !synproxy,
                 workers: 1,
                 synproxy,
+                v6: false,
             };
             let text = rvsd_config(Path::new("/tmp"), &s);
             let c = config::from_str(&text, "bench.toml").unwrap_or_else(|e| panic!("{mode:?}: {e}\n{text}"));
             c.validate(config::Strictness::File).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
             assert_eq!(c.services[0].synproxy, synproxy);
         }
+    }
+
+    #[test]
+    fn frames_go_to_the_queue_of_their_owner() {
+        let sv = rvs_core::steer::Steering::new(4, u32::from(rvs_core::steer::DEFAULT_PERIOD), 0, 1, false);
+        let frames: Vec<Vec<u8>> = established(4000, Mode::Nat, false, 1).0.into_iter().chain(established6(4000, 1)).collect();
+        let queues = split(frames.clone(), 4, Spread::Rss);
+        assert_eq!(queues.iter().map(Vec::len).sum::<usize>(), 8000);
+        for (q, fs) in queues.iter().enumerate() {
+            assert!(fs.len() > 1500, "queue {q}: {} of 8000", fs.len());
+            for f in fs {
+                assert_eq!(usize::from(queue_of(f, &sv).unwrap()), q);
+            }
+        }
+        // The owner rule is the forwarder's: Toeplitz over the tuple.
+        let f = &frames[0];
+        let src = rvs_wire::Ipv4(u32::from_be_bytes(f[26..30].try_into().unwrap()));
+        let sport = u16::from_be_bytes([f[34], f[35]]);
+        assert_eq!(queue_of(f, &sv), Some(sv.rss(src, rvs_wire::Ipv4(VIP), sport, 80)));
+        assert!(split(frames, 3, Spread::All).iter().all(|q| q.len() == 8000));
+        assert!(syns6(10, 1).iter().all(|x| rvs_testpkt::checksums_ok(x)));
     }
 }

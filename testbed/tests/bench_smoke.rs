@@ -9,15 +9,16 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn benchmark_harness_runs() {
-    let dir = std::env::temp_dir().join(format!("rvs-bench-smoke-{}", std::process::id()));
+/// Runs rvs-bench with `args` (and `--dir`), bounded; its output.
+fn run(tag: &str, args: &[&str]) -> String {
+    let dir = std::env::temp_dir().join(format!("rvs-bench-smoke-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let bench = testbed::bin("rvs-bench").unwrap();
     let out = dir.join("out.txt");
     let mut child = Command::new(&bench)
-        .args(["--quick", "--flows", "5000", "--modes", "nat,dr", "--workloads", "est,syn,spx,memif-est", "--dir"])
+        .args(args)
+        .arg("--dir")
         .arg(&dir)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
@@ -46,10 +47,48 @@ fn benchmark_harness_runs() {
     let _ = std::fs::remove_dir_all(&dir);
     let status = status.unwrap_or_else(|| panic!("rvs-bench did not finish in 100 s:\n{text}"));
     assert!(status.success(), "rvs-bench failed ({status}):\n{text}");
+    text
+}
+
+#[test]
+fn benchmark_harness_runs() {
+    let text = run("one", &["--quick", "--flows", "5000", "--modes", "nat,dr", "--workloads", "est,syn,spx,memif-est"]);
     // One row per workload and mode, each with figures and a ratio.
     for want in ["| est 5k flows", "| SYN flood 1M sources", "| SYN proxy 1M sources", "memif"] {
         assert!(text.lines().any(|l| l.starts_with(want) || l.contains(want)), "no {want:?} row:\n{text}");
     }
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ") && l.contains('%') && !l.contains("workload")).collect();
     assert!(rows.len() >= 6, "{rows:?}");
+}
+
+/// The scaling harness at two workers (what this machine has), the IPv6
+/// workloads and the latency histogram: with the flows split by rvs's RSS
+/// rule no frame is handed between the cores; with every flow on every
+/// queue (no RSS) the cores hand them over; the latency rows have
+/// percentiles.
+#[test]
+fn scaling_ipv6_and_latency_harness_runs() {
+    let text = run("two", &["--quick", "--flows", "5000", "--modes", "nat", "--workers", "2", "--workloads", "est,est6,est-all,syn6"]);
+    let cols = |prefix: &str| -> Vec<String> {
+        let l = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} row:\n{text}"));
+        l.split('|').map(|c| c.trim().to_string()).collect()
+    };
+    // | workload | mode | rvs | testpmd | ratio | range | new | per core | hand-overs | drops |
+    for row in ["| est 5k flows x2", "| est IPv6 5k flows x2", "| SYN flood IPv6 1M sources x2"] {
+        let c = cols(row);
+        assert_eq!(c[9], "0", "{row}: frames handed between cores with RSS:\n{text}");
+        assert_eq!(c[8].split(" + ").count(), 2, "{row}: per-core rates:\n{text}");
+        assert!(c[8].split(" + ").all(|x| x.parse::<f64>().unwrap() > 0.0), "{row}: a core idle:\n{text}");
+    }
+    let c = cols("| est 5k no RSS x2");
+    assert!(c[9].parse::<u64>().unwrap() > 0, "no hand-over without RSS:\n{text}");
+    let text = run("lat", &["--quick", "--flows", "5000", "--modes", "nat", "--workloads", "lat"]);
+    let rows: Vec<Vec<&str>> =
+        text.lines().filter(|l| l.starts_with("| ") && l.contains("| nat ")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    for r in rows {
+        // | | mode | offered | forwarded | packets | p50 | p99 | p99.9 | max |
+        let n = |i: usize| r[i].parse::<f64>().unwrap();
+        assert!(n(5) > 0.0 && n(6) > 0.0 && n(6) <= n(7) && n(7) <= n(8) && n(8) <= n(9), "{r:?}\n{text}");
+    }
 }

@@ -179,6 +179,7 @@ fn vhost_user(tag: &str) {
         sloppy: true,
         workers: 1,
         synproxy: false,
+        v6: false,
     };
     // vhost-user shares rvsd's packet memory with the backend: hugepages.
     let config =

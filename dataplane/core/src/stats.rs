@@ -104,9 +104,37 @@ pub struct PortCounters {
 /// Most ports a configuration may have (validation refuses more).
 pub use config::MAX_PORTS;
 
+/// Buckets of the latency histogram: log-linear, eight per power of two
+/// of nanoseconds (at most 12.5% wide), from 0 to about 2^34 ns.
+pub const LATENCY_BUCKETS: usize = 256;
+
+/// The latency bucket of `ns` nanoseconds.
+#[inline]
+pub fn latency_bucket(ns: u64) -> usize {
+    let small = |x: u64| usize::try_from(x).unwrap_or(0);
+    if ns < 8 {
+        return small(ns);
+    }
+    let e = small(u64::from(ns.ilog2())); // 3..=63
+    ((e - 2) * 8 + small((ns >> (e - 3)) & 7)).min(LATENCY_BUCKETS - 1)
+}
+
+/// The smallest latency in nanoseconds that falls in bucket `i`.
+pub fn latency_floor(i: usize) -> u64 {
+    let wide = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+    if i < 8 {
+        return wide(i);
+    }
+    let (e, m) = (i / 8 + 2, wide(i % 8));
+    (8 + m) << (e - 3)
+}
+
 /// Everything one worker counts.
 #[derive(Debug)]
 pub struct CoreStats {
+    /// Packets by the time they spent in rvsd ([`latency_bucket`]; only
+    /// with `dataplane.latency_histogram`).
+    pub latency: Box<[Counter]>,
     /// Drops by reason.
     pub drops: [Counter; DropReason::COUNT],
     /// Per port.
@@ -224,6 +252,7 @@ impl CoreStats {
     /// Counters sized for `backends` backend slots and `services` service slots.
     pub fn new(backends: usize, services: usize) -> CoreStats {
         CoreStats {
+            latency: (0..LATENCY_BUCKETS).map(|_| Counter::default()).collect(),
             drops: std::array::from_fn(|_| Counter::default()),
             ports: std::array::from_fn(|_| PortCounters::default()),
             backends: (0..backends).map(|_| BackendStats::default()).collect(),
@@ -319,6 +348,22 @@ pub fn sum_gauge<'a>(cores: impl IntoIterator<Item = &'a Counter>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_buckets_are_ordered_and_tight() {
+        let mut last = 0;
+        for ns in (0..100_000u64).chain([1 << 20, 1 << 30, u64::MAX]) {
+            let b = latency_bucket(ns);
+            assert!(b >= last && b < LATENCY_BUCKETS, "{ns}");
+            last = b;
+            let lo = latency_floor(b);
+            assert!(lo <= ns, "{ns}: bucket {b} starts at {lo}");
+            if b + 1 < LATENCY_BUCKETS {
+                let hi = latency_floor(b + 1);
+                assert!(ns < hi && (hi - lo) * 8 <= hi.max(8), "{ns}: [{lo}, {hi})");
+            }
+        }
+    }
 
     #[test]
     fn counters_and_gauges() {

@@ -111,6 +111,10 @@ impl Toeplitz {
     }
 }
 
+/// The redirection period on ports without a redirection table of their
+/// own (virtual devices): the hash modulo this, then modulo the cores.
+pub const DEFAULT_PERIOD: u16 = 128;
+
 /// One core's view of how flows are spread over the cores.
 #[derive(Clone, Debug)]
 pub struct Steering {

@@ -210,6 +210,9 @@ pub struct LoopConfig {
     pub announce_count: u32,
     /// Milliseconds between them.
     pub announce_interval_ms: u32,
+    /// The latency histogram: nanoseconds per TSC cycle, times 2^32
+    /// (None: not measured).
+    pub latency: Option<u64>,
 }
 
 impl LoopConfig {
@@ -242,6 +245,10 @@ struct Worker {
     explain_seen: u64,
     dump_cursor: usize,
     ha: ha::HaState,
+    /// With the latency histogram: the TSC at each burst received this
+    /// iteration and the frames of it forwarded.
+    lat: [(u64, u64); 8],
+    lat_n: usize,
 }
 
 /// Runs the loop until `shared.stop` is set.
@@ -275,6 +282,8 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &
         explain_seen: 0,
         dump_cursor: 0,
         ha: ha::HaState { active, ..ha::HaState::default() },
+        lat: [(0, 0); 8],
+        lat_n: 0,
     };
     while !w.shared.stop.load(Ordering::Relaxed) {
         let now = clock.now_ms();
@@ -282,6 +291,9 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &
         let got = w.receive(now) + w.receive_handed(now) + w.pass_kernel();
         w.release_held(now);
         w.out.flush_all(&mut w.q, w.fwd.stats());
+        if w.lat_n > 0 {
+            w.record_latency();
+        }
         let got = got + w.ha_sync(now);
         w.fwd.stats().loops.inc();
         w.housekeeping(now);
@@ -317,6 +329,7 @@ impl Worker {
                 continue;
             }
             got += n;
+            let lat = self.cfg.latency.map(|_| (rvs_arch::tsc(), self.fwd.stats().frames.forwarded.get()));
             let stats = self.fwd.stats();
             let pkts = self.rx.as_mut_slice();
             let mut bytes = 0u64;
@@ -342,8 +355,29 @@ impl Worker {
                 self.out.dispatch(&mut self.q, &self.fwd, self.pool, &mut self.hold, now, m, *v);
             }
             send_extra(&mut self.fwd, &mut self.out, &mut self.q, self.pool);
+            if let Some((t0, before)) = lat {
+                if let Some(slot) = self.lat.get_mut(self.lat_n) {
+                    *slot = (t0, self.fwd.stats().frames.forwarded.get().wrapping_sub(before));
+                    self.lat_n += 1;
+                }
+            }
         }
         got
+    }
+
+    /// The latency of the bursts received this iteration, now that they
+    /// were sent: from their receive to the end of the send.
+    fn record_latency(&mut self) {
+        let Some(mul) = self.cfg.latency else { return };
+        let t1 = rvs_arch::tsc();
+        let stats = self.fwd.stats();
+        for &(t0, n) in self.lat.iter().take(self.lat_n) {
+            let ns = u64::try_from((u128::from(t1.saturating_sub(t0)) * u128::from(mul)) >> 32).unwrap_or(u64::MAX);
+            if let Some(c) = stats.latency.get(rvs_core::stats::latency_bucket(ns)) {
+                c.add(n);
+            }
+        }
+        self.lat_n = 0;
     }
 
     /// Stage 3: packets other cores found to be ours, processed here and

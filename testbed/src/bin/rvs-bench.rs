@@ -3,9 +3,18 @@
 //!
 //! ```text
 //! rvs-bench [--flows N] [--syns N] [--seconds S] [--modes nat,fullnat,dr,tunnel]
-//!           [--workloads est,mix,syn,spx,memif-est,memif-syn] [--workers N] [--rounds N]
+//!           [--workloads est,est6,est-all,mix,syn,syn6,spx,memif-est,memif-syn,lat]
+//!           [--workers N] [--rounds N]
 //!           [--quick] [--dir DIR]
 //! ```
+//!
+//! With `--workers N`, port 0 has N RX queues, one pcap file each, the
+//! flows split by rvs's own RSS rule ([`bench::queue_of`]: what an RSS
+//! NIC programmed by rvs does), and testpmd's baseline forwards with N
+//! cores over N queues of the same files; `est-all` puts every flow on
+//! every queue instead (a NIC without RSS: the cores hand frames to the
+//! flows' owners). Each row shows the per-core receive rates and the
+//! frames handed between cores (0 expected with RSS).
 //!
 //! `--quick` is the CI smoke run: small files, one second per sample, no
 //! thresholds. Needs root (DPDK), `dpdk-testpmd` (Debian's dpdk-dev) and
@@ -79,13 +88,16 @@ struct Row {
     ratio: f64,
     spread: (f64, f64),
     new_per_s: Option<f64>,
+    per_core: Vec<f64>,
+    handovers: u64,
     drops: String,
 }
 
 fn print_row(r: &Row) {
     let new = r.new_per_s.map_or("-".to_string(), |n| format!("{:.2} M/s", n / 1e6));
+    let per: Vec<String> = r.per_core.iter().map(|x| format!("{x:.2}")).collect();
     println!(
-        "| {:<22} | {:<7} | {:>8.2} | {:>12.2} | {:>6.1}% | {:>4.0}-{:<4.0}% | {:>11} | {} |",
+        "| {:<22} | {:<7} | {:>8.2} | {:>12.2} | {:>6.1}% | {:>4.0}-{:<4.0}% | {:>11} | {:>14} | {:>10} | {} |",
         r.workload,
         r.mode,
         r.rvs,
@@ -94,8 +106,25 @@ fn print_row(r: &Row) {
         r.spread.0 * 100.0,
         r.spread.1 * 100.0,
         new,
+        per.join(" + "),
+        r.handovers,
         r.drops
     );
+}
+
+/// What one rvsd run measured.
+#[derive(Default)]
+struct Measured {
+    /// Forwarded Mpps (median of the samples).
+    mpps: f64,
+    /// New sessions (or SYN-cookie answers) per second.
+    new_per_s: Option<f64>,
+    /// Drops during the measurement.
+    drops: String,
+    /// Each worker's receive rate, Mpps.
+    per_core: Vec<f64>,
+    /// Frames handed between cores during the measurement.
+    handovers: u64,
 }
 
 fn drops_text(r: &mgmt::report::Report, before: &mgmt::report::Report) -> String {
@@ -120,17 +149,17 @@ fn drops_text(r: &mgmt::report::Report, before: &mgmt::report::Report) -> String
 /// transmit rate. With `settle`, waits one more second first: replies that
 /// came before their flow's first packet were dropped (no session), and
 /// the drop counters should show the steady state only.
-fn established_run(dir: &Path, setup: &RvsdSetup, n: u64, settle: bool, seconds: u64) -> Result<(f64, Option<f64>, String)> {
+fn established_run(dir: &Path, setup: &RvsdSetup, n: u64, settle: bool, seconds: u64) -> Result<Measured> {
     let r = Rvsd::start(dir, &bench::rvsd_config(dir, setup))?;
     wait_created(&r, n, Duration::from_secs(60))?;
     if settle {
         std::thread::sleep(Duration::from_secs(1));
     }
     let before = r.stats()?;
-    let samples = r.sample_tx(seconds)?;
+    let (samples, per_core, handovers) = r.sample_workers(seconds)?;
     let after = r.stats()?;
     r.stop();
-    Ok((median(&samples), None, drops_text(&after, &before)))
+    Ok(Measured { mpps: median(&samples), new_per_s: None, drops: drops_text(&after, &before), per_core, handovers })
 }
 
 fn wait_created(r: &Rvsd, n: u64, limit: Duration) -> Result<()> {
@@ -150,45 +179,89 @@ const EXTRA_MBUFS: u32 = 65_536;
 const NULL_PORT: &str = "net_null0,no-rx=1";
 
 fn pcap_port(i: u8, f: &Path) -> String {
-    format!("net_pcap{i},rx_pcap={},infinite_rx=1", f.display())
+    pcap_queues(i, std::slice::from_ref(&f.to_path_buf()))
+}
+
+/// A `net_pcap` port with one RX queue per file, each looping.
+fn pcap_queues(i: u8, files: &[PathBuf]) -> String {
+    let rx: Vec<String> = files.iter().map(|f| format!("rx_pcap={}", f.display())).collect();
+    format!("net_pcap{i},{},infinite_rx=1", rx.join(","))
+}
+
+/// Writes `frames` as the files of `o.workers` RX queues (`stem-qN.pcap`).
+fn queue_files(o: &Opts, dir: &Path, stem: &str, frames: Vec<Vec<u8>>, spread: bench::Spread) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for (q, fs) in bench::split(frames, o.workers, spread).iter().enumerate() {
+        let f = dir.join(format!("{stem}-q{q}.pcap"));
+        testbed::pcap::write(&f, fs)?;
+        files.push(f);
+    }
+    Ok(files)
+}
+
+/// Which established-flows workload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Est {
+    /// IPv4 flows spread by RSS.
+    V4,
+    /// IPv6 flows spread by RSS.
+    V6,
+    /// IPv4, every flow on every queue.
+    All,
+    /// IPv4 with the replies on the second port (NAT).
+    Mix,
 }
 
 /// Established flows, one direction (`mix`: with the replies on the
 /// second port).
-fn established_workload(o: &Opts, dir: &Path, mix: bool) -> Result<()> {
+fn established_workload(o: &Opts, dir: &Path, kind: Est) -> Result<()> {
     let flows = o.flows;
-    let est_file = dir.join("est.pcap");
+    let mix = kind == Est::Mix;
     let reply_file = dir.join("est-replies.pcap");
-    let (f, r) = bench::established(flows, Mode::Nat, mix, 1);
-    testbed::pcap::write(&est_file, &f)?;
+    let (f, r) = if kind == Est::V6 { (bench::established6(flows, 1), Vec::new()) } else { bench::established(flows, Mode::Nat, mix, 1) };
+    let spread = if kind == Est::All { bench::Spread::All } else { bench::Spread::Rss };
+    let stem = match kind {
+        Est::V6 => "est6",
+        Est::All => "est-all",
+        _ => "est",
+    };
+    let files = queue_files(o, dir, stem, f, spread)?;
     let port1 = if mix {
         testbed::pcap::write(&reply_file, &r)?;
         pcap_port(1, &reply_file)
     } else {
         NULL_PORT.to_string()
     };
+    let queues = u32::from(o.workers.max(1));
     let n = flows;
-    let mbufs = if mix { 2 * n } else { n } + EXTRA_MBUFS;
-    let (label, modes, tag) = if mix {
-        (format!("est {} + replies", short(flows)), vec![Mode::Nat], "m")
-    } else {
-        (format!("est {} flows", short(flows)), o.modes.clone(), "e")
+    // Every queue's file is held in mbufs.
+    let frames_held = if kind == Est::All { n * queues } else { n };
+    let mbufs = if mix { 2 * n } else { frames_held } + EXTRA_MBUFS;
+    let what = match kind {
+        Est::V4 => format!("est {} flows", short(flows)),
+        Est::V6 => format!("est IPv6 {} flows", short(flows)),
+        Est::All => format!("est {} no RSS", short(flows)),
+        Est::Mix => format!("est {} + replies", short(flows)),
     };
+    let label = if o.workers > 1 { format!("{what} x{}", o.workers) } else { what };
+    let (modes, tag) = if mix { (vec![Mode::Nat], "m") } else { (o.modes.clone(), "e") };
+    let port0 = pcap_queues(0, &files);
     rounds(
         o,
         &label,
         &modes,
-        &mut || Ok(median(&bench::testpmd(&[pcap_port(0, &est_file), port1.clone()], mbufs, o.seconds, tag)?)),
+        &mut || Ok(median(&bench::testpmd(&[port0.clone(), port1.clone()], mbufs, o.seconds, tag, o.workers)?)),
         &mut |mode| {
             let setup = RvsdSetup {
                 mode,
-                port0: pcap_port(0, &est_file),
+                port0: port0.clone(),
                 port1: port1.clone(),
                 sessions: n + n / 2 + 1024,
                 mbufs,
                 sloppy: true,
                 workers: o.workers,
                 synproxy: false,
+                v6: kind == Est::V6,
             };
             established_run(dir, &setup, u64::from(n), mix, o.seconds)
         },
@@ -196,31 +269,35 @@ fn established_workload(o: &Opts, dir: &Path, mix: bool) -> Result<()> {
 }
 
 /// A SYN flood from many sources: every packet a new session.
-fn syn_workload(o: &Opts, dir: &Path) -> Result<()> {
-    let syn_file = dir.join("syn.pcap");
-    testbed::pcap::write(&syn_file, &bench::syns(o.syns, 2))?;
+fn syn_workload(o: &Opts, dir: &Path, v6: bool) -> Result<()> {
+    let frames = if v6 { bench::syns6(o.syns, 2) } else { bench::syns(o.syns, 2) };
+    let files = queue_files(o, dir, if v6 { "syn6" } else { "syn" }, frames, bench::Spread::Rss)?;
     let ns = o.syns;
-    let label = format!("SYN flood {} sources", short(o.syns));
+    let what = format!("SYN flood{} {} sources", if v6 { " IPv6" } else { "" }, short(o.syns));
+    let label = if o.workers > 1 { format!("{what} x{}", o.workers) } else { what };
+    let port0 = pcap_queues(0, &files);
+    let per_worker = ns / u32::from(o.workers.max(1));
     rounds(
         o,
         &label,
         &o.modes,
-        &mut || Ok(median(&bench::testpmd(&[pcap_port(0, &syn_file), NULL_PORT.to_string()], ns + EXTRA_MBUFS, o.seconds, "s")?)),
+        &mut || Ok(median(&bench::testpmd(&[port0.clone(), NULL_PORT.to_string()], ns + EXTRA_MBUFS, o.seconds, "s", o.workers)?)),
         &mut |mode| {
             let setup = RvsdSetup {
                 mode,
-                port0: pcap_port(0, &syn_file),
+                port0: port0.clone(),
                 port1: NULL_PORT.to_string(),
-                sessions: ns + ns / 2 + 1024,
+                sessions: per_worker + per_worker / 2 + 1024,
                 mbufs: ns + EXTRA_MBUFS,
                 sloppy: false,
                 workers: o.workers,
                 synproxy: false,
+                v6,
             };
             let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
-            let (rate, mpps, drops) = syn_rate(&r, u64::from(ns))?;
+            let m = syn_rate(&r, u64::from(ns))?;
             r.stop();
-            Ok((mpps, Some(rate), drops))
+            Ok(m)
         },
     )
 }
@@ -241,7 +318,7 @@ fn synproxy_workload(o: &Opts, dir: &Path) -> Result<()> {
         o,
         &label,
         &modes,
-        &mut || Ok(median(&bench::testpmd(&[pcap_port(0, &syn_file), NULL_PORT.to_string()], ns + EXTRA_MBUFS, o.seconds, "p")?)),
+        &mut || Ok(median(&bench::testpmd(&[pcap_port(0, &syn_file), NULL_PORT.to_string()], ns + EXTRA_MBUFS, o.seconds, "p", 1)?)),
         &mut |mode| {
             let setup = RvsdSetup {
                 mode,
@@ -250,8 +327,9 @@ fn synproxy_workload(o: &Opts, dir: &Path) -> Result<()> {
                 sessions: 1024,
                 mbufs: ns + EXTRA_MBUFS,
                 sloppy: false,
-                workers: o.workers,
+                workers: 1,
                 synproxy: true,
+                v6: false,
             };
             let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
             let before = r.stats()?;
@@ -266,7 +344,7 @@ fn synproxy_workload(o: &Opts, dir: &Path) -> Result<()> {
             }
             #[expect(clippy::cast_precision_loss, reason = "rates")]
             let rate = answered as f64 / secs;
-            Ok((median(&samples), Some(rate), drops_text(&after, &before)))
+            Ok(Measured { mpps: median(&samples), new_per_s: Some(rate), drops: drops_text(&after, &before), ..Measured::default() })
         },
     )
 }
@@ -286,17 +364,23 @@ fn main() -> Result<()> {
     );
     pieces();
     println!();
-    println!("| workload               | mode    | rvs Mpps | testpmd Mpps |  ratio | ratio range |  new sess/s | rvs drops |");
-    println!("|------------------------|---------|---------:|-------------:|-------:|-------------|------------:|-----------|");
+    println!(
+        "| workload               | mode    | rvs Mpps | testpmd Mpps |  ratio | ratio range |  new sess/s | per core Mpps  | hand-overs | rvs drops |"
+    );
+    println!(
+        "|------------------------|---------|---------:|-------------:|-------:|-------------|------------:|---------------:|-----------:|-----------|"
+    );
     let want = |w: &str| o.workloads.iter().any(|x| x == w);
-    if want("est") {
-        established_workload(&o, &dir, false)?;
-    }
-    if want("mix") {
-        established_workload(&o, &dir, true)?;
+    for (w, kind) in [("est", Est::V4), ("est6", Est::V6), ("est-all", Est::All), ("mix", Est::Mix)] {
+        if want(w) && (kind != Est::All || o.workers > 1) {
+            established_workload(&o, &dir, kind)?;
+        }
     }
     if want("syn") {
-        syn_workload(&o, &dir)?;
+        syn_workload(&o, &dir, false)?;
+    }
+    if want("syn6") {
+        syn_workload(&o, &dir, true)?;
     }
     if want("spx") {
         synproxy_workload(&o, &dir)?;
@@ -304,6 +388,86 @@ fn main() -> Result<()> {
     for (w, syn) in [("memif-est", false), ("memif-syn", true)] {
         if want(w) {
             memif(&o, &dir, syn)?;
+        }
+    }
+    if want("lat") {
+        latency(&o, &dir)?;
+    }
+    Ok(())
+}
+
+/// The offered loads of the latency workload, Mpps.
+const LATENCY_LOADS: [f64; 2] = [0.5, 2.0];
+
+/// Latency and jitter: rvs-pktgen offers established flows over memif at a
+/// fixed rate (a moderate load, then a heavier one), rvsd measures each
+/// packet's time inside it (`dataplane.latency_histogram`: from the burst
+/// that received it to the end of the send that took it out) and the
+/// percentiles of the measurement window are printed per mode and load.
+fn latency(o: &Opts, dir: &Path) -> Result<()> {
+    println!();
+    println!(
+        "| latency, est {} flows over memif | mode    | offered Mpps | forwarded Mpps | packets | p50 ns | p99 ns | p99.9 ns | max ns |",
+        short(o.flows)
+    );
+    println!(
+        "|----------------------------------|---------|-------------:|---------------:|--------:|-------:|-------:|---------:|-------:|"
+    );
+    let null = "net_null0,no-rx=1".to_string();
+    let mut run = 100;
+    for &mode in &o.modes {
+        for load in LATENCY_LOADS {
+            run += 1;
+            let (g, client) = start_gen(o, dir, false, run, Some(load))?;
+            let setup = RvsdSetup {
+                mode,
+                port0: client,
+                port1: null.clone(),
+                sessions: o.flows * 3 / 2 + 1024,
+                mbufs: 65_535,
+                sloppy: true,
+                workers: 1,
+                synproxy: false,
+                v6: false,
+            };
+            let config = bench::rvsd_config(dir, &setup).replace("idle_backoff_us = 0", "idle_backoff_us = 0\nlatency_histogram = true");
+            let r = Rvsd::start(dir, &config)?;
+            wait_created(&r, u64::from(o.flows), Duration::from_secs(60))?;
+            std::thread::sleep(Duration::from_secs(1));
+            let before = r.stats()?;
+            let samples = r.sample_tx(o.seconds)?;
+            let after = r.stats()?;
+            r.stop();
+            drop(g);
+            let hist = |rep: &mgmt::report::Report| -> std::collections::BTreeMap<u64, u64> {
+                let mut m = std::collections::BTreeMap::new();
+                for w in &rep.per_worker {
+                    for (floor, n) in w.latency.as_ref().map(|l| l.buckets.clone()).unwrap_or_default() {
+                        *m.entry(floor).or_insert(0) += n;
+                    }
+                }
+                m
+            };
+            let (b, a) = (hist(&before), hist(&after));
+            let counts: Vec<u64> = (0..rvs_core::stats::LATENCY_BUCKETS)
+                .map(|i| {
+                    let f = rvs_core::stats::latency_floor(i);
+                    a.get(&f).copied().unwrap_or(0) - b.get(&f).copied().unwrap_or(0)
+                })
+                .collect();
+            let l = mgmt::report::LatencyReport::of(&counts).context("no packet measured")?;
+            println!(
+                "| {:<32} | {:<7} | {:>12.2} | {:>14.2} | {:>7} | {:>6} | {:>6} | {:>8} | {:>6} |",
+                "",
+                mode.name(),
+                load,
+                median(&samples),
+                l.packets,
+                l.p50_ns,
+                l.p99_ns,
+                l.p999_ns,
+                l.max_ns
+            );
         }
     }
     Ok(())
@@ -318,7 +482,7 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
     let run = std::cell::Cell::new(0u32);
     let next = || {
         run.set(run.get() + 1);
-        start_gen(o, dir, syn, run.get())
+        start_gen(o, dir, syn, run.get(), None)
     };
     let label = if syn { "memif SYN flood".to_string() } else { format!("memif est {} flows", short(o.flows)) };
     rounds(
@@ -327,7 +491,7 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
         &o.modes,
         &mut || {
             let (g, client) = next()?;
-            let base = median(&bench::testpmd(&[client, null.clone()], 65_535, o.seconds, if syn { "ms" } else { "me" })?);
+            let base = median(&bench::testpmd(&[client, null.clone()], 65_535, o.seconds, if syn { "ms" } else { "me" }, 1)?);
             drop(g);
             Ok(base)
         },
@@ -341,8 +505,9 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
                 sessions,
                 mbufs: 65_535,
                 sloppy: !syn,
-                workers: o.workers,
+                workers: 1,
                 synproxy: false,
+                v6: false,
             };
             let r = Rvsd::start(dir, &bench::rvsd_config(dir, &setup))?;
             if syn {
@@ -362,7 +527,12 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
             drop(g);
             #[expect(clippy::cast_precision_loss, reason = "rates")]
             let created = (after.sessions.created - before.sessions.created) as f64 / secs;
-            Ok((median(&samples), syn.then_some(created), drops_text(&after, &before)))
+            Ok(Measured {
+                mpps: median(&samples),
+                new_per_s: syn.then_some(created),
+                drops: drops_text(&after, &before),
+                ..Measured::default()
+            })
         },
     )
 }
@@ -371,42 +541,57 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
 /// baseline, then every mode, then again), and prints one row per mode with
 /// the medians: on a shared VM the machine's speed drifts over minutes, so
 /// each ratio compares runs that are close in time.
-#[expect(clippy::type_complexity, reason = "per mode: four sample lists and the drops, local to this function")]
+/// One mode's results over the rounds.
+#[derive(Default)]
+struct PerMode {
+    mpps: Vec<f64>,
+    base: Vec<f64>,
+    ratio: Vec<f64>,
+    new: Vec<f64>,
+    per_core: Vec<Vec<f64>>,
+    handovers: Vec<u64>,
+    drops: String,
+}
+
 fn rounds(
     o: &Opts,
     label: &str,
     modes: &[Mode],
     baseline: &mut dyn FnMut() -> Result<f64>,
-    rvs: &mut dyn FnMut(Mode) -> Result<(f64, Option<f64>, String)>,
+    rvs: &mut dyn FnMut(Mode) -> Result<Measured>,
 ) -> Result<()> {
-    let mut res: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, String)> = modes.iter().map(|_| Default::default()).collect();
+    let mut res: Vec<PerMode> = modes.iter().map(|_| PerMode::default()).collect();
     for _ in 0..o.rounds {
         let base = baseline()?;
         for (i, &mode) in modes.iter().enumerate() {
-            let (mpps, new, drops) = rvs(mode)?;
+            let m = rvs(mode)?;
             let r = &mut res[i];
-            r.0.push(mpps);
-            r.1.push(base);
+            r.mpps.push(m.mpps);
+            r.base.push(base);
             if base > 0.0 {
-                r.2.push(mpps / base);
+                r.ratio.push(m.mpps / base);
             }
-            if let Some(n) = new {
-                r.3.push(n);
-            }
-            r.4 = drops;
+            r.new.extend(m.new_per_s);
+            r.per_core.push(m.per_core);
+            r.handovers.push(m.handovers);
+            r.drops = m.drops;
         }
     }
     for (i, &mode) in modes.iter().enumerate() {
-        let (m, b, ratio, new, drops) = &res[i];
+        let r = &res[i];
+        let cores = r.per_core.iter().map(Vec::len).max().unwrap_or(0);
+        let per_core = (0..cores).map(|c| median(&r.per_core.iter().filter_map(|v| v.get(c).copied()).collect::<Vec<_>>())).collect();
         print_row(&Row {
             workload: label.to_string(),
             mode: mode.name(),
-            rvs: median(m),
-            testpmd: median(b),
-            ratio: median(ratio),
-            spread: (ratio.iter().copied().fold(f64::MAX, f64::min), ratio.iter().copied().fold(0.0, f64::max)),
-            new_per_s: (!new.is_empty()).then(|| median(new)),
-            drops: drops.clone(),
+            rvs: median(&r.mpps),
+            testpmd: median(&r.base),
+            ratio: median(&r.ratio),
+            spread: (r.ratio.iter().copied().fold(f64::MAX, f64::min), r.ratio.iter().copied().fold(0.0, f64::max)),
+            new_per_s: (!r.new.is_empty()).then(|| median(&r.new)),
+            per_core,
+            handovers: r.handovers.iter().copied().max().unwrap_or(0),
+            drops: r.drops.clone(),
         });
     }
     Ok(())
@@ -414,7 +599,7 @@ fn rounds(
 
 /// Starts rvs-pktgen as a memif server on a fresh socket; returns its guard
 /// and the device string for the consumer's end.
-fn start_gen(o: &Opts, dir: &Path, syn: bool, run: u32) -> Result<(bench::Guard, String)> {
+fn start_gen(o: &Opts, dir: &Path, syn: bool, run: u32, mpps: Option<f64>) -> Result<(bench::Guard, String)> {
     let sock = dir.join(format!("memif{run}.sock"));
     let _ = std::fs::remove_file(&sock);
     let mut cmd = std::process::Command::new(testbed::bin("rvs-pktgen")?);
@@ -434,6 +619,9 @@ fn start_gen(o: &Opts, dir: &Path, syn: bool, run: u32) -> Result<(bench::Guard,
     } else {
         cmd.args(["--flows", &o.flows.to_string()]);
     }
+    if let Some(r) = mpps {
+        cmd.args(["--mpps", &r.to_string()]);
+    }
     let g = bench::Guard(Some(cmd.spawn()?));
     let t = Instant::now();
     // (memif sockets are abstract by default: no file to wait for.)
@@ -450,14 +638,15 @@ fn start_gen(o: &Opts, dir: &Path, syn: bool, run: u32) -> Result<(bench::Guard,
 /// distinct SYNs: the counter is sampled every 10 ms and the rate taken
 /// between 10% and 90% of the file (every SYN of that pass creates a
 /// session). Returns (sessions/s, Mpps forwarded meanwhile, drops).
-fn syn_rate(r: &Rvsd, n: u64) -> Result<(f64, f64, String)> {
+fn syn_rate(r: &Rvsd, n: u64) -> Result<Measured> {
     let start = r.stats()?;
-    let mut samples: Vec<(Instant, u64, u64)> = Vec::new();
+    let mut samples: Vec<(Instant, u64, u64, Vec<u64>)> = Vec::new();
     let t = Instant::now();
     loop {
         let s = r.stats()?;
         let tx: u64 = s.ports.iter().map(|p| p.tx_packets).sum();
-        samples.push((Instant::now(), s.sessions.created, tx));
+        let rx: Vec<u64> = s.per_worker.iter().map(|w| w.rx_packets.iter().sum()).collect();
+        samples.push((Instant::now(), s.sessions.created, tx, rx));
         if s.sessions.created >= n * 95 / 100 {
             break;
         }
@@ -467,18 +656,26 @@ fn syn_rate(r: &Rvsd, n: u64) -> Result<(f64, f64, String)> {
         std::thread::sleep(Duration::from_millis(10));
     }
     let end = r.stats()?;
-    let lo = samples.iter().find(|s| s.1 >= n / 10).copied();
-    let hi = samples.iter().find(|s| s.1 >= n * 9 / 10).copied();
+    let lo = samples.iter().find(|s| s.1 >= n / 10).cloned();
+    let hi = samples.iter().find(|s| s.1 >= n * 9 / 10).cloned();
     let (Some(lo), Some(hi)) = (lo, hi) else { bail!("too few samples") };
     let dt = hi.0.duration_since(lo.0).as_secs_f64();
-    if dt <= 0.0 {
-        bail!("the first pass was faster than the sampling: use more --syns");
+    // The window must span enough samples for the rate to mean something
+    // (with many workers the first pass is short).
+    let inside = samples.iter().filter(|s| s.0 >= lo.0 && s.0 <= hi.0).count();
+    if dt <= 0.0 || inside < 10 {
+        bail!("the first pass ({dt:.3} s, {inside} samples) was too short to measure: use more --syns");
     }
     #[expect(clippy::cast_precision_loss, reason = "rates")]
     let rate = (hi.1 - lo.1) as f64 / dt;
     #[expect(clippy::cast_precision_loss, reason = "rates")]
     let mpps = (hi.2 - lo.2) as f64 / dt / 1e6;
-    Ok((rate, mpps, drops_text(&end, &start)))
+    let (w0, w1) = (&lo.3, &hi.3);
+    #[expect(clippy::cast_precision_loss, reason = "rates")]
+    let per_core = w1.iter().zip(w0).map(|(a, b)| (a - b) as f64 / dt / 1e6).collect();
+    let handovers =
+        end.per_worker.iter().map(|w| w.handover_out).sum::<u64>() - start.per_worker.iter().map(|w| w.handover_out).sum::<u64>();
+    Ok(Measured { mpps, new_per_s: Some(rate), drops: drops_text(&end, &start), per_core, handovers })
 }
 
 fn short(n: u32) -> String {

@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! rvs-pktgen --vdev 'net_memif0,role=server,socket=/tmp/x.sock' --dst-mac 02:00:00:00:00:01
-//!            (--flows N | --syn) --seconds S [--lcore CPU] [--back VDEV]
+//!            (--flows N | --syn) --seconds S [--lcore CPU] [--back VDEV] [--mpps R]
 //! ```
 //!
 //! Sends 64-byte frames to the VIP of rvs-bench's configuration as fast as
-//! the port takes them: `--flows N` cycles over N established flows (the
+//! the port takes them (or `--mpps R` million a second, in bursts of 32): `--flows N` cycles over N established flows (the
 //! same clients, 80% TCP ACK, 20% UDP, as the pcap workload), `--syn` sends
 //! TCP SYNs from never-repeating client addresses and ports (a SYN flood).
 //! Every frame gets correct IPv4 and L4 checksums. It waits for the peer,
@@ -75,6 +75,7 @@ struct Opts {
     seconds: f64,
     cpu: String,
     back: Option<String>,
+    mpps: Option<f64>,
 }
 
 fn opts() -> Result<Opts> {
@@ -87,6 +88,7 @@ fn opts() -> Result<Opts> {
         seconds: arg(&args, "--seconds").map_or(Ok(10.0), |v| v.parse())?,
         cpu: arg(&args, "--lcore").unwrap_or_else(|| "0".into()),
         back: arg(&args, "--back"),
+        mpps: arg(&args, "--mpps").map(|v| v.parse::<f64>()).transpose()?,
     })
 }
 
@@ -170,6 +172,14 @@ fn main() -> Result<()> {
             up = port.link_up();
             if !up {
                 std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+        }
+        // Paced (`--mpps`): a burst only once the schedule allows it.
+        if let Some(r) = o.mpps {
+            #[expect(clippy::cast_precision_loss, reason = "a schedule")]
+            let due = start.elapsed().as_secs_f64() * r * 1e6 >= sent as f64;
+            if !due {
                 continue;
             }
         }
