@@ -198,17 +198,19 @@ pub fn established6(flows: u32, seed: u64) -> Vec<Vec<u8>> {
 
 /// `n` IPv6 TCP SYNs, each from a client address and port no other uses.
 pub fn syns6(n: u32, seed: u64) -> Vec<Vec<u8>> {
+    syn_frames(n, seed, |i, t| {
+        let (ip, port) = client6(i);
+        pad(rvs_testpkt::tcp6(ROUTER_MAC, pcap_mac(0), ip, VIP6, &Tcp { sport: port, ..*t }))
+    })
+}
+
+/// `n` SYNs to port 80 in a seeded random order, client i's made by `frame`
+/// from a template segment (its port set by `frame`).
+fn syn_frames(n: u32, seed: u64, frame: impl Fn(u32, &Tcp<'_>) -> Vec<u8>) -> Vec<Vec<u8>> {
     let mut rng = Rng::new(seed);
     let mut order: Vec<u32> = (0..n).collect();
     shuffle(&mut order, &mut rng);
-    order
-        .iter()
-        .map(|&i| {
-            let (ip, port) = client6(i);
-            let t = Tcp { sport: port, dport: 80, flags: 0x02, seq: i, payload: &[] };
-            pad(rvs_testpkt::tcp6(ROUTER_MAC, pcap_mac(0), ip, VIP6, &t))
-        })
-        .collect()
+    order.iter().map(|&i| frame(i, &Tcp { sport: 0, dport: 80, flags: 0x02, seq: i, payload: &[] })).collect()
 }
 
 /// The RX queue an RSS NIC programmed by rvs gives a client frame: the
@@ -267,17 +269,10 @@ pub fn split(frames: Vec<Vec<u8>>, workers: u16, spread: Spread) -> Vec<Vec<Vec<
 
 /// `n` TCP SYNs, each from a client address and port no other uses.
 pub fn syns(n: u32, seed: u64) -> Vec<Vec<u8>> {
-    let mut rng = Rng::new(seed);
-    let mut order: Vec<u32> = (0..n).collect();
-    shuffle(&mut order, &mut rng);
-    order
-        .iter()
-        .map(|&i| {
-            let (ip, port) = client(i);
-            let t = Tcp { sport: port, dport: 80, flags: 0x02, seq: i, payload: &[] };
-            pad(rvs_testpkt::tcp4(ROUTER_MAC, pcap_mac(0), ip, VIP, &t))
-        })
-        .collect()
+    syn_frames(n, seed, |i, t| {
+        let (ip, port) = client(i);
+        pad(rvs_testpkt::tcp4(ROUTER_MAC, pcap_mac(0), ip, VIP, &Tcp { sport: port, ..*t }))
+    })
 }
 
 /// Megabytes of memory a process with `mbufs` benchmark mbufs needs.
