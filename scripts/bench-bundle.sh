@@ -4,6 +4,7 @@
 # BENCHMARKS.md):
 #
 #   bash scripts/bench-bundle.sh [DIR]        # default target/rvs-bench-bundle
+#   (PROFILE=debug takes target/debug's binaries: the test does)
 #   # copy DIR to the machine, then, as root:
 #   DIR/run.sh --workers 4 --workloads est,syn --modes nat,dr --rounds 3
 #
@@ -16,19 +17,21 @@
 # bus_vdev break every vdev). run.sh sets LD_LIBRARY_PATH, passes `-d lib/`
 # to testpmd and rvsd (RVS_EAL_EXTRA), reserves 2 MiB hugepages (mounted
 # with pagesize=2M: a kernel whose default is 1 GiB gives EAL none
-# otherwise) and runs rvs-bench with your arguments.
+# otherwise) and runs rvs-bench with your arguments. Keep DIR out of a
+# world-writable folder such as /tmp: EAL refuses to load plugins there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/rvs-bench-bundle}
+profile=${PROFILE:-release}
 for b in rvsd rvs-bench rvs-pktgen; do
-    [ -x "target/release/$b" ] || { echo "bench-bundle: target/release/$b missing: cargo build --release --bins" >&2; exit 1; }
+    [ -x "target/$profile/$b" ] || { echo "bench-bundle: target/$profile/$b missing: cargo build --profile $profile --bins" >&2; exit 1; }
 done
 testpmd=$(command -v dpdk-testpmd) || { echo "bench-bundle: dpdk-testpmd missing (apt-get install dpdk)" >&2; exit 1; }
 pmds=$(pkg-config --variable=pmdsdir libdpdk 2>/dev/null || true)
 [ -d "$pmds" ] || pmds=$(ls -d /usr/lib/x86_64-linux-gnu/dpdk/pmds-* | head -1)
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-cp target/release/rvsd target/release/rvs-bench target/release/rvs-pktgen "$testpmd" "$out/bin/"
+cp "target/$profile/rvsd" "target/$profile/rvs-bench" "target/$profile/rvs-pktgen" "$testpmd" "$out/bin/"
 # The PMDs, by soname (librte_net_pcap.so.23), with a .so link for EAL's scan.
 drivers=(net_pcap net_null net_memif bus_vdev mempool_ring)
 for d in "${drivers[@]}"; do

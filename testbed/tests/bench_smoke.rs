@@ -52,29 +52,31 @@ fn run(tag: &str, args: &[&str]) -> String {
 
 #[test]
 fn benchmark_harness_runs() {
-    let text = run("one", &["--quick", "--flows", "5000", "--modes", "nat,dr", "--workloads", "est,syn,spx,memif-est"]);
+    let text = run("one", &["--quick", "--flows", "5000", "--modes", "nat,dr", "--workloads", "est,syn,syn6,spx,memif-est"]);
     // One row per workload and mode, each with figures and a ratio.
-    for want in ["| est 5k flows", "| SYN flood 1M sources", "| SYN proxy 1M sources", "memif"] {
+    for want in ["| est 5k flows", "| SYN flood 1M sources", "| SYN flood IPv6 1M sources", "| SYN proxy 1M sources", "memif"] {
         assert!(text.lines().any(|l| l.starts_with(want) || l.contains(want)), "no {want:?} row:\n{text}");
     }
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ") && l.contains('%') && !l.contains("workload")).collect();
     assert!(rows.len() >= 6, "{rows:?}");
 }
 
-/// The scaling harness at two workers (what this machine has), the IPv6
-/// workloads and the latency histogram: with the flows split by rvs's RSS
+/// The scaling harness at two workers (what this machine has; SYNs at two
+/// workers are left to the benchmark runs: on two CPUs one worker often
+/// finishes its pass before the first sample, and the harness then refuses
+/// the figure), the IPv6 workloads and the latency histogram: with the flows split by rvs's RSS
 /// rule no frame is handed between the cores; with every flow on every
 /// queue (no RSS) the cores hand them over; the latency rows have
 /// percentiles.
 #[test]
 fn scaling_ipv6_and_latency_harness_runs() {
-    let text = run("two", &["--quick", "--flows", "5000", "--modes", "nat", "--workers", "2", "--workloads", "est,est6,est-all,syn6"]);
+    let text = run("two", &["--quick", "--flows", "5000", "--modes", "nat", "--workers", "2", "--workloads", "est,est6,est-all"]);
     let cols = |prefix: &str| -> Vec<String> {
         let l = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} row:\n{text}"));
         l.split('|').map(|c| c.trim().to_string()).collect()
     };
     // | workload | mode | rvs | testpmd | ratio | range | new | per core | hand-overs | drops |
-    for row in ["| est 5k flows x2", "| est IPv6 5k flows x2", "| SYN flood IPv6 1M sources x2"] {
+    for row in ["| est 5k flows x2", "| est IPv6 5k flows x2"] {
         let c = cols(row);
         assert_eq!(c[9], "0", "{row}: frames handed between cores with RSS:\n{text}");
         assert_eq!(c[8].split(" + ").count(), 2, "{row}: per-core rates:\n{text}");
