@@ -4,7 +4,8 @@
 # BENCHMARKS.md):
 #
 #   bash scripts/bench-bundle.sh [DIR]        # default target/rvs-bench-bundle
-#   (PROFILE=debug takes target/debug's binaries: the test does)
+#   (PROFILE=debug takes target/debug's binaries; BIN_DIR=DIR takes them
+#   from DIR: the test passes its own)
 #   # copy DIR to the machine, then, as root:
 #   DIR/run.sh --workers 4 --workloads est,syn --modes nat,dr --rounds 3
 #
@@ -23,15 +24,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/rvs-bench-bundle}
 profile=${PROFILE:-release}
+bins=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/$profile}
 for b in rvsd rvs-bench rvs-pktgen; do
-    [ -x "target/$profile/$b" ] || { echo "bench-bundle: target/$profile/$b missing: cargo build --profile $profile --bins" >&2; exit 1; }
+    [ -x "$bins/$b" ] || { echo "bench-bundle: $bins/$b missing: cargo build --profile $profile --bins" >&2; exit 1; }
 done
 testpmd=$(command -v dpdk-testpmd) || { echo "bench-bundle: dpdk-testpmd missing (apt-get install dpdk)" >&2; exit 1; }
 pmds=$(pkg-config --variable=pmdsdir libdpdk 2>/dev/null || true)
 [ -d "$pmds" ] || pmds=$(ls -d /usr/lib/x86_64-linux-gnu/dpdk/pmds-* | head -1)
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-cp "target/$profile/rvsd" "target/$profile/rvs-bench" "target/$profile/rvs-pktgen" "$testpmd" "$out/bin/"
+cp "$bins/rvsd" "$bins/rvs-bench" "$bins/rvs-pktgen" "$testpmd" "$out/bin/"
 # The PMDs, by soname (librte_net_pcap.so.23), with a .so link for EAL's scan.
 drivers=(net_pcap net_null net_memif bus_vdev mempool_ring)
 for d in "${drivers[@]}"; do

@@ -13,12 +13,7 @@ fn the_bundle_runs_without_the_system_dpdk() {
     // world-writable parent.
     let dir = root.join(format!("target/bundle-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new("bash")
-        .arg(root.join("scripts/bench-bundle.sh"))
-        .arg(&dir)
-        .env("PROFILE", if testbed::bin_dir().ends_with("release") { "release" } else { "debug" })
-        .output()
-        .unwrap();
+    let out = Command::new("bash").arg(root.join("scripts/bench-bundle.sh")).arg(&dir).env("BIN_DIR", testbed::bin_dir()).output().unwrap();
     assert!(out.status.success(), "bench-bundle.sh: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let lib = dir.join("lib");
     for d in ["net_pcap", "net_null", "net_memif", "bus_vdev", "mempool_ring"] {
