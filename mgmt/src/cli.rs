@@ -312,8 +312,13 @@ pub fn extra_of(s: &Service) -> Option<String> {
     if m.is_empty() {
         return None;
     }
-    // Compact JSON has whitespace only inside strings: escape it there.
-    Some(serde_json::to_string(m).ok()?.replace(' ', "\\u0020"))
+    one_word(m)
+}
+
+/// Compact JSON as one command-line word: it has whitespace only inside
+/// strings, escaped there.
+fn one_word(v: &impl serde::Serialize) -> Option<String> {
+    Some(serde_json::to_string(v).ok()?.replace(' ', "\\u0020"))
 }
 
 /// Service fields `-S` carries with flags (or `-a` lines) of their own.
@@ -343,8 +348,7 @@ pub fn server_extra_of(r: &RealServer) -> Option<String> {
     if r.health_checks.is_empty() {
         return None;
     }
-    let v = serde_json::json!({ "health_checks": r.health_checks });
-    Some(serde_json::to_string(&v).ok()?.replace(' ', "\\u0020"))
+    one_word(&serde_json::json!({ "health_checks": r.health_checks }))
 }
 
 /// The health checks an `-a ... --extra` object gives a real server.

@@ -118,7 +118,7 @@ fn describe(
         }
     }
     let session = e.session.as_ref().map(|s| {
-        let timeout_s = svc.map(|svc| state_timeout(svc, s.state));
+        let timeout_s = e.session_timeout_ms.map(|ms| ms / 1000);
         let expires_s = f64::from(s.expires_ms) / 1000.0;
         let idle_s = timeout_s.map(|to| (f64::from(to) - expires_s).max(0.0));
         let _ = writeln!(
@@ -257,17 +257,4 @@ fn describe(
         "forwarding": forwarding,
         "text": t,
     })
-}
-
-/// The timeout, in seconds, of a session of `svc` in the state ipvsadm
-/// names `state`.
-fn state_timeout(svc: &config::Service, state: &str) -> u32 {
-    let t = &svc.timeouts;
-    match state {
-        "SYN_RECV" => t.tcp_syn,
-        "ESTABLISHED" => t.tcp_established,
-        "FIN_WAIT" => t.tcp_fin,
-        "UDP" => t.udp,
-        _ => t.tcp_close,
-    }
 }

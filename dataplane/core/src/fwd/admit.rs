@@ -104,16 +104,23 @@ fn admit<A: Family, B: PacketBuf>(buf: &B, p: &Pkt<A>, svc: &ServiceView) -> Res
 /// What every packet that opens a flow must pass: the service's source
 /// lists and a right checksum (the NIC's verdict when it gave one).
 pub(super) fn check_new<A: Family, B: PacketBuf>(buf: &B, p: &Pkt<A>, svc: &ServiceView) -> Result<(), DropReason> {
-    if let Some(l) = &svc.sources {
-        l.check(A::V6, p.src.key128()).map_err(|r| match r {
-            crate::acl::Refusal::Denied => DropReason::SourceDenied,
-            crate::acl::Refusal::NotAllowed => DropReason::SourceNotAllowed,
-        })?;
+    if let Some(r) = source_refusal(svc, p.src) {
+        return Err(r);
     }
     if l4_checksum_bad(buf, p) {
         return Err(if p.proto == proto::TCP { DropReason::TcpBadChecksum } else { DropReason::UdpBadChecksum });
     }
     Ok(())
+}
+
+/// Why the service's source lists refuse new flows from `src`, if they do.
+#[inline]
+pub(super) fn source_refusal<A: Family>(svc: &ServiceView, src: A) -> Option<DropReason> {
+    let l = svc.sources.as_ref()?;
+    l.check(A::V6, src.key128()).err().map(|r| match r {
+        crate::acl::Refusal::Denied => DropReason::SourceDenied,
+        crate::acl::Refusal::NotAllowed => DropReason::SourceNotAllowed,
+    })
 }
 
 /// True when the packet's L4 checksum is wrong: the NIC's verdict when it

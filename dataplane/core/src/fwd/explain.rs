@@ -68,6 +68,8 @@ pub struct Explanation {
     pub owner: Option<u16>,
     /// Its session here, if it has one.
     pub session: Option<SessionInfo>,
+    /// The timeout of the session's state, ms (what each packet renews).
+    pub session_timeout_ms: Option<u32>,
     /// Why no session would be made (no service, a source list...).
     pub refused: Option<DropReason>,
     /// A live persistence template for the client: its server and the
@@ -99,6 +101,7 @@ impl Forwarder {
             core: self.core,
             owner: None,
             session: None,
+            session_timeout_ms: None,
             refused: None,
             template: None,
             candidates: Vec::new(),
@@ -118,20 +121,15 @@ impl Forwarder {
             let s = table.get(idx);
             if !s.expired(now) {
                 e.session = Some(self.info(now, s));
+                e.session_timeout_ms =
+                    self.snap.services.get(usize::from(s.service)).and_then(Option::as_ref).map(|v| s.state.timeout(&v.timeouts, false));
             }
         }
         let Some(svc) = self.snap.service(dst, q.vip.1, q.proto) else {
             e.refused = Some(if self.snap.addr_kind(dst).is_some() { DropReason::NoService } else { DropReason::NotForUs });
             return e;
         };
-        if let Some(l) = &svc.sources {
-            if let Err(r) = l.check(A::V6, src.key128()) {
-                e.refused = Some(match r {
-                    crate::acl::Refusal::Denied => DropReason::SourceDenied,
-                    crate::acl::Refusal::NotAllowed => DropReason::SourceNotAllowed,
-                });
-            }
-        }
+        e.refused = super::admit::source_refusal(svc, src);
         let load = &self.st.load;
         for (c, &slot) in svc.cands.iter().zip(&svc.backends) {
             if let Some(b) = self.snap.backends.get(usize::from(slot)).and_then(Option::as_ref) {
@@ -152,10 +150,7 @@ impl Forwarder {
             let pt = self.st.templates.get::<A>();
             if let Some((t, _)) = pt.lookup(&k, pt.hash(&k)) {
                 let tpl = pt.get(t);
-                let live = tpl.rport > 0 || !tpl.expired(now);
-                if let Some(b) =
-                    self.snap.backend(tpl.backend).filter(|b| live && b.effective_weight > 0 && !b.retired && b.service == svc.slot)
-                {
+                if let Some(b) = super::persist::obeyed(&self.snap, tpl, now, svc) {
                     e.template = Some(((b.addr, b.port), tpl.expires.wrapping_sub(now).min(i32::MAX as u32)));
                     e.pick = svc.backends.iter().position(|&s| s == b.slot);
                     e.mode = Some(b.mode);

@@ -6,7 +6,7 @@
 use super::state::{Ctx, St};
 use crate::conn::State;
 use crate::session::{FlowKey, Session};
-use crate::table::{BackendView, ServiceView};
+use crate::table::{BackendView, ServiceView, Snapshot};
 use rvs_wire::Family;
 
 /// The persistence template key of a client for a service.
@@ -21,13 +21,19 @@ pub(super) fn template_key<A: Family>(client: A, vip: A, vport: u16, l4proto: u8
 pub(super) fn lookup<'s, A: Family>(cx: &Ctx<'s>, st: &mut St, k: &FlowKey<A>, svc: &ServiceView) -> Option<&'s BackendView> {
     let pt = st.templates.get_mut::<A>();
     let (t, _) = pt.lookup(k, pt.hash(k))?;
-    let tpl = *pt.get(t);
-    let live = tpl.rport > 0 || !tpl.expired(cx.now);
-    let b = cx.snap.backend(tpl.backend).filter(|b| live && b.effective_weight > 0 && !b.retired && b.service == svc.slot);
+    let b = obeyed(cx.snap, pt.get(t), cx.now, svc);
     if b.is_none() {
         pt.remove(t);
     }
     b
+}
+
+/// The real server template `tpl` names, when it is to be obeyed now: live
+/// (children left, or not yet expired) and its server still takes new
+/// flows of `svc`.
+pub(super) fn obeyed<'s, A: Family>(snap: &'s Snapshot, tpl: &Session<A>, now: u32, svc: &ServiceView) -> Option<&'s BackendView> {
+    let live = tpl.rport > 0 || !tpl.expired(now);
+    snap.backend(tpl.backend).filter(|b| live && b.effective_weight > 0 && !b.retired && b.service == svc.slot)
 }
 
 /// Records a new session under template `k` (making the template when
