@@ -5,7 +5,7 @@
 //! place of every port: the capture is what the replay port (the first,
 //! or `--replay-port NAME`) receives, the other ports receive nothing,
 //! and what rvsd sends on any port goes to `OUT.pcap`, merged in time
-//! order. No NIC, no namespaces, no hugepages, no root: an operator checks
+//! order. No NIC, no namespaces, no hugepages: an operator checks
 //! a configuration change against real traffic before deploying it.
 //!
 //! What a replay changes, and says it changes:

@@ -326,4 +326,51 @@ mod tests {
         }
         assert_eq!(h.samples.len(), SAMPLES);
     }
+
+    #[test]
+    fn the_page_carries_everything_without_its_script() {
+        let mut r = Report::default();
+        r.services.push(crate::report::ServiceReport {
+            protocol: config::Protocol::Tcp,
+            vip: "198.18.0.100".parse().unwrap(),
+            port: 80,
+            name: None,
+            scheduler: config::SchedulerKind::Wrr,
+            persistence: None,
+            totals: crate::report::Totals::default(),
+            rates: crate::report::Rates { cps: 1500.0, ..crate::report::Rates::default() },
+            fallback_conns: 0,
+            real_servers: Vec::new(),
+        });
+        r.ha = Some(crate::ha::HaReport { state: "master".into(), priority: 150, vrid: 51, ..crate::ha::HaReport::default() });
+        r.node = Some(crate::announce::NodeReport {
+            announced: vec!["198.18.0.100".parse().unwrap()],
+            withheld: vec![("198.18.0.101".parse().unwrap(), "no server up".into())],
+            drained: true,
+            stopping: false,
+            table: 254,
+            interface: "rvsk".into(),
+            changes: 2,
+            last_error: None,
+        });
+        r.drops.insert("no_service".into(), 5);
+        let mut h = History::default();
+        h.record(&r);
+        // Server-rendered: the script only refreshes what is already there.
+        let main = main(&r, &h);
+        let p = page(&r, &h, "0.1.0", 5);
+        let body = &p[..p.find("<script>").unwrap()];
+        assert!(body.contains(&main), "the live part is in the page itself");
+        for want in [
+            "data-service=\"TCP 198.18.0.100:80\"",
+            "data-ha-state=\"master\"",
+            "priority 150, VRID 51",
+            "announced: 198.18.0.100; withheld: 198.18.0.101 (no server up); <b>drained</b>",
+            "data-reason=\"no_service\"",
+            "1.5 k conn/s",
+            "<polyline class=\"cps\"",
+        ] {
+            assert!(main.contains(want), "{want}: {main}");
+        }
+    }
 }

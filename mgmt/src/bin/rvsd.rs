@@ -32,7 +32,7 @@ struct Args {
     /// Offline replay: run the dataplane over this capture (classic pcap,
     /// Ethernet) with net_pcap in place of every port, print the verdicts
     /// by reason and the spread over the real servers, and exit. No NIC,
-    /// namespaces, hugepages or root needed.
+    /// namespaces or hugepages needed.
     #[arg(long, value_name = "IN.pcap")]
     replay: Option<PathBuf>,
     /// With --replay: write every frame rvsd sends, on any port, here
