@@ -360,9 +360,10 @@ impl Worker {
                     pc.rx_pkts.add(n as u64);
                     pc.rx_bytes.add(bytes);
                 }
-                self.fwd.prefetch_burst(self.pending_slot ^ 1, pkts);
             }
-            if !self.pending.is_empty() {
+            if self.pending.is_empty() {
+                self.fwd.prefetch_burst(self.pending_slot ^ 1, self.rx.as_mut_slice());
+            } else {
                 self.process_pending(now);
             }
             if n > 0 {
@@ -380,13 +381,25 @@ impl Worker {
         let port = self.pending_port;
         let before = self.fwd.stats().frames.forwarded.get();
         self.fwd.begin_burst(self.pending_slot);
+        // The burst received meanwhile has its buckets prefetched a packet
+        // at a time along the way, not all at once behind the receive's
+        // own misses.
+        let next = self.rx.as_mut_slice();
+        let (next_slot, next_len) = (self.pending_slot ^ 1, next.len());
         let pkts = self.pending.as_mut_slice();
+        let done = pkts.len();
         for (i, (m, v)) in pkts.iter_mut().zip(self.verdicts.iter_mut()).enumerate() {
             *v = if m.is_contiguous() {
                 self.fwd.process_at(now, m, port, i)
             } else {
                 self.fwd.tally(Verdict::Drop(DropReason::MultiSegment))
             };
+            if let Some(b) = next.get(i) {
+                self.fwd.prefetch_at(next_slot, i, next_len, b);
+            }
+        }
+        for (i, b) in next.iter().enumerate().skip(done) {
+            self.fwd.prefetch_at(next_slot, i, next_len, b);
         }
         for (m, v) in self.pending.drain().zip(self.verdicts.iter()) {
             self.out.dispatch(&mut self.q, &self.fwd, self.pool, &mut self.hold, now, m, *v);

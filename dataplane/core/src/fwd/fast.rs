@@ -34,27 +34,44 @@ impl Forwarder {
     /// after [`Forwarder::begin_burst`] of this slot must be `pkts`, in
     /// order.
     pub fn prefetch_burst<B: PacketBuf>(&mut self, slot: usize, pkts: &[B]) {
-        let slot = slot & 1;
         let n = pkts.len().min(BURST);
-        let st = &mut self.st;
-        st.lens[slot] = n;
-        let hints = &mut st.hints[slot];
+        self.st.lens[slot & 1] = n;
         for (i, b) in pkts.iter().take(n).enumerate() {
-            hints.v4[i].valid = false;
-            hints.v6[i].valid = false;
-            match peek::peek_flow(b.data()) {
-                Some(PeekedFlow::V4(key)) => {
-                    let h = st.sessions.v4.hash(&key);
-                    st.sessions.v4.prefetch(h);
-                    hints.v4[i] = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
-                }
-                Some(PeekedFlow::V6(key)) => {
-                    let h = st.sessions.v6.hash(&key);
-                    st.sessions.v6.prefetch(h);
-                    hints.v6[i] = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
-                }
-                None => {}
+            self.prefetch_one(slot, i, b);
+        }
+    }
+
+    /// [`Forwarder::prefetch_burst`] one packet at a time, to spread the
+    /// prefetches over other work: packet `i` of the burst `len` packets
+    /// long in `slot`, which must be given in full, from 0 to `len - 1`,
+    /// before the slot's [`Forwarder::begin_burst`].
+    #[inline]
+    pub fn prefetch_at<B: PacketBuf>(&mut self, slot: usize, i: usize, len: usize, b: &B) {
+        self.st.lens[slot & 1] = len.min(BURST);
+        if i < BURST {
+            self.prefetch_one(slot, i, b);
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch_one<B: PacketBuf>(&mut self, slot: usize, i: usize, b: &B) {
+        let st = &mut self.st;
+        let hints = &mut st.hints[slot & 1];
+        let (Some(h4), Some(h6)) = (hints.v4.get_mut(i), hints.v6.get_mut(i)) else { return };
+        h4.valid = false;
+        h6.valid = false;
+        match peek::peek_flow(b.data()) {
+            Some(PeekedFlow::V4(key)) => {
+                let h = st.sessions.v4.hash(&key);
+                st.sessions.v4.prefetch(h);
+                *h4 = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
             }
+            Some(PeekedFlow::V6(key)) => {
+                let h = st.sessions.v6.hash(&key);
+                st.sessions.v6.prefetch(h);
+                *h6 = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
+            }
+            None => {}
         }
     }
 
