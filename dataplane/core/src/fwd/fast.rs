@@ -170,8 +170,18 @@ pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     let (key, h) = (hint.key, hint.h);
     // A session created or ended since the candidates were taken (earlier
     // in this burst) makes them stale: take them again from the bucket,
-    // which is in cache by now.
-    let cands = if hint.mods == st.sessions.v4.mods() { hint.cands } else { st.sessions.v4.candidates(h) };
+    // which is in cache by now - except for a SYN without ACK, almost
+    // always a new flow (as the one before it probably was), which the
+    // general path handles: no checks and lookup spent on it first.
+    let cands = if hint.mods == st.sessions.v4.mods() {
+        hint.cands
+    } else if key.proto == proto::TCP
+        && buf.data().get(peek::PLAIN_IPV4_L4 + 13).is_none_or(|&f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
+    {
+        return None;
+    } else {
+        st.sessions.v4.candidates(h)
+    };
     let port = cx.snap.port(in_port)?;
     // The master of a pair with a virtual MAC takes frames to it too.
     let to = match cx.snap.vmac {
