@@ -11,13 +11,18 @@ use std::time::{Duration, Instant};
 
 /// Runs rvs-bench with `args` (and `--dir`), bounded; its output.
 fn run(tag: &str, args: &[&str]) -> String {
+    let bench = testbed::bin("rvs-bench").unwrap();
+    run_program(tag, Command::new(&bench).args(args))
+}
+
+/// Runs `cmd` with `--dir` and a fresh folder added, bounded (100 s); its
+/// output.
+fn run_program(tag: &str, cmd: &mut Command) -> String {
     let dir = std::env::temp_dir().join(format!("rvs-bench-smoke-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let bench = testbed::bin("rvs-bench").unwrap();
     let out = dir.join("out.txt");
-    let mut child = Command::new(&bench)
-        .args(args)
+    let mut child = cmd
         .arg("--dir")
         .arg(&dir)
         .stdin(Stdio::null())
@@ -45,8 +50,8 @@ fn run(tag: &str, args: &[&str]) -> String {
     std::fs::File::open(&out).unwrap().read_to_string(&mut text).unwrap();
     println!("{text}");
     let _ = std::fs::remove_dir_all(&dir);
-    let status = status.unwrap_or_else(|| panic!("rvs-bench did not finish in 100 s:\n{text}"));
-    assert!(status.success(), "rvs-bench failed ({status}):\n{text}");
+    let status = status.unwrap_or_else(|| panic!("{cmd:?} did not finish in 100 s:\n{text}"));
+    assert!(status.success(), "{cmd:?} failed ({status}):\n{text}");
     text
 }
 
@@ -93,4 +98,27 @@ fn scaling_ipv6_and_latency_harness_runs() {
         let n = |i: usize| r[i].parse::<f64>().unwrap();
         assert!(n(5) > 0.0 && n(6) > 0.0 && n(6) <= n(7) && n(7) <= n(8) && n(8) <= n(9), "{r:?}\n{text}");
     }
+}
+
+/// The before/after script (`scripts/bench-ab.sh`, the command behind the
+/// before/after tables of BENCHMARKS.md) alternates two builds and prints
+/// each one's medians: here the same build as both, one run each.
+#[test]
+fn before_after_script_runs() {
+    let bins = testbed::bin_dir();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench-ab.sh");
+    let text = run_program(
+        "ab",
+        Command::new("bash")
+            .arg(&script)
+            .arg(&bins)
+            .arg(&bins)
+            .args(["2", "--quick", "--flows", "5000", "--modes", "dr", "--workloads", "est"])
+            .env("RVS_BENCH", bins.join("rvs-bench")),
+    );
+    let medians: Vec<&str> = text.lines().filter(|l| l.starts_with("est 5k flows") && l.contains("median")).collect();
+    assert_eq!(medians.len(), 1, "one folder given twice: one median row:\n{text}");
+    let runs = medians[0].rsplit("(runs: ").next().unwrap().trim_end_matches(')');
+    assert_eq!(runs.split(' ').count(), 4, "two runs of each of the two (same) folders:\n{text}");
+    assert!(runs.split(' ').all(|x| x.parse::<f64>().unwrap() > 0.0), "{text}");
 }

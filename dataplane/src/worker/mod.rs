@@ -6,8 +6,9 @@
 //!    generation changed (one relaxed load when it did not); the node's
 //!    role in a pair (master or backup, see [`ha`]); due announcements;
 //! 2. [`Worker::receive`]: for each RX queue, a burst, its headers
-//!    prefetched and its sessions looked up ahead, each packet through the
-//!    forwarder and sorted by verdict ([`out::Out::dispatch`]) into a
+//!    prefetched and its session buckets prefetched while the burst
+//!    received before it (held until this receive) is processed: each
+//!    packet of that one through the forwarder and sorted by verdict ([`out::Out::dispatch`]) into a
 //!    per-port TX burst, the kernel path, a hand-over burst to the core
 //!    that owns the flow ([`rvs_core::steer`]), the hold queue, or the
 //!    burst freed in bulk;
