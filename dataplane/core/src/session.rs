@@ -220,11 +220,7 @@ impl Bucket {
     /// Bit i set when slot i holds signature `sig`.
     #[inline(always)]
     fn matches(&self, sig: u32) -> u32 {
-        let mut m = 0u32;
-        for i in 0..BUCKET_SLOTS {
-            m |= u32::from(self.sig[i] == sig) << i;
-        }
-        m
+        rvs_arch::eq_mask8(&self.sig, sig)
     }
 }
 
