@@ -6,9 +6,8 @@
 //!    generation changed (one relaxed load when it did not); the node's
 //!    role in a pair (master or backup, see [`ha`]); due announcements;
 //! 2. [`Worker::receive`]: for each RX queue, a burst, its headers
-//!    prefetched and its session buckets prefetched while the burst
-//!    received before it (held until this receive) is processed: each
-//!    packet of that one through the forwarder and sorted by verdict ([`out::Out::dispatch`]) into a
+//!    prefetched and its sessions looked up ahead, each packet through the
+//!    forwarder and sorted by verdict ([`out::Out::dispatch`]) into a
 //!    per-port TX burst, the kernel path, a hand-over burst to the core
 //!    that owns the flow ([`rvs_core::steer`]), the hold queue, or the
 //!    burst freed in bulk;
@@ -233,14 +232,6 @@ struct Worker {
     rxqs: Vec<(u8, RxQueue)>,
     handoff_in: Vec<RingConsumer>,
     rx: Burst,
-    /// The burst received last, held while the next is received and its
-    /// index buckets prefetched (see [`Worker::receive`]): its port, the
-    /// forwarder's look-ahead slot it is in, and its receive TSC when the
-    /// latency histogram is on.
-    pending: Burst,
-    pending_port: u8,
-    pending_slot: usize,
-    pending_t0: u64,
     out: Out,
     hold: HoldQueue<Mbuf>,
     verdicts: [Verdict; dpdk::BURST],
@@ -280,10 +271,6 @@ pub fn run(mut fwd: Forwarder, mut q: WorkerQueues, shared: Arc<Shared>, pool: &
         pool,
         cfg,
         rx: Burst::new(),
-        pending: Burst::new(),
-        pending_port: 0,
-        pending_slot: 0,
-        pending_t0: 0,
         hold: HoldQueue::default(),
         verdicts: [Verdict::Consumed; dpdk::BURST],
         announcer,
@@ -332,86 +319,50 @@ impl Worker {
         }
     }
 
-    /// Stage 2: a burst from every RX queue, through the forwarder, one
-    /// burst behind the receive: each burst received has its index buckets
-    /// prefetched ([`Forwarder::prefetch_burst`]) and is then held while
-    /// the burst before it is processed, so that its buckets arrive from
-    /// memory behind a whole burst of work; it is processed after the next
-    /// receive call - at once when that finds nothing, so a lone burst
-    /// waits for no traffic. Returns the packets received.
+    /// Stage 2: a burst from every RX queue, through the forwarder.
+    /// Returns the packets received.
     fn receive(&mut self, now: u32) -> usize {
         let mut got = 0;
-        for q in 0..self.rxqs.len() {
-            let Some((port, rxq)) = self.rxqs.get_mut(q) else { break };
-            let port = *port;
+        for (port, rxq) in &mut self.rxqs {
             let n = rxq.rx(&mut self.rx);
-            let t0 = if n > 0 && self.cfg.latency.is_some() { rvs_arch::tsc() } else { 0 };
-            if n > 0 {
-                got += n;
-                let stats = self.fwd.stats();
-                let pkts = self.rx.as_mut_slice();
-                let mut bytes = 0u64;
-                for m in pkts.iter() {
-                    bytes += m.len() as u64;
-                    if let Some(b) = m.data().first() {
-                        rvs_arch::prefetch(b);
-                    }
-                }
-                if let Some(pc) = stats.port(usize::from(port)) {
-                    pc.rx_pkts.add(n as u64);
-                    pc.rx_bytes.add(bytes);
+            if n == 0 {
+                continue;
+            }
+            got += n;
+            let lat = self.cfg.latency.map(|_| (rvs_arch::tsc(), self.fwd.stats().frames.forwarded.get()));
+            let stats = self.fwd.stats();
+            let pkts = self.rx.as_mut_slice();
+            let mut bytes = 0u64;
+            for m in pkts.iter() {
+                bytes += m.len() as u64;
+                if let Some(b) = m.data().first() {
+                    rvs_arch::prefetch(b);
                 }
             }
-            if self.pending.is_empty() {
-                self.fwd.prefetch_burst(self.pending_slot ^ 1, self.rx.as_mut_slice());
-            } else {
-                self.process_pending(now);
+            if let Some(pc) = stats.port(usize::from(*port)) {
+                pc.rx_pkts.add(n as u64);
+                pc.rx_bytes.add(bytes);
             }
-            if n > 0 {
-                std::mem::swap(&mut self.pending, &mut self.rx);
-                self.pending_port = port;
-                self.pending_slot ^= 1;
-                self.pending_t0 = t0;
+            self.fwd.prepare(pkts);
+            for (i, (m, v)) in pkts.iter_mut().zip(self.verdicts.iter_mut()).enumerate() {
+                *v = if m.is_contiguous() {
+                    self.fwd.process_at(now, m, *port, i)
+                } else {
+                    self.fwd.tally(Verdict::Drop(DropReason::MultiSegment))
+                };
+            }
+            for (m, v) in self.rx.drain().zip(self.verdicts.iter()) {
+                self.out.dispatch(&mut self.q, &self.fwd, self.pool, &mut self.hold, now, m, *v);
+            }
+            send_extra(&mut self.fwd, &mut self.out, &mut self.q, self.pool);
+            if let Some((t0, before)) = lat {
+                if let Some(slot) = self.lat.get_mut(self.lat_n) {
+                    *slot = (t0, self.fwd.stats().frames.forwarded.get().wrapping_sub(before));
+                    self.lat_n += 1;
+                }
             }
         }
         got
-    }
-
-    /// The held burst, through the forwarder and out.
-    fn process_pending(&mut self, now: u32) {
-        let port = self.pending_port;
-        let before = self.fwd.stats().frames.forwarded.get();
-        self.fwd.begin_burst(self.pending_slot);
-        // The burst received meanwhile has its buckets prefetched a packet
-        // at a time along the way, not all at once behind the receive's
-        // own misses.
-        let next = self.rx.as_mut_slice();
-        let (next_slot, next_len) = (self.pending_slot ^ 1, next.len());
-        let pkts = self.pending.as_mut_slice();
-        let done = pkts.len();
-        for (i, (m, v)) in pkts.iter_mut().zip(self.verdicts.iter_mut()).enumerate() {
-            *v = if m.is_contiguous() {
-                self.fwd.process_at(now, m, port, i)
-            } else {
-                self.fwd.tally(Verdict::Drop(DropReason::MultiSegment))
-            };
-            if let Some(b) = next.get(i) {
-                self.fwd.prefetch_at(next_slot, i, next_len, b);
-            }
-        }
-        for (i, b) in next.iter().enumerate().skip(done) {
-            self.fwd.prefetch_at(next_slot, i, next_len, b);
-        }
-        for (m, v) in self.pending.drain().zip(self.verdicts.iter()) {
-            self.out.dispatch(&mut self.q, &self.fwd, self.pool, &mut self.hold, now, m, *v);
-        }
-        send_extra(&mut self.fwd, &mut self.out, &mut self.q, self.pool);
-        if self.cfg.latency.is_some() {
-            if let Some(slot) = self.lat.get_mut(self.lat_n) {
-                *slot = (self.pending_t0, self.fwd.stats().frames.forwarded.get().wrapping_sub(before));
-                self.lat_n += 1;
-            }
-        }
     }
 
     /// The latency of the bursts received this iteration, now that they

@@ -13,105 +13,54 @@ use rvs_wire::peek::{self, PeekedFlow};
 use rvs_wire::{ether, tcp, tunnel, Family, MacAddr, PacketBuf};
 
 impl Forwarder {
-    /// Looks the sessions of a burst up ahead of processing it:
-    /// [`Forwarder::prefetch_burst`] then [`Forwarder::begin_burst`] at
-    /// once, with the candidate entries looked at [`AHEAD`] packets before
-    /// each is processed. The memory latency of the index buckets overlaps
-    /// the burst's first packets only; a caller that can hold one burst
-    /// while it receives the next should use the two halves instead.
+    /// Looks the sessions of a burst up ahead of processing it: the flow
+    /// key of every plain TCP/UDP packet is read, hashed and its index
+    /// buckets prefetched; then, a few packets ahead of processing
+    /// ([`AHEAD`]), each packet's bucket names its candidate entries, which
+    /// are prefetched in turn. By the time [`Forwarder::process_at`]
+    /// handles packet `i`, its bucket and entry lines are in cache (the
+    /// memory latencies overlap with other packets' work). Packets that are not
+    /// plain TCP/UDP, or whose lookup an earlier packet of the burst made
+    /// stale, are simply looked up again.
     pub fn prepare<B: PacketBuf>(&mut self, pkts: &[B]) {
-        let slot = self.st.slot & 1;
-        self.prefetch_burst(slot, pkts);
-        self.start_burst(slot, AHEAD);
-    }
-
-    /// The first stage of the look-ahead, for the burst `pkts` in `slot`
-    /// (0 or 1; the other slot's burst is kept): the flow key of every
-    /// plain TCP/UDP packet is read, hashed, and its index bucket
-    /// prefetched. Packets that are not plain TCP/UDP, or whose lookup is
-    /// stale by the time they are processed (the table changed), are simply
-    /// looked up again. The packets given to [`Forwarder::process_at`]
-    /// after [`Forwarder::begin_burst`] of this slot must be `pkts`, in
-    /// order.
-    pub fn prefetch_burst<B: PacketBuf>(&mut self, slot: usize, pkts: &[B]) {
         let n = pkts.len().min(BURST);
-        self.st.lens[slot & 1] = n;
+        self.st.burst_len = n;
         for (i, b) in pkts.iter().take(n).enumerate() {
-            self.prefetch_one(slot, i, b);
-        }
-    }
-
-    /// [`Forwarder::prefetch_burst`] one packet at a time, to spread the
-    /// prefetches over other work: packet `i` of the burst `len` packets
-    /// long in `slot`, which must be given in full, from 0 to `len - 1`,
-    /// before the slot's [`Forwarder::begin_burst`].
-    #[inline]
-    pub fn prefetch_at<B: PacketBuf>(&mut self, slot: usize, i: usize, len: usize, b: &B) {
-        self.st.lens[slot & 1] = len.min(BURST);
-        if i < BURST {
-            self.prefetch_one(slot, i, b);
-        }
-    }
-
-    #[inline(always)]
-    fn prefetch_one<B: PacketBuf>(&mut self, slot: usize, i: usize, b: &B) {
-        let st = &mut self.st;
-        let hints = &mut st.hints[slot & 1];
-        let (Some(h4), Some(h6)) = (hints.v4.get_mut(i), hints.v6.get_mut(i)) else { return };
-        h4.valid = false;
-        h6.valid = false;
-        match peek::peek_flow(b.data()) {
-            Some(PeekedFlow::V4(key)) => {
-                let h = st.sessions.v4.hash(&key);
-                st.sessions.v4.prefetch(h);
-                *h4 = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
+            self.st.hints.v4[i].valid = false;
+            self.st.hints.v6[i].valid = false;
+            match peek::peek_flow(b.data()) {
+                Some(PeekedFlow::V4(key)) => {
+                    let h = self.st.sessions.v4.hash(&key);
+                    self.st.sessions.v4.prefetch(h);
+                    self.st.hints.v4[i] = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
+                }
+                Some(PeekedFlow::V6(key)) => {
+                    let h = self.st.sessions.v6.hash(&key);
+                    self.st.sessions.v6.prefetch(h);
+                    self.st.hints.v6[i] = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
+                }
+                None => {}
             }
-            Some(PeekedFlow::V6(key)) => {
-                let h = st.sessions.v6.hash(&key);
-                st.sessions.v6.prefetch(h);
-                *h6 = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
-            }
-            None => {}
         }
-    }
-
-    /// The second stage, for the burst [`Forwarder::prefetch_burst`] put
-    /// in `slot` a while ago (its buckets are in cache by now): every
-    /// packet's bucket names its candidate entries, which are prefetched
-    /// at once, and the burst becomes the one [`Forwarder::process_at`]
-    /// works on. Holding a burst between the two stages (receive the next,
-    /// prefetch its buckets, then begin this one) hides the buckets' memory
-    /// latency behind a whole burst of work, and the entries' behind the
-    /// rest of the stage.
-    pub fn begin_burst(&mut self, slot: usize) {
-        self.start_burst(slot & 1, BURST);
-    }
-
-    fn start_burst(&mut self, slot: usize, ahead: usize) {
-        let st = &mut self.st;
-        st.slot = slot;
-        st.burst_len = st.lens[slot];
-        st.ahead = ahead;
-        for i in 0..st.burst_len.min(ahead) {
+        for i in 0..n.min(AHEAD) {
             self.candidates_for(i);
         }
     }
 
-    /// The second stage for packet `i` of the current burst: its bucket
-    /// (prefetched by the first stage a while ago) names the candidate
-    /// entries, which are prefetched now.
+    /// The second stage for packet `i`: its bucket (prefetched by the
+    /// first stage a while ago) names the candidate entries, which are
+    /// prefetched now, [`AHEAD`] packets before `i` is processed.
     #[inline(always)]
     fn candidates_for(&mut self, i: usize) {
         let st = &mut self.st;
-        let hints = &mut st.hints[st.slot & 1];
-        let h4 = &mut hints.v4[i];
+        let h4 = &mut st.hints.v4[i];
         if h4.valid {
             h4.cands = st.sessions.v4.candidates(h4.h);
             h4.mods = st.sessions.v4.mods();
             st.sessions.v4.prefetch_candidates(h4.h, &h4.cands);
             return;
         }
-        let h6 = &mut hints.v6[i];
+        let h6 = &mut st.hints.v6[i];
         if h6.valid {
             h6.cands = st.sessions.v6.candidates(h6.h);
             h6.mods = st.sessions.v6.mods();
@@ -128,8 +77,8 @@ impl Forwarder {
     /// Processes packet `i` of the burst given to [`Forwarder::prepare`].
     #[inline]
     pub fn process_at<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, i: usize) -> Verdict {
-        if i + self.st.ahead < self.st.burst_len {
-            self.candidates_for(i + self.st.ahead);
+        if i + AHEAD < self.st.burst_len {
+            self.candidates_for(i + AHEAD);
         }
         // A backup forwards nothing: its packets take the general path,
         // which says why they are dropped.
@@ -163,7 +112,7 @@ impl Forwarder {
 /// `fast_path_equals_general_path` checks the two agree packet for packet.
 #[inline(always)]
 pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, i: usize) -> Option<Result<Verdict, DropReason>> {
-    let hint = st.hints[st.slot & 1].v4.get(i)?;
+    let hint = st.hints.v4.get(i)?;
     if !hint.valid {
         return None;
     }

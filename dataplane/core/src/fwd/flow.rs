@@ -33,7 +33,7 @@ pub(super) fn transport<A: Family, B: PacketBuf>(
     }
     // The lookup made ahead for this packet, when it is still valid.
     let at = st.hint_at;
-    let hint = st.hints[st.slot & 1].get_mut::<A>().get(at).copied().filter(|x| x.valid && x.key == key);
+    let hint = st.hints.get_mut::<A>().get(at).copied().filter(|x| x.valid && x.key == key);
     let table = st.sessions.get_mut::<A>();
     let (h, found) = match hint {
         Some(x) if x.mods == table.mods() => (x.h, table.verify(&key, x.h, &x.cands)),

@@ -93,7 +93,7 @@ use crate::steer::Steering;
 use crate::table::{Mode, Snapshot};
 use l2::frame;
 use rvs_wire::{ByFamily, Family, Ipv4, PacketBuf};
-use state::{Ctx, Hint, LoadTable, RateLimit, St, AHEAD};
+use state::{Ctx, Hint, LoadTable, RateLimit, St};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -256,12 +256,9 @@ impl Forwarder {
                 fnat_range: cfg.fullnat_ports,
                 fnat_next: cfg.fullnat_ports.0,
                 fnat_local: 0,
-                hints: [(); 2].map(|()| ByFamily { v4: [Hint::default(); BURST], v6: [Hint::default(); BURST] }),
-                lens: [0; 2],
-                slot: 0,
+                hints: ByFamily { v4: [Hint::default(); BURST], v6: [Hint::default(); BURST] },
                 hint_at: usize::MAX,
                 burst_len: 0,
-                ahead: AHEAD,
                 sync: sync::SyncOut::new(),
                 extra: state::Extra::new(),
             },

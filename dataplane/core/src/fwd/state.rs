@@ -91,16 +91,11 @@ pub(super) struct St {
     pub(super) fnat_range: (u16, u16),
     pub(super) fnat_next: u16,
     pub(super) fnat_local: usize,
-    /// Lookups made ahead, for two bursts (see [`Forwarder::prepare`] and
-    /// [`Forwarder::prefetch_burst`]): `slot` is the one being processed,
-    /// `lens` the packets each holds, `hint_at` the packet being processed
-    /// and `ahead` how far ahead of it the candidates are looked at.
-    pub(super) hints: [ByFamily<HintsOf>; 2],
-    pub(super) lens: [usize; 2],
-    pub(super) slot: usize,
+    /// Lookups made ahead for the packets of the current burst (see
+    /// [`Forwarder::prepare`]) and which one is being processed.
+    pub(super) hints: ByFamily<HintsOf>,
     pub(super) hint_at: usize,
     pub(super) burst_len: usize,
-    pub(super) ahead: usize,
     /// Session changes for the backups.
     pub(super) sync: super::sync::SyncOut,
     /// Frames originated while processing the burst.
