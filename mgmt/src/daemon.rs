@@ -363,6 +363,12 @@ fn open_ports(eal: &Eal, cfg: &Config, file: &str, pool: &'static Mempool) -> Re
             mac: p.mac.map(|m| m.0).or_else(|| stable_mac(p)),
         };
         let port = Port::open(eal, &p.device, p.is_pci(), &setup, pool).map_err(|e| port_error(file, cfg, i, &e.to_string()))?;
+        if port.info().rx_l4_checksum {
+            log::info!(
+                "ports[{i}] ({}): the device verifies IPv4, TCP and UDP checksums on receive; rvs does not sum again what it found good",
+                p.name
+            );
+        }
         if port.info().mac_in_software {
             log::warn!("ports[{i}] ({}): the device cannot take a MAC address; rvs uses {} in software", p.name, MacAddr(port.info().mac));
         }

@@ -135,6 +135,13 @@ impl Bed {
         let br = format!("br-{name}");
         self.sw.sh(&["ip", "link", "add", &br, "type", "bridge"])?;
         let _ = self.sw.sh(&["ip", "link", "set", &br, "type", "bridge", "mcast_snooping", "0"]);
+        // A switch forwards frames as they are: where br_netfilter is loaded
+        // (Docker loads it) the bridge would pass IP through the host's
+        // netfilter, which drops a wrong IPv4 header checksum before it can
+        // reach rvsd (the setting is per namespace; this is the bed's own).
+        for t in ["iptables", "ip6tables", "arptables"] {
+            let _ = self.sw.sh(&["sysctl", "-qw", &format!("net.bridge.bridge-nf-call-{t}=0")]);
+        }
         self.sw.sh(&["ip", "link", "set", &br, "up"])?;
         self.segments.push(br);
         Ok(self.segments.len() - 1)

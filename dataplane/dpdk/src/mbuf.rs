@@ -165,6 +165,12 @@ impl Mbuf {
         self.m().ol_flags
     }
 
+    /// True when the NIC verified the IPv4 header checksum as good.
+    #[inline(always)]
+    pub fn ip_csum_good(&self) -> bool {
+        self.m().ol_flags & sys::RVS_MBUF_F_RX_IP_CKSUM_MASK == sys::RVS_MBUF_F_RX_IP_CKSUM_GOOD
+    }
+
     /// True when the NIC verified the L4 checksum as bad.
     #[inline(always)]
     pub fn l4_csum_bad(&self) -> bool {
@@ -266,6 +272,11 @@ impl PacketBuf for Mbuf {
         m.data_len += n16;
         m.pkt_len += u32::from(n16);
         true
+    }
+
+    #[inline(always)]
+    fn ip_csum_good(&self) -> bool {
+        Mbuf::ip_csum_good(self)
     }
 
     #[inline(always)]

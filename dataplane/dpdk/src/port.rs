@@ -113,7 +113,8 @@ pub struct PortInfo {
     pub rss: bool,
     /// RSS redirection table size (0 without RSS).
     pub reta_size: u16,
-    /// The NIC reports L4 checksum verdicts.
+    /// The NIC verifies IPv4 header, TCP and UDP checksums on receive and
+    /// says so in each mbuf (DPDK's `RTE_ETH_RX_OFFLOAD_CHECKSUM` is on).
     pub rx_l4_checksum: bool,
     /// The MTU could be set.
     pub mtu_set: bool,

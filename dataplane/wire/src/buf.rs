@@ -35,6 +35,12 @@ pub trait PacketBuf {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The NIC checked the IPv4 header checksum and found it right: rvs
+    /// does not sum the header again. (A wrong or unchecked one is summed
+    /// by rvs, whose verdict is the one that counts.)
+    fn ip_csum_good(&self) -> bool {
+        false
+    }
     /// The NIC checked the TCP/UDP checksum and found it wrong.
     fn l4_csum_bad(&self) -> bool {
         false
@@ -45,12 +51,28 @@ pub trait PacketBuf {
     }
 }
 
+/// A receive checksum verdict, as a NIC's offload reports it in an mbuf
+/// (DPDK's `RTE_MBUF_F_RX_*_CKSUM_GOOD` / `_BAD`): what [`VecBuf`] carries
+/// so that tests can play the NIC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NicCsum {
+    /// Not checked (no offload, or the NIC did not know the protocol).
+    #[default]
+    Unknown,
+    /// Checked and right.
+    Good,
+    /// Checked and wrong.
+    Bad,
+}
+
 /// A heap packet buffer with headroom, for tests and tools.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VecBuf {
     mem: Vec<u8>,
     head: usize,
     tail: usize,
+    ip_csum: NicCsum,
+    l4_csum: NicCsum,
 }
 
 impl VecBuf {
@@ -71,7 +93,15 @@ impl VecBuf {
         // 0xa5 everywhere, so a field the code forgot to write stands out.
         let mut mem = vec![0xa5; headroom + room];
         mem[headroom..headroom + bytes.len()].copy_from_slice(bytes);
-        Self { mem, head: headroom, tail: headroom + bytes.len() }
+        Self { mem, head: headroom, tail: headroom + bytes.len(), ip_csum: NicCsum::Unknown, l4_csum: NicCsum::Unknown }
+    }
+
+    /// Sets what the "NIC" found checking the IPv4 header and the TCP/UDP
+    /// checksums on receive (both [`NicCsum::Unknown`] until set, and
+    /// again after [`VecBuf::reset`]).
+    pub fn set_nic_csum(&mut self, ip: NicCsum, l4: NicCsum) {
+        self.ip_csum = ip;
+        self.l4_csum = l4;
     }
 
     /// Replaces the contents with `bytes` (at the default headroom),
@@ -84,6 +114,8 @@ impl VecBuf {
         self.mem[head..head + bytes.len()].copy_from_slice(bytes);
         self.head = head;
         self.tail = head + bytes.len();
+        self.ip_csum = NicCsum::Unknown;
+        self.l4_csum = NicCsum::Unknown;
     }
 
     /// The packet bytes as an owned vector.
@@ -130,6 +162,15 @@ impl PacketBuf for VecBuf {
         if len < self.tail - self.head {
             self.tail = self.head + len;
         }
+    }
+    fn ip_csum_good(&self) -> bool {
+        self.ip_csum == NicCsum::Good
+    }
+    fn l4_csum_bad(&self) -> bool {
+        self.l4_csum == NicCsum::Bad
+    }
+    fn l4_csum_good(&self) -> bool {
+        self.l4_csum == NicCsum::Good
     }
 }
 

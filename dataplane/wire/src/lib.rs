@@ -49,7 +49,7 @@ pub mod udp;
 pub mod vrrp;
 
 pub use addr::{ByFamily, Family, Ipv4, Ipv6, PerFamily};
-pub use buf::{PacketBuf, VecBuf};
+pub use buf::{NicCsum, PacketBuf, VecBuf};
 pub use error::WireError;
 pub use ether::{MacAddr, MacParseError};
 

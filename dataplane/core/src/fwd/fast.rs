@@ -104,7 +104,8 @@ impl Forwarder {
 /// the common case, forwarded with the fewest checks that keep the general
 /// path's behaviour. It reads what [`Forwarder::prepare`] found, checks
 /// everything the general path would (our MAC, IPv4 header and checksum,
-/// lengths, TTL, source, L4 header: [`peek::plain_ipv4`]; the session's
+/// lengths, TTL, source, L4 header: [`peek::plain_ipv4`], which takes the
+/// NIC's word for a good header checksum; the session's
 /// state and its real server, the egress), and returns `None` - having
 /// changed nothing - for anything else: other protocols, new flows,
 /// expired or closing sessions, errors to count or answer. Otherwise it
@@ -137,7 +138,7 @@ pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
         Some(v) if buf.data().get(..6) == Some(&v.0[..]) => v,
         _ => port.mac,
     };
-    let plain = peek::plain_ipv4(buf.data(), to, key.proto)?;
+    let plain = peek::plain_ipv4(buf.data(), to, key.proto, buf.ip_csum_good())?;
     if key.dst.is_multicast_or_broadcast() || key.src.is_martian_source() {
         return None;
     }

@@ -16,7 +16,9 @@ use rvs_wire::{ether, icmp, ipv4, ipv6, l4, tcp, udp, vrrp, Family, Ipv6, Packet
 
 pub(super) fn ipv4_packet<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8) -> Result<Verdict, DropReason> {
     const L3: usize = ether::HEADER_LEN;
-    let h = ipv4::Ipv4Header::parse(&buf.data()[L3..], true)?;
+    // A header checksum the NIC verified is not summed again (a wrong or
+    // unchecked one is: rvs's sum decides).
+    let h = ipv4::Ipv4Header::parse(&buf.data()[L3..], !buf.ip_csum_good())?;
     buf.truncate(L3 + h.total_len);
     if let Some(v) = to_ha_kernel(cx, in_port, h.proto, h.dst, &buf.data()[L3 + h.header_len..]) {
         return Ok(v);

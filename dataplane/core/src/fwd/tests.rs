@@ -7,7 +7,7 @@ use crate::table::{Compiler, Health};
 use config::fixtures;
 use rvs_testpkt::Tcp;
 use rvs_wire::{arp, checksum, icmp, ipv4, tcp, Ipv4, Ipv6, MacAddr};
-use rvs_wire::{ether, VecBuf};
+use rvs_wire::{ether, NicCsum, VecBuf};
 use std::net::Ipv4Addr;
 
 /// A forwarder with a test clock: the tests drive time with `set_now`
@@ -893,7 +893,7 @@ fn fast_path_equals_general_path() {
                 fast.set_now(now);
                 slow.set_now(now);
             }
-            let burst: Vec<Vec<u8>> = (0..32)
+            let burst: Vec<(Vec<u8>, NicCsum, NicCsum)> = (0..32)
                 .map(|_| {
                     let c = ip("198.18.0.2") + u32::try_from(rnd(4)).unwrap();
                     let cport = 40000 + u16::try_from(rnd(24)).unwrap();
@@ -924,20 +924,43 @@ fn fast_path_equals_general_path() {
                         }
                     };
                     // Now and then something the fast path must refuse.
+                    let mut l4 = [NicCsum::Unknown, NicCsum::Good][usize::try_from(rnd(2)).unwrap()];
                     match rnd(40) {
                         0 => f[22] = 1,                                         // TTL 1
                         1 => f[24] ^= 0x40,                                     // IPv4 checksum
                         2 => f[16..18].copy_from_slice(&9999u16.to_be_bytes()), // total length
                         3 => f[0] = 0x03,                                       // another MAC
-                        4 if f[23] == 6 => f[46] = 0x40,                        // TCP data offset 16 bytes
-                        5 => f[30] = 224,                                       // multicast destination
+                        4 if f[23] == 6 => {
+                            f[46] = 0x40; // TCP data offset 16 bytes
+                            l4 = NicCsum::Unknown;
+                        }
+                        5 => f[30] = 224, // multicast destination
+                        6 => {
+                            // A TCP/UDP checksum the NIC found wrong.
+                            let at = if f[23] == 6 { 50 } else { 40 };
+                            f[at] ^= 0x01;
+                            l4 = NicCsum::Bad;
+                        }
                         _ => {}
                     }
-                    f
+                    // What a NIC with checksum offload would have said, or
+                    // nothing (no offload): the IPv4 verdict is the truth.
+                    let ip = match (rnd(3), checksum::checksum(&f[14..34]) == 0) {
+                        (0, _) => NicCsum::Unknown,
+                        (_, true) => NicCsum::Good,
+                        (_, false) => NicCsum::Bad,
+                    };
+                    (f, ip, l4)
                 })
                 .collect();
-            let mut fb: Vec<VecBuf> = burst.iter().map(|f| VecBuf::new(f)).collect();
-            let mut sb: Vec<VecBuf> = burst.iter().map(|f| VecBuf::new(f)).collect();
+            let nic = |(f, ip, l4): &(Vec<u8>, NicCsum, NicCsum)| {
+                let mut b = VecBuf::new(f);
+                b.set_nic_csum(*ip, *l4);
+                b
+            };
+            let mut fb: Vec<VecBuf> = burst.iter().map(nic).collect();
+            let mut sb: Vec<VecBuf> = burst.iter().map(nic).collect();
+            let burst: Vec<Vec<u8>> = burst.into_iter().map(|b| b.0).collect();
             let in_port = |f: &[u8]| u8::from(f[6..12] != CLIENT_MAC.0);
             fast.prepare(&fb);
             slow.prepare(&sb);
@@ -956,6 +979,48 @@ fn fast_path_equals_general_path() {
         assert_eq!(slow.stats().fast_path.get(), 0);
         assert!(fast_hits > 2000, "{mode}: the mix exercised the fast path ({fast_hits} packets)");
         println!("{mode}: {fast_hits} of {} packets took the fast path", 600 * 32);
+    }
+}
+
+/// A header checksum the NIC verified is not summed again, on either path:
+/// a frame whose IPv4 checksum is wrong is dropped as such when the NIC
+/// did not check it or found it wrong, and taken on the NIC's word when it
+/// says good (which shows the sum was skipped). A TCP checksum the NIC
+/// found wrong drops an established flow's packet on both paths.
+#[test]
+fn nic_checksum_verdicts_are_used() {
+    for fast_path in [true, false] {
+        let mut f = forwarder("dr", "rr");
+        f.f.set_fast_path(fast_path);
+        let client = ip("198.18.0.2");
+        let ack = |flags: u8| {
+            rvs_testpkt::tcp4(
+                CLIENT_MAC,
+                P0_MAC,
+                client,
+                ip("198.18.0.100"),
+                &Tcp { sport: 40000, dport: 80, flags, seq: 2, payload: b"x" },
+            )
+        };
+        assert_eq!(f.process(&mut VecBuf::new(&syn(client, 40000)), 0), Verdict::Tx(1));
+        let run = |f: &mut Clocked, frame: &[u8], ip_v: NicCsum, l4_v: NicCsum| {
+            let mut b = [VecBuf::new(frame)];
+            b[0].set_nic_csum(ip_v, l4_v);
+            f.f.prepare(&b);
+            f.process_at(&mut b[0], 0, 0)
+        };
+        let good = ack(tcp::flags::ACK);
+        let mut bad_ip = good.clone();
+        bad_ip[24] ^= 0x40;
+        for v in [NicCsum::Unknown, NicCsum::Bad] {
+            assert_eq!(run(&mut f, &bad_ip, v, NicCsum::Unknown), Verdict::Drop(DropReason::Ipv4BadChecksum), "{v:?}");
+        }
+        assert_eq!(drops(&f, DropReason::Ipv4BadChecksum), 2);
+        assert_eq!(run(&mut f, &bad_ip, NicCsum::Good, NicCsum::Unknown), Verdict::Tx(1), "taken on the NIC's word");
+        assert_eq!(run(&mut f, &good, NicCsum::Good, NicCsum::Good), Verdict::Tx(1));
+        assert_eq!(run(&mut f, &good, NicCsum::Good, NicCsum::Bad), Verdict::Drop(DropReason::TcpBadChecksum));
+        assert_eq!(f.stats().fast_path.get(), if fast_path { 2 } else { 0 }, "fast path {fast_path}");
+        assert_eq!(drops(&f, DropReason::Ipv4BadChecksum), 2);
     }
 }
 
