@@ -100,7 +100,7 @@ impl State {
 
 /// The next TCP state after a segment with `tcp_flags` travelling `dir`;
 /// updates the FIN flags in `sflags`.
-#[inline]
+#[inline(always)]
 pub fn tcp_next(state: State, tcp_flags: u8, dir: Dir, sflags: &mut SessionFlags) -> State {
     if tcp_flags & flags::RST != 0 {
         return State::Close;

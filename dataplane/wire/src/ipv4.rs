@@ -55,7 +55,11 @@ impl Ipv4Header {
         if total_len < header_len || total_len > p.len() {
             return Err(WireError::Ipv4BadTotalLen);
         }
-        if verify_checksum && checksum::checksum(&p[..header_len]) != 0 {
+        let sums = |h: &[u8]| match h.first_chunk::<MIN_HEADER_LEN>() {
+            Some(h20) if header_len == MIN_HEADER_LEN => checksum::ipv4_header_ok(h20),
+            _ => checksum::checksum(&h[..header_len]) == 0,
+        };
+        if verify_checksum && !sums(p) {
             return Err(WireError::Ipv4BadChecksum);
         }
         Ok(Ipv4Header {

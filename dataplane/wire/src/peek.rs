@@ -94,7 +94,7 @@ pub fn plain_ipv4(frame: &[u8], to: MacAddr, l4proto: u8, csum_verified: bool) -
     if tl < 28 || ether::HEADER_LEN + tl > frame.len() || ip[8] <= 1 {
         return None;
     }
-    if !csum_verified && checksum::checksum(ip) != 0 {
+    if !csum_verified && !checksum::ipv4_header_ok(ip) {
         return None;
     }
     let end = ether::HEADER_LEN + tl;

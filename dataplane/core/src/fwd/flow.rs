@@ -36,7 +36,7 @@ pub(super) fn transport<A: Family, B: PacketBuf>(
     let hint = st.hints.get_mut::<A>().get(at).copied().filter(|x| x.valid && x.key == key);
     let table = st.sessions.get_mut::<A>();
     let (h, found) = match hint {
-        Some(x) if x.mods == table.mods() => (x.h, table.verify(&key, x.h, &x.cands)),
+        Some(x) if x.mods == table.mods() => (x.h, table.verify_call(&key, x.h, &x.cands)),
         Some(x) => (x.h, table.lookup(&key, x.h)),
         None => {
             let h = table.hash(&key);
