@@ -197,9 +197,10 @@ pub trait Family: Copy + Eq + Ord + Hash + Default + fmt::Debug + fmt::Display +
     /// Keeps the top `prefix` bits (a netmask).
     #[must_use]
     fn mask(self, prefix: u8) -> Self;
-    /// Updates an L4 checksum (which covers the address in its
-    /// pseudo-header) for the address changing from `old` to `new`.
-    fn csum_update(cksum: u16, old: Self, new: Self) -> u16;
+    /// The RFC 1624 term of the address changing from `old` to `new` in
+    /// an L4 checksum, which covers it in its pseudo-header (to add to the
+    /// other changed fields' and apply once: [`checksum::apply`]).
+    fn csum_delta(old: Self, new: Self) -> u64;
     /// Writes the address in network order into `out[..LEN]`.
     fn write(self, out: &mut [u8]);
     /// Reads an address from `b[..LEN]` (None when `b` is shorter).
@@ -221,11 +222,11 @@ pub trait Family: Copy + Eq + Ord + Hash + Default + fmt::Debug + fmt::Display +
     fn ip_src(ip: &[u8]) -> Self;
     /// The destination of the IP header at the start of `ip`.
     fn ip_dst(ip: &[u8]) -> Self;
-    /// Rewrites the source of the IP header at the start of `ip`, keeping
-    /// the IPv4 header checksum right.
-    fn set_ip_src(ip: &mut [u8], a: Self);
-    /// Rewrites the destination, likewise.
-    fn set_ip_dst(ip: &mut [u8], a: Self);
+    /// Rewrites the source and/or destination of the IP header at the
+    /// start of `ip` and, with `ttl`, decrements the TTL or hop limit (the
+    /// caller checked it is above 1), keeping the IPv4 header checksum
+    /// right (one update for all).
+    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool);
     /// The TTL or hop limit.
     fn ttl(ip: &[u8]) -> u8;
     /// Decrements the TTL (with the checksum) or hop limit; the caller
@@ -269,8 +270,8 @@ impl Family for Ipv4 {
         })
     }
     #[inline(always)]
-    fn csum_update(cksum: u16, old: Self, new: Self) -> u16 {
-        checksum::update32(cksum, old.0, new.0)
+    fn csum_delta(old: Self, new: Self) -> u64 {
+        checksum::delta32(old.0, new.0)
     }
     #[inline(always)]
     fn write(self, out: &mut [u8]) {
@@ -311,12 +312,8 @@ impl Family for Ipv4 {
         ipv4::dst(ip)
     }
     #[inline(always)]
-    fn set_ip_src(ip: &mut [u8], a: Self) {
-        ipv4::set_src(ip, a);
-    }
-    #[inline(always)]
-    fn set_ip_dst(ip: &mut [u8], a: Self) {
-        ipv4::set_dst(ip, a);
+    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool) {
+        ipv4::rewrite(ip, src, dst, ttl);
     }
     #[inline(always)]
     fn ttl(ip: &[u8]) -> u8 {
@@ -365,8 +362,8 @@ impl Family for Ipv6 {
         })
     }
     #[inline]
-    fn csum_update(cksum: u16, old: Self, new: Self) -> u16 {
-        checksum::update_bytes(cksum, &old.0.to_be_bytes(), &new.0.to_be_bytes())
+    fn csum_delta(old: Self, new: Self) -> u64 {
+        checksum::delta_bytes(&old.0.to_be_bytes(), &new.0.to_be_bytes())
     }
     #[inline]
     fn write(self, out: &mut [u8]) {
@@ -409,12 +406,16 @@ impl Family for Ipv6 {
         ipv6::dst(ip)
     }
     #[inline(always)]
-    fn set_ip_src(ip: &mut [u8], a: Self) {
-        ipv6::set_src(ip, a);
-    }
-    #[inline(always)]
-    fn set_ip_dst(ip: &mut [u8], a: Self) {
-        ipv6::set_dst(ip, a);
+    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool) {
+        if let Some(a) = src {
+            ipv6::set_src(ip, a);
+        }
+        if let Some(a) = dst {
+            ipv6::set_dst(ip, a);
+        }
+        if ttl {
+            ipv6::decrement_hop_limit(ip);
+        }
     }
     #[inline(always)]
     fn ttl(ip: &[u8]) -> u8 {

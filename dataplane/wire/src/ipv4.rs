@@ -126,21 +126,26 @@ pub fn ttl(h: &[u8]) -> u8 {
     h[8]
 }
 
-/// Rewrites the source address, updating the header checksum (RFC 1624).
+/// Rewrites the source and/or destination address and, with `ttl`,
+/// decrements the TTL (the caller checked it is above 1): the header
+/// checksum is updated once for all of them (RFC 1624, [`checksum::apply`]).
 #[inline(always)]
-pub fn set_src(h: &mut [u8], new: Ipv4) {
-    let (old, new) = (be32(h, 12), new.0);
-    put32(h, 12, new);
-    let c = checksum::update32(be16(h, 10), old, new);
-    put16(h, 10, c);
-}
-
-/// Rewrites the destination address, updating the header checksum.
-#[inline(always)]
-pub fn set_dst(h: &mut [u8], new: Ipv4) {
-    let (old, new) = (be32(h, 16), new.0);
-    put32(h, 16, new);
-    let c = checksum::update32(be16(h, 10), old, new);
+pub fn rewrite(h: &mut [u8], src: Option<Ipv4>, dst: Option<Ipv4>, ttl: bool) {
+    let mut delta = 0;
+    if ttl {
+        let old = be16(h, 8);
+        h[8] = h[8].wrapping_sub(1);
+        delta += checksum::delta16(old, be16(h, 8));
+    }
+    if let Some(a) = src {
+        delta += checksum::delta32(be32(h, 12), a.0);
+        put32(h, 12, a.0);
+    }
+    if let Some(a) = dst {
+        delta += checksum::delta32(be32(h, 16), a.0);
+        put32(h, 16, a.0);
+    }
+    let c = checksum::apply(be16(h, 10), delta);
     put16(h, 10, c);
 }
 
@@ -229,12 +234,17 @@ mod tests {
     #[test]
     fn rewrites_keep_checksum_valid() {
         let mut p = valid();
-        set_dst(&mut p, Ipv4(u32::from_be_bytes([198, 18, 1, 11])));
-        set_src(&mut p, Ipv4(u32::from_be_bytes([198, 18, 1, 1])));
+        rewrite(&mut p, None, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 11]))), false);
+        rewrite(&mut p, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 1]))), None, false);
         decrement_ttl(&mut p);
         let h = Ipv4Header::parse(&p, true).unwrap();
         assert_eq!(h.ttl, 63);
         assert_eq!(h.dst, Ipv4(u32::from_be_bytes([198, 18, 1, 11])));
+        // All at once, one checksum update.
+        let mut q = valid();
+        rewrite(&mut q, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 1]))), Some(Ipv4(u32::from_be_bytes([198, 18, 1, 11]))), true);
+        assert_eq!(q, p);
+        assert!(Ipv4Header::parse(&q, true).is_ok());
     }
 
     #[test]

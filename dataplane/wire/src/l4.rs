@@ -79,26 +79,27 @@ pub fn checksum_ok<A: Family>(seg: &[u8], t: &FiveTuple<A>) -> bool {
 /// checksum and the L4 checksum are updated incrementally (RFC 1624); an
 /// L4 checksum beyond the end of `ip` (a packet quoted short in an ICMP
 /// error) is left alone, and a UDP-over-IPv4 datagram without one keeps
-/// none. The TTL is not touched.
+/// none. With `ttl` the TTL or hop limit is decremented too (the caller
+/// checked it is above 1), in the same IPv4 header checksum update.
 #[inline(always)]
-pub fn rewrite<A: Family>(ip: &mut [u8], l4: usize, old: &FiveTuple<A>, src: Option<(A, u16)>, dst: Option<(A, u16)>) {
+pub fn rewrite<A: Family>(ip: &mut [u8], l4: usize, old: &FiveTuple<A>, src: Option<(A, u16)>, dst: Option<(A, u16)>, ttl: bool) {
     let at = l4 + checksum_at(old.proto);
     let has_sum = at + 2 <= ip.len();
-    let mut c = if has_sum { u16::from_be_bytes([ip[at], ip[at + 1]]) } else { 0 };
+    let c = if has_sum { u16::from_be_bytes([ip[at], ip[at + 1]]) } else { 0 };
     let no_udp_sum = old.proto == proto::UDP && !A::V6 && c == 0;
+    // Every changed field's term, folded into the L4 checksum once.
+    let mut delta = 0;
+    A::rewrite_ip(ip, src.map(|x| x.0), dst.map(|x| x.0), ttl);
     if let Some((a, port)) = src {
-        A::set_ip_src(ip, a);
-        c = A::csum_update(c, old.src, a);
-        c = checksum::update16(c, old.sport, port);
+        delta += A::csum_delta(old.src, a) + checksum::delta16(old.sport, port);
         ip[l4..l4 + 2].copy_from_slice(&port.to_be_bytes());
     }
     if let Some((a, port)) = dst {
-        A::set_ip_dst(ip, a);
-        c = A::csum_update(c, old.dst, a);
-        c = checksum::update16(c, old.dport, port);
+        delta += A::csum_delta(old.dst, a) + checksum::delta16(old.dport, port);
         ip[l4 + 2..l4 + 4].copy_from_slice(&port.to_be_bytes());
     }
     if has_sum && !no_udp_sum {
+        let mut c = checksum::apply(c, delta);
         // UDP sends a computed zero as all ones (RFC 768).
         if old.proto == proto::UDP && c == 0 {
             c = 0xffff;
@@ -211,13 +212,14 @@ mod tests {
         p[26..28].copy_from_slice(&c.to_be_bytes());
         assert!(checksum_ok(&p[20..], &t));
         let new_dst = (Ipv4(0xc612_010b), 9000);
-        rewrite(&mut p, 20, &t, None, Some(new_dst));
+        rewrite(&mut p, 20, &t, None, Some(new_dst), true);
         let t2 = FiveTuple { dst: new_dst.0, dport: 9000, ..t };
         assert!(checksum_ok(&p[20..], &t2), "L4 checksum follows");
         assert_eq!(checksum::checksum(&p[..20]), 0, "IPv4 header checksum follows");
+        assert_eq!(p[8], 63, "TTL decremented");
         // Quoted short (no checksum in the bytes): addresses and ports only.
         let mut q = p[..24].to_vec();
-        rewrite(&mut q, 20, &t2, Some((Ipv4(1), 7)), None);
+        rewrite(&mut q, 20, &t2, Some((Ipv4(1), 7)), None, false);
         assert_eq!((Ipv4::ip_src(&q), u16::from_be_bytes([q[20], q[21]])), (Ipv4(1), 7));
     }
 

@@ -8,7 +8,7 @@
 //!   checking every length they rely on, or return a [`WireError`] that
 //!   says what is wrong (the forwarder counts each as a drop reason);
 //! * **writers and updaters** touch fields of bytes a parser already
-//!   validated (`ipv4::set_src`, [`l4::rewrite`], `ipv4::write_header`),
+//!   validated (`ipv4::rewrite`, [`l4::rewrite`], `ipv4::write_header`),
 //!   through fixed-size arrays, so the compiler proves the bounds once per
 //!   header rather than once per field, and never through casts to packed
 //!   structs (which would create unaligned references).

@@ -62,7 +62,7 @@ impl Templates {
         let (t, tuple) = if syn || !i.is_multiple_of(5) { (&self.tcp, &self.tcp_tuple) } else { (&self.udp, &self.udp_tuple) };
         f.copy_from_slice(t);
         let ip = &mut f[ether::HEADER_LEN..];
-        l4::rewrite(ip, ipv4::MIN_HEADER_LEN, tuple, Some((Ipv4::from(src), sport)), None);
+        l4::rewrite(ip, ipv4::MIN_HEADER_LEN, tuple, Some((Ipv4::from(src), sport)), None, false);
     }
 }
 

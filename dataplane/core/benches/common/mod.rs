@@ -55,5 +55,5 @@ pub fn forwarder_big(mode: &str, cap: u32) -> Forwarder {
 pub fn set_source(b: &mut rvs_wire::VecBuf, src: u32, sport: u16) {
     use rvs_wire::{ether, ipv4, l4, peek, Ipv4, PacketBuf};
     let Some(peek::PeekedFlow::V4(old)) = peek::peek_flow(b.data()) else { return };
-    l4::rewrite(&mut b.data_mut()[ether::HEADER_LEN..], ipv4::MIN_HEADER_LEN, &old, Some((Ipv4(src), sport)), None);
+    l4::rewrite(&mut b.data_mut()[ether::HEADER_LEN..], ipv4::MIN_HEADER_LEN, &old, Some((Ipv4(src), sport)), None, false);
 }

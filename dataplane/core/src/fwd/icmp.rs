@@ -121,13 +121,7 @@ pub(super) fn icmp_error<A: Family, B: PacketBuf>(
     let d = buf.data_mut();
     rewrite_quoted(d, &q, plan.inner);
     let ip = &mut d[ether::HEADER_LEN..];
-    A::decrement_ttl(ip);
-    if let Some(a) = plan.outer_src {
-        A::set_ip_src(ip, a);
-    }
-    if let Some(a) = plan.outer_dst {
-        A::set_ip_dst(ip, a);
-    }
+    A::rewrite_ip(ip, plan.outer_src, plan.outer_dst, true);
     icmp::fill_checksum::<A>(d, ether::HEADER_LEN, icmp_at, end);
     if mode == Mode::Tunnel && dir == Dir::Forward {
         encapsulate::<A, B>(cx, buf, b, out.mtu)?;

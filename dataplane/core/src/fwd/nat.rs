@@ -2,7 +2,6 @@
 //! changes it - in the packets of a session and in the packets quoted in
 //! ICMP errors about it ([`rvs_wire::l4::rewrite`] does the bytes).
 use super::state::Pkt;
-use super::xmit::decrement_ttl;
 use crate::session::{Dir, Session};
 use crate::table::Mode;
 use rvs_wire::icmp::Quoted;
@@ -42,12 +41,11 @@ impl<A: Family> NatRewrite<A> {
 #[inline(always)]
 pub(super) fn rewrite<A: Family, B: PacketBuf>(buf: &mut B, p: &Pkt<A>, r: NatRewrite<A>) {
     let d = buf.data_mut();
-    decrement_ttl::<A>(d);
-    l4::rewrite(&mut d[ether::HEADER_LEN..], p.l4 - ether::HEADER_LEN, &p.tuple(), r.src, r.dst);
+    l4::rewrite(&mut d[ether::HEADER_LEN..], p.l4 - ether::HEADER_LEN, &p.tuple(), r.src, r.dst, true);
 }
 
 /// Translates the packet quoted in an ICMP error in `frame`.
 #[inline]
 pub(super) fn rewrite_quoted<A: Family>(frame: &mut [u8], q: &Quoted<A>, r: NatRewrite<A>) {
-    l4::rewrite(&mut frame[q.l3..q.end], q.l4 - q.l3, &q.tuple, r.src, r.dst);
+    l4::rewrite(&mut frame[q.l3..q.end], q.l4 - q.l3, &q.tuple, r.src, r.dst, false);
 }
