@@ -55,12 +55,14 @@ impl Ipv4Header {
         if total_len < header_len || total_len > p.len() {
             return Err(WireError::Ipv4BadTotalLen);
         }
-        let sums = |h: &[u8]| match h.first_chunk::<MIN_HEADER_LEN>() {
-            Some(h20) if header_len == MIN_HEADER_LEN => checksum::ipv4_header_ok(h20),
-            _ => checksum::checksum(&h[..header_len]) == 0,
-        };
-        if verify_checksum && !sums(p) {
-            return Err(WireError::Ipv4BadChecksum);
+        if verify_checksum {
+            let sums_to_zero = match h.first_chunk::<MIN_HEADER_LEN>() {
+                Some(h20) if header_len == MIN_HEADER_LEN => checksum::ipv4_header_ok(h20),
+                _ => checksum::checksum(&p[..header_len]) == 0,
+            };
+            if !sums_to_zero {
+                return Err(WireError::Ipv4BadChecksum);
+            }
         }
         Ok(Ipv4Header {
             header_len,
@@ -153,10 +155,7 @@ pub fn rewrite(h: &mut [u8], src: Option<Ipv4>, dst: Option<Ipv4>, ttl: bool) {
 /// checked that the TTL is above 1.
 #[inline(always)]
 pub fn decrement_ttl(h: &mut [u8]) {
-    let old = be16(h, 8);
-    h[8] = h[8].wrapping_sub(1);
-    let c = checksum::update16(be16(h, 10), old, be16(h, 8));
-    put16(h, 10, c);
+    rewrite(h, None, None, true);
 }
 
 /// Writes a 20-byte header without options and computes its checksum.
