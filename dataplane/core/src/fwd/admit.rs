@@ -187,13 +187,9 @@ fn build<A: Family, B: PacketBuf>(
         Mode::Dr | Mode::Tunnel => {}
     }
     let table = st.sessions.get_mut::<A>();
-    // The reply key's buckets are a cache miss away: ask for them now and
-    // finish the session meanwhile.
-    let hr = s.flags.contains(SessionFlags::HAS_REPLY).then(|| {
-        let hr = table.hash(&s.reply_key());
-        table.prefetch(hr);
-        hr
-    });
+    // The reply key is placed in the index later, when its bucket (a cache
+    // miss away) has arrived (see `SessionTable::insert_hashed`).
+    let hr = s.flags.contains(SessionFlags::HAS_REPLY).then(|| table.hash(&s.reply_key()));
     let pressure = table.len() * 4 > table.capacity() * 3;
     s.expires = cx.now.wrapping_add(state.timeout(&svc.timeouts, pressure));
     match table.insert_hashed(s, hf, hr) {

@@ -13,7 +13,9 @@ use rvs_wire::peek::{self, PeekedFlow};
 use rvs_wire::{ether, tcp, tunnel, Family, MacAddr, PacketBuf};
 
 impl Forwarder {
-    /// Looks the sessions of a burst up ahead of processing it: the flow
+    /// Looks the sessions of a burst up ahead of processing it (having
+    /// placed the reply keys the last burst's new sessions left waiting,
+    /// see `SessionTable::insert_hashed`): the flow
     /// key of every plain TCP/UDP packet is read, hashed and its index
     /// buckets prefetched; then, a few packets ahead of processing
     /// ([`AHEAD`]), each packet's bucket names its candidate entries, which
@@ -23,6 +25,10 @@ impl Forwarder {
     /// plain TCP/UDP, or whose lookup an earlier packet of the burst made
     /// stale, are simply looked up again.
     pub fn prepare<B: PacketBuf>(&mut self, pkts: &[B]) {
+        // The last burst's new sessions' reply keys, whose buckets have
+        // arrived by now (before any lookup of this burst is made).
+        self.st.sessions.v4.place_pending();
+        self.st.sessions.v6.place_pending();
         let n = pkts.len().min(BURST);
         self.st.burst_len = n;
         for (i, b) in pkts.iter().take(n).enumerate() {
