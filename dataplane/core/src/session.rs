@@ -17,6 +17,16 @@
 //! lines and one entry line. Free entries form an intrusive list, so capacity
 //! costs nothing beyond the entry and the index: 84 bytes per IPv4 session.
 //!
+//! **New sessions' reply keys wait.** Placing a reply key at insert waited
+//! for its bucket, a random cache line (~130 ns per new NAT session). The
+//! insert prefetches that bucket and leaves the key waiting (at most
+//! [`PENDING`]); the forwarder places the waiting keys at the start of the
+//! next burst ([`SessionTable::place_pending`]), when the line has arrived
+//! and before any reply can exist (the first packet has not left yet).
+//! Lookups find waiting keys all the same, so correctness does not depend
+//! on when they are placed: a miss in the index checks a 256-bit filter of
+//! the waiting hashes, and only on a hit their list.
+//!
 //! **Hashing.** Keys are hashed with aHash under four random 64-bit keys
 //! drawn at start-up: an attacker who does not know them cannot choose
 //! 5-tuples that collide, which defeats hash flooding (a collision chain
