@@ -525,6 +525,13 @@ impl<A: Family> SessionTable<A> {
         (((h >> 46) & 3) as usize, 1 << ((h >> 40) & 63))
     }
 
+    /// Sets a waiting hash's bit in `pending_filter`.
+    #[inline(always)]
+    fn mark_pending(&mut self, h: u64) {
+        let (w, bit) = Self::pending_bit(h);
+        self.pending_filter[w] |= bit;
+    }
+
     /// Places the reply keys that wait (see [`SessionTable::insert_hashed`]);
     /// the forwarder calls this at the start of every burst, by when their
     /// buckets, prefetched at insert, are in cache. A key that cannot be
@@ -543,8 +550,7 @@ impl<A: Family> SessionTable<A> {
             if !self.place(hr, (idx << 1) | 1) {
                 self.pending[kept] = (idx, hr);
                 kept += 1;
-                let (w, bit) = Self::pending_bit(hr);
-                self.pending_filter[w] |= bit;
+                self.mark_pending(hr);
             }
         }
         self.npending = kept;
@@ -646,8 +652,7 @@ impl<A: Family> SessionTable<A> {
             };
             *slot = (idx, hr);
             self.npending += 1;
-            let (w, bit) = Self::pending_bit(hr);
-            self.pending_filter[w] |= bit;
+            self.mark_pending(hr);
             self.prefetch(hr);
         }
         self.free_head = next_free;
