@@ -331,6 +331,9 @@ impl Daemon {
     /// Stops the workers and returns the final report. The ports are
     /// stopped and closed as they go (their queues went with the workers).
     pub fn shutdown(self) -> crate::report::Report {
+        // Health checks first, while the workers still carry the probes'
+        // packets (through the kernel interface) to the real servers.
+        crate::fault::lock(&self.manager).stop_health_checks();
         self.shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for l in self.lcores {
             let id = l.id();

@@ -207,6 +207,9 @@ enum ProbeError {
     /// The deadline passed while waiting for the answer.
     #[error("timed out reading the answer")]
     ReadTimeout,
+    /// The deadline passed during the TLS handshake.
+    #[error("TLS: timed out in the handshake")]
+    TlsTimeout,
     /// A system call failed (socket, bind, connect, send, read).
     #[error("{what}: {source}")]
     Io {
@@ -235,7 +238,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ProbeError {
     move |source| ProbeError::Io { what, source }
 }
 
-fn connect(spec: &ProbeSpec, deadline: Instant) -> Result<TcpStream, ProbeError> {
+/// Connects within the deadline; the stream's reads and writes stay
+/// bounded by it ([`Bounded`]).
+fn connect(spec: &ProbeSpec, deadline: Instant) -> Result<Bounded, ProbeError> {
     let target = SocketAddr::new(spec.addr, spec.port);
     let domain = if spec.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let sock = Socket::new(domain, Type::STREAM, Some(SockProto::TCP)).map_err(io("socket"))?;
@@ -247,48 +252,80 @@ fn connect(spec: &ProbeSpec, deadline: Instant) -> Result<TcpStream, ProbeError>
         return Err(ProbeError::Timeout);
     }
     sock.connect_timeout(&SockAddr::from(target), left).map_err(io(format!("connect {target}")))?;
-    let s: TcpStream = sock.into();
-    Ok(s)
+    Ok(Bounded { s: sock.into(), deadline })
 }
 
-/// Reads until `done(buf)`, EOF, 64 KiB or the deadline.
-fn read_until(
-    s: &mut dyn Read,
-    set_timeout: &dyn Fn(Duration),
+/// A TCP stream every read and write of which is bounded by one deadline
+/// for the whole probe: the socket's timeout is set to what is left
+/// before each system call, and a call after the deadline fails at once.
+/// Whatever reads through it (the plain answer loop, or rustls's
+/// handshake and record reads, which loop over many socket reads inside
+/// one call) cannot outlast the probe's `timeout`, however a server
+/// trickles, stalls or stays silent.
+struct Bounded {
+    s: TcpStream,
     deadline: Instant,
-    done: &dyn Fn(&[u8]) -> bool,
-) -> Result<Vec<u8>, ProbeError> {
+}
+
+impl Bounded {
+    /// What is left before the deadline, or the timeout error.
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            self.s.set_read_timeout(Some(self.left()?))?;
+            match self.s.read(buf) {
+                // DPDK's TAP driver takes SIGIO in this process: a read
+                // may be interrupted by a signal and is simply retried.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            self.s.set_write_timeout(Some(self.left()?))?;
+            match self.s.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.s.flush()
+    }
+}
+
+/// Whether an I/O error is a timeout (the socket's, or [`Bounded`]'s own).
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+}
+
+/// Reads until `done(buf)`, EOF or 64 KiB; every read is bounded by the
+/// stream's deadline ([`Bounded`]).
+fn read_until(s: &mut dyn Read, done: &dyn Fn(&[u8]) -> bool) -> Result<Vec<u8>, ProbeError> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !done(&buf) && buf.len() < 65536 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ProbeError::ReadTimeout);
-        }
-        set_timeout(left);
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
-            // DPDK's TAP driver takes SIGIO in this process: a read may be
-            // interrupted by a signal and must simply be retried.
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Err(ProbeError::ReadTimeout)
-            }
+            Err(e) if timed_out(&e) => return Err(ProbeError::ReadTimeout),
             Err(e) => return Err(io("read")(e)),
         }
     }
     Ok(buf)
-}
-
-/// Reads from a plain TCP stream with [`read_until`].
-fn read_tcp(s: &mut TcpStream, deadline: Instant, done: &dyn Fn(&[u8]) -> bool) -> Result<Vec<u8>, ProbeError> {
-    let sc = s.try_clone().map_err(io("socket"))?;
-    read_until(s, &|t| drop(sc.set_read_timeout(Some(t))), deadline, done)
-}
-
-fn write_timeout(s: &TcpStream, deadline: Instant) -> Result<(), ProbeError> {
-    s.set_write_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))).map_err(io("socket"))
 }
 
 /// Accepts any certificate (health checks do not authenticate servers,
@@ -353,18 +390,17 @@ fn http(
     let mut s = connect(spec, deadline)?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rvs-health\r\nAccept: */*\r\nConnection: close\r\n\r\n");
     let until_body = |b: &[u8]| body.is_none() && b.windows(4).any(|w| w == b"\r\n\r\n");
-    write_timeout(&s, deadline)?;
     let answer = if tls {
         let name = rustls::pki_types::ServerName::try_from(host.split(':').next().unwrap_or(host).trim_matches(['[', ']']).to_string())
             .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(spec.addr.into()));
         let conn = rustls::ClientConnection::new(tls_config()?, name).map_err(|e| ProbeError::Tls(e.to_string()))?;
-        let sc = s.try_clone().map_err(io("socket"))?;
         let mut tls = rustls::StreamOwned::new(conn, s);
-        tls.write_all(req.as_bytes()).map_err(|e| ProbeError::Tls(e.to_string()))?;
-        read_until(&mut tls, &|t| drop(sc.set_read_timeout(Some(t))), deadline, &until_body)?
+        // The handshake happens here, its reads bounded like the answer's.
+        tls.write_all(req.as_bytes()).map_err(|e| if timed_out(&e) { ProbeError::TlsTimeout } else { ProbeError::Tls(e.to_string()) })?;
+        read_until(&mut tls, &until_body)?
     } else {
         s.write_all(req.as_bytes()).map_err(io("send"))?;
-        read_tcp(&mut s, deadline, &until_body)?
+        read_until(&mut s, &until_body)?
     };
     Ok(remote::check_http(&answer, status, body.map(str::as_bytes))?)
 }
@@ -378,7 +414,7 @@ fn send_expect(spec: &ProbeSpec, deadline: Instant, send: &str, expect: &str) ->
     // line ends than the expected string: a wrong one-line answer fails
     // at once instead of at the timeout.
     let lines = want.iter().filter(|&&c| c == b'\n').count();
-    let got = read_tcp(&mut s, deadline, &|b| remote::contains(b, want) || b.iter().filter(|&&c| c == b'\n').count() > lines)?;
+    let got = read_until(&mut s, &|b| remote::contains(b, want) || b.iter().filter(|&&c| c == b'\n').count() > lines)?;
     if remote::contains(&got, want) {
         Ok(format!("got {}", remote::printable(want, remote::SNIPPET)))
     } else {
@@ -487,7 +523,7 @@ fn dns(spec: &ProbeSpec, deadline: Instant, name: &str, qtype: u16) -> Result<St
 /// keepalived's SMTP_CHECK: the banner must be `220`; then QUIT.
 fn smtp(spec: &ProbeSpec, deadline: Instant) -> Result<String, ProbeError> {
     let mut s = connect(spec, deadline)?;
-    let got = read_tcp(&mut s, deadline, &|b| b.contains(&b'\n') || b.len() > 512)?;
+    let got = read_until(&mut s, &|b| b.contains(&b'\n') || b.len() > 512)?;
     let line = remote::first_line(&got);
     if line.starts_with(b"220") {
         let _ = s.write_all(b"QUIT\r\n");
@@ -500,7 +536,7 @@ fn smtp(spec: &ProbeSpec, deadline: Instant) -> Result<String, ProbeError> {
 /// Reads the agent's one line (HAProxy's agent-check).
 fn feedback(spec: &ProbeSpec, deadline: Instant) -> Result<(String, AgentSays), ProbeError> {
     let mut s = connect(spec, deadline)?;
-    let got = read_tcp(&mut s, deadline, &|b| b.contains(&b'\n') || b.len() > 512)?;
+    let got = read_until(&mut s, &|b| b.contains(&b'\n') || b.len() > 512)?;
     let line = remote::first_line(&got);
     match remote::parse_agent(line) {
         Some(a) => Ok((format!("agent: {} ({a:?})", remote::printable(line, remote::SNIPPET)), a)),
@@ -764,20 +800,36 @@ impl Drop for Checker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).specs.clear();
-        // Pool threads exit when the scheduler (holding the job sender)
-        // stops; probes are bounded by their timeouts. (The scheduler may
-        // add a thread until it stops: take the list until it is empty.)
+        // The scheduler stops within its 10 ms tick, and with it the job
+        // queue; a pool thread ends when its probe does, which its timeout
+        // bounds ([`Bounded`]). They are waited for a moment, not for the
+        // longest timeout configured: rvsd stops its workers first, so a
+        // probe through the kernel interface gets no more answers and
+        // runs to its timeout; a thread still running then is left to end
+        // on its own (its result goes nowhere). The scheduler may add a
+        // thread until it stops: the list is taken again until it is empty.
+        let until = Instant::now() + STOP_WAIT;
         loop {
-            let batch: Vec<_> = self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
-            if batch.is_empty() {
-                break;
-            }
-            for t in batch {
+            let (done, running): (Vec<_>, Vec<_>) = self
+                .threads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .drain(..)
+                .partition(std::thread::JoinHandle::is_finished);
+            for t in done {
                 let _ = t.join();
             }
+            if running.is_empty() || Instant::now() >= until {
+                break;
+            }
+            self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(running);
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
+
+/// How long dropping a [`Checker`] waits for probes in flight.
+const STOP_WAIT: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
@@ -951,6 +1003,83 @@ mod tests {
         let r =
             run_probe(&spec(plain, ProbeKind::Http { tls: true, path: "/".into(), host: "rs.test".into(), status: vec![200], body: None }));
         assert!(!r.ok && r.message.contains("TLS"), "{r:?}");
+    }
+
+    /// A server that accepts and then stalls: `first` is sent at once,
+    /// then one byte of `trickle` every 100 ms; the connection is held
+    /// open for 5 s either way.
+    fn serve_stalling(first: &'static [u8], trickle: &'static [u8]) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let _ = s.write_all(first);
+                    let end = Instant::now() + Duration::from_secs(5);
+                    for b in trickle.iter().cycle() {
+                        if Instant::now() > end || s.write_all(std::slice::from_ref(b)).is_err() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    std::thread::sleep(end.saturating_duration_since(Instant::now()));
+                });
+            }
+        });
+        port
+    }
+
+    /// Every probe ends within its timeout whatever the server does after
+    /// accepting: silence during the TLS handshake (the handshake's reads
+    /// once had no timeout at all, so such a server held a probe thread,
+    /// and rvsd's stop, for as long as it kept the connection), a TLS
+    /// record trickled a byte at a time (each socket read succeeds, inside
+    /// one rustls read), and the same trickle and silence over plain TCP.
+    #[test]
+    fn a_stalling_server_cannot_hold_a_probe_past_its_timeout() {
+        // A TLS handshake record header announcing 16 KiB, then its body
+        // a byte every 100 ms.
+        let record: &[u8] = &[0x16, 0x03, 0x03, 0x40, 0x00];
+        let cases = [
+            ("https, silent", serve_stalling(b"", b""), true),
+            ("https, a record trickled", serve_stalling(record, b"\x00"), true),
+            ("http, silent", serve_stalling(b"", b""), false),
+            ("http, an answer trickled", serve_stalling(b"HTTP/1.1 200 OK\r\n", b"X-A: b\r\n"), false),
+        ];
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (what, port, tls) in cases {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let r = run_probe(&spec(
+                    port,
+                    ProbeKind::Http { tls, path: "/".into(), host: "rs.test".into(), status: vec![200], body: None },
+                ));
+                let _ = tx.send((what, r));
+            });
+        }
+        for _ in 0..4 {
+            // 500 ms timeout; a bound well short of the servers' 5 s.
+            let (what, r) = rx.recv_timeout(Duration::from_secs(3)).expect("a probe outlived its timeout by seconds");
+            assert!(!r.ok && r.took < Duration::from_millis(1500), "{what}: {r:?}");
+            assert!(r.message.contains("timed out"), "{what}: {r:?}");
+        }
+    }
+
+    /// Dropping the checker (rvsd stopping) waits for probes in flight a
+    /// moment, not for their timeout: a probe held by a silent server with
+    /// a 30 s timeout does not hold the stop.
+    #[test]
+    fn a_probe_in_flight_does_not_hold_the_stop() {
+        let port = serve_stalling(b"", b"");
+        let c = Checker::start(1);
+        let mut p = spec(port, ProbeKind::Http { tls: true, path: "/".into(), host: "rs.test".into(), status: vec![200], body: None });
+        p.timeout = Duration::from_secs(30);
+        c.sync(vec![p]);
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        drop(c);
+        assert!(t.elapsed() < STOP_WAIT + Duration::from_millis(500), "the stop waited {:?}", t.elapsed());
     }
 
     /// A probe that panics (injected here) fails its check, is counted,

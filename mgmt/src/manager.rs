@@ -177,6 +177,13 @@ impl Manager {
         }
     }
 
+    /// Stops the health checker (rvsd stopping): no probe starts any
+    /// more; those in flight are waited for a moment (see
+    /// [`Checker`]'s `Drop`). Health states stay as they were.
+    pub fn stop_health_checks(&mut self) {
+        self.checker = None;
+    }
+
     /// Starts the health checker for the running configuration.
     pub fn start_health_checks(&mut self) {
         let checker = Checker::start(4);

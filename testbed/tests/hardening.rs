@@ -130,6 +130,40 @@ fn a_hostile_real_server_cannot_stop_forwarding() {
     stop_and_check_counts(&mut bed);
 }
 
+/// Fault 1, the way CI met it: rvsd stopped while an HTTPS check was in
+/// its TLS handshake with a real server that accepted and said nothing.
+/// The probe's packets go through rvsd's own workers (the kernel
+/// interface); the handshake read had no timeout, the stopped workers
+/// carried no answer, and rvsd never exited. Now health checks stop first
+/// and a probe in flight cannot hold the stop: with a 20 s check timeout,
+/// rvsd exits cleanly, with its final report, in a few seconds.
+#[test]
+fn a_probe_in_flight_cannot_hold_rvsds_stop() {
+    let services = format!(
+        "[[services]]\nvip = \"{VIP}\"\nport = 443\nprotocol = \"tcp\"\nforwarding = \"nat\"\n{}\
+         [[services.real_servers]]\naddress = \"198.18.1.11\"\nport = 8443\n",
+        "[services.health_check]\nkind = \"https\"\ninterval = 0.2\ntimeout = 20\n",
+    );
+    let (mut bed, _cl, sv) = nat_bed_opts("inflight", 1, 1, "workers = 1", &services, true, &|_| Vec::new());
+    // Accepts every connection and holds it, silent.
+    let silent = "import socket\nl = socket.socket(socket.AF_INET6)\nl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                  l.bind(('::', 8443))\nl.listen(64)\nheld = []\nwhile True:\n    c, a = l.accept()\n    print('held', a, flush=True)\n    held.append(c)\n";
+    let h = bed.spawn(sv[0], &["/usr/bin/python3", "-c", silent]).unwrap();
+    let t = Instant::now();
+    while !bed.proc(h).log().contains("held") {
+        assert!(t.elapsed() < Duration::from_secs(15), "no check reached the silent server:\n{}", bed.rvsd_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = Instant::now();
+    let r = stop_and_check_counts(&mut bed);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(10), "the stop took {took:?}");
+    // The check the server held never ended (none timed out) before the stop.
+    let history = r.services[0].real_servers[0].health.as_ref().map(|h| h.history.clone()).unwrap_or_default();
+    assert!(history.iter().all(|e| !e.message.contains("timed out")), "{history:?}");
+    println!("inflight: rvsd stopped in {took:?} with a 20 s check in flight");
+}
+
 /// Runs a scapy script on a host (Debian's python3 has scapy).
 fn scapy(bed: &Bed, host: usize, script: &str) {
     let code = format!("from scapy.all import *\nconf.verb = 0\n{script}\n");
