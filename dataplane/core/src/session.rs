@@ -27,6 +27,14 @@
 //! on when they are placed: a miss in the index checks a 256-bit filter of
 //! the waiting hashes, and only on a hit their list.
 //!
+//! **Full-NAT local ports are counted.** With
+//! [`SessionTable::count_local_ports`], the table counts its full-NAT
+//! sessions per local address and port (a byte each, rows of
+//! [`LOCAL_GROUP`] addresses per port), so the local port choice takes a
+//! pair no session uses without looking its reply key up
+//! ([`SessionTable::local_port_unused`]); the lookup read a random bucket
+//! line, a third of a new full-NAT session's time.
+//!
 //! **Hashing.** Keys are hashed with aHash under four random 64-bit keys
 //! drawn at start-up: an attacker who does not know them cannot choose
 //! 5-tuples that collide, which defeats hash flooding (a collision chain
@@ -276,6 +284,97 @@ pub struct SessionTable<A: Family> {
     /// after removals): most lookups that miss the index (every new flow's)
     /// skip the scan of the waiting keys.
     pending_filter: [u64; 4],
+    /// Full-NAT local addresses and ports in use, counted (when enabled,
+    /// see [`SessionTable::count_local_ports`]).
+    locals: LocalPorts<A>,
+}
+
+/// How many full-NAT sessions use each local address and port of this
+/// table's port range: one byte per port for each local address seen
+/// (up to [`MAX_COUNTED_LOCALS`]; 255 means at least that many, and is
+/// no longer counted down). An address gets its counts when first
+/// registered ([`SessionTable::register_local`]) or at the insert of the
+/// first session that uses it, so every session with a counted address
+/// was counted.
+///
+/// Layout: addresses in groups of [`LOCAL_GROUP`], each group one array
+/// of rows, a row per port with a byte per address of the group. The
+/// local port cursor takes every address at one port, then the next
+/// port: the counts it reads are one row, then the next, in order (a
+/// byte per address in a separate array each would touch a line and a
+/// page per address).
+#[derive(Debug)]
+struct LocalPorts<A: Family> {
+    /// First port of the range, and how many (0: not counted).
+    lo: u16,
+    span: usize,
+    index: std::collections::HashMap<A, u16, ahash::RandomState>,
+    groups: Vec<Vec<u8>>,
+}
+
+/// Local addresses whose ports a table counts; sessions of any other are
+/// found by lookup alone.
+pub const MAX_COUNTED_LOCALS: usize = 1024;
+
+/// Local addresses per row of counts (see [`LocalPorts`]).
+const LOCAL_GROUP: usize = 32;
+
+impl<A: Family> LocalPorts<A> {
+    /// Where the count of `local:port` is (group, byte), if counted.
+    #[inline]
+    fn slot(&self, local: A, port: u16) -> Option<(usize, usize)> {
+        let i = usize::from(*self.index.get(&local)?);
+        let off = usize::from(port.checked_sub(self.lo)?);
+        (off < self.span).then_some((i / LOCAL_GROUP, off * LOCAL_GROUP + i % LOCAL_GROUP))
+    }
+
+    /// The count of `local:port`, if counted.
+    #[inline]
+    fn get(&self, local: A, port: u16) -> Option<u8> {
+        let (g, at) = self.slot(local, port)?;
+        self.groups.get(g)?.get(at).copied()
+    }
+
+    /// Gives `local` counts when new (false when the counting is off or
+    /// full).
+    fn register(&mut self, local: A) -> bool {
+        if self.index.contains_key(&local) {
+            return true;
+        }
+        let n = self.index.len();
+        if self.span == 0 || n >= MAX_COUNTED_LOCALS {
+            return false;
+        }
+        if n.is_multiple_of(LOCAL_GROUP) {
+            let mut g = Vec::with_capacity(self.span * LOCAL_GROUP);
+            rvs_arch::advise_hugepages(&mut g);
+            g.resize(self.span * LOCAL_GROUP, 0);
+            self.groups.push(g);
+        }
+        #[expect(clippy::cast_possible_truncation, reason = "at most MAX_COUNTED_LOCALS")]
+        self.index.insert(local, n as u16);
+        true
+    }
+
+    /// Counts `local:port` in (`up`) or out.
+    #[inline]
+    fn count(&mut self, local: A, port: u16, up: bool) {
+        if up && !self.register(local) {
+            return;
+        }
+        let Some((g, at)) = self.slot(local, port) else { return };
+        if let Some(n) = self.groups.get_mut(g).and_then(|c| c.get_mut(at)) {
+            *n = match (*n, up) {
+                (u8::MAX, _) => u8::MAX,
+                (n, true) => n + 1,
+                (n, false) => n.saturating_sub(1),
+            };
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.groups.iter().map(Vec::capacity).sum()
+    }
 }
 
 const NIL: u32 = u32::MAX;
@@ -330,7 +429,48 @@ impl<A: Family> SessionTable<A> {
             pending: [(0, 0); PENDING],
             npending: 0,
             pending_filter: [0; 4],
+            locals: LocalPorts { lo: 0, span: 0, index: std::collections::HashMap::default(), groups: Vec::new() },
         }
+    }
+
+    /// Counts the full-NAT sessions on each local address and port in
+    /// `lo..=hi` (this core's range), for [`SessionTable::local_port_unused`].
+    /// Call before the first insert.
+    pub fn count_local_ports(&mut self, lo: u16, hi: u16) {
+        debug_assert!(self.is_empty());
+        self.locals = LocalPorts {
+            lo,
+            span: usize::from(hi.saturating_sub(lo)) + 1,
+            index: std::collections::HashMap::default(),
+            groups: Vec::new(),
+        };
+    }
+
+    /// Gives full-NAT local address `local` its port counts now (the
+    /// forwarder registers its configuration's local addresses when it
+    /// installs it, so that no first session allocates them); false when
+    /// the table counts no ports or already counts [`MAX_COUNTED_LOCALS`].
+    pub fn register_local(&mut self, local: A) -> bool {
+        self.locals.register(local)
+    }
+
+    /// True when no full-NAT session of this table uses `local:lport`, for
+    /// any real server: the full-NAT port choice can take it without
+    /// looking its reply key up, which reads a random bucket line (about a
+    /// third of a new full-NAT session's time at 1 M sessions). False when
+    /// one does, or when the pair is not counted (an address beyond
+    /// [`MAX_COUNTED_LOCALS`], a port outside the range): then look the
+    /// key up. The local port cursor walks each address's counts in
+    /// order, so they stay in cache.
+    ///
+    /// Only full-NAT reply keys are counted. Another key can end in a
+    /// local address only if that address is a VIP (forward keys end in
+    /// VIPs; a NAT reply key ends in its client, never one of the
+    /// balancer's addresses): the caller does not use this for such an
+    /// address.
+    #[inline]
+    pub fn local_port_unused(&self, local: A, lport: u16) -> bool {
+        self.locals.get(local, lport) == Some(0)
     }
 
     /// Sessions in use.
@@ -365,7 +505,7 @@ impl<A: Family> SessionTable<A> {
 
     /// Memory held by the table, in bytes (entries plus index).
     pub fn memory_bytes(&self) -> usize {
-        self.entries.capacity() * size_of::<Session<A>>() + self.buckets.capacity() * size_of::<Bucket>()
+        self.entries.capacity() * size_of::<Session<A>>() + self.buckets.capacity() * size_of::<Bucket>() + self.locals.memory_bytes()
     }
 
     /// The keyed hash of a flow key.
@@ -655,6 +795,9 @@ impl<A: Family> SessionTable<A> {
             self.mark_pending(hr);
             self.prefetch(hr);
         }
+        if s.flags.contains(SessionFlags::FULL_NAT) {
+            self.locals.count(s.local, s.lport, true);
+        }
         self.free_head = next_free;
         self.len += 1;
         self.mods += 1;
@@ -676,6 +819,9 @@ impl<A: Family> SessionTable<A> {
                 }
                 None => self.unplace(self.hash(&s.reply_key()), (idx << 1) | 1),
             }
+        }
+        if s.flags.contains(SessionFlags::FULL_NAT) {
+            self.locals.count(s.local, s.lport, false);
         }
         let e = &mut self.entries[idx as usize];
         e.state = State::Free;
@@ -846,6 +992,102 @@ mod tests {
         assert_eq!(size_of::<Session<Ipv4>>(), 64);
         assert_eq!(size_of::<Session<Ipv6>>(), 128);
         assert_eq!(size_of::<Bucket>(), 64);
+    }
+
+    /// `local_port_unused` is never true where a full-NAT reply key ends:
+    /// full-NAT and NAT sessions inserted and removed at random over a
+    /// few local addresses (one registered ahead, the others at their
+    /// first session) and ports (some outside the counted range), several
+    /// real servers sharing each pair; after every step each (address,
+    /// port) is checked against the sessions in the table, and once every
+    /// session is gone, every count is back to 0 (none saturated here).
+    #[test]
+    fn local_ports_are_counted_exactly() {
+        use proptest::test_runner::{Config, TestRunner};
+        let locals = [Ipv4(0xc612_0164), Ipv4(0xc612_0165), Ipv4(0xc612_0166)];
+        let ports = 995u16..1012;
+        let op = (any::<bool>(), 0usize..3, 995u16..1012, 0u32..3, 0u16..40);
+        let mut runner = TestRunner::new(Config { cases: 64, ..Config::default() });
+        runner
+            .run(&prop::collection::vec(op, 1..600), |ops| {
+                let mut t = SessionTable::<Ipv4>::new(1024, [5, 6, 7, 8]);
+                t.count_local_ports(1000, 1011);
+                prop_assert!(t.register_local(locals[0]));
+                let mut live: Vec<(u32, Session<Ipv4>)> = Vec::new();
+                for (fnat, li, port, rs, client) in ops {
+                    let mut s = sess(0x0a00_0000 | u32::from(client), 40000 + client, 0xc0a8_0001 + rs, true, 100);
+                    if fnat {
+                        s.flags |= SessionFlags::FULL_NAT;
+                        (s.local, s.lport) = (locals[li], port);
+                    }
+                    let fk = s.forward_key();
+                    match t.lookup(&fk, t.hash(&fk)) {
+                        Some((idx, _)) => {
+                            t.remove(idx);
+                            live.retain(|(i, _)| *i != idx);
+                        }
+                        None => {
+                            let rk = s.reply_key();
+                            if t.lookup(&rk, t.hash(&rk)).is_none() {
+                                live.push((t.insert(s).unwrap(), s));
+                            }
+                        }
+                    }
+                    if client % 7 == 0 {
+                        t.place_pending();
+                    }
+                    for &l in &locals {
+                        for p in ports.clone() {
+                            let used = live.iter().any(|(_, s)| s.flags.contains(SessionFlags::FULL_NAT) && (s.local, s.lport) == (l, p));
+                            prop_assert!(!(used && t.local_port_unused(l, p)), "{l:?}:{p} is in use but counted free");
+                            if !(1000..=1011).contains(&p) {
+                                prop_assert!(!t.local_port_unused(l, p), "{p} is outside the range: never counted free");
+                            }
+                        }
+                    }
+                }
+                for (idx, _) in live.drain(..) {
+                    t.remove(idx);
+                }
+                prop_assert!(t.locals.groups.iter().all(|c| c.iter().all(|&n| n == 0)));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// Counting is per table and bounded: a table that counts no ports
+    /// says no pair is free; addresses beyond `MAX_COUNTED_LOCALS` are not
+    /// counted (and so never free); a sticky 255 stays put.
+    #[test]
+    fn local_port_counts_are_bounded() {
+        let mut plain = SessionTable::<Ipv4>::new(64, [1, 2, 3, 4]);
+        assert!(!plain.register_local(Ipv4(1)));
+        assert!(!plain.local_port_unused(Ipv4(1), 2000));
+        let mut t = SessionTable::<Ipv4>::new(1024, [1, 2, 3, 4]);
+        t.count_local_ports(2000, 2001);
+        for i in 0..u32::try_from(MAX_COUNTED_LOCALS).unwrap() {
+            assert!(t.register_local(Ipv4(0x0a00_0000 + i)));
+        }
+        assert!(!t.register_local(Ipv4(0x0b00_0000)));
+        assert!(!t.local_port_unused(Ipv4(0x0b00_0000), 2000));
+        assert!(t.local_port_unused(Ipv4(0x0a00_0000), 2000));
+        let mut idx = Vec::new();
+        for c in 0..300u32 {
+            let mut s = sess(0x0c00_0000 + c, 1, 0xc0a8_0001 + c, true, 100);
+            s.flags |= SessionFlags::FULL_NAT;
+            (s.local, s.lport) = (Ipv4(0x0a00_0000), 2000);
+            idx.push(t.insert(s).unwrap());
+        }
+        for i in idx {
+            t.remove(i);
+        }
+        assert!(!t.local_port_unused(Ipv4(0x0a00_0000), 2000), "255 is sticky");
+        assert!(t.local_port_unused(Ipv4(0x0a00_0000), 2001));
+        assert!(t.memory_bytes() >= MAX_COUNTED_LOCALS * 2);
+        // Addresses of one group share a row per port.
+        let a = t.locals.slot(Ipv4(0x0a00_0000), 2001).unwrap();
+        let b = t.locals.slot(Ipv4(0x0a00_0001), 2001).unwrap();
+        assert_eq!((a.0, a.1 / LOCAL_GROUP), (b.0, b.1 / LOCAL_GROUP));
     }
 
     /// A new session's reply key waits to be placed, and is found while it

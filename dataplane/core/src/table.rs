@@ -316,6 +316,11 @@ pub struct Snapshot {
     /// The VRRP virtual MAC the master uses for the virtual addresses,
     /// when the pair is configured so.
     pub vmac: Option<MacAddr>,
+    /// Some full-NAT local address is, or was in an earlier snapshot of
+    /// this process, a VIP: forward keys may end in it, so the full-NAT
+    /// port choice looks every candidate up (see
+    /// `SessionTable::local_port_unused`).
+    pub vip_locals: bool,
     maps: ByFamily<MapsOf>,
 }
 
@@ -427,6 +432,12 @@ impl Snapshot {
         self.maps.get::<A>().locals.contains_key(&a)
     }
 
+    /// The full-NAT local addresses of family `A` (services' own, and the
+    /// port addresses of services without).
+    pub fn locals<A: Family>(&self) -> impl Iterator<Item = A> + '_ {
+        self.maps.get::<A>().locals.keys().copied()
+    }
+
     /// The backend in `slot` if its generation is still `gen`.
     #[inline]
     pub fn backend(&self, tag: u32) -> Option<&BackendView> {
@@ -454,6 +465,7 @@ impl Snapshot {
             sync_port: None,
             sync_udp_threshold: 1,
             vmac: None,
+            vip_locals: false,
             maps: ByFamily::default(),
         };
         s.index_ports();
@@ -585,6 +597,8 @@ pub struct Compiler {
     /// Slots freed in snapshots up to this generation may be reused: every
     /// worker has since swept its whole session table.
     safe_generation: u64,
+    /// Every VIP of every compile so far (see [`Snapshot::vip_locals`]).
+    vips_seen: std::collections::HashSet<IpAddr>,
 }
 
 /// A real server's health as management knows it.
@@ -644,6 +658,7 @@ impl Compiler {
             retired: HashMap::new(),
             previous: HashMap::new(),
             safe_generation: 0,
+            vips_seen: std::collections::HashSet::new(),
         }
     }
 
@@ -721,6 +736,9 @@ impl Compiler {
             snap.backends[usize::from(v.slot)] = Some(BackendView { retired: true, ..v });
         }
         steering(&mut snap);
+        self.vips_seen.extend(cfg.services.iter().map(|s| s.vip));
+        snap.vip_locals = snap.locals::<Ipv4>().any(|a| self.vips_seen.contains(&a.to_ip()))
+            || snap.locals::<Ipv6>().any(|a| self.vips_seen.contains(&a.to_ip()));
         self.sched_cache.retain(|k, _| skeys.contains(k));
         self.generation += 1;
         snap.generation = self.generation;
@@ -1253,6 +1271,29 @@ mod tests {
         let reused = s3.backends.iter().flatten().find(|b| b.addr == "198.18.1.90".parse::<IpAddr>().unwrap()).unwrap();
         assert_eq!(reused.slot, u16::try_from(old[0] & 0xffff).unwrap());
         assert_ne!(reused.tag(), old[0], "a reused slot has a new generation");
+    }
+
+    /// `vip_locals` says when a full-NAT local address is or was a VIP
+    /// (forward keys may end in it): never for a plain full-NAT service;
+    /// for a local address that is another service's VIP; and still after
+    /// that VIP is gone (sessions to it may live on).
+    #[test]
+    fn vip_locals_marks_local_addresses_that_are_or_were_vips() {
+        let mut c = cfg();
+        c.services[0].forwarding = Forwarding::FullNat;
+        c.services[0].local_addresses = vec!["198.18.1.200".parse().unwrap()];
+        let mut comp = Compiler::new(&c);
+        let s = comp.compile(&c, &macs(), &Health::new()).unwrap();
+        assert!(!s.vip_locals);
+        assert_eq!(s.locals::<Ipv4>().collect::<Vec<_>>(), [Ipv4::from("198.18.1.200".parse::<std::net::Ipv4Addr>().unwrap())]);
+        let mut other = c.services[0].clone();
+        other.vip = "198.18.1.200".parse().unwrap();
+        other.forwarding = Forwarding::Nat;
+        other.local_addresses.clear();
+        c.services.push(other);
+        assert!(comp.compile(&c, &macs(), &Health::new()).unwrap().vip_locals);
+        c.services.pop();
+        assert!(comp.compile(&c, &macs(), &Health::new()).unwrap().vip_locals, "sticky: sessions to the old VIP may live on");
     }
 
     #[test]

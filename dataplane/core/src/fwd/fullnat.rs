@@ -44,9 +44,17 @@ pub(super) fn alloc_local_port<A: Family>(
                 None => continue, // an address of the other family
             },
         };
-        let key = FlowKey { src: rs, dst: local, sport: b.port, dport: port, proto: l4proto };
+        // Free when no session uses this local address and port at all
+        // (its count, in cache: the cursor walks the counts in order),
+        // else when the reply key is not in the table (its bucket, a
+        // random line). Where a local address is or was a VIP, forward
+        // keys may end in it too: always looked up.
         let t = st.sessions.get::<A>();
-        if t.lookup(&key, t.hash(&key)).is_none() {
+        let free = (!cx.snap.vip_locals && t.local_port_unused(local, port)) || {
+            let key = FlowKey { src: rs, dst: local, sport: b.port, dport: port, proto: l4proto };
+            t.lookup(&key, t.hash(&key)).is_none()
+        };
+        if free {
             if cx.steer.is_none_or(|sv| sv.prefers_lport(cx.core, rs, b.port, local, port)) {
                 return Ok((local, port));
             }

@@ -92,7 +92,7 @@ use crate::stats::CoreStats;
 use crate::steer::Steering;
 use crate::table::{Mode, Snapshot};
 use l2::frame;
-use rvs_wire::{ByFamily, Family, Ipv4, PacketBuf};
+use rvs_wire::{ByFamily, Family, Ipv4, Ipv6, PacketBuf};
 use state::{Ctx, Hint, LoadTable, RateLimit, St};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -263,6 +263,9 @@ impl Forwarder {
                 extra: state::Extra::new(),
             },
         };
+        let (lo, hi) = cfg.fullnat_ports;
+        f.st.sessions.v4.count_local_ports(lo, hi);
+        f.st.sessions.v6.count_local_ports(lo, hi);
         f.install(snap);
         f
     }
@@ -301,6 +304,14 @@ impl Forwarder {
                     self.st.load.inactive[slot] = 0;
                 }
             }
+        }
+        // Full-NAT local addresses get their port counts now, not at
+        // their first session's insert (an allocation per address).
+        for a in snap.locals::<Ipv4>() {
+            self.st.sessions.v4.register_local(a);
+        }
+        for a in snap.locals::<Ipv6>() {
+            self.st.sessions.v6.register_local(a);
         }
         self.stats.generation.set(snap.generation);
         self.snap = snap;

@@ -155,7 +155,10 @@ fn upsert<A: Family>(cx: &Ctx<'_>, st: &mut St, r: &Record<A>) -> Result<(), Syn
         .ok_or(SyncReject::NoServer)?;
     let state = State::from_u8(r.state).filter(|&s| syncable(s)).ok_or(SyncReject::BadRecord)?;
     let mode = Mode::from_u8(r.mode).filter(|&m| m == b.mode).ok_or(SyncReject::BadRecord)?;
-    if cx.snap.port(r.client_port).is_none() {
+    // A client is never one of the balancer's own addresses (the
+    // forwarder drops such sources, `own_source`); the session table's
+    // count of where keys end relies on it (see `no_key_ends_at`).
+    if cx.snap.port(r.client_port).is_none() || cx.snap.addr_kind(r.client).is_some() {
         return Err(SyncReject::BadRecord);
     }
     let mut flags = SessionFlags::from_bits_truncate(r.flags) & (SessionFlags::FIN_CLIENT | SessionFlags::FIN_SERVER);

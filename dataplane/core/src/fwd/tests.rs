@@ -256,6 +256,52 @@ fn new_syn_on_closing_session_starts_afresh() {
     assert_eq!(f.sessions_v4(), 1);
 }
 
+/// Full NAT's local ports: with 16 ports and two real servers, 32 flows
+/// fit - each real server gets every port once (a port is free for a real
+/// server when no reply key of its own holds it: the quick count of where
+/// keys end says "perhaps", and the lookup decides); the 33rd is refused
+/// (`local_ports_exhausted`); once the sessions expire every port is
+/// handed out again, without a reply key ever shared.
+#[test]
+fn full_nat_local_ports_are_shared_across_servers_and_reused() {
+    let c = config::from_str(&cfg_weighted("fullnat", "rr", &[1, 1]), "t.toml").unwrap();
+    let mut comp = Compiler::new(&c);
+    let snap = comp.compile(&c, &[P0_MAC, P1_MAC], &Health::new()).unwrap();
+    let stats = Arc::new(CoreStats::new(snap.backends.len(), snap.services.len()));
+    let mut fc = ForwarderConfig::single(4096, 1024, [1, 2, 3, 4]);
+    fc.fullnat_ports = (2000, 2015);
+    let mut f = Clocked::new(Forwarder::new(&fc, snap, stats));
+    let mut client = 0u32;
+    for round in 0..2u32 {
+        f.set_now(1000 + round * 200_000);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..32 {
+            client += 1;
+            let mut b = VecBuf::new(&syn(ip("198.18.0.2") + client, 40000));
+            assert_eq!(f.process(&mut b, 0), Verdict::Tx(1), "round {round}, flow {}", seen.len());
+            let h = ipv4::Ipv4Header::parse(&b.data()[14..], true).unwrap();
+            let t = tcp::TcpHeader::parse(&b.data()[34..]).unwrap();
+            assert_eq!(h.src, ip("198.18.1.1"), "the server port's address");
+            assert!((2000..=2015).contains(&t.sport), "{}", t.sport);
+            assert!(seen.insert((h.dst, t.dport, h.src, t.sport)), "reply key {:?}:{} given twice", h.dst, t.sport);
+        }
+        for rs in ["198.18.1.11", "198.18.1.12"] {
+            assert_eq!(seen.iter().filter(|k| k.0 == ip(rs)).count(), 16, "{rs}: every port once");
+        }
+        client += 1;
+        let mut b = VecBuf::new(&syn(ip("198.18.0.2") + client, 40000));
+        assert_eq!(f.process(&mut b, 0), Verdict::Drop(DropReason::LocalPortsExhausted));
+        // Past the SYN timeout: every session expires.
+        f.set_now(1000 + round * 200_000 + 121_000);
+        let mut n = 0;
+        for _ in 0..200 {
+            n += f.sweep(64);
+        }
+        assert_eq!((n, f.sessions_v4()), (32, 0));
+    }
+    assert_eq!(drops(&f, DropReason::LocalPortsExhausted), 2);
+}
+
 #[test]
 fn sessions_expire_and_sweep_releases_gauges() {
     let mut f = forwarder("nat", "rr");
