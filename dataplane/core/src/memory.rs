@@ -52,6 +52,22 @@ pub fn estimate(cfg: &Config) -> Estimate {
     let dp = &cfg.dataplane;
     let workers = u64::from(dp.workers.max(1));
     let sessions = SessionTable::<Ipv4>::memory_for(dp.sessions_per_worker) + SessionTable::<Ipv6>::memory_for(dp.sessions_v6_per_worker);
+    // Full-NAT port counts: each worker counts its share of the port range
+    // for every local address (its services' own, else the port addresses).
+    let fullnat = cfg.services.iter().any(|s| {
+        s.forwarding == config::Forwarding::FullNat || s.real_servers.iter().any(|r| r.forwarding == Some(config::Forwarding::FullNat))
+    });
+    let local_ports = if fullnat {
+        let mut locals: Vec<std::net::IpAddr> = cfg.services.iter().flat_map(|s| s.local_addresses.iter().copied()).collect();
+        locals.extend(cfg.ports.iter().flat_map(|p| p.addresses.iter().map(|a| a.addr)));
+        locals.sort();
+        locals.dedup();
+        let v4 = locals.iter().filter(|a| a.is_ipv4()).count();
+        let ports = usize::from(dp.fullnat_port_max.saturating_sub(dp.fullnat_port_min)) + 1;
+        SessionTable::<Ipv4>::local_ports_memory_for(v4, ports) + SessionTable::<Ipv6>::local_ports_memory_for(locals.len() - v4, ports)
+    } else {
+        0
+    };
     let persistence = SessionTable::<Ipv4>::memory_for(persistence_capacity(dp.sessions_per_worker))
         + SessionTable::<Ipv6>::memory_for(persistence_capacity(dp.sessions_v6_per_worker));
     // The compiler keeps twice the configured slots (see table::Compiler).
@@ -65,7 +81,7 @@ pub fn estimate(cfg: &Config) -> Estimate {
         .map(|s| u64::from(s.mh_table_size) * size_of::<u16>() as u64)
         .sum();
     Estimate {
-        sessions: sessions * workers,
+        sessions: sessions * workers + local_ports,
         persistence: persistence * workers,
         mbufs: u64::from(dp.mbufs) * (u64::from(dp.mbuf_size) + MBUF_OVERHEAD),
         counters: per_core * workers,

@@ -446,6 +446,13 @@ impl<A: Family> SessionTable<A> {
         };
     }
 
+    /// The memory the full-NAT port counts of `locals` local addresses
+    /// take over `ports` ports (see [`SessionTable::count_local_ports`]),
+    /// for estimates made before allocating them.
+    pub fn local_ports_memory_for(locals: usize, ports: usize) -> u64 {
+        (locals.min(MAX_COUNTED_LOCALS).div_ceil(LOCAL_GROUP) * LOCAL_GROUP * ports) as u64
+    }
+
     /// Gives full-NAT local address `local` its port counts now (the
     /// forwarder registers its configuration's local addresses when it
     /// installs it, so that no first session allocates them); false when
@@ -1083,7 +1090,7 @@ mod tests {
         }
         assert!(!t.local_port_unused(Ipv4(0x0a00_0000), 2000), "255 is sticky");
         assert!(t.local_port_unused(Ipv4(0x0a00_0000), 2001));
-        assert!(t.memory_bytes() >= MAX_COUNTED_LOCALS * 2);
+        assert_eq!(t.memory_bytes() as u64, SessionTable::<Ipv4>::memory_for(1024) + SessionTable::<Ipv4>::local_ports_memory_for(MAX_COUNTED_LOCALS + 1, 2));
         // Addresses of one group share a row per port.
         let a = t.locals.slot(Ipv4(0x0a00_0000), 2001).unwrap();
         let b = t.locals.slot(Ipv4(0x0a00_0001), 2001).unwrap();
