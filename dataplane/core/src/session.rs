@@ -1090,7 +1090,10 @@ mod tests {
         }
         assert!(!t.local_port_unused(Ipv4(0x0a00_0000), 2000), "255 is sticky");
         assert!(t.local_port_unused(Ipv4(0x0a00_0000), 2001));
-        assert_eq!(t.memory_bytes() as u64, SessionTable::<Ipv4>::memory_for(1024) + SessionTable::<Ipv4>::local_ports_memory_for(MAX_COUNTED_LOCALS + 1, 2));
+        assert_eq!(
+            t.memory_bytes() as u64,
+            SessionTable::<Ipv4>::memory_for(1024) + SessionTable::<Ipv4>::local_ports_memory_for(MAX_COUNTED_LOCALS + 1, 2)
+        );
         // Addresses of one group share a row per port.
         let a = t.locals.slot(Ipv4(0x0a00_0000), 2001).unwrap();
         let b = t.locals.slot(Ipv4(0x0a00_0001), 2001).unwrap();
