@@ -156,8 +156,8 @@ fn upsert<A: Family>(cx: &Ctx<'_>, st: &mut St, r: &Record<A>) -> Result<(), Syn
     let state = State::from_u8(r.state).filter(|&s| syncable(s)).ok_or(SyncReject::BadRecord)?;
     let mode = Mode::from_u8(r.mode).filter(|&m| m == b.mode).ok_or(SyncReject::BadRecord)?;
     // A client is never one of the balancer's own addresses (the
-    // forwarder drops such sources, `own_source`); the session table's
-    // count of where keys end relies on it (see `no_key_ends_at`).
+    // forwarder drops such sources, `own_source`); the full-NAT port
+    // counts rely on it (see `SessionTable::local_port_unused`).
     if cx.snap.port(r.client_port).is_none() || cx.snap.addr_kind(r.client).is_some() {
         return Err(SyncReject::BadRecord);
     }

@@ -1446,6 +1446,17 @@ fn records_for_what_the_backup_does_not_have_are_refused_and_counted() {
     let mut backup = forwarder("nat", "rr");
     assert_eq!(backup.apply_sync(1000, &bad), Err(SyncReject::BadRecord));
     assert_eq!(backup.stats().sync.rejected[2].get(), 1);
+    // A client that is one of the balancer's own addresses (the VIP, a
+    // port's address), as the forwarder would never have admitted.
+    for own in ["198.18.0.100", "198.18.1.1"] {
+        let mut ours = rec;
+        if let rvs_wire::sync::AnyRecord::V4(r) = &mut ours {
+            r.client = ip(own);
+        }
+        assert_eq!(backup.apply_sync(1000, &ours), Err(SyncReject::BadRecord), "{own}");
+    }
+    assert_eq!(backup.stats().sync.rejected[2].get(), 3);
+    assert_eq!(backup.sessions_v4(), 0);
 }
 
 #[test]
