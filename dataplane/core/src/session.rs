@@ -320,12 +320,18 @@ pub const MAX_COUNTED_LOCALS: usize = 1024;
 const LOCAL_GROUP: usize = 32;
 
 impl<A: Family> LocalPorts<A> {
+    /// Where the count of port `port` of the address with index `i` is
+    /// (group, byte), if in the range.
+    #[inline]
+    fn at(&self, i: u16, port: u16) -> Option<(usize, usize)> {
+        let (i, off) = (usize::from(i), usize::from(port.checked_sub(self.lo)?));
+        (off < self.span).then_some((i / LOCAL_GROUP, off * LOCAL_GROUP + i % LOCAL_GROUP))
+    }
+
     /// Where the count of `local:port` is (group, byte), if counted.
     #[inline]
     fn slot(&self, local: A, port: u16) -> Option<(usize, usize)> {
-        let i = usize::from(*self.index.get(&local)?);
-        let off = usize::from(port.checked_sub(self.lo)?);
-        (off < self.span).then_some((i / LOCAL_GROUP, off * LOCAL_GROUP + i % LOCAL_GROUP))
+        self.at(*self.index.get(&local)?, port)
     }
 
     /// The count of `local:port`, if counted.
@@ -335,15 +341,15 @@ impl<A: Family> LocalPorts<A> {
         self.groups.get(g)?.get(at).copied()
     }
 
-    /// Gives `local` counts when new (false when the counting is off or
-    /// full).
-    fn register(&mut self, local: A) -> bool {
-        if self.index.contains_key(&local) {
-            return true;
+    /// The index of `local`, giving it counts when new (None when the
+    /// counting is off or full).
+    fn register(&mut self, local: A) -> Option<u16> {
+        if let Some(&i) = self.index.get(&local) {
+            return Some(i);
         }
         let n = self.index.len();
         if self.span == 0 || n >= MAX_COUNTED_LOCALS {
-            return false;
+            return None;
         }
         if n.is_multiple_of(LOCAL_GROUP) {
             let mut g = Vec::with_capacity(self.span * LOCAL_GROUP);
@@ -352,17 +358,16 @@ impl<A: Family> LocalPorts<A> {
             self.groups.push(g);
         }
         #[expect(clippy::cast_possible_truncation, reason = "at most MAX_COUNTED_LOCALS")]
-        self.index.insert(local, n as u16);
-        true
+        let i = n as u16;
+        self.index.insert(local, i);
+        Some(i)
     }
 
-    /// Counts `local:port` in (`up`) or out.
+    /// Counts `local:port` in (`up`, registering a new address) or out.
     #[inline]
     fn count(&mut self, local: A, port: u16, up: bool) {
-        if up && !self.register(local) {
-            return;
-        }
-        let Some((g, at)) = self.slot(local, port) else { return };
+        let i = if up { self.register(local) } else { self.index.get(&local).copied() };
+        let Some((g, at)) = i.and_then(|i| self.at(i, port)) else { return };
         if let Some(n) = self.groups.get_mut(g).and_then(|c| c.get_mut(at)) {
             *n = match (*n, up) {
                 (u8::MAX, _) => u8::MAX,
@@ -458,7 +463,7 @@ impl<A: Family> SessionTable<A> {
     /// installs it, so that no first session allocates them); false when
     /// the table counts no ports or already counts [`MAX_COUNTED_LOCALS`].
     pub fn register_local(&mut self, local: A) -> bool {
-        self.locals.register(local)
+        self.locals.register(local).is_some()
     }
 
     /// True when no full-NAT session of this table uses `local:lport`, for
@@ -467,8 +472,8 @@ impl<A: Family> SessionTable<A> {
     /// third of a new full-NAT session's time at 1 M sessions). False when
     /// one does, or when the pair is not counted (an address beyond
     /// [`MAX_COUNTED_LOCALS`], a port outside the range): then look the
-    /// key up. The local port cursor walks each address's counts in
-    /// order, so they stay in cache.
+    /// key up. The local port cursor reads the counts a row (a port)
+    /// at a time, in order, so they stay in cache.
     ///
     /// Only full-NAT reply keys are counted. Another key can end in a
     /// local address only if that address is a VIP (forward keys end in
@@ -510,7 +515,8 @@ impl<A: Family> SessionTable<A> {
         self.passes
     }
 
-    /// Memory held by the table, in bytes (entries plus index).
+    /// Memory held by the table, in bytes (entries, index and full-NAT
+    /// port counts).
     pub fn memory_bytes(&self) -> usize {
         self.entries.capacity() * size_of::<Session<A>>() + self.buckets.capacity() * size_of::<Bucket>() + self.locals.memory_bytes()
     }
