@@ -253,6 +253,11 @@ fn sessions(f: &mut Family<'_>, r: &Report) {
             r.synproxy.cookies_valid,
         ),
         ("rvs_synproxy_cookies_invalid_total", "ACKs to a SYN-proxied service with no valid cookie.", r.synproxy.cookies_invalid),
+        (
+            "rvs_synproxy_syns_resent_total",
+            "SYNs the SYN proxy sent a real server again (the client probed before the server answered).",
+            r.synproxy.syns_resent,
+        ),
         ("rvs_synproxy_window_updates_total", "Window updates the SYN proxy sent once a real server answered.", r.synproxy.window_updates),
         (
             "rvs_synproxy_sack_translated_total",

@@ -238,6 +238,10 @@ pub struct SynproxyReport {
     pub cookies_valid: u64,
     /// ACKs with no valid cookie.
     pub cookies_invalid: u64,
+    /// SYNs sent to a real server again (the client probed while the
+    /// server had not answered: its first SYN was lost).
+    #[serde(default)]
+    pub syns_resent: u64,
     /// Window updates sent to clients once their real server answered.
     pub window_updates: u64,
     /// Window updates with no room to send them.
@@ -681,6 +685,7 @@ impl Accounting {
                 syns: sum.of(|c| c.synproxy.syns.get()),
                 cookies_valid: sum.of(|c| c.synproxy.cookies_valid.get()),
                 cookies_invalid: sum.of(|c| c.synproxy.cookies_invalid.get()),
+                syns_resent: sum.of(|c| c.synproxy.syns_resent.get()),
                 window_updates: sum.of(|c| c.synproxy.window_updates.get()),
                 updates_lost: sum.of(|c| c.synproxy.updates_lost.get()),
                 sack_translated: sum.of(|c| c.synproxy.sack_translated.get()),

@@ -2,7 +2,9 @@
 //! a SYN-proxied service in NAT and in full NAT while its own namespace
 //! drops 2% of what it receives (nftables), so its stack sends SACK blocks
 //! that rvs translates; the body arrives whole, every cookie handshake is
-//! counted.
+//! counted. And real servers that drop the first SYN of every connection
+//! (as one whose listen queue is full does): every connection still opens,
+//! each with the SYN rvs sends again when the client probes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
 use common::{http_service, nat_bed};
@@ -56,4 +58,78 @@ fn a_10_mb_download_through_a_syn_proxied_nat_service() {
 #[test]
 fn a_10_mb_download_through_a_syn_proxied_full_nat_service() {
     spliced_download("spx-fnat", "fullnat");
+}
+
+/// Every real server drops every other SYN it receives (nftables), the
+/// first included; ten connections one after the other through the SYN
+/// proxy: each one's first SYN is lost, the client's window probe makes
+/// rvs send it again, and every request is answered within 5 s.
+fn lost_syns_are_sent_again(tag: &str, fwd: &str) {
+    let services =
+        http_service(false, fwd, "rr").replace(&format!("forwarding = \"{fwd}\"\n"), &format!("forwarding = \"{fwd}\"\nsynproxy = true\n"));
+    let (bed, cl, sv) = nat_bed(tag, 1, 3, "workers = 1", &services);
+    for &h in &sv {
+        let ns = &bed.h(h).ns;
+        ns.sh(&["nft", "add", "table", "inet", "lose"]).unwrap();
+        ns.sh(&["nft", "add", "chain", "inet", "lose", "in", "{ type filter hook input priority 0; }"]).unwrap();
+        ns.sh(&[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "lose",
+            "in",
+            "tcp",
+            "dport",
+            "8080",
+            "tcp",
+            "flags",
+            "&",
+            "(syn|ack)",
+            "==",
+            "syn",
+            "numgen",
+            "inc",
+            "mod",
+            "2",
+            "==",
+            "0",
+            "counter",
+            "drop",
+        ])
+        .unwrap();
+    }
+    let url = "http://198.18.0.100/";
+    for i in 0..10 {
+        let out = bed
+            .h(cl[0])
+            .ns
+            .sh_timeout(
+                &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", url],
+                std::time::Duration::from_secs(10),
+            )
+            .unwrap_or_else(|e| panic!("{fwd} connection {i}: curl: {e}\nrvsd:\n{}", bed.rvsd_log()));
+        assert_eq!(out.trim(), "200", "{fwd} connection {i}: {:?}", bed.stats().map(|r| r.synproxy));
+    }
+    let dropped: u64 = sv
+        .iter()
+        .map(|&h| {
+            let rules = bed.h(h).ns.sh(&["nft", "list", "table", "inet", "lose"]).unwrap();
+            rules.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+        })
+        .sum();
+    let sp = bed.stats().unwrap().synproxy;
+    println!("{fwd}: real servers dropped {dropped} SYNs; synproxy {sp:?}");
+    assert!(dropped >= 10, "every connection's first SYN was dropped: {dropped}");
+    assert!(sp.syns_resent >= 10 && sp.cookies_valid == 10 && sp.window_updates == 10, "{sp:?}");
+}
+
+#[test]
+fn a_real_server_dropping_first_syns_gets_every_connection_nat() {
+    lost_syns_are_sent_again("spx-lost-nat", "nat");
+}
+
+#[test]
+fn a_real_server_dropping_first_syns_gets_every_connection_full_nat() {
+    lost_syns_are_sent_again("spx-lost-fnat", "fullnat");
 }

@@ -208,6 +208,9 @@ pub struct SynproxyCounters {
     pub cookies_valid: Counter,
     /// ACKs with no valid cookie.
     pub cookies_invalid: Counter,
+    /// SYNs sent to a real server again (the client probed while it had
+    /// not answered).
+    pub syns_resent: Counter,
     /// Window updates sent to clients (a real server answered).
     pub window_updates: Counter,
     /// Window updates that found no room (the client's probe opens it).

@@ -25,7 +25,9 @@
 //! originates ([`super::state::Extra`]). A client whose ACK was lost sends
 //! zero-window probes (sequence number one less); a probe with a valid
 //! cookie opens the connection just as well. While the real server's handshake
-//! is under way, the client's segments are dropped (`synproxy_wait`); an
+//! is under way, a probe sends the real server its SYN again (a lost SYN
+//! is not retried by anyone else: see `resend_syn`), and the client's
+//! other segments are dropped (`synproxy_wait`); an
 //! ACK without a valid cookie is answered with a reset, or dropped, as the
 //! service's `synproxy_invalid_ack` says (`synproxy_bad_cookie`).
 //!
@@ -112,7 +114,25 @@ pub(super) fn no_session<A: Family, B: PacketBuf>(
         fl |= SessionFlags::SPLICE_TS;
     }
     let idx = super::admit::open(cx, st, buf, in_port, p, svc, hf, State::SynRecv, fl, splice)?;
-    // The client's ACK becomes the SYN it would have sent the real server.
+    syn_to_server(cx, st, buf, in_port, idx, p, isn, co, ts, win)
+}
+
+/// Rewrites the client's segment into the SYN it would have sent the real
+/// server (its ISN, the options its cookie carries, its timestamp and
+/// window), and forwards it.
+#[expect(clippy::too_many_arguments, reason = "the SYN's fields, as both callers have them")]
+fn syn_to_server<A: Family, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    st: &mut St,
+    buf: &mut B,
+    in_port: u8,
+    idx: u32,
+    p: &Pkt<A>,
+    isn: u32,
+    co: ClientOptions,
+    ts: Option<(u32, u32)>,
+    win: u16,
+) -> Result<Verdict, DropReason> {
     let syn = HandshakeOptions { mss: co.mss, wscale: co.wscale, sack_perm: co.sack_perm, ts: ts.map(|(v, _)| (v, 0)) };
     let mut opts = [0u8; tcpopt::HANDSHAKE_MAX];
     let n = tcpopt::write_handshake(&mut opts, &syn);
@@ -120,6 +140,43 @@ pub(super) fn no_session<A: Family, B: PacketBuf>(
     let f = TcpFields { seq: isn, ack: 0, flags: flags::SYN, window };
     let p2 = write_client_segment(buf, p.src, p.dst, p.sport, p.dport, f, &opts[..n])?;
     forward(cx, st, buf, in_port, idx, Dir::Forward, &p2)
+}
+
+/// A client's segment while the real server's handshake is under way. A
+/// bare ACK of the cookie (the client's window probe, or its ACK again)
+/// says the client still waits, so the real server has not answered yet:
+/// its SYN may have been lost (a real server whose listen queue is full
+/// drops SYNs without a word, counting on the sender to try again), so it
+/// is sent again, rebuilt from the session and the cookie. The client's
+/// probes back off (0.2 s, 0.4 s, ...), and so do the repeats; each costs
+/// a probe from a client that proved its address, as a new connection
+/// does. Anything else is dropped (`synproxy_wait`).
+fn resend_syn<A: Family, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    st: &mut St,
+    buf: &mut B,
+    in_port: u8,
+    idx: u32,
+    p: &Pkt<A>,
+    s: &Session<A>,
+) -> Result<Verdict, DropReason> {
+    let t = TcpHeader::parse(&buf.data()[p.l4..p.end])?;
+    let cookie = s.splice.seq;
+    let bare = p.end == p.l4 + t.header_len;
+    if !bare || t.flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) != flags::ACK || t.ack != cookie.wrapping_add(1) {
+        return Err(DropReason::SynproxyWait);
+    }
+    if super::admit::l4_checksum_bad(buf, p) {
+        return Err(DropReason::TcpBadChecksum);
+    }
+    let isn = s.splice.isn1.wrapping_sub(1);
+    // The cookie is good for 65 to 131 s, the half-open session for
+    // `tcp_syn` (120 s by default): past the cookie, the client waits on.
+    let Some(co) = cx.cookie.check(&p.tuple(), isn, cookie, cx.now) else { return Err(DropReason::SynproxyWait) };
+    let seg = &buf.data()[p.l4..p.end];
+    let (ts, win) = (TcpOptions::parse(seg, t.header_len).ts, u16::from_be_bytes([seg[14], seg[15]]));
+    cx.stats.synproxy.syns_resent.inc();
+    syn_to_server(cx, st, buf, in_port, idx, p, isn, co, ts, win)
 }
 
 /// Answers a SYN with a SYN-ACK from the VIP whose sequence number is the
@@ -161,7 +218,7 @@ pub(super) fn on_session<A: Family, B: PacketBuf>(
         return (dir == Dir::Reply && syn_ack).then(|| ack_server(cx, st, buf, in_port, idx, p, false));
     }
     if dir == Dir::Forward {
-        return Some(Err(DropReason::SynproxyWait));
+        return Some(resend_syn(cx, st, buf, in_port, idx, p, s));
     }
     if super::admit::l4_checksum_bad(buf, p) {
         return Some(Err(DropReason::TcpBadChecksum));

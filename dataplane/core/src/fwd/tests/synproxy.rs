@@ -391,3 +391,79 @@ fn a_window_probe_opens_the_connection_when_the_clients_ack_was_lost() {
         seg(CLIENT_MAC, P0_MAC, client, vip, 40002, 80, TcpFields { seq: 1000, ack: cookie + 1, flags: ACK, window: 502 }, &[], b"x");
     assert_eq!(run(&mut f, true, &data, 0).0, Verdict::Reply { port: 0, reason: DropReason::SynproxyBadCookie });
 }
+
+/// The SYN rvs sent a real server is lost (its listen queue was full): the
+/// client's window probe sends it again, the same SYN from the same
+/// address and port, until the server answers; other segments stay
+/// dropped, and once the server answered a probe is forwarded as ever.
+fn a_lost_syn_to_the_real_server_is_sent_again(fwd: &str, fast: bool) {
+    let mut f = spx_forwarder(fwd, "");
+    let (vip, client) = (ip(VIP), ip(CLIENT));
+    let now0 = f.now;
+    let mut o = [0u8; tcpopt::HANDSHAKE_MAX];
+    let n = tcpopt::write_handshake(&mut o, &HandshakeOptions { mss: 1460, wscale: Some(6), sack_perm: true, ts: Some((100, 0)) });
+    let syn = seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq: 1000, ack: 0, flags: SYN, window: 64240 }, &o[..n], &[]);
+    let (_, b) = run(&mut f, fast, &syn, 0);
+    let cookie = seen(b.data()).seq;
+    let c = |seq: u32, ack: u32, flags: u8, tsv: u32, payload: &[u8]| {
+        seg(CLIENT_MAC, P0_MAC, client, vip, 40000, 80, TcpFields { seq, ack, flags, window: 502 }, &ts(tsv, now0), payload)
+    };
+    let (v, b) = run(&mut f, fast, &c(1001, cookie + 1, ACK, 101, &[]), 0);
+    assert_eq!(v, Verdict::Tx(1));
+    let first = seen(b.data());
+    assert_eq!((first.seq, first.flags), (1000, SYN));
+    // The first SYN is lost. The client's probes (seq = ISN), 0.2 s and
+    // 0.6 s later, each send it again: same ISN, options and source.
+    for (i, (dt, tsv)) in [(200, 300), (600, 700)].into_iter().enumerate() {
+        f.set_now(now0 + dt);
+        let (v, b) = run(&mut f, fast, &c(1000, cookie + 1, ACK, tsv, &[]), 0);
+        assert_eq!(v, Verdict::Tx(1), "probe {i}");
+        assert_eq!(ether::dst(b.data()), rs_mac(1));
+        let again = seen(b.data());
+        assert_eq!((again.src, again.dst, again.seq, again.ack, again.flags, again.window), (first.src, first.dst, 1000, 0, SYN, 502 << 6));
+        assert_eq!((again.opts.mss, again.opts.wscale, again.opts.sack_perm), (first.opts.mss, first.opts.wscale, first.opts.sack_perm));
+        assert_eq!(again.opts.ts, Some((tsv, 0)), "the client's latest timestamp");
+        assert_eq!(f.stats().synproxy.syns_resent.get(), i as u64 + 1);
+    }
+    // Data in the zero window, a segment acknowledging something else, a
+    // bad checksum: dropped, nothing sent.
+    assert_eq!(run(&mut f, fast, &c(1001, cookie + 1, ACK, 800, b"x"), 0).0, Verdict::Drop(DropReason::SynproxyWait));
+    assert_eq!(run(&mut f, fast, &c(1000, cookie + 2, ACK, 800, &[]), 0).0, Verdict::Drop(DropReason::SynproxyWait));
+    let mut bad = c(1000, cookie + 1, ACK, 800, &[]);
+    bad[50] ^= 0x55;
+    assert_eq!(run(&mut f, fast, &bad, 0).0, Verdict::Drop(DropReason::TcpBadChecksum));
+    assert_eq!(f.stats().synproxy.syns_resent.get(), 2);
+    assert_eq!(f.sessions_v4(), 1, "one session all along");
+    // The server answers the repeat: the client's window opens.
+    let synack = seg(
+        rs_mac(1),
+        P1_MAC,
+        first.dst.0,
+        first.src.0,
+        first.dst.1,
+        first.src.1,
+        TcpFields { seq: 77, ack: 1001, flags: SYN | ACK, window: 65160 },
+        &ts(9, 700),
+        &[],
+    );
+    let (v, _) = run(&mut f, fast, &synack, 1);
+    assert_eq!(v, Verdict::Tx(1));
+    let x = extra(&mut f);
+    assert_eq!(x.len(), 1, "one window update");
+    assert_eq!(seen(&x[0].1).ack, 1001);
+    // From now on a probe is the client's, forwarded (no SYN).
+    let (v, b) = run(&mut f, fast, &c(1000, cookie + 1, ACK, 900, &[]), 0);
+    assert_eq!(v, Verdict::Tx(1));
+    let fwd_probe = seen(b.data());
+    assert_eq!((fwd_probe.seq, fwd_probe.ack, fwd_probe.flags), (1000, 78, ACK));
+    assert_eq!(f.stats().synproxy.syns_resent.get(), 2);
+}
+
+#[test]
+fn a_lost_syn_to_the_real_server_is_sent_again_nat_and_full_nat() {
+    for fwd in ["nat", "fullnat"] {
+        for fast in [true, false] {
+            a_lost_syn_to_the_real_server_is_sent_again(fwd, fast);
+        }
+    }
+}
