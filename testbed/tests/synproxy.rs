@@ -4,10 +4,11 @@
 //! that rvs translates; the body arrives whole, every cookie handshake is
 //! counted. And real servers that drop the first SYN of every connection
 //! (as one whose listen queue is full does): every connection still opens,
-//! each with the SYN rvs sends again when the client probes.
+//! each with the SYN rvs sends again when the client probes, or, where the
+//! server speaks first and the client sends nothing, when its timer fires.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
-use common::{http_service, nat_bed};
+use common::{http_service, nat_bed, nat_bed_opts};
 use testbed::Bed;
 
 const SIZE: u64 = 10_000_000;
@@ -68,37 +69,7 @@ fn lost_syns_are_sent_again(tag: &str, fwd: &str) {
     let services =
         http_service(false, fwd, "rr").replace(&format!("forwarding = \"{fwd}\"\n"), &format!("forwarding = \"{fwd}\"\nsynproxy = true\n"));
     let (bed, cl, sv) = nat_bed(tag, 1, 3, "workers = 1", &services);
-    for &h in &sv {
-        let ns = &bed.h(h).ns;
-        ns.sh(&["nft", "add", "table", "inet", "lose"]).unwrap();
-        ns.sh(&["nft", "add", "chain", "inet", "lose", "in", "{ type filter hook input priority 0; }"]).unwrap();
-        ns.sh(&[
-            "nft",
-            "add",
-            "rule",
-            "inet",
-            "lose",
-            "in",
-            "tcp",
-            "dport",
-            "8080",
-            "tcp",
-            "flags",
-            "&",
-            "(syn|ack)",
-            "==",
-            "syn",
-            "numgen",
-            "inc",
-            "mod",
-            "2",
-            "==",
-            "0",
-            "counter",
-            "drop",
-        ])
-        .unwrap();
-    }
+    lose_every_other_syn(&bed, &sv, 8080);
     let url = "http://198.18.0.100/";
     for i in 0..10 {
         let out = bed
@@ -111,13 +82,7 @@ fn lost_syns_are_sent_again(tag: &str, fwd: &str) {
             .unwrap_or_else(|e| panic!("{fwd} connection {i}: curl: {e}\nrvsd:\n{}", bed.rvsd_log()));
         assert_eq!(out.trim(), "200", "{fwd} connection {i}: {:?}", bed.stats().map(|r| r.synproxy));
     }
-    let dropped: u64 = sv
-        .iter()
-        .map(|&h| {
-            let rules = bed.h(h).ns.sh(&["nft", "list", "table", "inet", "lose"]).unwrap();
-            rules.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
-        })
-        .sum();
+    let dropped = syns_lost(&bed, &sv);
     let sp = bed.stats().unwrap().synproxy;
     println!("{fwd}: real servers dropped {dropped} SYNs; synproxy {sp:?}");
     assert!(dropped >= 10, "every connection's first SYN was dropped: {dropped}");
@@ -132,4 +97,69 @@ fn a_real_server_dropping_first_syns_gets_every_connection_nat() {
 #[test]
 fn a_real_server_dropping_first_syns_gets_every_connection_full_nat() {
     lost_syns_are_sent_again("spx-lost-fnat", "fullnat");
+}
+
+/// Makes every real server drop every other SYN to `port` (nftables), the
+/// first one included.
+fn lose_every_other_syn(bed: &Bed, servers: &[usize], port: u16) {
+    for &h in servers {
+        let ns = &bed.h(h).ns;
+        ns.sh(&["nft", "add", "table", "inet", "lose"]).unwrap();
+        ns.sh(&["nft", "add", "chain", "inet", "lose", "in", "{ type filter hook input priority 0; }"]).unwrap();
+        let rule = format!("add rule inet lose in tcp dport {port} tcp flags & (syn|ack) == syn numgen inc mod 2 == 0 counter drop");
+        let mut cmd = vec!["nft"];
+        cmd.extend(rule.split_whitespace());
+        ns.sh(&cmd).unwrap();
+    }
+}
+
+/// The SYNs the real servers' nftables dropped.
+fn syns_lost(bed: &Bed, servers: &[usize]) -> u64 {
+    servers
+        .iter()
+        .map(|&h| {
+            let rules = bed.h(h).ns.sh(&["nft", "list", "table", "inet", "lose"]).unwrap();
+            rules.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+        })
+        .sum()
+}
+
+/// A protocol where the server speaks first (the real servers' agent port
+/// writes one line and closes): the client sends nothing after its ACK, so
+/// it never probes; each connection's first SYN is lost, and rvs's timer
+/// sends it again a second later. Three connections in a row each read the
+/// server's line within 4 s.
+fn the_server_speaks_first(tag: &str, fwd: &str) {
+    let mut services = format!(
+        "[[services]]\nvip = \"198.18.0.100\"\nport = 7777\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{fwd}\"\nsynproxy = true\n"
+    );
+    for i in 0..3 {
+        services.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = 7777\n", 11 + i));
+    }
+    let agent = |_: usize| vec!["--agent".to_string(), "[::]:7777".to_string()];
+    let (bed, cl, sv) = nat_bed_opts(tag, 1, 3, "workers = 1", &services, false, &agent);
+    lose_every_other_syn(&bed, &sv, 7777);
+    for i in 0..3 {
+        let out = bed
+            .h(cl[0])
+            .ns
+            .sh_timeout(&["bash", "-c", "exec 3<>/dev/tcp/198.18.0.100/7777 && timeout 4 head -n1 <&3"], std::time::Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{fwd} connection {i}: {e}: {:?}\nrvsd:\n{}", bed.stats().map(|r| r.synproxy), bed.rvsd_log()));
+        assert_eq!(out.trim(), "up", "{fwd} connection {i}");
+    }
+    let dropped = syns_lost(&bed, &sv);
+    let sp = bed.stats().unwrap().synproxy;
+    println!("{fwd}: real servers dropped {dropped} SYNs; synproxy {sp:?}");
+    assert!(dropped >= 3, "every connection's first SYN was dropped: {dropped}");
+    assert!(sp.syns_resent >= 3 && sp.cookies_valid == 3 && sp.window_updates == 3, "{sp:?}");
+}
+
+#[test]
+fn a_server_speaking_first_gets_its_connection_though_its_syn_was_lost_nat() {
+    the_server_speaks_first("spx-first-nat", "nat");
+}
+
+#[test]
+fn a_server_speaking_first_gets_its_connection_though_its_syn_was_lost_full_nat() {
+    the_server_speaks_first("spx-first-fnat", "fullnat");
 }

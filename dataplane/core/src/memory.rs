@@ -15,7 +15,7 @@
 //! The figures come from the allocating code itself
 //! ([`SessionTable::memory_for`], the counter and Maglev entry sizes), so
 //! they stay right when those change.
-use crate::fwd::persistence_capacity;
+use crate::fwd::{fixed_buffers_bytes, persistence_capacity};
 use crate::session::SessionTable;
 use crate::stats::{BackendStats, ServiceStats};
 use config::{Config, ConfigError, ConfigErrors, SchedulerKind, WhenFull};
@@ -34,7 +34,8 @@ pub struct Estimate {
     pub persistence: u64,
     /// The mbuf pool.
     pub mbufs: u64,
-    /// Per-core counters and per-backend scheduler state.
+    /// Per-core counters, per-backend scheduler state and each worker's
+    /// fixed buffers.
     pub counters: u64,
     /// Maglev tables (services using `mh`, or `when_full = "stateless"`).
     pub maglev: u64,
@@ -73,7 +74,8 @@ pub fn estimate(cfg: &Config) -> Estimate {
     // The compiler keeps twice the configured slots (see table::Compiler).
     let slots_b = 2 * u64::from(dp.max_real_servers);
     let slots_s = 2 * u64::from(dp.max_services);
-    let per_core = slots_b * (size_of::<BackendStats>() as u64 + 24) + slots_s * (size_of::<ServiceStats>() as u64 + 64);
+    let per_core =
+        slots_b * (size_of::<BackendStats>() as u64 + 24) + slots_s * (size_of::<ServiceStats>() as u64 + 64) + fixed_buffers_bytes();
     let maglev = cfg
         .services
         .iter()

@@ -459,6 +459,10 @@ impl Worker {
         if now != self.swept_at {
             self.fwd.sweep_elapsed(now, now.wrapping_sub(self.swept_at).min(100));
             self.swept_at = now;
+            // The SYN proxy's real servers that have not answered a second.
+            if self.fwd.resend_syns(now) > 0 {
+                send_extra(&mut self.fwd, &mut self.out, &mut self.q, self.pool);
+            }
         }
         // Management waits for freed slots: sweep in large steps (a few
         // hundred microseconds each) until this core has swept past them.

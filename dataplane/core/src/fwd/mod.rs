@@ -92,7 +92,7 @@ use crate::stats::CoreStats;
 use crate::steer::Steering;
 use crate::table::{Mode, Snapshot};
 use l2::frame;
-use rvs_wire::{ByFamily, Family, Ipv4, Ipv6, PacketBuf};
+use rvs_wire::{ByFamily, Family, Ipv4, Ipv6, PacketBuf, VecBuf};
 use state::{Ctx, Hint, LoadTable, RateLimit, St};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -220,6 +220,8 @@ pub struct Forwarder {
     standby: bool,
     cookie: crate::synproxy::CookieKey,
     st: St,
+    /// A frame the forwarder builds between bursts (the SYN proxy's timer).
+    scratch: VecBuf,
 }
 
 impl Forwarder {
@@ -261,7 +263,9 @@ impl Forwarder {
                 burst_len: 0,
                 sync: sync::SyncOut::new(),
                 extra: state::Extra::new(),
+                resends: synproxy::Resends::new(),
             },
+            scratch: VecBuf::new(&[]),
         };
         let (lo, hi) = cfg.fullnat_ports;
         f.st.sessions.v4.count_local_ports(lo, hi);
@@ -452,6 +456,14 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// Bytes a forwarder holds whatever its tables: the frames it originates
+/// and the SYN proxy's handshakes in flight.
+pub fn fixed_buffers_bytes() -> u64 {
+    let extra = BURST * (EXTRA_FRAME + 2);
+    let ring = synproxy::RESEND_RING * size_of::<synproxy::Pending>();
+    (extra + ring + VecBuf::HEADROOM + VecBuf::ROOM) as u64
 }
 
 /// Persistence templates a core keeps beside `sessions` sessions.

@@ -100,6 +100,8 @@ pub(super) struct St {
     pub(super) sync: super::sync::SyncOut,
     /// Frames originated while processing the burst.
     pub(super) extra: Extra,
+    /// The SYN proxy's handshakes with real servers in flight.
+    pub(super) resends: super::synproxy::Resends,
 }
 
 /// Room for one originated frame (a TCP segment with options).

@@ -25,9 +25,13 @@
 //! originates ([`super::state::Extra`]). A client whose ACK was lost sends
 //! zero-window probes (sequence number one less); a probe with a valid
 //! cookie opens the connection just as well. While the real server's handshake
-//! is under way, a probe sends the real server its SYN again (a lost SYN
-//! is not retried by anyone else: see `resend_syn`), and the client's
-//! other segments are dropped (`synproxy_wait`); an
+//! is under way, the client's segments are dropped (`synproxy_wait`),
+//! except its window probes, each of which sends the real server its SYN
+//! again: a SYN rvs sent is retried by no one else (a real server whose
+//! listen queue is full drops SYNs without a word). A client of a protocol
+//! where the server speaks first never probes, so a timer
+//! ([`super::Forwarder::resend_syns`]) also repeats the SYN once a second,
+//! five times at most, while the server has not answered; an
 //! ACK without a valid cookie is answered with a reset, or dropped, as the
 //! service's `synproxy_invalid_ack` says (`synproxy_bad_cookie`).
 //!
@@ -47,7 +51,7 @@ use config::InvalidAck;
 use rvs_wire::l4::{self, TcpFields};
 use rvs_wire::tcp::{flags, TcpHeader};
 use rvs_wire::tcpopt::{self, HandshakeOptions, Shift, TcpOptions};
-use rvs_wire::{ether, Family, MacAddr, PacketBuf};
+use rvs_wire::{ether, Family, Ipv4, Ipv6, MacAddr, PacketBuf, VecBuf};
 
 /// The window scale rvs announces to clients that scale (what Linux picks
 /// for its default buffers); a real server's own scale is translated to it.
@@ -114,7 +118,16 @@ pub(super) fn no_session<A: Family, B: PacketBuf>(
         fl |= SessionFlags::SPLICE_TS;
     }
     let idx = super::admit::open(cx, st, buf, in_port, p, svc, hf, State::SynRecv, fl, splice)?;
-    syn_to_server(cx, st, buf, in_port, idx, p, isn, co, ts, win)
+    let v = syn_to_server(cx, st, buf, in_port, idx, p, isn, co, ts, win)?;
+    st.resends.push(Pending {
+        idx,
+        cookie,
+        tsval: ts.map_or(0, |(v, _)| v),
+        due: cx.now.wrapping_add(RESEND_AFTER_MS),
+        tries: 0,
+        v6: A::V6,
+    });
+    Ok(v)
 }
 
 /// Rewrites the client's segment into the SYN it would have sent the real
@@ -177,6 +190,130 @@ fn resend_syn<A: Family, B: PacketBuf>(
     let (ts, win) = (TcpOptions::parse(seg, t.header_len).ts, u16::from_be_bytes([seg[14], seg[15]]));
     cx.stats.synproxy.syns_resent.inc();
     syn_to_server(cx, st, buf, in_port, idx, p, isn, co, ts, win)
+}
+
+/// How long the SYN proxy waits for a real server's SYN-ACK before it
+/// sends the SYN again by itself.
+pub(super) const RESEND_AFTER_MS: u32 = 1_000;
+
+/// How many times at most the timer sends a real server's SYN again (once
+/// a second: the client's own SYN retries give up no sooner).
+pub(super) const RESEND_TRIES: u8 = 5;
+
+/// Handshakes with real servers the timer follows at once, per core (one
+/// second's worth of new proxied connections at 8,192 a second; beyond,
+/// only the client's probes repeat a lost SYN).
+pub(super) const RESEND_RING: usize = 8_192;
+
+/// A real server's handshake the SYN proxy started: the session, its
+/// cookie (so a slot reused since is not taken for it), the client's
+/// timestamp for the SYN, and when to look again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Pending {
+    idx: u32,
+    cookie: u32,
+    tsval: u32,
+    due: u32,
+    tries: u8,
+    v6: bool,
+}
+
+/// The handshakes in flight, oldest first (every entry waits the same
+/// time, so the first due is at the head), in a ring allocated once.
+#[derive(Debug)]
+pub(super) struct Resends {
+    ring: Box<[Pending]>,
+    head: usize,
+    len: usize,
+}
+
+impl Resends {
+    pub(super) fn new() -> Resends {
+        Resends { ring: vec![Pending::default(); RESEND_RING].into_boxed_slice(), head: 0, len: 0 }
+    }
+
+    /// Follows `p`; false when the ring is full.
+    fn push(&mut self, p: Pending) -> bool {
+        if self.len == self.ring.len() {
+            return false;
+        }
+        let at = (self.head + self.len) % self.ring.len();
+        self.ring[at] = p;
+        self.len += 1;
+        true
+    }
+
+    /// The oldest entry, when it is due at `now`.
+    fn pop_due(&mut self, now: u32) -> Option<Pending> {
+        let p = *self.ring.get(self.head).filter(|_| self.len > 0)?;
+        #[expect(clippy::cast_possible_wrap, reason = "a wrapping comparison of ticks")]
+        let due = now.wrapping_sub(p.due) as i32 >= 0;
+        if !due {
+            return None;
+        }
+        self.head = (self.head + 1) % self.ring.len();
+        self.len -= 1;
+        Some(p)
+    }
+}
+
+impl super::Forwarder {
+    /// The SYN proxy's timer (call about every millisecond, then
+    /// [`super::Forwarder::drain_extra`]): every real server that has not
+    /// answered the SYN the proxy sent a second ago gets it again, five
+    /// times at most. The client's probes repeat it as well, but a client
+    /// of a protocol where the server speaks first (SMTP, FTP, MySQL) has
+    /// nothing to send and never probes. Returns how many SYNs it sent
+    /// (at most one burst's worth of extra frames per call).
+    pub fn resend_syns(&mut self, now: u32) -> usize {
+        let cx = ctx!(self, now, None);
+        let (st, scratch) = (&mut self.st, &mut self.scratch);
+        let mut sent = 0;
+        while st.extra.slot().is_some() {
+            let Some(e) = st.resends.pop_due(now) else { break };
+            let again = if e.v6 { resend_due::<Ipv6>(&cx, st, scratch, e) } else { resend_due::<Ipv4>(&cx, st, scratch, e) };
+            let Some(ok) = again else { continue };
+            sent += usize::from(ok);
+            if e.tries + 1 < RESEND_TRIES {
+                st.resends.push(Pending { due: now.wrapping_add(RESEND_AFTER_MS), tries: e.tries + 1, ..e });
+            }
+        }
+        sent
+    }
+}
+
+/// Sends the SYN of handshake `e` again, into an extra frame: None when
+/// the handshake is over (answered, expired, or the slot reused), else
+/// whether the SYN left (the real server's MAC may be unresolved).
+fn resend_due<A: Family>(cx: &Ctx<'_>, st: &mut St, scratch: &mut VecBuf, e: Pending) -> Option<bool> {
+    let table = st.sessions.get::<A>();
+    if e.idx as usize >= table.capacity() {
+        return None;
+    }
+    let s = *table.get(e.idx);
+    let waiting = s.state == State::SynRecv && s.flags.contains(SessionFlags::SPLICE_WAIT) && s.splice.seq == e.cookie;
+    if !waiting || s.expired(cx.now) {
+        return None;
+    }
+    let isn = s.splice.isn1.wrapping_sub(1);
+    let co = cx.cookie.check(&s.forward_key(), isn, e.cookie, cx.now)?;
+    let port = cx.snap.port(s.client_port)?;
+    let mut eth = [0u8; ether::HEADER_LEN];
+    eth[..6].copy_from_slice(&port.mac.0);
+    eth[6..12].copy_from_slice(&s.client_mac);
+    scratch.reset(&eth);
+    let p = Pkt { l4: 0, end: 0, src: s.client, dst: s.vip, proto: rvs_wire::ip::proto::TCP, sport: s.cport, dport: s.vport, tcp_flags: 0 };
+    let ts = s.flags.contains(SessionFlags::SPLICE_TS).then_some((e.tsval, 0));
+    let Ok(Verdict::Tx(out)) = syn_to_server(cx, st, scratch, s.client_port, e.idx, &p, isn, co, ts, s.splice.win) else {
+        return Some(false);
+    };
+    let frame = scratch.data();
+    let slot = st.extra.slot()?;
+    let n = frame.len().min(slot.len());
+    slot[..n].copy_from_slice(&frame[..n]);
+    st.extra.commit(out, n);
+    cx.stats.synproxy.syns_resent.inc();
+    Some(true)
 }
 
 /// Answers a SYN with a SYN-ACK from the VIP whose sequence number is the

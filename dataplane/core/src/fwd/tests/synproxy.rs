@@ -392,6 +392,12 @@ fn a_window_probe_opens_the_connection_when_the_clients_ack_was_lost() {
     assert_eq!(run(&mut f, true, &data, 0).0, Verdict::Reply { port: 0, reason: DropReason::SynproxyBadCookie });
 }
 
+/// The real server's SYN-ACK (ISN 77, TSval 9) to the SYN `to` it got.
+fn server_synack(to: &Seen, tsecr: u32) -> Vec<u8> {
+    let f = TcpFields { seq: 77, ack: to.seq + 1, flags: SYN | ACK, window: 65160 };
+    seg(rs_mac(1), P1_MAC, to.dst.0, to.src.0, to.dst.1, to.src.1, f, &ts(9, tsecr), &[])
+}
+
 /// The SYN rvs sent a real server is lost (its listen queue was full): the
 /// client's window probe sends it again, the same SYN from the same
 /// address and port, until the server answers; other segments stay
@@ -435,17 +441,7 @@ fn a_lost_syn_to_the_real_server_is_sent_again(fwd: &str, fast: bool) {
     assert_eq!(f.stats().synproxy.syns_resent.get(), 2);
     assert_eq!(f.sessions_v4(), 1, "one session all along");
     // The server answers the repeat: the client's window opens.
-    let synack = seg(
-        rs_mac(1),
-        P1_MAC,
-        first.dst.0,
-        first.src.0,
-        first.dst.1,
-        first.src.1,
-        TcpFields { seq: 77, ack: 1001, flags: SYN | ACK, window: 65160 },
-        &ts(9, 700),
-        &[],
-    );
+    let synack = server_synack(&first, 700);
     let (v, _) = run(&mut f, fast, &synack, 1);
     assert_eq!(v, Verdict::Tx(1));
     let x = extra(&mut f);
@@ -465,5 +461,75 @@ fn a_lost_syn_to_the_real_server_is_sent_again_nat_and_full_nat() {
         for fast in [true, false] {
             a_lost_syn_to_the_real_server_is_sent_again(fwd, fast);
         }
+    }
+}
+
+/// A client of a protocol where the server speaks first sends nothing
+/// after its ACK, so no probe: the SYN proxy's timer sends the real
+/// server's SYN again a second later, then every second, five times at
+/// most, and stops once the server answered.
+fn the_timer_sends_a_lost_syn_again(fwd: &str) {
+    let mut f = spx_forwarder(fwd, "");
+    let (vip, client) = (ip(VIP), ip(CLIENT));
+    let now0 = f.now;
+    let open = |f: &mut Clocked, cport: u16| {
+        let mut o = [0u8; tcpopt::HANDSHAKE_MAX];
+        let n = tcpopt::write_handshake(&mut o, &HandshakeOptions { mss: 1460, wscale: Some(6), sack_perm: true, ts: Some((100, 0)) });
+        let syn = seg(CLIENT_MAC, P0_MAC, client, vip, cport, 80, TcpFields { seq: 1000, ack: 0, flags: SYN, window: 64240 }, &o[..n], &[]);
+        let (_, b) = run(f, true, &syn, 0);
+        let cookie = seen(b.data()).seq;
+        let ack = seg(
+            CLIENT_MAC,
+            P0_MAC,
+            client,
+            vip,
+            cport,
+            80,
+            TcpFields { seq: 1001, ack: cookie + 1, flags: ACK, window: 502 },
+            &ts(101, now0),
+            &[],
+        );
+        let (v, b) = run(f, true, &ack, 0);
+        assert_eq!(v, Verdict::Tx(1));
+        seen(b.data())
+    };
+    let resend = |f: &mut Clocked, at: u32| {
+        f.set_now(now0 + at);
+        let n = f.f.resend_syns(f.now);
+        let x = extra(f);
+        assert_eq!(n, x.len());
+        x
+    };
+    let first = open(&mut f, 40000);
+    assert!(resend(&mut f, 999).is_empty(), "not before a second");
+    for at in [1000, 2000] {
+        let x = resend(&mut f, at);
+        assert_eq!(x.len(), 1, "{fwd} at {at} ms");
+        assert_eq!(x[0].0, 1, "to the real server's port");
+        assert_eq!((ether::dst(&x[0].1), ether::src(&x[0].1)), (rs_mac(1), P1_MAC));
+        let again = seen(&x[0].1);
+        assert_eq!(
+            (again.src, again.dst, again.seq, again.ack, again.flags, again.window, again.opts),
+            (first.src, first.dst, first.seq, 0, SYN, first.window, first.opts),
+            "{fwd}: the same SYN"
+        );
+    }
+    // The server answers: no more SYNs for this one.
+    let synack = server_synack(&first, 101);
+    assert_eq!(run(&mut f, true, &synack, 1).0, Verdict::Tx(1));
+    assert_eq!(extra(&mut f).len(), 1, "the window update");
+    assert!(resend(&mut f, 3000).is_empty(), "{fwd}: answered, nothing more");
+    // A server that never answers gets five repeats, no more.
+    f.set_now(now0 + 10_000);
+    open(&mut f, 40001);
+    let sent: usize = (1..=8).map(|s| resend(&mut f, 10_000 + s * 1000).len()).sum();
+    assert_eq!(sent, 5, "{fwd}");
+    assert_eq!(f.stats().synproxy.syns_resent.get(), 7);
+}
+
+#[test]
+fn the_timer_sends_a_lost_syn_again_nat_and_full_nat() {
+    for fwd in ["nat", "fullnat"] {
+        the_timer_sends_a_lost_syn_again(fwd);
     }
 }
