@@ -128,8 +128,9 @@ pub struct BackendView {
     pub egress: u8,
     /// Neighbour slot of its next hop.
     pub neigh: u32,
-    /// Source address for the tunnel's outer header (tunnel mode).
-    pub tunnel_src: Option<IpAddr>,
+    /// The tunnel's outer header, prepared (tunnel mode; None also when
+    /// no port address of its family can be the outer source).
+    pub tunnel: Option<rvs_wire::tunnel::Outer>,
     /// Health: false when a checker marked it down.
     pub up: bool,
     /// Removed from its service but kept for its sessions (`on_remove =
@@ -857,6 +858,7 @@ impl Compiler {
             .ok_or_else(|| CompileError::Invalid(format!("no neighbour slot for {hop}")))?;
         let mode = Mode::from(fwd);
         let tunnel_src = (mode == Mode::Tunnel).then(|| snap.ports.get(usize::from(egress)).and_then(|p| p.source_for(addr))).flatten();
+        let tunnel = tunnel_src.and_then(|src| rvs_wire::tunnel::Outer::new(src, addr).ok());
         Ok(BackendView {
             slot,
             gen,
@@ -868,7 +870,7 @@ impl Compiler {
             mode,
             egress,
             neigh,
-            tunnel_src,
+            tunnel,
             up: w.up,
             retired: false,
             fallback: false,

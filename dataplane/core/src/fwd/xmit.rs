@@ -191,12 +191,13 @@ pub(super) fn decrement_ttl<A: Family>(frame: &mut [u8]) {
 /// real server (RFC 2003 / RFC 2473, see [`tunnel::encapsulate`]). A packet
 /// that would exceed the egress MTU is refused here; see [`too_big`] for the
 /// ICMP answer.
+#[inline(always)]
 pub(super) fn encapsulate<A: Family, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, b: &BackendView, mtu: u16) -> Result<(), DropReason> {
-    let src = b.tunnel_src.ok_or(DropReason::NoRoute)?;
-    if buf.len() - ether::HEADER_LEN + tunnel::overhead(b.addr) > usize::from(mtu) {
+    let outer = b.tunnel.as_ref().ok_or(DropReason::NoRoute)?;
+    if buf.len() - ether::HEADER_LEN + outer.overhead() > usize::from(mtu) {
         return Err(DropReason::MtuExceeded);
     }
-    tunnel::encapsulate(buf, A::V6, src, b.addr, cx.tunnel_ttl).map_err(|e| match e {
+    outer.wrap(buf, A::V6, cx.tunnel_ttl).map_err(|e| match e {
         EncapError::NoHeadroom => DropReason::NoHeadroom,
         EncapError::TooLong => DropReason::MtuExceeded,
         EncapError::Families => DropReason::NoRoute,
