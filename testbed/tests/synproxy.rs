@@ -85,8 +85,11 @@ fn lost_syns_are_sent_again(tag: &str, fwd: &str) {
     let dropped = syns_lost(&bed, &sv);
     let sp = bed.stats().unwrap().synproxy;
     println!("{fwd}: real servers dropped {dropped} SYNs; synproxy {sp:?}");
-    assert!(dropped >= 10, "every connection's first SYN was dropped: {dropped}");
-    assert!(sp.syns_resent >= 10 && sp.cookies_valid == 10 && sp.window_updates == 10, "{sp:?}");
+    // Each server drops its first SYN and every other one after (a SYN
+    // sent twice before a slow answer shifts which): at least one per
+    // server, and every SYN dropped was followed by another.
+    assert!(dropped >= 3, "the real servers dropped SYNs: {dropped}");
+    assert!(sp.syns_resent >= dropped && sp.cookies_valid == 10 && sp.window_updates == 10, "{dropped} dropped: {sp:?}");
 }
 
 #[test]
@@ -151,7 +154,7 @@ fn the_server_speaks_first(tag: &str, fwd: &str) {
     let sp = bed.stats().unwrap().synproxy;
     println!("{fwd}: real servers dropped {dropped} SYNs; synproxy {sp:?}");
     assert!(dropped >= 3, "every connection's first SYN was dropped: {dropped}");
-    assert!(sp.syns_resent >= 3 && sp.cookies_valid == 3 && sp.window_updates == 3, "{sp:?}");
+    assert!(sp.syns_resent >= dropped && sp.cookies_valid == 3 && sp.window_updates == 3, "{dropped} dropped: {sp:?}");
 }
 
 #[test]
