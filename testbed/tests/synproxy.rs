@@ -8,7 +8,7 @@
 //! server speaks first and the client sends nothing, when its timer fires.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
 mod common;
-use common::{http_service, nat_bed, nat_bed_opts};
+use common::{http_service, nat_bed, nat_bed_opts, vip_url, VIP, VIP6};
 use testbed::Bed;
 
 const SIZE: u64 = 10_000_000;
@@ -65,18 +65,18 @@ fn a_10_mb_download_through_a_syn_proxied_full_nat_service() {
 /// first included; ten connections one after the other through the SYN
 /// proxy: each one's first SYN is lost, the client's window probe makes
 /// rvs send it again, and every request is answered within 5 s.
-fn lost_syns_are_sent_again(tag: &str, fwd: &str) {
+fn lost_syns_are_sent_again(tag: &str, fwd: &str, v6: bool) {
     let services =
-        http_service(false, fwd, "rr").replace(&format!("forwarding = \"{fwd}\"\n"), &format!("forwarding = \"{fwd}\"\nsynproxy = true\n"));
+        http_service(v6, fwd, "rr").replace(&format!("forwarding = \"{fwd}\"\n"), &format!("forwarding = \"{fwd}\"\nsynproxy = true\n"));
     let (bed, cl, sv) = nat_bed(tag, 1, 3, "workers = 1", &services);
     lose_every_other_syn(&bed, &sv, 8080);
-    let url = "http://198.18.0.100/";
+    let url = vip_url(v6, "/");
     for i in 0..10 {
         let out = bed
             .h(cl[0])
             .ns
             .sh_timeout(
-                &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", url],
+                &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", &url],
                 std::time::Duration::from_secs(10),
             )
             .unwrap_or_else(|e| panic!("{fwd} connection {i}: curl: {e}\nrvsd:\n{}", bed.rvsd_log()));
@@ -94,12 +94,12 @@ fn lost_syns_are_sent_again(tag: &str, fwd: &str) {
 
 #[test]
 fn a_real_server_dropping_first_syns_gets_every_connection_nat() {
-    lost_syns_are_sent_again("spx-lost-nat", "nat");
+    lost_syns_are_sent_again("spx-lost-nat", "nat", false);
 }
 
 #[test]
 fn a_real_server_dropping_first_syns_gets_every_connection_full_nat() {
-    lost_syns_are_sent_again("spx-lost-fnat", "fullnat");
+    lost_syns_are_sent_again("spx-lost-fnat", "fullnat", false);
 }
 
 /// Makes every real server drop every other SYN to `port` (nftables), the
@@ -132,12 +132,14 @@ fn syns_lost(bed: &Bed, servers: &[usize]) -> u64 {
 /// it never probes; each connection's first SYN is lost, and rvs's timer
 /// sends it again a second later. Three connections in a row each read the
 /// server's line within 4 s.
-fn the_server_speaks_first(tag: &str, fwd: &str) {
+fn the_server_speaks_first(tag: &str, fwd: &str, v6: bool) {
+    let vip = if v6 { VIP6 } else { VIP };
     let mut services = format!(
-        "[[services]]\nvip = \"198.18.0.100\"\nport = 7777\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{fwd}\"\nsynproxy = true\n"
+        "[[services]]\nvip = \"{vip}\"\nport = 7777\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{fwd}\"\nsynproxy = true\n"
     );
     for i in 0..3 {
-        services.push_str(&format!("[[services.real_servers]]\naddress = \"198.18.1.{}\"\nport = 7777\n", 11 + i));
+        let a = if v6 { format!("2001:db8:1::{:x}", 0x11 + i) } else { format!("198.18.1.{}", 11 + i) };
+        services.push_str(&format!("[[services.real_servers]]\naddress = \"{a}\"\nport = 7777\n"));
     }
     let agent = |_: usize| vec!["--agent".to_string(), "[::]:7777".to_string()];
     let (bed, cl, sv) = nat_bed_opts(tag, 1, 3, "workers = 1", &services, false, &agent);
@@ -146,7 +148,10 @@ fn the_server_speaks_first(tag: &str, fwd: &str) {
         let out = bed
             .h(cl[0])
             .ns
-            .sh_timeout(&["bash", "-c", "exec 3<>/dev/tcp/198.18.0.100/7777 && timeout 4 head -n1 <&3"], std::time::Duration::from_secs(10))
+            .sh_timeout(
+                &["bash", "-c", &format!("exec 3<>/dev/tcp/{vip}/7777 && timeout 4 head -n1 <&3")],
+                std::time::Duration::from_secs(10),
+            )
             .unwrap_or_else(|e| panic!("{fwd} connection {i}: {e}: {:?}\nrvsd:\n{}", bed.stats().map(|r| r.synproxy), bed.rvsd_log()));
         assert_eq!(out.trim(), "up", "{fwd} connection {i}");
     }
@@ -159,10 +164,18 @@ fn the_server_speaks_first(tag: &str, fwd: &str) {
 
 #[test]
 fn a_server_speaking_first_gets_its_connection_though_its_syn_was_lost_nat() {
-    the_server_speaks_first("spx-first-nat", "nat");
+    the_server_speaks_first("spx-first-nat", "nat", false);
 }
 
 #[test]
 fn a_server_speaking_first_gets_its_connection_though_its_syn_was_lost_full_nat() {
-    the_server_speaks_first("spx-first-fnat", "fullnat");
+    the_server_speaks_first("spx-first-fnat", "fullnat", false);
+}
+
+/// Both over IPv6: a real server's lost SYN sent again on the client's
+/// probe (NAT) and by the timer to a server that speaks first (full NAT).
+#[test]
+fn lost_syns_to_real_servers_are_sent_again_over_ipv6() {
+    lost_syns_are_sent_again("spx-lost-v6", "nat", true);
+    the_server_speaks_first("spx-first-v6", "fullnat", true);
 }
