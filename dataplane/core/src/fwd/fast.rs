@@ -1,5 +1,6 @@
 //! The established-flow fast path: a burst's look-ahead lookups and the one-
 //! look validation of plain IPv4 TCP/UDP frames.
+use super::flow::transport;
 use super::state::{Ctx, Hint, Pkt, St, AHEAD, BURST};
 use super::xmit::commit;
 use super::{Forwarder, Verdict};
@@ -10,7 +11,7 @@ use crate::session::Dir;
 use crate::table::Mode;
 use rvs_wire::ip::proto;
 use rvs_wire::peek::{self, PeekedFlow};
-use rvs_wire::{ether, tcp, tunnel, Family, MacAddr, PacketBuf};
+use rvs_wire::{ether, tcp, tunnel, Family, Ipv4, MacAddr, PacketBuf};
 
 impl Forwarder {
     /// Looks the sessions of a burst up ahead of processing it (having
@@ -74,6 +75,24 @@ impl Forwarder {
         }
     }
 
+    /// A plain IPv4 TCP/UDP packet the fast path did not forward - a new
+    /// flow's first packet most often, or an expired or closing session's,
+    /// the SYN proxy's handshake, an error to answer - goes on at the flow
+    /// stage ([`transport`]) once it passed every check the general path
+    /// makes before it ([`checked_flow`]): its headers are not parsed and
+    /// checked a second time. None for anything else, unchanged: the
+    /// general path from the start.
+    #[inline]
+    fn flow_stage<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, i: usize) -> Option<Verdict> {
+        let cx = ctx!(self, now, self.steering.as_ref());
+        let p = checked_flow(&cx, &self.st, buf, in_port, i)?;
+        buf.truncate(p.end);
+        self.st.hint_at = i;
+        let v = transport(&cx, &mut self.st, buf, in_port, p).unwrap_or_else(Verdict::Drop);
+        self.st.hint_at = usize::MAX;
+        Some(self.tally(v))
+    }
+
     /// Turns the fast path off or on (for tests comparing it with the
     /// general path; it is on by default).
     pub fn set_fast_path(&mut self, on: bool) {
@@ -96,13 +115,70 @@ impl Forwarder {
                     return self.tally(v);
                 }
                 Some(Err(reason)) => return self.tally(Verdict::Drop(reason)),
-                None => {}
+                None => return self.beyond_fast(now, buf, in_port, i, true),
+            }
+        }
+        self.beyond_fast(now, buf, in_port, i, false)
+    }
+
+    /// A packet the fast path did not forward: the flow stage when it
+    /// takes it (`flow_stage`, tried when `checked` says the fast path
+    /// ran), else the general path. Not inlined: it would weigh on the
+    /// fast path's own code.
+    #[inline(never)]
+    fn beyond_fast<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, i: usize, checked: bool) -> Verdict {
+        if checked {
+            if let Some(v) = self.flow_stage(now, buf, in_port, i) {
+                return v;
             }
         }
         self.st.hint_at = i;
         let v = self.process(now, buf, in_port);
         self.st.hint_at = usize::MAX;
         v
+    }
+}
+
+/// The facts of packet `i` of the burst as the general path would have them
+/// on reaching the flow stage ([`transport`]), when it is a plain IPv4
+/// TCP/UDP packet that passes every check the general path makes before
+/// it: Ethernet (to our MAC or the pair's virtual one), the IPv4 header
+/// ([`peek::plain_ipv4`]: lengths, TTL, checksum; no options, not a
+/// fragment), the addresses (no multicast or broadcast destination, no
+/// martian source, none of ours as source), the L4 header. A frame on a
+/// pair's HA port (which may be for rvsd's HA threads) is left to the
+/// general path.
+#[inline(always)]
+fn checked_flow<B: PacketBuf>(cx: &Ctx<'_>, st: &St, buf: &B, in_port: u8, i: usize) -> Option<Pkt<Ipv4>> {
+    let hint = st.hints.v4.get(i).filter(|h| h.valid)?;
+    let key = hint.key;
+    if cx.snap.ha_port == Some(in_port) {
+        return None;
+    }
+    let port = cx.snap.port(in_port)?;
+    let to = match cx.snap.vmac {
+        Some(v) if buf.data().get(..6) == Some(&v.0[..]) => v,
+        _ => port.mac,
+    };
+    let plain = peek::plain_ipv4(buf.data(), to, key.proto, buf.ip_csum_good())?;
+    if key.dst.is_multicast_or_broadcast() || key.src.is_martian_source() || cx.snap.addr_kind(key.src).is_some() {
+        return None;
+    }
+    Some(plain_pkt(&key, &plain))
+}
+
+/// The facts of a plain IPv4 TCP/UDP packet whose headers passed.
+#[inline(always)]
+fn plain_pkt(key: &session::FlowKey<Ipv4>, plain: &peek::PlainIpv4) -> Pkt<Ipv4> {
+    Pkt {
+        l4: peek::PLAIN_IPV4_L4,
+        end: plain.end,
+        src: key.src,
+        dst: key.dst,
+        proto: key.proto,
+        sport: key.sport,
+        dport: key.dport,
+        tcp_flags: plain.tcp_flags,
     }
 }
 
@@ -114,7 +190,9 @@ impl Forwarder {
 /// NIC's word for a good header checksum; the session's
 /// state and its real server, the egress), and returns `None` - having
 /// changed nothing - for anything else: other protocols, new flows,
-/// expired or closing sessions, errors to count or answer. Otherwise it
+/// expired or closing sessions, errors to count or answer (which go on at
+/// the flow stage when their headers pass, see `Forwarder::flow_stage`,
+/// or take the general path). Otherwise it
 /// commits exactly as the general path does ([`commit`]).
 /// `fast_path_equals_general_path` checks the two agree packet for packet.
 #[inline(always)]
@@ -127,8 +205,8 @@ pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     // A session created or ended since the candidates were taken (earlier
     // in this burst) makes them stale: take them again from the bucket,
     // which is in cache by now - except for a SYN without ACK, almost
-    // always a new flow (as the one before it probably was), which the
-    // general path handles: no checks and lookup spent on it first.
+    // always a new flow (as the one before it probably was), which goes
+    // to the flow stage (`Forwarder::flow_stage`): no lookup spent on it here.
     let cands = if hint.mods == st.sessions.v4.mods() {
         hint.cands
     } else if key.proto == proto::TCP
@@ -176,15 +254,6 @@ pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_por
     }
     // Committed: from here on the packet is forwarded.
     buf.truncate(plain.end);
-    let p = Pkt {
-        l4: peek::PLAIN_IPV4_L4,
-        end: plain.end,
-        src: key.src,
-        dst: key.dst,
-        proto: key.proto,
-        sport: key.sport,
-        dport: key.dport,
-        tcp_flags: plain.tcp_flags,
-    };
+    let p = plain_pkt(&key, &plain);
     Some(commit(cx, st, buf, idx, dir, &p, &s, b, out, out_port, dst_mac))
 }

@@ -917,8 +917,9 @@ fn counters(f: &Clocked) -> Vec<u64> {
 /// verdict, the same bytes out, the same counters and sessions, over a
 /// random mix of new and established flows in both directions, TCP state
 /// changes, and frames the fast path must leave to the general one (TTL 1,
-/// bad checksums and lengths, options, multicast, other MACs, a SYN on a
-/// closing session, time passing so sessions expire), in every mode.
+/// bad checksums and lengths, options, multicast, other MACs, our own
+/// address as source, a SYN on a closing session, time passing so sessions
+/// expire), in every mode.
 #[test]
 fn fast_path_equals_general_path() {
     for mode in ["nat", "fullnat", "dr", "tunnel"] {
@@ -941,7 +942,9 @@ fn fast_path_equals_general_path() {
             }
             let burst: Vec<(Vec<u8>, NicCsum, NicCsum)> = (0..32)
                 .map(|_| {
-                    let c = ip("198.18.0.2") + u32::try_from(rnd(4)).unwrap();
+                    // Now and then the VIP itself as source (the "land"
+                    // attack), which both paths must drop as such.
+                    let c = if rnd(64) == 0 { ip("198.18.0.100") } else { ip("198.18.0.2") + u32::try_from(rnd(4)).unwrap() };
                     let cport = 40000 + u16::try_from(rnd(24)).unwrap();
                     let flags = [
                         tcp::flags::SYN,
@@ -980,7 +983,8 @@ fn fast_path_equals_general_path() {
                             f[46] = 0x40; // TCP data offset 16 bytes
                             l4 = NicCsum::Unknown;
                         }
-                        5 => f[30] = 224, // multicast destination
+                        5 => f[30] = 224,                                                   // multicast destination
+                        7 if f[23] == 17 => f[38..40].copy_from_slice(&3u16.to_be_bytes()), // UDP length
                         6 => {
                             // A TCP/UDP checksum the NIC found wrong.
                             let at = if f[23] == 6 { 50 } else { 40 };
