@@ -255,8 +255,13 @@ fn sessions(f: &mut Family<'_>, r: &Report) {
         ("rvs_synproxy_cookies_invalid_total", "ACKs to a SYN-proxied service with no valid cookie.", r.synproxy.cookies_invalid),
         (
             "rvs_synproxy_syns_resent_total",
-            "SYNs the SYN proxy sent a real server again (the client probed before the server answered).",
+            "SYNs the SYN proxy sent a real server again (the client probed, or a second passed, before the server answered).",
             r.synproxy.syns_resent,
+        ),
+        (
+            "rvs_synproxy_resend_ring_full_total",
+            "Real servers' handshakes the SYN proxy's resend timer could not follow (its ring per worker was full).",
+            r.synproxy.resend_ring_full,
         ),
         ("rvs_synproxy_window_updates_total", "Window updates the SYN proxy sent once a real server answered.", r.synproxy.window_updates),
         (

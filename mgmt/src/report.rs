@@ -242,6 +242,9 @@ pub struct SynproxyReport {
     /// server had not answered: its first SYN was lost).
     #[serde(default)]
     pub syns_resent: u64,
+    /// Handshakes the resend timer could not follow (its ring was full).
+    #[serde(default)]
+    pub resend_ring_full: u64,
     /// Window updates sent to clients once their real server answered.
     pub window_updates: u64,
     /// Window updates with no room to send them.
@@ -686,6 +689,7 @@ impl Accounting {
                 cookies_valid: sum.of(|c| c.synproxy.cookies_valid.get()),
                 cookies_invalid: sum.of(|c| c.synproxy.cookies_invalid.get()),
                 syns_resent: sum.of(|c| c.synproxy.syns_resent.get()),
+                resend_ring_full: sum.of(|c| c.synproxy.resend_ring_full.get()),
                 window_updates: sum.of(|c| c.synproxy.window_updates.get()),
                 updates_lost: sum.of(|c| c.synproxy.updates_lost.get()),
                 sack_translated: sum.of(|c| c.synproxy.sack_translated.get()),

@@ -208,9 +208,13 @@ pub struct SynproxyCounters {
     pub cookies_valid: Counter,
     /// ACKs with no valid cookie.
     pub cookies_invalid: Counter,
-    /// SYNs sent to a real server again (the client probed while it had
-    /// not answered).
+    /// SYNs sent to a real server again (the client probed, or the timer
+    /// found a second passed, while it had not answered).
     pub syns_resent: Counter,
+    /// Real servers' handshakes the resend timer could not follow, its
+    /// ring ([`crate::fwd::SYNPROXY_RESEND_RING`] per core) being full:
+    /// only the client's window probes repeat their SYN.
+    pub resend_ring_full: Counter,
     /// Window updates sent to clients (a real server answered).
     pub window_updates: Counter,
     /// Window updates that found no room (the client's probe opens it).

@@ -85,6 +85,9 @@ mod xmit;
 pub use explain::{CandidateView, ExplainQuery, Explanation, HashSlot};
 pub use state::{BURST, EXTRA_FRAME, SWEEP_PERIOD_MS};
 pub use sync::{record_owner, SyncReject, SYNC_BUFFER};
+/// Handshakes with real servers the SYN proxy's resend timer follows at
+/// once, per core (see `SynproxyCounters::resend_ring_full`).
+pub const SYNPROXY_RESEND_RING: usize = synproxy::RESEND_RING;
 
 use crate::drop::DropReason;
 use crate::session::{Session, SessionFlags, SessionTable};

@@ -119,7 +119,7 @@ pub(super) fn no_session<A: Family, B: PacketBuf>(
     }
     let idx = super::admit::open(cx, st, buf, in_port, p, svc, hf, State::SynRecv, fl, splice)?;
     let v = syn_to_server(cx, st, buf, in_port, idx, p, isn, co, ts, win)?;
-    st.resends.push(Pending {
+    let timed = st.resends.push(Pending {
         idx,
         cookie,
         tsval: ts.map_or(0, |(v, _)| v),
@@ -127,6 +127,9 @@ pub(super) fn no_session<A: Family, B: PacketBuf>(
         tries: 0,
         v6: A::V6,
     });
+    if !timed {
+        cx.stats.synproxy.resend_ring_full.inc();
+    }
     Ok(v)
 }
 

@@ -9,9 +9,14 @@ const VIP: &str = "198.18.0.100";
 const CLIENT: &str = "198.18.0.2";
 
 fn spx_forwarder(fwd: &str, extra: &str) -> Clocked {
+    spx_forwarder_of(fwd, extra, 4096)
+}
+
+/// The same with room for `sessions` sessions.
+fn spx_forwarder_of(fwd: &str, extra: &str, sessions: u32) -> Clocked {
     let text =
         cfg_text(fwd, "rr").replacen(&format!("forwarding = \"{fwd}\"\n"), &format!("forwarding = \"{fwd}\"\nsynproxy = true\n{extra}"), 1);
-    forwarder_from(&text, 4096).0
+    forwarder_from(&text, sessions).0
 }
 
 /// A TCP/IPv4 frame with options and payload, checksums right.
@@ -525,6 +530,27 @@ fn the_timer_sends_a_lost_syn_again(fwd: &str) {
     let sent: usize = (1..=8).map(|s| resend(&mut f, 10_000 + s * 1000).len()).sum();
     assert_eq!(sent, 5, "{fwd}");
     assert_eq!(f.stats().synproxy.syns_resent.get(), 7);
+}
+
+/// Beyond the resend ring's room, a handshake is still made (the client's
+/// probes repeat its SYN) but the timer cannot follow it, which is counted.
+#[test]
+fn handshakes_beyond_the_resend_ring_are_counted() {
+    let mut f = spx_forwarder_of("nat", "", 16_384);
+    let (vip, client) = (ip(VIP), ip(CLIENT));
+    let extra_ones = 3u32;
+    let total = u32::try_from(SYNPROXY_RESEND_RING).unwrap() + extra_ones;
+    for i in 0..total {
+        let (c, cport) = (Ipv4(client.0 + i / 4096), 40000 + u16::try_from(i % 4096).unwrap());
+        let syn = seg(CLIENT_MAC, P0_MAC, c, vip, cport, 80, TcpFields { seq: 1000, ack: 0, flags: SYN, window: 64240 }, &[], &[]);
+        let (_, b) = run(&mut f, true, &syn, 0);
+        let cookie = seen(b.data()).seq;
+        let ack = seg(CLIENT_MAC, P0_MAC, c, vip, cport, 80, TcpFields { seq: 1001, ack: cookie + 1, flags: ACK, window: 502 }, &[], &[]);
+        assert_eq!(run(&mut f, true, &ack, 0).0, Verdict::Tx(1), "handshake {i}");
+    }
+    let s = &f.stats().synproxy;
+    assert_eq!(s.cookies_valid.get(), u64::from(total));
+    assert_eq!(s.resend_ring_full.get(), u64::from(extra_ones));
 }
 
 #[test]
