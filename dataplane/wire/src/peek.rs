@@ -4,13 +4,14 @@
 //! A worker reads the 5-tuple of every packet of a burst before processing
 //! any ([`peek_flow`]), to prefetch their sessions; nothing is trusted from
 //! that read, and each packet is validated when it is processed - in full
-//! by the general path, or by [`plain_ipv4`] when the fast path takes it.
+//! by the general path, or by [`plain_ipv4`] or [`plain_ipv6`] when the
+//! fast path takes it.
 //! Both read fixed offsets through fixed-size arrays, so the compiler
 //! proves every bound once.
 use crate::addr::{Ipv4, Ipv6};
 use crate::ip::proto;
 use crate::l4::FiveTuple;
-use crate::{checksum, ether, ipv4, MacAddr};
+use crate::{checksum, ether, ipv4, ipv6, MacAddr};
 
 /// The flow a frame seems to belong to (unvalidated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,9 +66,10 @@ pub fn peek_flow(frame: &[u8]) -> Option<PeekedFlow> {
     None
 }
 
-/// What the fast path needs of a plain IPv4 TCP/UDP frame it validated.
+/// What the fast path needs of a plain IPv4 or IPv6 TCP/UDP frame it
+/// validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PlainIpv4 {
+pub struct Plain {
     /// End of the IP packet in the frame (what follows is padding).
     pub end: usize,
     /// TCP flags (0 for UDP).
@@ -76,15 +78,18 @@ pub struct PlainIpv4 {
 
 /// Offset of the L4 header in a plain IPv4 frame.
 pub const PLAIN_IPV4_L4: usize = ether::HEADER_LEN + ipv4::MIN_HEADER_LEN;
+/// Offset of the L4 header in a plain IPv6 frame (no extension header).
+pub const PLAIN_IPV6_L4: usize = ether::HEADER_LEN + ipv6::HEADER_LEN;
 
 /// Validates, in one look, a frame [`peek_flow`] read as IPv4 TCP/UDP of
 /// protocol `l4proto`: addressed to `to`; total length inside the frame;
 /// TTL above 1 (it will be decremented); header checksum right (summed
-/// here unless `csum_verified`: the NIC found it right); a TCP data
-/// offset inside the packet or a UDP length matching it. None sends the
-/// frame to the general path, which says why.
+/// here unless `csum_verified`: the NIC found it right); a destination
+/// neither multicast nor broadcast; a TCP data offset inside the packet or
+/// a UDP length matching it. None sends the frame to the general path,
+/// which says why.
 #[inline(always)]
-pub fn plain_ipv4(frame: &[u8], to: MacAddr, l4proto: u8, csum_verified: bool) -> Option<PlainIpv4> {
+pub fn plain_ipv4(frame: &[u8], to: MacAddr, l4proto: u8, csum_verified: bool) -> Option<Plain> {
     let f: &[u8; 42] = frame.first_chunk()?;
     if f[0..6] != to.0 {
         return None;
@@ -95,6 +100,9 @@ pub fn plain_ipv4(frame: &[u8], to: MacAddr, l4proto: u8, csum_verified: bool) -
         return None;
     }
     if !csum_verified && !checksum::ipv4_header_ok(ip) {
+        return None;
+    }
+    if Ipv4(u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]])).is_multicast_or_broadcast() {
         return None;
     }
     let end = ether::HEADER_LEN + tl;
@@ -111,5 +119,39 @@ pub fn plain_ipv4(frame: &[u8], to: MacAddr, l4proto: u8, csum_verified: bool) -
         }
         0
     };
-    Some(PlainIpv4 { end, tcp_flags })
+    Some(Plain { end, tcp_flags })
+}
+
+/// Validates, in one look, a frame [`peek_flow`] read as IPv6 TCP/UDP of
+/// protocol `l4proto` (so with no extension header): addressed to `to`;
+/// payload inside the frame; hop limit above 1; a destination that is not
+/// multicast; a TCP data offset inside the packet, or a UDP length matching
+/// it and a checksum present (mandatory over IPv6). None sends the frame to
+/// the general path, which says why.
+#[inline(always)]
+pub fn plain_ipv6(frame: &[u8], to: MacAddr, l4proto: u8) -> Option<Plain> {
+    const L4: usize = PLAIN_IPV6_L4;
+    let f: &[u8; L4 + 8] = frame.first_chunk()?;
+    if f[0..6] != to.0 {
+        return None;
+    }
+    let payload = usize::from(u16::from_be_bytes([f[18], f[19]]));
+    let end = L4 + payload;
+    if end > frame.len() || f[ether::HEADER_LEN + 7] <= 1 || f[ether::HEADER_LEN + 24] == 0xff {
+        return None;
+    }
+    let tcp_flags = if l4proto == proto::TCP {
+        let t: &[u8; L4 + 20] = frame.first_chunk()?;
+        let hl = usize::from(t[L4 + 12] >> 4) * 4;
+        if payload < 20 || hl < 20 || L4 + hl > end {
+            return None;
+        }
+        t[L4 + 13]
+    } else {
+        if payload < 8 || usize::from(u16::from_be_bytes([f[L4 + 4], f[L4 + 5]])) != payload || f[L4 + 6..L4 + 8] == [0, 0] {
+            return None;
+        }
+        0
+    };
+    Some(Plain { end, tcp_flags })
 }

@@ -7,11 +7,11 @@ use super::{Forwarder, Verdict};
 use crate::conn::State;
 use crate::drop::DropReason;
 use crate::session;
-use crate::session::Dir;
+use crate::session::{Dir, FlowKey};
 use crate::table::Mode;
 use rvs_wire::ip::proto;
 use rvs_wire::peek::{self, PeekedFlow};
-use rvs_wire::{ether, tcp, tunnel, Family, Ipv4, MacAddr, PacketBuf};
+use rvs_wire::{ether, tcp, tunnel, Family, Ipv4, Ipv6, MacAddr, PacketBuf};
 
 impl Forwarder {
     /// Looks the sessions of a burst up ahead of processing it (having
@@ -75,7 +75,7 @@ impl Forwarder {
         }
     }
 
-    /// A plain IPv4 TCP/UDP packet the fast path did not forward - a new
+    /// A plain IPv4 or IPv6 TCP/UDP packet the fast path did not forward - a new
     /// flow's first packet most often, or an expired or closing session's,
     /// the SYN proxy's handshake, an error to answer - goes on at the flow
     /// stage ([`transport`]) once it passed every check the general path
@@ -83,9 +83,9 @@ impl Forwarder {
     /// checked a second time. None for anything else, unchanged: the
     /// general path from the start.
     #[inline]
-    fn flow_stage<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, i: usize) -> Option<Verdict> {
+    fn flow_stage<A: Family, B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, i: usize) -> Option<Verdict> {
         let cx = ctx!(self, now, self.steering.as_ref());
-        let p = checked_flow(&cx, &self.st, buf, in_port, i)?;
+        let p = checked_flow::<A, B>(&cx, &self.st, buf, in_port, i)?;
         buf.truncate(p.end);
         self.st.hint_at = i;
         let v = transport(&cx, &mut self.st, buf, in_port, p).unwrap_or_else(Verdict::Drop);
@@ -109,16 +109,25 @@ impl Forwarder {
         // which says why they are dropped.
         if self.fast && !self.standby {
             let cx = ctx!(self, now, self.steering.as_ref());
-            match fast4(&cx, &mut self.st, buf, in_port, i) {
-                Some(Ok(v)) => {
-                    self.stats.fast_path.inc();
-                    return self.tally(v);
-                }
-                Some(Err(reason)) => return self.tally(Verdict::Drop(reason)),
-                None => return self.beyond_fast(now, buf, in_port, i, true),
-            }
+            return match fast::<Ipv4, B>(&cx, &mut self.st, buf, in_port, i) {
+                Some(r) => self.tally_fast(r),
+                None => self.beyond_fast(now, buf, in_port, i, true),
+            };
         }
         self.beyond_fast(now, buf, in_port, i, false)
+    }
+
+    /// Counts what the fast path did with a packet (forwarded: also in
+    /// `fast_path`).
+    #[inline(always)]
+    fn tally_fast(&self, r: Result<Verdict, DropReason>) -> Verdict {
+        match r {
+            Ok(v) => {
+                self.stats.fast_path.inc();
+                self.tally(v)
+            }
+            Err(reason) => self.tally(Verdict::Drop(reason)),
+        }
     }
 
     /// A packet the fast path did not forward: the flow stage when it
@@ -128,8 +137,19 @@ impl Forwarder {
     #[inline(never)]
     fn beyond_fast<B: PacketBuf>(&mut self, now: u32, buf: &mut B, in_port: u8, i: usize, checked: bool) -> Verdict {
         if checked {
-            if let Some(v) = self.flow_stage(now, buf, in_port, i) {
-                return v;
+            if self.st.hints.v4.get(i).is_some_and(|h| h.valid) {
+                if let Some(v) = self.flow_stage::<Ipv4, B>(now, buf, in_port, i) {
+                    return v;
+                }
+            } else if self.st.hints.v6.get(i).is_some_and(|h| h.valid) {
+                // IPv6's fast path: here, out of the way of IPv4's code.
+                let cx = ctx!(self, now, self.steering.as_ref());
+                if let Some(r) = fast::<Ipv6, B>(&cx, &mut self.st, buf, in_port, i) {
+                    return self.tally_fast(r);
+                }
+                if let Some(v) = self.flow_stage::<Ipv6, B>(now, buf, in_port, i) {
+                    return v;
+                }
             }
         }
         self.st.hint_at = i;
@@ -140,38 +160,56 @@ impl Forwarder {
 }
 
 /// The facts of packet `i` of the burst as the general path would have them
-/// on reaching the flow stage ([`transport`]), when it is a plain IPv4
-/// TCP/UDP packet that passes every check the general path makes before
-/// it: Ethernet (to our MAC or the pair's virtual one), the IPv4 header
-/// ([`peek::plain_ipv4`]: lengths, TTL, checksum; no options, not a
-/// fragment), the addresses (no multicast or broadcast destination, no
-/// martian source, none of ours as source), the L4 header. A frame on a
-/// pair's HA port (which may be for rvsd's HA threads) is left to the
-/// general path.
+/// on reaching the flow stage ([`transport`]), when it is a plain IPv4 or
+/// IPv6 TCP/UDP packet that passes every check the general path makes
+/// before it: Ethernet (to our MAC or the pair's virtual one), the IP
+/// header ([`plain`]: lengths, TTL, checksum; no options or extension
+/// headers, not a fragment, no multicast destination), the source (not
+/// martian, none of ours), the L4 header. A frame on a pair's HA port
+/// (which may be for rvsd's HA threads) is left to the general path.
 #[inline(always)]
-fn checked_flow<B: PacketBuf>(cx: &Ctx<'_>, st: &St, buf: &B, in_port: u8, i: usize) -> Option<Pkt<Ipv4>> {
-    let hint = st.hints.v4.get(i).filter(|h| h.valid)?;
+fn checked_flow<A: Family, B: PacketBuf>(cx: &Ctx<'_>, st: &St, buf: &B, in_port: u8, i: usize) -> Option<Pkt<A>> {
+    let hint = st.hints.get::<A>().get(i).filter(|h| h.valid)?;
     let key = hint.key;
     if cx.snap.ha_port == Some(in_port) {
         return None;
     }
-    let port = cx.snap.port(in_port)?;
-    let to = match cx.snap.vmac {
-        Some(v) if buf.data().get(..6) == Some(&v.0[..]) => v,
-        _ => port.mac,
-    };
-    let plain = peek::plain_ipv4(buf.data(), to, key.proto, buf.ip_csum_good())?;
-    if key.dst.is_multicast_or_broadcast() || key.src.is_martian_source() || cx.snap.addr_kind(key.src).is_some() {
+    let plain = plain(cx, buf, in_port, &key)?;
+    if cx.snap.addr_kind(key.src).is_some() {
         return None;
     }
     Some(plain_pkt(&key, &plain))
 }
 
-/// The facts of a plain IPv4 TCP/UDP packet whose headers passed.
+/// [`peek::plain_ipv4`] or [`peek::plain_ipv6`] for a frame to our port's
+/// MAC (or the pair's virtual one), and a source that is not martian.
 #[inline(always)]
-fn plain_pkt(key: &session::FlowKey<Ipv4>, plain: &peek::PlainIpv4) -> Pkt<Ipv4> {
+fn plain<A: Family, B: PacketBuf>(cx: &Ctx<'_>, buf: &B, in_port: u8, key: &FlowKey<A>) -> Option<peek::Plain> {
+    let port = cx.snap.port(in_port)?;
+    // The master of a pair with a virtual MAC takes frames to it too.
+    let to = match cx.snap.vmac {
+        Some(v) if buf.data().get(..6) == Some(&v.0[..]) => v,
+        _ => port.mac,
+    };
+    let plain =
+        if A::V6 { peek::plain_ipv6(buf.data(), to, key.proto)? } else { peek::plain_ipv4(buf.data(), to, key.proto, buf.ip_csum_good())? };
+    (!key.src.is_martian_source()).then_some(plain)
+}
+
+/// Where a plain frame's L4 header starts.
+const fn plain_l4<A: Family>() -> usize {
+    if A::V6 {
+        peek::PLAIN_IPV6_L4
+    } else {
+        peek::PLAIN_IPV4_L4
+    }
+}
+
+/// The facts of a plain TCP/UDP packet whose headers passed.
+#[inline(always)]
+fn plain_pkt<A: Family>(key: &FlowKey<A>, plain: &peek::Plain) -> Pkt<A> {
     Pkt {
-        l4: peek::PLAIN_IPV4_L4,
+        l4: plain_l4::<A>(),
         end: plain.end,
         src: key.src,
         dst: key.dst,
@@ -182,52 +220,50 @@ fn plain_pkt(key: &session::FlowKey<Ipv4>, plain: &peek::PlainIpv4) -> Pkt<Ipv4>
     }
 }
 
-/// The fast path: a packet of an established IPv4 TCP or UDP session, in
-/// the common case, forwarded with the fewest checks that keep the general
-/// path's behaviour. It reads what [`Forwarder::prepare`] found, checks
-/// everything the general path would (our MAC, IPv4 header and checksum,
-/// lengths, TTL, source, L4 header: [`peek::plain_ipv4`], which takes the
-/// NIC's word for a good header checksum; the session's
-/// state and its real server, the egress), and returns `None` - having
-/// changed nothing - for anything else: other protocols, new flows,
-/// expired or closing sessions, errors to count or answer (which go on at
-/// the flow stage when their headers pass, see `Forwarder::flow_stage`,
-/// or take the general path). Otherwise it
-/// commits exactly as the general path does ([`commit`]).
-/// `fast_path_equals_general_path` checks the two agree packet for packet.
+/// The fast path: a packet of an established IPv4 or IPv6 TCP or UDP
+/// session, in the common case, forwarded with the fewest checks that keep
+/// the general path's behaviour. It reads what [`Forwarder::prepare`]
+/// found, checks everything the general path would (our MAC, the IP header
+/// and IPv4's checksum, lengths, TTL, source, L4 header: [`plain`], which
+/// takes the NIC's word for a good header checksum; the session's state
+/// and its real server, the egress), and returns `None` - having changed
+/// nothing - for anything else: other protocols, new flows, expired or
+/// closing sessions, errors to count or answer (which go on at the flow
+/// stage when their headers pass, see `Forwarder::flow_stage`, or take the
+/// general path). Otherwise it commits exactly as the general path does
+/// ([`commit`]). `fast_path_equals_general_path` (and its IPv6 twin) checks
+/// the two agree packet for packet.
 #[inline(always)]
-pub(super) fn fast4<B: PacketBuf>(cx: &Ctx<'_>, st: &mut St, buf: &mut B, in_port: u8, i: usize) -> Option<Result<Verdict, DropReason>> {
-    let hint = st.hints.v4.get(i)?;
+pub(super) fn fast<A: Family, B: PacketBuf>(
+    cx: &Ctx<'_>,
+    st: &mut St,
+    buf: &mut B,
+    in_port: u8,
+    i: usize,
+) -> Option<Result<Verdict, DropReason>> {
+    let hint = st.hints.get::<A>().get(i)?;
     if !hint.valid {
         return None;
     }
-    let (key, h) = (hint.key, hint.h);
+    let (key, h, hint_mods, hint_cands) = (hint.key, hint.h, hint.mods, hint.cands);
+    let table = st.sessions.get::<A>();
     // A session created or ended since the candidates were taken (earlier
     // in this burst) makes them stale: take them again from the bucket,
     // which is in cache by now - except for a SYN without ACK, almost
     // always a new flow (as the one before it probably was), which goes
     // to the flow stage (`Forwarder::flow_stage`): no lookup spent on it here.
-    let cands = if hint.mods == st.sessions.v4.mods() {
-        hint.cands
+    let cands = if hint_mods == table.mods() {
+        hint_cands
     } else if key.proto == proto::TCP
-        && buf.data().get(peek::PLAIN_IPV4_L4 + 13).is_none_or(|&f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
+        && buf.data().get(plain_l4::<A>() + 13).is_none_or(|&f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
     {
         return None;
     } else {
-        st.sessions.v4.candidates(h)
+        table.candidates(h)
     };
-    let port = cx.snap.port(in_port)?;
-    // The master of a pair with a virtual MAC takes frames to it too.
-    let to = match cx.snap.vmac {
-        Some(v) if buf.data().get(..6) == Some(&v.0[..]) => v,
-        _ => port.mac,
-    };
-    let plain = peek::plain_ipv4(buf.data(), to, key.proto, buf.ip_csum_good())?;
-    if key.dst.is_multicast_or_broadcast() || key.src.is_martian_source() {
-        return None;
-    }
-    let (idx, dir) = st.sessions.v4.verify(&key, h, &cands)?;
-    let s = *st.sessions.v4.get(idx);
+    let plain = plain(cx, buf, in_port, &key)?;
+    let (idx, dir) = table.verify(&key, h, &cands)?;
+    let s = *table.get(idx);
     let state = s.state;
     if s.expired(cx.now)
         || state == State::Reset

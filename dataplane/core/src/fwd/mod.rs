@@ -384,6 +384,11 @@ impl Forwarder {
         self.st.sessions.v4.iter().map(|(_, s)| s)
     }
 
+    /// IPv6 sessions.
+    pub fn sessions6(&self) -> impl Iterator<Item = &Session<Ipv6>> {
+        self.st.sessions.v6.iter().map(|(_, s)| s)
+    }
+
     /// Counts a frame's verdict (the only place verdicts are counted, so
     /// each frame is counted exactly once) and returns it.
     #[inline(always)]

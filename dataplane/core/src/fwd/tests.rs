@@ -904,6 +904,7 @@ fn counters(f: &Clocked) -> Vec<u64> {
     }
     v.extend([
         s.sessions_v4.get(),
+        s.sessions_v6.get(),
         s.sessions_created.get(),
         s.sessions_expired.get(),
         s.sessions_reused.get(),
@@ -913,122 +914,217 @@ fn counters(f: &Clocked) -> Vec<u64> {
     v
 }
 
-/// The fast path and the general path agree packet for packet: the same
-/// verdict, the same bytes out, the same counters and sessions, over a
-/// random mix of new and established flows in both directions, TCP state
-/// changes, and frames the fast path must leave to the general one (TTL 1,
-/// bad checksums and lengths, options, multicast, other MACs, our own
-/// address as source, a SYN on a closing session, time passing so sessions
-/// expire), in every mode.
+/// A frame of the fast-path comparison and what a NIC said of it (IP
+/// header checksum, L4 checksum).
+type NicFrame = (Vec<u8>, NicCsum, NicCsum);
+
+/// Sends the same 600 bursts of 32 frames made by `frame` (given a random
+/// number source: `rnd(n)` is below `n`) through `fast` and through `slow`
+/// (its fast path off), and checks they agree packet for packet: the same
+/// verdict, the same bytes out, the same counters after every burst. Time
+/// passes every 100 bursts, past the SYN timeout. Returns how many packets
+/// the fast path forwarded.
+fn paths_agree(mode: &str, fast: &mut Clocked, slow: &mut Clocked, mut frame: impl FnMut(&mut dyn FnMut(u64) -> u64) -> NicFrame) -> u64 {
+    slow.set_fast_path(false);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut now = 1000u32;
+    for round in 0..600 {
+        if round % 100 == 99 {
+            now += 130_000; // past the SYN timeout: half-open sessions expire
+            fast.set_now(now);
+            slow.set_now(now);
+        }
+        let burst: Vec<NicFrame> = (0..32).map(|_| frame(&mut rnd)).collect();
+        let nic = |(f, ip, l4): &NicFrame| {
+            let mut b = VecBuf::new(f);
+            b.set_nic_csum(*ip, *l4);
+            b
+        };
+        let mut fb: Vec<VecBuf> = burst.iter().map(nic).collect();
+        let mut sb: Vec<VecBuf> = burst.iter().map(nic).collect();
+        let burst: Vec<Vec<u8>> = burst.into_iter().map(|b| b.0).collect();
+        let in_port = |f: &[u8]| u8::from(f[6..12] != CLIENT_MAC.0);
+        fast.prepare(&fb);
+        slow.prepare(&sb);
+        for i in 0..32 {
+            let vf = fast.process_at(&mut fb[i], in_port(&burst[i]), i);
+            let vs = slow.process_at(&mut sb[i], in_port(&burst[i]), i);
+            assert_eq!(vf, vs, "{mode}: verdicts differ for {:02x?}", burst[i]);
+            assert_eq!(fb[i].data(), sb[i].data(), "{mode}: output differs for {:02x?}", burst[i]);
+        }
+        assert_eq!(counters(fast), counters(slow), "{mode}: counters differ after round {round}");
+    }
+    let fast_hits = fast.stats().fast_path.get();
+    assert_eq!(slow.stats().fast_path.get(), 0);
+    assert!(fast_hits > 2000, "{mode}: the mix exercised the fast path ({fast_hits} packets)");
+    println!("{mode}: {fast_hits} of {} packets took the fast path", 600 * 32);
+    fast_hits
+}
+
+/// The TCP flags of the comparison's frames, one at random.
+fn random_flags(rnd: &mut dyn FnMut(u64) -> u64) -> u8 {
+    [tcp::flags::SYN, tcp::flags::ACK, tcp::flags::ACK | tcp::flags::PSH, tcp::flags::FIN | tcp::flags::ACK, tcp::flags::RST]
+        [usize::try_from(rnd(5)).unwrap()]
+}
+
+/// The fast path and the general path agree packet for packet (see
+/// [`paths_agree`]) over a random mix of new and established flows in both
+/// directions, TCP state changes, and frames the fast path must leave to
+/// the general one (TTL 1, bad checksums and lengths, options, multicast,
+/// other MACs, our own address as source, a SYN on a closing session, time
+/// passing so sessions expire), in every mode; the session tables end
+/// equal.
 #[test]
 fn fast_path_equals_general_path() {
     for mode in ["nat", "fullnat", "dr", "tunnel"] {
         let mut fast = forwarder(mode, "rr");
         let mut slow = forwarder(mode, "rr");
-        slow.set_fast_path(false);
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
-        let mut now = 1000u32;
-        for round in 0..600 {
-            if round % 100 == 99 {
-                now += 130_000; // past the SYN timeout: half-open sessions expire
-                fast.set_now(now);
-                slow.set_now(now);
-            }
-            let burst: Vec<(Vec<u8>, NicCsum, NicCsum)> = (0..32)
-                .map(|_| {
-                    // Now and then the VIP itself as source (the "land"
-                    // attack), which both paths must drop as such.
-                    let c = if rnd(64) == 0 { ip("198.18.0.100") } else { ip("198.18.0.2") + u32::try_from(rnd(4)).unwrap() };
-                    let cport = 40000 + u16::try_from(rnd(24)).unwrap();
-                    let flags = [
-                        tcp::flags::SYN,
-                        tcp::flags::ACK,
-                        tcp::flags::ACK | tcp::flags::PSH,
-                        tcp::flags::FIN | tcp::flags::ACK,
-                        tcp::flags::RST,
-                    ][usize::try_from(rnd(5)).unwrap()];
-                    let mut f = match rnd(10) {
-                        0..=5 => rvs_testpkt::tcp4(
-                            CLIENT_MAC,
-                            P0_MAC,
-                            c,
-                            ip("198.18.0.100"),
-                            &Tcp { sport: cport, dport: 80, flags, seq: 1, payload: b"data" },
-                        ),
-                        6 => rvs_testpkt::udp4(CLIENT_MAC, P0_MAC, c, ip("198.18.0.100"), cport, 53, b"q"),
-                        _ => {
-                            // A reply from one of the real servers (NAT: to the
-                            // client; full NAT: to a local address and port).
-                            let rs = ip("198.18.1.11") + u32::try_from(rnd(3)).unwrap();
-                            let (dst, dport) =
-                                if mode == "fullnat" { (ip("198.18.1.1"), 1024 + u16::try_from(rnd(40)).unwrap()) } else { (c, cport) };
-                            let sport = if mode == "nat" || mode == "fullnat" { 8080 } else { 80 };
-                            rvs_testpkt::tcp4(rs_mac(1), P1_MAC, rs, dst, &Tcp { sport, dport, flags, seq: 9, payload: b"resp" })
-                        }
-                    };
-                    // Now and then something the fast path must refuse.
-                    let mut l4 = [NicCsum::Unknown, NicCsum::Good][usize::try_from(rnd(2)).unwrap()];
-                    match rnd(40) {
-                        0 => f[22] = 1,                                         // TTL 1
-                        1 => f[24] ^= 0x40,                                     // IPv4 checksum
-                        2 => f[16..18].copy_from_slice(&9999u16.to_be_bytes()), // total length
-                        3 => f[0] = 0x03,                                       // another MAC
-                        4 if f[23] == 6 => {
-                            f[46] = 0x40; // TCP data offset 16 bytes
-                            l4 = NicCsum::Unknown;
-                        }
-                        5 => f[30] = 224,                                                   // multicast destination
-                        7 if f[23] == 17 => f[38..40].copy_from_slice(&3u16.to_be_bytes()), // UDP length
-                        6 => {
-                            // A TCP/UDP checksum the NIC found wrong.
-                            let at = if f[23] == 6 { 50 } else { 40 };
-                            f[at] ^= 0x01;
-                            l4 = NicCsum::Bad;
-                        }
-                        _ => {}
-                    }
-                    // What a NIC with checksum offload would have said, or
-                    // nothing (no offload): the IPv4 verdict is the truth.
-                    let ip = match (rnd(3), checksum::checksum(&f[14..34]) == 0) {
-                        (0, _) => NicCsum::Unknown,
-                        (_, true) => NicCsum::Good,
-                        (_, false) => NicCsum::Bad,
-                    };
-                    (f, ip, l4)
-                })
-                .collect();
-            let nic = |(f, ip, l4): &(Vec<u8>, NicCsum, NicCsum)| {
-                let mut b = VecBuf::new(f);
-                b.set_nic_csum(*ip, *l4);
-                b
+        paths_agree(mode, &mut fast, &mut slow, |rnd| {
+            // Now and then the VIP itself as source (the "land"
+            // attack), which both paths must drop as such.
+            let c = if rnd(64) == 0 { ip("198.18.0.100") } else { ip("198.18.0.2") + u32::try_from(rnd(4)).unwrap() };
+            let cport = 40000 + u16::try_from(rnd(24)).unwrap();
+            let flags = random_flags(rnd);
+            let mut f = match rnd(10) {
+                0..=5 => rvs_testpkt::tcp4(
+                    CLIENT_MAC,
+                    P0_MAC,
+                    c,
+                    ip("198.18.0.100"),
+                    &Tcp { sport: cport, dport: 80, flags, seq: 1, payload: b"data" },
+                ),
+                6 => rvs_testpkt::udp4(CLIENT_MAC, P0_MAC, c, ip("198.18.0.100"), cport, 53, b"q"),
+                _ => {
+                    // A reply from one of the real servers (NAT: to the
+                    // client; full NAT: to a local address and port).
+                    let rs = ip("198.18.1.11") + u32::try_from(rnd(3)).unwrap();
+                    let (dst, dport) =
+                        if mode == "fullnat" { (ip("198.18.1.1"), 1024 + u16::try_from(rnd(40)).unwrap()) } else { (c, cport) };
+                    let sport = if mode == "nat" || mode == "fullnat" { 8080 } else { 80 };
+                    rvs_testpkt::tcp4(rs_mac(1), P1_MAC, rs, dst, &Tcp { sport, dport, flags, seq: 9, payload: b"resp" })
+                }
             };
-            let mut fb: Vec<VecBuf> = burst.iter().map(nic).collect();
-            let mut sb: Vec<VecBuf> = burst.iter().map(nic).collect();
-            let burst: Vec<Vec<u8>> = burst.into_iter().map(|b| b.0).collect();
-            let in_port = |f: &[u8]| u8::from(f[6..12] != CLIENT_MAC.0);
-            fast.prepare(&fb);
-            slow.prepare(&sb);
-            for i in 0..32 {
-                let vf = fast.process_at(&mut fb[i], in_port(&burst[i]), i);
-                let vs = slow.process_at(&mut sb[i], in_port(&burst[i]), i);
-                assert_eq!(vf, vs, "{mode}: verdicts differ for {:02x?}", burst[i]);
-                assert_eq!(fb[i].data(), sb[i].data(), "{mode}: output differs for {:02x?}", burst[i]);
+            // Now and then something the fast path must refuse.
+            let mut l4 = [NicCsum::Unknown, NicCsum::Good][usize::try_from(rnd(2)).unwrap()];
+            match rnd(40) {
+                0 => f[22] = 1,                                         // TTL 1
+                1 => f[24] ^= 0x40,                                     // IPv4 checksum
+                2 => f[16..18].copy_from_slice(&9999u16.to_be_bytes()), // total length
+                3 => f[0] = 0x03,                                       // another MAC
+                4 if f[23] == 6 => {
+                    f[46] = 0x40; // TCP data offset 16 bytes
+                    l4 = NicCsum::Unknown;
+                }
+                5 => f[30] = 224, // multicast destination
+                6 => {
+                    // A TCP/UDP checksum the NIC found wrong.
+                    let at = if f[23] == 6 { 50 } else { 40 };
+                    f[at] ^= 0x01;
+                    l4 = NicCsum::Bad;
+                }
+                7 if f[23] == 17 => f[38..40].copy_from_slice(&3u16.to_be_bytes()), // UDP length
+                _ => {}
             }
-            assert_eq!(counters(&fast), counters(&slow), "{mode}: counters differ after round {round}");
-        }
+            // What a NIC with checksum offload would have said, or
+            // nothing (no offload): the IPv4 verdict is the truth.
+            let ip = match (rnd(3), checksum::checksum(&f[14..34]) == 0) {
+                (0, _) => NicCsum::Unknown,
+                (_, true) => NicCsum::Good,
+                (_, false) => NicCsum::Bad,
+            };
+            (f, ip, l4)
+        });
         let a: Vec<_> = fast.sessions4().copied().collect();
         let b: Vec<_> = slow.sessions4().copied().collect();
         assert_eq!(a, b, "{mode}: session tables differ");
-        let fast_hits = fast.stats().fast_path.get();
-        assert_eq!(slow.stats().fast_path.get(), 0);
-        assert!(fast_hits > 2000, "{mode}: the mix exercised the fast path ({fast_hits} packets)");
-        println!("{mode}: {fast_hits} of {} packets took the fast path", 600 * 32);
+    }
+}
+
+/// The shared two ports with an IPv6 TCP service 2001:db8::100:80 in mode
+/// `fwd` over three real servers 2001:db8:1::11-13 (static neighbours, the
+/// MACs of IPv4's), and UDP 2001:db8::100:53 over two.
+fn cfg_text6(fwd: &str) -> String {
+    let p = if fwd == "nat" || fwd == "fullnat" { 8080 } else { 80 };
+    let mut s = fixtures::two_ports();
+    for i in 1..=3u8 {
+        s.push_str(&format!("[[neighbors]]\naddress = \"2001:db8:1::{}\"\nmac = \"{}\"\nport = \"server\"\n\n", 10 + i, rs_mac(i)));
+    }
+    s.push_str(&format!(
+        "[[services]]\nvip = \"2001:db8::100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"{fwd}\"\n"
+    ));
+    for i in 1..=3u8 {
+        s.push_str(&format!("[[services.real_servers]]\naddress = \"2001:db8:1::{}\"\nport = {p}\n", 10 + i));
+    }
+    s.push_str(&format!(
+        "[[services]]\nvip = \"2001:db8::100\"\nport = 53\nprotocol = \"udp\"\nscheduler = \"rr\"\nforwarding = \"{fwd}\"\n"
+    ));
+    for i in 1..=2u8 {
+        s.push_str(&format!("[[services.real_servers]]\naddress = \"2001:db8:1::{}\"\n", 10 + i));
+    }
+    s
+}
+
+/// The same over IPv6: IPv6's fast path and the general path agree packet
+/// for packet in every mode, with frames the fast path must leave to the
+/// general one (hop limit 1, payload length past the frame, extension
+/// headers, a multicast destination, other MACs, bad TCP data offsets, UDP
+/// lengths and checksums, our own address as source).
+#[test]
+fn fast_path_equals_general_path_ipv6() {
+    for mode in ["nat", "fullnat", "dr", "tunnel"] {
+        let mut fast = forwarder_from(&cfg_text6(mode), 4096).0;
+        let mut slow = forwarder_from(&cfg_text6(mode), 4096).0;
+        let vip = ip6("2001:db8::100");
+        paths_agree(mode, &mut fast, &mut slow, |rnd| {
+            let c = if rnd(64) == 0 { vip } else { Ipv6(ip6("2001:db8::2").0 + u128::from(rnd(4))) };
+            let cport = 40000 + u16::try_from(rnd(24)).unwrap();
+            let flags = random_flags(rnd);
+            let mut f = match rnd(10) {
+                0..=5 => rvs_testpkt::tcp6(CLIENT_MAC, P0_MAC, c, vip, &Tcp { sport: cport, dport: 80, flags, seq: 1, payload: b"data" }),
+                6 => rvs_testpkt::udp6(CLIENT_MAC, P0_MAC, c, vip, cport, 53, b"q"),
+                _ => {
+                    let rs = Ipv6(ip6("2001:db8:1::11").0 + u128::from(rnd(3)));
+                    let (dst, dport) =
+                        if mode == "fullnat" { (ip6("2001:db8:1::1"), 1024 + u16::try_from(rnd(40)).unwrap()) } else { (c, cport) };
+                    let sport = if mode == "nat" || mode == "fullnat" { 8080 } else { 80 };
+                    rvs_testpkt::tcp6(rs_mac(1), P1_MAC, rs, dst, &Tcp { sport, dport, flags, seq: 9, payload: b"resp" })
+                }
+            };
+            let tcp_seg = f[20] == 6;
+            let mut l4 = [NicCsum::Unknown, NicCsum::Good][usize::try_from(rnd(2)).unwrap()];
+            match rnd(40) {
+                0 => f[21] = 1,                                         // hop limit 1
+                1 => f[18..20].copy_from_slice(&9999u16.to_be_bytes()), // payload length
+                2 => f[20] = 0,                                         // a hop-by-hop header
+                3 => f[0] = 0x03,                                       // another MAC
+                4 if tcp_seg => {
+                    f[66] = 0x40; // TCP data offset 16 bytes
+                    l4 = NicCsum::Unknown;
+                }
+                5 => f[38] = 0xff, // multicast destination
+                6 => {
+                    let at = if tcp_seg { 70 } else { 60 };
+                    f[at] ^= 0x01;
+                    l4 = NicCsum::Bad;
+                }
+                7 if !tcp_seg => f[58..60].copy_from_slice(&3u16.to_be_bytes()), // UDP length
+                8 if !tcp_seg => {
+                    f[60..62].fill(0); // no UDP checksum: refused over IPv6
+                    l4 = NicCsum::Unknown;
+                }
+                _ => {}
+            }
+            (f, NicCsum::Unknown, l4)
+        });
+        let a: Vec<_> = fast.sessions6().copied().collect();
+        let b: Vec<_> = slow.sessions6().copied().collect();
+        assert_eq!(a, b, "{mode}: session tables differ");
     }
 }
 

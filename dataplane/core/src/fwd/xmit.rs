@@ -77,7 +77,7 @@ pub(super) fn forward<A: Family, B: PacketBuf>(
 /// Everything forwarding an existing session's packet changes, once every
 /// check passed: state and expiry, the rewrite, MACs and counters. Shared
 /// by the general path ([`forward`]) and the fast path
-/// ([`super::fast::fast4`]).
+/// ([`super::fast::fast`]).
 #[expect(clippy::too_many_arguments, reason = "what the two paths decided, passed on unchanged")]
 #[inline(always)]
 pub(super) fn commit<A: Family, B: PacketBuf>(
