@@ -4,6 +4,7 @@
 # else the machine does). The fwdloop example is run with two burst counts
 # and the difference is divided by the extra packets, so set-up cancels out.
 #   bash scripts/ipp.sh [FWDLOOP_BINARY] [MODES...]
+#   IPP_V6=1 bash scripts/ipp.sh ...    the same over IPv6
 # Default binary: target/release/examples/fwdloop (built here first). Two
 # workloads per mode: `est` (1024 established flows, the fast path) and
 # `syn` (every packet a SYN from a new source: admission, scheduling and
@@ -19,13 +20,16 @@ if [ -z "$bin" ]; then
 fi
 shift || true
 modes=${*:-nat fullnat dr tunnel}
+family=""
+[ -n "${IPP_V6:-}" ] && family=v6
 flows=1024
 small=2000
 big=6000
 ir() {
     local out
     out=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$1" "$flows" "$2" $3 >/dev/null 2>&1
+    # shellcheck disable=SC2086 # the flags are words on purpose
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$1" "$flows" "$2" $3 $family >/dev/null 2>&1
     awk '/^summary:/ {print $2}' "$out"
     rm -f "$out"
 }

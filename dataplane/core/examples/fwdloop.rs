@@ -1,11 +1,12 @@
 //! A forwarding loop without DPDK, for profilers (callgrind, perf):
-//! `cargo run --release -p rvs-core --example fwdloop -- MODE FLOWS BURSTS [syn] [nic] [gen]`
+//! `cargo run --release -p rvs-core --example fwdloop -- MODE FLOWS BURSTS [syn] [nic] [gen] [v6]`
 //! sends BURSTS bursts of 32 packets of FLOWS established flows through
 //! `prepare` + `process_at` and prints the time per packet. With `syn`,
 //! every packet is instead a SYN from a new source (each creates a
 //! session; the table is sized for 256 K of them). With `nic`, every
 //! buffer says what a NIC with receive checksum offload says: IPv4 header
-//! and TCP checksums verified good (so rvs sums neither).
+//! and TCP checksums verified good (so rvs sums neither). With `v6`, the
+//! flows are IPv6 (to 2001:db8::100, from 2001:db8::/96).
 #![allow(
     clippy::unwrap_used,
     clippy::cast_possible_truncation,
@@ -16,7 +17,7 @@
 mod common;
 use rvs_core::fwd::Verdict;
 use rvs_testpkt::Tcp;
-use rvs_wire::{MacAddr, NicCsum, VecBuf};
+use rvs_wire::{Ipv6, MacAddr, NicCsum, VecBuf};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -32,19 +33,21 @@ fn main() {
     // at 1 M flows that table is 60+ MB of cache misses of the harness's
     // own, which a NIC's freshly written frames do not have.
     let gen = args.iter().skip(3).any(|a| a == "gen");
+    let v6 = args.iter().skip(3).any(|a| a == "v6");
     let p0 = common::P0;
     let cap = if syn { 1 << 18 } else { flows + flows / 2 + 64 };
-    let mut f = common::forwarder_big(&mode, cap);
+    let mut f = if v6 { common::forwarder_with(&common::bench_config6(&mode, 3), 1024, cap) } else { common::forwarder_big(&mode, cap) };
     let frames: Vec<Vec<u8>> = (0..flows)
         .map(|i| {
-            let mut v = rvs_testpkt::tcp4(
-                MacAddr([2, 0xc1, 0, 0, 0, 2]),
-                p0,
-                0xc613_0000 | (i & 0xffff),
-                0xc612_0064,
-                &Tcp { sport: 1024 + (i >> 16) as u16, dport: 80, flags: if syn { 0x02 } else { 0x10 }, seq: i, payload: &[] },
-            );
-            v.resize(60, 0);
+            let client = MacAddr([2, 0xc1, 0, 0, 0, 2]);
+            let t = Tcp { sport: 1024 + (i >> 16) as u16, dport: 80, flags: if syn { 0x02 } else { 0x10 }, seq: i, payload: &[] };
+            let mut v = if v6 {
+                let net = 0x2001_0db8_u128 << 96;
+                rvs_testpkt::tcp6(client, p0, Ipv6(net | 0xc613_0000 | u128::from(i & 0xffff)), Ipv6(net | 0x100), &t)
+            } else {
+                rvs_testpkt::tcp4(client, p0, 0xc613_0000 | (i & 0xffff), 0xc612_0064, &t)
+            };
+            v.resize(v.len().max(60), 0);
             v
         })
         .collect();
@@ -92,7 +95,9 @@ fn main() {
     }
     let ns = t.elapsed().as_nanos() as f64 / (bursts * 32) as f64;
     if syn {
-        assert_eq!(f.sessions_v4() as u64, bursts * 32, "every SYN created a session");
+        let made = if v6 { f.sessions_v6() } else { f.sessions_v4() };
+        assert_eq!(made as u64, bursts * 32, "every SYN created a session");
     }
-    println!("{mode}: {flows} flows, {ns:.1} ns per packet (buffer fill included)");
+    let family = if v6 { " IPv6" } else { "" };
+    println!("{mode}{family}: {flows} flows, {ns:.1} ns per packet (buffer fill included)");
 }

@@ -1,5 +1,11 @@
-//! The established-flow fast path: a burst's look-ahead lookups and the one-
-//! look validation of plain IPv4 TCP/UDP frames.
+//! The established-flow fast path: a burst's look-ahead lookups, the one-
+//! look validation of plain IPv4 and IPv6 TCP/UDP frames, and the way on
+//! to the flow stage for those it does not forward (a new flow's first
+//! packet above all), so that they are not parsed a second time.
+//!
+//! IPv4 is tried first, inlined into [`Forwarder::process_at`]; IPv6 in
+//! the call that follows when IPv4's fast path did not take the packet,
+//! so that IPv4's own code stays as lean as it was without it.
 use super::flow::transport;
 use super::state::{Ctx, Hint, Pkt, St, AHEAD, BURST};
 use super::xmit::commit;

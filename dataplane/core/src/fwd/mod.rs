@@ -34,7 +34,7 @@
 //! |------|--------------|
 //! | [`l2`] | Ethernet, ARP, neighbour claims and the frames rvs originates (probes, announcements) |
 //! | [`ip`] | IPv4/IPv6 validation and policy, the TCP/UDP facts of a packet |
-//! | [`fast`] | the established-flow fast path and the burst's look-ahead lookups |
+//! | [`fast`] | the established-flow fast path (IPv4 and IPv6), the burst's look-ahead lookups, the way on to the flow stage |
 //! | [`flow`] | session lookup, which core owns a flow, and the hand to admission |
 //! | [`admit`] | a new flow: admission, scheduling, the session, accounting |
 //! | [`persist`] | persistence templates (a client network's real server) |
