@@ -6,7 +6,7 @@
 //! The NIC spreads packets over the cores' RX queues by RSS; a core that
 //! receives a packet whose session it does not hold computes the owner
 //! with the rules below and hands the packet over through a
-//! single-producer/single-consumer ring ([`crate::worker`]). A core that
+//! single-producer/single-consumer ring (in the `dataplane` crate's `worker` module). A core that
 //! finds the session in its own table never computes anything: the cost
 //! falls on lookup misses only.
 //!
