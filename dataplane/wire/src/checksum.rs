@@ -46,6 +46,17 @@ pub fn fold(mut acc: u64) -> u16 {
     v
 }
 
+/// [`fold`] for a sum known to fit 32 bits (a few 16-bit terms): two
+/// steps, 32 -> 17 -> 16 bits, exact for every `u32`.
+#[inline(always)]
+pub fn fold32(mut acc: u32) -> u16 {
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    #[expect(clippy::cast_possible_truncation, reason = "folded to 16 bits above")]
+    let v = acc as u16;
+    v
+}
+
 /// The checksum field value for `data` (the complement of its folded sum).
 #[inline(always)]
 pub fn checksum(data: &[u8]) -> u16 {
@@ -210,6 +221,11 @@ mod tests {
             let both = fold(u64::from(fold(start)) + u64::from(reference_sum(&data)));
             let got = fold(sum(&data, start));
             prop_assert!(got == both || (got ^ both) == 0xffff && (got == 0 || both == 0), "{got:#x} {both:#x}");
+        }
+
+        #[test]
+        fn fold32_is_fold(x in any::<u32>()) {
+            prop_assert_eq!(fold32(x), fold(u64::from(x)));
         }
 
         #[test]

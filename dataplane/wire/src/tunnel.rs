@@ -30,9 +30,10 @@ pub fn overhead(rs: IpAddr) -> usize {
 /// Wraps the IP packet of the Ethernet frame in `buf` (IPv6 when
 /// `inner_v6`) in an outer IPv4 or IPv6 header `src -> dst` with hop limit
 /// `ttl`. The outer TOS / traffic class is the inner one; the outer IPv4
-/// header has DF when the inner packet has DF or is IPv6. The Ethernet
-/// header moves to the front with the outer EtherType; its MACs are left
-/// for the caller to set.
+/// header has DF when the inner packet has DF or is IPv6. The frame
+/// starts with an Ethernet header of the outer EtherType whose MACs are
+/// *not* the inner frame's (not moved: forwarding writes both anyway); the
+/// caller sets them.
 pub fn encapsulate<B: PacketBuf>(buf: &mut B, inner_v6: bool, src: IpAddr, dst: IpAddr, ttl: u8) -> Result<(), EncapError> {
     Outer::new(src, dst)?.wrap(buf, inner_v6, ttl)
 }
@@ -89,8 +90,8 @@ impl Outer {
     /// says.
     #[inline(always)]
     pub fn wrap<B: PacketBuf>(&self, buf: &mut B, inner_v6: bool, ttl: u8) -> Result<(), EncapError> {
-        let inner_len = buf.len() - ether::HEADER_LEN;
         let inner = &buf.data()[ether::HEADER_LEN..];
+        let inner_len = inner.len();
         let (tos, inner_df) = if inner_v6 { (ipv6::traffic_class(inner), true) } else { (ipv4::tos(inner), ipv4::dont_fragment(inner)) };
         let inner_proto = if inner_v6 { proto::IPV6 } else { proto::IPIP };
         let add = self.overhead();
@@ -99,9 +100,6 @@ impl Outer {
             return Err(EncapError::NoHeadroom);
         }
         let d = buf.data_mut();
-        // The Ethernet header moves `add` (>= 14) bytes forward: no overlap.
-        let (front, back) = d.split_at_mut(add);
-        front[..ether::HEADER_LEN].copy_from_slice(&back[..ether::HEADER_LEN]);
         let outer = &mut d[ether::HEADER_LEN..ether::HEADER_LEN + add];
         // Copies of a constant size, which compile to a few moves.
         let ethertype = if self.v6 {
@@ -121,8 +119,9 @@ impl Outer {
             outer[8] = ttl;
             outer[9] = inner_proto;
             // The prepared sum plus the words the per-packet fields are in.
-            let words = u64::from(tos) + u64::from(total) + u64::from(df) + (u64::from(ttl) << 8 | u64::from(inner_proto));
-            let c = !checksum::fold(u64::from(self.sum) + words);
+            // Five 16-bit terms: 32 bits hold them.
+            let words = u32::from(tos) + u32::from(total) + u32::from(df) + (u32::from(ttl) << 8 | u32::from(inner_proto));
+            let c = !checksum::fold32(self.sum + words);
             outer[10..12].copy_from_slice(&c.to_be_bytes());
             ether::ethertype::IPV4
         };
@@ -195,7 +194,8 @@ mod tests {
             reference(&mut want, inner_v6, src, dst, ttl);
             let mut got = frame(inner_v6, tos, df, len);
             Outer::new(src, dst).unwrap().wrap(&mut got, inner_v6, ttl).unwrap();
-            prop_assert_eq!(got.data(), want.data());
+            // The MACs are the caller's to set (`wrap` does not move them).
+            prop_assert_eq!(&got.data()[12..], &want.data()[12..]);
             if !v6_outer {
                 prop_assert_eq!(checksum::checksum(&got.data()[14..34]), 0);
             }

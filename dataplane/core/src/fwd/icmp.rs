@@ -11,7 +11,7 @@ use super::Verdict;
 use crate::drop::DropReason;
 use crate::session::{Dir, Session};
 use crate::table::{AddrKind, Mode};
-use rvs_wire::{ether, icmp, ipv4, ipv6, Family, Ipv4, Ipv6, MacAddr, PacketBuf};
+use rvs_wire::{ether, icmp, ipv4, ipv6, tunnel, Family, Ipv4, Ipv6, MacAddr, PacketBuf};
 
 /// A packet too big for the tunnel: ICMP "fragmentation needed" (IPv4 with
 /// DF) or "packet too big" (IPv6) back to the sender, announcing the egress
@@ -124,7 +124,10 @@ pub(super) fn icmp_error<A: Family, B: PacketBuf>(
     A::rewrite_ip(ip, plan.outer_src, plan.outer_dst, true);
     icmp::fill_checksum::<A>(d, ether::HEADER_LEN, icmp_at, end);
     if mode == Mode::Tunnel && dir == Dir::Forward {
-        encapsulate::<A, B>(cx, buf, b, out.mtu)?;
+        if buf.len() - ether::HEADER_LEN + tunnel::overhead(b.addr) > usize::from(out.mtu) {
+            return Err(DropReason::MtuExceeded);
+        }
+        encapsulate::<A, B>(cx, buf, b)?;
     }
     ether::set_macs(buf.data_mut(), dst_mac.unwrap_or(MacAddr::ZERO), out.mac);
     cx.stats.icmp_errors_forwarded.inc();

@@ -49,7 +49,7 @@ pub(super) fn stateless<A: Family, B: PacketBuf>(
             return too_big::<A, B>(cx, st, buf, in_port, usize::from(out.mtu).saturating_sub(overhead));
         }
         decrement_ttl::<A>(buf.data_mut());
-        encapsulate::<A, B>(cx, buf, b, out.mtu)?;
+        encapsulate::<A, B>(cx, buf, b)?;
     } else {
         decrement_ttl::<A>(buf.data_mut());
     }

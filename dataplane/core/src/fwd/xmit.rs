@@ -105,7 +105,7 @@ pub(super) fn commit<A: Family, B: PacketBuf>(
         (Mode::Dr, Dir::Forward) => decrement_ttl::<A>(buf.data_mut()),
         (Mode::Tunnel, Dir::Forward) => {
             decrement_ttl::<A>(buf.data_mut());
-            encapsulate::<A, B>(cx, buf, b, out.mtu)?;
+            encapsulate::<A, B>(cx, buf, b)?;
         }
         _ => return Err(DropReason::NotForUs),
     }
@@ -188,15 +188,13 @@ pub(super) fn decrement_ttl<A: Family>(frame: &mut [u8]) {
 }
 
 /// Tunnel mode: wraps the IP packet in an outer IPv4 or IPv6 header to the
-/// real server (RFC 2003 / RFC 2473, see [`tunnel::encapsulate`]). A packet
-/// that would exceed the egress MTU is refused here; see [`too_big`] for the
-/// ICMP answer.
+/// real server (RFC 2003 / RFC 2473, see [`tunnel::encapsulate`]). Both
+/// paths refused a packet the outer header would take beyond the egress
+/// MTU before they committed (the general path answers it, see
+/// [`too_big`]); the MACs are set after.
 #[inline(always)]
-pub(super) fn encapsulate<A: Family, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, b: &BackendView, mtu: u16) -> Result<(), DropReason> {
+pub(super) fn encapsulate<A: Family, B: PacketBuf>(cx: &Ctx<'_>, buf: &mut B, b: &BackendView) -> Result<(), DropReason> {
     let outer = b.tunnel.as_ref().ok_or(DropReason::NoRoute)?;
-    if buf.len() - ether::HEADER_LEN + outer.overhead() > usize::from(mtu) {
-        return Err(DropReason::MtuExceeded);
-    }
     outer.wrap(buf, A::V6, cx.tunnel_ttl).map_err(|e| match e {
         EncapError::NoHeadroom => DropReason::NoHeadroom,
         EncapError::TooLong => DropReason::MtuExceeded,
