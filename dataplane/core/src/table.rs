@@ -259,11 +259,64 @@ pub enum AddrKind {
     Floating(u8),
 }
 
+/// The balancer's own addresses and what each is, behind a 4096-bit
+/// filter: a lookup of an address that is none of them (a new flow's
+/// source, checked on every first packet) ends at one bit most of the
+/// time instead of hashing it. A colliding address is looked up in the map,
+/// so the filter never changes an answer.
+#[derive(Clone, Debug)]
+struct AddrMap<A: Family> {
+    map: HashMap<A, AddrKind, ahash::RandomState>,
+    bits: [u64; 64],
+}
+
+impl<A: Family> Default for AddrMap<A> {
+    fn default() -> Self {
+        AddrMap { map: HashMap::default(), bits: [0; 64] }
+    }
+}
+
+impl<A: Family> AddrMap<A> {
+    /// The word and bit of `a` in the filter.
+    #[inline(always)]
+    fn bit(a: A) -> (usize, u64) {
+        let i = (a.fold64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize;
+        (i >> 6, 1 << (i & 63))
+    }
+
+    #[inline]
+    fn get(&self, a: A) -> Option<AddrKind> {
+        let (w, b) = Self::bit(a);
+        if self.bits[w] & b == 0 {
+            return None;
+        }
+        self.map.get(&a).copied()
+    }
+
+    /// Enters `a` as `k`, replacing what it was.
+    fn insert(&mut self, a: A, k: AddrKind) {
+        let (w, b) = Self::bit(a);
+        self.bits[w] |= b;
+        self.map.insert(a, k);
+    }
+
+    /// Enters `a` as `k` unless it is already something.
+    fn insert_new(&mut self, a: A, k: AddrKind) {
+        let (w, b) = Self::bit(a);
+        self.bits[w] |= b;
+        self.map.entry(a).or_insert(k);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&A, &AddrKind)> {
+        self.map.iter()
+    }
+}
+
 /// Per-family lookup maps.
 #[derive(Clone, Debug, Default)]
 pub struct FamilyMaps<A: Family> {
     services: HashMap<(A, u16, u8), u16, ahash::RandomState>,
-    addrs: HashMap<A, AddrKind, ahash::RandomState>,
+    addrs: AddrMap<A>,
     /// Neighbours: address -> (slot, the port whose network holds it).
     neigh: HashMap<A, (u32, u8), ahash::RandomState>,
     /// NAT real servers (address, port, protocol) -> how to steer replies.
@@ -356,7 +409,7 @@ impl Snapshot {
     /// What `a` is to the balancer, if anything.
     #[inline]
     pub fn addr_kind<A: Family>(&self, a: A) -> Option<AddrKind> {
-        self.maps.get::<A>().addrs.get(&a).copied()
+        self.maps.get::<A>().addrs.get(a)
     }
 
     /// The neighbour slot for `a`, if it is a known neighbour.
@@ -1007,10 +1060,10 @@ fn index_ha(cfg: &Config, snap: &mut Snapshot) {
         let Some(p) = cfg.ports.iter().position(|p| p.addresses.iter().any(|n| n.contains(a))) else { continue };
         match a {
             IpAddr::V4(a) => {
-                snap.maps.v4.addrs.entry(Ipv4::from(a)).or_insert(AddrKind::Floating(port_u8(p)));
+                snap.maps.v4.addrs.insert_new(Ipv4::from(a), AddrKind::Floating(port_u8(p)));
             }
             IpAddr::V6(a) => {
-                snap.maps.v6.addrs.entry(Ipv6::from(a)).or_insert(AddrKind::Floating(port_u8(p)));
+                snap.maps.v6.addrs.insert_new(Ipv6::from(a), AddrKind::Floating(port_u8(p)));
             }
         }
     }
@@ -1035,11 +1088,11 @@ fn index_service(snap: &mut Snapshot, s: &config::Service, sslot: u16) {
     for l in &s.local_addresses {
         match *l {
             IpAddr::V4(a) => {
-                snap.maps.v4.addrs.entry(Ipv4::from(a)).or_insert(AddrKind::Local);
+                snap.maps.v4.addrs.insert_new(Ipv4::from(a), AddrKind::Local);
                 snap.maps.v4.locals.insert(Ipv4::from(a), ());
             }
             IpAddr::V6(a) => {
-                snap.maps.v6.addrs.entry(Ipv6::from(a)).or_insert(AddrKind::Local);
+                snap.maps.v6.addrs.insert_new(Ipv6::from(a), AddrKind::Local);
                 snap.maps.v6.locals.insert(Ipv6::from(a), ());
             }
         }
@@ -1211,6 +1264,37 @@ mod tests {
         let gw = s.neigh_slot(Ipv4::from(std::net::Ipv4Addr::new(198, 18, 1, 254))).unwrap();
         assert_eq!(b.neigh, gw);
         assert_eq!(s.backend(b.tag()).unwrap().addr, b.addr);
+    }
+
+    proptest::proptest! {
+        /// The own-address filter never changes an answer: every address
+        /// entered is found as what it was entered as last (`insert`) or
+        /// first (`insert_new`), and any other is not, whatever collides.
+        #[test]
+        fn the_address_filter_never_changes_an_answer(
+            entered in proptest::collection::vec((proptest::num::u32::ANY, proptest::bool::ANY), 0..600),
+            asked in proptest::collection::vec(proptest::num::u32::ANY, 0..600),
+        ) {
+            let (mut m, mut m6) = (AddrMap::<Ipv4>::default(), AddrMap::<Ipv6>::default());
+            let mut want = HashMap::new();
+            for (i, &(a, replace)) in entered.iter().enumerate() {
+                let k = AddrKind::Own(u8::try_from(i % 256).unwrap());
+                let v6 = Ipv6(u128::from(a) << 64 | u128::from(a));
+                if replace {
+                    m.insert(Ipv4(a), k);
+                    m6.insert(v6, k);
+                    want.insert(a, k);
+                } else {
+                    m.insert_new(Ipv4(a), k);
+                    m6.insert_new(v6, k);
+                    want.entry(a).or_insert(k);
+                }
+            }
+            for a in asked.iter().chain(entered.iter().map(|(a, _)| a)) {
+                proptest::prop_assert_eq!(m.get(Ipv4(*a)), want.get(a).copied());
+                proptest::prop_assert_eq!(m6.get(Ipv6(u128::from(*a) << 64 | u128::from(*a))), want.get(a).copied());
+            }
+        }
     }
 
     #[test]
