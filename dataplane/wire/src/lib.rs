@@ -56,7 +56,9 @@ pub use ether::{MacAddr, MacParseError};
 /// Reads a big-endian u16 at `at` (caller proved `at + 2 <= b.len()`).
 #[inline(always)]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    let mut w = [0; 2];
+    w.copy_from_slice(&b[at..at + 2]);
+    u16::from_be_bytes(w)
 }
 
 /// Writes a big-endian u16 at `at`.
@@ -68,7 +70,9 @@ pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
 /// Reads a big-endian u32 at `at`.
 #[inline(always)]
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_be_bytes(w)
 }
 
 /// Writes a big-endian u32 at `at`.
