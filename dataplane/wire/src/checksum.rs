@@ -33,17 +33,22 @@ pub fn sum(data: &[u8], mut acc: u64) -> u64 {
     acc
 }
 
-/// Folds an unfolded sum to 16 bits with end-around carry (four fixed
-/// steps, no loop: 64 -> 33 -> 18 -> 17 -> 16 bits).
+/// Folds an unfolded sum to 16 bits with end-around carry: the two 32-bit
+/// halves added with their carry added back, then the two 16-bit halves of
+/// that (an add and an add-with-carry each). Zero only for zero; otherwise
+/// the one value in 1..=0xffff of the sum modulo 0xffff, as the four-step
+/// shift-and-mask fold it replaced (`fold_is_the_shift_and_mask_fold`).
 #[inline(always)]
-pub fn fold(mut acc: u64) -> u16 {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    #[expect(clippy::cast_possible_truncation, reason = "folded to 16 bits above")]
-    let v = acc as u16;
-    v
+pub fn fold(acc: u64) -> u16 {
+    #[expect(clippy::cast_possible_truncation, reason = "the halves, on purpose")]
+    let (lo, hi) = (acc as u32, (acc >> 32) as u32);
+    let (s, c) = lo.overflowing_add(hi);
+    // No overflow here: a carry out above leaves `s` at most 2^32 - 2.
+    let s = s + u32::from(c);
+    #[expect(clippy::cast_possible_truncation, reason = "the halves, on purpose")]
+    let (lo, hi) = (s as u16, (s >> 16) as u16);
+    let (v, c) = lo.overflowing_add(hi);
+    v + u16::from(c)
 }
 
 /// [`fold`] for a sum known to fit 32 bits (a few 16-bit terms): two
@@ -241,6 +246,25 @@ mod tests {
             let halves = u64::from(!(old >> 16) & 0xffff) + u64::from(!old & 0xffff) + u64::from(new >> 16) + u64::from(new & 0xffff);
             let extra = if edge == 3 { u64::from(more) } else { 0 };
             prop_assert_eq!(apply(ck, delta32(old, new) + extra), apply(ck, halves + extra));
+        }
+
+        #[test]
+        fn fold_is_the_shift_and_mask_fold(x in any::<u64>(), small in any::<u32>(), edge in 0u8..6) {
+            let reference = |mut acc: u64| {
+                acc = (acc & 0xffff_ffff) + (acc >> 32);
+                acc = (acc & 0xffff) + (acc >> 16);
+                acc = (acc & 0xffff) + (acc >> 16);
+                acc = (acc & 0xffff) + (acc >> 16);
+                u16::try_from(acc).unwrap()
+            };
+            let x = match edge {
+                0 => 0,
+                1 => u64::MAX,
+                2 => u64::from(small),
+                3 => 0xffff_ffff_0000_0001,
+                _ => x,
+            };
+            prop_assert_eq!(fold(x), reference(x));
         }
 
         #[test]
