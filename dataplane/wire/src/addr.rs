@@ -225,8 +225,10 @@ pub trait Family: Copy + Eq + Ord + Hash + Default + fmt::Debug + fmt::Display +
     /// Rewrites the source and/or destination of the IP header at the
     /// start of `ip` and, with `ttl`, decrements the TTL or hop limit (the
     /// caller checked it is above 1), keeping the IPv4 header checksum
-    /// right (one update for all).
-    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool);
+    /// right (one update for all). Returns the changed addresses' RFC 1624
+    /// term ([`checksum::apply`]), which a checksum over a pseudo-header
+    /// (TCP, UDP, ICMPv6) takes too.
+    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool) -> u64;
     /// The TTL or hop limit.
     fn ttl(ip: &[u8]) -> u8;
     /// Decrements the TTL (with the checksum) or hop limit; the caller
@@ -312,8 +314,8 @@ impl Family for Ipv4 {
         ipv4::dst(ip)
     }
     #[inline(always)]
-    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool) {
-        ipv4::rewrite(ip, src, dst, ttl);
+    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool) -> u64 {
+        ipv4::rewrite(ip, src, dst, ttl)
     }
     #[inline(always)]
     fn ttl(ip: &[u8]) -> u8 {
@@ -406,16 +408,20 @@ impl Family for Ipv6 {
         ipv6::dst(ip)
     }
     #[inline(always)]
-    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool) {
+    fn rewrite_ip(ip: &mut [u8], src: Option<Self>, dst: Option<Self>, ttl: bool) -> u64 {
+        let mut addrs = 0;
         if let Some(a) = src {
+            addrs += Self::csum_delta(ipv6::src(ip), a);
             ipv6::set_src(ip, a);
         }
         if let Some(a) = dst {
+            addrs += Self::csum_delta(ipv6::dst(ip), a);
             ipv6::set_dst(ip, a);
         }
         if ttl {
             ipv6::decrement_hop_limit(ip);
         }
+        addrs
     }
     #[inline(always)]
     fn ttl(ip: &[u8]) -> u8 {

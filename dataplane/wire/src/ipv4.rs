@@ -131,31 +131,35 @@ pub fn ttl(h: &[u8]) -> u8 {
 /// Rewrites the source and/or destination address and, with `ttl`,
 /// decrements the TTL (the caller checked it is above 1): the header
 /// checksum is updated once for all of them (RFC 1624, [`checksum::apply`]).
+/// Returns the addresses' own term, which a TCP or UDP checksum takes too
+/// (its pseudo-header holds them).
 #[inline(always)]
-pub fn rewrite(h: &mut [u8], src: Option<Ipv4>, dst: Option<Ipv4>, ttl: bool) {
-    let mut delta = 0;
+pub fn rewrite(h: &mut [u8], src: Option<Ipv4>, dst: Option<Ipv4>, ttl: bool) -> u64 {
+    let mut addrs = 0;
+    if let Some(a) = src {
+        addrs += checksum::delta32(be32(h, 12), a.0);
+        put32(h, 12, a.0);
+    }
+    if let Some(a) = dst {
+        addrs += checksum::delta32(be32(h, 16), a.0);
+        put32(h, 16, a.0);
+    }
+    let mut delta = addrs;
     if ttl {
         let old = be16(h, 8);
         h[8] = h[8].wrapping_sub(1);
         delta += checksum::delta16(old, be16(h, 8));
     }
-    if let Some(a) = src {
-        delta += checksum::delta32(be32(h, 12), a.0);
-        put32(h, 12, a.0);
-    }
-    if let Some(a) = dst {
-        delta += checksum::delta32(be32(h, 16), a.0);
-        put32(h, 16, a.0);
-    }
     let c = checksum::apply(be16(h, 10), delta);
     put16(h, 10, c);
+    addrs
 }
 
 /// Decrements the TTL by one, updating the checksum. The caller has
 /// checked that the TTL is above 1.
 #[inline(always)]
 pub fn decrement_ttl(h: &mut [u8]) {
-    rewrite(h, None, None, true);
+    let _ = rewrite(h, None, None, true);
 }
 
 /// Writes a 20-byte header without options and computes its checksum.
@@ -233,15 +237,15 @@ mod tests {
     #[test]
     fn rewrites_keep_checksum_valid() {
         let mut p = valid();
-        rewrite(&mut p, None, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 11]))), false);
-        rewrite(&mut p, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 1]))), None, false);
+        let _ = rewrite(&mut p, None, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 11]))), false);
+        let _ = rewrite(&mut p, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 1]))), None, false);
         decrement_ttl(&mut p);
         let h = Ipv4Header::parse(&p, true).unwrap();
         assert_eq!(h.ttl, 63);
         assert_eq!(h.dst, Ipv4(u32::from_be_bytes([198, 18, 1, 11])));
         // All at once, one checksum update.
         let mut q = valid();
-        rewrite(&mut q, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 1]))), Some(Ipv4(u32::from_be_bytes([198, 18, 1, 11]))), true);
+        let _ = rewrite(&mut q, Some(Ipv4(u32::from_be_bytes([198, 18, 1, 1]))), Some(Ipv4(u32::from_be_bytes([198, 18, 1, 11]))), true);
         assert_eq!(q, p);
         assert!(Ipv4Header::parse(&q, true).is_ok());
     }

@@ -87,15 +87,15 @@ pub fn rewrite<A: Family>(ip: &mut [u8], l4: usize, old: &FiveTuple<A>, src: Opt
     let has_sum = at + 2 <= ip.len();
     let c = if has_sum { u16::from_be_bytes([ip[at], ip[at + 1]]) } else { 0 };
     let no_udp_sum = old.proto == proto::UDP && !A::V6 && c == 0;
-    // Every changed field's term, folded into the L4 checksum once.
-    let mut delta = 0;
-    A::rewrite_ip(ip, src.map(|x| x.0), dst.map(|x| x.0), ttl);
-    if let Some((a, port)) = src {
-        delta += A::csum_delta(old.src, a) + checksum::delta16(old.sport, port);
+    // Every changed field's term, folded into the L4 checksum once; the
+    // addresses' (the pseudo-header's) as the IP header's update made it.
+    let mut delta = A::rewrite_ip(ip, src.map(|x| x.0), dst.map(|x| x.0), ttl);
+    if let Some((_, port)) = src {
+        delta += checksum::delta16(old.sport, port);
         ip[l4..l4 + 2].copy_from_slice(&port.to_be_bytes());
     }
-    if let Some((a, port)) = dst {
-        delta += A::csum_delta(old.dst, a) + checksum::delta16(old.dport, port);
+    if let Some((_, port)) = dst {
+        delta += checksum::delta16(old.dport, port);
         ip[l4 + 2..l4 + 4].copy_from_slice(&port.to_be_bytes());
     }
     if has_sum && !no_udp_sum {

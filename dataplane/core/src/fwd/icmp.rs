@@ -121,7 +121,7 @@ pub(super) fn icmp_error<A: Family, B: PacketBuf>(
     let d = buf.data_mut();
     rewrite_quoted(d, &q, plan.inner);
     let ip = &mut d[ether::HEADER_LEN..];
-    A::rewrite_ip(ip, plan.outer_src, plan.outer_dst, true);
+    let _ = A::rewrite_ip(ip, plan.outer_src, plan.outer_dst, true);
     icmp::fill_checksum::<A>(d, ether::HEADER_LEN, icmp_at, end);
     if mode == Mode::Tunnel && dir == Dir::Forward {
         if buf.len() - ether::HEADER_LEN + tunnel::overhead(b.addr) > usize::from(out.mtu) {
