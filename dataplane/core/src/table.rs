@@ -262,6 +262,15 @@ pub enum AddrKind {
 /// A service's key: (VIP, port, IP protocol).
 type SvcKey<A> = (A, u16, u8);
 
+/// The top `64 - shift` bits of `x` mixed by one multiplication (Fibonacci
+/// hashing): an index into a power-of-two table of the snapshot's own keys.
+#[inline(always)]
+fn fib_index(x: u64, shift: u32) -> usize {
+    #[expect(clippy::cast_possible_truncation, reason = "at most 64 - shift bits are left, a table's index")]
+    let i = (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize;
+    i
+}
+
 /// The services by (VIP, port, protocol), which a new flow's first packet
 /// looks up: open addressing with linear probing in a power-of-two table
 /// kept at most half full, the key's words mixed by one multiplication.
@@ -287,10 +296,7 @@ impl<A: Family> ServiceMap<A> {
     #[inline(always)]
     fn home(&self, k: &SvcKey<A>) -> usize {
         // IPv4: the address in the low word, port and protocol above it.
-        let x = k.0.fold64() ^ (u64::from(k.1) << 48 | u64::from(k.2) << 40);
-        #[expect(clippy::cast_possible_truncation, reason = "at most log2 of the slot count bits are left")]
-        let i = (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize;
-        i
+        fib_index(k.0.fold64() ^ (u64::from(k.1) << 48 | u64::from(k.2) << 40), self.shift)
     }
 
     #[inline]
@@ -358,7 +364,7 @@ impl<A: Family> AddrMap<A> {
     /// The word and bit of `a` in the filter.
     #[inline(always)]
     fn bit(a: A) -> (usize, u64) {
-        let i = (a.fold64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize;
+        let i = fib_index(a.fold64(), 52);
         (i >> 6, 1 << (i & 63))
     }
 

@@ -51,17 +51,6 @@ pub fn fold(acc: u64) -> u16 {
     v + u16::from(c)
 }
 
-/// [`fold`] for a sum known to fit 32 bits (a few 16-bit terms): two
-/// steps, 32 -> 17 -> 16 bits, exact for every `u32`.
-#[inline(always)]
-pub fn fold32(mut acc: u32) -> u16 {
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    #[expect(clippy::cast_possible_truncation, reason = "folded to 16 bits above")]
-    let v = acc as u16;
-    v
-}
-
 /// The checksum field value for `data` (the complement of its folded sum).
 #[inline(always)]
 pub fn checksum(data: &[u8]) -> u16 {
@@ -265,11 +254,6 @@ mod tests {
                 _ => x,
             };
             prop_assert_eq!(fold(x), reference(x));
-        }
-
-        #[test]
-        fn fold32_is_fold(x in any::<u32>()) {
-            prop_assert_eq!(fold32(x), fold(u64::from(x)));
         }
 
         #[test]

@@ -119,9 +119,8 @@ impl Outer {
             outer[8] = ttl;
             outer[9] = inner_proto;
             // The prepared sum plus the words the per-packet fields are in.
-            // Five 16-bit terms: 32 bits hold them.
-            let words = u32::from(tos) + u32::from(total) + u32::from(df) + (u32::from(ttl) << 8 | u32::from(inner_proto));
-            let c = !checksum::fold32(self.sum + words);
+            let words = u64::from(tos) + u64::from(total) + u64::from(df) + (u64::from(ttl) << 8 | u64::from(inner_proto));
+            let c = !checksum::fold(u64::from(self.sum) + words);
             outer[10..12].copy_from_slice(&c.to_be_bytes());
             ether::ethertype::IPV4
         };
