@@ -150,7 +150,10 @@ impl Manager {
         cores: Vec<Arc<CoreStats>>,
     ) -> Manager {
         let mut accounting = Accounting::default();
-        accounting.rebase_new(&shared.snapshot.load(), &cores);
+        // The first snapshot's counters were made with it, so its bases are
+        // zero: read now, they would hide what the workers (started before
+        // management) already counted - a replay's first frames above all.
+        accounting.rebase_new(&shared.snapshot.load(), &[]);
         Manager {
             config,
             config_path,
