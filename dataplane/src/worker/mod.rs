@@ -351,8 +351,12 @@ impl Worker {
                     self.fwd.tally(Verdict::Drop(DropReason::MultiSegment))
                 };
             }
+            let nports = self.q.tx.len();
             for (m, v) in self.rx.drain().zip(self.verdicts.iter()) {
-                self.out.dispatch(&mut self.q, &self.fwd, self.pool, &mut self.hold, now, m, *v);
+                match *v {
+                    Verdict::Tx(p) if usize::from(p) < nports => self.out.send(&mut self.q, self.fwd.stats(), usize::from(p), m),
+                    v => self.out.dispatch(&mut self.q, &self.fwd, self.pool, &mut self.hold, now, m, v),
+                }
             }
             send_extra(&mut self.fwd, &mut self.out, &mut self.q, self.pool);
             if let Some((t0, before)) = lat {

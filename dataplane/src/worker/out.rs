@@ -37,17 +37,29 @@ impl Out {
     }
 
     /// Queues `m` for port `p`'s TX burst (sending a full burst first).
-    #[inline]
+    /// Inlined into the worker loop: a forwarded frame's whole way out is
+    /// a few instructions (the calls to this and `dispatch` cost as much
+    /// again); the full burst's send is out of line.
+    #[inline(always)]
     pub(super) fn send(&mut self, q: &mut WorkerQueues, stats: &CoreStats, p: usize, m: Mbuf) {
         self.tx_bytes[p] += m.len() as u64;
         if let Err(m) = self.tx[p].push(m) {
-            flush(&mut q.tx[p], &mut self.tx[p], stats, p);
-            let _ = self.tx[p].push(m).map_err(|m| push_dead(&mut self.dead, m));
+            self.send_full(q, stats, p, m);
         }
     }
 
-    /// Sorts one processed packet by its verdict.
-    #[inline]
+    /// [`Out::send`] when port `p`'s burst is full: sends it, then queues `m`.
+    #[cold]
+    #[inline(never)]
+    fn send_full(&mut self, q: &mut WorkerQueues, stats: &CoreStats, p: usize, m: Mbuf) {
+        flush(&mut q.tx[p], &mut self.tx[p], stats, p);
+        let _ = self.tx[p].push(m).map_err(|m| push_dead(&mut self.dead, m));
+    }
+
+    /// Sorts one processed packet by its verdict. The worker loop queues
+    /// a plain send itself ([`Out::send`], inlined); this takes the rest
+    /// out of line.
+    #[inline(never)]
     pub(super) fn dispatch(
         &mut self,
         q: &mut WorkerQueues,
