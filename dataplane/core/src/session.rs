@@ -773,6 +773,7 @@ impl<A: Family> SessionTable<A> {
     /// core went from 3.2 to 5.5 M/s without it). Lookups find waiting keys
     /// all the same (by hash, then key), so nothing but speed depends on
     /// when they are placed.
+    #[inline(always)]
     pub fn insert_hashed(&mut self, s: Session<A>, hf: u64, hr: Option<u64>) -> Result<u32, InsertError> {
         debug_assert!(s.in_use());
         debug_assert_eq!(hf, self.hash(&s.forward_key()));
@@ -920,18 +921,32 @@ impl<A: Family> SessionTable<A> {
     }
 
     /// Puts (sig(h), val) into one of its two buckets, displacing if needed.
+    /// The free slot of either bucket is taken here, inlined into the
+    /// insert; the cuckoo walk, for two full buckets, is out of line.
+    #[inline(always)]
     fn place(&mut self, h: u64, val: u32) -> bool {
         let sig = Self::sig_of(h);
         let (b1, b2) = self.buckets_of(h);
         for b in [b1, b2] {
-            if let Some(i) = self.buckets[b].sig.iter().position(|&s| s == 0) {
+            // Free slots hold signature 0 (signatures have their low bit set).
+            let free = self.buckets[b].matches(0);
+            if free != 0 {
+                let i = free.trailing_zeros() as usize;
                 self.buckets[b].sig[i] = sig;
                 self.buckets[b].val[i] = val;
                 return true;
             }
         }
-        // Cuckoo: evict a victim to its alternate bucket, recording each
-        // swap so a failed walk can be undone.
+        self.displace(h, sig, val)
+    }
+
+    /// [`SessionTable::place`] when both buckets are full. Cuckoo: evict a
+    /// victim to its alternate bucket, recording each swap so a failed
+    /// walk can be undone.
+    #[cold]
+    #[inline(never)]
+    fn displace(&mut self, h: u64, sig: u32, val: u32) -> bool {
+        let (b1, _) = self.buckets_of(h);
         let mut path: [(usize, usize); MAX_KICKS] = [(0, 0); MAX_KICKS];
         let (mut b, mut cur_sig, mut cur_val) = (b1, sig, val);
         for (step, rec) in path.iter_mut().enumerate() {

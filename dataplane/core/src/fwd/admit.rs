@@ -41,6 +41,7 @@ pub(super) fn new_session<A: Family, B: PacketBuf>(
 /// `state` with `flags` and `splice`: persistence or scheduling, the
 /// session, accounting and sync.
 #[expect(clippy::too_many_arguments, reason = "the flow's facts and what the caller decided")]
+#[inline(always)]
 pub(super) fn open<A: Family, B: PacketBuf>(
     cx: &Ctx<'_>,
     st: &mut St,
@@ -125,7 +126,7 @@ pub(super) fn source_refusal<A: Family>(svc: &ServiceView, src: A) -> Option<Dro
 
 /// True when the packet's L4 checksum is wrong: the NIC's verdict when it
 /// gave one, else computed.
-#[inline]
+#[inline(always)]
 pub(super) fn l4_checksum_bad<A: Family, B: PacketBuf>(buf: &B, p: &Pkt<A>) -> bool {
     buf.l4_csum_bad() || (!buf.l4_csum_good() && !l4::checksum_ok(&buf.data()[p.l4..p.end], &p.tuple()))
 }
@@ -142,6 +143,7 @@ fn schedule<'s, A: Family>(cx: &Ctx<'s>, st: &mut St, p: &Pkt<A>, svc: &ServiceV
 /// under its forward key (hash `hf`) and, for NAT and full NAT, its reply
 /// key.
 #[expect(clippy::too_many_arguments, reason = "the flow's facts and what the caller decided")]
+#[inline(always)]
 fn build<A: Family, B: PacketBuf>(
     cx: &Ctx<'_>,
     st: &mut St,

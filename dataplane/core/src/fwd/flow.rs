@@ -18,6 +18,7 @@ use rvs_wire::Family;
 use rvs_wire::{ether, tcp, PacketBuf};
 
 /// TCP and UDP: find the session or make one, then forward.
+#[inline(always)]
 pub(super) fn transport<A: Family, B: PacketBuf>(
     cx: &Ctx<'_>,
     st: &mut St,

@@ -26,6 +26,7 @@ use rvs_wire::tunnel::{self, EncapError};
 use rvs_wire::{ether, tcp, Family, MacAddr, PacketBuf};
 
 /// Forwards a packet of an existing session.
+#[inline(always)]
 pub(super) fn forward<A: Family, B: PacketBuf>(
     cx: &Ctx<'_>,
     st: &mut St,
