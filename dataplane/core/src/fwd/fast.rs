@@ -37,22 +37,29 @@ impl Forwarder {
         self.st.sessions.v4.place_pending();
         self.st.sessions.v6.place_pending();
         let n = pkts.len().min(BURST);
-        self.st.burst_len = n;
-        for (i, b) in pkts.iter().take(n).enumerate() {
-            self.st.hints.v4[i].valid = false;
-            self.st.hints.v6[i].valid = false;
+        let st = &mut self.st;
+        st.burst_len = n;
+        // Each hint's candidates are left as they are: the second stage
+        // takes them before the packet is processed (`mods` says they are
+        // not yet taken until then).
+        for (b, (h4, h6)) in pkts.iter().zip(st.hints.v4.iter_mut().zip(st.hints.v6.iter_mut())) {
             match peek::peek_flow(b.data()) {
                 Some(PeekedFlow::V4(key)) => {
-                    let h = self.st.sessions.v4.hash(&key);
-                    self.st.sessions.v4.prefetch(h);
-                    self.st.hints.v4[i] = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
+                    let h = st.sessions.v4.hash(&key);
+                    st.sessions.v4.prefetch(h);
+                    set_hint(h4, key, h);
+                    h6.valid = false;
                 }
                 Some(PeekedFlow::V6(key)) => {
-                    let h = self.st.sessions.v6.hash(&key);
-                    self.st.sessions.v6.prefetch(h);
-                    self.st.hints.v6[i] = Hint { key, h, cands: session::Candidates::default(), mods: u64::MAX, valid: true };
+                    let h = st.sessions.v6.hash(&key);
+                    st.sessions.v6.prefetch(h);
+                    set_hint(h6, key, h);
+                    h4.valid = false;
                 }
-                None => {}
+                None => {
+                    h4.valid = false;
+                    h6.valid = false;
+                }
             }
         }
         for i in 0..n.min(AHEAD) {
@@ -163,6 +170,16 @@ impl Forwarder {
         self.st.hint_at = usize::MAX;
         v
     }
+}
+
+/// Packet's hint from the first stage of [`Forwarder::prepare`]: its key
+/// and hash, the candidates not yet taken.
+#[inline(always)]
+fn set_hint<A: Family>(hint: &mut Hint<A>, key: FlowKey<A>, h: u64) {
+    hint.key = key;
+    hint.h = h;
+    hint.mods = u64::MAX;
+    hint.valid = true;
 }
 
 /// The facts of packet `i` of the burst as the general path would have them
