@@ -549,10 +549,6 @@ fn memif(o: &Opts, dir: &Path, syn: bool) -> Result<()> {
     )
 }
 
-/// Measures `modes` against a baseline, `o.rounds` times, interleaved (the
-/// baseline, then every mode, then again), and prints one row per mode with
-/// the medians: on a shared VM the machine's speed drifts over minutes, so
-/// each ratio compares runs that are close in time.
 /// One mode's results over the rounds.
 #[derive(Default)]
 struct PerMode {
@@ -565,6 +561,10 @@ struct PerMode {
     drops: String,
 }
 
+/// Measures `modes` against a baseline, `o.rounds` times, interleaved (the
+/// baseline, then every mode, then again), and prints one row per mode with
+/// the medians: on a shared VM the machine's speed drifts over minutes, so
+/// each ratio compares runs that are close in time.
 fn rounds(
     o: &Opts,
     label: &str,
