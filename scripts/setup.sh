@@ -24,8 +24,10 @@ export DEBIAN_FRONTEND=noninteractive
 # /etc/services (rvsadm -L names ports as ipvsadm does); dnsmasq-base, a
 # real DNS server for the DNS health check test; tcpdump to capture what a
 # live rvsd receives (the replay test replays it); chromium (headless) and
-# fonts-dejavu-core to load the status page in a real browser.
-pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl keepalived bird2 systemd nftables man-db binutils dpkg-dev docker.io debootstrap docker-compose netbase dnsmasq-base tcpdump chromium fonts-dejavu-core)
+# fonts-dejavu-core to load the status page in a real browser; valgrind
+# for the instruction counts of scripts/ipp.sh (tested, quoted in
+# BENCHMARKS.md).
+pkgs=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2 procps util-linux python3 python3-scapy python3-prometheus-client libpcap-dev ca-certificates curl keepalived bird2 systemd nftables man-db binutils dpkg-dev docker.io debootstrap docker-compose netbase dnsmasq-base tcpdump chromium fonts-dejavu-core valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,8 +23,10 @@ if cargo tree -p mgmt -e normal,build --prefix none | grep -i testpkt; then
     echo "test.sh: rvs-testpkt must stay a test-only crate (see above)" >&2
     exit 1
 fi
-# The end-to-end tests run the rvsd, rvs-testkit and rvs-demo binaries.
+# The end-to-end tests run the rvsd, rvs-testkit and rvs-demo binaries;
+# the instruction-count scripts' test runs the fwdloop example.
 cargo build --workspace --bins
+cargo build -p rvs-core --example fwdloop
 cargo nextest run --workspace --no-fail-fast
 # Doc tests (nextest does not run them): the wrapper's compile_fail
 # examples prove its misuses do not compile.

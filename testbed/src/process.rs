@@ -40,6 +40,36 @@ pub fn run(cmd: &[&str], timeout: Duration) -> Result<Output> {
     Ok(out)
 }
 
+/// Runs `cmd` in a process group of its own, its standard output going to
+/// the file `out` and its standard input empty, bounded by `limit`: on
+/// timeout the whole group (the command and whatever it started: a script's
+/// valgrind, a harness's rvsd and testpmd) is killed. Returns the exit
+/// status (None on timeout) and what it printed.
+pub fn run_grouped(cmd: &mut Command, out: &Path, limit: Duration) -> Result<(Option<std::process::ExitStatus>, String)> {
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?)
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let pgid = i32::try_from(child.id())?;
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Ok((status, std::fs::read_to_string(out).unwrap_or_default()))
+}
+
 /// `ip ...` with a 10 s deadline.
 pub fn ip(args: &[&str]) -> Result<()> {
     let mut v = vec!["ip"];

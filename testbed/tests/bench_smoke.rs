@@ -4,10 +4,8 @@
 //! two-process harness, for NAT and DR. No threshold: the figures of a
 //! shared CI machine mean nothing; the run must complete and print them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test: a failed step fails the test with its message")]
-use std::io::Read;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Runs rvs-bench with `args` (and `--dir`), bounded; its output.
 fn run(tag: &str, args: &[&str]) -> String {
@@ -21,33 +19,7 @@ fn run_program(tag: &str, cmd: &mut Command) -> String {
     let dir = std::env::temp_dir().join(format!("rvs-bench-smoke-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("out.txt");
-    let mut child = cmd
-        .arg("--dir")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(Stdio::inherit())
-        // Its own process group: on timeout the harness and everything it
-        // started (rvsd, testpmd, the generator) are ended together.
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(100);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let pgid = i32::try_from(child.id()).unwrap();
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut text = String::new();
-    std::fs::File::open(&out).unwrap().read_to_string(&mut text).unwrap();
+    let (status, text) = testbed::process::run_grouped(cmd.arg("--dir").arg(&dir), &dir.join("out.txt"), Duration::from_secs(100)).unwrap();
     println!("{text}");
     let _ = std::fs::remove_dir_all(&dir);
     let status = status.unwrap_or_else(|| panic!("{cmd:?} did not finish in 100 s:\n{text}"));
