@@ -38,9 +38,9 @@ def costs(path, binary):
                 objs[m.group(1)] = m.group(2)
             cur = objs.get(m.group(1))
             continue
-        if line.startswith(("cob=", "cfi=", "cfn=")):
-            # A name may be defined first where it is called (cob=(N) name);
-            # remember it, the current object stays.
+        if line.startswith("cob="):
+            # An object may be named first where it is called (cob=(N)
+            # name): remember the name; the current object stays.
             m = re.match(r"cob=\((\d+)\) (.*)", line)
             if m:
                 objs[m.group(1)] = m.group(2)
